@@ -1,0 +1,51 @@
+# The two commands a new developer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench openapi migrate seed worker clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: install, migrate, seed demo data once, serve on http://127.0.0.1:8000 with the worker
+run: $(STAMP)
+	$(BIN)/python -m app migrate
+	$(BIN)/python -m app seed-demo
+	$(BIN)/python -m app serve
+
+## test: the whole suite (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests scripts migrations
+	$(BIN)/ruff format --check app tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix app tests scripts
+	$(BIN)/ruff format app tests scripts
+
+## bench: benchmarks under scripts/bench (they print figures; they are not tests)
+bench: $(STAMP)
+	$(BIN)/python scripts/bench/identity.py
+
+openapi: $(STAMP)
+	$(BIN)/python -m app openapi
+
+migrate: $(STAMP)
+	$(BIN)/python -m app migrate
+
+seed: $(STAMP)
+	$(BIN)/python -m app seed-demo
+
+worker: $(STAMP)
+	$(BIN)/python -m app worker
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

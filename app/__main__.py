@@ -1,0 +1,209 @@
+"""Operator CLI: `python -m app <command>`. Commands that report print one JSON object with
+`--format json`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.core.config import get_settings
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        print(text)
+
+
+def fail(args: argparse.Namespace, code: str, message: str) -> int:
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps({"error": code, "message": message}, ensure_ascii=False))
+    else:
+        print(f"error: {message} ({code})", file=sys.stderr)
+    return 1
+
+
+def run_in_session(work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(session)` in one committed transaction on the configured database."""
+    from app.core.db import dispose_engine, session_factory
+    from app.main import import_models
+
+    import_models()
+
+    async def main() -> Any:
+        try:
+            async with session_factory()() as session, session.begin():
+                return await work(session)
+        finally:
+            await dispose_engine()
+
+    return asyncio.run(main())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app", factory=True, host=args.host or settings.host,
+        port=args.port or settings.port, workers=args.workers, proxy_headers=True,
+        log_config=None, access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from app.core.db import dispose_engine, session_factory
+    from app.core.jobs import Worker, load_job_modules
+    from app.core.logging import configure_logging
+    from app.main import import_models
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    import_models()
+    load_job_modules()
+
+    async def main() -> None:
+        worker = Worker(session_factory(), lease_seconds=args.lease_seconds,
+                        poll_interval=args.poll_interval)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        try:
+            if args.once:
+                while await worker.run_once():
+                    pass
+            else:
+                await worker.run_forever()
+        finally:
+            await dispose_engine()
+
+    asyncio.run(main())
+    return 0
+
+
+def migrate_to_head(url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.core.config import PROJECT_ROOT
+
+    if (url or get_settings().database_url).startswith("sqlite"):
+        from app.core.config import VAR_DIR
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    if url:
+        config.attributes["url"] = url
+    command.upgrade(config, "head")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    migrate_to_head()
+    emit(args, {"migrated": True}, "database migrated to head")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from app.seed import seed_demo
+
+    created, accounts = run_in_session(seed_demo)
+    rows = [a.__dict__ for a in accounts]
+    lines = ["Demo accounts (password for all: see below):" if created
+             else "Demo data already seeded; accounts:"]
+    lines += [f"  {a.role:<11} {a.phone}  {a.password}  {a.ward_code or '(city)'}  {a.name}"
+              for a in accounts]
+    emit(args, {"created": created, "accounts": rows}, "\n".join(lines))
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from app.core.errors import AppError
+    from app.identity import service
+
+    async def work(session: Any) -> Any:
+        return await service.create_user(session, phone_raw=args.phone, password=args.password,
+                                         full_name=args.name, role=args.role,
+                                         ward_code=args.ward)
+
+    try:
+        user = run_in_session(work)
+    except AppError as exc:
+        return fail(args, exc.error.code, exc.error.en)
+    data = {"id": str(user.id), "phone": user.phone, "full_name": user.full_name,
+            "role": user.role, "ward_code": user.ward_code}
+    emit(args, data, f"created {user.role} {user.phone} ({user.id})")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from app.tokens import keys
+
+    row = run_in_session(lambda session: keys.rotate(session, args.alg))
+    emit(args, {"kid": row.kid, "alg": row.alg}, f"new {row.alg} signing key {row.kid}")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from app.contracts import write_contracts
+
+    written = write_contracts()
+    emit(args, {"written": [str(p) for p in written]}, "\n".join(f"wrote {p}" for p in written))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Command, help_text: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text)
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.set_defaults(func=func)
+        return p
+
+    serve = add("serve", cmd_serve, "serve the API (and the in-process worker)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    worker = add("worker", cmd_worker, "run background jobs")
+    worker.add_argument("--once", action="store_true", help="drain due jobs, then exit")
+    worker.add_argument("--lease-seconds", type=int)
+    worker.add_argument("--poll-interval", type=float)
+    add("migrate", cmd_migrate, "migrate the database to the latest revision")
+    add("seed-demo", cmd_seed_demo, "seed demo wards and staff (once)")
+    add("openapi", cmd_openapi, "write openapi/openapi.json and mobile_contracts/errors.json")
+
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="sub", required=True)
+    create = add("create", cmd_users_create, "create an account", users)
+    create.add_argument("--phone", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True,
+                        choices=["citizen", "community_helper", "ward_staff", "ward_admin",
+                                 "city_admin"])
+    create.add_argument("--ward")
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
+    rotate = add("rotate", cmd_keys_rotate, "add a new active signing key", keys)
+    rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

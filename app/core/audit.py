@@ -1,0 +1,86 @@
+"""Audit log of personal-data access and changes: who, whose, what, when, from where, why.
+
+Entries are written in the same transaction as the action they record, so an action that rolled
+back leaves no entry and a committed one always has its entry. Kept for AUDIT_RETENTION_DAYS even
+when the subject deletes the account (a legal record; see DELETE /api/v1/me).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from app.core.db import id_field, json_field, utc_field
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_subject_at", "subject_id", "at"),)
+
+    id: uuid.UUID = id_field()
+    at: datetime = utc_field(default_now=True, index=True)
+    actor_id: uuid.UUID | None = Field(default=None, index=True)
+    actor_role: str | None = Field(default=None, max_length=32)
+    action: str = Field(max_length=100, index=True)
+    subject_id: uuid.UUID | None = Field(default=None)
+    resource: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=500)
+    ip: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=128)
+    details: dict[str, Any] = json_field()
+
+
+class AuditContext:
+    """Who is acting and from where; built per request by `app.identity.dependencies`."""
+
+    def __init__(
+        self,
+        *,
+        actor_id: uuid.UUID | None = None,
+        actor_role: str | None = None,
+        ip: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.actor_id = actor_id
+        self.actor_role = actor_role
+        self.ip = ip
+        self.request_id = request_id
+
+
+async def record(
+    session: AsyncSession,
+    ctx: AuditContext | None,
+    action: str,
+    *,
+    subject_id: uuid.UUID | None = None,
+    resource: str | None = None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    ctx = ctx or AuditContext()
+    event = AuditEvent(
+        actor_id=ctx.actor_id,
+        actor_role=ctx.actor_role,
+        action=action,
+        subject_id=subject_id,
+        resource=resource,
+        reason=reason,
+        ip=ctx.ip,
+        request_id=ctx.request_id,
+        details=details or {},
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def events_about(session: AsyncSession, subject_id: uuid.UUID) -> list[AuditEvent]:
+    rows = await session.execute(
+        sa.select(AuditEvent).where(AuditEvent.subject_id == subject_id).order_by(AuditEvent.at)
+    )
+    return list(rows.scalars())

@@ -1,0 +1,102 @@
+"""Settings from environment variables (and `.env`), with safe development defaults.
+
+Every setting is documented in README.md and `.env.example`. In production the service refuses to
+start with the development secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VAR_DIR = PROJECT_ROOT / "var"
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105
+# 32 bytes, base64url: AES-256-GCM key for personal data at rest (development only).
+DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = ""
+    database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
+    database_pool_size: int = 10
+    database_echo: bool = False
+
+    secret_key: str = DEV_SECRET_KEY
+    pii_encryption_key: str = DEV_PII_KEY
+    pii_blind_index_key: str = ""
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    max_request_body_bytes: int = 1_048_576
+
+    run_worker_in_process: bool = True
+    worker_poll_interval_seconds: float = 1.0
+    job_lease_seconds: int = 300
+    job_max_attempts: int = 8
+    job_modules: list[str] = Field(default_factory=list)
+
+    sms_backend: Literal["file", "http"] = "file"
+    sms_file_path: Path = VAR_DIR / "sms.jsonl"
+    sms_gateway_url: str = ""
+    sms_gateway_api_key: str = ""
+    sms_sender_name: str = "TNID"
+
+    otp_ttl_seconds: int = 300
+    otp_max_attempts: int = 5
+    otp_resend_interval_seconds: int = 60
+    otp_per_phone_per_hour: int = 5
+    otp_per_ip_per_hour: int = 30
+
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    refresh_reuse_grace_seconds: int = 0
+    first_party_audience: str = "thainguyen-app"
+
+    password_min_length: int = 8
+    login_free_failures: int = 5
+    login_lock_base_seconds: int = 30
+    login_lock_max_seconds: int = 900
+    login_per_ip_per_minute: int = 60
+
+    privacy_policy_version: str = "2026-01"
+    audit_retention_days: int = 1825
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        if not self.public_base_url:
+            self.public_base_url = f"http://{self.host}:{self.port}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        if not self.pii_blind_index_key:
+            self.pii_blind_index_key = self.secret_key + ":blind-index"
+        if self.environment == "production":
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
+            if self.pii_encryption_key == DEV_PII_KEY:
+                raise ValueError("PII_ENCRYPTION_KEY must be set in production")
+            if self.sms_backend == "file":
+                raise ValueError("SMS_BACKEND=file is for development only")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def issuer(self) -> str:
+        return self.public_base_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

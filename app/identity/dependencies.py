@@ -1,0 +1,108 @@
+"""Who is calling: bearer-token authentication, roles, and the audit context of a request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.audit import AuditContext
+from app.core.db import get_session
+from app.core.errors import FORBIDDEN, TOKEN_INVALID, UNAUTHENTICATED, AppError
+from app.identity.models import User
+from app.identity.roles import STAFF_ROLES, Role
+from app.tokens import service as tokens
+from app.tokens.models import AuthSession
+
+bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session_id: uuid.UUID
+    scope: str
+
+    @property
+    def role(self) -> Role:
+        return Role(self.user.role)
+
+
+def client_ip(request: Request) -> str | None:
+    # Behind a proxy, uvicorn's --proxy-headers/--forwarded-allow-ips sets request.client.
+    return request.client.host if request.client else None
+
+
+async def _authenticate(
+    session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AppError(UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="thainguyen"'})
+    claims = await tokens.verify_access_token(session, credentials.credentials)
+    try:
+        user_id, session_id = uuid.UUID(claims.sub), uuid.UUID(claims.sid or "")
+    except ValueError:
+        raise AppError(TOKEN_INVALID) from None
+    # One query: the account, only if the session behind the token is still alive.
+    row = (
+        await session.execute(
+            sa.select(User)
+            .join(AuthSession, AuthSession.user_id == User.id)
+            .where(
+                User.id == user_id,
+                User.status == "active",
+                AuthSession.id == session_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > clock.now(),
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise AppError(TOKEN_INVALID, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return Principal(user=row, session_id=session_id, scope=claims.scope)
+
+
+async def current_principal(
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return await _authenticate(session, credentials)
+
+
+async def optional_principal(
+    session: DbSession,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    return None if credentials is None else await _authenticate(session, credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise AppError(FORBIDDEN)
+        return principal
+
+    return check
+
+
+StaffPrincipal = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+
+
+def audit_context(request: Request, principal: Principal | None = None) -> AuditContext:
+    return AuditContext(
+        actor_id=principal.user.id if principal else None,
+        actor_role=principal.user.role if principal else None,
+        ip=client_ip(request),
+        request_id=getattr(request.state, "request_id", None),
+    )

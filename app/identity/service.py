@@ -1,0 +1,682 @@
+"""The rules of Thai Nguyen ID: OTP, registration, sign-in, profile, identity levels, staff scope,
+export and erasure. Services flush; the request's session commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin_units import service as admin_units
+from app.core import audit, clock, jobs, metrics, ratelimit
+from app.core.audit import AuditContext
+from app.core.config import get_settings
+from app.core.errors import AppError
+from app.core.personal_data import Retained
+from app.core.security import (
+    blind_index,
+    decrypt_pii,
+    encrypt_pii,
+    hash_password,
+    keyed_hash,
+    random_digits,
+    verify_password,
+)
+from app.identity import errors
+from app.identity.cccd import check_cccd, mask_cccd
+from app.identity.models import (
+    CitizenIdentity,
+    ConsentRecord,
+    IdentityVerification,
+    OtpChallenge,
+    User,
+)
+from app.identity.passwords import check_password
+from app.identity.phone import mask_phone, normalize_vn_mobile
+from app.identity.roles import STAFF_ROLES, WARD_BOUND_ROLES, Role
+from app.identity.tasks import SEND_SMS
+from app.tokens import service as tokens
+
+OTP_LENGTH = 6
+
+CCCD_REASONS: dict[str, tuple[str, str]] = {
+    "format": ("phải gồm đúng 12 chữ số", "it must be exactly 12 digits"),
+    "province": ("3 số đầu không phải mã tỉnh/thành hợp lệ",
+                 "the first 3 digits are not a valid province code"),
+    "gender_century": ("chữ số thứ 4 (giới tính/thế kỷ) không hợp lệ",
+                       "the 4th digit (gender and century) is not valid"),
+    "gender_mismatch": ("chữ số giới tính không khớp với giới tính khai báo",
+                        "the gender digit does not match the declared gender"),
+    "century_mismatch": ("chữ số thế kỷ không khớp với năm sinh",
+                         "the century digit does not match the year of birth"),
+    "year_mismatch": ("chữ số 5–6 không khớp với năm sinh",
+                      "digits 5–6 do not match the year of birth"),
+    "future_birth": ("ngày sinh ở tương lai", "the date of birth is in the future"),
+}
+PASSWORD_REASONS: dict[str, tuple[str, str]] = {
+    "too_short": ("cần ít nhất {min} ký tự", "it needs at least {min} characters"),
+    "too_long": ("quá dài", "it is too long"),
+    "common": ("mật khẩu quá phổ biến, dễ bị đoán", "it is a very common, easily guessed password"),
+    "contains_phone": ("không được chứa số điện thoại", "it must not contain the phone number"),
+}
+
+
+# ---------------------------------------------------------------- phone and password checks
+
+
+def require_phone(raw: str) -> str:
+    phone = normalize_vn_mobile(raw)
+    if phone is None:
+        raise AppError(errors.INVALID_PHONE)
+    return phone
+
+
+def require_strong_password(password: str, phone: str | None) -> None:
+    problem = check_password(password, phone=phone)
+    if problem:
+        minimum = get_settings().password_min_length
+        vi, en = PASSWORD_REASONS[problem]
+        raise AppError(
+            errors.WEAK_PASSWORD,
+            params={"reason_vi": vi.format(min=minimum), "reason_en": en.format(min=minimum)},
+            extra={"reason": problem},
+        )
+
+
+# ---------------------------------------------------------------- OTP
+
+
+async def _latest_otp(session: AsyncSession, phone: str, purpose: str) -> OtpChallenge | None:
+    return (
+        await session.execute(
+            sa.select(OtpChallenge)
+            .where(OtpChallenge.phone == phone, OtpChallenge.purpose == purpose)
+            .order_by(OtpChallenge.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def find_user_by_phone(session: AsyncSession, phone: str) -> User | None:
+    return (await session.execute(sa.select(User).where(User.phone == phone))).scalar_one_or_none()
+
+
+async def send_otp(session: AsyncSession, raw_phone: str, purpose: str, ip: str | None) -> dict[str, Any]:
+    """Send a code by SMS (through the outbox). Answers the same whether or not the phone has an
+    account, so the endpoint does not reveal who is registered."""
+    settings = get_settings()
+    phone = require_phone(raw_phone)
+    await ratelimit.hit(session, f"otp:ip:{ip}", limit=settings.otp_per_ip_per_hour,
+                        window_seconds=3600)
+    latest = await _latest_otp(session, phone, purpose)
+    now = clock.now()
+    if latest is not None:
+        wait = settings.otp_resend_interval_seconds - (now - latest.created_at).total_seconds()
+        if wait > 0:
+            retry_after = int(wait) + 1
+            raise AppError(errors.OTP_RESEND_TOO_SOON, params={"retry_after": retry_after},
+                           extra={"retry_after": retry_after},
+                           headers={"Retry-After": str(retry_after)}, commit=True)
+    await ratelimit.hit(session, f"otp:phone:{phone}", limit=settings.otp_per_phone_per_hour,
+                        window_seconds=3600)
+    response = {
+        "sent_to": mask_phone(phone),
+        "expires_in": settings.otp_ttl_seconds,
+        "resend_after": settings.otp_resend_interval_seconds,
+    }
+    user = await find_user_by_phone(session, phone)
+    # Register: no SMS to a registered number; reset: none to an unknown one. Same answer.
+    if (purpose == "register") == (user is not None):
+        return response
+    code = random_digits(OTP_LENGTH)
+    session.add(OtpChallenge(
+        phone=phone, purpose=purpose, code_hash=keyed_hash(f"{phone}:{purpose}:{code}", purpose="otp"),
+        created_at=now, expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
+    ))
+    body = (
+        f"Thai Nguyen ID: ma xac thuc cua ban la {code}. Hieu luc "
+        f"{settings.otp_ttl_seconds // 60} phut. Khong chia se ma nay voi bat ky ai."
+    )
+    await jobs.enqueue(session, SEND_SMS, {"to": phone, "body": body})
+    metrics.OTP_SENT.labels(purpose).inc()
+    return response
+
+
+async def consume_otp(session: AsyncSession, phone: str, purpose: str, code: str) -> None:
+    """Accept the newest unexpired code once. Wrong codes count (committed even on failure)."""
+    settings = get_settings()
+    challenge = await _latest_otp(session, phone, purpose)
+    now = clock.now()
+    if challenge is None or challenge.consumed_at is not None or challenge.expires_at <= now:
+        raise AppError(errors.OTP_EXPIRED)
+    if challenge.attempts >= settings.otp_max_attempts:
+        raise AppError(errors.OTP_TOO_MANY_ATTEMPTS)
+    expected = keyed_hash(f"{phone}:{purpose}:{code.strip()}", purpose="otp")
+    if expected != challenge.code_hash:
+        challenge.attempts += 1
+        await session.flush()
+        remaining = settings.otp_max_attempts - challenge.attempts
+        if remaining <= 0:
+            raise AppError(errors.OTP_TOO_MANY_ATTEMPTS, commit=True)
+        raise AppError(errors.OTP_INVALID, params={"remaining": remaining},
+                       extra={"remaining_attempts": remaining}, commit=True)
+    # Atomic: two concurrent uses of one code, only one succeeds.
+    used = await session.execute(
+        sa.update(OtpChallenge)
+        .where(OtpChallenge.id == challenge.id, OtpChallenge.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    if used.rowcount != 1:
+        raise AppError(errors.OTP_EXPIRED)
+
+
+# ---------------------------------------------------------------- registration and sign-in
+
+
+@dataclass
+class SignIn:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: uuid.UUID
+
+
+async def _open_session(
+    session: AsyncSession, user: User, *, device_name: str | None, user_agent: str | None,
+    ip: str | None,
+) -> SignIn:
+    auth_session, refresh = await tokens.start_session(
+        session, user_id=user.id, device_name=device_name, user_agent=user_agent, ip=ip,
+        acr=f"urn:thainguyen:id:loa:{user.identity_level}",
+    )
+    access, ttl = tokens.issue_access_token(
+        subject=str(user.id), session_id=auth_session.id, scope="app",
+        extra_claims={"role": user.role},
+    )
+    return SignIn(user, access, refresh, ttl, auth_session.id)
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    phone_raw: str,
+    otp: str,
+    password: str,
+    full_name: str,
+    locale: str,
+    device_name: str | None,
+    user_agent: str | None,
+    ctx: AuditContext,
+    helper: User | None = None,
+) -> SignIn:
+    phone = require_phone(phone_raw)
+    require_strong_password(password, phone)
+    if await find_user_by_phone(session, phone) is not None:
+        raise AppError(errors.PHONE_TAKEN)
+    await consume_otp(session, phone, "register", otp)
+    user = User(
+        phone=phone,
+        password_hash=await hash_password(password),
+        full_name=full_name,
+        locale=locale,
+        registered_by_id=helper.id if helper else None,
+        ward_code=helper.ward_code if helper else None,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except sa.exc.IntegrityError:  # a concurrent registration of the same number won
+        raise AppError(errors.PHONE_TAKEN) from None
+    session.add(ConsentRecord(user_id=user.id, purpose="thainguyen_id_account",
+                              policy_version=get_settings().privacy_policy_version, ip=ctx.ip))
+    await audit.record(session, ctx, "identity.registered", subject_id=user.id,
+                       details={"via_helper": bool(helper)})
+    return await _open_session(session, user, device_name=device_name, user_agent=user_agent,
+                               ip=ctx.ip)
+
+
+def _lock_seconds(failures: int) -> int:
+    """Free failures, then 30 s, 60 s, 120 s... capped: a lock never lasts beyond the cap."""
+    settings = get_settings()
+    over = failures - settings.login_free_failures
+    if over < 0:
+        return 0
+    return min(settings.login_lock_max_seconds, settings.login_lock_base_seconds * 2 ** min(over, 20))
+
+
+async def login(
+    session: AsyncSession,
+    *,
+    phone_raw: str,
+    password: str,
+    device_name: str | None,
+    user_agent: str | None,
+    ctx: AuditContext,
+) -> SignIn:
+    settings = get_settings()
+    await ratelimit.hit(session, f"login:ip:{ctx.ip}", limit=settings.login_per_ip_per_minute,
+                        window_seconds=60)
+    phone = normalize_vn_mobile(phone_raw)
+    user = await find_user_by_phone(session, phone) if phone else None
+    now = clock.now()
+    if user is not None and user.locked_until and user.locked_until > now:
+        retry_after = int((user.locked_until - now).total_seconds()) + 1
+        metrics.LOGINS.labels("locked").inc()
+        raise AppError(errors.ACCOUNT_LOCKED, params={"retry_after": retry_after},
+                       extra={"retry_after": retry_after},
+                       headers={"Retry-After": str(retry_after)}, commit=True)
+    ok = await verify_password(user.password_hash if user else None, password)
+    if user is None or not ok:
+        if user is not None:
+            user.failed_logins += 1
+            lock = _lock_seconds(user.failed_logins)
+            if lock:
+                user.locked_until = now + timedelta(seconds=lock)
+            await audit.record(session, ctx, "identity.login_failed", subject_id=user.id,
+                               details={"failures": user.failed_logins})
+        metrics.LOGINS.labels("failed").inc()
+        raise AppError(errors.INVALID_CREDENTIALS, commit=True)
+    if user.status != "active":
+        raise AppError(errors.ACCOUNT_DISABLED)
+    user.failed_logins = 0
+    user.locked_until = None
+    metrics.LOGINS.labels("ok").inc()
+    signed_in = await _open_session(session, user, device_name=device_name, user_agent=user_agent,
+                                    ip=ctx.ip)
+    await audit.record(session, AuditContext(actor_id=user.id, actor_role=user.role, ip=ctx.ip,
+                                             request_id=ctx.request_id),
+                       "identity.login", subject_id=user.id,
+                       details={"session_id": str(signed_in.session_id)})
+    return signed_in
+
+
+async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> SignIn:
+    auth_session, successor = await tokens.rotate_refresh_token(session, refresh_token, ip=ip)
+    user = await session.get(User, auth_session.user_id)
+    if user is None or user.status != "active":
+        await tokens.revoke_session(session, auth_session.id, reason="account_inactive")
+        raise AppError(errors.ACCOUNT_DISABLED, commit=True)
+    access, ttl = tokens.issue_access_token(
+        subject=str(user.id), session_id=auth_session.id, scope="app",
+        extra_claims={"role": user.role},
+    )
+    return SignIn(user, access, successor, ttl, auth_session.id)
+
+
+async def logout(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
+    await tokens.revoke_session(session, session_id, reason="logout")
+
+
+async def reset_password(
+    session: AsyncSession, *, phone_raw: str, otp: str, new_password: str, ctx: AuditContext
+) -> None:
+    phone = require_phone(phone_raw)
+    require_strong_password(new_password, phone)
+    user = await find_user_by_phone(session, phone)
+    if user is None:
+        raise AppError(errors.OTP_EXPIRED)  # no code was ever sent to an unknown number
+    await consume_otp(session, phone, "reset_password", otp)
+    user.password_hash = await hash_password(new_password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.updated_at = clock.now()
+    ended = await tokens.revoke_user_sessions(session, user.id, reason="password_reset")
+    await audit.record(session, ctx, "identity.password_reset", subject_id=user.id,
+                       details={"sessions_ended": ended})
+
+
+# ---------------------------------------------------------------- profile and identity
+
+
+async def get_identity(session: AsyncSession, user_id: uuid.UUID) -> CitizenIdentity | None:
+    return await session.get(CitizenIdentity, user_id)
+
+
+async def active_verification(
+    session: AsyncSession, user_id: uuid.UUID
+) -> IdentityVerification | None:
+    return (
+        await session.execute(
+            sa.select(IdentityVerification)
+            .where(IdentityVerification.user_id == user_id, IdentityVerification.revoked_at.is_(None))
+            .order_by(IdentityVerification.verified_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+def identity_view(identity: CitizenIdentity, *, owner: bool) -> dict[str, Any]:
+    number = (
+        decrypt_pii(identity.cccd_encrypted, context="cccd") if owner
+        else mask_cccd(identity.cccd_last4)
+    )
+    return {
+        "cccd": number,
+        "full_name": identity.full_name,
+        "date_of_birth": identity.date_of_birth,
+        "gender": identity.gender,
+        "declared_at": identity.declared_at,
+    }
+
+
+async def profile_view(session: AsyncSession, user: User, *, owner: bool) -> dict[str, Any]:
+    identity = await get_identity(session, user.id)
+    verification = await active_verification(session, user.id)
+    return {
+        "id": user.id,
+        "phone": user.phone,
+        "full_name": user.full_name,
+        "role": user.role,
+        "ward_code": user.ward_code,
+        "locale": user.locale,
+        "email": user.email,
+        "identity_level": user.identity_level,
+        "identity": identity_view(identity, owner=owner) if identity else None,
+        "verification": verification.model_dump() if verification else None,
+        "created_at": user.created_at,
+    }
+
+
+async def update_profile(
+    session: AsyncSession, user: User, changes: dict[str, Any], ctx: AuditContext
+) -> User:
+    if "ward_code" in changes and changes["ward_code"] is not None:
+        if user.role in {r.value for r in WARD_BOUND_ROLES}:
+            raise AppError(errors.ROLE_INVALID)  # staff wards are set by administrators
+        await admin_units.get_ward(session, changes["ward_code"])
+    for name, value in changes.items():
+        setattr(user, name, value)
+    user.updated_at = clock.now()
+    await session.flush()
+    await audit.record(session, ctx, "identity.profile_updated", subject_id=user.id,
+                       details={"fields": sorted(changes)})
+    return user
+
+
+async def declare_identity(
+    session: AsyncSession,
+    user: User,
+    *,
+    cccd: str,
+    full_name: str,
+    date_of_birth: date,
+    gender: str,
+    ctx: AuditContext,
+) -> User:
+    number = cccd.strip().replace(" ", "")
+    today = clock.now().astimezone(clock.LOCAL_TZ).date()
+    problem = check_cccd(number, gender=gender, date_of_birth=date_of_birth, today=today)  # type: ignore[arg-type]
+    if problem:
+        vi, en = CCCD_REASONS[problem]
+        raise AppError(errors.INVALID_CCCD, params={"reason_vi": vi, "reason_en": en},
+                       extra={"reason": problem})
+    index = blind_index(number, context="cccd")
+    holder = (
+        await session.execute(
+            sa.select(CitizenIdentity.user_id).where(CitizenIdentity.cccd_index == index)
+        )
+    ).scalar_one_or_none()
+    if holder is not None and holder != user.id:
+        raise AppError(errors.CCCD_TAKEN)
+    identity = await get_identity(session, user.id)
+    changed = identity is None or (
+        identity.cccd_index, identity.full_name, identity.date_of_birth, identity.gender
+    ) != (index, full_name, date_of_birth, gender)
+    if identity is None:
+        identity = CitizenIdentity(user_id=user.id, cccd_encrypted="", cccd_index=index,
+                                   cccd_last4="", full_name=full_name,
+                                   date_of_birth=date_of_birth, gender=gender)
+        session.add(identity)
+    identity.cccd_encrypted = encrypt_pii(number, context="cccd")
+    identity.cccd_index, identity.cccd_last4 = index, number[-4:]
+    identity.full_name, identity.date_of_birth, identity.gender = full_name, date_of_birth, gender
+    identity.declared_at = clock.now()
+    if changed:
+        # What staff verified in person no longer describes this identity.
+        await _revoke_verifications(session, user.id, by=user.id, reason="identity_changed")
+        user.identity_level = 1
+    user.updated_at = clock.now()
+    try:
+        await session.flush()
+    except sa.exc.IntegrityError:
+        raise AppError(errors.CCCD_TAKEN) from None
+    await audit.record(session, ctx, "identity.declared", subject_id=user.id,
+                       details={"changed": changed})
+    return user
+
+
+async def _revoke_verifications(
+    session: AsyncSession, user_id: uuid.UUID, *, by: uuid.UUID, reason: str
+) -> int:
+    result = await session.execute(
+        sa.update(IdentityVerification)
+        .where(IdentityVerification.user_id == user_id, IdentityVerification.revoked_at.is_(None))
+        .values(revoked_at=clock.now(), revoked_by_id=by, revoke_reason=reason)
+    )
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- staff, ward scope
+
+
+def can_act_on(staff: User, citizen: User) -> bool:
+    """City admins act city-wide; ward staff only on citizens of their own ward."""
+    if staff.role == Role.CITY_ADMIN:
+        return True
+    return (
+        staff.role in STAFF_ROLES and staff.ward_code is not None
+        and citizen.ward_code == staff.ward_code
+    )
+
+
+async def citizen_for_staff(
+    session: AsyncSession, staff: User, citizen_id: uuid.UUID
+) -> User:
+    """404 (not 403) outside the staff member's ward: existence is not leaked."""
+    citizen = await session.get(User, citizen_id)
+    if citizen is None or citizen.status == "deleted" or not can_act_on(staff, citizen):
+        raise AppError(errors.USER_NOT_FOUND)
+    return citizen
+
+
+async def staff_read_citizen(
+    session: AsyncSession, staff: User, citizen_id: uuid.UUID, reason: str, ctx: AuditContext
+) -> dict[str, Any]:
+    citizen = await citizen_for_staff(session, staff, citizen_id)
+    await audit.record(session, ctx, "identity.staff_read", subject_id=citizen.id, reason=reason)
+    return await profile_view(session, citizen, owner=False)
+
+
+async def staff_find_citizen(
+    session: AsyncSession, staff: User, raw_phone: str, reason: str, ctx: AuditContext
+) -> dict[str, Any]:
+    phone = require_phone(raw_phone)
+    citizen = await find_user_by_phone(session, phone)
+    if citizen is None:
+        raise AppError(errors.USER_NOT_FOUND)
+    return await staff_read_citizen(session, staff, citizen.id, reason, ctx)
+
+
+async def verify_in_person(
+    session: AsyncSession,
+    staff: User,
+    citizen_id: uuid.UUID,
+    *,
+    document_kind: str,
+    cccd: str,
+    note: str | None,
+    ctx: AuditContext,
+) -> IdentityVerification:
+    citizen = await citizen_for_staff(session, staff, citizen_id)
+    identity = await get_identity(session, citizen.id)
+    if identity is None:
+        raise AppError(errors.IDENTITY_REQUIRED)
+    if blind_index(cccd.strip(), context="cccd") != identity.cccd_index:
+        raise AppError(errors.DOCUMENT_MISMATCH)
+    await _revoke_verifications(session, citizen.id, by=staff.id, reason="superseded")
+    verification = IdentityVerification(
+        user_id=citizen.id, verified_by_id=staff.id,
+        ward_code=staff.ward_code or citizen.ward_code or "",
+        document_kind=document_kind, document_note=note,
+    )
+    session.add(verification)
+    citizen.identity_level = 2
+    citizen.updated_at = clock.now()
+    await session.flush()
+    await audit.record(session, ctx, "identity.verified_level2", subject_id=citizen.id,
+                       reason=note, details={"document_kind": document_kind,
+                                             "verification_id": str(verification.id)})
+    return verification
+
+
+async def revoke_verification(
+    session: AsyncSession, staff: User, citizen_id: uuid.UUID, *, reason: str, ctx: AuditContext
+) -> User:
+    citizen = await citizen_for_staff(session, staff, citizen_id)
+    if await _revoke_verifications(session, citizen.id, by=staff.id, reason=reason) == 0:
+        raise AppError(errors.VERIFICATION_NOT_FOUND)
+    citizen.identity_level = 1 if await get_identity(session, citizen.id) else 0
+    citizen.updated_at = clock.now()
+    await session.flush()
+    await audit.record(session, ctx, "identity.level2_revoked", subject_id=citizen.id,
+                       reason=reason)
+    return citizen
+
+
+# ---------------------------------------------------------------- operators (CLI)
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    phone_raw: str,
+    password: str,
+    full_name: str,
+    role: str,
+    ward_code: str | None,
+    ctx: AuditContext | None = None,
+) -> User:
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise AppError(errors.ROLE_INVALID) from None
+    if role_value in WARD_BOUND_ROLES and not ward_code:
+        raise AppError(errors.ROLE_INVALID)
+    phone = require_phone(phone_raw)
+    require_strong_password(password, phone)
+    if ward_code:
+        await admin_units.get_ward(session, ward_code)
+    if await find_user_by_phone(session, phone) is not None:
+        raise AppError(errors.PHONE_TAKEN)
+    user = User(phone=phone, password_hash=await hash_password(password), full_name=full_name,
+                role=role_value.value, ward_code=ward_code)
+    session.add(user)
+    await session.flush()
+    await audit.record(session, ctx, "identity.user_created", subject_id=user.id,
+                       details={"role": role_value.value, "ward_code": ward_code})
+    return user
+
+
+# ---------------------------------------------------------------- export and erasure
+
+
+def _row(model: Any, *, exclude: set[str] | None = None) -> dict[str, Any]:
+    return model.model_dump(mode="json", exclude=exclude or set())
+
+
+async def export_account(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    user = await session.get(User, user_id)
+    assert user is not None
+    identity = await get_identity(session, user_id)
+    verifications = (await session.execute(
+        sa.select(IdentityVerification).where(IdentityVerification.user_id == user_id)
+    )).scalars()
+    consents = (await session.execute(
+        sa.select(ConsentRecord).where(ConsentRecord.user_id == user_id)
+    )).scalars()
+    return {
+        "profile": _row(user, exclude={"password_hash"}),
+        "identity": (
+            {**_row(identity, exclude={"cccd_encrypted", "cccd_index"}),
+             "cccd": decrypt_pii(identity.cccd_encrypted, context="cccd")}
+            if identity else None
+        ),
+        "identity_verifications": [_row(v) for v in verifications],
+        "consents": [_row(c) for c in consents],
+        "sessions": [_row(s) for s in await tokens.list_active_sessions(session, user_id)],
+        "audit_log": [_row(e) for e in await audit.events_about(session, user_id)],
+    }
+
+
+async def erase_account(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    user = await session.get(User, user_id)
+    assert user is not None
+    await tokens.delete_user_sessions(session, user_id)
+    await session.execute(sa.delete(CitizenIdentity).where(CitizenIdentity.user_id == user_id))
+    await session.execute(
+        sa.delete(IdentityVerification).where(IdentityVerification.user_id == user_id)
+    )
+    if user.phone:
+        await session.execute(sa.delete(OtpChallenge).where(OtpChallenge.phone == user.phone))
+    await session.execute(
+        sa.update(ConsentRecord).where(ConsentRecord.user_id == user_id,
+                                       ConsentRecord.withdrawn_at.is_(None))
+        .values(withdrawn_at=clock.now())
+    )
+    user.phone = user.password_hash = user.full_name = user.email = None
+    user.ward_code = None
+    user.identity_level = 0
+    user.status = "deleted"
+    user.deleted_at = user.updated_at = clock.now()
+    await session.flush()
+    retention = get_settings().audit_retention_days
+    return [
+        Retained(
+            "audit_log",
+            "Nhật ký truy cập và thay đổi dữ liệu cá nhân được lưu theo Luật Bảo vệ dữ liệu cá "
+            "nhân 2025 để chứng minh việc xử lý hợp pháp; không còn gắn với số điện thoại hay tên.",
+            "The log of who read or changed your personal data is kept under the 2025 Personal "
+            "Data Protection Law as proof of lawful processing; it no longer carries your phone "
+            "number or name.",
+            retention,
+        ),
+        Retained(
+            "consent_records",
+            "Bản ghi đồng ý (phiên bản chính sách, thời điểm) được giữ làm bằng chứng, đã đánh "
+            "dấu rút lại.",
+            "Consent records (policy version and time) are kept as evidence, marked withdrawn.",
+            retention,
+        ),
+    ]
+
+
+async def delete_account(
+    session: AsyncSession, user: User, password: str, ctx: AuditContext
+) -> tuple[list[str], list[Retained]]:
+    from app.core import personal_data
+
+    if user.role != Role.CITIZEN and user.role != Role.COMMUNITY_HELPER:
+        raise AppError(errors.CANNOT_DELETE_STAFF)
+    if not await verify_password(user.password_hash, password):
+        raise AppError(errors.WRONG_PASSWORD)
+    await audit.record(session, ctx, "identity.account_deleted", subject_id=user.id)
+    return await personal_data.erase_all(session, user.id)
+
+
+def seconds_until(moment: datetime) -> int:
+    return max(0, int((moment - clock.now()).total_seconds()))
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("account", exporter=export_account, eraser=erase_account)
+
+
+_register_personal_data()

@@ -1,0 +1,93 @@
+"""Application factory: middleware, exception handlers, routers, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.core import handlers, health
+from app.core.config import get_settings
+from app.core.db import dispose_engine, session_factory
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+
+# Each domain's router, mounted in this order.
+DOMAIN_ROUTERS = [
+    "app.admin_units.router",
+    "app.identity.router",
+]
+# Each domain's job handlers (imported by the worker).
+DOMAIN_TASK_MODULES: list[str] = [
+    "app.identity.tasks",
+]
+# Every module declaring tables, so Alembic and the tests see the whole schema.
+MODEL_MODULES = [
+    "app.core.jobs",
+    "app.core.audit",
+    "app.core.ratelimit",
+    "app.admin_units.models",
+    "app.identity.models",
+    "app.tokens.models",
+]
+
+
+def import_models() -> None:
+    import importlib
+
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from app.core.jobs import Worker, load_job_modules
+    from app.tokens.keys import key_store
+
+    settings = get_settings()
+    await key_store.ensure(session_factory())
+    worker_task = None
+    worker = None
+    if settings.run_worker_in_process and app.state.run_worker:
+        load_job_modules()
+        worker = Worker(session_factory())
+        worker_task = asyncio.create_task(worker.run_forever())
+    try:
+        yield
+    finally:
+        if worker and worker_task:
+            worker.stop()
+            await worker_task
+        await dispose_engine()
+
+
+def create_app(*, run_worker: bool = True) -> FastAPI:
+    import importlib
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    import_models()
+    app = FastAPI(
+        title="C-ThaiNguyen API",
+        version="1.0.0",
+        summary="Thai Nguyen ID, public services, traffic incidents and notifications",
+        description=(
+            "Backend of the C-ThaiNguyen citizen super-app. Errors are RFC 9457 "
+            "`application/problem+json` with a stable `code`; messages follow `Accept-Language` "
+            "(vi by default, en)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.run_worker = run_worker
+    handlers.install(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        body_limit_exempt=("/api/v1/media", "/api/v1/uploads"),
+    )
+    app.include_router(health.router)
+    for module in DOMAIN_ROUTERS:
+        app.include_router(importlib.import_module(module).router)
+    return app

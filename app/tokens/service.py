@@ -1,0 +1,282 @@
+"""The token service: access tokens (JWT, RFC 9068 profile), sessions and rotating refresh tokens.
+
+Refresh tokens are opaque, stored only as keyed hashes, and single use: each refresh marks the
+presented token used and issues its successor. Presenting a used token again (after the optional
+grace window for concurrent retries) is treated as theft and revokes the whole family (session).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.config import get_settings
+from app.core.errors import TOKEN_INVALID, AppError
+from app.core.security import keyed_hash, random_token
+from app.tokens import errors
+from app.tokens.keys import key_store
+from app.tokens.models import AuthSession, RefreshToken
+
+ACCESS_TOKEN_ALG = "ES256"
+REFRESH_PREFIX = "rt_"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    sub: str
+    sid: str | None
+    scope: str
+    client_id: str | None
+    exp: int
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session: AuthSession
+
+
+def issue_access_token(
+    *,
+    subject: str,
+    session_id: uuid.UUID | None,
+    scope: str = "",
+    client_id: str | None = None,
+    audience: str | None = None,
+    extra_claims: dict[str, Any] | None = None,
+    ttl_seconds: int | None = None,
+) -> tuple[str, int]:
+    settings = get_settings()
+    ttl = ttl_seconds or settings.access_token_ttl_seconds
+    now = int(clock.now().timestamp())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": subject,
+        "aud": audience or settings.first_party_audience,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        "client_id": client_id or settings.first_party_audience,
+        "scope": scope,
+    }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
+    if extra_claims:
+        claims.update(extra_claims)
+    kid, key = key_store.signing_key(ACCESS_TOKEN_ALG)
+    header = {"alg": ACCESS_TOKEN_ALG, "kid": kid, "typ": "at+jwt"}
+    return jwt.encode(header, claims, key, algorithms=[ACCESS_TOKEN_ALG]), ttl
+
+
+def _header_kid(token: str) -> str | None:
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        return header.get("kid") if header.get("typ") == "at+jwt" else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+async def verify_access_token(
+    session: AsyncSession, token: str, *, audience: str | None = None
+) -> AccessClaims:
+    """Check signature, issuer, audience and expiry. Session revocation is the caller's check."""
+    settings = get_settings()
+    kid = _header_kid(token)
+    if kid is None:
+        raise AppError(TOKEN_INVALID)
+    key = key_store.verification_key(kid)
+    if key is None and key_store.stale():
+        await key_store.load(session)  # a key made by another process since we loaded
+        key = key_store.verification_key(kid)
+    if key is None:
+        raise AppError(TOKEN_INVALID)
+    try:
+        decoded = jwt.decode(token, KeySet([key]), algorithms=[ACCESS_TOKEN_ALG])
+    except (JoseError, ValueError):
+        raise AppError(TOKEN_INVALID) from None
+    claims = decoded.claims
+    now = int(clock.now().timestamp())
+    expected_aud = audience or settings.first_party_audience
+    aud = claims.get("aud")
+    aud_ok = aud == expected_aud or (isinstance(aud, list) and expected_aud in aud)
+    if claims.get("iss") != settings.issuer or not aud_ok or int(claims.get("exp", 0)) <= now:
+        raise AppError(TOKEN_INVALID)
+    return AccessClaims(
+        sub=str(claims["sub"]),
+        sid=claims.get("sid"),
+        scope=str(claims.get("scope", "")),
+        client_id=claims.get("client_id"),
+        exp=int(claims["exp"]),
+        raw=claims,
+    )
+
+
+def _hash_refresh(token: str) -> str:
+    return keyed_hash(token, purpose="refresh-token")
+
+
+async def start_session(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    client_id: str | None = None,
+    scope: str = "",
+    device_name: str | None = None,
+    user_agent: str | None = None,
+    ip: str | None = None,
+    acr: str | None = None,
+    auth_time: datetime | None = None,
+) -> tuple[AuthSession, str]:
+    """Open a session and return it with its first refresh token."""
+    now = clock.now()
+    auth_session = AuthSession(
+        user_id=user_id,
+        client_id=client_id,
+        scope=scope,
+        device_name=device_name,
+        user_agent=user_agent[:500] if user_agent else None,
+        ip=ip,
+        acr=acr,
+        auth_time=auth_time or now,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(days=get_settings().refresh_token_ttl_days),
+    )
+    db.add(auth_session)
+    await db.flush()  # the parent row first: no ORM relationship orders these inserts
+    refresh = random_token(REFRESH_PREFIX)
+    db.add(RefreshToken(session_id=auth_session.id, token_hash=_hash_refresh(refresh)))
+    await db.flush()
+    return auth_session, refresh
+
+
+async def rotate_refresh_token(
+    db: AsyncSession,
+    presented: str,
+    *,
+    client_id: str | None = None,
+    ip: str | None = None,
+    grace_seconds: int | None = None,
+) -> tuple[AuthSession, str]:
+    """Spend `presented` and return the session with its successor token.
+
+    Raises `auth.refresh_token_reused` (and revokes the family, committing that) on reuse.
+    """
+    grace = get_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
+    now = clock.now()
+    row = (
+        await db.execute(
+            sa.select(RefreshToken, AuthSession)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == _hash_refresh(presented))
+        )
+    ).first()
+    if row is None:
+        raise AppError(errors.REFRESH_INVALID)
+    token, auth_session = row
+    if (
+        auth_session.revoked_at is not None
+        or auth_session.expires_at <= now
+        or auth_session.client_id != client_id
+    ):
+        raise AppError(errors.REFRESH_INVALID)
+
+    # Atomic spend: of two concurrent refreshes with one token, exactly one wins.
+    spent = await db.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if spent.rowcount != 1:
+        used_at = token.used_at or now
+        if grace and now - used_at <= timedelta(seconds=grace):
+            pass  # a concurrent retry within the grace window: issue another successor
+        else:
+            await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
+            raise AppError(errors.REFRESH_REUSED, commit=True)
+
+    successor = random_token(REFRESH_PREFIX)
+    successor_row = RefreshToken(session_id=auth_session.id, token_hash=_hash_refresh(successor))
+    db.add(successor_row)
+    await db.execute(
+        sa.update(RefreshToken).where(RefreshToken.id == token.id)
+        .values(replaced_by_id=successor_row.id)
+    )
+    await db.execute(
+        sa.update(AuthSession).where(AuthSession.id == auth_session.id)
+        .values(last_used_at=now, ip=ip or auth_session.ip)
+    )
+    await db.flush()
+    return auth_session, successor
+
+
+async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
+    result = await db.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now(), revoke_reason=reason)
+    )
+    return (result.rowcount or 0) > 0
+
+
+async def revoke_user_sessions(
+    db: AsyncSession, user_id: uuid.UUID, *, reason: str, client_id: str | None = None
+) -> int:
+    query = sa.update(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+    )
+    if client_id is not None:
+        query = query.where(AuthSession.client_id == client_id)
+    result = await db.execute(query.values(revoked_at=clock.now(), revoke_reason=reason))
+    return result.rowcount or 0
+
+
+async def active_session(db: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
+    row = await db.get(AuthSession, session_id)
+    if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
+        return None
+    return row
+
+
+async def list_active_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
+    rows = await db.execute(
+        sa.select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > clock.now(),
+        )
+        .order_by(AuthSession.last_used_at.desc())
+    )
+    return list(rows.scalars())
+
+
+async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> AuthSession | None:
+    row = (
+        await db.execute(
+            sa.select(AuthSession)
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .where(RefreshToken.token_hash == _hash_refresh(presented))
+        )
+    ).scalar_one_or_none()
+    return row
+
+
+async def delete_user_sessions(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account erasure: sessions and their tokens go entirely."""
+    await db.execute(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
