@@ -25,7 +25,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests scripts migrations
-	$(BIN)/ruff format --check app tests scripts
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix app tests scripts

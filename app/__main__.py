@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("seed-demo", cmd_seed_demo, "seed demo wards and staff (once)")
     add("openapi", cmd_openapi, "write openapi/openapi.json and mobile_contracts/errors.json")
 
-    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="sub", required=True)
+    users = sub.add_parser("users", help="manage accounts")
+    users = users.add_subparsers(dest="sub", required=True)
     create = add("create", cmd_users_create, "create an account", users)
     create.add_argument("--phone", required=True)
     create.add_argument("--password", required=True)

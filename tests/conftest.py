@@ -16,6 +16,10 @@ os.environ.update(
     SMS_BACKEND="file",
     SMS_FILE_PATH=str(_TMP / "sms.jsonl"),
     RUN_WORKER_IN_PROCESS="false",
+    # Cheap argon2 for speed; tests of the production cost set their own.
+    PASSWORD_HASH_TIME_COST="1",
+    PASSWORD_HASH_MEMORY_KIB="1024",
+    PASSWORD_HASH_PARALLELISM="1",
 )
 
 import httpx  # noqa: E402

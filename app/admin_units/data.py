@@ -26,4 +26,6 @@ WARDS = [
 
 
 def all_units() -> list[AdminUnit]:
-    return [PROVINCE.model_copy(), *(w.model_copy() for w in WARDS)]
+    """Fresh instances each call: ORM state must never be shared between sessions."""
+    fields = ("code", "name", "name_en", "level", "parent_code")
+    return [AdminUnit(**{f: getattr(u, f) for f in fields}) for u in (PROVINCE, *WARDS)]

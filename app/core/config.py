@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     first_party_audience: str = "thainguyen-app"
 
     password_min_length: int = 8
+    # argon2id cost; lower only in tests (the suite hashes hundreds of passwords).
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 2
     login_free_failures: int = 5
     login_lock_base_seconds: int = 30
     login_lock_max_seconds: int = 900
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
             if self.pii_encryption_key == DEV_PII_KEY:
                 raise ValueError("PII_ENCRYPTION_KEY must be set in production")
+            if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
+                raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
             if self.sms_backend == "file":
                 raise ValueError("SMS_BACKEND=file is for development only")
         return self

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import lru_cache
 
 import anyio
 from argon2 import PasswordHasher
@@ -15,22 +16,34 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.core.config import get_settings
 
-# argon2id, RFC 9106 "second recommended" profile (64 MiB, 3 passes) with 2 lanes for 2 cores.
-_hasher = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=2)
-# A fixed hash to verify against when the account does not exist, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+@lru_cache
+def _hasher() -> tuple[PasswordHasher, str]:
+    """argon2id with the configured cost (default: RFC 9106's second profile, 64 MiB, 3 passes),
+    and a hash to verify against when the account does not exist, so timing does not tell."""
+    settings = get_settings()
+    hasher = PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+    return hasher, hasher.hash("not-a-real-password-" + secrets.token_hex(8))
+
+
 # Argon2 takes ~64 MiB each: cap concurrent hashes so a login storm cannot exhaust memory.
 _hash_slots = anyio.CapacityLimiter(4)
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hash_slots)
+    return await anyio.to_thread.run_sync(_hasher()[0].hash, password, limiter=_hash_slots)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
+    hasher, dummy = _hasher()
+
     def check() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+            return hasher.verify(password_hash or dummy, password) and bool(password_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
@@ -38,7 +51,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def password_needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _hasher()[0].check_needs_rehash(password_hash)
 
 
 def _b64decode(value: str) -> bytes:

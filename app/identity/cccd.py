@@ -39,7 +39,9 @@ CccdProblem = Literal[
 ]
 
 
-def check_cccd(number: str, *, gender: Gender, date_of_birth: date, today: date) -> CccdProblem | None:
+def check_cccd(
+    number: str, *, gender: Gender, date_of_birth: date, today: date
+) -> CccdProblem | None:
     """None when the number agrees with itself and with the declared gender and birth date."""
     if len(number) != 12 or not number.isdigit():
         return "format"

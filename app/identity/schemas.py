@@ -55,7 +55,7 @@ class PasswordResetRequest(StrictBody):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105
     expires_in: int = Field(examples=[900])
     refresh_token: str
     session_id: uuid.UUID

@@ -106,7 +106,9 @@ async def find_user_by_phone(session: AsyncSession, phone: str) -> User | None:
     return (await session.execute(sa.select(User).where(User.phone == phone))).scalar_one_or_none()
 
 
-async def send_otp(session: AsyncSession, raw_phone: str, purpose: str, ip: str | None) -> dict[str, Any]:
+async def send_otp(
+    session: AsyncSession, raw_phone: str, purpose: str, ip: str | None
+) -> dict[str, Any]:
     """Send a code by SMS (through the outbox). Answers the same whether or not the phone has an
     account, so the endpoint does not reveal who is registered."""
     settings = get_settings()
@@ -135,7 +137,8 @@ async def send_otp(session: AsyncSession, raw_phone: str, purpose: str, ip: str 
         return response
     code = random_digits(OTP_LENGTH)
     session.add(OtpChallenge(
-        phone=phone, purpose=purpose, code_hash=keyed_hash(f"{phone}:{purpose}:{code}", purpose="otp"),
+        phone=phone, purpose=purpose,
+        code_hash=keyed_hash(f"{phone}:{purpose}:{code}", purpose="otp"),
         created_at=now, expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
     ))
     body = (
@@ -247,7 +250,8 @@ def _lock_seconds(failures: int) -> int:
     over = failures - settings.login_free_failures
     if over < 0:
         return 0
-    return min(settings.login_lock_max_seconds, settings.login_lock_base_seconds * 2 ** min(over, 20))
+    delay = settings.login_lock_base_seconds * 2 ** min(over, 20)
+    return min(settings.login_lock_max_seconds, delay)
 
 
 async def login(
@@ -344,7 +348,8 @@ async def active_verification(
     return (
         await session.execute(
             sa.select(IdentityVerification)
-            .where(IdentityVerification.user_id == user_id, IdentityVerification.revoked_at.is_(None))
+            .where(IdentityVerification.user_id == user_id,
+                   IdentityVerification.revoked_at.is_(None))
             .order_by(IdentityVerification.verified_at.desc())
             .limit(1)
         )

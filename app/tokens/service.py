@@ -28,7 +28,7 @@ from app.tokens import errors
 from app.tokens.keys import key_store
 from app.tokens.models import AuthSession, RefreshToken
 
-ACCESS_TOKEN_ALG = "ES256"
+ACCESS_TOKEN_ALG = "ES256"  # noqa: S105
 REFRESH_PREFIX = "rt_"
 
 

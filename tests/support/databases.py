@@ -42,7 +42,7 @@ async def create_database(backend: str, tmp_dir: Path) -> str:
 async def drop_database(url: str) -> None:
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgresql"):
-        Path(parsed.database or "").unlink(missing_ok=True)
+        Path(parsed.database or "").unlink(missing_ok=True)  # noqa: ASYNC240
         return
     admin = create_async_engine(_pg_server_url(), isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
