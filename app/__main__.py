@@ -119,7 +119,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
     created, accounts = run_in_session(seed_demo)
     rows = [a.__dict__ for a in accounts]
-    lines = ["Demo accounts (password for all: see below):" if created
+    lines = ["Demo accounts (role, phone, password, ward, name):" if created
              else "Demo data already seeded; accounts:"]
     lines += [f"  {a.role:<11} {a.phone}  {a.password}  {a.ward_code or '(city)'}  {a.name}"
               for a in accounts]
