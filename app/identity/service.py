@@ -24,6 +24,7 @@ from app.core.security import (
     encrypt_pii,
     hash_password,
     keyed_hash,
+    password_needs_rehash,
     random_digits,
     verify_password,
 )
@@ -290,6 +291,8 @@ async def login(
         raise AppError(errors.ACCOUNT_DISABLED)
     user.failed_logins = 0
     user.locked_until = None
+    if user.password_hash and password_needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)  # the argon2 cost was raised
     metrics.LOGINS.labels("ok").inc()
     signed_in = await _open_session(session, user, device_name=device_name, user_agent=user_agent,
                                     ip=ctx.ip)

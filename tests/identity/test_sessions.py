@@ -190,3 +190,27 @@ async def test_sign_ins_and_failures_are_audited(client, sms_log, db):
     assert "identity.registered" in actions
     assert "identity.login_failed" in actions
     assert "identity.login" in actions
+
+
+async def test_a_raised_argon2_cost_upgrades_the_hash_at_next_sign_in(client, sms_log, db,
+                                                                     monkeypatch):
+    import sqlalchemy as sa
+
+    from app.core import security
+    from app.core.config import get_settings
+    from app.identity.models import User
+
+    await register(client, sms_log, "0912100013")
+    old_hash = (await db.execute(sa.select(User.password_hash))).scalar_one()
+    monkeypatch.setenv("PASSWORD_HASH_TIME_COST", "2")
+    get_settings.cache_clear()
+    security._hasher.cache_clear()
+    try:
+        await login(client, "0912100013")
+        new_hash = (await db.execute(sa.select(User.password_hash))).scalar_one()
+        assert new_hash != old_hash and ",t=2," in new_hash
+        await login(client, "0912100013")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        security._hasher.cache_clear()
