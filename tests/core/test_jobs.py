@@ -325,14 +325,18 @@ async def test_workers_never_run_the_same_job_at_once(
     assert set(by_worker) == {one.name for one in workers}, by_worker
 
 
-async def test_worker_whose_lease_was_taken_over_does_not_run_the_job(db: AsyncSession) -> None:
-    job_id = await add_job(db, EFFECT, {"key": "taken-over"})
+async def test_worker_whose_lease_was_taken_over_does_not_run_the_job(
+    db: AsyncSession, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    job_id = await add_job(db, EFFECT, {"key": "taken-over", "started": str(started)})
     slow, fast = worker("slow"), worker("fast")
     [stale] = await slow.claim()
     clock.advance(LEASE + timedelta(seconds=1))
     [fresh] = await fast.claim()
 
     await slow.run_job(stale)
+    assert not started.exists()  # the handler never ran: no SMS sent twice
     job = await fetch(job_id)
     assert (job.status, job.attempts, job.locked_by) == (RUNNING, 2, "fast")
     assert await effects("taken-over") == []
@@ -403,6 +407,47 @@ async def test_failure_of_a_worker_that_lost_its_lease_does_not_clobber_the_new_
     job = await fetch(job_id)
     assert (job.status, job.attempts, job.last_error) == (DONE, 2, None)
     assert len(await effects("clobber")) == 1
+
+
+async def test_lease_of_a_job_starts_when_it_starts_not_when_its_batch_was_claimed(
+    db: AsyncSession, hooks: dict[str, Any]
+) -> None:
+    first = await add_job(db, HOOK, {"hook": "long", "key": "first"})
+    second = await add_job(db, HOOK, {"hook": "check", "key": "second"})
+    batch, other = worker("batch"), worker("other")
+    stolen: list[Job] = []
+
+    async def long() -> None:  # the first job of the batch outlives the batch's lease
+        clock.advance(LEASE + timedelta(seconds=1))
+
+    async def check() -> None:  # while the second job runs, nobody else may claim it
+        stolen.extend(await other.claim())
+
+    hooks.update(long=long, check=check)
+    assert await batch.run_once() == 2
+
+    assert stolen == []
+    assert [(await fetch(job_id)).attempts for job_id in (first, second)] == [1, 1]
+    assert [(await fetch(job_id)).status for job_id in (first, second)] == [DONE, DONE]
+
+
+async def test_concurrent_claims_never_share_a_job(db: AsyncSession, database_url: str) -> None:
+    for n in range(20):
+        await enqueue(db, EFFECT, {"key": str(n)})
+    await db.commit()
+    engines = [make_engine(database_url) for _ in range(4)]
+    claimers = [Worker(async_sessionmaker(engine), name=f"c{n}", batch_size=20, lease_seconds=60)
+                for n, engine in enumerate(engines)]
+    try:
+        for _ in range(5):  # several rounds: each gives the claims a chance to interleave
+            batches = await asyncio.gather(*(one.claim() for one in claimers))
+            ids = [job.id for batch in batches for job in batch]
+            assert len(ids) == len(set(ids)) == 20
+            clock.advance(LEASE + timedelta(seconds=1))  # all up for grabs again
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert {job.attempts for job in (await db.execute(sa.select(Job))).scalars()} == {5}
 
 
 async def test_due_jobs_are_claimed_oldest_first_and_future_ones_not_at_all(
