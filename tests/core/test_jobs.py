@@ -219,6 +219,29 @@ async def test_worker_killed_mid_job_leaves_it_to_be_retried_and_it_completes_on
     assert effect.details == {"job_id": str(job_id), "worker": "second", "attempt": 2}
 
 
+async def test_worker_process_stopped_by_sigterm_finishes_its_job_first(
+    db: AsyncSession, database_url: str, tmp_path: Path
+) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    job_id = await add_job(db, EFFECT, {"key": "drained", "started": str(started),
+                                        "release": str(release)})
+    log_path = tmp_path / "worker.log"
+    process = _start_worker_process(database_url, log_path)
+    try:
+        await _wait_for_file(started, process, log_path)
+        process.send_signal(signal.SIGTERM)
+        release.touch()
+        exit_code = await asyncio.to_thread(process.wait, 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert exit_code == 0, log_path.read_text()
+
+    job = await fetch(job_id)
+    assert (job.status, job.attempts) == (DONE, 1)
+    assert len(await effects("drained")) == 1
+
+
 async def test_job_whose_last_attempt_was_abandoned_is_parked_dead(db: AsyncSession) -> None:
     job_id = await add_job(db, EFFECT, {"key": "crashes-workers"}, max_attempts=2)
     for _ in range(2):  # claimed, then its worker dies (say, a crash in native code)
