@@ -11,8 +11,9 @@ import structlog
 class _Stdout:
     """`sys.stdout` as it is at each write, not as it was at configuration time.
 
-    structlog's PrintLogger and logging's StreamHandler keep the stream they were given; whoever
-    redirects stdout later (a process supervisor's wrapper, pytest's capture) would be bypassed.
+    logging's StreamHandler keeps the stream it was given, so a later redirection of stdout
+    (pytest's capture, an embedding process) would be bypassed. structlog's PrintLogger without a
+    file already looks sys.stdout up when it prints.
     """
 
     def write(self, text: str) -> int:
@@ -44,7 +45,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(_STDOUT),  # type: ignore[arg-type]
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=True,
     )
     # Libraries that log through stdlib logging go through the same renderer.

@@ -8,7 +8,7 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import pytest
@@ -24,22 +24,9 @@ from app.core.db import get_session
 from app.core.i18n import negotiate
 from app.main import create_app
 from tests.conftest import count
+from tests.support.problems import assert_problem
 
-PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}
 LIMIT = get_settings().max_request_body_bytes
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body.keys() >= PROBLEM_KEYS, body
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == errors.PROBLEM_TYPE_BASE + code
-    assert body["title"] and body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 @pytest.fixture(scope="module")
