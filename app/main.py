@@ -21,6 +21,7 @@ DOMAIN_ROUTERS = [
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
+    "app.core.maintenance",
     "app.identity.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
     job_max_attempts: int = 8
     job_modules: list[str] = Field(default_factory=list)
+    job_retention_days: int = 7
+    dead_job_retention_days: int = 30
 
     sms_backend: Literal["file", "http"] = "file"
     sms_file_path: Path = VAR_DIR / "sms.jsonl"

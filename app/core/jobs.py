@@ -174,6 +174,7 @@ class Worker:
         self.poll_interval = poll_interval or settings.worker_poll_interval_seconds
         self.batch_size = batch_size
         self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
+        self._periodic_slots: dict[str, int] = {}
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -331,6 +332,7 @@ class Worker:
         while not self._stopping.is_set():
             pause = self.poll_interval
             try:
+                await schedule_periodic(self.sessions, self._periodic_slots)
                 ran = await self.run_once()
                 self.failed_rounds = 0
             except Exception:
@@ -344,6 +346,48 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=pause)
         log.info("worker_stopped", worker=self.name)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    kind: str
+    every: timedelta
+
+
+PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic(kind: str, every: timedelta) -> Callable[[Handler], Handler]:
+    """Register a handler that runs once per `every`, cluster-wide.
+
+    Each worker enqueues the job of the current time slot with the dedupe key
+    `periodic:<kind>:<slot>`, so however many workers run, one job per slot exists.
+    """
+
+    def register(func: Handler) -> Handler:
+        PERIODIC[kind] = Periodic(kind, every)
+        return job_handler(kind)(func)
+
+    return register
+
+
+async def schedule_periodic(
+    sessions: async_sessionmaker[AsyncSession], already: dict[str, int] | None = None
+) -> int:
+    """Enqueue the current slot of every periodic job not yet scheduled by this caller."""
+    already = {} if already is None else already
+    now = clock.now()
+    scheduled = 0
+    for task in PERIODIC.values():
+        slot = int(now.timestamp() // task.every.total_seconds())
+        if already.get(task.kind) == slot:
+            continue
+        async with sessions() as session, session.begin():
+            await enqueue(session, task.kind, {"slot": slot},
+                          dedupe_key=f"periodic:{task.kind}:{slot}", max_attempts=3)
+        already[task.kind] = slot
+        scheduled += 1
+    return scheduled
 
 
 def load_job_modules() -> None:
