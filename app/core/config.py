@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
     job_max_attempts: int = 8
     job_modules: list[str] = Field(default_factory=list)
+    worker_schedules_periodic_jobs: bool = True
     job_retention_days: int = 7
     dead_job_retention_days: int = 30
 

@@ -175,6 +175,7 @@ class Worker:
         self.batch_size = batch_size
         self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
         self._periodic_slots: dict[str, int] = {}
+        self.schedules_periodic = settings.worker_schedules_periodic_jobs
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -332,7 +333,8 @@ class Worker:
         while not self._stopping.is_set():
             pause = self.poll_interval
             try:
-                await schedule_periodic(self.sessions, self._periodic_slots)
+                if self.schedules_periodic:
+                    await schedule_periodic(self.sessions, self._periodic_slots)
                 ran = await self.run_once()
                 self.failed_rounds = 0
             except Exception:

@@ -168,6 +168,7 @@ def _start_worker_process(database_url: str, log_path: Path) -> subprocess.Popen
         "DATABASE_URL": database_url,
         "JOB_MODULES": json.dumps(["tests.support.job_handlers"]),
         "LOG_LEVEL": "WARNING",
+        "WORKER_SCHEDULES_PERIODIC_JOBS": "false",  # only the job under test in the queue
     }
     with log_path.open("wb") as log:
         return subprocess.Popen(
