@@ -26,4 +26,7 @@ WARDS = [
 
 
 def all_units() -> list[AdminUnit]:
-    return [PROVINCE.model_copy(), *(w.model_copy() for w in WARDS)]
+    # New instances, not `model_copy()`: a copy of a table model shares the original's SQLAlchemy
+    # instance state, so once one copy was saved every later copy looked already persisted and
+    # was never inserted (seeding a second database in the same process silently did nothing).
+    return [AdminUnit(**unit.model_dump()) for unit in (PROVINCE, *WARDS)]
