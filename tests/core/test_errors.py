@@ -8,22 +8,23 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admin_units.models import AdminUnit
 from app.core import errors
 from app.core.audit import AuditEvent, record
 from app.core.config import get_settings
-from app.core.db import get_session
+from app.core.db import DbSession
 from app.core.i18n import negotiate
 from app.main import create_app
 from tests.conftest import count
+from tests.support.flows import seed_wards
 from tests.support.problems import assert_problem
 
 LIMIT = get_settings().max_request_body_bytes
@@ -42,9 +43,15 @@ def test_app() -> FastAPI:
     async def teapot() -> None:
         raise StarletteHTTPException(status_code=418)
 
+    @application.post("/test-only/commit-fails")
+    async def commit_fails(session: DbSession) -> dict[str, bool]:
+        # Not flushed: the duplicate key is only found when the request's transaction commits.
+        session.add(AdminUnit(code="TNG", name="Trùng", name_en="Duplicate", level="province"))
+        return {"saved": True}
+
     @application.post("/test-only/stream-into-db")
     async def stream_into_db(
-        request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+        request: Request, session: DbSession
     ) -> dict[str, int]:
         # Writes as the body arrives, as an upload handler would.
         size = 0
@@ -263,6 +270,16 @@ async def test_unexpected_exception_is_a_500_problem_that_leaks_nothing(raw):
     assert body["request_id"] == "trace-me-42"
     for secret in ("hunter2", "RuntimeError", "Traceback", "secret", ".py"):
         assert secret not in response.text
+
+
+async def test_a_request_whose_commit_fails_is_not_answered_with_success(raw, db):
+    await seed_wards(db)
+
+    response = await raw.post("/test-only/commit-fails")
+
+    # The transaction ends before the answer is sent, so the answer tells the truth.
+    assert_problem(response, 500, "internal.error")
+    assert (await db.get(AdminUnit, "TNG")).name != "Trùng"  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- request ids
