@@ -171,6 +171,7 @@ class RequestContextMiddleware:
             (b"content-type", errors.PROBLEM_JSON.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"content-language", language.encode()),
+            (b"vary", b"Accept-Language"),
             (b"x-request-id", request_id.encode()),
         ]
         if err.status == 413:
