@@ -80,7 +80,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        limit = None if scope["path"].startswith(self.exempt) else self.max_body_bytes
+        limit = None if self._exempt(scope["path"]) else self.max_body_bytes
 
         declared = _header(scope, b"content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
@@ -154,6 +154,11 @@ class RequestContextMiddleware:
             status = 500
         finally:
             self._observe(scope, status, started)
+
+    def _exempt(self, path: str) -> bool:
+        """Whole segments: `/api/v1/media` covers `/api/v1/media/x`, not `/api/v1/mediax`."""
+        return any(path == prefix or path.startswith(prefix.rstrip("/") + "/")
+                   for prefix in self.exempt)
 
     @staticmethod
     async def _send_problem(

@@ -173,6 +173,16 @@ async def test_body_over_the_limit_is_refused_by_content_length(client):
     assert response.headers["connection"] == "close"
 
 
+async def test_the_upload_exemption_covers_whole_path_segments_only(client):
+    big = b"x" * (LIMIT + 1)
+
+    exempt = await client.post("/api/v1/media/__no_such_route__", content=big)
+    lookalike = await client.post("/api/v1/mediax", content=big)
+
+    assert exempt.status_code != 413  # left to the upload routes' own limits
+    assert_problem(lookalike, 413, "request.body_too_large")
+
+
 async def test_body_at_the_limit_is_read(client):
     response = await client.post(
         "/api/v1/auth/login", content=b" " * LIMIT, headers={"content-type": "application/json"}
