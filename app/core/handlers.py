@@ -59,6 +59,8 @@ def problem_response(
     response = JSONResponse(body, status_code=body["status"], headers=headers)
     response.headers["content-type"] = errors.PROBLEM_JSON
     response.headers["content-language"] = language
+    # The message depends on Accept-Language: caches must not serve one language for another.
+    response.headers["vary"] = "Accept-Language"
     return response
 
 

@@ -17,7 +17,7 @@ import structlog
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core import errors, metrics
+from app.core import errors, metrics, nul_guard
 from app.core.i18n import negotiate
 from app.core.logging import get_logger
 
@@ -47,6 +47,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+async def _read_body(receive: Receive) -> list[Message]:
+    """Every message up to the end of the body (or a disconnect), as received."""
+    messages = [await receive()]
+    while messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False):
+        messages.append(await receive())
+    return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int, body_limit_exempt: tuple[str, ...] = ()):
         self.app = app
@@ -63,7 +80,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        limit = None if scope["path"].startswith(self.exempt) else self.max_body_bytes
+        limit = None if self._exempt(scope["path"]) else self.max_body_bytes
 
         declared = _header(scope, b"content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
@@ -86,6 +103,26 @@ class RequestContextMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
+        app_receive: Receive = limited_receive
+        try:
+            nul_fields = nul_guard.in_url(scope)
+            if not nul_fields and limit is not None and nul_guard.wants_body_check(scope):
+                # JSON and form bodies are small (under the limit): read them whole, look, replay.
+                buffered = await _read_body(limited_receive)
+                body = b"".join(message.get("body", b"") for message in buffered)
+                nul_fields = nul_guard.in_body(scope, body)
+                app_receive = _replay(buffered, limited_receive)
+        except BodyTooLarge as exc:
+            await self._send_problem(scope, send, request_id, errors.BODY_TOO_LARGE,
+                                     {"limit": exc.limit})
+            self._observe(scope, 413, started)
+            return
+        if nul_fields:
+            await self._send_problem(scope, send, request_id, errors.VALIDATION_FAILED, None,
+                                     extra={"errors": nul_guard.field_errors(nul_fields)})
+            self._observe(scope, 422, started)
+            return
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
@@ -99,7 +136,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, app_receive, send_with_id)
         except BodyTooLarge as exc:
             # Read outside a route (no exception handler saw it).
             if response_started:
@@ -118,21 +155,28 @@ class RequestContextMiddleware:
         finally:
             self._observe(scope, status, started)
 
+    def _exempt(self, path: str) -> bool:
+        """Whole segments: `/api/v1/media` covers `/api/v1/media/x`, not `/api/v1/mediax`."""
+        return any(path == prefix or path.startswith(prefix.rstrip("/") + "/")
+                   for prefix in self.exempt)
+
     @staticmethod
     async def _send_problem(
         scope: Scope, send: Send, request_id: str, err: errors.ErrorCode,
-        params: dict[str, Any] | None,
+        params: dict[str, Any] | None, extra: dict[str, Any] | None = None,
     ) -> None:
         language = negotiate(_header(scope, b"accept-language"))
         body = orjson.dumps(
             errors.problem_body(
                 err, language, params=params, instance=scope["path"], request_id=request_id,
+                extra=extra,
             )
         )
         headers: list[tuple[bytes, bytes]] = [
             (b"content-type", errors.PROBLEM_JSON.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"content-language", language.encode()),
+            (b"vary", b"Accept-Language"),
             (b"x-request-id", request_id.encode()),
         ]
         if err.status == 413:

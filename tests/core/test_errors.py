@@ -8,22 +8,23 @@ import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
 
 import httpx
 import pytest
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admin_units.models import AdminUnit
 from app.core import errors
 from app.core.audit import AuditEvent, record
 from app.core.config import get_settings
-from app.core.db import get_session
+from app.core.db import DbSession
 from app.core.i18n import negotiate
 from app.main import create_app
 from tests.conftest import count
+from tests.support.flows import bearer, register, seed_wards
 from tests.support.problems import assert_problem
 
 LIMIT = get_settings().max_request_body_bytes
@@ -42,9 +43,19 @@ def test_app() -> FastAPI:
     async def teapot() -> None:
         raise StarletteHTTPException(status_code=418)
 
+    @application.post("/test-only/commit-fails")
+    async def commit_fails(session: DbSession) -> dict[str, bool]:
+        # Not flushed: the duplicate key is only found when the request's transaction commits.
+        session.add(AdminUnit(code="TNG", name="Trùng", name_en="Duplicate", level="province"))
+        return {"saved": True}
+
+    @application.post("/test-only/upload")
+    async def upload(file: UploadFile) -> dict[str, int]:
+        return {"bytes": len(await file.read())}
+
     @application.post("/test-only/stream-into-db")
     async def stream_into_db(
-        request: Request, session: Annotated[AsyncSession, Depends(get_session)]
+        request: Request, session: DbSession
     ) -> dict[str, int]:
         # Writes as the body arrives, as an upload handler would.
         size = 0
@@ -162,6 +173,16 @@ async def test_body_over_the_limit_is_refused_by_content_length(client):
     assert response.headers["connection"] == "close"
 
 
+async def test_the_upload_exemption_covers_whole_path_segments_only(client):
+    big = b"x" * (LIMIT + 1)
+
+    exempt = await client.post("/api/v1/media/__no_such_route__", content=big)
+    lookalike = await client.post("/api/v1/mediax", content=big)
+
+    assert exempt.status_code != 413  # left to the upload routes' own limits
+    assert_problem(lookalike, 413, "request.body_too_large")
+
+
 async def test_body_at_the_limit_is_read(client):
     response = await client.post(
         "/api/v1/auth/login", content=b" " * LIMIT, headers={"content-type": "application/json"}
@@ -182,6 +203,28 @@ async def test_streamed_body_without_content_length_over_the_limit_is_413(client
     body = assert_problem(response, 413, "request.body_too_large")
     assert str(LIMIT) in body["detail"]
     assert response.headers["connection"] == "close"
+
+
+async def test_streamed_multipart_over_the_limit_is_413_not_a_parse_error(raw):
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            'filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+
+    async def multipart() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(4):
+            yield b"x" * (LIMIT // 3)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    small = await raw.post("/test-only/upload", content=head + b"abc" + f"\r\n--{boundary}--\r\n"
+                           .encode(), headers={"content-type": f"multipart/form-data; boundary="
+                                                                f"{boundary}"})
+    assert small.json() == {"bytes": 3}
+
+    response = await raw.post("/test-only/upload", content=multipart(), headers={
+        "content-type": f"multipart/form-data; boundary={boundary}"})
+
+    assert_problem(response, 413, "request.body_too_large")
 
 
 async def test_streamed_body_over_the_limit_keeps_nothing_the_route_wrote(raw, db):
@@ -252,6 +295,54 @@ async def test_real_server_answers_a_chunked_oversized_body_with_one_clean_413(t
     assert "100" in body["detail"]
 
 
+# ---------------------------------------------------------------- NUL characters
+
+
+def nul_fields(response: httpx.Response) -> list[str]:
+    body = assert_problem(response, 422, "request.validation_failed")
+    return [e["field"] for e in body["errors"] if e["code"] == "string_nul_character"]
+
+
+async def test_nul_character_in_json_is_refused_with_the_field_named(client):
+    response = await client.post(
+        "/api/v1/auth/login",
+        content=b'{"phone": "0912\\u0000345678", "password": "x", "x": {"y": ["a", "b\\u0000"]}}',
+        headers={"content-type": "application/json"},
+    )
+
+    assert nul_fields(response) == ["body.phone", "body.x.y.1"]
+
+
+async def test_an_escaped_backslash_before_u0000_is_ordinary_text(client):
+    response = await client.post("/api/v1/auth/login", json={"phone": "\\u0000", "password": "x"})
+
+    assert b"\\\\u0000" in response.request.content  # the JSON text has the escape sequence
+    assert "string_nul_character" not in response.text
+    assert response.json()["code"] == "auth.invalid_credentials"  # reached the service
+
+
+async def test_nul_character_in_query_form_or_path_is_refused(client):
+    query = await client.get("/api/v1/admin-units?parent=TNG%00x")
+    form = await client.post("/api/v1/auth/login", content=b"phone=09%0012&password=x",
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    path = await client.get("/api/v1/staff/citizens/abc%00def")
+
+    assert nul_fields(query) == ["query.parent"]
+    assert nul_fields(form) == ["body.phone"]
+    assert nul_fields(path) == ["path"]
+
+
+async def test_nul_character_in_a_profile_name_is_a_422_not_a_database_error(client, sms_log):
+    tokens = await register(client, sms_log, "0912345670")
+
+    response = await client.patch("/api/v1/me", json={"full_name": "An\u0000Bình"},
+                                  headers=bearer(tokens))
+
+    assert nul_fields(response) == ["body.full_name"]
+    me = await client.get("/api/v1/me", headers=bearer(tokens))
+    assert me.json()["full_name"] == "Nguyễn Văn An"
+
+
 # ---------------------------------------------------------------- unexpected errors
 
 
@@ -263,6 +354,16 @@ async def test_unexpected_exception_is_a_500_problem_that_leaks_nothing(raw):
     assert body["request_id"] == "trace-me-42"
     for secret in ("hunter2", "RuntimeError", "Traceback", "secret", ".py"):
         assert secret not in response.text
+
+
+async def test_a_request_whose_commit_fails_is_not_answered_with_success(raw, db):
+    await seed_wards(db)
+
+    response = await raw.post("/test-only/commit-fails")
+
+    # The transaction ends before the answer is sent, so the answer tells the truth.
+    assert_problem(response, 500, "internal.error")
+    assert (await db.get(AdminUnit, "TNG")).name != "Trùng"  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- request ids

@@ -15,6 +15,8 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     """The response is `application/problem+json` with our shape, this status and this code."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == errors.PROBLEM_JSON
+    assert response.headers["content-language"] in ("vi", "en")
+    assert "accept-language" in response.headers.get("vary", "").lower()
     body = response.json()
     assert body.keys() >= PROBLEM_KEYS, body
     assert body["status"] == status
