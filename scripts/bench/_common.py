@@ -75,6 +75,11 @@ class Database:
     backend: str  # "sqlite" | "postgresql"
     url: str
 
+    @property
+    def name(self) -> str:
+        """The PostgreSQL database name (or the SQLite file path)."""
+        return self.url.rsplit("/", 1)[1] if self.backend == "postgresql" else self.url[18:]
+
 
 async def _pg_admin(server_url: str, sql: str) -> None:
     import sqlalchemy as sa
@@ -89,8 +94,9 @@ async def _pg_admin(server_url: str, sql: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_database(backend: str, *, pg_server: str = DEFAULT_PG_SERVER,
-                   prefix: str = "bench") -> Iterator[Database]:
+def fresh_database(
+    backend: str, *, pg_server: str = DEFAULT_PG_SERVER, prefix: str = "bench"
+) -> Iterator[Database]:
     """A new, empty database for one backend; removed (dropped) on exit."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
@@ -112,8 +118,14 @@ def fresh_database(backend: str, *, pg_server: str = DEFAULT_PG_SERVER,
 def app_env(database_url: str, **overrides: str) -> dict[str, str]:
     """Environment for `python -m app ...` against `database_url`."""
     env = dict(os.environ)
-    env.update({"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-                "RUN_WORKER_IN_PROCESS": "false", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "WARNING",
+            "RUN_WORKER_IN_PROCESS": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(overrides)
     return env
 
@@ -121,13 +133,20 @@ def app_env(database_url: str, **overrides: str) -> dict[str, str]:
 def run_cli(args: list[str], env: Mapping[str, str], *, timeout: float = 120) -> dict[str, Any]:
     """Run `python -m app <args> --format json` and return its JSON object."""
     proc = subprocess.run(
-        [PYTHON, "-m", "app", *args, "--format", "json"], cwd=PROJECT_ROOT, env=dict(env),
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [PYTHON, "-m", "app", *args, "--format", "json"],
+        cwd=PROJECT_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise BenchError(f"`python -m app {' '.join(args)}` failed ({proc.returncode}):\n"
-                         f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise BenchError(
+            f"`python -m app {' '.join(args)}` failed ({proc.returncode}):\n"
+            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return dict(json.loads(lines[-1]))
 
 
@@ -157,8 +176,9 @@ def _wait_ready(server: Server, timeout: float) -> None:
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                raise BenchError(f"server exited with {server.process.returncode}:\n"
-                                 f"{server.log_tail()}")
+                raise BenchError(
+                    f"server exited with {server.process.returncode}:\n{server.log_tail()}"
+                )
             try:
                 response = client.get(f"{server.base_url}/readyz")
                 if response.status_code == 200:
@@ -185,17 +205,35 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(env: Mapping[str, str], *, workers: int = 2, ready_timeout: float = 60.0,
-          log_dir: Path | None = None) -> Iterator[Server]:
+def serve(
+    env: Mapping[str, str],
+    *,
+    workers: int = 2,
+    ready_timeout: float = 60.0,
+    log_dir: Path | None = None,
+) -> Iterator[Server]:
     """Start `python -m app serve` on a free port of 127.0.0.1 and wait for /readyz."""
     port = free_port()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bench-log-"))
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [PYTHON, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
-            cwd=PROJECT_ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+            [
+                PYTHON,
+                "-m",
+                "app",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=PROJECT_ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group, so stopping it reaches every worker
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
@@ -267,14 +305,21 @@ def parse_wrk(stdout: str) -> WrkResult:
     """Read the JSON line our `done()` hook prints."""
     for line in stdout.splitlines():
         if line.startswith(WRK_MARKER):
-            data = json.loads(line[len(WRK_MARKER):])
+            data = json.loads(line[len(WRK_MARKER) :])
             return WrkResult(
-                requests=data["requests"], duration_s=data["duration_us"] / 1e6,
-                p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000,
-                p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
+                requests=data["requests"],
+                duration_s=data["duration_us"] / 1e6,
+                p50_ms=data["p50_us"] / 1000,
+                p90_ms=data["p90_us"] / 1000,
+                p99_ms=data["p99_us"] / 1000,
+                max_ms=data["max_us"] / 1000,
                 status_errors=data["status_errors"],
-                socket_errors=(data["connect_errors"] + data["read_errors"]
-                               + data["write_errors"] + data["timeouts"]),
+                socket_errors=(
+                    data["connect_errors"]
+                    + data["read_errors"]
+                    + data["write_errors"]
+                    + data["timeouts"]
+                ),
                 counters={k: int(v) for k, v in data["counters"].items()},
             )
     raise BenchError(f"wrk printed no summary:\n{stdout[-2000:]}")
@@ -305,8 +350,15 @@ def run_wrk(
         f.write(lua)
         script_path = f.name
     try:
-        command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}",
-                   f"--timeout={timeout}", "-s", script_path]
+        command = [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}",
+            f"--timeout={timeout}",
+            "-s",
+            script_path,
+        ]
         for name, value in (headers or {}).items():
             command += ["-H", f"{name}: {value}"]
         command.append(url)
@@ -337,8 +389,12 @@ def print_table(headers: list[str], rows: list[list[str]], *, out: Any = None) -
 
     def line(cells: list[str]) -> str:
         first, *rest = cells
-        return "  ".join([str(first).ljust(widths[0]),
-                          *(str(c).rjust(w) for c, w in zip(rest, widths[1:], strict=True))])
+        return "  ".join(
+            [
+                str(first).ljust(widths[0]),
+                *(str(c).rjust(w) for c, w in zip(rest, widths[1:], strict=True)),
+            ]
+        )
 
     print(line(headers), file=out)
     print("  ".join("-" * w for w in widths), file=out)
@@ -380,3 +436,55 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def pg_backend_pids(database: str) -> list[int]:
+    """PostgreSQL backends serving `database` on this machine (their title names it)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres:") and f" {database} " in title:
+            pids.append(int(proc.name))
+    return pids
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds used during one measurement by the server and by the database backends."""
+
+    server_s: float
+    database_s: float | None
+
+
+class CpuMeter:
+    """Counts CPU used by the server's processes and, on PostgreSQL, the database's backends.
+
+    Backends that start and exit inside one measurement are missed (a small undercount).
+    """
+
+    def __init__(self, server_pid: int, pg_database: str | None) -> None:
+        self.server_pid = server_pid
+        self.pg_database = pg_database
+
+    def _snapshot(self) -> tuple[float, dict[int, float]]:
+        server = cpu_seconds(process_tree(self.server_pid))
+        backends = {}
+        if self.pg_database:
+            backends = {pid: cpu_seconds([pid]) for pid in pg_backend_pids(self.pg_database)}
+        return server, backends
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[list[CpuUse]]:
+        out: list[CpuUse] = []
+        server0, backends0 = self._snapshot()
+        yield out
+        server1, backends1 = self._snapshot()
+        database = None
+        if self.pg_database:
+            database = sum(used - backends0.get(pid, 0.0) for pid, used in backends1.items())
+        out.append(CpuUse(server1 - server0, database))

@@ -39,6 +39,8 @@ from _common import (
     DEFAULT_PG_SERVER,
     PROJECT_ROOT,
     BenchError,
+    CpuMeter,
+    CpuUse,
     WrkResult,
     app_env,
     fresh_database,
@@ -92,6 +94,7 @@ class BackendResult:
     logins: list[int] = field(default_factory=list)
     login_limit_per_minute: int = 0
     tokens_exhausted: bool = False
+    server_errors: list[str] = field(default_factory=list)
     spent_tokens: int = 0
     revoked_sessions: int = 0
 
@@ -124,14 +127,23 @@ async def _make_sessions(database_url: str, user_id: uuid.UUID, count: int) -> l
         for start in range(0, count, 5000):
             sessions, refresh_rows = [], []
             for _ in range(start, min(count, start + 5000)):
-                auth = AuthSession(user_id=user_id, device_name="wrk", user_agent="wrk",
-                                   ip="127.0.0.1", acr="urn:thainguyen:id:loa:0", auth_time=now,
-                                   created_at=now, last_used_at=now, expires_at=expires)
+                auth = AuthSession(
+                    user_id=user_id,
+                    device_name="wrk",
+                    user_agent="wrk",
+                    ip="127.0.0.1",
+                    acr="urn:thainguyen:id:loa:0",
+                    auth_time=now,
+                    created_at=now,
+                    last_used_at=now,
+                    expires_at=expires,
+                )
                 token = random_token(REFRESH_PREFIX)
                 tokens.append(token)
                 sessions.append(auth.model_dump())
-                refresh_rows.append(RefreshToken(session_id=auth.id,
-                                                 token_hash=_hash_refresh(token)).model_dump())
+                refresh_rows.append(
+                    RefreshToken(session_id=auth.id, token_hash=_hash_refresh(token)).model_dump()
+                )
             async with engine.begin() as conn:
                 await conn.execute(sa.insert(AuthSession.__table__), sessions)  # type: ignore[attr-defined]
                 await conn.execute(sa.insert(RefreshToken.__table__), refresh_rows)  # type: ignore[attr-defined]
@@ -148,19 +160,27 @@ async def _token_outcome(database_url: str) -> tuple[int, int]:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
-            spent = (await conn.execute(sa.text(
-                "SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL"))).scalar_one()
-            revoked = (await conn.execute(sa.text(
-                "SELECT count(*) FROM auth_sessions WHERE revoked_at IS NOT NULL"))).scalar_one()
+            spent = (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL")
+                )
+            ).scalar_one()
+            revoked = (
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM auth_sessions WHERE revoked_at IS NOT NULL")
+                )
+            ).scalar_one()
     finally:
         await engine.dispose()
     return int(spent), int(revoked)
 
 
 def _login(base_url: str) -> tuple[int, str | None]:
-    response = httpx.post(f"{base_url}/api/v1/auth/login",
-                          json={"phone": PHONE, "password": PASSWORD, "device_name": "bench"},
-                          timeout=30)
+    response = httpx.post(
+        f"{base_url}/api/v1/auth/login",
+        json={"phone": PHONE, "password": PASSWORD, "device_name": "bench"},
+        timeout=30,
+    )
     token = response.json().get("access_token") if response.status_code == 200 else None
     return response.status_code, token
 
@@ -171,28 +191,57 @@ def _check_me(base_url: str, access_token: str) -> None:
         for _ in range(20):
             response = client.get(f"{base_url}/api/v1/me")
             if response.status_code != 200:
-                raise BenchError(f"GET /api/v1/me answered {response.status_code}: "
-                                 f"{response.text[:500]}")
+                raise BenchError(
+                    f"GET /api/v1/me answered {response.status_code}: {response.text[:500]}"
+                )
 
 
 # ------------------------------------------------------------------ one backend
 
 
-def _summary(result: WrkResult, baseline_rps: float | None) -> dict[str, float]:
-    return {"rps": result.rps, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
-            "requests": result.requests, "failed": result.failed,
-            "ratio": result.rps / baseline_rps if baseline_rps else 1.0}
+def _summary(result: WrkResult, cpu: CpuUse, baseline_rps: float | None) -> dict[str, float]:
+    requests = max(result.requests, 1)
+    return {
+        "rps": result.rps,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "requests": result.requests,
+        "failed": result.failed,
+        "non_2xx": result.status_errors,
+        "socket_errors": result.socket_errors,
+        "ratio": result.rps / baseline_rps if baseline_rps else 1.0,
+        "server_cpu_ms": 1000 * cpu.server_s / requests,
+        "db_cpu_ms": -1.0 if cpu.database_s is None else 1000 * cpu.database_s / requests,
+    }
 
 
 def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
     outcome = BackendResult(backend)
-    load = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
+    load = {
+        "threads": args.threads,
+        "connections": args.connections,
+        "duration": args.duration,
+        "timeout": args.timeout,
+    }
     with fresh_database(backend, pg_server=args.pg_server) as db:
         env = app_env(db.url, DATABASE_POOL_SIZE=str(args.pool_size))
         print(f"[{backend}] migrating a fresh database", flush=True)
         migrate(env)
-        user = run_cli(["users", "create", "--phone", PHONE, "--password", PASSWORD,
-                        "--name", "Bench Citizen", "--role", "citizen"], env)
+        user = run_cli(
+            [
+                "users",
+                "create",
+                "--phone",
+                PHONE,
+                "--password",
+                PASSWORD,
+                "--name",
+                "Bench Citizen",
+                "--role",
+                "citizen",
+            ],
+            env,
+        )
         print(f"[{backend}] making {args.sessions} sessions", flush=True)
         started = time.perf_counter()
         tokens = asyncio.run(_make_sessions(db.url, uuid.UUID(user["id"]), args.sessions))
@@ -214,25 +263,36 @@ def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
 
                 # Warm-up (connection pools, lazy imports), not measured.
                 run_wrk(f"{server.base_url}/healthz", **{**load, "duration": "2s"})
-                run_wrk(f"{server.base_url}/api/v1/me", headers=bearer,
-                        **{**load, "duration": "2s"})
+                run_wrk(
+                    f"{server.base_url}/api/v1/me", headers=bearer, **{**load, "duration": "2s"}
+                )
 
                 print(f"[{backend}] measuring", flush=True)
-                base = run_wrk(f"{server.base_url}/healthz", **load)
-                me = run_wrk(f"{server.base_url}/api/v1/me", headers=bearer, **load)
-                lua = (REFRESH_LUA.replace("__TOKENS__", str(token_file))
-                       .replace("__THREADS__", str(args.threads)))
-                refresh = run_wrk(f"{server.base_url}/api/v1/auth/refresh", script=lua,
-                                  counters=("exhausted",), **load)
+                meter = CpuMeter(server.process.pid, db.name if backend == "postgresql" else None)
+                with meter.measure() as base_cpu:
+                    base = run_wrk(f"{server.base_url}/healthz", **load)
+                with meter.measure() as me_cpu:
+                    me = run_wrk(f"{server.base_url}/api/v1/me", headers=bearer, **load)
+                lua = REFRESH_LUA.replace("__TOKENS__", str(token_file))
+                lua = lua.replace("__THREADS__", str(args.threads))
+                with meter.measure() as refresh_cpu:
+                    refresh = run_wrk(
+                        f"{server.base_url}/api/v1/auth/refresh",
+                        script=lua,
+                        counters=("exhausted",),
+                        **load,
+                    )
 
                 # A second login after the load: the per-IP login limit must not have tripped.
                 status, _ = _login(server.base_url)
                 outcome.logins.append(status)
+                # At LOG_LEVEL=WARNING the server logs only problems (5xx, tracebacks).
+                outcome.server_errors = server.log_tail(1_000_000).splitlines()
 
         outcome.endpoints = {
-            "GET /healthz (baseline)": _summary(base, None),
-            "GET /api/v1/me": _summary(me, base.rps),
-            "POST /api/v1/auth/refresh": _summary(refresh, base.rps),
+            "GET /healthz (baseline)": _summary(base, base_cpu[0], None),
+            "GET /api/v1/me": _summary(me, me_cpu[0], base.rps),
+            "POST /api/v1/auth/refresh": _summary(refresh, refresh_cpu[0], base.rps),
         }
         outcome.tokens_exhausted = refresh.counters.get("exhausted", 0) > 0
         outcome.spent_tokens, outcome.revoked_sessions = asyncio.run(_token_outcome(db.url))
@@ -250,57 +310,112 @@ def argon2_ms() -> tuple[float, float]:
     from app.core.security import _hasher
 
     encoded = _hasher.hash("bench-password")
-    return (timed_median_ms(lambda: _hasher.hash("bench-password"), 5),
-            timed_median_ms(lambda: _hasher.verify(encoded, "bench-password"), 5))
+    return (
+        timed_median_ms(lambda: _hasher.hash("bench-password"), 5),
+        timed_median_ms(lambda: _hasher.verify(encoded, "bench-password"), 5),
+    )
 
 
-def report(results: list[BackendResult], argon: tuple[float, float], args: argparse.Namespace,
-           elapsed: float) -> list[str]:
+def report(
+    results: list[BackendResult],
+    argon: tuple[float, float],
+    args: argparse.Namespace,
+    elapsed: float,
+) -> list[str]:
     """Print the tables; return the problems (failed requests, missed targets)."""
     problems: list[str] = []
     misses: list[str] = []
     print()
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}, "
-          f"server --workers {args.workers}, DATABASE_POOL_SIZE={args.pool_size}, "
-          f"{os.cpu_count()} CPUs shared with wrk")
-    print(f"argon2id (t=3, m=64 MiB, p=2): {argon[0]:.1f} ms per hash, "
-          f"{argon[1]:.1f} ms per verify (median of 5, one thread)")
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration} "
+        f"--timeout {args.timeout}, "
+        f"server --workers {args.workers}, DATABASE_POOL_SIZE={args.pool_size}, "
+        f"{os.cpu_count()} CPUs shared with wrk"
+    )
+    print(
+        f"argon2id (t=3, m=64 MiB, p=2): {argon[0]:.1f} ms per hash, "
+        f"{argon[1]:.1f} ms per verify (median of 5, one thread)"
+    )
     for result in results:
         print()
         print(f"== {result.backend}")
         rows = []
         for name, figures in result.endpoints.items():
-            rows.append([name, f"{figures['rps']:.0f}", f"{figures['p50_ms']:.1f}",
-                         f"{figures['p99_ms']:.1f}", f"{figures['ratio'] * 100:.0f}%",
-                         f"{int(figures['requests'])}", f"{int(figures['failed'])}"])
+            db_cpu = "-" if figures["db_cpu_ms"] < 0 else f"{figures['db_cpu_ms']:.2f}"
+            rows.append(
+                [
+                    name,
+                    f"{figures['rps']:.0f}",
+                    f"{figures['p50_ms']:.1f}",
+                    f"{figures['p99_ms']:.1f}",
+                    f"{figures['ratio'] * 100:.0f}%",
+                    f"{figures['server_cpu_ms']:.2f}",
+                    db_cpu,
+                    f"{int(figures['requests'])}",
+                    f"{int(figures['non_2xx'])}",
+                    f"{int(figures['socket_errors'])}",
+                ]
+            )
             if figures["failed"]:
-                problems.append(f"{result.backend}: {name}: {int(figures['failed'])} failed")
-        print_table(["endpoint", "req/s", "p50 ms", "p99 ms", "vs base", "requests", "failed"],
-                    rows)
+                problems.append(
+                    f"{result.backend}: {name}: {int(figures['non_2xx'])} non-2xx, "
+                    f"{int(figures['socket_errors'])} timeouts/socket errors"
+                )
+        print_table(
+            [
+                "endpoint",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "vs base",
+                "app CPU ms",
+                "db CPU ms",
+                "requests",
+                "non-2xx",
+                "timeouts/socket",
+            ],
+            rows,
+        )
         me = result.endpoints["GET /api/v1/me"]
         refresh = result.endpoints["POST /api/v1/auth/refresh"]
         me_ok = me["ratio"] >= ME_TARGET_RATIO
-        print(f"target /me >= {ME_TARGET_RATIO:.0%} of baseline: "
-              f"{me['ratio']:.0%} {'ok' if me_ok else 'MISSED'}")
+        print(
+            f"target /me >= {ME_TARGET_RATIO:.0%} of baseline: "
+            f"{me['ratio']:.0%} {'ok' if me_ok else 'MISSED'}"
+        )
         if not me_ok:
             misses.append(f"{result.backend}: /me at {me['ratio']:.0%} of baseline")
         if result.backend == "postgresql":
             ok = refresh["rps"] >= REFRESH_TARGET_PG
-            print(f"target refresh >= {REFRESH_TARGET_PG:.0f}/s: {refresh['rps']:.0f}/s "
-                  f"{'ok' if ok else 'MISSED'}")
+            print(
+                f"target refresh >= {REFRESH_TARGET_PG:.0f}/s: {refresh['rps']:.0f}/s "
+                f"{'ok' if ok else 'MISSED'}"
+            )
             if not ok:
                 misses.append(f"{result.backend}: refresh at {refresh['rps']:.0f}/s")
-        print(f"refresh: {result.sessions_made} sessions made in {result.session_seconds:.1f}s, "
-              f"{result.spent_tokens} tokens spent, {int(refresh['failed'])} non-2xx/errors, "
-              f"{result.revoked_sessions} sessions revoked by reuse detection"
-              + (", TOKENS EXHAUSTED (raise --sessions)" if result.tokens_exhausted else ""))
+        print(
+            f"refresh: {result.sessions_made} sessions made in {result.session_seconds:.1f}s, "
+            f"{result.spent_tokens} tokens spent, {int(refresh['non_2xx'])} non-2xx, "
+            f"{int(refresh['socket_errors'])} timeouts/socket errors, "
+            f"{result.revoked_sessions} sessions revoked by reuse detection"
+            + (", TOKENS EXHAUSTED (raise --sessions)" if result.tokens_exhausted else "")
+        )
         if result.revoked_sessions:
             problems.append(f"{result.backend}: {result.revoked_sessions} sessions revoked")
         if result.tokens_exhausted:
             problems.append(f"{result.backend}: refresh tokens ran out; throughput understated")
+        print(f"server log lines at WARNING or above: {len(result.server_errors)}")
+        for line in result.server_errors[-5:]:
+            print(f"  {line[:300]}")
+        if result.server_errors:
+            problems.append(
+                f"{result.backend}: the server logged {len(result.server_errors)} warnings/errors"
+            )
         login_ok = all(status == 200 for status in result.logins)
-        print(f"logins: {len(result.logins)} (statuses {result.logins}); per-IP limit "
-              f"{result.login_limit_per_minute}/min {'not hit' if login_ok else 'INTERFERED'}")
+        print(
+            f"logins: {len(result.logins)} (statuses {result.logins}); per-IP limit "
+            f"{result.login_limit_per_minute}/min {'not hit' if login_ok else 'INTERFERED'}"
+        )
         if not login_ok:
             problems.append(f"{result.backend}: a login failed: {result.logins}")
     print()
@@ -312,18 +427,28 @@ def report(results: list[BackendResult], argon: tuple[float, float], args: argpa
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="sqlite,postgresql",
-                        help="comma-separated: sqlite, postgresql")
-    parser.add_argument("--pg-server", default=os.environ.get("BENCH_PG_SERVER", DEFAULT_PG_SERVER),
-                        help="PostgreSQL server URL without database (a fresh one is made)")
+    parser.add_argument(
+        "--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
+    )
+    parser.add_argument(
+        "--pg-server",
+        default=os.environ.get("BENCH_PG_SERVER", DEFAULT_PG_SERVER),
+        help="PostgreSQL server URL without database (a fresh one is made)",
+    )
     parser.add_argument("--duration", default="10s")
+    parser.add_argument("--timeout", default="10s", help="wrk's per-request timeout")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--pool-size", type=int, default=10,
-                        help="DATABASE_POOL_SIZE per worker (PostgreSQL; overflow as much again)")
-    parser.add_argument("--sessions", type=int, default=30000,
-                        help="pre-made sessions, one refresh token each")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=10,
+        help="DATABASE_POOL_SIZE per worker (PostgreSQL; overflow as much again)",
+    )
+    parser.add_argument(
+        "--sessions", type=int, default=30000, help="pre-made sessions, one refresh token each"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
@@ -342,9 +467,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     problems = report(results, argon, args, time.perf_counter() - started)
     if args.json:
-        args.json.write_text(json.dumps(
-            {"argon2_hash_ms": argon[0], "argon2_verify_ms": argon[1],
-             "results": [asdict(r) for r in results]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "argon2_hash_ms": argon[0],
+                    "argon2_verify_ms": argon[1],
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -33,11 +33,17 @@ async def test_refresh_gives_a_working_pair_and_links_the_spent_token(client, db
     assert second["refresh_token"] != first["refresh_token"]
     assert second["session_id"] == first["session_id"]
     assert (await client.get("/api/v1/me", headers=bearer(second))).status_code == 200
-    rows = (await db.execute(
-        sa.select(RefreshToken).order_by(RefreshToken.created_at, RefreshToken.id)
-    )).scalars().all()
+    rows = (
+        (
+            await db.execute(
+                sa.select(RefreshToken).order_by(RefreshToken.created_at, RefreshToken.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert len(rows) == 2
-    spent, successor = (rows if rows[0].used_at is not None else rows[::-1])
+    spent, successor = rows if rows[0].used_at is not None else rows[::-1]
     assert spent.used_at is not None and successor.used_at is None
     assert spent.replaced_by_id == successor.id
     assert (await _refresh(client, second["refresh_token"])).status_code == 200
@@ -79,12 +85,20 @@ async def test_a_retry_within_the_grace_window_gets_another_successor(client, db
     await db.commit()
 
     assert second_successor != first_successor
-    spent = (await db.execute(sa.select(RefreshToken).where(
-        RefreshToken.token_hash == tokens._hash_refresh(signed_in["refresh_token"])
-    ))).scalar_one()
-    newest = (await db.execute(sa.select(RefreshToken).where(
-        RefreshToken.token_hash == tokens._hash_refresh(second_successor)
-    ))).scalar_one()
+    spent = (
+        await db.execute(
+            sa.select(RefreshToken).where(
+                RefreshToken.token_hash == tokens._hash_refresh(signed_in["refresh_token"])
+            )
+        )
+    ).scalar_one()
+    newest = (
+        await db.execute(
+            sa.select(RefreshToken).where(
+                RefreshToken.token_hash == tokens._hash_refresh(second_successor)
+            )
+        )
+    ).scalar_one()
     await db.refresh(spent)
     assert spent.replaced_by_id == newest.id
     assert (await _refresh(client, second_successor)).status_code == 200
@@ -135,8 +149,9 @@ async def test_access_token_of_another_audience_is_refused(client, db):
     signed_in = await _signed_in(client, db)
     session_id = signed_in["session_id"]
     user_id = (await client.get("/api/v1/me", headers=bearer(signed_in))).json()["id"]
-    other, _ = tokens.issue_access_token(subject=user_id, session_id=session_id,
-                                         audience="some-other-client")
+    other, _ = tokens.issue_access_token(
+        subject=user_id, session_id=session_id, audience="some-other-client"
+    )
 
     response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"})
 
