@@ -81,16 +81,32 @@ class Database:
         return self.url.rsplit("/", 1)[1] if self.backend == "postgresql" else self.url[18:]
 
 
-async def _pg_admin(server_url: str, sql: str) -> None:
+async def _pg_admin(server_url: str, sql: str) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.ext.asyncio import create_async_engine
 
     engine = create_async_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
-            await conn.execute(sa.text(sql))
+            result = await conn.execute(sa.text(sql))
+            return result.scalar() if result.returns_rows else None
     finally:
         await engine.dispose()
+
+
+def pg_free_connections(server_url: str = DEFAULT_PG_SERVER, reserve: int = 10) -> int:
+    """Connections still free on the (shared) PostgreSQL server, keeping `reserve` for others."""
+    free = asyncio.run(
+        _pg_admin(
+            server_url,
+            """
+        SELECT current_setting('max_connections')::int
+             - current_setting('superuser_reserved_connections')::int
+             - (SELECT count(*) FROM pg_stat_activity)
+    """,
+        )
+    )
+    return max(0, int(free) - reserve)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from _common import (
     app_env,
     fresh_database,
     migrate,
+    pg_free_connections,
     print_table,
     require_wrk,
     run_cli,
@@ -95,6 +96,7 @@ class BackendResult:
     login_limit_per_minute: int = 0
     tokens_exhausted: bool = False
     server_errors: list[str] = field(default_factory=list)
+    pool_size: int = 0
     spent_tokens: int = 0
     revoked_sessions: int = 0
 
@@ -217,6 +219,15 @@ def _summary(result: WrkResult, cpu: CpuUse, baseline_rps: float | None) -> dict
 
 def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
     outcome = BackendResult(backend)
+    pool_size = args.pool_size
+    if backend == "postgresql":
+        # The server is shared: each worker may open pool_size + overflow (as much again).
+        pool_size = max(
+            2, min(pool_size, pg_free_connections(args.pg_server) // (2 * args.workers))
+        )
+        if pool_size < args.pool_size:
+            print(f"[{backend}] DATABASE_POOL_SIZE lowered to {pool_size}: the server is busy")
+    outcome.pool_size = pool_size
     load = {
         "threads": args.threads,
         "connections": args.connections,
@@ -224,7 +235,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
         "timeout": args.timeout,
     }
     with fresh_database(backend, pg_server=args.pg_server) as db:
-        env = app_env(db.url, DATABASE_POOL_SIZE=str(args.pool_size))
+        env = app_env(db.url, DATABASE_POOL_SIZE=str(pool_size))
         print(f"[{backend}] migrating a fresh database", flush=True)
         migrate(env)
         user = run_cli(
@@ -329,7 +340,7 @@ def report(
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration} "
         f"--timeout {args.timeout}, "
-        f"server --workers {args.workers}, DATABASE_POOL_SIZE={args.pool_size}, "
+        f"server --workers {args.workers}, "
         f"{os.cpu_count()} CPUs shared with wrk"
     )
     print(
@@ -338,7 +349,8 @@ def report(
     )
     for result in results:
         print()
-        print(f"== {result.backend}")
+        pool = f", DATABASE_POOL_SIZE={result.pool_size}" if result.backend != "sqlite" else ""
+        print(f"== {result.backend}{pool}")
         rows = []
         for name, figures in result.endpoints.items():
             db_cpu = "-" if figures["db_cpu_ms"] < 0 else f"{figures['db_cpu_ms']:.2f}"
