@@ -94,18 +94,19 @@ async def _pg_admin(server_url: str, sql: str) -> Any:
         await engine.dispose()
 
 
+_FREE_CONNECTIONS_SQL = """
+    SELECT current_setting('max_connections')::int
+         - current_setting('superuser_reserved_connections')::int
+         - (SELECT count(*) FROM pg_stat_activity)
+"""
+
+
 def pg_free_connections(server_url: str = DEFAULT_PG_SERVER, reserve: int = 10) -> int:
     """Connections still free on the (shared) PostgreSQL server, keeping `reserve` for others."""
-    free = asyncio.run(
-        _pg_admin(
-            server_url,
-            """
-        SELECT current_setting('max_connections')::int
-             - current_setting('superuser_reserved_connections')::int
-             - (SELECT count(*) FROM pg_stat_activity)
-    """,
-        )
-    )
+    try:
+        free = asyncio.run(_pg_admin(server_url, _FREE_CONNECTIONS_SQL))
+    except Exception as exc:
+        raise BenchError(f"cannot reach PostgreSQL at {server_url}: {exc}") from exc
     return max(0, int(free) - reserve)
 
 
