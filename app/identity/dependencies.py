@@ -39,6 +39,20 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+# Built once: constructing and cache-keying the statement per request costs more than running it.
+_PRINCIPAL_QUERY = (
+    sa.select(User)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        User.id == sa.bindparam("user_id"),
+        User.status == "active",
+        AuthSession.id == sa.bindparam("session_id"),
+        AuthSession.revoked_at.is_(None),
+        AuthSession.expires_at > sa.bindparam("now"),
+    )
+)
+
+
 async def _authenticate(
     session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
@@ -52,15 +66,8 @@ async def _authenticate(
     # One query: the account, only if the session behind the token is still alive.
     row = (
         await session.execute(
-            sa.select(User)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(
-                User.id == user_id,
-                User.status == "active",
-                AuthSession.id == session_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > clock.now(),
-            )
+            _PRINCIPAL_QUERY,
+            {"user_id": user_id, "session_id": session_id, "now": clock.now()},
         )
     ).scalar_one_or_none()
     if row is None:

@@ -20,6 +20,7 @@ from app.tokens.models import SigningKey
 
 SUPPORTED_ALGS = ("ES256", "RS256")
 _CACHE_SECONDS = 60.0
+_ENSURE_LOCK_ID = 0x7417_0001  # pg_advisory_xact_lock key of `KeyStore.ensure`
 
 
 def _generate(alg: str) -> ECKey | RSAKey:
@@ -54,6 +55,7 @@ class KeyStore:
     async def ensure(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Make sure an active key exists for each alg (first start, or after `keys rotate`)."""
         async with sessions() as session, session.begin():
+            await _lock_for_ensure(session)
             await self.load(session)
             for alg in SUPPORTED_ALGS:
                 if alg not in self._active:
@@ -73,6 +75,22 @@ class KeyStore:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.as_dict(private=False) for k in self._private.values()]}
+
+
+async def _lock_for_ensure(session: AsyncSession) -> None:
+    """Serialize `ensure` across processes until commit.
+
+    Workers started together on a fresh database (`serve --workers 2`) would otherwise each make
+    their own key; a token signed by one would then be unknown to the other (401) for up to a
+    minute. Holding a lock, the second worker sees the first one's committed key and reuses it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_ENSURE_LOCK_ID)))
+    else:
+        # SQLite: any UPDATE, even of no row, takes the database write lock until commit.
+        await session.execute(
+            sa.update(SigningKey).where(sa.false()).values(status=SigningKey.status)
+        )
 
 
 def new_key_row(alg: str) -> SigningKey:

@@ -19,17 +19,24 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import clock
 from app.core.config import get_settings
+from app.core.db import new_id
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
 from app.tokens import errors
 from app.tokens.keys import key_store
 from app.tokens.models import AuthSession, RefreshToken
 
-ACCESS_TOKEN_ALG = "ES256"  # noqa: S105
+ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name, not a secret
 REFRESH_PREFIX = "rt_"
+# Access tokens whose signature already checked out, with their key id and claims. A client sends
+# the same token for up to its lifetime, and ECDSA verification is the costliest step of
+# authenticating a request. Issuer, audience, expiry and the key are still checked every time.
+_VERIFIED_MAX = 2048
+_verified: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,28 @@ async def verify_access_token(
 ) -> AccessClaims:
     """Check signature, issuer, audience and expiry. Session revocation is the caller's check."""
     settings = get_settings()
+    cached = _verified.get(token)
+    if cached is not None and key_store.verification_key(cached[0]) is not None:
+        claims = cached[1]
+    else:
+        claims = await _verify_signature(session, token)
+    now = int(clock.now().timestamp())
+    expected_aud = audience or settings.first_party_audience
+    aud = claims.get("aud")
+    aud_ok = aud == expected_aud or (isinstance(aud, list) and expected_aud in aud)
+    if claims.get("iss") != settings.issuer or not aud_ok or int(claims.get("exp", 0)) <= now:
+        raise AppError(TOKEN_INVALID)
+    return AccessClaims(
+        sub=str(claims["sub"]),
+        sid=claims.get("sid"),
+        scope=str(claims.get("scope", "")),
+        client_id=claims.get("client_id"),
+        exp=int(claims["exp"]),
+        raw=dict(claims),  # a copy: the cached claims must not change under a caller
+    )
+
+
+async def _verify_signature(session: AsyncSession, token: str) -> dict[str, Any]:
     kid = _header_kid(token)
     if kid is None:
         raise AppError(TOKEN_INVALID)
@@ -109,21 +138,10 @@ async def verify_access_token(
         decoded = jwt.decode(token, KeySet([key]), algorithms=[ACCESS_TOKEN_ALG])
     except (JoseError, ValueError):
         raise AppError(TOKEN_INVALID) from None
-    claims = decoded.claims
-    now = int(clock.now().timestamp())
-    expected_aud = audience or settings.first_party_audience
-    aud = claims.get("aud")
-    aud_ok = aud == expected_aud or (isinstance(aud, list) and expected_aud in aud)
-    if claims.get("iss") != settings.issuer or not aud_ok or int(claims.get("exp", 0)) <= now:
-        raise AppError(TOKEN_INVALID)
-    return AccessClaims(
-        sub=str(claims["sub"]),
-        sid=claims.get("sid"),
-        scope=str(claims.get("scope", "")),
-        client_id=claims.get("client_id"),
-        exp=int(claims["exp"]),
-        raw=claims,
-    )
+    if len(_verified) >= _VERIFIED_MAX:
+        del _verified[next(iter(_verified))]  # the oldest entry
+    _verified[token] = (kid, decoded.claims)
+    return decoded.claims
 
 
 def _hash_refresh(token: str) -> str:
@@ -180,11 +198,7 @@ async def rotate_refresh_token(
     grace = get_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
     now = clock.now()
     row = (
-        await db.execute(
-            sa.select(RefreshToken, AuthSession)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-            .where(RefreshToken.token_hash == _hash_refresh(presented))
-        )
+        await db.execute(_TOKEN_WITH_SESSION, {"token_hash": _hash_refresh(presented)})
     ).first()
     if row is None:
         raise AppError(errors.REFRESH_INVALID)
@@ -196,33 +210,74 @@ async def rotate_refresh_token(
     ):
         raise AppError(errors.REFRESH_INVALID)
 
-    # Atomic spend: of two concurrent refreshes with one token, exactly one wins.
+    # Atomic spend, linking the successor in the same statement: of two concurrent refreshes
+    # with one token, exactly one wins.
+    successor = random_token(REFRESH_PREFIX)
+    successor_id = new_id()
     spent = await db.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
+        _SPEND, {"token_id": token.id, "spent_at": now, "successor_id": successor_id}
     )
     if spent.rowcount != 1:
         used_at = token.used_at or now
         if grace and now - used_at <= timedelta(seconds=grace):
-            pass  # a concurrent retry within the grace window: issue another successor
+            # A concurrent retry within the grace window: issue another successor, linked instead.
+            await db.execute(_RELINK, {"token_id": token.id, "successor_id": successor_id})
         else:
             await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
             raise AppError(errors.REFRESH_REUSED, commit=True)
+    else:
+        set_committed_value(token, "used_at", now)
+    set_committed_value(token, "replaced_by_id", successor_id)
 
-    successor = random_token(REFRESH_PREFIX)
-    successor_row = RefreshToken(session_id=auth_session.id, token_hash=_hash_refresh(successor))
-    db.add(successor_row)
+    # Core statements on the tables: no unit-of-work flush nor identity-map sync per refresh.
     await db.execute(
-        sa.update(RefreshToken).where(RefreshToken.id == token.id)
-        .values(replaced_by_id=successor_row.id)
+        _INSERT_TOKEN,
+        {"id": successor_id, "session_id": auth_session.id,
+         "token_hash": _hash_refresh(successor), "created_at": now},
     )
+    new_ip = ip or auth_session.ip
     await db.execute(
-        sa.update(AuthSession).where(AuthSession.id == auth_session.id)
-        .values(last_used_at=now, ip=ip or auth_session.ip)
+        _TOUCH_SESSION, {"session_id": auth_session.id, "used_at": now, "new_ip": new_ip}
     )
+    set_committed_value(auth_session, "last_used_at", now)
+    set_committed_value(auth_session, "ip", new_ip)
     await db.flush()
     return auth_session, successor
+
+
+# The statements of a refresh, built once (building and cache-keying a statement per request
+# costs more than running it). Core statements on the tables, values bound per call.
+_tokens_table = RefreshToken.__table__  # type: ignore[attr-defined]
+_sessions_table = AuthSession.__table__  # type: ignore[attr-defined]
+_TOKEN_WITH_SESSION = (
+    sa.select(RefreshToken, AuthSession)
+    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+    .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
+)
+_SPEND = (
+    sa.update(_tokens_table)
+    .where(_tokens_table.c.id == sa.bindparam("token_id"), _tokens_table.c.used_at.is_(None))
+    .values(
+        used_at=sa.bindparam("spent_at", type_=_tokens_table.c.used_at.type),
+        replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type),
+    )
+)
+_RELINK = (
+    sa.update(_tokens_table)
+    .where(_tokens_table.c.id == sa.bindparam("token_id"))
+    .values(
+        replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type)
+    )
+)
+_INSERT_TOKEN = sa.insert(_tokens_table)
+_TOUCH_SESSION = (
+    sa.update(_sessions_table)
+    .where(_sessions_table.c.id == sa.bindparam("session_id"))
+    .values(
+        last_used_at=sa.bindparam("used_at", type_=_sessions_table.c.last_used_at.type),
+        ip=sa.bindparam("new_ip", type_=_sessions_table.c.ip.type),
+    )
+)
 
 
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
