@@ -16,6 +16,7 @@ os.environ.update(
     SMS_BACKEND="file",
     SMS_FILE_PATH=str(_TMP / "sms.jsonl"),
     RUN_WORKER_IN_PROCESS="false",
+    MEDIA_DIR=str(_TMP / "media"),
 )
 
 import httpx  # noqa: E402
