@@ -26,4 +26,6 @@ WARDS = [
 
 
 def all_units() -> list[AdminUnit]:
-    return [PROVINCE.model_copy(), *(w.model_copy() for w in WARDS)]
+    # Fresh instances: model_copy() would share SQLAlchemy's instance state with the template,
+    # so a second seeding in one process saw "detached" rows and inserted nothing.
+    return [AdminUnit(**u.model_dump()) for u in (PROVINCE, *WARDS)]
