@@ -46,7 +46,8 @@ async def test_submission_gets_a_daily_code_per_receiving_ward(
     assert first.json()["code"] == "TNG-PDP-270202-0001"
     assert second.json()["code"] == "TNG-PDP-270202-0002"
     assert other_ward.json()["code"] == "TNG-GS-270202-0001"
-    await travel_to(client, datetime(2027, 2, 3, 0, 5), citizen)  # a new local day starts a new sequence
+    # A new local day starts a new sequence.
+    await travel_to(client, datetime(2027, 2, 3, 0, 5), citizen)
     assert (await submit(client, citizen, birth_body(media_id))).json()["code"] == \
         "TNG-PDP-270203-0001"
     body = first.json()

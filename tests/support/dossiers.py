@@ -81,7 +81,8 @@ async def person(
     ward: str | None = None, name: str = "Nguyễn Văn An",
 ) -> Person:
     user = await make_user(db, phone, role, ward, full_name=name)
-    return Person(id=str(user.id), phone=user.phone or "", headers=bearer(await login(client, phone)))
+    tokens = await login(client, phone)
+    return Person(id=str(user.id), phone=user.phone or "", headers=bearer(tokens))
 
 
 async def travel_to(client: httpx.AsyncClient, local: datetime, *people: Person) -> None:
