@@ -94,7 +94,7 @@ async def submit(
              responses=responses(*AUTH, errors.CURSOR_INVALID))
 async def list_mine(
     request: Request, principal: CurrentPrincipal, session: DbSession,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
 ) -> Any:
     return await service.list_mine(session, principal.user, cursor, limit, language(request))
@@ -203,7 +203,7 @@ async def staff_list(
     overdue: Annotated[bool | None, Query()] = None,
     submitted_from: Annotated[date | None, Query()] = None,
     submitted_to: Annotated[date | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
 ) -> Any:
     filters = service.StaffFilters(

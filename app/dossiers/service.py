@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs, ratelimit
 from app.core.audit import AuditContext
+from app.core.db import UTCDateTime
 from app.core.errors import AppError
 from app.core.i18n import Language
 from app.core.personal_data import Retained
@@ -53,6 +54,7 @@ from app.identity.roles import STAFF_ROLES, Role
 from app.media import service as media
 
 STATUS_CHANGED = "dossier.status_changed"
+OPEN_STATUSES = [Status.RECEIVED.value, Status.IN_PROGRESS.value]
 DEEP_LINK = "thainguyen://dossiers/{code}"
 MAX_PAGE = 100
 
@@ -395,32 +397,43 @@ async def view(
     return out
 
 
-def encode_cursor(dossier_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(dossier_id.bytes).decode().rstrip("=")
+def encode_cursor(dossier: Dossier, by_due: bool) -> str:
+    key = [dossier.due_at.isoformat() if by_due and dossier.due_at else None, str(dossier.id)]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> uuid.UUID:
+def decode_cursor(cursor: str, by_due: bool) -> tuple[datetime | None, uuid.UUID]:
     try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
+        due, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        due_at = datetime.fromisoformat(due) if due else None
+        if by_due != (due_at is not None):
+            raise ValueError("cursor of another ordering")
+        return due_at, uuid.UUID(ident)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise AppError(errors.CURSOR_INVALID) from None
 
 
 async def _page(
     session: AsyncSession, query: sa.Select[Any], cursor: str | None, limit: int,
-    language: Language,
+    language: Language, *, by_due: bool = False,
 ) -> dict[str, Any]:
+    """Keyset pages: newest first (UUIDv7 ids are time-ordered), or most overdue first."""
     limit = max(1, min(limit, MAX_PAGE))
     if cursor:
-        query = query.where(Dossier.id < decode_cursor(cursor))
-    rows = list((await session.execute(query.order_by(Dossier.id.desc()).limit(limit + 1)))
-                .scalars())
+        due_at, ident = decode_cursor(cursor, by_due)
+        if by_due:
+            query = query.where(sa.tuple_(Dossier.due_at, Dossier.id) > sa.tuple_(
+                sa.literal(due_at, UTCDateTime()), sa.literal(ident, sa.Uuid())))
+        else:
+            query = query.where(Dossier.id < ident)
+    order = (Dossier.due_at, Dossier.id) if by_due else (Dossier.id.desc(),)
+    rows = list((await session.execute(query.order_by(*order).limit(limit + 1))).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
     names = await _procedure_names(session, {d.procedure_code for d in rows})
     return {
         "items": [_summary(d, names.get(d.procedure_code), language) for d in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+        "next_cursor": encode_cursor(rows[-1], by_due) if more else None,
     }
 
 
@@ -462,16 +475,17 @@ async def staff_list(
     if filters.assignee_id:
         query = query.where(Dossier.assignee_id == filters.assignee_id)
     if filters.overdue is True:
-        query = query.where(Dossier.status.in_(list(OPEN)), Dossier.due_at < clock.now())
+        # Spelled as the partial index's predicate so PostgreSQL can use it.
+        query = query.where(Dossier.status.in_(OPEN_STATUSES), Dossier.due_at < clock.now())
     elif filters.overdue is False:
-        query = query.where(sa.not_(sa.and_(Dossier.status.in_(list(OPEN)),
+        query = query.where(sa.not_(sa.and_(Dossier.status.in_(OPEN_STATUSES),
                                             Dossier.due_at < clock.now())))
     if filters.submitted_from:
         query = query.where(Dossier.submitted_at >= _local_midnight(filters.submitted_from))
     if filters.submitted_to:
         end = _local_midnight(filters.submitted_to + timedelta(days=1))
         query = query.where(Dossier.submitted_at < end)
-    return await _page(session, query, cursor, limit, language)
+    return await _page(session, query, cursor, limit, language, by_due=filters.overdue is True)
 
 
 async def staff_read(

@@ -172,6 +172,29 @@ async def test_overdue_dossiers_are_flagged_to_staff(
                                    headers=pdp_staff.headers)
     assert {d["code"] for d in not_overdue.json()["items"]} == {fresh, waiting}
 
+    # Later, the most overdue come first, page by page.
+    await act(client, pdp_staff, waiting, action="receive")
+    await travel_to(client, datetime(2027, 3, 15, 9, 0), citizen, pdp_staff)
+    seen, cursor = [], None
+    while True:
+        params = {"overdue": "true", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/v1/staff/dossiers", params=params,
+                                    headers=pdp_staff.headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [d["code"] for d in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert seen[0] == overdue and set(seen[1:]) == {fresh, waiting} and len(seen) == 3
+    dues = [(await client.get(f"/api/v1/dossiers/{c}", headers=citizen.headers)).json()["due_at"]
+            for c in seen]
+    assert dues == sorted(dues)
+    newest_cursor = (await client.get("/api/v1/staff/dossiers", params={"limit": 1},
+                                      headers=pdp_staff.headers)).json()["next_cursor"]
+    mixed = await client.get("/api/v1/staff/dossiers", headers=pdp_staff.headers,
+                             params={"overdue": "true", "cursor": newest_cursor})
+    assert mixed.status_code == 422 and mixed.json()["code"] == "dossier.cursor_invalid"
+
 
 @pytest.mark.parametrize("status", [s for s in Status if s != Status.SUBMITTED])
 def test_state_machine_table_has_a_way_into_every_status(status: Status) -> None:
