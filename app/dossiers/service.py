@@ -249,16 +249,18 @@ async def submit(
     await check_documents(session, procedure, citizen.id, body.documents, require_all=True)
     now = clock.now()
     dossier = Dossier(
-        code=await _next_code(session, agency, now), procedure_code=procedure.code,
+        code="", procedure_code=procedure.code,
         citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED, form=body.form,
         applicant_name=citizen.full_name,
         applicant_phone_last4=citizen.phone[-4:] if citizen.phone else None,
         period=f"{local_date(now):%Y-%m}", submitted_at=now, updated_at=now,
     )
+    # A provisional unique code: the daily number is taken last, so the agency's counter row
+    # stays locked for as little of the transaction as possible.
+    dossier.code = f"~{dossier.id.hex}"
     session.add(dossier)
     await session.flush()
     await _attach(session, dossier, body.documents, "submission", citizen.id)
-    await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})
     if key is not None:
         await session.execute(
             sa.update(DossierIdempotencyKey)
@@ -266,6 +268,9 @@ async def submit(
                    DossierIdempotencyKey.key == key)
             .values(dossier_id=dossier.id)
         )
+    dossier.code = await _next_code(session, agency, now)
+    await session.flush()
+    await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})
     return dossier, True
 
 
