@@ -38,6 +38,26 @@ from tests.support.dossiers import birth_body, pdf_bytes  # noqa: E402
 CITIZEN = ("0912345678", "mot-mat-khau-dai-2026")
 STAFF = ("0981000001", "ThaiNguyen@2026")  # seed-demo: ward TNG-PDP
 
+# Tally answers by status, so errors can be told apart (wrk only counts them).
+STATUS_LUA = """
+n4xx, n5xx = 0, 0
+local tallies = {}
+function setup(thread)
+  table.insert(tallies, thread)
+end
+function response(status, headers, body)
+  if status >= 500 then n5xx = n5xx + 1 elseif status >= 400 then n4xx = n4xx + 1 end
+end
+function done(summary, latency, requests)
+  local a, b = 0, 0
+  for _, thread in ipairs(tallies) do
+    a = a + thread:get("n4xx")
+    b = b + thread:get("n5xx")
+  end
+  io.write(string.format("statuses: 4xx=%d 5xx=%d\\n", a, b))
+end
+"""
+
 SUBMIT_LUA = """
 local counter = 0
 local thread_id = 0
@@ -45,6 +65,7 @@ local threads = 0
 function setup(thread)
   thread:set("thread_id", threads)
   threads = threads + 1
+  table.insert(tallies, thread)
 end
 function request()
   counter = counter + 1
@@ -70,6 +91,7 @@ def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    statuses = re.search(r"^statuses:(.*)$", out, re.M)
 
     def pct(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -78,7 +100,8 @@ def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+            "errors": int(non2xx.group(1)) if non2xx else 0,
+            "statuses": statuses.group(1).strip() if statuses else ""}
 
 
 FILL_SQL = """
@@ -188,14 +211,19 @@ def main() -> int:
 
         script = tmp / "submit.lua"
         script.write_text(f"run_id = {json.dumps(uuid.uuid4().hex[:8])}\n"
-                          f"body = {json.dumps(body, ensure_ascii=False)}\n" + SUBMIT_LUA,
-                          encoding="utf-8")
-        common = {"duration": args.duration, "connections": args.connections}
+                          f"body = {json.dumps(body, ensure_ascii=False)}\n"
+                          + STATUS_LUA.replace("function setup(thread)\n  table.insert("
+                                               "tallies, thread)\nend\n", "")
+                          + SUBMIT_LUA, encoding="utf-8")
+        tally = tmp / "tally.lua"
+        tally.write_text(STATUS_LUA, encoding="utf-8")
+        common = {"duration": args.duration, "connections": args.connections, "script": tally}
         results = {
             "baseline GET /healthz": wrk(f"{base}/healthz", headers={}, **common),
+            "authenticated GET /api/v1/me": wrk(f"{base}/api/v1/me", headers=citizen, **common),
             "POST /api/v1/dossiers": wrk(
                 base, headers={**citizen, "Content-Type": "application/json"},
-                script=script, **common),
+                **{**common, "script": script}),
             "staff queue: ward's overdue, first page": wrk(
                 f"{base}/api/v1/staff/dossiers?overdue=true&limit=20", headers=staff, **common),
             "staff queue: ward's newest, first page": wrk(
@@ -212,12 +240,14 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     baseline = results["baseline GET /healthz"]["rps"]
+    load = os.getloadavg()[0]
     print(f"\nPostgreSQL, {args.rows:,} dossiers, wrk -t2 -c{args.connections} "
-          f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk")
+          f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk; "
+          f"load average at the end {load:.1f}")
     print(f"{'endpoint':<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for label, r in results.items():
         print(f"{label:<44}{r['rps']:>10.0f}{r['rps'] / baseline:>8.0%} {r['p50_ms']:>8.2f}"
-              f"{r['p99_ms']:>9.2f}{r['errors']:>8}")
+              f"{r['p99_ms']:>9.2f}{r['errors']:>8}   {r['statuses']}")
     overdue = results["staff queue: ward's overdue, first page"]["p99_ms"]
     print(f"\nsubmissions/s: {results['POST /api/v1/dossiers']['rps']:.0f}; overdue first page "
           f"p99 {overdue:.1f} ms (target < 50 ms: {'met' if overdue < 50 else 'NOT met'})")
