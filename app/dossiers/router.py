@@ -71,12 +71,13 @@ async def get_procedure(session: DbSession, code: Annotated[str, Path(max_length
 @citizen.post(
     "", response_model=schemas.DossierOut, status_code=status.HTTP_201_CREATED,
     summary="Submit a dossier",
-    description="Send an `Idempotency-Key` header (8–200 characters, new per dossier): a retry "
+    description="Requires an `Idempotency-Key` header (8–200 characters, new per dossier): a retry "
     "with the same key and body returns the dossier already created (200, "
     "`Idempotent-Replayed: true`), never a second one.",
     responses=responses(*AUTH, *BODY, errors.PROCEDURE_NOT_FOUND, errors.AGENCY_INVALID,
                         errors.FORM_INVALID, errors.DOCUMENT_MISSING, *DOCUMENT_ERRORS,
-                        errors.IDEMPOTENCY_KEY_INVALID, errors.IDEMPOTENCY_KEY_REUSED),
+                        errors.IDEMPOTENCY_KEY_REQUIRED, errors.IDEMPOTENCY_KEY_INVALID,
+                        errors.IDEMPOTENCY_KEY_REUSED),
 )
 async def submit(
     body: schemas.DossierCreate, request: Request, response: Response,

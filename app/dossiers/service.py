@@ -186,9 +186,11 @@ def _request_hash(body: DossierCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_idempotency_key(key: str | None) -> str | None:
+def check_idempotency_key(key: str | None) -> str:
+    """Required (draft-ietf-httpapi-idempotency-key-header): a phone on a weak network retries,
+    and a retry must never file a second dossier."""
     if key is None:
-        return None
+        raise AppError(errors.IDEMPOTENCY_KEY_REQUIRED)
     if not 8 <= len(key) <= 200 or not key.isprintable() or not key.isascii():
         raise AppError(errors.IDEMPOTENCY_KEY_INVALID)
     return key
@@ -239,10 +241,9 @@ async def submit(
 ) -> tuple[Dossier, bool]:
     """Create a dossier (or return the one this Idempotency-Key already created)."""
     key = check_idempotency_key(idempotency_key)
-    if key is not None:
-        earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
-        if earlier is not None:
-            return earlier, False
+    earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
+    if earlier is not None:
+        return earlier, False
     procedure = await get_procedure(session, body.procedure_code)
     agency = await _receiving_agency(session, procedure, body.ward_code)
     validate_form(procedure.form_schema, body.form)
@@ -261,13 +262,11 @@ async def submit(
     session.add(dossier)
     await session.flush()
     await _attach(session, dossier, body.documents, "submission", citizen.id)
-    if key is not None:
-        await session.execute(
-            sa.update(DossierIdempotencyKey)
-            .where(DossierIdempotencyKey.citizen_id == citizen.id,
-                   DossierIdempotencyKey.key == key)
-            .values(dossier_id=dossier.id)
-        )
+    await session.execute(
+        sa.update(DossierIdempotencyKey)
+        .where(DossierIdempotencyKey.citizen_id == citizen.id, DossierIdempotencyKey.key == key)
+        .values(dossier_id=dossier.id)
+    )
     dossier.code = await _next_code(session, agency, now)
     await session.flush()
     await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})

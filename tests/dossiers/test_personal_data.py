@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.dossiers.models import Dossier
 from app.media.config import get_media_settings
 from app.media.models import MediaObject
-from tests.support.dossiers import Person, birth_body, upload_pdf
+from tests.support.dossiers import Person, birth_body, idem, upload_pdf
 from tests.support.flows import PASSWORD
 
 
@@ -18,7 +18,7 @@ async def test_export_has_my_dossiers_and_files(
 ) -> None:
     media_id = await upload_pdf(client, citizen.headers)
     code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
-                              headers=citizen.headers)).json()["code"]
+                              headers=idem(citizen.headers))).json()["code"]
     export = (await client.get("/api/v1/me/export", headers=citizen.headers)).json()
     assert [d["code"] for d in export["dossiers"]] == [code]
     assert export["dossiers"][0]["form"]["mother"]["full_name"] == "Trần Thị Mai"
@@ -31,7 +31,8 @@ async def test_erasure_keeps_dossier_records_and_their_files_but_deletes_loose_f
 ) -> None:
     attached = await upload_pdf(client, citizen.headers)
     loose = await upload_pdf(client, citizen.headers)
-    await client.post("/api/v1/dossiers", json=birth_body(attached), headers=citizen.headers)
+    await client.post("/api/v1/dossiers", json=birth_body(attached),
+                      headers=idem(citizen.headers))
     response = await client.request("DELETE", "/api/v1/me", json={"password": PASSWORD},
                                     headers=citizen.headers)
     assert response.status_code == 200, response.text

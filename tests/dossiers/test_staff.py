@@ -8,7 +8,15 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.support.dossiers import Person, birth_body, pdf_bytes, travel_to, upload, upload_pdf
+from tests.support.dossiers import (
+    Person,
+    birth_body,
+    idem,
+    pdf_bytes,
+    travel_to,
+    upload,
+    upload_pdf,
+)
 
 STAFF = "/api/v1/staff/dossiers"
 
@@ -16,7 +24,7 @@ STAFF = "/api/v1/staff/dossiers"
 async def new_dossier(client: httpx.AsyncClient, citizen: Person, ward: str = "TNG-PDP") -> str:
     media_id = await upload_pdf(client, citizen.headers)
     response = await client.post("/api/v1/dossiers", json=birth_body(media_id, ward=ward),
-                                 headers=citizen.headers)
+                                 headers=idem(citizen.headers))
     assert response.status_code == 201, response.text
     return response.json()["code"]
 
@@ -73,7 +81,7 @@ async def test_citizens_cannot_use_staff_endpoints(
     for method, url, body in (("GET", STAFF, None), ("GET", f"{STAFF}/{code}", None),
                               ("POST", f"{STAFF}/{code}/transitions", {"action": "receive"}),
                               ("GET", "/api/v1/staff/stats/dossiers", None)):
-        response = await client.request(method, url, json=body, headers=citizen.headers)
+        response = await client.request(method, url, json=body, headers=idem(citizen.headers))
         assert response.status_code == 403, url
         assert response.json()["code"] == "auth.forbidden"
     assert (await client.get(STAFF)).status_code == 401
@@ -87,7 +95,7 @@ async def test_province_queue_is_for_city_admins(
             "form": {"person": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
                      "certificate_type": 2, "purpose": "Du học"},
             "documents": [{"document_code": "cccd", "media_id": photo.json()["id"]}]}
-    code = (await client.post("/api/v1/dossiers", json=body, headers=citizen.headers)
+    code = (await client.post("/api/v1/dossiers", json=body, headers=idem(citizen.headers))
             ).json()["code"]
     assert (await client.get(f"{STAFF}/{code}", headers=pdp_staff.headers)).status_code == 404
     queue = await client.get(STAFF, params={"agency": "TNG"}, headers=city_admin.headers)

@@ -17,7 +17,15 @@ from app.core.audit import AuditEvent
 from app.core.jobs import Job
 from app.dossiers.models import Dossier, DossierEvent
 from app.dossiers.workflow import TRANSITIONS, Actor, Status
-from tests.support.dossiers import Person, birth_body, pdf_bytes, travel_to, upload, upload_pdf
+from tests.support.dossiers import (
+    Person,
+    birth_body,
+    idem,
+    pdf_bytes,
+    travel_to,
+    upload,
+    upload_pdf,
+)
 
 PAYLOAD_SCHEMA = Path(__file__).resolve().parents[2] / "mobile_contracts" / "jobs" / \
     "dossier.status_changed.schema.json"
@@ -31,7 +39,7 @@ def act(client: httpx.AsyncClient, staff: Person, code: str, **body: object):  #
 async def new_dossier(client: httpx.AsyncClient, citizen: Person, ward: str = "TNG-PDP") -> str:
     media_id = await upload_pdf(client, citizen.headers)
     response = await client.post("/api/v1/dossiers", json=birth_body(media_id, ward=ward),
-                                 headers=citizen.headers)
+                                 headers=idem(citizen.headers))
     assert response.status_code == 201, response.text
     return response.json()["code"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,11 @@ async def upload_pdf(client: httpx.AsyncClient, headers: dict[str, str], **kwarg
     response = await upload(client, headers, pdf_bytes(), **kwargs)
     assert response.status_code == 201, response.text
     return response.json()["id"]
+
+
+def idem(headers: dict[str, str]) -> dict[str, str]:
+    """The caller's headers with a fresh Idempotency-Key (one per new dossier)."""
+    return {**headers, "Idempotency-Key": f"test-{uuid.uuid4().hex}"}
 
 
 def birth_form(**child: Any) -> dict[str, Any]:
