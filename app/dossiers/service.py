@@ -344,15 +344,12 @@ async def for_staff(
     return dossier
 
 
-async def _procedure_names(session: AsyncSession, codes: set[str]) -> dict[str, Procedure]:
-    if not codes:
-        return {}
-    rows = await session.execute(sa.select(Procedure).where(Procedure.code.in_(codes)))
-    return {p.code: p for p in rows.scalars()}
-
-
 def _summary(d: Dossier, procedure: Procedure | None, language: Language) -> dict[str, Any]:
     name = "" if procedure is None else (procedure.name if language == "vi" else procedure.name_en)
+    return _summary_named(d, name)
+
+
+def _summary_named(d: Dossier, name: str) -> dict[str, Any]:
     return {
         "code": d.code, "procedure_code": d.procedure_code, "procedure_name": name,
         "agency_code": d.agency_code, "status": d.status, "submitted_at": d.submitted_at,
@@ -431,13 +428,14 @@ async def _page(
         else:
             query = query.where(Dossier.id < ident)
     order = (Dossier.due_at, Dossier.id) if by_due else (Dossier.id.desc(),)
-    rows = list((await session.execute(query.order_by(*order).limit(limit + 1))).scalars())
+    name = Procedure.name if language == "vi" else Procedure.name_en
+    query = query.add_columns(name).join(Procedure, Procedure.code == Dossier.procedure_code)
+    rows = list((await session.execute(query.order_by(*order).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    names = await _procedure_names(session, {d.procedure_code for d in rows})
     return {
-        "items": [_summary(d, names.get(d.procedure_code), language) for d in rows],
-        "next_cursor": encode_cursor(rows[-1], by_due) if more else None,
+        "items": [_summary_named(d, procedure_name) for d, procedure_name in rows],
+        "next_cursor": encode_cursor(rows[-1][0], by_due) if more else None,
     }
 
 
