@@ -231,6 +231,12 @@ def main() -> int:
             "staff queue: ward's received, first page": wrk(
                 f"{base}/api/v1/staff/dossiers?status=received&limit=20", headers=staff,
                 **common),
+            # Light load: latency of one request rather than of a queue of 32.
+            "authenticated GET /api/v1/me (c=4)": wrk(
+                f"{base}/api/v1/me", headers=citizen, **{**common, "connections": 4}),
+            "staff queue: overdue, first page (c=4)": wrk(
+                f"{base}/api/v1/staff/dossiers?overdue=true&limit=20", headers=staff,
+                **{**common, "connections": 4}),
         }
     finally:
         if server:
@@ -244,13 +250,16 @@ def main() -> int:
     print(f"\nPostgreSQL, {args.rows:,} dossiers, wrk -t2 -c{args.connections} "
           f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk; "
           f"load average at the end {load:.1f}")
-    print(f"{'endpoint':<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    heading = f"endpoint (c={args.connections} unless said)"
+    print(f"{heading:<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for label, r in results.items():
         print(f"{label:<44}{r['rps']:>10.0f}{r['rps'] / baseline:>8.0%} {r['p50_ms']:>8.2f}"
               f"{r['p99_ms']:>9.2f}{r['errors']:>8}   {r['statuses']}")
-    overdue = results["staff queue: ward's overdue, first page"]["p99_ms"]
-    print(f"\nsubmissions/s: {results['POST /api/v1/dossiers']['rps']:.0f}; overdue first page "
-          f"p99 {overdue:.1f} ms (target < 50 ms: {'met' if overdue < 50 else 'NOT met'})")
+    for label in ("staff queue: ward's overdue, first page",
+                  "staff queue: overdue, first page (c=4)"):
+        p99 = results[label]["p99_ms"]
+        print(f"{label}: p99 {p99:.1f} ms (target < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
+    print(f"submissions/s: {results['POST /api/v1/dossiers']['rps']:.0f}")
     return 0
 
 
