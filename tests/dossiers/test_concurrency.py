@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dossiers.models import Dossier, DossierIdempotencyKey
-from tests.support.dossiers import Person, birth_body, person, upload_pdf
+from app.dossiers.models import Dossier, DossierEvent, DossierIdempotencyKey
+from tests.support.dossiers import Person, birth_body, idem, person, upload_pdf
 
 SUBMISSIONS = 200
 RETRIES = 60
@@ -55,3 +55,25 @@ async def test_two_hundred_concurrent_submissions_get_gap_free_codes(
     keys = (await db.execute(
         sa.select(sa.func.count()).select_from(DossierIdempotencyKey))).scalar_one()
     assert stored == keys == SUBMISSIONS
+
+
+async def test_two_staff_acting_at_once_cannot_both_win(
+    client: httpx.AsyncClient, db: AsyncSession, backend: str, catalogue: None
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("row locks (SELECT ... FOR UPDATE) are a PostgreSQL property")
+    citizen = await person(client, db, "0912345678")
+    staff = [await person(client, db, f"098100{i:04d}", "ward_staff", "TNG-PDP")
+             for i in range(1, 3)]
+    media_id = await upload_pdf(client, citizen.headers)
+    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
+                              headers=idem(citizen.headers))).json()["code"]
+    answers = await asyncio.gather(*[
+        client.post(f"/api/v1/staff/dossiers/{code}/transitions",
+                    json={"action": action, "reasons": ["Thiếu giấy tờ"]}, headers=s.headers)
+        for s, action in zip(staff, ("receive", "reject_intake"), strict=True)
+    ])
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    events = (await db.execute(
+        sa.select(sa.func.count()).select_from(DossierEvent))).scalar_one()
+    assert events == 2  # submit and the one winning action
