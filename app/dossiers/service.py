@@ -384,8 +384,11 @@ async def view(
         "outcome_note": dossier.outcome_note, "outcome_reasons": dossier.outcome_reasons,
         "result_media_id": dossier.result_media_id, "processing_days": dossier.processing_days,
         "rating": dossier.rating, "rating_comment": dossier.rating_comment,
-        "allowed_actions": [a for a in allowed_actions(dossier.status, actor)
-                            if not (a == "rate" and dossier.rating is not None)],
+        "allowed_actions": [
+            a for a in allowed_actions(dossier.status, actor)
+            if not (a == "rate" and dossier.rating is not None)
+            and not (a == "request_supplement" and dossier.supplement_requests)
+        ],
         "timeline": [{
             "at": e.at, "action": e.action,
             "label": getattr(TRANSITIONS.get(e.action), language, e.action),
@@ -578,7 +581,7 @@ async def transition(
             dossier.outcome_note = body.note
             if body.action == "reject":
                 _resolve(dossier, now)
-            dossier.closed_at = now
+            dossier.closed_at, dossier.paused_at = now, None
             data = {"reasons": dossier.outcome_reasons}
         case "assign":
             assignee = await _assignee(session, dossier, body.assignee_id)  # type: ignore[arg-type]

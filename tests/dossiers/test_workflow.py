@@ -80,6 +80,12 @@ async def test_birth_registration_across_tet_with_a_supplement(
     assert supplied.status_code == 200, supplied.text
     # Paused Wed 3 Feb, resumed Thu 11 Feb: one working day lost (Tết), so due Thu 11 Feb.
     assert supplied.json()["status"] == "in_progress"
+    staff_view = (await client.get(f"/api/v1/staff/dossiers/{code}", headers=pdp_staff.headers)
+                  ).json()
+    assert "request_supplement" not in staff_view["allowed_actions"]  # only once
+    once = await act(client, pdp_staff, code, action="request_supplement", note="lần hai")
+    assert once.status_code == 409
+    assert once.json()["code"] == "dossier.supplement_already_requested"
     assert supplied.json()["due_at"] == "2027-02-11T10:00:00Z"
     assert supplied.json()["legal_due_at"] == "2027-02-11T10:00:00Z"
 
