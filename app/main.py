@@ -18,6 +18,7 @@ from app.core.middleware import RequestContextMiddleware
 DOMAIN_ROUTERS = [
     "app.admin_units.router",
     "app.identity.router",
+    "app.incidents.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
@@ -31,6 +32,7 @@ MODEL_MODULES = [
     "app.admin_units.models",
     "app.identity.models",
     "app.tokens.models",
+    "app.incidents.models",
 ]
 
 
