@@ -1,7 +1,7 @@
 """incidents
 
 Revision ID: ac818be9c415
-Revises: b0f41e2289a3
+Revises: e343e9780bb9
 Create Date: 2026-11-25 19:19:02.084625
 
 """
@@ -15,7 +15,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision: str = 'ac818be9c415'
-down_revision: Union[str, Sequence[str], None] = 'b0f41e2289a3'
+down_revision: Union[str, Sequence[str], None] = 'e343e9780bb9'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
