@@ -21,6 +21,7 @@ DOMAIN_ROUTERS = [
     "app.media.router",
     "app.dossiers.router",
     "app.incidents.router",
+    "app.incidents.open311",
     "app.media.signed_router",
 ]
 # Each domain's job handlers (imported by the worker).

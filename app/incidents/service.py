@@ -256,6 +256,74 @@ async def report(
     return incident
 
 
+async def report_for_partner(
+    session: AsyncSession, partner: str, *, category: str, lat: float, lon: float,
+    address: str | None, description: str | None,
+) -> tuple[Incident, bool]:
+    """A report from an Open311 partner tool (no citizen account): joins an open twin nearby
+    (counted once per report) or opens a new one. Returns (incident, joined)."""
+    settings = get_incident_settings()
+    _check_category(category)
+    _check_location(lat, lon)
+    await ratelimit.hit(session, f"incident.open311:{partner}",
+                        limit=settings.incident_open311_reports_per_hour, window_seconds=3600)
+    details = {"partner": partner}
+    twins = await find_duplicates(session, category, lat, lon, clock.now())
+    if twins:
+        incident = twins[0].incident
+        await session.execute(
+            sa.update(Incident).where(Incident.id == incident.id)
+            .values(me_too_count=Incident.me_too_count + 1, last_reported_at=clock.now(),
+                    updated_at=clock.now())
+        )
+        await session.refresh(incident)
+        await _record(session, incident, "open311_report", actor_id=None,
+                      from_status=incident.status, to_status=incident.status, details=details)
+        return incident, True
+    incident = await _open(session, category=category, lat=lat, lon=lon, source="open311",
+                           address=address, description=description)
+    event = await _record(session, incident, "reported", actor_id=None, from_status=None,
+                          to_status="new", details=details)
+    await _emit(session, incident, event, None)
+    return incident, False
+
+
+async def search_public(
+    session: AsyncSession, *, ids: list[uuid.UUID] | None, categories: list[str] | None,
+    statuses: list[str] | None, start: datetime | None, end: datetime | None, limit: int,
+) -> list[Incident]:
+    """Open311 GET requests: by id (any status; the caller shows less of unverified ones), or
+    public incidents filtered by category, status and time, newest first."""
+    query = sa.select(Incident)
+    if ids is not None:
+        query = query.where(Incident.id.in_(ids))
+    else:
+        query = query.where(Incident.status.in_(statuses or PUBLIC))
+    if categories:
+        query = query.where(Incident.category.in_(categories))
+    if start is not None:
+        query = query.where(Incident.created_at >= start)
+    if end is not None:
+        query = query.where(Incident.created_at <= end)
+    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def latest_notes(
+    session: AsyncSession, incident_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The last public note of each incident (Open311 `status_notes`)."""
+    if not incident_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(IncidentEvent.incident_id, IncidentEvent.public_note)
+        .where(IncidentEvent.incident_id.in_(incident_ids),
+               IncidentEvent.public_note.is_not(None))
+        .order_by(IncidentEvent.at, IncidentEvent.id)
+    )
+    return {incident_id: note for incident_id, note in rows.all()}
+
+
 async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> Incident:
     """Count the caller once and subscribe them; their own report does not count."""
     # Any open report may be joined by id: that is how a twin offered in a 409 is joined
