@@ -20,11 +20,15 @@ DOMAIN_ROUTERS = [
     "app.identity.router",
     "app.media.router",
     "app.dossiers.router",
+    "app.incidents.router",
+    "app.incidents.open311",
+    "app.media.signed_router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.core.maintenance",
     "app.identity.tasks",
+    "app.media.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -36,6 +40,8 @@ MODEL_MODULES = [
     "app.tokens.models",
     "app.media.models",
     "app.dossiers.models",
+    "app.media.derived",
+    "app.incidents.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [
