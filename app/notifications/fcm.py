@@ -151,7 +151,10 @@ class FcmBackend:
         return out
 
     async def aclose(self) -> None:
+        # The library's own close() calls asyncio.run(), impossible on a running loop: close the
+        # client here, on its loop, and make the library's close a no-op.
         await self._service._async_client.aclose()
+        self._service.close = lambda: None
         firebase_admin.delete_app(self.app)
 
 
