@@ -3,7 +3,7 @@
 Real HTTP on 127.0.0.1, so the real `firebase-admin` client runs unchanged against it:
 
     python scripts/fake_fcm.py --port 0 --credentials-out var/fake-fcm-sa.json
-    # prints one JSON line: {"base_url": ..., "port": ..., "credentials_file": ..., "project_id": ...}
+    # prints one JSON line: {"base_url", "port", "credentials_file", "project_id", "pid"}
     PUSH_BACKEND=fcm FCM_BASE_URL=<base_url> FCM_CREDENTIALS_FILE=var/fake-fcm-sa.json make run
 
 Endpoints
@@ -161,8 +161,9 @@ class FakeFcm:
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         if not auth.startswith("Bearer ") or auth[7:] not in state.issued:
             state.count("unauthenticated")
+            message = "Request had invalid authentication credentials."
             return 401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
-                                   "message": "Request had invalid authentication credentials."}}, []
+                                   "message": message}}, []
         project = scope["path"].split("/")[3]
         try:
             message = _loads(body)["message"]

@@ -11,6 +11,7 @@ import asyncio
 import json
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,11 @@ from app.core import clock
 from app.core.config import Settings, get_settings
 from app.notifications import templates
 from app.notifications.models import Device, Notification
+
+# firebase-admin 7 deprecates `Message.token` in favour of Firebase installation IDs (`fid`); the
+# FCM v1 API still takes registration tokens, which is what the apps register today.
+warnings.filterwarnings("ignore", message="Message.token is deprecated",
+                        category=DeprecationWarning)
 
 Status = Literal["sent", "retry", "unregistered", "invalid", "failed"]
 

@@ -75,11 +75,11 @@ async def test_oldest_devices_are_dropped_beyond_the_limit(client, db, settings_
 async def test_logout_of_a_session_removes_only_its_tokens(client, db) -> None:
     """What identity calls at logout: the session's tokens go, other sessions' stay."""
     an = await account(client, db, "0912000008")
-    other_tokens = (await sign_in(db, an.user)).tokens
+    other = await sign_in(db, an.user)
     await add_device(client, an, "tok-phone")
     response = await client.post("/api/v1/devices", json={"token": "tok-tablet",
                                                           "platform": "android"},
-                                 headers={"Authorization": f"Bearer {other_tokens['access_token']}"})
+                                 headers=other.headers)
     assert response.status_code == 200
     async with session_factory()() as session, session.begin():
         removed = await service.remove_devices_of_session(
