@@ -24,11 +24,6 @@ from app.core.config import Settings, get_settings
 from app.notifications import templates
 from app.notifications.models import Device, Notification
 
-# firebase-admin 7 deprecates `Message.token` in favour of Firebase installation IDs (`fid`); the
-# FCM v1 API still takes registration tokens, which is what the apps register today.
-warnings.filterwarnings("ignore", message="Message.token is deprecated",
-                        category=DeprecationWarning)
-
 Status = Literal["sent", "retry", "unregistered", "invalid", "failed"]
 
 
@@ -99,6 +94,16 @@ def build_message(note: Notification, device: Device) -> messaging.Message:
                 "Topic": collapse.replace(".", "-")[:32],
             },
         )
+    with warnings.catch_warnings():
+        # firebase-admin 7 deprecates `Message.token` for Firebase installation IDs (`fid`); the
+        # FCM v1 API still takes registration tokens, which is what the apps register today.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _message(note, device, android, apns, webpush)
+
+
+def _message(note: Notification, device: Device, android: messaging.AndroidConfig | None,
+             apns: messaging.APNSConfig | None,
+             webpush: messaging.WebpushConfig | None) -> messaging.Message:
     return messaging.Message(
         token=device.token,
         notification=messaging.Notification(title=note.title, body=note.body),
