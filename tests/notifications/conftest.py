@@ -76,8 +76,10 @@ class FakeFcmControl:
                 "retry_after": retry_after}
         (await self.http.post("/_fake/rules", json=body)).raise_for_status()
 
-    async def fail_token_endpoint(self, times: int) -> None:
-        (await self.http.post("/_fake/token-endpoint", json={"fail": times})).raise_for_status()
+    async def fail_token_endpoint(self, times: int, status: int = 503) -> None:
+        response = await self.http.post("/_fake/token-endpoint",
+                                        json={"fail": times, "status": status})
+        response.raise_for_status()
 
     async def messages(self, token: str | None = None) -> list[dict[str, Any]]:
         params = {"token": token} if token else {}
