@@ -160,12 +160,13 @@ async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
             sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
         ).where(Notification.announcement_id == ann_id)
     )).one()
-    by_status = dict((await session.execute(
+    rows = await session.execute(
         sa.select(Delivery.status, sa.func.count())
         .join(Notification, Notification.id == Delivery.notification_id)
         .where(Notification.announcement_id == ann_id)
         .group_by(Delivery.status)
-    )).tuples().all())
+    )
+    by_status: dict[str, int] = {status: count for status, count in rows}
     return {
         "recipients": notes[0],
         "opened": notes[1],
