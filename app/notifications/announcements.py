@@ -25,9 +25,9 @@ from app.identity.models import User
 from app.identity.roles import Role
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
-from app.notifications.delivery import push_notifications
+from app.notifications.delivery import push_loaded
 from app.notifications.models import Announcement, Delivery, Device, Notification
-from app.notifications.service import create_notifications
+from app.notifications.service import build_notifications
 
 FANOUT_JOB = "notifications.announcement.fanout"
 BATCH_JOB = "notifications.announcement.batch"
@@ -217,11 +217,11 @@ async def send_batch(session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID 
     if after is not None:
         query = query.where(User.id > after)
     user_ids = list((await session.execute(query.order_by(User.id))).scalars())
-    note_ids = await create_notifications(
+    notes = await build_notifications(
         session, user_ids, KIND, _params(ann), urgent=ann.urgent,
         dedupe_key=f"announcement:{ann.id}", announcement_id=ann.id,
     )
-    await push_notifications(session, note_ids)
+    await push_loaded(session, notes, new_rows=True)
     # Atomic increment: batches finish on several workers at once.
     await session.execute(
         sa.update(Announcement).where(Announcement.id == ann.id)
