@@ -23,12 +23,14 @@ DOMAIN_ROUTERS = [
     "app.incidents.router",
     "app.incidents.open311",
     "app.media.signed_router",
+    "app.notifications.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.core.maintenance",
     "app.identity.tasks",
     "app.media.tasks",
+    "app.notifications.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -42,6 +44,7 @@ MODEL_MODULES = [
     "app.dossiers.models",
     "app.media.derived",
     "app.incidents.models",
+    "app.notifications.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [
