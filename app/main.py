@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.core import handlers, health
 from app.core.config import get_settings
 from app.core.db import dispose_engine, session_factory
+from app.core.internal import ListenerSplitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 
@@ -18,10 +19,12 @@ from app.core.middleware import RequestContextMiddleware
 DOMAIN_ROUTERS = [
     "app.admin_units.router",
     "app.identity.router",
+    "app.cameras.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.identity.tasks",
+    "app.cameras.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -31,6 +34,7 @@ MODEL_MODULES = [
     "app.admin_units.models",
     "app.identity.models",
     "app.tokens.models",
+    "app.cameras.models",
 ]
 
 
@@ -82,6 +86,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     )
     app.state.run_worker = run_worker
     handlers.install(app)
+    app.add_middleware(ListenerSplitMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
