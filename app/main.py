@@ -19,6 +19,9 @@ from app.core.middleware import RequestContextMiddleware
 DOMAIN_ROUTERS = [
     "app.admin_units.router",
     "app.identity.router",
+    "app.media.router",
+    "app.dossiers.router",
+    "app.incidents.router",
     "app.cameras.router",
 ]
 # Each domain's job handlers (imported by the worker).
@@ -34,7 +37,14 @@ MODEL_MODULES = [
     "app.admin_units.models",
     "app.identity.models",
     "app.tokens.models",
+    "app.media.models",
+    "app.dossiers.models",
+    "app.incidents.models",
     "app.cameras.models",
+]
+# Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
+DOMAIN_STARTUP_HOOKS = [
+    "app.dossiers.service:sync_catalogue",
 ]
 
 
@@ -45,6 +55,15 @@ def import_models() -> None:
         importlib.import_module(module)
 
 
+async def run_startup_hooks() -> None:
+    import importlib
+
+    async with session_factory()() as session, session.begin():
+        for hook in DOMAIN_STARTUP_HOOKS:
+            module, _, name = hook.partition(":")
+            await getattr(importlib.import_module(module), name)(session)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     from app.core.jobs import Worker, load_job_modules
@@ -52,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings = get_settings()
     await key_store.ensure(session_factory())
+    await run_startup_hooks()
     worker_task = None
     worker = None
     if settings.run_worker_in_process and app.state.run_worker:

@@ -20,6 +20,7 @@ os.environ.update(
     PASSWORD_HASH_TIME_COST="1",
     PASSWORD_HASH_MEMORY_KIB="1024",
     PASSWORD_HASH_PARALLELISM="1",
+    MEDIA_DIR=str(_TMP / "media"),
 )
 
 import httpx  # noqa: E402

@@ -15,7 +15,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision: str = 'e277b09b6560'
-down_revision: Union[str, Sequence[str], None] = 'b0f41e2289a3'
+down_revision: Union[str, Sequence[str], None] = 'ac818be9c415'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

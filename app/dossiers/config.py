@@ -1,0 +1,36 @@
+"""Dossier settings (env: DOSSIER_WORKDAY_SWAPS, DOSSIER_EXTRA_DAYS_OFF, ...)."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from functools import lru_cache
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkdaySwap(BaseModel):
+    """A government day swap: `off` (a weekday) is a day off, `work` (a Saturday) is worked."""
+
+    off: date
+    work: date
+
+
+class DossierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_prefix="DOSSIER_", extra="ignore",
+                                      case_sensitive=False)
+
+    # JSON, e.g. [{"off": "2025-05-02", "work": "2025-04-26"}]: each year's swaps decided by the
+    # Prime Minister, which the `holidays` package does not model.
+    workday_swaps: list[WorkdaySwap] = []
+    # Extra days off decided locally or late (JSON list of dates).
+    extra_days_off: list[date] = []
+    # A deadline falls at this local time of its last working day.
+    close_of_business: time = time(17, 0)
+    public_lookup_per_ip_per_minute: int = 20
+    public_lookup_per_code_per_hour: int = 10
+
+
+@lru_cache
+def get_dossier_settings() -> DossierSettings:
+    return DossierSettings()

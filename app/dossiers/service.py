@@ -1,0 +1,778 @@
+"""The rules of public-service dossiers: catalogue, submission, the staff workflow, deadlines,
+public look-up and statistics. Services flush; the request's session commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin_units import service as admin_units
+from app.core import audit, clock, jobs, ratelimit
+from app.core.audit import AuditContext
+from app.core.errors import AppError
+from app.core.i18n import Language
+from app.core.personal_data import Retained
+from app.dossiers import errors
+from app.dossiers.calendar import get_calendar, local_date
+from app.dossiers.catalogue import PROCEDURES
+from app.dossiers.config import get_dossier_settings
+from app.dossiers.models import (
+    Dossier,
+    DossierCounter,
+    DossierDocument,
+    DossierEvent,
+    DossierIdempotencyKey,
+    Procedure,
+)
+from app.dossiers.schemas import AttachmentIn, DossierCreate, SupplementIn, TransitionIn
+from app.dossiers.text import fold, like_escape
+from app.dossiers.workflow import (
+    OPEN,
+    TRANSITIONS,
+    Actor,
+    Status,
+    Transition,
+    allowed_actions,
+    is_allowed,
+)
+from app.identity.models import User
+from app.identity.roles import STAFF_ROLES, Role
+from app.media import service as media
+
+STATUS_CHANGED = "dossier.status_changed"
+DEEP_LINK = "thainguyen://dossiers/{code}"
+MAX_PAGE = 100
+
+# ---------------------------------------------------------------- catalogue
+
+
+def _search_text(p: dict[str, Any]) -> str:
+    return fold(" ".join([p["code"], p["name"], p["name_en"], p["field"], p["field_en"]]))
+
+
+async def sync_catalogue(session: AsyncSession) -> int:
+    """Upsert the seeded procedures (idempotent; run at start-up and by tests)."""
+    for data in PROCEDURES:
+        values = {**data, "search_text": _search_text(data), "active": True}
+        existing = await session.get(Procedure, data["code"])
+        if existing is None:
+            session.add(Procedure(**values))
+        else:
+            for key, value in values.items():
+                setattr(existing, key, value)
+    await session.flush()
+    return len(PROCEDURES)
+
+
+async def search_procedures(session: AsyncSession, q: str | None) -> list[Procedure]:
+    query = sa.select(Procedure).where(Procedure.active.is_(True)).order_by(Procedure.code)
+    for term in fold(q or "").split(" "):
+        if term:
+            query = query.where(Procedure.search_text.like(f"%{like_escape(term)}%", escape="\\"))
+    return list((await session.execute(query)).scalars())
+
+
+async def get_procedure(session: AsyncSession, code: str) -> Procedure:
+    procedure = await session.get(Procedure, code)
+    if procedure is None or not procedure.active:
+        raise AppError(errors.PROCEDURE_NOT_FOUND, params={"code": code})
+    return procedure
+
+
+def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    problems = sorted(validator.iter_errors(form), key=lambda e: list(e.absolute_path))
+    if not problems:
+        return
+    field_errors = []
+    for problem in problems:
+        path = ["form", *(str(p) for p in problem.absolute_path)]
+        if problem.validator == "required":  # name the missing property itself
+            missing = next(iter(set(problem.validator_value) - set(problem.instance or {})), None)
+            if missing:
+                path.append(missing)
+        field_errors.append({"field": ".".join(path), "code": str(problem.validator),
+                             "message": problem.message})
+    raise AppError(errors.FORM_INVALID, extra={"errors": field_errors})
+
+
+# ---------------------------------------------------------------- documents
+
+
+async def check_documents(
+    session: AsyncSession, procedure: Procedure, owner_id: uuid.UUID,
+    attachments: Sequence[AttachmentIn], *, require_all: bool,
+) -> None:
+    kinds = {d["code"]: d for d in procedure.documents}
+    for index, item in enumerate(attachments):
+        if item.document_code not in kinds:
+            raise AppError(errors.DOCUMENT_UNKNOWN, params={"document": item.document_code},
+                           extra={"errors": [_field(index, "document_code", "unknown")]})
+    owned = await media.get_owned(session, (a.media_id for a in attachments), owner_id)
+    for index, item in enumerate(attachments):
+        kind, file = kinds[item.document_code], owned.get(item.media_id)
+        if file is None:
+            raise AppError(errors.ATTACHMENT_NOT_FOUND,
+                           extra={"errors": [_field(index, "media_id", "not_found")]})
+        if file.content_type not in kind["formats"]:
+            raise AppError(errors.DOCUMENT_TYPE_NOT_ACCEPTED, params={"document": kind["name"]},
+                           extra={"accepted": kind["formats"],
+                                  "errors": [_field(index, "media_id", "type_not_accepted")]})
+        if file.size_bytes > kind["max_bytes"]:
+            raise AppError(errors.DOCUMENT_TOO_LARGE, params={"document": kind["name"]},
+                           extra={"max_bytes": kind["max_bytes"],
+                                  "errors": [_field(index, "media_id", "too_large")]})
+    if require_all:
+        given = {a.document_code for a in attachments}
+        missing = [d for d in procedure.documents if d["required"] and d["code"] not in given]
+        if missing:
+            raise AppError(errors.DOCUMENT_MISSING,
+                           params={"documents": ", ".join(d["name"] for d in missing)},
+                           extra={"missing": [d["code"] for d in missing]})
+
+
+def _field(index: int, name: str, code: str) -> dict[str, str]:
+    return {"field": f"documents.{index}.{name}", "code": code, "message": code}
+
+
+async def _attach(
+    session: AsyncSession, dossier: Dossier, attachments: Sequence[AttachmentIn], stage: str,
+    by: uuid.UUID,
+) -> None:
+    for item in attachments:
+        session.add(DossierDocument(dossier_id=dossier.id, document_code=item.document_code,
+                                    media_id=item.media_id, stage=stage, added_by_id=by))
+    await media.hold(session, (a.media_id for a in attachments))
+    await session.flush()
+
+
+# ---------------------------------------------------------------- submission
+
+
+async def _next_code(session: AsyncSession, agency_code: str, now: datetime) -> str:
+    """`{agency}-{yymmdd}-{nnnn}`: a per-agency daily sequence from a counter row bumped in this
+    transaction. On PostgreSQL the upsert holds the row lock until commit, so concurrent
+    submissions to one agency queue here and a rolled-back one gives its number back."""
+    day = local_date(now).strftime("%y%m%d")
+    table = DossierCounter.__table__
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table).values(agency_code=agency_code, day=day, last=1)
+        .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
+                               set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
+    number = (await session.execute(stmt)).scalar_one()
+    return f"{agency_code}-{day}-{number:04d}"
+
+
+def _request_hash(body: DossierCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 8 <= len(key) <= 200 or not key.isprintable() or not key.isascii():
+        raise AppError(errors.IDEMPOTENCY_KEY_INVALID)
+    return key
+
+
+async def _claim_key(
+    session: AsyncSession, citizen_id: uuid.UUID, key: str, request_hash: str
+) -> Dossier | None:
+    """Reserve the key, or return the dossier an earlier request with it created.
+
+    The reservation is a row in this transaction: a concurrent request with the same key waits
+    on it (PostgreSQL) and then finds the committed dossier.
+    """
+    table = DossierIdempotencyKey.__table__
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table)
+        .values(citizen_id=citizen_id, key=key, request_hash=request_hash,
+                created_at=clock.now())
+        .on_conflict_do_nothing(index_elements=[table.c.citizen_id, table.c.key])
+        .returning(table.c.key)
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is not None:
+        return None
+    record = (await session.execute(
+        sa.select(DossierIdempotencyKey).where(DossierIdempotencyKey.citizen_id == citizen_id,
+                                               DossierIdempotencyKey.key == key)
+    )).scalar_one()
+    if record.request_hash != request_hash or record.dossier_id is None:
+        raise AppError(errors.IDEMPOTENCY_KEY_REUSED)
+    return await session.get(Dossier, record.dossier_id)
+
+
+async def _receiving_agency(session: AsyncSession, procedure: Procedure, ward_code: str) -> str:
+    ward = await admin_units.find_unit(session, ward_code)
+    if ward is None or ward.level not in admin_units.WARD_LEVELS:
+        raise AppError(errors.AGENCY_INVALID,
+                       extra={"errors": [{"field": "ward_code", "code": "not_found",
+                                          "message": "no such ward"}]})
+    if procedure.competent_level == "province":
+        # Province-level procedures go to the province's queue whichever ward received them.
+        return ward.parent_code or ward.code
+    return ward.code
+
+
+async def submit(
+    session: AsyncSession, citizen: User, body: DossierCreate, idempotency_key: str | None
+) -> tuple[Dossier, bool]:
+    """Create a dossier (or return the one this Idempotency-Key already created)."""
+    key = check_idempotency_key(idempotency_key)
+    if key is not None:
+        earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
+        if earlier is not None:
+            return earlier, False
+    procedure = await get_procedure(session, body.procedure_code)
+    agency = await _receiving_agency(session, procedure, body.ward_code)
+    validate_form(procedure.form_schema, body.form)
+    await check_documents(session, procedure, citizen.id, body.documents, require_all=True)
+    now = clock.now()
+    dossier = Dossier(
+        code=await _next_code(session, agency, now), procedure_code=procedure.code,
+        citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED, form=body.form,
+        applicant_name=citizen.full_name,
+        applicant_phone_last4=citizen.phone[-4:] if citizen.phone else None,
+        period=f"{local_date(now):%Y-%m}", submitted_at=now, updated_at=now,
+    )
+    session.add(dossier)
+    await session.flush()
+    await _attach(session, dossier, body.documents, "submission", citizen.id)
+    await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})
+    if key is not None:
+        await session.execute(
+            sa.update(DossierIdempotencyKey)
+            .where(DossierIdempotencyKey.citizen_id == citizen.id,
+                   DossierIdempotencyKey.key == key)
+            .values(dossier_id=dossier.id)
+        )
+    return dossier, True
+
+
+# ---------------------------------------------------------------- timeline and jobs
+
+
+async def _record(
+    session: AsyncSession, dossier: Dossier, transition: Transition, from_status: str | None,
+    actor: User | None, *, note: str | None, data: dict[str, Any],
+) -> DossierEvent:
+    """Write who/when/why, and tell the notifications domain when the status changed."""
+    event = DossierEvent(
+        dossier_id=dossier.id, at=clock.now(), actor_id=actor.id if actor else None,
+        actor_role=actor.role if actor else Actor.SYSTEM, action=transition.action,
+        from_status=from_status, to_status=dossier.status, note=note, data=data,
+    )
+    session.add(event)
+    await session.flush()
+    if from_status != dossier.status:
+        await jobs.enqueue(session, STATUS_CHANGED, {
+            "dossier_code": dossier.code,
+            "status": dossier.status,
+            "previous_status": from_status,
+            "action": transition.action,
+            "citizen_id": str(dossier.citizen_id),
+            "procedure_code": dossier.procedure_code,
+            "deep_link": DEEP_LINK.format(code=dossier.code),
+            "event_id": str(event.id),
+            "at": event.at.isoformat(),
+        }, dedupe_key=f"{STATUS_CHANGED}:{event.id}")
+    return event
+
+
+# ---------------------------------------------------------------- reading
+
+
+def is_overdue(dossier: Dossier, now: datetime | None = None) -> bool:
+    return (dossier.status in OPEN and dossier.due_at is not None
+            and dossier.due_at < (now or clock.now()))
+
+
+async def _load(session: AsyncSession, code: str, *, lock: bool = False) -> Dossier | None:
+    query = sa.select(Dossier).where(Dossier.code == code)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def for_citizen(
+    session: AsyncSession, citizen: User, code: str, *, lock: bool = False
+) -> Dossier:
+    dossier = await _load(session, code, lock=lock)
+    if dossier is None or dossier.citizen_id != citizen.id:
+        raise AppError(errors.DOSSIER_NOT_FOUND)
+    return dossier
+
+
+def staff_sees(staff: User, dossier: Dossier) -> bool:
+    """City admins see every queue (the province's included); ward staff only their ward's."""
+    if staff.role == Role.CITY_ADMIN:
+        return True
+    return staff.role in STAFF_ROLES and staff.ward_code == dossier.agency_code
+
+
+async def for_staff(
+    session: AsyncSession, staff: User, code: str, *, lock: bool = False
+) -> Dossier:
+    """404, not 403, outside the staff member's scope: existence is not leaked."""
+    dossier = await _load(session, code, lock=lock)
+    if dossier is None or not staff_sees(staff, dossier):
+        raise AppError(errors.DOSSIER_NOT_FOUND)
+    return dossier
+
+
+async def _procedure_names(session: AsyncSession, codes: set[str]) -> dict[str, Procedure]:
+    if not codes:
+        return {}
+    rows = await session.execute(sa.select(Procedure).where(Procedure.code.in_(codes)))
+    return {p.code: p for p in rows.scalars()}
+
+
+def _summary(d: Dossier, procedure: Procedure | None, language: Language) -> dict[str, Any]:
+    name = "" if procedure is None else (procedure.name if language == "vi" else procedure.name_en)
+    return {
+        "code": d.code, "procedure_code": d.procedure_code, "procedure_name": name,
+        "agency_code": d.agency_code, "status": d.status, "submitted_at": d.submitted_at,
+        "received_at": d.received_at, "due_at": d.due_at, "timeliness": d.timeliness,
+        "overdue": is_overdue(d), "paused": d.paused_at is not None,
+    }
+
+
+async def view(
+    session: AsyncSession, dossier: Dossier, language: Language, *, staff: bool
+) -> dict[str, Any]:
+    procedure = await session.get(Procedure, dossier.procedure_code)
+    docs = (await session.execute(
+        sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
+        .order_by(DossierDocument.added_at, DossierDocument.id)
+    )).scalars().all()
+    files = {m.id: m for m in [await media.get(session, d.media_id) for d in docs] if m}
+    events = (await session.execute(
+        sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
+        .order_by(DossierEvent.at, DossierEvent.id)
+    )).scalars().all()
+    actor = Actor.STAFF if staff else Actor.CITIZEN
+    out = _summary(dossier, procedure, language) | {
+        "form": dossier.form,
+        "documents": [{"document_code": d.document_code, "media_id": d.media_id,
+                       "stage": d.stage, "content_type": files[d.media_id].content_type,
+                       "size_bytes": files[d.media_id].size_bytes, "added_at": d.added_at}
+                      for d in docs if d.media_id in files],
+        "legal_due_at": dossier.legal_due_at, "assignee_id": dossier.assignee_id,
+        "supplement_note": dossier.supplement_note,
+        "supplement_documents": dossier.supplement_documents,
+        "outcome_note": dossier.outcome_note, "outcome_reasons": dossier.outcome_reasons,
+        "result_media_id": dossier.result_media_id, "processing_days": dossier.processing_days,
+        "rating": dossier.rating, "rating_comment": dossier.rating_comment,
+        "allowed_actions": [a for a in allowed_actions(dossier.status, actor)
+                            if not (a == "rate" and dossier.rating is not None)],
+        "timeline": [{
+            "at": e.at, "action": e.action,
+            "label": getattr(TRANSITIONS.get(e.action), language, e.action),
+            "from_status": e.from_status, "to_status": e.to_status, "actor_role": e.actor_role,
+            "actor_id": e.actor_id if staff else None, "note": e.note, "data": e.data,
+        } for e in events],
+    }
+    if staff:
+        out |= {"citizen_id": dossier.citizen_id, "applicant_name": dossier.applicant_name}
+    return out
+
+
+def encode_cursor(dossier_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(dossier_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise AppError(errors.CURSOR_INVALID) from None
+
+
+async def _page(
+    session: AsyncSession, query: sa.Select[Any], cursor: str | None, limit: int,
+    language: Language,
+) -> dict[str, Any]:
+    limit = max(1, min(limit, MAX_PAGE))
+    if cursor:
+        query = query.where(Dossier.id < decode_cursor(cursor))
+    rows = list((await session.execute(query.order_by(Dossier.id.desc()).limit(limit + 1)))
+                .scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    names = await _procedure_names(session, {d.procedure_code for d in rows})
+    return {
+        "items": [_summary(d, names.get(d.procedure_code), language) for d in rows],
+        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+    }
+
+
+async def list_mine(
+    session: AsyncSession, citizen: User, cursor: str | None, limit: int, language: Language
+) -> dict[str, Any]:
+    query = sa.select(Dossier).where(Dossier.citizen_id == citizen.id)
+    return await _page(session, query, cursor, limit, language)
+
+
+@dataclass
+class StaffFilters:
+    status: list[str] | None = None
+    procedure_code: str | None = None
+    assignee_id: uuid.UUID | None = None
+    agency_code: str | None = None
+    overdue: bool | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+
+
+def _local_midnight(day: date) -> datetime:
+    return clock.as_utc(datetime.combine(day, datetime.min.time(), tzinfo=clock.LOCAL_TZ))
+
+
+async def staff_list(
+    session: AsyncSession, staff: User, filters: StaffFilters, cursor: str | None, limit: int,
+    language: Language,
+) -> dict[str, Any]:
+    query = sa.select(Dossier)
+    if staff.role != Role.CITY_ADMIN:
+        query = query.where(Dossier.agency_code == staff.ward_code)
+    if filters.agency_code:
+        query = query.where(Dossier.agency_code == filters.agency_code)
+    if filters.status:
+        query = query.where(Dossier.status.in_(filters.status))
+    if filters.procedure_code:
+        query = query.where(Dossier.procedure_code == filters.procedure_code)
+    if filters.assignee_id:
+        query = query.where(Dossier.assignee_id == filters.assignee_id)
+    if filters.overdue is True:
+        query = query.where(Dossier.status.in_(list(OPEN)), Dossier.due_at < clock.now())
+    elif filters.overdue is False:
+        query = query.where(sa.not_(sa.and_(Dossier.status.in_(list(OPEN)),
+                                            Dossier.due_at < clock.now())))
+    if filters.submitted_from:
+        query = query.where(Dossier.submitted_at >= _local_midnight(filters.submitted_from))
+    if filters.submitted_to:
+        end = _local_midnight(filters.submitted_to + timedelta(days=1))
+        query = query.where(Dossier.submitted_at < end)
+    return await _page(session, query, cursor, limit, language)
+
+
+async def staff_read(
+    session: AsyncSession, staff: User, code: str, language: Language, ctx: AuditContext
+) -> dict[str, Any]:
+    dossier = await for_staff(session, staff, code)
+    await audit.record(session, ctx, "dossiers.staff_read", subject_id=dossier.citizen_id,
+                       resource=f"dossier:{dossier.code}")
+    return await view(session, dossier, language, staff=True)
+
+
+# ---------------------------------------------------------------- the workflow
+
+
+def _require(transition: Transition, body: TransitionIn) -> None:
+    missing = [name for name in transition.requires if not getattr(body, name, None)]
+    if missing:
+        raise AppError(errors.TRANSITION_INCOMPLETE, params={"action": transition.action},
+                       extra={"errors": [{"field": f"body.{m}", "code": "missing",
+                                          "message": f"{m} is required"} for m in missing]})
+
+
+def _guard(dossier: Dossier, action: str, actor: Actor) -> Transition:
+    if not is_allowed(action, dossier.status, actor):
+        raise AppError(errors.INVALID_TRANSITION,
+                       params={"action": action, "status": dossier.status},
+                       extra={"status": dossier.status,
+                              "allowed_actions": allowed_actions(dossier.status, actor)})
+    return TRANSITIONS[action]
+
+
+def _start_clock(dossier: Dossier, procedure: Procedure, now: datetime) -> None:
+    calendar = get_calendar()
+    due_day = calendar.add_workdays(local_date(now), procedure.processing_days)
+    dossier.received_at = now
+    dossier.due_at = dossier.legal_due_at = calendar.close_of(due_day)
+
+
+def _resume_clock(dossier: Dossier, now: datetime) -> int:
+    """Move both deadlines by the working days spent waiting for the citizen."""
+    if dossier.paused_at is None:
+        return 0
+    calendar = get_calendar()
+    shift = calendar.workdays_between(local_date(dossier.paused_at), local_date(now))
+    if shift and dossier.due_at and dossier.legal_due_at:
+        dossier.due_at = calendar.close_of(calendar.add_workdays(local_date(dossier.due_at), shift))
+        dossier.legal_due_at = calendar.close_of(
+            calendar.add_workdays(local_date(dossier.legal_due_at), shift))
+    dossier.paused_workdays += shift
+    dossier.paused_at = None
+    return shift
+
+
+def _resolve(dossier: Dossier, now: datetime) -> None:
+    """Judge timeliness on the legal deadline (an extension does not make a dossier on time)."""
+    calendar = get_calendar()
+    dossier.resolved_at = now
+    assert dossier.received_at is not None and dossier.legal_due_at is not None
+    done, due = local_date(now), local_date(dossier.legal_due_at)
+    dossier.timeliness = "early" if done < due else "on_time" if done == due else "late"
+    used = calendar.workdays_between(local_date(dossier.received_at), done)
+    dossier.processing_days = max(0, used - dossier.paused_workdays)
+
+
+async def _assignee(session: AsyncSession, dossier: Dossier, assignee_id: uuid.UUID) -> User:
+    user = await session.get(User, assignee_id)
+    if user is None or user.status != "active" or not staff_sees(user, dossier):
+        raise AppError(errors.ASSIGNEE_INVALID)
+    return user
+
+
+async def transition(
+    session: AsyncSession, staff: User, code: str, body: TransitionIn, ctx: AuditContext
+) -> Dossier:
+    dossier = await for_staff(session, staff, code, lock=True)
+    step = _guard(dossier, body.action, Actor.STAFF)
+    _require(step, body)
+    procedure = await get_procedure(session, dossier.procedure_code)
+    now, before = clock.now(), dossier.status
+    data: dict[str, Any] = {}
+    match body.action:
+        case "receive":
+            _start_clock(dossier, procedure, now)
+            dossier.received_by_id = staff.id
+            data = {"receipt_no": dossier.code, "appointment_at": dossier.due_at.isoformat()}
+        case "reject_intake" | "stop" | "reject":
+            dossier.outcome_reasons = list(body.reasons or [])
+            dossier.outcome_note = body.note
+            if body.action == "reject":
+                _resolve(dossier, now)
+            dossier.closed_at = now
+            data = {"reasons": dossier.outcome_reasons}
+        case "assign":
+            assignee = await _assignee(session, dossier, body.assignee_id)  # type: ignore[arg-type]
+            dossier.assignee_id = assignee.id
+            data = {"assignee_id": str(assignee.id)}
+        case "request_supplement":
+            if dossier.supplement_requests >= 1:
+                raise AppError(errors.SUPPLEMENT_ALREADY_REQUESTED)
+            dossier.supplement_requests += 1
+            dossier.paused_at = now
+            dossier.supplement_note = body.note
+            dossier.supplement_documents = list(body.requested_documents or [])
+            data = {"requested_documents": dossier.supplement_documents}
+        case "approve":
+            _resolve(dossier, now)
+            dossier.outcome_note = body.note
+            data = {"timeliness": dossier.timeliness}
+        case "return_result":
+            owned = await media.get_owned(session, [body.result_media_id], staff.id)  # type: ignore[list-item]
+            if body.result_media_id not in owned:
+                raise AppError(errors.RESULT_DOCUMENT_INVALID)
+            dossier.result_media_id = body.result_media_id
+            dossier.returned_at = dossier.closed_at = now
+            await _attach(session, dossier, [AttachmentIn(document_code="ket_qua",
+                                                          media_id=body.result_media_id)],
+                          "result", staff.id)
+            data = {"result_media_id": str(body.result_media_id)}
+        case "extend":
+            new_day: date = body.new_due_date  # type: ignore[assignment]
+            assert dossier.due_at is not None
+            if new_day <= local_date(dossier.due_at) or not get_calendar().is_workday(new_day):
+                raise AppError(errors.DUE_DATE_INVALID)
+            old_due = dossier.due_at
+            dossier.due_at = get_calendar().close_of(new_day)
+            dossier.extensions += 1
+            data = {"apology": body.apology, "previous_due_at": old_due.isoformat(),
+                    "due_at": dossier.due_at.isoformat()}
+    if step.target is not None:
+        dossier.status = step.target
+    dossier.updated_at = now
+    await session.flush()
+    await _record(session, dossier, step, before, staff, note=body.note, data=data)
+    await audit.record(session, ctx, f"dossiers.{body.action}", subject_id=dossier.citizen_id,
+                       resource=f"dossier:{dossier.code}", reason=body.note)
+    return dossier
+
+
+async def supplement(
+    session: AsyncSession, citizen: User, code: str, body: SupplementIn
+) -> Dossier:
+    dossier = await for_citizen(session, citizen, code, lock=True)
+    step = _guard(dossier, "supplement", Actor.CITIZEN)
+    if body.form is None and not body.documents and not body.note:
+        raise AppError(errors.SUPPLEMENT_EMPTY)
+    procedure = await get_procedure(session, dossier.procedure_code)
+    if body.form is not None:
+        validate_form(procedure.form_schema, body.form)
+        dossier.form = body.form
+    await check_documents(session, procedure, citizen.id, body.documents, require_all=False)
+    await _attach(session, dossier, body.documents, "supplement", citizen.id)
+    now, before = clock.now(), dossier.status
+    shift = _resume_clock(dossier, now)
+    dossier.status = step.target  # type: ignore[assignment]
+    dossier.updated_at = now
+    await session.flush()
+    await _record(session, dossier, step, before, citizen, note=body.note,
+                  data={"paused_workdays": shift,
+                        "due_at": dossier.due_at.isoformat() if dossier.due_at else None})
+    return dossier
+
+
+async def withdraw(session: AsyncSession, citizen: User, code: str, reason: str | None) -> Dossier:
+    dossier = await for_citizen(session, citizen, code, lock=True)
+    step = _guard(dossier, "withdraw", Actor.CITIZEN)
+    before, now = dossier.status, clock.now()
+    dossier.status, dossier.closed_at, dossier.updated_at = Status.WITHDRAWN, now, now
+    dossier.paused_at = None
+    await session.flush()
+    await _record(session, dossier, step, before, citizen, note=reason, data={})
+    return dossier
+
+
+async def rate(
+    session: AsyncSession, citizen: User, code: str, score: int, comment: str | None
+) -> Dossier:
+    dossier = await for_citizen(session, citizen, code, lock=True)
+    step = _guard(dossier, "rate", Actor.CITIZEN)
+    if dossier.rating is not None:
+        raise AppError(errors.ALREADY_RATED)
+    dossier.rating, dossier.rating_comment = score, comment
+    dossier.rated_at = dossier.updated_at = clock.now()
+    await session.flush()
+    await _record(session, dossier, step, dossier.status, citizen, note=comment,
+                  data={"score": score})
+    return dossier
+
+
+# ---------------------------------------------------------------- public look-up
+
+
+async def public_lookup(
+    session: AsyncSession, code: str, phone_last4: str, ip: str | None
+) -> dict[str, Any]:
+    """Status by code and the last 4 phone digits, rate limited per IP and per code so the
+    10,000 possible digits cannot be tried. A miss looks the same whatever was wrong."""
+    settings = get_dossier_settings()
+    await ratelimit.hit(session, f"dossier_lookup:ip:{ip}",
+                        limit=settings.public_lookup_per_ip_per_minute, window_seconds=60)
+    await ratelimit.hit(session, f"dossier_lookup:code:{code[:40]}",
+                        limit=settings.public_lookup_per_code_per_hour, window_seconds=3600)
+    dossier = await _load(session, code)
+    if (dossier is None or not dossier.applicant_phone_last4
+            or dossier.applicant_phone_last4 != phone_last4):
+        # commit=True: the counted attempt must survive the failed answer.
+        raise AppError(errors.DOSSIER_NOT_FOUND, commit=True)
+    procedure = await session.get(Procedure, dossier.procedure_code)
+    assert procedure is not None
+    return {
+        "code": dossier.code, "procedure_name": procedure.name,
+        "procedure_name_en": procedure.name_en, "agency_code": dossier.agency_code,
+        "status": dossier.status, "submitted_at": dossier.submitted_at,
+        "received_at": dossier.received_at, "due_at": dossier.due_at,
+        "timeliness": dossier.timeliness,
+    }
+
+
+# ---------------------------------------------------------------- statistics
+
+
+async def stats(
+    session: AsyncSession, staff: User, *, agency_code: str | None, period_from: str | None,
+    period_to: str | None,
+) -> list[dict[str, Any]]:
+    on_time = sa.func.sum(sa.case((Dossier.timeliness.in_(["early", "on_time"]), 1), else_=0))
+    query = (
+        sa.select(
+            Dossier.agency_code, Dossier.period, sa.func.count().label("submitted"),
+            sa.func.count(Dossier.received_at), sa.func.count(Dossier.resolved_at), on_time,
+            sa.func.avg(Dossier.processing_days), sa.func.count(Dossier.rating),
+            sa.func.avg(Dossier.rating),
+        )
+        .group_by(Dossier.agency_code, Dossier.period)
+        .order_by(Dossier.period, Dossier.agency_code)
+    )
+    if staff.role != Role.CITY_ADMIN:
+        query = query.where(Dossier.agency_code == staff.ward_code)
+    if agency_code:
+        query = query.where(Dossier.agency_code == agency_code)
+    if period_from:
+        query = query.where(Dossier.period >= period_from)
+    if period_to:
+        query = query.where(Dossier.period <= period_to)
+    out = []
+    for agency, period, submitted, received, resolved, timely, avg_days, ratings, avg_rating in (
+        await session.execute(query)
+    ):
+        timely = int(timely or 0)
+        out.append({
+            "agency_code": agency, "period": period, "submitted": submitted,
+            "received": received, "resolved": resolved, "on_time": timely,
+            "on_time_rate": round(timely / resolved, 4) if resolved else None,
+            "average_processing_days": None if avg_days is None else round(float(avg_days), 2),
+            "ratings": ratings,
+            "satisfaction": None if avg_rating is None else round(float(avg_rating), 2),
+        })
+    return out
+
+
+# ---------------------------------------------------------------- personal data
+
+
+async def export_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = (await session.execute(
+        sa.select(Dossier).where(Dossier.citizen_id == user_id).order_by(Dossier.id)
+    )).scalars().all()
+    out = []
+    for dossier in rows:
+        data = await view(session, dossier, "vi", staff=False)
+        out.append(json.loads(json.dumps(data, default=str)))
+    return out
+
+
+async def erase_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    count = (await session.execute(
+        sa.select(sa.func.count()).select_from(Dossier).where(Dossier.citizen_id == user_id)
+    )).scalar_one()
+    if not count:
+        return []
+    # Unfinished dossiers are withdrawn: nobody is left to receive the result.
+    await session.execute(
+        sa.update(Dossier)
+        .where(Dossier.citizen_id == user_id, Dossier.status.in_([s.value for s in Status
+                                                                   if s in _CANCELLABLE]))
+        .values(status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None)
+    )
+    return [Retained(
+        data=f"{count} public-service dossiers with their forms, documents and timeline",
+        reason_vi="Hồ sơ thủ tục hành chính là tài liệu lưu trữ theo Luật Lưu trữ.",
+        reason_en="Administrative-procedure dossiers are archival records under the Law on "
+                  "Archives.",
+    )]
+
+
+_CANCELLABLE = TRANSITIONS["withdraw"].sources
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("dossiers", exporter=export_dossiers, eraser=erase_dossiers)
+
+
+_register_personal_data()

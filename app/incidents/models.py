@@ -1,0 +1,83 @@
+"""Traffic-incident reports, who follows them, and what happened to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.core.db import id_field, json_field, utc_field
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        # The nearby feed: visible statuses, by grid cell.
+        sa.Index("ix_incidents_status_cell", "status", "cell"),
+        # Duplicate look-up: same category, nearby cells, open.
+        sa.Index("ix_incidents_category_cell", "category", "cell"),
+        # Staff queue of a ward, newest first.
+        sa.Index("ix_incidents_ward_created", "ward_code", "created_at"),
+        sa.Index("ix_incidents_reporter_created", "reporter_id", "created_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    category: str = Field(max_length=32)
+    status: str = Field(default="new", max_length=24)
+    lat: float
+    lon: float
+    cell: int = Field(sa_type=sa.BigInteger)
+    address: str | None = Field(default=None, max_length=300)
+    description: str | None = Field(default=None, max_length=2000)
+    # The ward whose staff handle it; NULL: the province queue (city admins).
+    ward_code: str | None = Field(default=None, max_length=32)
+    reporter_id: uuid.UUID | None = Field(default=None, foreign_key="users.id",
+                                          ondelete="SET NULL")
+    # Masked name shown to the public unless anonymous ("Nguyễn Văn A.").
+    reporter_display_name: str | None = Field(default=None, max_length=200)
+    anonymous: bool = False
+    source: str = Field(default="citizen", max_length=16)  # citizen | camera | open311
+    camera_id: str | None = Field(default=None, max_length=100)
+    confidence: float | None = None
+    me_too_count: int = 0
+    duplicate_of_id: uuid.UUID | None = Field(default=None)
+    occurred_at: datetime = utc_field(default_now=True)
+    created_at: datetime = utc_field(default_now=True)
+    updated_at: datetime = utc_field(default_now=True)
+    # The latest report or "me too": duplicates are matched against it.
+    last_reported_at: datetime = utc_field(default_now=True)
+    verified_at: datetime | None = utc_field(nullable=True)
+    resolved_at: datetime | None = utc_field(nullable=True)
+
+
+class IncidentSubscription(SQLModel, table=True):
+    """Who hears about status changes: the reporter and everyone who said "me too"."""
+
+    __tablename__ = "incident_subscriptions"
+
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True,
+                                   ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE",
+                               index=True)
+    via: str = Field(max_length=16)  # reporter | me_too | duplicate
+    created_at: datetime = utc_field(default_now=True)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """The timeline: reports, status changes, notes, media moderation."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (sa.Index("ix_incident_events_incident_at", "incident_id", "at"),)
+
+    id: uuid.UUID = id_field()
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id", ondelete="CASCADE")
+    at: datetime = utc_field(default_now=True)
+    actor_id: uuid.UUID | None = Field(default=None)
+    action: str = Field(max_length=32)
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str | None = Field(default=None, max_length=24)
+    public_note: str | None = Field(default=None, max_length=2000)
+    details: dict[str, Any] = json_field()

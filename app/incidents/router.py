@@ -1,0 +1,198 @@
+"""HTTP endpoints of traffic-incident reports. Thin: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from app.core import errors as core_errors
+from app.core.errors import responses
+from app.identity.dependencies import (
+    CurrentPrincipal,
+    DbSession,
+    Principal,
+    StaffPrincipal,
+    audit_context,
+    optional_principal,
+)
+from app.incidents import errors, schemas, service, views
+from app.incidents.categories import CATEGORIES
+
+router = APIRouter()
+public = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+me = APIRouter(prefix="/api/v1/me/incidents", tags=["incidents"])
+staff = APIRouter(prefix="/api/v1/staff/incidents", tags=["staff: incidents"])
+
+AUTH = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
+BODY = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON, core_errors.BODY_TOO_LARGE)
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+@public.get("/categories", response_model=list[dict[str, str]], summary="What may be reported")
+async def categories() -> Any:
+    return [{"code": c.code, "name_vi": c.vi, "name_en": c.en} for c in CATEGORIES.values()]
+
+
+@public.post(
+    "", response_model=schemas.IncidentOut, status_code=status.HTTP_201_CREATED,
+    summary="Report a traffic incident",
+    description="The location must be inside the service area; the ward is found from it. When a "
+    "similar open report is nearby the answer is 409 `incident.possible_duplicate` with "
+    "`candidates`: say \"me too\" to one of them, or send again with `confirm_new: true`.",
+    responses=responses(errors.OUTSIDE_SERVICE_AREA, errors.POSSIBLE_DUPLICATE,
+                        errors.MEDIA_INVALID, errors.TOO_MANY_MEDIA, core_errors.RATE_LIMITED,
+                        *AUTH, *BODY),
+)
+async def report(
+    body: schemas.IncidentCreate, principal: CurrentPrincipal, session: DbSession
+) -> Any:
+    incident = await service.report(
+        session, principal.user, category=body.category, lat=body.lat, lon=body.lon,
+        address=body.address, description=body.description, media_ids=body.media_ids,
+        anonymous=body.anonymous, confirm_new=body.confirm_new,
+    )
+    return await views.detail(session, incident, "owner")
+
+
+@public.get(
+    "/nearby", response_model=schemas.IncidentPage,
+    summary="Verified incidents near a point, nearest and newest first",
+    description="Only verified incidents still on the road, with their public (blurred) media; "
+    "anonymous reports carry no reporter. Cursor paginated.",
+    responses=responses(errors.RADIUS_TOO_LARGE, errors.INVALID_CURSOR,
+                        core_errors.VALIDATION_FAILED),
+)
+async def nearby(
+    session: DbSession,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    radius_m: Annotated[float, Query(gt=0)] = 2000,
+    category: Annotated[schemas.CategoryCode | None, Query()] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Any:
+    found, next_cursor = await service.nearby(
+        session, lat=lat, lon=lon, radius_m=radius_m, limit=limit, cursor=cursor,
+        category=category,
+    )
+    items = await views.summaries(session, [f.incident for f in found], "public")
+    for item, f in zip(items, found, strict=True):
+        item["distance_m"] = round(f.distance_m, 1)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@public.get(
+    "/{incident_id}", response_model=schemas.IncidentOut, summary="One incident",
+    description="Anyone sees verified, in-progress and resolved incidents; the reporter, those who "
+    "follow it and staff of its ward also see it before verification.",
+    responses=responses(errors.NOT_FOUND, core_errors.TOKEN_INVALID),
+)
+async def get_incident(
+    incident_id: uuid.UUID, session: DbSession,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Any:
+    user = principal.user if principal else None
+    incident = await service.get_visible(session, incident_id, user)
+    audience = views.audience_of(incident, user)
+    # Staff reading through the public endpoint get the public shape (no reporter identity).
+    return await views.detail(session, incident, "public" if audience == "staff" else audience)
+
+
+@public.post(
+    "/{incident_id}/me-too", response_model=schemas.MeTooOut,
+    summary="\"Me too\": count me and keep me informed",
+    responses=responses(errors.NOT_FOUND, errors.NOT_OPEN, *AUTH),
+)
+async def me_too(incident_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession) -> Any:
+    incident = await service.me_too(session, principal.user, incident_id)
+    return {"incident_id": incident.id, "me_too_count": incident.me_too_count, "subscribed": True}
+
+
+@public.delete(
+    "/{incident_id}/subscription", status_code=status.HTTP_204_NO_CONTENT,
+    summary="Stop following an incident", responses=responses(*AUTH),
+)
+async def unsubscribe(
+    incident_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+) -> Response:
+    await service.unsubscribe(session, principal.user, incident_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@me.get(
+    "", response_model=schemas.MyIncidentPage, summary="Incidents I reported or follow",
+    responses=responses(errors.INVALID_CURSOR, *AUTH),
+)
+async def my_incidents(
+    principal: CurrentPrincipal, session: DbSession, limit: Limit = 20, cursor: Cursor = None,
+) -> Any:
+    incidents, next_cursor = await service.mine(session, principal.user, limit=limit,
+                                                cursor=cursor)
+    items = await views.summaries(session, incidents, "owner")
+    for item, incident in zip(items, incidents, strict=True):
+        item["relation"] = "reporter" if incident.reporter_id == principal.user.id else "subscriber"
+        if incident.reporter_id != principal.user.id and incident.anonymous:
+            item["reporter"] = None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@staff.get(
+    "", response_model=schemas.StaffIncidentPage, summary="The ward's incidents, newest first",
+    description="Ward staff see their ward's incidents; city admins every ward's and the "
+    "province queue (locations no ward centre is near).",
+    responses=responses(errors.INVALID_CURSOR, core_errors.FORBIDDEN, *AUTH),
+)
+async def staff_list(
+    principal: StaffPrincipal, session: DbSession,
+    status_: Annotated[schemas.Status | None, Query(alias="status")] = None,
+    category: Annotated[schemas.CategoryCode | None, Query()] = None,
+    ward_code: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Limit = 20, cursor: Cursor = None,
+) -> Any:
+    incidents, next_cursor = await service.staff_list(
+        session, principal.user, status=status_, category=category, ward_code=ward_code,
+        limit=limit, cursor=cursor,
+    )
+    return {"items": await views.summaries(session, incidents, "staff"),
+            "next_cursor": next_cursor}
+
+
+@staff.get(
+    "/{incident_id}", response_model=schemas.StaffIncidentOut,
+    summary="One incident of the ward, with its reporter (audited)",
+    responses=responses(errors.NOT_FOUND, core_errors.FORBIDDEN, *AUTH),
+)
+async def staff_get(
+    incident_id: uuid.UUID, principal: StaffPrincipal, session: DbSession, request: Request,
+) -> Any:
+    incident = await service.get_for_staff(session, principal.user, incident_id)
+    await service.staff_view_audit(session, incident, audit_context(request, principal))
+    return await views.detail(session, incident, "staff")
+
+
+@staff.post(
+    "/{incident_id}/transitions", response_model=schemas.StaffIncidentOut,
+    summary="Verify, reject as spam or duplicate, start, resolve, or add a public note",
+    description="Allowed: new → verify | reject_spam | reject_duplicate; verified → start | "
+    "resolve | reject_duplicate; in_progress → resolve; `note` in any state. Each change is "
+    "on the timeline and sends `incident.status_changed` to the reporter and followers.",
+    responses=responses(errors.NOT_FOUND, errors.INVALID_TRANSITION,
+                        errors.DUPLICATE_TARGET_INVALID, core_errors.FORBIDDEN, *AUTH, *BODY),
+)
+async def transition(
+    incident_id: uuid.UUID, body: schemas.TransitionIn, principal: StaffPrincipal,
+    session: DbSession, request: Request,
+) -> Any:
+    incident = await service.transition(
+        session, principal.user, incident_id, body.action, body.note, body.duplicate_of,
+        audit_context(request, principal),
+    )
+    return await views.detail(session, incident, "staff")
+
+
+router.include_router(public)
+router.include_router(me)
+router.include_router(staff)

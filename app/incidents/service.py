@@ -1,0 +1,602 @@
+"""Rules of traffic-incident reports: where they may be filed, twins, the public feed, moderation.
+
+Other domains call `report`, `join_or_open_from_camera`, `recipients` and `get_public`; the tables
+stay private to this package.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import audit, clock, jobs, ratelimit
+from app.core.audit import AuditContext
+from app.core.errors import AppError
+from app.core.personal_data import Retained
+from app.identity.models import User
+from app.identity.roles import Role
+from app.incidents import errors, geo
+from app.incidents.categories import CATEGORIES
+from app.incidents.config import get_incident_settings
+from app.incidents.models import Incident, IncidentEvent, IncidentSubscription
+from app.incidents.wards import resolve_ward
+
+OPEN = ("new", "verified", "in_progress")
+# Anyone may read these by id; the nearby feed shows only the ones still on the road.
+PUBLIC = ("verified", "in_progress", "resolved")
+FEED = ("verified", "in_progress")
+
+# The one table of what staff may do: (status, action) -> new status.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("new", "verify"): "verified",
+    ("new", "reject_spam"): "rejected_spam",
+    ("new", "reject_duplicate"): "rejected_duplicate",
+    ("verified", "start"): "in_progress",
+    ("verified", "resolve"): "resolved",
+    ("verified", "reject_duplicate"): "rejected_duplicate",
+    ("in_progress", "resolve"): "resolved",
+}
+STATUS_CHANGED = "incident.status_changed"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def mask_name(full_name: str | None) -> str | None:
+    """"Nguyễn Văn An" -> "Nguyễn Văn A.": recognisable to neighbours, not a full identity."""
+    if not full_name or not full_name.strip():
+        return None
+    words = full_name.split()
+    return " ".join([*words[:-1], words[-1][0] + "."])
+
+
+def _check_location(lat: float, lon: float) -> None:
+    if not geo.point_in_polygon(lon, lat, get_incident_settings().incident_service_area):
+        raise AppError(errors.OUTSIDE_SERVICE_AREA, extra={"lat": lat, "lon": lon})
+
+
+def _check_category(category: str) -> None:
+    if category not in CATEGORIES:
+        raise AppError(errors.UNKNOWN_CATEGORY, extra={"accepted": sorted(CATEGORIES)})
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(data, dict) or set(data) != set(keys):
+            raise ValueError(cursor)
+        data["t"] = datetime.fromisoformat(data["t"])
+        data["i"] = uuid.UUID(data["i"])
+        return data
+    except (ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise AppError(errors.INVALID_CURSOR) from None
+
+
+def _after(created: Any, ident: Any, cursor: dict[str, Any]) -> Any:
+    """Keyset condition for "newest first": strictly after the cursor's row."""
+    return sa.or_(created < cursor["t"], sa.and_(created == cursor["t"], ident < cursor["i"]))
+
+
+async def _record(
+    session: AsyncSession, incident: Incident, action: str, *, actor_id: uuid.UUID | None,
+    from_status: str | None, to_status: str | None, note: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> IncidentEvent:
+    event = IncidentEvent(incident_id=incident.id, actor_id=actor_id, action=action,
+                          from_status=from_status, to_status=to_status, public_note=note,
+                          details=details or {})
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def recipients(session: AsyncSession, incident_id: uuid.UUID) -> list[uuid.UUID]:
+    """Everyone who follows the incident (its reporter and "me too"s)."""
+    rows = await session.execute(
+        sa.select(IncidentSubscription.user_id)
+        .where(IncidentSubscription.incident_id == incident_id)
+        .order_by(IncidentSubscription.created_at)
+    )
+    return list(rows.scalars())
+
+
+async def _emit(
+    session: AsyncSession, incident: Incident, event: IncidentEvent,
+    actor_id: uuid.UUID | None,
+) -> None:
+    """One `incident.status_changed` job per change, in the change's own transaction."""
+    followers = [u for u in await recipients(session, incident.id) if u != actor_id]
+    await jobs.enqueue(
+        session, STATUS_CHANGED,
+        {
+            "incident_id": str(incident.id),
+            "event_id": str(event.id),
+            "action": event.action,
+            "from_status": event.from_status,
+            "to_status": event.to_status,
+            "status": incident.status,
+            "category": incident.category,
+            "ward_code": incident.ward_code,
+            "public_note": event.public_note,
+            "recipient_ids": [str(u) for u in followers],
+            "deep_link": f"thainguyen://incidents/{incident.id}",
+        },
+        dedupe_key=f"{STATUS_CHANGED}:{event.id}",
+    )
+
+
+async def _subscribe(
+    session: AsyncSession, incident_id: uuid.UUID, user_id: uuid.UUID, via: str
+) -> bool:
+    """True when the user was not yet following."""
+    existing = await session.get(IncidentSubscription, (incident_id, user_id))
+    if existing is not None:
+        return False
+    session.add(IncidentSubscription(incident_id=incident_id, user_id=user_id, via=via))
+    await session.flush()
+    return True
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+@dataclass(frozen=True)
+class Found:
+    incident: Incident
+    distance_m: float
+
+
+async def find_duplicates(
+    session: AsyncSession, category: str, lat: float, lon: float, at: datetime
+) -> list[Found]:
+    """Open reports of the same category within the configured distance and time, nearest first."""
+    settings = get_incident_settings()
+    radius = settings.incident_duplicate_radius_m
+    window = settings.incident_duplicate_window_minutes_by_category.get(
+        category, settings.incident_duplicate_window_minutes
+    )
+    box = geo.bounding_box(lat, lon, radius)
+    query = sa.select(Incident).where(
+        Incident.category == category,
+        Incident.status.in_(OPEN),
+        Incident.lat.between(box[0], box[1]),
+        Incident.lon.between(box[2], box[3]),
+        Incident.last_reported_at >= at - timedelta(minutes=window),
+    )
+    cells = geo.cells_covering(box, settings.incident_grid_degrees)
+    if cells is not None:
+        query = query.where(Incident.cell.in_(cells))
+    found = [
+        Found(i, geo.haversine_m(lat, lon, i.lat, i.lon))
+        for i in (await session.execute(query.limit(50))).scalars()
+    ]
+    return sorted((f for f in found if f.distance_m <= radius), key=lambda f: f.distance_m)
+
+
+def _candidates(found: list[Found]) -> list[dict[str, Any]]:
+    return [
+        {"id": str(f.incident.id), "category": f.incident.category, "status": f.incident.status,
+         "distance_m": round(f.distance_m, 1), "address": f.incident.address,
+         "me_too_count": f.incident.me_too_count,
+         "created_at": f.incident.created_at.isoformat()}
+        for f in found[:5]
+    ]
+
+
+# ---------------------------------------------------------------- filing
+
+
+async def _open(
+    session: AsyncSession, *, category: str, lat: float, lon: float, source: str,
+    address: str | None = None, description: str | None = None,
+    reporter: User | None = None, anonymous: bool = True, occurred_at: datetime | None = None,
+    camera_id: str | None = None, confidence: float | None = None,
+) -> Incident:
+    settings = get_incident_settings()
+    now = clock.now()
+    incident = Incident(
+        category=category, status="new", lat=lat, lon=lon,
+        cell=geo.cell_of(lat, lon, settings.incident_grid_degrees),
+        address=address, description=description,
+        ward_code=resolve_ward(lat, lon, settings.incident_ward_max_distance_m),
+        reporter_id=reporter.id if reporter else None,
+        reporter_display_name=mask_name(reporter.full_name) if reporter else None,
+        anonymous=anonymous, source=source, camera_id=camera_id, confidence=confidence,
+        occurred_at=occurred_at or now, created_at=now, updated_at=now, last_reported_at=now,
+    )
+    session.add(incident)
+    await session.flush()
+    if reporter is not None:
+        await _subscribe(session, incident.id, reporter.id, "reporter")
+    return incident
+
+
+async def report(
+    session: AsyncSession, reporter: User, *, category: str, lat: float, lon: float,
+    address: str | None, description: str | None, media_ids: list[uuid.UUID],
+    anonymous: bool, confirm_new: bool, source: str = "citizen",
+) -> Incident:
+    """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead."""
+    settings = get_incident_settings()
+    _check_category(category)
+    _check_location(lat, lon)
+    if len(media_ids) > settings.incident_max_media:
+        raise AppError(errors.TOO_MANY_MEDIA, params={"limit": settings.incident_max_media})
+    await ratelimit.hit(session, f"incident.report:{reporter.id}",
+                        limit=settings.incident_reports_per_hour, window_seconds=3600)
+    if not confirm_new:
+        twins = await find_duplicates(session, category, lat, lon, clock.now())
+        if twins:
+            raise AppError(errors.POSSIBLE_DUPLICATE, extra={"candidates": _candidates(twins)},
+                           commit=True)
+    media = await _owned_media(session, media_ids, reporter.id)
+    incident = await _open(
+        session, category=category, lat=lat, lon=lon, source=source, address=address,
+        description=description, reporter=reporter, anonymous=anonymous,
+    )
+    await _attach_media(session, incident, media, added_by=reporter.id)
+    event = await _record(session, incident, "reported", actor_id=reporter.id,
+                          from_status=None, to_status="new")
+    await _emit(session, incident, event, reporter.id)
+    return incident
+
+
+async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> Incident:
+    """Count the caller once and subscribe them; their own report does not count."""
+    # Any open report may be joined by id: that is how a twin offered in a 409 is joined
+    # before staff have verified it.
+    incident = await session.get(Incident, incident_id)
+    if incident is None or (incident.status not in PUBLIC and incident.status not in OPEN):
+        raise AppError(errors.NOT_FOUND)
+    if incident.status not in OPEN:
+        raise AppError(errors.NOT_OPEN)
+    if await _subscribe(session, incident.id, user.id, "me_too"):
+        # An atomic increment: concurrent "me too"s must all count.
+        await session.execute(
+            sa.update(Incident).where(Incident.id == incident.id)
+            .values(me_too_count=Incident.me_too_count + 1, last_reported_at=clock.now(),
+                    updated_at=clock.now())
+        )
+        await session.refresh(incident)
+    return incident
+
+
+async def unsubscribe(session: AsyncSession, user: User, incident_id: uuid.UUID) -> None:
+    await session.execute(
+        sa.delete(IncidentSubscription).where(IncidentSubscription.incident_id == incident_id,
+                                              IncidentSubscription.user_id == user.id)
+    )
+
+
+async def join_or_open_from_camera(
+    session: AsyncSession, *, category: str, lat: float, lon: float, occurred_at: datetime,
+    confidence: float, evidence_media_id: uuid.UUID | None, camera_id: str,
+) -> tuple[uuid.UUID, bool]:
+    """A traffic camera saw something: add it to an open twin, or open a new report for staff to
+    verify. Returns (incident id, joined an existing one)."""
+    _check_category(category)
+    _check_location(lat, lon)
+    details = {"camera_id": camera_id, "confidence": confidence,
+               "occurred_at": clock.as_utc(occurred_at).isoformat()}
+    media = await _media_by_ids(session, [evidence_media_id] if evidence_media_id else [])
+    twins = await find_duplicates(session, category, lat, lon, clock.as_utc(occurred_at))
+    if twins:
+        incident = twins[0].incident
+        incident.last_reported_at = max(incident.last_reported_at, clock.as_utc(occurred_at))
+        incident.updated_at = clock.now()
+        await _attach_media(session, incident, media, added_by=None)
+        await _record(session, incident, "camera_alert", actor_id=None,
+                      from_status=incident.status, to_status=incident.status, details=details)
+        return incident.id, True
+    incident = await _open(
+        session, category=category, lat=lat, lon=lon, source="camera",
+        occurred_at=clock.as_utc(occurred_at), camera_id=camera_id, confidence=confidence,
+    )
+    await _attach_media(session, incident, media, added_by=None)
+    event = await _record(session, incident, "reported", actor_id=None, from_status=None,
+                          to_status="new", details=details)
+    await _emit(session, incident, event, None)
+    return incident.id, False
+
+
+# ---------------------------------------------------------------- who sees what
+
+
+def staff_scope(staff: User) -> Any:
+    """City admins see every incident; ward staff those of their ward (none without a ward)."""
+    if staff.role == Role.CITY_ADMIN:
+        return sa.true()
+    if staff.ward_code is None:
+        return sa.false()
+    return Incident.ward_code == staff.ward_code
+
+
+def can_manage(staff: User, incident: Incident) -> bool:
+    if staff.role == Role.CITY_ADMIN:
+        return True
+    return (staff.role in (Role.WARD_STAFF, Role.WARD_ADMIN) and staff.ward_code is not None
+            and incident.ward_code == staff.ward_code)
+
+
+async def _may_see(session: AsyncSession, incident: Incident, user: User | None) -> bool:
+    if incident.status in PUBLIC:
+        return True
+    if user is None:
+        return False
+    if incident.reporter_id == user.id or can_manage(user, incident):
+        return True
+    # Those who said "me too" to a report before it was verified follow it.
+    return await session.get(IncidentSubscription, (incident.id, user.id)) is not None
+
+
+async def get_visible(session: AsyncSession, incident_id: uuid.UUID, user: User | None) -> Incident:
+    incident = await session.get(Incident, incident_id)
+    if incident is None or not await _may_see(session, incident, user):
+        raise AppError(errors.NOT_FOUND)
+    return incident
+
+
+async def get_for_staff(session: AsyncSession, staff: User, incident_id: uuid.UUID) -> Incident:
+    """404 (not 403) outside the staff member's ward: existence is not leaked."""
+    incident = await session.get(Incident, incident_id)
+    if incident is None or not can_manage(staff, incident):
+        raise AppError(errors.NOT_FOUND)
+    return incident
+
+
+async def public_timeline(session: AsyncSession, incident_id: uuid.UUID) -> list[IncidentEvent]:
+    rows = await session.execute(
+        sa.select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+        .order_by(IncidentEvent.at, IncidentEvent.id)
+    )
+    return list(rows.scalars())
+
+
+async def staff_view_audit(
+    session: AsyncSession, incident: Incident, ctx: AuditContext
+) -> None:
+    """Staff see who reported (even anonymous reports): that read of personal data is audited."""
+    if incident.reporter_id is not None:
+        await audit.record(session, ctx, "incident.staff_read", subject_id=incident.reporter_id,
+                           resource=f"incident:{incident.id}")
+
+
+# ---------------------------------------------------------------- lists
+
+
+async def nearby(
+    session: AsyncSession, *, lat: float, lon: float, radius_m: float, limit: int,
+    cursor: str | None, category: str | None = None,
+) -> tuple[list[Found], str | None]:
+    """Verified incidents still on the road, nearest first and, at equal distance, newest first.
+
+    Candidates come from the grid cells the circle touches (an index on both databases), then a
+    bounding box; the order is an equirectangular squared distance, pure arithmetic that SQLite
+    and PostgreSQL compute alike, so the keyset cursor is exact.
+    """
+    settings = get_incident_settings()
+    if radius_m > settings.incident_nearby_max_radius_m:
+        raise AppError(errors.RADIUS_TOO_LARGE,
+                       params={"limit": int(settings.incident_nearby_max_radius_m)})
+    box = geo.bounding_box(lat, lon, radius_m)
+    k = geo.lon_scale(lat)
+    d2 = ((Incident.lat - lat) * (Incident.lat - lat)
+          + (Incident.lon - lon) * (Incident.lon - lon) * k).label("d2")
+    r2 = (radius_m / geo.METRES_PER_DEGREE_LAT) ** 2
+    query = sa.select(Incident, d2).where(
+        Incident.status.in_(FEED),
+        Incident.lat.between(box[0], box[1]),
+        Incident.lon.between(box[2], box[3]),
+        d2 <= r2,
+    )
+    cells = geo.cells_covering(box, settings.incident_grid_degrees)
+    if cells is not None:
+        query = query.where(Incident.cell.in_(cells))
+    if category is not None:
+        query = query.where(Incident.category == category)
+    if cursor:
+        c = decode_cursor(cursor, ("d", "t", "i"))
+        query = query.where(sa.or_(d2 > c["d"], sa.and_(d2 == c["d"],
+                                                         _after(Incident.created_at,
+                                                                Incident.id, c))))
+    query = query.order_by(d2, Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
+    rows = list((await session.execute(query)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    found = [Found(r[0], geo.haversine_m(lat, lon, r[0].lat, r[0].lon)) for r in rows]
+    next_cursor = None
+    if more:
+        last, last_d2 = rows[-1][0], rows[-1][1]
+        next_cursor = encode_cursor({"d": last_d2, "t": last.created_at.isoformat(),
+                                     "i": str(last.id)})
+    return found, next_cursor
+
+
+def _page(rows: list[Incident], limit: int) -> tuple[list[Incident], str | None]:
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor({"t": last.created_at.isoformat(), "i": str(last.id)})
+
+
+async def staff_list(
+    session: AsyncSession, staff: User, *, status: str | None, category: str | None,
+    ward_code: str | None, limit: int, cursor: str | None,
+) -> tuple[list[Incident], str | None]:
+    query = sa.select(Incident).where(staff_scope(staff))
+    if status is not None:
+        query = query.where(Incident.status == status)
+    if category is not None:
+        query = query.where(Incident.category == category)
+    if ward_code is not None:
+        query = query.where(Incident.ward_code == ward_code)
+    if cursor:
+        query = query.where(_after(Incident.created_at, Incident.id,
+                                   decode_cursor(cursor, ("t", "i"))))
+    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
+    return _page(list((await session.execute(query)).scalars()), limit)
+
+
+async def mine(
+    session: AsyncSession, user: User, *, limit: int, cursor: str | None
+) -> tuple[list[Incident], str | None]:
+    """What the citizen reported or follows, newest first."""
+    followed = sa.select(IncidentSubscription.incident_id).where(
+        IncidentSubscription.user_id == user.id
+    )
+    query = sa.select(Incident).where(
+        sa.or_(Incident.reporter_id == user.id, Incident.id.in_(followed))
+    )
+    if cursor:
+        query = query.where(_after(Incident.created_at, Incident.id,
+                                   decode_cursor(cursor, ("t", "i"))))
+    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
+    return _page(list((await session.execute(query)).scalars()), limit)
+
+
+# ---------------------------------------------------------------- staff actions
+
+
+async def transition(
+    session: AsyncSession, staff: User, incident_id: uuid.UUID, action: str,
+    note: str | None, duplicate_of: uuid.UUID | None, ctx: AuditContext,
+) -> Incident:
+    incident = await get_for_staff(session, staff, incident_id)
+    before = incident.status
+    if action == "note":
+        if not note:
+            raise AppError(errors.INVALID_TRANSITION, params={"action": action, "status": before})
+        after = before
+    else:
+        target = TRANSITIONS.get((before, action))
+        if target is None:
+            raise AppError(errors.INVALID_TRANSITION, params={"action": action, "status": before},
+                           extra={"allowed": allowed_actions(before)})
+        after = target
+    details: dict[str, Any] = {}
+    if action == "reject_duplicate":
+        original = await _duplicate_target(session, staff, incident, duplicate_of)
+        incident.duplicate_of_id = original.id
+        details["duplicate_of"] = str(original.id)
+        await _fold_into(session, incident, original)
+    now = clock.now()
+    incident.status, incident.updated_at = after, now
+    if after == "verified":
+        incident.verified_at = now
+    if after == "resolved":
+        incident.resolved_at = now
+    session.add(incident)
+    event = await _record(session, incident, action, actor_id=staff.id, from_status=before,
+                          to_status=after, note=note, details=details)
+    await audit.record(session, ctx, f"incident.{action}", subject_id=incident.reporter_id,
+                       resource=f"incident:{incident.id}",
+                       details={"from": before, "to": after, **details})
+    await _emit(session, incident, event, staff.id)
+    return incident
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [action for (state, action) in TRANSITIONS if state == status] + ["note"]
+
+
+async def _duplicate_target(
+    session: AsyncSession, staff: User, incident: Incident, duplicate_of: uuid.UUID | None
+) -> Incident:
+    original = await session.get(Incident, duplicate_of) if duplicate_of else None
+    if (original is None or original.id == incident.id or not can_manage(staff, original)
+            or original.status not in (*OPEN, "resolved")):
+        raise AppError(errors.DUPLICATE_TARGET_INVALID)
+    return original
+
+
+async def _fold_into(session: AsyncSession, twin: Incident, original: Incident) -> None:
+    """The twin's followers follow the original; its reporter counts as a "me too" there."""
+    new_followers = 0
+    for user_id in await recipients(session, twin.id):
+        if await _subscribe(session, original.id, user_id, "duplicate"):
+            new_followers += 1
+    original.me_too_count += new_followers
+    original.updated_at = clock.now()
+    session.add(original)
+
+
+# ---------------------------------------------------------------- media (filled by the media
+# integration; a report without media works without it)
+
+
+async def _owned_media(
+    session: AsyncSession, media_ids: list[uuid.UUID], owner_id: uuid.UUID
+) -> list[Any]:
+    if media_ids:
+        raise AppError(errors.MEDIA_INVALID)
+    return []
+
+
+async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> list[Any]:
+    return []
+
+
+async def _attach_media(
+    session: AsyncSession, incident: Incident, media: list[Any], added_by: uuid.UUID | None
+) -> None:
+    return None
+
+
+async def media_views_by_incident(
+    session: AsyncSession, incident_ids: list[uuid.UUID], audience: str
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    return {}
+
+
+# ---------------------------------------------------------------- personal data
+
+
+async def export_incidents(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    reported = await session.execute(sa.select(Incident).where(Incident.reporter_id == user_id))
+    followed = await session.execute(
+        sa.select(IncidentSubscription).where(IncidentSubscription.user_id == user_id)
+    )
+    return {
+        "reported": [i.model_dump(mode="json") for i in reported.scalars()],
+        "following": [s.model_dump(mode="json") for s in followed.scalars()],
+    }
+
+
+async def erase_incidents(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    """Reports stay as public records of the road, no longer linked to the person."""
+    result = await session.execute(
+        sa.update(Incident).where(Incident.reporter_id == user_id)
+        .values(reporter_id=None, reporter_display_name=None, anonymous=True)
+    )
+    await session.execute(
+        sa.delete(IncidentSubscription).where(IncidentSubscription.user_id == user_id)
+    )
+    if not result.rowcount:
+        return []
+    return [Retained(
+        data=f"{result.rowcount} traffic-incident reports, anonymised",
+        reason_vi="Phản ánh sự cố giao thông là thông tin công cộng về hạ tầng; đã xoá liên kết "
+        "với bạn.",
+        reason_en="Traffic-incident reports are public records about the road; the link to you "
+        "was removed.",
+    )]
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("incidents", exporter=export_incidents, eraser=erase_incidents)
+
+
+_register_personal_data()

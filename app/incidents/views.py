@@ -1,0 +1,60 @@
+"""What each audience sees of an incident: the public, its reporter, staff of its ward."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.incidents import schemas, service
+from app.incidents.models import Incident
+
+Audience = Literal["public", "owner", "staff"]
+
+
+def _base(incident: Incident, audience: Audience) -> dict[str, Any]:
+    data = incident.model_dump(include={
+        "id", "category", "status", "lat", "lon", "address", "description", "ward_code",
+        "source", "anonymous", "me_too_count", "created_at", "updated_at", "verified_at",
+        "resolved_at",
+    })
+    shown = audience != "public" or not incident.anonymous
+    data["reporter"] = incident.reporter_display_name if shown else None
+    if audience == "staff":
+        data.update(reporter_id=incident.reporter_id, camera_id=incident.camera_id,
+                    confidence=incident.confidence, duplicate_of_id=incident.duplicate_of_id)
+    return data
+
+
+def audience_of(incident: Incident, user: Any | None) -> Audience:
+    if user is not None and service.can_manage(user, incident):
+        return "staff"
+    if user is not None and incident.reporter_id == user.id:
+        return "owner"
+    return "public"
+
+
+async def detail(
+    session: AsyncSession, incident: Incident, audience: Audience,
+) -> dict[str, Any]:
+    data = _base(incident, audience)
+    data["timeline"] = [
+        schemas.EventOut.model_validate(e, from_attributes=True)
+        for e in await service.public_timeline(session, incident.id)
+    ]
+    media = await service.media_views_by_incident(session, [incident.id], audience)
+    data["media"] = media.get(incident.id, [])
+    return data
+
+
+async def summaries(
+    session: AsyncSession, incidents: list[Incident], audience: Audience,
+) -> list[dict[str, Any]]:
+    """List items: no timeline; media in one query for the whole page."""
+    media = await service.media_views_by_incident(session, [i.id for i in incidents], audience)
+    out = []
+    for incident in incidents:
+        data = _base(incident, audience)
+        data["media"] = media.get(incident.id, [])
+        out.append(data)
+    return out

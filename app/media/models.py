@@ -1,0 +1,29 @@
+"""Stored files and who owns them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.core.db import id_field, utc_field
+
+
+class MediaObject(SQLModel, table=True):
+    __tablename__ = "media_objects"
+
+    id: uuid.UUID = id_field()
+    # The account that uploaded it; only they may attach it to anything.
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    purpose: str = Field(default="document", max_length=32)
+    content_type: str = Field(max_length=100)  # sniffed from the bytes
+    size_bytes: int = Field(sa_type=sa.BigInteger)
+    sha256: str = Field(max_length=64)
+    original_filename: str | None = Field(default=None, max_length=255)
+    storage_backend: str = Field(max_length=16)
+    storage_key: str = Field(max_length=300)
+    # Set when a record the law keeps (a dossier) refers to the file: erasure keeps it then.
+    legal_hold: bool = False
+    created_at: datetime = utc_field(default_now=True)

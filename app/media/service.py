@@ -1,0 +1,131 @@
+"""Rules of stored files: accept by content, keep by owner. Other domains call these functions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.errors import AppError
+from app.core.personal_data import Retained
+from app.media import errors, sniff
+from app.media.models import MediaObject
+from app.media.storage import get_storage
+from app.media.upload import StagedFile
+
+PURPOSES = ("document", "result")
+
+
+def accepted_labels(types: Iterable[str]) -> str:
+    return ", ".join(sniff.FORMATS[t].label for t in types if t in sniff.FORMATS)
+
+
+def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Format:
+    """The file's real format, or the problem that refuses it."""
+    allowed = tuple(accepted) if accepted is not None else tuple(sniff.FORMATS)
+    fmt = sniff.detect(staged.head)
+    if fmt is None or fmt.content_type not in allowed:
+        label = accepted_labels(allowed)
+        raise AppError(errors.UNSUPPORTED_TYPE, params={"accepted": label},
+                       extra={"accepted": list(allowed)})
+    if sniff.declared_mismatch(fmt, staged.declared_type, staged.filename):
+        raise AppError(errors.TYPE_MISMATCH, params={"detected": fmt.label},
+                       extra={"detected": fmt.content_type})
+    if not fmt.complete(staged.tail):
+        raise AppError(errors.CORRUPT)
+    return fmt
+
+
+async def store_upload(
+    session: AsyncSession, owner_id: uuid.UUID, staged: StagedFile, *, purpose: str = "document",
+    accepted: Iterable[str] | None = None,
+) -> MediaObject:
+    """Check a staged upload and keep it; the staging file is consumed either way."""
+    try:
+        fmt = judge(staged, accepted)
+        media = MediaObject(
+            owner_id=owner_id, purpose=purpose if purpose in PURPOSES else "document",
+            content_type=fmt.content_type, size_bytes=staged.size, sha256=staged.sha256,
+            original_filename=staged.filename, storage_backend=get_storage().name,
+            storage_key="",
+        )
+        now = clock.now()
+        media.storage_key = f"{now:%Y/%m}/{media.id}{fmt.extensions[0]}"
+        session.add(media)
+        await session.flush()
+        await get_storage().put_file(media.storage_key, staged.path)
+    finally:
+        await anyio.Path(staged.path).unlink(missing_ok=True)
+    return media
+
+
+async def get(session: AsyncSession, media_id: uuid.UUID) -> MediaObject | None:
+    return await session.get(MediaObject, media_id)
+
+
+async def get_owned(
+    session: AsyncSession, media_ids: Iterable[uuid.UUID], owner_id: uuid.UUID
+) -> dict[uuid.UUID, MediaObject]:
+    """The subset of `media_ids` that `owner_id` uploaded (others simply are not returned)."""
+    ids = list(set(media_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        sa.select(MediaObject).where(MediaObject.id.in_(ids), MediaObject.owner_id == owner_id)
+    )
+    return {m.id: m for m in rows.scalars()}
+
+
+async def hold(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> None:
+    """Mark files a legally kept record refers to, so account erasure keeps them."""
+    ids = list(set(media_ids))
+    if ids:
+        await session.execute(
+            sa.update(MediaObject).where(MediaObject.id.in_(ids)).values(legal_hold=True)
+        )
+
+
+def content(media: MediaObject) -> AsyncIterator[bytes]:
+    return get_storage().open(media.storage_key)
+
+
+async def export_media(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await session.execute(sa.select(MediaObject).where(MediaObject.owner_id == user_id))
+    return [m.model_dump(mode="json", exclude={"storage_key", "storage_backend"})
+            for m in rows.scalars()]
+
+
+async def erase_media(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    rows = list((await session.execute(
+        sa.select(MediaObject).where(MediaObject.owner_id == user_id,
+                                     MediaObject.legal_hold.is_(False))
+    )).scalars())
+    for media in rows:
+        await get_storage().delete(media.storage_key)
+        await session.delete(media)
+    await session.flush()
+    held = (await session.execute(
+        sa.select(sa.func.count()).select_from(MediaObject).where(
+            MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(True))
+    )).scalar_one()
+    if not held:
+        return []
+    return [Retained(
+        data=f"{held} documents attached to public-service dossiers",
+        reason_vi="Tài liệu kèm hồ sơ thủ tục hành chính được lưu trữ theo quy định về lưu trữ.",
+        reason_en="Documents attached to administrative dossiers are archived as the law requires.",
+    )]
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("media", exporter=export_media, eraser=erase_media)
+
+
+_register_personal_data()

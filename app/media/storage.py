@@ -1,0 +1,94 @@
+"""Where file bytes live. The interface is small so an S3-compatible backend can join later;
+uploads are first streamed to a local staging file, then handed to the backend."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+
+from app.media.config import get_media_settings
+
+CHUNK = 64 * 1024
+
+
+class StorageBackend(ABC):
+    name: str
+
+    @abstractmethod
+    async def put_file(self, key: str, staged: Path) -> None:
+        """Take ownership of a fully written staging file (moved or uploaded, then removed)."""
+
+    @abstractmethod
+    def open(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """Stream the stored bytes."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+
+class LocalStorage(StorageBackend):
+    """Files under MEDIA_DIR; keys are relative paths that never leave the root."""
+
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if not target.is_relative_to(self.root) or target == self.root:
+            raise ValueError(f"storage key escapes the media root: {key!r}")
+        return target
+
+    async def put_file(self, key: str, staged: Path) -> None:
+        target = self.path(key)
+
+        def move() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Staging lives under the root, so this is an atomic rename (a copy only across
+            # filesystems).
+            shutil.move(staged, target)
+
+        await anyio.to_thread.run_sync(move)
+
+    async def open(self, key: str, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        async with await anyio.open_file(self.path(key), "rb") as handle:
+            while chunk := await handle.read(chunk_size):
+                yield chunk
+
+    async def delete(self, key: str) -> None:
+        await anyio.Path(self.path(key)).unlink(missing_ok=True)
+
+    async def exists(self, key: str) -> bool:
+        return await anyio.Path(self.path(key)).is_file()
+
+
+def staging_dir() -> Path:
+    path = get_media_settings().media_dir / "staging"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def new_staging_path() -> Path:
+    return staging_dir() / f"{uuid.uuid4().hex}.part"
+
+
+_backend: StorageBackend | None = None
+
+
+def get_storage() -> StorageBackend:
+    global _backend
+    settings = get_media_settings()
+    if _backend is None or (
+        isinstance(_backend, LocalStorage) and _backend.root != settings.media_dir.resolve()
+    ):
+        _backend = LocalStorage(settings.media_dir)
+    return _backend
