@@ -23,11 +23,13 @@ DOMAIN_ROUTERS = [
     "app.dossiers.router",
     "app.incidents.router",
     "app.cameras.router",
+    "app.notifications.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.identity.tasks",
     "app.cameras.tasks",
+    "app.notifications.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -41,6 +43,7 @@ MODEL_MODULES = [
     "app.dossiers.models",
     "app.incidents.models",
     "app.cameras.models",
+    "app.notifications.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [

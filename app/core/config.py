@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     login_lock_max_seconds: int = 900
     login_per_ip_per_minute: int = 60
 
+    # Push notifications (app.notifications). FCM_BASE_URL and the credentials' token_uri let the
+    # real firebase-admin client talk to a local fake (scripts/fake_fcm.py).
+    push_backend: Literal["file", "fcm"] = "file"
+    push_file_path: Path = VAR_DIR / "push.jsonl"
+    fcm_credentials_file: Path | None = None
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    fcm_project_id: str = ""
+    fcm_timeout_seconds: float = 10.0
+    fcm_max_connections: int = 100
+    push_batch_size: int = 500
+    push_max_attempts: int = 10
+    push_retry_base_seconds: float = 2.0
+    push_retry_max_seconds: float = 900.0
+    push_max_devices_per_user: int = 10
+    announcement_batch_size: int = 1000
+
     privacy_policy_version: str = "2026-01"
     audit_retention_days: int = 1825
 
@@ -145,6 +161,10 @@ class Settings(BaseSettings):
                 raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
             if self.sms_backend == "file":
                 raise ValueError("SMS_BACKEND=file is for development only")
+            if self.push_backend == "fcm" and self.fcm_credentials_file is None:
+                raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+        if not 1 <= self.push_batch_size <= 500:
+            raise ValueError("PUSH_BATCH_SIZE must be 1..500 (FCM's limit per batch)")
         return self
 
     @property

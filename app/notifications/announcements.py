@@ -1,0 +1,233 @@
+"""Ward and city announcements: preview, schedule, fan-out in batch jobs, delivery report.
+
+Fan-out never runs as one giant job: the fan-out job only cuts the audience (ordered by account
+id) into ranges of ANNOUNCEMENT_BATCH_SIZE citizens and enqueues one batch job per range; batch
+jobs write their citizens' inbox rows and push to their devices, and any number of workers
+share them (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin_units import service as admin_units
+from app.core import audit, clock
+from app.core.audit import AuditContext
+from app.core.config import get_settings
+from app.core.errors import AppError
+from app.core.jobs import enqueue
+from app.identity.models import User
+from app.identity.roles import Role
+from app.notifications import errors, recipients, schemas, templates
+from app.notifications.backends import build_message, encode
+from app.notifications.delivery import push_notifications
+from app.notifications.models import Announcement, Delivery, Device, Notification
+from app.notifications.service import create_notifications
+
+FANOUT_JOB = "notifications.announcement.fanout"
+BATCH_JOB = "notifications.announcement.batch"
+KIND = "announcement"
+
+
+def _params(ann: Announcement) -> templates.AnnouncementParams:
+    return templates.AnnouncementParams(
+        announcement_id=str(ann.id), title_vi=ann.title_vi, body_vi=ann.body_vi,
+        title_en=ann.title_en, body_en=ann.body_en,
+    )
+
+
+async def _target(session: AsyncSession, staff: User, body: schemas.AnnouncementIn) -> str | None:
+    """The ward an author may address (None for the city); raises when out of their scope."""
+    if staff.role == Role.CITY_ADMIN:
+        if body.scope == "city":
+            return None
+        if not body.ward_code:
+            raise AppError(errors.ANNOUNCEMENT_WARD_REQUIRED)
+        return (await admin_units.get_ward(session, body.ward_code)).code
+    if body.scope == "city" or (body.ward_code and body.ward_code != staff.ward_code):
+        raise AppError(errors.ANNOUNCEMENT_SCOPE_FORBIDDEN)
+    if not staff.ward_code:
+        raise AppError(errors.ANNOUNCEMENT_SCOPE_FORBIDDEN)
+    return staff.ward_code
+
+
+def _draft(staff: User, body: schemas.AnnouncementIn, ward_code: str | None) -> Announcement:
+    return Announcement(
+        author_id=staff.id, scope="ward" if ward_code else "city", ward_code=ward_code,
+        title_vi=body.title_vi, body_vi=body.body_vi, title_en=body.title_en,
+        body_en=body.body_en, urgent=body.urgent,
+        scheduled_at=clock.as_utc(body.scheduled_at) if body.scheduled_at else clock.now(),
+    )
+
+
+async def preview(
+    session: AsyncSession, staff: User, body: schemas.AnnouncementIn
+) -> dict[str, Any]:
+    ward_code = await _target(session, staff, body)
+    ann = _draft(staff, body, ward_code)
+    ann.id = uuid.UUID(int=0)
+    params = _params(ann)
+    template = templates.get(KIND)
+    audience = recipients.audience(ann.scope, ward_code).subquery()
+    count = (await session.execute(sa.select(sa.func.count()).select_from(audience))).scalar_one()
+    devices = (await session.execute(
+        sa.select(sa.func.count()).select_from(Device)
+        .where(Device.user_id.in_(sa.select(audience.c.id)))
+    )).scalar_one()
+    sample = Notification(
+        id=uuid.UUID(int=0), user_id=uuid.UUID(int=0), kind=KIND, category=template.category,
+        urgent=ann.urgent, title=body.title_vi, body=body.body_vi,
+        deep_link=template.deep_link(params), collapse_key=template.collapse_key(params),
+        ttl_seconds=template.ttl_seconds,
+        data={"kind": KIND, "notification_id": str(uuid.UUID(int=0)),
+              "category": template.category, "deep_link": template.deep_link(params),
+              "urgent": "true" if ann.urgent else "false", **template.data(params)},
+    )
+    device = Device(token="<device-token>", user_id=uuid.UUID(int=0), platform="android")  # noqa: S106
+    return {
+        "vi": template.render(params, "vi").__dict__,
+        "en": template.render(params, "en").__dict__,
+        "recipients": count,
+        "devices": devices,
+        "push_example": encode(build_message(sample, device)),
+    }
+
+
+async def create(
+    session: AsyncSession, staff: User, body: schemas.AnnouncementIn, ctx: AuditContext
+) -> Announcement:
+    ward_code = await _target(session, staff, body)
+    ann = _draft(staff, body, ward_code)
+    now = clock.now()
+    if ann.scheduled_at < now - timedelta(minutes=1):
+        raise AppError(errors.ANNOUNCEMENT_SCHEDULE_IN_PAST)
+    session.add(ann)
+    await session.flush()
+    await enqueue(session, FANOUT_JOB, {"announcement_id": str(ann.id)},
+                  delay=max(timedelta(0), ann.scheduled_at - now),
+                  dedupe_key=f"{FANOUT_JOB}:{ann.id}")
+    await audit.record(session, ctx, "notifications.announcement_created",
+                       resource=f"announcement:{ann.id}",
+                       details={"scope": ann.scope, "ward_code": ward_code})
+    return ann
+
+
+def _visible(staff: User) -> sa.ColumnElement[bool]:
+    if staff.role == Role.CITY_ADMIN:
+        return sa.true()
+    return Announcement.ward_code == staff.ward_code
+
+
+async def get_for_staff(session: AsyncSession, staff: User, ann_id: uuid.UUID) -> Announcement:
+    ann = (await session.execute(
+        sa.select(Announcement).where(Announcement.id == ann_id, _visible(staff))
+    )).scalar_one_or_none()
+    if ann is None:
+        raise AppError(errors.ANNOUNCEMENT_NOT_FOUND)  # another ward's: no existence leak
+    return ann
+
+
+async def list_for_staff(session: AsyncSession, staff: User, limit: int) -> list[Announcement]:
+    rows = await session.execute(
+        sa.select(Announcement).where(_visible(staff))
+        .order_by(Announcement.created_at.desc()).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def cancel(session: AsyncSession, staff: User, ann_id: uuid.UUID,
+                 ctx: AuditContext) -> Announcement:
+    ann = await get_for_staff(session, staff, ann_id)
+    if ann.status != "scheduled":
+        raise AppError(errors.ANNOUNCEMENT_NOT_CANCELLABLE)
+    ann.status = "cancelled"
+    await session.flush()
+    await audit.record(session, ctx, "notifications.announcement_cancelled",
+                       resource=f"announcement:{ann.id}")
+    return ann
+
+
+async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
+    notes = (await session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(Notification.read_at),
+            sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
+        ).where(Notification.announcement_id == ann_id)
+    )).one()
+    by_status = dict((await session.execute(
+        sa.select(Delivery.status, sa.func.count())
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .where(Notification.announcement_id == ann_id)
+        .group_by(Delivery.status)
+    )).tuples().all())
+    return {
+        "recipients": notes[0],
+        "opened": notes[1],
+        "held_or_muted": int(notes[2] or 0),
+        "devices_targeted": sum(by_status.values()),
+        "delivered": by_status.get("sent", 0),
+        "pending": by_status.get("retrying", 0),
+        "failed": sum(v for k, v in by_status.items() if k not in ("sent", "retrying")),
+    }
+
+
+async def view(session: AsyncSession, ann: Announcement) -> dict[str, Any]:
+    return {**ann.model_dump(), "report": await report(session, ann.id)}
+
+
+# ---------------------------------------------------------------- worker side
+
+
+async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
+    ann = await session.get(Announcement, ann_id, with_for_update=True)
+    if ann is None or ann.status != "scheduled":
+        return  # cancelled, or already fanned out
+    size = get_settings().announcement_batch_size
+    ids = list((await session.execute(
+        recipients.audience(ann.scope, ann.ward_code).order_by(User.id)
+    )).scalars())
+    ranges = [(ids[i - 1] if i else None, ids[min(i + size, len(ids)) - 1])
+              for i in range(0, len(ids), size)]
+    for after, upto in ranges:
+        await enqueue(session, BATCH_JOB, {
+            "announcement_id": str(ann.id),
+            "after": str(after) if after else None,
+            "upto": str(upto),
+        })
+    ann.status = "sending" if ranges else "sent"
+    ann.started_at = clock.now()
+    ann.recipients = len(ids)
+    ann.batches_total = len(ranges)
+    await session.flush()
+
+
+async def send_batch(session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID | None,
+                     upto: uuid.UUID) -> None:
+    ann = await session.get(Announcement, ann_id)
+    if ann is None:
+        return
+    query = recipients.audience(ann.scope, ann.ward_code).where(User.id <= upto)
+    if after is not None:
+        query = query.where(User.id > after)
+    user_ids = list((await session.execute(query.order_by(User.id))).scalars())
+    note_ids = await create_notifications(
+        session, user_ids, KIND, _params(ann), urgent=ann.urgent,
+        dedupe_key=f"announcement:{ann.id}", announcement_id=ann.id,
+    )
+    await push_notifications(session, note_ids)
+    # Atomic increment: batches finish on several workers at once.
+    await session.execute(
+        sa.update(Announcement).where(Announcement.id == ann.id)
+        .values(batches_done=Announcement.batches_done + 1)
+    )
+    await session.execute(
+        sa.update(Announcement)
+        .where(Announcement.id == ann.id, Announcement.batches_done >= Announcement.batches_total)
+        .values(status="sent")
+    )

@@ -1,0 +1,268 @@
+"""From inbox rows to pushes: preferences, quiet hours, devices, the backend, retries.
+
+Runs inside worker jobs. A job's writes (delivery rows, removed tokens, retry jobs) commit with
+the job itself; a worker killed mid-batch commits nothing and the batch runs again, so a push is
+delivered at least once (collapse keys make a repeat replace, not add, on the device).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.config import get_settings
+from app.core.db import new_id
+from app.core.jobs import enqueue
+from app.core.logging import get_logger
+from app.notifications.backends import Outcome, build_message, get_backend
+from app.notifications.models import Delivery, Device, Notification, NotificationPreference
+from app.notifications.templates import CATEGORIES
+
+log = get_logger("notifications.delivery")
+
+PUSH_JOB = "notifications.push"
+RETRY_JOB = "notifications.retry"
+
+PUSHES = Counter("push_deliveries_total", "Push deliveries by outcome", ["backend", "outcome"])
+
+REMOVE_DEVICE = ("unregistered", "invalid")
+STORED_STATUS = {"sent": "sent", "retry": "retrying", "unregistered": "unregistered",
+                 "invalid": "invalid", "failed": "failed"}
+
+
+# ---------------------------------------------------------------- quiet hours
+
+
+def parse_hhmm(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def in_quiet_hours(pref: NotificationPreference, at: datetime) -> bool:
+    if not pref.quiet_start or not pref.quiet_end:
+        return False
+    start, end = parse_hhmm(pref.quiet_start), parse_hhmm(pref.quiet_end)
+    local = at.astimezone(clock.LOCAL_TZ).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end  # overnight, e.g. 22:00-06:30
+
+
+def quiet_hours_end(pref: NotificationPreference, at: datetime) -> datetime:
+    """The next moment the quiet hours end (local time), as UTC."""
+    assert pref.quiet_end is not None
+    end = parse_hhmm(pref.quiet_end)
+    local = at.astimezone(clock.LOCAL_TZ)
+    candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return clock.as_utc(candidate)
+
+
+# ---------------------------------------------------------------- retries
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
+    """Exponential back-off with jitter, never sooner than FCM's Retry-After."""
+    settings = get_settings()
+    ceiling = min(settings.push_retry_max_seconds,
+                  settings.push_retry_base_seconds * 2 ** max(0, attempt - 1))
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    if retry_after is not None:
+        # Retry-After is a floor; jitter on top keeps every client from coming back at once.
+        delay = max(delay, retry_after + random.uniform(0, max(0.1, retry_after * 0.1)))
+    return timedelta(seconds=delay)
+
+
+# ---------------------------------------------------------------- the push job
+
+
+async def _preferences(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, NotificationPreference]:
+    ids = list(set(user_ids))
+    out: dict[uuid.UUID, NotificationPreference] = {}
+    for start in range(0, len(ids), 1000):
+        rows = await session.execute(
+            sa.select(NotificationPreference)
+            .where(NotificationPreference.user_id.in_(ids[start:start + 1000]))
+        )
+        out.update({p.user_id: p for p in rows.scalars()})
+    return out
+
+
+async def _devices(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
+                                                                                list[Device]]:
+    ids = list(set(user_ids))
+    out: dict[uuid.UUID, list[Device]] = defaultdict(list)
+    for start in range(0, len(ids), 1000):
+        rows = await session.execute(
+            sa.select(Device).where(Device.user_id.in_(ids[start:start + 1000]))
+        )
+        for device in rows.scalars():
+            out[device.user_id].append(device)
+    return out
+
+
+async def _set_state(session: AsyncSession, ids: Sequence[uuid.UUID], state: str) -> None:
+    for start in range(0, len(ids), 1000):
+        await session.execute(
+            sa.update(Notification).where(Notification.id.in_(ids[start:start + 1000]))
+            .values(push_state=state)
+        )
+
+
+async def push_notifications(session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
+    """Push these inbox rows to their recipients' devices (those not pushed yet)."""
+    if not notification_ids:
+        return
+    notes: list[Notification] = []
+    for start in range(0, len(notification_ids), 1000):
+        rows = await session.execute(
+            sa.select(Notification).where(
+                Notification.id.in_(notification_ids[start:start + 1000]),
+                Notification.push_state.in_(("pending", "held")),
+            )
+        )
+        notes.extend(rows.scalars())
+    if not notes:
+        return
+    now = clock.now()
+    prefs = await _preferences(session, (n.user_id for n in notes))
+    muted: list[uuid.UUID] = []
+    held: dict[datetime, list[uuid.UUID]] = defaultdict(list)
+    ready: list[Notification] = []
+    for note in notes:
+        pref = prefs.get(note.user_id)
+        if pref and note.category in CATEGORIES and pref.categories.get(note.category) is False:
+            muted.append(note.id)
+        elif pref and not note.urgent and in_quiet_hours(pref, now):
+            held[quiet_hours_end(pref, now)].append(note.id)
+        else:
+            ready.append(note)
+    await _set_state(session, muted, "muted")
+    for release, ids in held.items():
+        # Held back, not dropped: the same job again once the quiet hours are over.
+        await _set_state(session, ids, "held")
+        await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in ids]},
+                      delay=release - now)
+    devices = await _devices(session, (n.user_id for n in ready))
+    pairs = [(note, device) for note in ready for device in devices.get(note.user_id, [])]
+    await _set_state(session, [n.id for n in ready], "sent")
+    if pairs:
+        outcomes = await _send(pairs)
+        await _record_first_attempt(session, pairs, outcomes, now)
+
+
+async def _send(pairs: Sequence[tuple[Notification, Device]]) -> list[Outcome]:
+    backend = get_backend()
+    outcomes = await backend.send([build_message(note, device) for note, device in pairs])
+    for outcome in outcomes:
+        PUSHES.labels(backend.name, outcome.status).inc()
+    return outcomes
+
+
+async def _record_first_attempt(
+    session: AsyncSession,
+    pairs: Sequence[tuple[Notification, Device]],
+    outcomes: Sequence[Outcome],
+    now: datetime,
+) -> None:
+    rows: list[dict[str, Any]] = []
+    dead_devices: list[uuid.UUID] = []
+    retry_ids: list[uuid.UUID] = []
+    retry_after: list[float | None] = []
+    delay = timedelta(0)
+    for (note, device), outcome in zip(pairs, outcomes, strict=True):
+        row_id = new_id()
+        next_at = None
+        if outcome.status == "retry":
+            wait = retry_delay(1, outcome.retry_after)
+            delay = max(delay, wait)
+            next_at = now + wait
+            retry_ids.append(row_id)
+            retry_after.append(outcome.retry_after)
+        if outcome.status in REMOVE_DEVICE:
+            dead_devices.append(device.id)
+        rows.append({
+            "id": row_id, "notification_id": note.id, "device_id": device.id,
+            "platform": device.platform, "status": STORED_STATUS[outcome.status], "attempts": 1,
+            "message_id": outcome.message_id, "error_code": outcome.error_code,
+            "error_message": outcome.error_message, "created_at": now, "updated_at": now,
+            "next_attempt_at": next_at,
+        })
+    for start in range(0, len(rows), 1000):
+        await session.execute(sa.insert(Delivery), rows[start:start + 1000])
+    await _remove_devices(session, dead_devices)
+    if retry_ids:
+        await _enqueue_retry(session, retry_ids, delay)
+
+
+async def _remove_devices(session: AsyncSession, device_ids: Sequence[uuid.UUID]) -> None:
+    if device_ids:
+        await session.execute(sa.delete(Device).where(Device.id.in_(list(device_ids))))
+        log.info("push_tokens_removed", count=len(device_ids))
+
+
+async def _enqueue_retry(session: AsyncSession, delivery_ids: Sequence[uuid.UUID],
+                         delay: timedelta) -> None:
+    # One job for the batch, at the latest delay: QUOTA_EXCEEDED and UNAVAILABLE are about the
+    # service, not one token, so coming back earlier for part of the batch would not help.
+    await enqueue(session, RETRY_JOB, {"delivery_ids": [str(i) for i in delivery_ids]},
+                  delay=delay, max_attempts=get_settings().job_max_attempts)
+
+
+async def retry_deliveries(session: AsyncSession, delivery_ids: Sequence[uuid.UUID]) -> None:
+    """Send again the deliveries still waiting for a retry."""
+    settings = get_settings()
+    rows = (await session.execute(
+        sa.select(Delivery, Notification, Device)
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .outerjoin(Device, Device.id == Delivery.device_id)
+        .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "retrying")
+    )).all()
+    now = clock.now()
+    live: list[tuple[Delivery, Notification, Device]] = []
+    for delivery, note, device in rows:
+        if device is None or device.user_id != note.user_id:
+            # Token removed (logout, UNREGISTERED) or moved to another account meanwhile.
+            delivery.status, delivery.updated_at, delivery.next_attempt_at = "cancelled", now, None
+        else:
+            live.append((delivery, note, device))
+    if not live:
+        return
+    outcomes = await _send([(note, device) for _, note, device in live])
+    dead: list[uuid.UUID] = []
+    again: list[uuid.UUID] = []
+    delay = timedelta(0)
+    for (delivery, _, device), outcome in zip(live, outcomes, strict=True):
+        delivery.attempts += 1
+        delivery.updated_at = now
+        delivery.message_id = outcome.message_id or delivery.message_id
+        delivery.error_code, delivery.error_message = outcome.error_code, outcome.error_message
+        delivery.next_attempt_at = None
+        status = STORED_STATUS[outcome.status]
+        if outcome.status == "retry":
+            if delivery.attempts >= settings.push_max_attempts:
+                status = "failed"
+            else:
+                wait = retry_delay(delivery.attempts, outcome.retry_after)
+                delay = max(delay, wait)
+                delivery.next_attempt_at = now + wait
+                again.append(delivery.id)
+        if outcome.status in REMOVE_DEVICE:
+            dead.append(device.id)
+        delivery.status = status
+    await session.flush()
+    await _remove_devices(session, dead)
+    if again:
+        await _enqueue_retry(session, again, delay)

@@ -1,0 +1,165 @@
+"""FCM delivery through firebase-admin's async batch API (`send_each_async`, ≤500 per call).
+
+Three adjustments to the library, all through its (private, pinned <8) service object:
+- the send URL is built from FCM_BASE_URL, so a local fake FCM v1 server can stand in for Google;
+  the OAuth token endpoint is the service account's own `token_uri`;
+- the library's in-call retries (up to 4, on 500/503, ignoring Retry-After, sleeping inside the
+  job) are switched off: our retries are persistent jobs that honour Retry-After, add jitter and
+  survive a worker restart (see `delivery.py`);
+- the OAuth token is refreshed in a thread before a batch: google-auth refreshes synchronously
+  with `requests`, which would otherwise block the event loop once an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import firebase_admin
+import google.auth.exceptions
+import google.auth.transport.requests
+import httpx
+from firebase_admin import _http_client as fb_http
+from firebase_admin import _retry as fb_retry
+from firebase_admin import credentials, exceptions, messaging
+
+from app.core.config import Settings
+from app.core.logging import get_logger
+from app.notifications.backends import Outcome
+
+log = get_logger("notifications.fcm")
+
+RETRYABLE = (
+    exceptions.UnavailableError,
+    exceptions.InternalError,
+    exceptions.DeadlineExceededError,
+    exceptions.ResourceExhaustedError,
+    exceptions.UnknownError,
+    messaging.QuotaExceededError,
+)
+
+
+def _retry_after(exc: exceptions.FirebaseError) -> float | None:
+    response = exc.http_response
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP-date: our own back-off applies
+
+
+def _error_code(exc: exceptions.FirebaseError) -> str:
+    response = exc.http_response
+    if response is not None:
+        try:
+            body = response.json()
+            for detail in body.get("error", {}).get("details", []):
+                if detail.get("errorCode"):
+                    return str(detail["errorCode"])
+        except (ValueError, AttributeError):
+            pass
+    return str(exc.code).upper()
+
+
+def classify(exc: exceptions.FirebaseError) -> Outcome:
+    """FCM's answer for one token, as what we do next."""
+    code, message = _error_code(exc), str(exc)[:500]
+    if isinstance(exc, messaging.UnregisteredError | messaging.SenderIdMismatchError):
+        return Outcome("unregistered", error_code=code, error_message=message)
+    if isinstance(exc, exceptions.InvalidArgumentError):
+        # INVALID_ARGUMENT is also FCM's answer to a bad payload: only a bad token is removed.
+        if "registration token" in message.lower():
+            return Outcome("invalid", error_code=code, error_message=message)
+        return Outcome("failed", error_code=code, error_message=message)
+    if isinstance(exc, RETRYABLE):
+        return Outcome("retry", error_code=code, error_message=message,
+                       retry_after=_retry_after(exc))
+    return Outcome("failed", error_code=code, error_message=message)
+
+
+class FcmBackend:
+    name = "fcm"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.fcm_credentials_file is None:
+            raise RuntimeError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+        certificate = credentials.Certificate(str(settings.fcm_credentials_file))
+        project = settings.fcm_project_id or certificate.project_id
+        self.batch_size = settings.push_batch_size
+        self.app = firebase_admin.initialize_app(
+            certificate,
+            {"projectId": project, "httpTimeout": settings.fcm_timeout_seconds},
+            name=f"push-{uuid.uuid4().hex}",
+        )
+        service = messaging._get_messaging_service(self.app)
+        base = settings.fcm_base_url.rstrip("/")
+        service._fcm_url = f"{base}/v1/projects/{project}/messages:send"
+        self._google_credential = service._credential
+        service._async_client = self._client(settings)
+        self._service = service
+        self._refresh_lock = asyncio.Lock()
+
+    def _client(self, settings: Settings) -> fb_http.HttpxAsyncClient:
+        no_retry = fb_retry.HttpxRetry(max_retries=0)
+        client = fb_http.HttpxAsyncClient(
+            credential=self._google_credential, timeout=int(settings.fcm_timeout_seconds),
+            retry_config=no_retry,
+        )
+        limits = httpx.Limits(max_connections=settings.fcm_max_connections,
+                              max_keepalive_connections=settings.fcm_max_connections)
+        transport = fb_retry.HttpxRetryTransport(retry=no_retry, limits=limits)
+        # Same client as the library builds, with a keep-alive pool as large as the batch fan-in.
+        client._async_client = httpx.AsyncClient(
+            http2=True, timeout=settings.fcm_timeout_seconds, headers=client._headers,
+            auth=fb_http.GoogleAuthCredentialFlow(self._google_credential),
+            mounts={"http://": transport, "https://": transport},
+        )
+        return client
+
+    async def _ensure_token(self) -> None:
+        if self._google_credential.valid:
+            return
+        async with self._refresh_lock:
+            if not self._google_credential.valid:
+                request = google.auth.transport.requests.Request()
+                await asyncio.to_thread(self._google_credential.refresh, request)
+
+    async def send(self, messages: list[messaging.Message]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for start in range(0, len(messages), self.batch_size):
+            outcomes.extend(await self._send_batch(messages[start:start + self.batch_size]))
+        return outcomes
+
+    async def _send_batch(self, batch: list[messaging.Message]) -> list[Outcome]:
+        try:
+            await self._ensure_token()
+            response = await messaging.send_each_async(batch, app=self.app)
+        except (google.auth.exceptions.GoogleAuthError, exceptions.FirebaseError) as exc:
+            # Without an access token nothing can be sent: the whole batch waits for a retry.
+            log.warning("fcm_batch_failed", error=str(exc)[:300], size=len(batch))
+            failure = Outcome("retry", error_code="AUTH_UNAVAILABLE", error_message=str(exc)[:500])
+            return [failure] * len(batch)
+        out: list[Outcome] = []
+        for item in response.responses:
+            if item.success:
+                out.append(Outcome("sent", message_id=item.message_id))
+            else:
+                out.append(classify(item.exception))
+        return out
+
+    async def aclose(self) -> None:
+        # The library's own close() calls asyncio.run(), impossible on a running loop: close the
+        # client here, on its loop, and make the library's close a no-op.
+        await self._service._async_client.aclose()
+        self._service.close = lambda: None
+        firebase_admin.delete_app(self.app)
+
+
+def describe(outcomes: list[Outcome]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts

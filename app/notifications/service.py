@@ -1,0 +1,320 @@
+"""Notifications: devices, the inbox, preferences, and `notify` for the other domains.
+
+Other domains call `notify(session, user_ids, kind, params)` in their own transaction: the inbox
+rows and the push job commit with the change that caused them, or not at all. Identity calls
+`remove_devices_of_session` at logout and `remove_user_devices` when every session ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock, personal_data
+from app.core.config import get_settings
+from app.core.db import new_id
+from app.core.errors import AppError
+from app.core.jobs import enqueue
+from app.core.personal_data import Retained
+from app.notifications import errors, recipients, templates
+from app.notifications.delivery import PUSH_JOB
+from app.notifications.models import Delivery, Device, Notification, NotificationPreference
+
+# ---------------------------------------------------------------- devices
+
+
+async def register_device(
+    session: AsyncSession, *, user_id: uuid.UUID, auth_session_id: uuid.UUID | None, token: str,
+    platform: str, app_version: str | None, locale: str | None,
+) -> Device:
+    """Register a push token for this account; a token known under another account moves here.
+
+    One statement (INSERT ... ON CONFLICT (token) DO UPDATE), so two apps registering the same
+    token at once, or a phone changing hands, can never leave it on two accounts.
+    """
+    now = clock.now()
+    values = {"user_id": user_id, "auth_session_id": auth_session_id, "platform": platform,
+              "app_version": app_version, "locale": locale, "last_seen_at": now}
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Device).values(id=new_id(), token=token, created_at=now, **values)
+    statement = statement.on_conflict_do_update(index_elements=[Device.token], set_=values)
+    await session.execute(statement)
+    await _evict_extra_devices(session, user_id)
+    device = (await session.execute(
+        sa.select(Device).where(Device.token == token).execution_options(populate_existing=True)
+    )).scalar_one()
+    return device
+
+
+async def _evict_extra_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Keep the most recently seen PUSH_MAX_DEVICES_PER_USER tokens of an account."""
+    limit = get_settings().push_max_devices_per_user
+    stale = (await session.execute(
+        sa.select(Device.id).where(Device.user_id == user_id)
+        .order_by(Device.last_seen_at.desc(), Device.id.desc()).offset(limit)
+    )).scalars().all()
+    if stale:
+        await session.execute(sa.delete(Device).where(Device.id.in_(stale)))
+
+
+async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[Device]:
+    rows = await session.execute(
+        sa.select(Device).where(Device.user_id == user_id).order_by(Device.last_seen_at.desc())
+    )
+    return list(rows.scalars())
+
+
+async def delete_device(session: AsyncSession, user_id: uuid.UUID, token: str) -> None:
+    result = await session.execute(
+        sa.delete(Device).where(Device.token == token, Device.user_id == user_id)
+    )
+    if result.rowcount == 0:
+        raise AppError(errors.DEVICE_NOT_FOUND)
+
+
+async def remove_devices_of_session(session: AsyncSession, auth_session_id: uuid.UUID) -> int:
+    """Logout: the tokens registered under this sign-in stop receiving pushes."""
+    result = await session.execute(
+        sa.delete(Device).where(Device.auth_session_id == auth_session_id)
+    )
+    return result.rowcount or 0
+
+
+async def remove_user_devices(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Every session ended (password reset, account deletion): remove every token."""
+    result = await session.execute(sa.delete(Device).where(Device.user_id == user_id))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- notify (for other domains)
+
+
+def _common_data(note_id: uuid.UUID, kind: str, template: templates.Template, deep_link: str,
+                 urgent: bool, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "kind": kind,
+        "notification_id": str(note_id),
+        "category": template.category,
+        "deep_link": deep_link,
+        "urgent": "true" if urgent else "false",
+        **{k: v for k, v in extra.items() if v != ""},
+    }
+
+
+async def create_notifications(
+    session: AsyncSession,
+    user_ids: Iterable[uuid.UUID],
+    kind: str,
+    params: dict[str, Any] | BaseModel,
+    *,
+    urgent: bool | None = None,
+    dedupe_key: str | None = None,
+    announcement_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Write one inbox row per recipient, rendered in the recipient's language."""
+    template = templates.get(kind)
+    raw = params.model_dump() if isinstance(params, BaseModel) else params
+    parsed = template.params.model_validate(raw)
+    targets = list(dict.fromkeys(user_ids))
+    if dedupe_key and targets:
+        seen = set((await session.execute(
+            sa.select(Notification.user_id).where(Notification.dedupe_key == dedupe_key,
+                                                  Notification.user_id.in_(targets))
+        )).scalars())
+        targets = [u for u in targets if u not in seen]
+    if not targets:
+        return []
+    langs = await recipients.languages(session, targets)
+    is_urgent = template.urgent if urgent is None else urgent
+    deep_link = template.deep_link(parsed)
+    collapse = template.collapse_key(parsed)
+    extra = template.data(parsed)
+    rendered = {lang: template.render(parsed, lang) for lang in ("vi", "en")}
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    for user_id in targets:
+        if user_id not in langs:
+            continue  # no such account (erased meanwhile): nobody to tell
+        lang = langs[user_id]
+        note_id = new_id()
+        text = rendered[lang]  # type: ignore[index]
+        rows.append({
+            "id": note_id, "user_id": user_id, "kind": kind, "category": template.category,
+            "urgent": is_urgent, "language": lang, "title": text.title, "body": text.body,
+            "deep_link": deep_link,
+            "data": _common_data(note_id, kind, template, deep_link, is_urgent, extra),
+            "collapse_key": collapse, "ttl_seconds": template.ttl_seconds,
+            "announcement_id": announcement_id, "dedupe_key": dedupe_key,
+            "push_state": "pending", "created_at": now, "read_at": None,
+        })
+    for start in range(0, len(rows), 1000):
+        await session.execute(sa.insert(Notification), rows[start:start + 1000])
+    return [row["id"] for row in rows]
+
+
+async def notify(
+    session: AsyncSession,
+    user_ids: Iterable[uuid.UUID],
+    kind: str,
+    params: dict[str, Any] | BaseModel,
+    *,
+    urgent: bool | None = None,
+    dedupe_key: str | None = None,
+) -> list[uuid.UUID]:
+    """Tell these users about an event: inbox rows now, pushes by the worker after commit.
+
+    `kind` is one of `templates.TEMPLATES` (e.g. "dossier.status_changed") and `params` its
+    parameters. `dedupe_key` (e.g. the producer's event id) makes a repeated call a no-op.
+    Returns the ids of the inbox rows written.
+    """
+    ids = await create_notifications(session, user_ids, kind, params, urgent=urgent,
+                                     dedupe_key=dedupe_key)
+    await enqueue_push(session, ids)
+    return ids
+
+
+async def enqueue_push(session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
+    size = get_settings().push_batch_size
+    for start in range(0, len(notification_ids), size):
+        chunk = notification_ids[start:start + size]
+        await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in chunk]})
+
+
+# ---------------------------------------------------------------- inbox
+
+
+def encode_cursor(note_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(note_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError):
+        raise AppError(errors.INVALID_CURSOR) from None
+
+
+async def inbox(
+    session: AsyncSession, user_id: uuid.UUID, *, cursor: str | None, limit: int,
+    unread_only: bool,
+) -> tuple[list[Notification], str | None, int]:
+    """Newest first (UUIDv7 ids are time-ordered); keyset pagination on the id."""
+    query = sa.select(Notification).where(Notification.user_id == user_id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if cursor:
+        query = query.where(Notification.id < decode_cursor(cursor))
+    rows = list((await session.execute(
+        query.order_by(Notification.id.desc()).limit(limit + 1)
+    )).scalars())
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor, await unread_count(session, user_id)
+
+
+async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return (await session.execute(
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )).scalar_one()
+
+
+async def mark_read(session: AsyncSession, user_id: uuid.UUID, note_id: uuid.UUID) -> Notification:
+    note = await session.get(Notification, note_id)
+    if note is None or note.user_id != user_id:
+        raise AppError(errors.NOTIFICATION_NOT_FOUND)
+    if note.read_at is None:
+        note.read_at = clock.now()
+        await session.flush()
+    return note
+
+
+async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        sa.update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=clock.now())
+    )
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- preferences
+
+
+async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    pref = await session.get(NotificationPreference, user_id)
+    language = (pref.language if pref and pref.language
+                else await recipients.user_locale(session, user_id))
+    stored = pref.categories if pref else {}
+    quiet = None
+    if pref and pref.quiet_start and pref.quiet_end:
+        quiet = {"start": pref.quiet_start, "end": pref.quiet_end}
+    return {
+        "categories": {c: bool(stored.get(c, True)) for c in templates.CATEGORIES},
+        "quiet_hours": quiet,
+        "language": language,
+    }
+
+
+async def set_preferences(
+    session: AsyncSession, user_id: uuid.UUID, *, categories: dict[str, bool],
+    quiet_hours: tuple[str, str] | None, language: str | None,
+) -> dict[str, Any]:
+    if quiet_hours is not None and quiet_hours[0] == quiet_hours[1]:
+        raise AppError(errors.INVALID_QUIET_HOURS)
+    pref = await session.get(NotificationPreference, user_id)
+    if pref is None:
+        pref = NotificationPreference(user_id=user_id)
+        session.add(pref)
+    pref.categories = {c: bool(categories.get(c, True)) for c in templates.CATEGORIES}
+    pref.quiet_start, pref.quiet_end = quiet_hours if quiet_hours else (None, None)
+    if language is not None:
+        pref.language = language
+    pref.updated_at = clock.now()
+    await session.flush()
+    return await get_preferences(session, user_id)
+
+
+# ---------------------------------------------------------------- personal data
+
+
+def _dump(row: Any, exclude: set[str] | None = None) -> dict[str, Any]:
+    return row.model_dump(mode="json", exclude=exclude or set())
+
+
+async def export_notifications(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    notes = (await session.execute(
+        sa.select(Notification).where(Notification.user_id == user_id)
+        .order_by(Notification.id)
+    )).scalars()
+    pref = await session.get(NotificationPreference, user_id)
+    return {
+        "devices": [_dump(d) for d in await list_devices(session, user_id)],
+        "preferences": _dump(pref) if pref else None,
+        "inbox": [_dump(n, {"dedupe_key"}) for n in notes],
+    }
+
+
+async def erase_notifications(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    await remove_user_devices(session, user_id)
+    note_ids = sa.select(Notification.id).where(Notification.user_id == user_id)
+    await session.execute(sa.delete(Delivery).where(Delivery.notification_id.in_(note_ids)))
+    await session.execute(sa.delete(Notification).where(Notification.user_id == user_id))
+    await session.execute(
+        sa.delete(NotificationPreference).where(NotificationPreference.user_id == user_id)
+    )
+    return []
+
+
+personal_data.register("notifications", exporter=export_notifications,
+                       eraser=erase_notifications)
