@@ -176,7 +176,10 @@ def process(data: bytes, boxes: list[dict[str, Any]], max_pixels: int) -> Proces
     width, height = inspect_jpeg(data)
     if width * height > max_pixels:
         raise SnapshotError("too many pixels")
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None or image.shape[1] != width or image.shape[0] != height:
         raise SnapshotError("the image data cannot be decoded")
     faces, plates = detect(image)

@@ -162,9 +162,12 @@ async def staff_cameras(principal: StaffPrincipal, session: DbSession) -> Any:
 async def staff_alerts(
     principal: StaffPrincipal, session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    incident_id: Annotated[str | None, Query(max_length=64,
+                                             description="Only the camera evidence of this "
+                                             "incident")] = None,
 ) -> Any:
     return {"items": await service.list_alerts(session, ward_code=_ward_of(principal),
-                                               limit=limit)}
+                                               incident_id=incident_id, limit=limit)}
 
 
 async def _visible_alert(session: Any, principal: Principal, alert_id: uuid.UUID) -> Any:

@@ -259,9 +259,12 @@ async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraA
 
 
 async def list_alerts(
-    session: AsyncSession, *, ward_code: str | None, limit: int = 50
+    session: AsyncSession, *, ward_code: str | None, incident_id: str | None = None,
+    limit: int = 50,
 ) -> list[CameraAlert]:
     query = sa.select(CameraAlert).order_by(CameraAlert.received_at.desc()).limit(limit)
+    if incident_id is not None:
+        query = query.where(CameraAlert.incident_id == incident_id)
     if ward_code is not None:
         query = query.join(Camera, Camera.id == CameraAlert.camera_id).where(
             Camera.ward_code == ward_code)
