@@ -12,16 +12,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import grid
+from app.cameras import grid, notices
 from app.cameras.dialect import insert
 from app.cameras.models import Camera, CameraAlert, DevicePosition, WarningSent
 from app.core import clock
 from app.core.config import get_settings
 from app.core.jobs import enqueue
+from app.incidents import service as incidents
+from app.notifications import recipients
+from app.notifications import service as notifications
 
 # Alert types → incident categories (app.incidents.categories). Fire, smoke and crowds are no
 # traffic-incident category: they reach staff and citizens without opening an incident.
@@ -32,6 +36,7 @@ INCIDENT_CATEGORY = {
     "wrong_way": "traffic_violation",
     "red_light": "traffic_violation",
 }
+CAMERA_OFFLINE_JOB = notices.KIND
 # A device position older than this is not "near" anything any more.
 POSITION_FRESH_FOR = timedelta(hours=6)
 
@@ -48,8 +53,6 @@ async def join_or_open_incident(
     category = INCIDENT_CATEGORY.get(alert.type)
     if category is None:
         return None
-    from app.incidents import service as incidents
-
     incident_id, joined = await incidents.join_or_open_from_camera(
         session, category=category, lat=camera.lat, lon=camera.lon,
         occurred_at=alert.occurred_at, confidence=alert.confidence,
@@ -69,12 +72,19 @@ async def alert_ward_staff(
 
 
 async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:
-    await enqueue(session, "camera.offline", {
+    """Queue the notice; `tell_ward_camera_offline` sends it from the worker."""
+    since = camera.offline_since.isoformat() if camera.offline_since else ""
+    await enqueue(session, CAMERA_OFFLINE_JOB, {
         "camera_id": str(camera.id), "camera_code": camera.code, "camera_name": camera.name,
-        "ward_code": camera.ward_code,
-        "offline_since": camera.offline_since.isoformat() if camera.offline_since else None,
-        "event_id": f"camera-offline:{camera.id}:{camera.offline_since}",
+        "ward_code": camera.ward_code, "offline_since": since, "event_id": f"{camera.id}:{since}",
     })
+
+
+async def tell_ward_camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """The active staff of the camera's ward: one inbox entry (and push) each, even if retried."""
+    staff = await recipients.ward_staff(session, payload["ward_code"])
+    await notifications.notify(session, staff, notices.KIND, payload,
+                               dedupe_key=f"{notices.KIND}:{payload['event_id']}")
 
 
 def should_warn(alert: CameraAlert) -> bool:
@@ -120,13 +130,9 @@ async def warn_nearby_citizens(
 
 
 async def device_belongs_to(session: AsyncSession, user_id: uuid.UUID, token: str) -> bool:
-    from app.notifications import service as notifications
-
     return any(d.token == token for d in await notifications.list_devices(session, user_id))
 
 
 async def traffic_alerts_on(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    from app.notifications import service as notifications
-
     preferences = await notifications.get_preferences(session, user_id)
     return bool(preferences.get("categories", {}).get("traffic_alerts", False))

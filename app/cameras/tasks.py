@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import service
+from app.cameras import integrations, service
 from app.core.jobs import job_handler
 
 
@@ -20,3 +20,8 @@ async def process_alert(session: AsyncSession, payload: dict[str, Any]) -> None:
 async def offline_check(session: AsyncSession, payload: dict[str, Any]) -> None:
     """Periodic: flag silent cameras offline, then schedule the next check."""
     await service.run_offline_check(session)
+
+
+@job_handler(integrations.CAMERA_OFFLINE_JOB)
+async def camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
+    await integrations.tell_ward_camera_offline(session, payload)

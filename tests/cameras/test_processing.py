@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import cv2
 import httpx
 import numpy as np
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cameras.models import CameraAlert, CameraSnapshot
-from app.core.config import get_settings
 from app.core.jobs import DEAD, Job
 from app.incidents.models import Incident
 from app.notifications import service as notifications
-from app.notifications.backends import close_backends
 from app.notifications.models import Notification
 from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
 from tests.notifications.contracts import assert_valid_push
@@ -26,18 +22,6 @@ from tests.notifications.helpers import account
 from tests.support.flows import run_jobs
 
 PLATE = {"label": "plate", "x": 0.5, "y": 0.6, "width": 0.2, "height": 0.1}
-
-
-@pytest.fixture
-async def push_log(tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Path]:
-    path = tmp_root / "camera-push.jsonl"
-    path.unlink(missing_ok=True)
-    settings = get_settings()
-    monkeypatch.setattr(settings, "push_backend", "file")
-    monkeypatch.setattr(settings, "push_file_path", path)
-    yield path
-    await close_backends()
-    path.unlink(missing_ok=True)
 
 
 def pushes(path: Path) -> list[dict]:

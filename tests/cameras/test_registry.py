@@ -18,7 +18,9 @@ from app.cameras.models import Camera
 from app.core import clock
 from app.core.config import PROJECT_ROOT
 from app.core.jobs import Job
+from app.notifications.models import Notification
 from tests.cameras.support import alert_body, make_camera, send
+from tests.notifications.contracts import validator
 from tests.notifications.helpers import account
 from tests.support.flows import run_jobs
 
@@ -106,6 +108,8 @@ async def test_ward_staff_see_only_their_wards_cameras(
 async def test_a_silent_camera_is_flagged_offline_once_and_its_ward_told(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
+    staff = await account(ioc, db, "0912000009", "ward_staff", "TNG-PDP")
+    await account(ioc, db, "0912000010", "ward_staff", "TNG-GS")  # another ward: not told
     quiet = await make_camera(db, "TNG-CAM-QUIET")
     await make_camera(db, "TNG-CAM-OFF", status="disabled")
     talking = await make_camera(db, "TNG-CAM-TALK")
@@ -126,6 +130,12 @@ async def test_a_silent_camera_is_flagged_offline_once_and_its_ward_told(
     # Checked again: already offline, not flagged (nor announced) twice.
     assert await service.run_offline_check(db) == []
     await db.commit()
+    await run_jobs()
+    told = (await db.execute(sa.select(Notification).where(
+        Notification.kind == "camera.offline"))).scalars().all()
+    assert [(n.user_id, n.data["camera_code"]) for n in told] == [(staff.id, "TNG-CAM-QUIET")]
+    assert told[0].title == "Camera mất tín hiệu" and "TNG-CAM-QUIET" in told[0].body
+    validator("camera.offline").validate(told[0].data)
     # It speaks again: back to active.
     assert (await send(ioc, alert_body("TNG-CAM-QUIET", type="congestion"))).status_code == 202
     await db.refresh(quiet)
