@@ -116,10 +116,12 @@ async def warn_nearby_citizens(
     cell = grid.cell_of(camera.lat, camera.lon)
     cells = grid.cells_around(cell, get_settings().camera_warning_cell_rings)
     fresh = clock.now() - POSITION_FRESH_FOR
-    users = list((await session.execute(
+    nearby = (await session.execute(
         sa.select(DevicePosition.user_id).distinct()
         .where(DevicePosition.cell.in_(cells), DevicePosition.reported_at >= fresh)
-    )).scalars())
+    )).scalars()
+    # Someone who turned traffic alerts off since reporting is not asked again.
+    users = [u for u in nearby if await traffic_alerts_on(session, u)]
     if not users or not await _claim_place(session, cell, alert.id):
         return 0
     await enqueue(session, "traffic.warning", {
