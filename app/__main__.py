@@ -52,12 +52,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run(
-        "app.main:create_app", factory=True, host=args.host or settings.host,
-        port=args.port or settings.port, workers=args.workers, proxy_headers=True,
-        log_config=None, access_log=False,
-    )
+    host, port = args.host or settings.host, args.port or settings.port
+    options: dict[str, Any] = {"factory": True, "proxy_headers": True, "log_config": None,
+                               "access_log": False}
+    if settings.internal_port is None:
+        uvicorn.run("app.main:create_app", host=host, port=port, workers=args.workers, **options)
+        return 0
+    # A second listener for /internal/ (one app, one lifespan, one worker): the app tells the
+    # two apart by the local port (app.core.internal.ListenerSplitMiddleware).
+    config = uvicorn.Config("app.main:create_app", host=host, port=port, **options)
+    sockets = [_bind(host, port), _bind(settings.internal_host, settings.internal_port)]
+    if args.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        config.workers = args.workers
+        Multiprocess(config, sockets=sockets).run()
+    else:
+        uvicorn.Server(config).run(sockets=sockets)
     return 0
+
+
+def _bind(host: str, port: int) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -154,6 +177,29 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cameras_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app.cameras import service
+    from app.cameras.schemas import CameraCreate, CameraOut
+    from app.core.errors import AppError
+
+    try:
+        data = CameraCreate(code=args.code, name=args.name, lat=args.lat, lon=args.lon,
+                            ward_code=args.ward, direction=args.direction,
+                            status="disabled" if args.disabled else "active")
+    except ValidationError as exc:
+        return fail(args, "request.validation_failed",
+                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    try:
+        camera = run_in_session(lambda session: service.create_camera(session, data))
+    except AppError as exc:
+        return fail(args, exc.error.code, exc.error.en.format(**exc.params))
+    out = CameraOut.model_validate(camera).model_dump(mode="json")
+    emit(args, out, f"created camera {camera.code} ({camera.id}) in {camera.ward_code}")
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from app.contracts import write_contracts
 
@@ -194,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["citizen", "community_helper", "ward_staff", "ward_admin",
                                  "city_admin"])
     create.add_argument("--ward")
+
+    cameras = sub.add_parser("cameras", help="camera registry")
+    cameras = cameras.add_subparsers(dest="sub", required=True)
+    camera = add("create", cmd_cameras_create, "register a camera", cameras)
+    camera.add_argument("--code", required=True, help="the id senders use in alerts")
+    camera.add_argument("--name", required=True)
+    camera.add_argument("--lat", type=float, required=True)
+    camera.add_argument("--lon", type=float, required=True)
+    camera.add_argument("--ward", required=True, help="ward code, e.g. TNG-PDP")
+    camera.add_argument("--direction")
+    camera.add_argument("--disabled", action="store_true", help="register it disabled")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
     rotate = add("rotate", cmd_keys_rotate, "add a new active signing key", keys)

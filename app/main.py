@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.core import handlers, health
 from app.core.config import get_settings
 from app.core.db import dispose_engine, session_factory
+from app.core.internal import ListenerSplitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 
@@ -23,6 +24,7 @@ DOMAIN_ROUTERS = [
     "app.incidents.router",
     "app.incidents.open311",
     "app.media.signed_router",
+    "app.cameras.router",
     "app.notifications.router",
 ]
 # Each domain's job handlers (imported by the worker).
@@ -30,6 +32,7 @@ DOMAIN_TASK_MODULES: list[str] = [
     "app.core.maintenance",
     "app.identity.tasks",
     "app.media.tasks",
+    "app.cameras.tasks",
     "app.notifications.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
@@ -44,6 +47,7 @@ MODEL_MODULES = [
     "app.dossiers.models",
     "app.media.derived",
     "app.incidents.models",
+    "app.cameras.models",
     "app.notifications.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
@@ -110,6 +114,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     )
     app.state.run_worker = run_worker
     handlers.install(app)
+    app.add_middleware(ListenerSplitMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_request_body_bytes,

@@ -6,12 +6,13 @@ start with the development secrets.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = PROJECT_ROOT / "var"
@@ -94,6 +95,58 @@ class Settings(BaseSettings):
 
     privacy_policy_version: str = "2026-01"
     audit_retention_days: int = 1825
+
+    # Internal endpoints (/internal/...): camera webhooks and other machine-to-machine calls.
+    internal_routes_on_public_listener: bool = True
+    internal_host: str = "127.0.0.1"
+    internal_port: int | None = None
+    internal_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                                 "192.168.0.0/16", "fc00::/7"]
+    )
+
+    # Camera alerts (app/cameras).
+    camera_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    camera_snapshot_max_bytes: int = 524_288
+    camera_snapshot_max_pixels: int = 24_000_000
+    camera_offline_after_seconds: int = 900
+    camera_offline_check_interval_seconds: int = 300
+    camera_warning_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"accident": 0.8, "flooding": 0.7, "fire": 0.8}
+    )
+    camera_warning_cell_rings: int = 1
+    camera_warning_interval_minutes: int = 30
+
+    @field_validator("internal_allowed_networks", "camera_webhook_secrets", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """A JSON list, or values separated by commas or spaces (easier in a secret store)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part for part in re.split(r"[,\s]+", text) if part]
+        return value
+
+    @field_validator("camera_webhook_secrets")
+    @classmethod
+    def _check_secrets(cls, value: list[str]) -> list[str]:
+        for secret in value:
+            if not secret.startswith("whsec_") or len(secret) < 6 + 24:
+                raise ValueError("each CAMERA_WEBHOOK_SECRETS entry must be whsec_ + base64 "
+                                 "of at least 18 random bytes")
+        return value
+
+    @field_validator("internal_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

@@ -1,0 +1,140 @@
+"""The one module of the cameras domain that reaches into other domains.
+
+- incidents: `join_or_open_from_camera` (join an open incident of the same kind nearby, or open
+  one marked as coming from a camera and awaiting staff verification);
+- notifications: its event jobs through the outbox (`camera.alert` for the ward's on-duty staff,
+  `traffic.warning` for citizens nearby, `camera.offline`), and its devices and preferences for
+  the position a device reports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cameras import grid, notices
+from app.cameras.dialect import insert
+from app.cameras.models import Camera, CameraAlert, DevicePosition, WarningSent
+from app.core import clock
+from app.core.config import get_settings
+from app.core.jobs import enqueue
+from app.incidents import service as incidents
+from app.notifications import recipients
+from app.notifications import service as notifications
+
+# Alert types → incident categories (app.incidents.categories). Fire, smoke and crowds are no
+# traffic-incident category: they reach staff and citizens without opening an incident.
+INCIDENT_CATEGORY = {
+    "accident": "accident",
+    "congestion": "traffic_jam",
+    "flooding": "flooding",
+    "wrong_way": "traffic_violation",
+    "red_light": "traffic_violation",
+}
+CAMERA_OFFLINE_JOB = notices.KIND
+# A device position older than this is not "near" anything any more.
+POSITION_FRESH_FOR = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class IncidentLink:
+    incident_id: uuid.UUID
+    joined: bool
+
+
+async def join_or_open_incident(
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: bytes | None
+) -> IncidentLink | None:
+    category = INCIDENT_CATEGORY.get(alert.type)
+    if category is None:
+        return None
+    incident_id, joined = await incidents.join_or_open_from_camera(
+        session, category=category, lat=camera.lat, lon=camera.lon,
+        occurred_at=alert.occurred_at, confidence=alert.confidence,
+        evidence_media_id=None, camera_id=camera.code,
+    )
+    return IncidentLink(incident_id=incident_id, joined=joined)
+
+
+async def alert_ward_staff(
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera, incident_id: uuid.UUID
+) -> None:
+    """A push (and inbox entry) to the active staff of the camera's ward."""
+    await enqueue(session, "camera.alert", {
+        "incident_id": str(incident_id), "alert_type": alert.type, "ward_code": camera.ward_code,
+        "camera_name": camera.name, "event_id": f"camera-alert:{alert.id}",
+    })
+
+
+async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:
+    """Queue the notice; `tell_ward_camera_offline` sends it from the worker."""
+    since = camera.offline_since.isoformat() if camera.offline_since else ""
+    await enqueue(session, CAMERA_OFFLINE_JOB, {
+        "camera_id": str(camera.id), "camera_code": camera.code, "camera_name": camera.name,
+        "ward_code": camera.ward_code, "offline_since": since, "event_id": f"{camera.id}:{since}",
+    })
+
+
+async def tell_ward_camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """The active staff of the camera's ward: one inbox entry (and push) each, even if retried."""
+    staff = await recipients.ward_staff(session, payload["ward_code"])
+    await notifications.notify(session, staff, notices.KIND, payload,
+                               dedupe_key=f"{notices.KIND}:{payload['event_id']}")
+
+
+def should_warn(alert: CameraAlert) -> bool:
+    threshold = get_settings().camera_warning_thresholds.get(alert.type)
+    return threshold is not None and alert.confidence >= threshold
+
+
+async def _claim_place(session: AsyncSession, cell: str, alert_id: uuid.UUID) -> bool:
+    """Atomically take the right to warn this place now: true at most once per interval, even
+    with several workers processing alerts of the same place at once."""
+    now = clock.now()
+    cutoff = now - timedelta(minutes=get_settings().camera_warning_interval_minutes)
+    statement = insert(session, WarningSent).values(cell=cell, last_sent_at=now,
+                                                     last_alert_id=alert_id)
+    statement = statement.on_conflict_do_update(
+        index_elements=[WarningSent.cell],
+        set_={"last_sent_at": now, "last_alert_id": alert_id},
+        where=WarningSent.last_sent_at < cutoff,
+    )
+    return (await session.execute(statement)).rowcount == 1
+
+
+async def warn_nearby_citizens(
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera, incident_id: uuid.UUID
+) -> int:
+    """Warn citizens whose devices last reported a cell near the camera; returns how many."""
+    if not should_warn(alert):
+        return 0
+    cell = grid.cell_of(camera.lat, camera.lon)
+    cells = grid.cells_around(cell, get_settings().camera_warning_cell_rings)
+    fresh = clock.now() - POSITION_FRESH_FOR
+    nearby = (await session.execute(
+        sa.select(DevicePosition.user_id).distinct()
+        .where(DevicePosition.cell.in_(cells), DevicePosition.reported_at >= fresh)
+    )).scalars()
+    # Someone who turned traffic alerts off since reporting is not asked again.
+    users = [u for u in nearby if await traffic_alerts_on(session, u)]
+    if not users or not await _claim_place(session, cell, alert.id):
+        return 0
+    await enqueue(session, "traffic.warning", {
+        "user_ids": [str(u) for u in users], "incident_id": str(incident_id),
+        "alert_type": alert.type, "place": camera.name, "event_id": f"camera-warning:{alert.id}",
+    })
+    return len(users)
+
+
+async def device_belongs_to(session: AsyncSession, user_id: uuid.UUID, token: str) -> bool:
+    return any(d.token == token for d in await notifications.list_devices(session, user_id))
+
+
+async def traffic_alerts_on(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    preferences = await notifications.get_preferences(session, user_id)
+    return bool(preferences.get("categories", {}).get("traffic_alerts", False))

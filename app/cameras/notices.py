@@ -1,0 +1,59 @@
+"""The `camera.offline` notice for ward staff, rendered by the notifications domain.
+
+The notifications domain owns templates; this kind is registered from here (the only template
+the cameras domain needs beyond `camera.alert` and `traffic.warning`, which notifications ships)
+so that the two domains could be built side by side. Moving it into
+`app/notifications/templates.py` later changes nothing for the mobile app: the payload is
+described by `mobile_contracts/push/camera.offline.schema.json`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from app.core.clock import LOCAL_TZ
+from app.core.i18n import Language
+from app.notifications import templates
+
+KIND = "camera.offline"
+
+
+class CameraOfflineParams(templates._Params):
+    camera_id: str = Field(min_length=1, max_length=64)
+    camera_code: str = Field(min_length=1, max_length=64)
+    camera_name: str = Field(default="", max_length=200)
+    ward_code: str = Field(default="", max_length=32)
+    offline_since: str = Field(default="", max_length=40)
+
+
+def _since(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value).astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
+    except ValueError:
+        return ""
+
+
+def _render(p: CameraOfflineParams, lang: Language) -> templates.Rendered:
+    name = p.camera_name or p.camera_code
+    since = _since(p.offline_since)
+    if lang == "vi":
+        when = f" từ {since}" if since else ""
+        return templates.Rendered("Camera mất tín hiệu",
+                                  f"Camera {name} ({p.camera_code}) không gửi tín hiệu{when}.")
+    when = f" since {since}" if since else ""
+    return templates.Rendered("Camera offline",
+                              f"Camera {name} ({p.camera_code}) has been silent{when}.")
+
+
+TEMPLATE = templates.Template(
+    kind=KIND, category=templates.STAFF_CATEGORY, urgent=False, ttl_seconds=6 * 3600,
+    android_channel="staff_alerts", params=CameraOfflineParams,
+    # No camera screen in the app yet: the notice opens the inbox.
+    deep_link=lambda p: f"{templates.DEEP_LINK_SCHEME}notifications",
+    collapse_key=lambda p: f"camera-offline-{p.camera_id}",
+    render=_render,
+    data=lambda p: {"camera_id": p.camera_id, "camera_code": p.camera_code},
+)
+templates.TEMPLATES.setdefault(KIND, TEMPLATE)

@@ -1,0 +1,322 @@
+"""Camera registry and alert intake: the rules. Services flush, never commit.
+
+Intake (`accept_alert`) is on the request path and kept short: look-ups by unique keys, one
+conflict-tolerant insert (so a redelivery racing the original can never create a twin), the
+camera's last-seen time, and the processing job in the same transaction. Everything slow happens
+in the worker (`process_alert`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin_units import service as admin_units
+from app.cameras import errors, imaging, integrations
+from app.cameras.dialect import insert
+from app.cameras.models import (
+    ACTIVE,
+    DISABLED,
+    OFFLINE,
+    Camera,
+    CameraAlert,
+    CameraSnapshot,
+)
+from app.cameras.schemas import CameraAlertIn, CameraCreate, CameraUpdate
+from app.cameras.webhooks import WebhookMeta
+from app.core import clock
+from app.core.config import get_settings
+from app.core.db import new_id
+from app.core.errors import AppError
+from app.core.jobs import Job, enqueue
+from app.core.logging import get_logger
+
+log = get_logger("cameras")
+
+PROCESS_JOB = "camera.process_alert"
+OFFLINE_CHECK_JOB = "camera.offline_check"
+
+
+# ---------------------------------------------------------------- registry
+
+
+async def create_camera(session: AsyncSession, data: CameraCreate) -> Camera:
+    await admin_units.get_ward(session, data.ward_code)
+    if await camera_by_code(session, data.code) is not None:
+        raise AppError(errors.CAMERA_CODE_TAKEN, params={"code": data.code})
+    camera = Camera(**data.model_dump())
+    session.add(camera)
+    await session.flush()
+    await schedule_offline_check(session)
+    return camera
+
+
+async def camera_by_code(session: AsyncSession, code: str) -> Camera | None:
+    query = sa.select(Camera).where(Camera.code == code)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_camera(session: AsyncSession, camera_id: uuid.UUID) -> Camera:
+    camera = await session.get(Camera, camera_id)
+    if camera is None:
+        raise AppError(errors.CAMERA_NOT_FOUND)
+    return camera
+
+
+async def list_cameras(
+    session: AsyncSession, *, ward_code: str | None = None, status: str | None = None
+) -> list[Camera]:
+    query = sa.select(Camera).order_by(Camera.code)
+    if ward_code is not None:
+        query = query.where(Camera.ward_code == ward_code)
+    if status is not None:
+        query = query.where(Camera.status == status)
+    return list((await session.execute(query)).scalars())
+
+
+async def update_camera(session: AsyncSession, camera_id: uuid.UUID, data: CameraUpdate) -> Camera:
+    camera = await get_camera(session, camera_id)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("ward_code"):
+        await admin_units.get_ward(session, changes["ward_code"])
+    for field in ("name", "lat", "lon", "ward_code"):
+        if field in changes and changes[field] is None:
+            del changes[field]  # required fields cannot be cleared
+    if "status" in changes:
+        status = changes.pop("status")
+        if status == DISABLED:
+            camera.status, camera.offline_since = DISABLED, None
+        elif status == ACTIVE and camera.status == DISABLED:
+            # Re-enabled: silent until it speaks again, so not flagged offline at once.
+            camera.status, camera.last_seen_at = ACTIVE, clock.now()
+    for field, value in changes.items():
+        setattr(camera, field, value)
+    camera.updated_at = clock.now()
+    await session.flush()
+    return camera
+
+
+# ---------------------------------------------------------------- intake
+
+
+def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
+    """Base64 → JPEG bytes, checked for size and structure (cheap: no pixel decoding)."""
+    settings = get_settings()
+    limit = settings.camera_snapshot_max_bytes
+    if len(text) > (limit + 2) // 3 * 4 + 4:
+        raise AppError(errors.SNAPSHOT_TOO_LARGE,
+                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise AppError(errors.SNAPSHOT_INVALID, params={"reason": "not base64"}) from None
+    if len(data) > limit:
+        raise AppError(errors.SNAPSHOT_TOO_LARGE,
+                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+    try:
+        size = imaging.inspect_jpeg(data)
+    except imaging.SnapshotError as exc:
+        raise AppError(errors.SNAPSHOT_INVALID, params={"reason": exc.reason},
+                       extra={"reason": exc.reason}) from None
+    if size[0] * size[1] > settings.camera_snapshot_max_pixels:
+        raise AppError(errors.SNAPSHOT_TOO_LARGE,
+                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+    return data, size
+
+
+async def _alert_answer(session: AsyncSession, *conditions: Any) -> dict[str, Any] | None:
+    row = (await session.execute(
+        sa.select(CameraAlert.response).where(sa.or_(*conditions)).limit(1)
+    )).scalar_one_or_none()
+    return row
+
+
+async def accept_alert(
+    session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *, source: str = "ioc"
+) -> dict[str, Any]:
+    """Store the alert and enqueue its processing; a redelivery gets the first answer back."""
+    first = await _alert_answer(session, CameraAlert.webhook_id == meta.id)
+    if first is not None:
+        return first
+    camera = await camera_by_code(session, alert.camera_id)
+    if camera is None:
+        raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
+    if camera.status == DISABLED:
+        raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
+    same_event = sa.and_(CameraAlert.camera_id == camera.id, CameraAlert.event_id == alert.event_id)
+    first = await _alert_answer(session, same_event)
+    if first is not None:
+        return first
+    snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
+
+    now = clock.now()
+    alert_id = new_id()
+    answer = {"alert_id": str(alert_id), "camera_id": camera.code, "event_id": alert.event_id,
+              "status": "accepted", "received_at": now.isoformat()}
+    inserted = await session.execute(
+        insert(session, CameraAlert).values(
+            id=alert_id, webhook_id=meta.id, camera_id=camera.id, event_id=alert.event_id,
+            source=source, type=alert.type.value, confidence=alert.confidence,
+            occurred_at=alert.occurred_at.astimezone(UTC), received_at=now,
+            plate_text=alert.plate_text, boxes=[b.model_dump() for b in alert.boxes],
+            status="queued", snapshot_status="received" if snapshot else "none",
+            faces_blurred=0, plates_blurred=0, staff_notified=False, citizens_warned=0,
+            response=answer,
+        ).on_conflict_do_nothing()
+    )
+    if inserted.rowcount == 0:
+        # A concurrent delivery of the same webhook or event won: answer as it did.
+        first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
+        if first is None:  # pragma: no cover - the winner's row must be visible now
+            raise RuntimeError("alert insert conflicted but no alert found")
+        return first
+    if snapshot is not None:
+        data, (width, height) = snapshot
+        session.add(CameraSnapshot(alert_id=alert_id, variant="original", content=data,
+                                   width=width, height=height, created_at=now))
+    await _seen(session, camera.id, now)
+    await enqueue(session, PROCESS_JOB, {"alert_id": str(alert_id)})
+    return answer
+
+
+async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
+    """The camera spoke: remember when, and bring it back from offline."""
+    await session.execute(
+        sa.update(Camera).where(Camera.id == camera_id).values(
+            last_seen_at=sa.case((Camera.last_seen_at > at, Camera.last_seen_at), else_=at),
+            status=sa.case((Camera.status == OFFLINE, ACTIVE), else_=Camera.status),
+            offline_since=sa.case((Camera.status == OFFLINE, None),
+                                  else_=Camera.offline_since),
+        )
+    )
+
+
+# ---------------------------------------------------------------- processing (worker)
+
+
+async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
+    """Pictures, the incident, the ward's staff, nearby citizens. Runs in the worker, in the job's
+    transaction: all of it commits together or the job is retried from the start."""
+    alert = await session.get(CameraAlert, alert_id)
+    if alert is None or alert.status == "processed":
+        return
+    camera = await session.get(Camera, alert.camera_id)
+    assert camera is not None  # the FK cascades: an alert never outlives its camera
+    evidence = await _process_snapshot(session, alert)
+    link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
+                                                    evidence=evidence)
+    if link is not None:
+        alert.incident_id, alert.incident_joined = str(link.incident_id), link.joined
+        await integrations.alert_ward_staff(session, alert=alert, camera=camera,
+                                            incident_id=link.incident_id)
+        alert.staff_notified = True
+        alert.citizens_warned = await integrations.warn_nearby_citizens(
+            session, alert=alert, camera=camera, incident_id=link.incident_id)
+    alert.status, alert.processed_at = "processed", clock.now()
+    await session.flush()
+    log.info("camera_alert_processed", alert_id=str(alert.id), camera=camera.code,
+             type=alert.type, incident_id=alert.incident_id, snapshot=alert.snapshot_status)
+
+
+async def _process_snapshot(session: AsyncSession, alert: CameraAlert) -> bytes | None:
+    """Blurred public copy and thumbnail of the snapshot; returns the public JPEG, if any."""
+    original = await session.get(CameraSnapshot, (alert.id, "original"))
+    if original is None:
+        return None
+    try:
+        result = await asyncio.to_thread(imaging.process, original.content, alert.boxes,
+                                         get_settings().camera_snapshot_max_pixels)
+    except imaging.SnapshotError as exc:
+        alert.snapshot_status = "corrupt"
+        log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=exc.reason)
+        return None
+    for variant, content, (width, height) in (
+        ("public", result.public_jpeg, result.public_size),
+        ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size),
+    ):
+        await session.merge(CameraSnapshot(alert_id=alert.id, variant=variant, content=content,
+                                           width=width, height=height))
+    alert.snapshot_status = "processed"
+    alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
+    return result.public_jpeg
+
+
+async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraAlert, Camera]:
+    alert = await session.get(CameraAlert, alert_id)
+    if alert is None:
+        raise AppError(errors.ALERT_NOT_FOUND)
+    camera = await session.get(Camera, alert.camera_id)
+    assert camera is not None
+    return alert, camera
+
+
+async def list_alerts(
+    session: AsyncSession, *, ward_code: str | None, incident_id: str | None = None,
+    limit: int = 50,
+) -> list[CameraAlert]:
+    query = sa.select(CameraAlert).order_by(CameraAlert.received_at.desc()).limit(limit)
+    if incident_id is not None:
+        query = query.where(CameraAlert.incident_id == incident_id)
+    if ward_code is not None:
+        query = query.join(Camera, Camera.id == CameraAlert.camera_id).where(
+            Camera.ward_code == ward_code)
+    return list((await session.execute(query)).scalars())
+
+
+async def snapshot(session: AsyncSession, alert_id: uuid.UUID, variant: str) -> CameraSnapshot:
+    row = await session.get(CameraSnapshot, (alert_id, variant))
+    if row is None:
+        raise AppError(errors.SNAPSHOT_NOT_AVAILABLE)
+    return row
+
+
+# ---------------------------------------------------------------- offline cameras
+
+
+async def schedule_offline_check(session: AsyncSession) -> None:
+    """Make sure the next periodic check exists (one job per time slot, whoever asks)."""
+    interval = get_settings().camera_offline_check_interval_seconds
+    now = clock.now()
+    slot = math.floor(now.timestamp() / interval) + 1
+    run_after = datetime.fromtimestamp(slot * interval, tz=UTC)
+    await session.execute(
+        insert(session, Job).values(
+            id=new_id(), kind=OFFLINE_CHECK_JOB, payload={}, status="pending", attempts=0,
+            max_attempts=3, run_after=run_after, dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}",
+            created_at=now,
+        ).on_conflict_do_nothing()
+    )
+
+
+async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
+    """Cameras silent longer than CAMERA_OFFLINE_AFTER_SECONDS become offline, once, and their
+    ward's staff are told. A camera never heard from counts from its registration."""
+    cutoff = clock.now() - timedelta(seconds=get_settings().camera_offline_after_seconds)
+    silent = sa.func.coalesce(Camera.last_seen_at, Camera.created_at) < cutoff
+    cameras = list((await session.execute(
+        sa.select(Camera).where(Camera.status == ACTIVE, silent).with_for_update()
+    )).scalars())
+    now = clock.now()
+    for camera in cameras:
+        camera.status, camera.offline_since, camera.updated_at = OFFLINE, now, now
+        await integrations.camera_offline(session, camera=camera)
+    await session.flush()
+    return cameras
+
+
+async def run_offline_check(session: AsyncSession) -> list[Camera]:
+    flagged = await flag_offline_cameras(session)
+    remaining = (await session.execute(
+        sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
+    )).scalar_one()
+    if remaining:
+        await schedule_offline_check(session)
+    return flagged

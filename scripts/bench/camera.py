@@ -1,0 +1,259 @@
+"""Camera alert intake benchmark (issue 7). Prints figures; it is not a test.
+
+Starts the real server (`python -m app serve`, worker in-process unless --workers N starts N
+separate `python -m app worker` processes) on a fresh database, then in one run:
+
+- baseline: a bare endpoint of the same app (`GET /healthz`), same request count and concurrency;
+- N alerts signed with the standardwebhooks package, each with a ~100 KB JPEG snapshot, from C
+  concurrent senders: acknowledgement p50/p99 and alerts/s;
+- time until every alert is processed by the worker (blurred pictures, incident joined or opened,
+  staff notified), and counts proving none lost and none processed twice.
+
+    python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--workers 0]
+                                   [--database-url postgresql+asyncpg://postgres@127.0.0.1/x]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from standardwebhooks import Webhook
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+CAMERA = "BENCH-CAM-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def street_picture(target_kb: int) -> bytes:
+    """A 1280x720 picture with shapes, gradients and sensor-like noise, near `target_kb`."""
+    rng = np.random.default_rng(7)
+    image = np.zeros((720, 1280, 3), np.uint8)
+    image[:] = np.linspace(60, 200, 1280, dtype=np.uint8)[None, :, None]
+    for _ in range(80):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        x, y = int(rng.integers(0, 1280)), int(rng.integers(0, 720))
+        cv2.rectangle(image, (x, y), (x + int(rng.integers(20, 300)),
+                                      y + int(rng.integers(20, 200))), colour, -1)
+    image = cv2.GaussianBlur(image, (5, 5), 0)
+    image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+    best = b""
+    for quality in range(95, 20, -5):
+        _, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        best = buffer.tobytes()
+        if len(best) <= target_kb * 1024:
+            break
+    return best
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run(cmd: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "app", *cmd], env=env, cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def start(cmd: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "app", *cmd], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+async def wait_up(base: str, procs: list[subprocess.Popen[bytes]]) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit("a server process exited; see the log")
+            try:
+                if (await http.get(base + "/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+async def hammer(total: int, concurrency: int, make: Any) -> tuple[list[float], float, dict]:
+    """`total` requests from `concurrency` senders; latencies (ms), wall time, status counts."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+        async def sender() -> None:
+            for index in counter:
+                started = time.perf_counter()
+                response = await make(http, index)
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - started, statuses
+
+
+async def counts(url: str) -> dict[str, int]:
+    engine = create_async_engine(url)
+    queries = {
+        "alerts stored": "SELECT count(*) FROM camera_alerts",
+        "alerts processed": "SELECT count(*) FROM camera_alerts WHERE status = 'processed'",
+        "processing jobs": "SELECT count(*) FROM jobs WHERE kind = 'camera.process_alert'",
+        "processing jobs done": "SELECT count(*) FROM jobs WHERE kind = 'camera.process_alert' "
+                                "AND status = 'done'",
+        "processing attempts": "SELECT coalesce(sum(attempts), 0) FROM jobs "
+                               "WHERE kind = 'camera.process_alert'",
+        "incident timeline entries from alerts": "SELECT count(*) FROM incident_events "
+                                                 "WHERE action IN ('camera_alert', 'reported')",
+        "staff notifications": "SELECT count(DISTINCT dedupe_key) FROM notifications "
+                               "WHERE kind = 'camera.alert'",
+        "staff inbox rows (alerts x ward staff)": "SELECT count(*) FROM notifications "
+                                                  "WHERE kind = 'camera.alert'",
+        # (The periodic offline check is always pending: not part of the alerts' work.)
+        "jobs not finished": "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running') "
+                             "AND kind <> 'camera.offline_check'",
+        "jobs dead": "SELECT count(*) FROM jobs WHERE status = 'dead'",
+        "blurred thumbnails": "SELECT count(*) FROM camera_snapshots WHERE variant = 'thumbnail'",
+    }
+    try:
+        async with engine.connect() as conn:
+            return {name: (await conn.execute(sa.text(q))).scalar_one()
+                    for name, q in queries.items()}
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--snapshot-kb", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="separate worker processes (0: the worker runs inside serve)")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-camera-"))
+    url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": url, "CAMERA_WEBHOOK_SECRETS": SECRET,
+           "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING",
+           "PUSH_BACKEND": "file", "PUSH_FILE_PATH": str(tmp / "push.jsonl"),
+           "SMS_FILE_PATH": str(tmp / "sms.jsonl"), "WORKER_POLL_INTERVAL_SECONDS": "0.05",
+           "RUN_WORKER_IN_PROCESS": "false" if args.workers else "true",
+           "JOB_LEASE_SECONDS": "120"}
+    run(["migrate"], env)
+    run(["seed-demo"], env)  # wards and one staff member per ward (who get the pushes)
+    run(["cameras", "create", "--code", CAMERA, "--name", "Bench crossing", "--lat", "21.5942",
+         "--lon", "105.8482", "--ward", "TNG-PDP"], env)
+
+    log = (tmp / "server.log").open("w")
+    procs = [start(["serve", "--port", str(port)], env, log)]
+    procs += [start(["worker"], env, log) for _ in range(args.workers)]
+    try:
+        await wait_up(base, procs)
+        picture = street_picture(args.snapshot_kb)
+        snapshot = base64.b64encode(picture).decode()
+        signer = Webhook(SECRET)
+
+        async def bare(http: httpx.AsyncClient, _: int) -> httpx.Response:
+            return await http.get(base + "/healthz")
+
+        async def alert(http: httpx.AsyncClient, index: int) -> httpx.Response:
+            body = json.dumps({
+                "event_id": f"bench-{index}", "camera_id": CAMERA, "type": "accident",
+                "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
+                "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
+                "snapshot": snapshot,
+            })
+            msg_id = f"msg_{uuid.uuid4().hex}"
+            now = datetime.now(UTC)
+            headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
+                       "webhook-signature": signer.sign(msg_id, now, body),
+                       "content-type": "application/json"}
+            return await http.post(base + "/internal/v1/camera-alerts", content=body,
+                                   headers=headers)
+
+        await hammer(100, 10, bare)  # warm-up
+        base_lat, base_wall, base_status = await hammer(args.alerts, args.concurrency, bare)
+        sent_at = time.perf_counter()
+        lat, wall, status = await hammer(args.alerts, args.concurrency, alert)
+        while True:
+            now_counts = await counts(url)
+            # Processed means the whole chain: pictures, incident, then the staff push jobs.
+            if (now_counts["alerts processed"] >= now_counts["alerts stored"]
+                    and now_counts["jobs not finished"] == 0):
+                break
+            if time.perf_counter() - sent_at > args.timeout:
+                print("gave up waiting for processing")
+                break
+            await asyncio.sleep(0.25)
+        processed_after = time.perf_counter() - sent_at
+        final = await counts(url)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+        log.close()
+
+    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    worker = f"{args.workers} separate worker process(es)" if args.workers else "in-process worker"
+    print(f"\nCamera alert intake on {backend}, {worker}; {args.alerts} requests from "
+          f"{args.concurrency} concurrent senders; snapshot {len(picture) / 1024:.0f} KB")
+    print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}  statuses")
+    print(f"{'baseline GET /healthz':34} {statistics.median(base_lat):8.1f} "
+          f"{percentile(base_lat, 99):8.1f} {args.alerts / base_wall:9.0f}  {base_status}")
+    print(f"{'signed alert -> 202':34} {statistics.median(lat):8.1f} "
+          f"{percentile(lat, 99):8.1f} {args.alerts / wall:9.0f}  {status}")
+    print(f"ack p99 / baseline p99: {percentile(lat, 99) / percentile(base_lat, 99):.1f}x; "
+          f"target p99 < 100 ms: {'met' if percentile(lat, 99) < 100 else 'NOT met'}")
+    print(f"all processed {processed_after:.1f} s after the first alert was sent "
+          f"(target 60 s: {'met' if processed_after <= 60 else 'NOT met'}); "
+          f"{final['alerts processed'] / processed_after:.1f} alerts/s through the worker")
+    for name, value in final.items():
+        print(f"  {name:40} {value}")
+    accepted = status.get(202, 0)
+    exact = (final["alerts stored"] == accepted == final["alerts processed"]
+             == final["processing jobs done"] == final["processing attempts"]
+             == final["incident timeline entries from alerts"] == final["staff notifications"])
+    exact = exact and final["jobs dead"] == 0
+    print(f"none lost, none processed twice: {'yes' if exact else 'NO'} "
+          f"(202s = stored = processed = jobs done = attempts = timeline entries = pushes)")
+    print(f"logs: {tmp}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

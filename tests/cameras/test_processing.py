@@ -1,0 +1,162 @@
+"""The worker's part: pictures checked and blurred, the incident joined or opened, staff told."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cameras.models import CameraAlert, CameraSnapshot
+from app.core.jobs import DEAD, Job
+from app.incidents.models import Incident
+from app.notifications import service as notifications
+from app.notifications.models import Notification
+from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
+from tests.notifications.contracts import assert_valid_push
+from tests.notifications.helpers import account
+from tests.support.flows import run_jobs
+
+PLATE = {"label": "plate", "x": 0.5, "y": 0.6, "width": 0.2, "height": 0.1}
+
+
+def pushes(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def sharpness(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def region(image: np.ndarray, box: dict) -> np.ndarray:
+    h, w = image.shape[:2]
+    return image[int(box["y"] * h):int((box["y"] + box["height"]) * h),
+                 int(box["x"] * w):int((box["x"] + box["width"]) * w)]
+
+
+async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_and_a_push(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
+) -> None:
+    await make_camera(db)
+    staff = await account(client, db, "0911000001", "ward_staff", "TNG-PDP")
+    other_ward = await account(client, db, "0911000002", "ward_staff", "TNG-GS")
+    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
+                                        token="staff-phone-token", platform="android",
+                                        app_version="1.0", locale="vi")
+    await db.commit()
+    picture = jpeg(640, 360)
+    response = await send(ioc, alert_body(snapshot=b64(picture), boxes=[PLATE],
+                                          plate_text="20A-123.45"))
+    assert response.status_code == 202
+    alert_id = response.json()["alert_id"]
+
+    await run_jobs()
+
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    assert alert.status == "processed" and alert.snapshot_status == "processed"
+    assert alert.plates_blurred >= 1
+    incident = (await db.execute(sa.select(Incident))).scalar_one()
+    assert str(incident.id) == alert.incident_id and alert.incident_joined is False
+    assert (incident.source, incident.status, incident.category) == ("camera", "new", "accident")
+    assert incident.camera_id == "TNG-CAM-0042"
+
+    # Staff of the ward see the incident awaiting verification, and its camera evidence.
+    queue = await client.get("/api/v1/staff/incidents", headers=staff.headers)
+    assert queue.status_code == 200
+    assert [i["id"] for i in queue.json()["items"]] == [str(incident.id)]
+    evidence = await client.get(f"/api/v1/staff/camera-alerts?incident_id={incident.id}",
+                                headers=staff.headers)
+    assert [a["id"] for a in evidence.json()["items"]] == [alert_id]
+    thumb = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail",
+                             headers=staff.headers)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    thumbnail = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
+    assert thumbnail.shape[:2] == (180, 320)
+    public = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/public",
+                              headers=staff.headers)
+    blurred = cv2.imdecode(np.frombuffer(public.content, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
+    assert blurred.shape == original.shape
+    # The plate region lost its detail; the rest of the picture kept it.
+    assert sharpness(region(blurred, PLATE)) < sharpness(region(original, PLATE)) / 20
+    elsewhere = {"x": 0.0, "y": 0.0, "width": 0.2, "height": 0.2}
+    assert sharpness(region(blurred, elsewhere)) > sharpness(region(original, elsewhere)) / 3
+    # Another ward's staff do not even learn the alert exists.
+    hidden = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail",
+                              headers=other_ward.headers)
+    assert hidden.status_code == 404
+
+    # The push to the ward's staff, and only to them.
+    inbox = list((await db.execute(sa.select(Notification))).scalars())
+    assert [(n.user_id, n.kind) for n in inbox] == [(staff.id, "camera.alert")]
+    sent = pushes(push_log)
+    assert len(sent) == 1 and sent[0]["message"]["token"] == "staff-phone-token"
+    assert assert_valid_push(sent[0]["message"]) == "camera.alert"
+    assert sent[0]["message"]["data"]["incident_id"] == str(incident.id)
+
+
+async def test_a_second_camera_alert_nearby_joins_the_open_incident(
+    ioc: httpx.AsyncClient, db: AsyncSession, push_log: Path
+) -> None:
+    await make_camera(db)
+    await make_camera(db, "TNG-CAM-0043", lat=21.5944, lon=105.8484)  # ~30 m away
+    assert (await send(ioc, alert_body())).status_code == 202
+    await run_jobs()
+    assert (await send(ioc, alert_body("TNG-CAM-0043", confidence=0.97))).status_code == 202
+    await run_jobs()
+    alerts = list((await db.execute(sa.select(CameraAlert).order_by(CameraAlert.received_at)))
+                  .scalars())
+    assert len({a.incident_id for a in alerts}) == 1
+    assert [a.incident_joined for a in alerts] == [False, True]
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 1
+
+
+async def test_redelivered_alert_is_processed_once(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
+) -> None:
+    await make_camera(db)
+    await account(client, db, "0911000003", "ward_staff", "TNG-PDP")
+    body = alert_body(snapshot=b64(jpeg()))
+    for _ in range(3):
+        assert (await send(ioc, body, msg_id="msg_same")).status_code == 202
+        await run_jobs()
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 1
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1
+    assert await db.scalar(sa.select(sa.func.count()).select_from(CameraSnapshot)) == 3
+
+
+async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
+    ioc: httpx.AsyncClient, db: AsyncSession, push_log: Path
+) -> None:
+    await make_camera(db)
+    broken = bytearray(jpeg(320, 240))
+    # Structurally complete (it passes intake), but a sample precision no decoder supports.
+    frame = broken.index(b"\xff\xc0")
+    broken[frame + 4] = 7
+    assert cv2.imdecode(np.frombuffer(bytes(broken), np.uint8), cv2.IMREAD_COLOR) is None
+    assert (await send(ioc, alert_body(snapshot=b64(bytes(broken))))).status_code == 202
+    await run_jobs()
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    assert alert.status == "processed"
+    assert alert.snapshot_status == "corrupt"
+    assert alert.incident_id is not None
+    variants = set((await db.execute(sa.select(CameraSnapshot.variant))).scalars())
+    assert variants == {"original"}
+
+
+async def test_alert_types_without_an_incident_category_are_processed_without_one(
+    ioc: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    assert (await send(ioc, alert_body(type="crowd"))).status_code == 202
+    await run_jobs()
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    assert alert.status == "processed" and alert.incident_id is None
+    dead = (await db.execute(sa.select(Job).where(Job.status == DEAD))).scalars().all()
+    assert dead == []
