@@ -18,10 +18,12 @@ from app.core.middleware import RequestContextMiddleware
 DOMAIN_ROUTERS = [
     "app.admin_units.router",
     "app.identity.router",
+    "app.oauth.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.identity.tasks",
+    "app.oauth.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -31,6 +33,7 @@ MODEL_MODULES = [
     "app.admin_units.models",
     "app.identity.models",
     "app.tokens.models",
+    "app.oauth.models",
 ]
 
 

@@ -71,6 +71,10 @@ class KeyStore:
     def verification_key(self, kid: str) -> Any | None:
         return self._private.get(kid)
 
+    def jwks_keyset(self) -> KeySet:
+        """Every published key, for verifying tokens this service signed (any alg)."""
+        return self._public
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.as_dict(private=False) for k in self._private.values()]}
 

@@ -280,3 +280,17 @@ async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> Aut
 async def delete_user_sessions(db: AsyncSession, user_id: uuid.UUID) -> None:
     """Account erasure: sessions and their tokens go entirely."""
     await db.execute(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
+
+
+async def refresh_token_state(
+    db: AsyncSession, presented: str
+) -> tuple[AuthSession, RefreshToken] | None:
+    """The session and token row behind a refresh token, without spending it (introspection)."""
+    row = (
+        await db.execute(
+            sa.select(AuthSession, RefreshToken)
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .where(RefreshToken.token_hash == _hash_refresh(presented))
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
