@@ -27,7 +27,11 @@ from app.oauth.server import Request as OAuthRequest
 from app.tokens.keys import key_store
 
 router = APIRouter()
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response leaves. With the default scope the commit runs after
+# the response is sent, and a browser following our redirect at once could miss what we just wrote
+# (the saved authorization request, the new sign-in).
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+AccountDb = Annotated[AsyncSession, Depends(get_session)]
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PROMPTS = {"none", "login", "consent", "select_account"}
@@ -567,7 +571,7 @@ AUTH_ERRORS = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
 
 @me.get("", response_model=schemas.AllowedApps, summary="Apps I allowed to use my Thai Nguyen ID",
         responses=responses(*AUTH_ERRORS))
-async def my_apps(principal: CurrentPrincipal, db: DbSession) -> Any:
+async def my_apps(principal: CurrentPrincipal, db: AccountDb) -> Any:
     rows = await service.list_apps(db, principal.user.id)
     return {"items": [{"client_id": client.id, "name": client.name,
                        "scopes": sorted(service.scope_set(consent.scope)),
@@ -577,9 +581,10 @@ async def my_apps(principal: CurrentPrincipal, db: DbSession) -> Any:
 @me.delete("/{client_id}", status_code=204, response_class=Response,
            summary="Withdraw an app's access (consent and tokens)",
            responses=responses(errors.APP_NOT_FOUND, *AUTH_ERRORS))
-async def revoke_my_app(client_id: str, principal: CurrentPrincipal, db: DbSession,
+async def revoke_my_app(client_id: str, principal: CurrentPrincipal, db: AccountDb,
                         request: Request) -> Response:
     await service.revoke_app(db, principal.user, client_id, audit_context(request, principal))
+    await db.commit()  # before the answer: the app's next call must see the withdrawal
     return Response(status_code=204)
 
 
