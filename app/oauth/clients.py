@@ -28,6 +28,7 @@ from app.oauth.models import OAuthClient
 SCOPES = ("openid", "profile", "phone", "address", "cccd", "offline_access")
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 TYPES = ("public", "confidential")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 
 def hash_secret(secret: str) -> str:
@@ -96,12 +97,15 @@ async def create_client(
     grants = grant_types or ["authorization_code", "refresh_token"]
     if client_type == "confidential" and grant_types is None:
         grants = [*grants, "client_credentials"]
+    if any(g not in GRANT_TYPES for g in grants):
+        raise invalid(f"grant types are {' '.join(GRANT_TYPES)}")
     if "client_credentials" in grants and client_type == "public":
         raise invalid("public clients cannot use client_credentials")
     if not redirect_uris and "authorization_code" in grants:
         raise invalid("at least one redirect-uri")
     uris = [_check_uri(u, "redirect-uri") for u in redirect_uris]
-    logout_uris = [_check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris or []]
+    logout_uris = [_check_uri(u, "post-logout-redirect-uri")
+                   for u in post_logout_redirect_uris or []]
     if backchannel_logout_uri:
         _check_uri(backchannel_logout_uri, "backchannel-logout-uri")
     if jwks_uri:

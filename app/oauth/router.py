@@ -3,6 +3,7 @@ these routes read the request on the event loop, hand it over, and shape the ans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Annotated, Any
@@ -19,7 +20,14 @@ from app.core.audit import AuditContext
 from app.core.config import get_settings
 from app.core.db import get_session
 from app.core.errors import AppError, responses
-from app.identity.dependencies import CurrentPrincipal, audit_context, client_ip
+from app.identity.dependencies import (
+    CurrentPrincipal,
+    Principal,
+    audit_context,
+    client_ip,
+    require_roles,
+)
+from app.identity.roles import Role
 from app.oauth import clients, dpop, errors, pages, schemas, service
 from app.oauth.clients import SCOPES, Client
 from app.oauth.server import Bridge, run, server
@@ -58,7 +66,8 @@ async def _pairs(request: Request) -> list[tuple[str, str]]:
 def _oauth_request(request: Request, path: str, pairs: list[tuple[str, str]],
                    method: str | None = None) -> OAuthRequest:
     method = method or request.method
-    return OAuthRequest(method, _url(path), request.headers,  # case-insensitive, as authlib reads it
+    # Starlette's headers: case-insensitive, as authlib reads them ("Authorization").
+    return OAuthRequest(method, _url(path), request.headers,
                         query=pairs if method == "GET" else [],
                         form=pairs if method == "POST" else [])
 
@@ -312,10 +321,8 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         else:
             await db.rollback()
         message = exc.error.message(lang)
-        try:
+        with contextlib.suppress(KeyError, IndexError):
             message = message.format(**exc.params)
-        except (KeyError, IndexError):
-            pass
         response = pages.render(request, "login.html", lang, status=exc.error.status,
                                 csrf_bound_to=req, req=req, client_name=client.name,
                                 phone=form.get("phone"), error=message)
@@ -589,4 +596,34 @@ async def revoke_my_app(client_id: str, principal: CurrentPrincipal, db: Account
 
 
 router.include_router(me)
+
+
+# ---------------------------------------------------------------- admin API (city admins)
+
+
+admin = APIRouter(prefix="/api/v1/admin/oauth/clients", tags=["admin: oauth clients"])
+CityAdmin = Annotated[Principal, Depends(require_roles(Role.CITY_ADMIN))]
+
+
+@admin.post("", response_model=schemas.ClientCreated, status_code=201,
+            summary="Register a partner application (the secret is shown once)",
+            responses=responses(errors.CLIENT_INVALID, core_errors.FORBIDDEN, *AUTH_ERRORS,
+                                core_errors.VALIDATION_FAILED))
+async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: AccountDb,
+                        request: Request) -> Any:
+    created = await clients.create_client(
+        db, name=body.name, redirect_uris=body.redirect_uris, client_type=body.type,
+        auth_method=body.auth_method, scope=body.scope, jwks=body.jwks, jwks_uri=body.jwks_uri,
+        min_loa=body.min_loa, backchannel_logout_uri=body.backchannel_logout_uri,
+        post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
+        first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
+        require_dpop=body.require_dpop, ctx=audit_context(request, principal))
+    await db.commit()
+    row = created.client
+    return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,
+            "type": row.client_type, "auth_method": row.auth_method, "scope": row.scope,
+            "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
+
+
+router.include_router(admin)
 _ = (uuid, client_ip, JSONResponse)

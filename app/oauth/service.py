@@ -5,6 +5,7 @@ authorization requests kept across pages (and PAR), codes, consent, subjects and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from app.tokens.keys import key_store
 from app.tokens.models import AuthSession
 
 BROWSER_CLIENT = "op:browser"  # the client_id of browser sign-ins at the provider itself
-ID_TOKEN_ALG = "RS256"
+ID_TOKEN_ALG = "RS256"  # noqa: S105 (an algorithm name)
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 ACR_PREFIX = "urn:thainguyen:id:loa:"
 BACKCHANNEL_LOGOUT = "oauth.backchannel_logout"
@@ -585,7 +586,7 @@ async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, 
         if client and session:
             payload["sub"] = subject_for(client, session.user_id)
     if "cnf" in info.claims:
-        payload["token_type"] = "DPoP"
+        payload["token_type"] = "DPoP"  # noqa: S105
     return payload
 
 
@@ -666,10 +667,8 @@ async def logout(
     if browser is not None:
         conditions.append(ClientSession.browser_session_id == browser.id)
     if client_sid:
-        try:
+        with contextlib.suppress(ValueError):
             conditions.append(ClientSession.auth_session_id == uuid.UUID(client_sid))
-        except ValueError:
-            pass
     links: list[ClientSession] = []
     if conditions:
         links = list((await db.execute(sa.select(ClientSession).where(sa.or_(*conditions))))
@@ -692,3 +691,34 @@ def logout_token(client: OAuthClient, *, sub: str, sid: str) -> str:
     kid, key = key_store.signing_key(ID_TOKEN_ALG)
     return jwt.encode({"alg": ID_TOKEN_ALG, "kid": kid, "typ": "logout+jwt"}, claims, key,
                       algorithms=[ID_TOKEN_ALG])
+
+
+# ---------------------------------------------------------------- personal data (Law 91/2025)
+
+
+async def export_personal_data(db: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    return {"allowed_apps": [
+        {"client_id": client.id, "name": client.name, "scope": consent.scope,
+         "granted_at": consent.granted_at.isoformat()}
+        for consent, client in await list_apps(db, user_id)
+    ]}
+
+
+async def erase_personal_data(db: AsyncSession, user_id: uuid.UUID) -> list[Any]:
+    """Partners are told (back-channel logout) before the account's sessions go."""
+    links = (await db.execute(sa.select(ClientSession).where(ClientSession.user_id == user_id))
+             ).scalars().all()
+    await _end_client_sessions(db, list(links), reason="account_deleted")
+    await db.execute(sa.delete(Consent).where(Consent.user_id == user_id))
+    await db.execute(sa.delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))
+    await db.execute(sa.delete(ClientSession).where(ClientSession.user_id == user_id))
+    return []
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("oauth", exporter=export_personal_data, eraser=erase_personal_data)
+
+
+_register_personal_data()

@@ -7,9 +7,13 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.oauth.support import Browser, make_citizen, make_client
 
 
 def _free_port() -> int:
@@ -21,6 +25,21 @@ def _free_port() -> int:
 PORT = _free_port()
 # Read when the settings are (re)loaded by the database fixture, before the app is created.
 os.environ["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{PORT}"
+
+
+@pytest.fixture
+async def rp(db: AsyncSession) -> Any:
+    """A confidential partner client (client_secret_basic)."""
+    return await make_client(db)
+
+
+@pytest.fixture
+async def browser(live_url: str, db: AsyncSession) -> AsyncIterator[Browser]:
+    """A citizen (0912345678) and their browser."""
+    await make_citizen(db)
+    b = Browser(live_url)
+    yield b
+    await b.close()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.oauth import clients
@@ -125,3 +125,43 @@ def dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = Non
         claims["ath"] = base64.urlsafe_b64encode(digest).decode().rstrip("=")
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
     return jwt.encode(header, claims, key, algorithms=["ES256"])
+
+
+async def exchange(live_url: str, rp: Any, code: str, verifier: str,
+                   redirect_uri: str = REDIRECT) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        return await http.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }, auth=(rp.client.id, rp.client_secret))
+
+
+async def refresh(live_url: str, rp: Any, token: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        return await http.post("/oauth/token", data={
+            "grant_type": "refresh_token", "refresh_token": token},
+            auth=(rp.client.id, rp.client_secret))
+
+
+async def id_token_claims(live_url: str, id_token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        keys = KeySet.import_key_set((await http.get("/oauth/jwks")).json())
+    return jwt.decode(id_token, keys, algorithms=["RS256"]).claims
+
+
+async def userinfo(live_url: str, access_token: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        return await http.get("/oauth/userinfo",
+                              headers={"Authorization": f"Bearer {access_token}"})
+
+
+def base_params(client_id: str, **extra: str) -> tuple[str, dict[str, str]]:
+    """An authorization request; empty values drop a parameter. The PKCE verifier is returned
+    (and kept under `__verifier`, which the server ignores as an unknown parameter)."""
+    verifier, challenge = pkce()
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+              "scope": "openid profile", "state": "st-123", "nonce": "n-456",
+              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    params = {k: v for k, v in params.items() if v != ""}
+    params["__verifier"] = verifier
+    return verifier, params

@@ -7,42 +7,22 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc import jws, jwt
-from joserfc.jwk import KeySet
+from joserfc import jws
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from tests.oauth.support import REDIRECT, Browser, make_citizen, make_client, pkce, query_of
+from tests.oauth.support import (
+    REDIRECT,
+    Browser,
+    base_params,
+    exchange,
+    id_token_claims,
+    make_client,
+    pkce,
+    query_of,
+)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def rp(db: AsyncSession) -> Any:
-    return await make_client(db)
-
-
-@pytest.fixture
-async def browser(live_url: str, db: AsyncSession) -> Any:
-    await make_citizen(db)
-    b = Browser(live_url)
-    yield b
-    await b.close()
-
-
-async def exchange(live_url: str, rp: Any, code: str, verifier: str,
-                   redirect_uri: str = REDIRECT) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=live_url) as http:
-        return await http.post("/oauth/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        }, auth=(rp.client.id, rp.client_secret))
-
-
-async def id_token_claims(live_url: str, id_token: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=live_url) as http:
-        keys = KeySet.import_key_set((await http.get("/oauth/jwks")).json())
-    return jwt.decode(id_token, keys, algorithms=["RS256"]).claims
 
 
 async def test_code_flow_returns_state_and_tokens(live_url: str, rp: Any, browser: Browser) -> None:
@@ -57,16 +37,8 @@ async def test_code_flow_returns_state_and_tokens(live_url: str, rp: Any, browse
     assert claims["iss"] == live_url
 
 
-def base_params(client_id: str, **extra: str) -> tuple[str, dict[str, str]]:
-    verifier, challenge = pkce()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-              "scope": "openid profile", "state": "st-123", "nonce": "n-456",
-              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
-    return verifier, {k: v for k, v in params.items() if v != ""}
-
-
 async def test_nonce_is_echoed_in_the_id_token(live_url: str, rp: Any, browser: Browser) -> None:
-    code, verifier, params = await browser.code_for(rp.client.id, extra={"nonce": "nonce-Zx9"})
+    code, verifier, _ = await browser.code_for(rp.client.id, extra={"nonce": "nonce-Zx9"})
     body = (await exchange(live_url, rp, code, verifier)).json()
     assert (await id_token_claims(live_url, body["id_token"]))["nonce"] == "nonce-Zx9"
 
@@ -182,7 +154,6 @@ async def test_prompt_none_without_consent_gives_consent_required(
     rp: Any, browser: Browser
 ) -> None:
     # Signed in, but the consent page was left unanswered.
-    await browser.code_for(rp.client.id, scope="openid") if False else None
     _, params = base_params(rp.client.id)
     await browser.follow_until_client(await browser.authorize(params), consent=None)
     _, params = base_params(rp.client.id, prompt="none")
@@ -288,9 +259,10 @@ async def test_userinfo_sub_matches_id_token_and_is_pairwise(
         info = (await http.get("/oauth/userinfo",
                                headers={"Authorization": f"Bearer {body['access_token']}"})).json()
     assert info["sub"] == sub
+    import sqlalchemy as sa
+
     from app.oauth.service import subject_for
     from app.tokens.models import AuthSession
-    import sqlalchemy as sa
     user_id = (await db.execute(sa.select(AuthSession.user_id).limit(1))).scalar_one()
     assert sub != str(user_id)
     assert subject_for(other.client, user_id) != sub

@@ -66,7 +66,7 @@ async def receiver() -> AsyncIterator[LogoutReceiver]:
     server = uvicorn.Server(uvicorn.Config(rx.app, host="127.0.0.1", port=rx.port,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
     yield rx
     server.should_exit = True
