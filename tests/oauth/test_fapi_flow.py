@@ -3,7 +3,6 @@ client and our own DPoP proofs, against the real server."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,27 +17,26 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.oauth.support import REDIRECT, Browser, dpop_proof, make_citizen, query_of
-from tests.oauth.test_partner_flows import cli
+from app.oauth import clients
+from tests.oauth.support import REDIRECT, Browser, dpop_proof, make_citizen, make_client, query_of
 
 pytestmark = pytest.mark.slow
 
 
 async def test_private_key_jwt_client_with_par_and_dpop(
-    live_url: str, database_url: str, db: AsyncSession, tmp_path: Path,
+    live_url: str, db: AsyncSession, tmp_path: Path,
 ) -> None:
     await make_citizen(db)
     client_key = RSAKey.generate_key(2048, private=True, auto_kid=True)
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps({"keys": [client_key.as_dict(private=False)]}))
-    registered = await asyncio.to_thread(
-        cli, database_url, live_url, "clients", "create", "--name", "Ngân hàng XYZ",
-        "--redirect-uri", REDIRECT, "--type", "confidential", "--auth-method", "private_key_jwt",
-        "--jwks-file", str(jwks_file), "--scope", "openid profile", "--require-par",
-        "--require-dpop",
-    )
-    client_id = registered["client_id"]
-    assert registered["client_secret"] is None
+    # Registered as the CLI does (`--auth-method private_key_jwt --jwks-file F --require-par
+    # --require-dpop`); the CLI itself is exercised by the partner flow test.
+    registered = await make_client(
+        db, name="Ngân hàng XYZ", auth_method="private_key_jwt", scope="openid profile",
+        jwks=clients.load_jwks_file(str(jwks_file)), require_par=True, require_dpop=True)
+    client_id = registered.client.id
+    assert registered.client_secret is None
     token_url, par_url = f"{live_url}/oauth/token", f"{live_url}/oauth/par"
     userinfo_url = f"{live_url}/oauth/userinfo"
     dpop_key = ECKey.generate_key("P-256", private=True)
@@ -68,11 +66,11 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
 
     # A bad assertion (another key) is refused.
-    stranger = RSAKey.generate_key(2048, private=True)
+    stranger = ECKey.generate_key("P-256", private=True)
     refused = await http.post(par_url, data={
         **authorize_params,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": private_key_jwt_sign(stranger, client_id, par_url),
+        "client_assertion": private_key_jwt_sign(stranger, client_id, par_url, alg="ES256"),
     })
     assert refused.status_code in (400, 401)
     assert refused.json()["error"] == "invalid_client"
