@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -150,7 +151,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from app.tokens import keys
 
     row = run_in_session(lambda session: keys.rotate(session, args.alg))
-    emit(args, {"kid": row.kid, "alg": row.alg}, f"new {row.alg} signing key {row.kid}")
+    signs_from = row.created_at + timedelta(seconds=keys.KEY_PUBLISH_SECONDS)
+    emit(args, {"kid": row.kid, "alg": row.alg, "published_at": row.created_at,
+                "signs_from": signs_from},
+         f"new {row.alg} signing key {row.kid}: published now, signs from {signs_from}")
     return 0
 
 
@@ -233,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--ward")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
-    rotate = add("rotate", cmd_keys_rotate, "add a new active signing key", keys)
+    rotate = add("rotate", cmd_keys_rotate,
+                 "add the next signing key (published first, signs 10 minutes later)", keys)
     rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256")
     oauth_clients = sub.add_parser("clients", help="OpenID Connect partner applications")
     client_cmds = oauth_clients.add_subparsers(dest="sub", required=True)

@@ -154,6 +154,8 @@ class Client(ClientMixin):
         self.row = row
         self.client_id = row.id
         self.scopes = set(scope_to_list(row.scope) or [])
+        if not row.allow_cccd:
+            self.scopes.discard("cccd")  # never even asked for on the consent page
 
     def get_client_id(self) -> str:
         return self.client_id

@@ -18,7 +18,7 @@ from app.core import clock
 from app.core import errors as core_errors
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.core.db import get_session
+from app.core.db import get_session, session_factory
 from app.core.errors import AppError, responses
 from app.identity.dependencies import (
     CurrentPrincipal,
@@ -34,7 +34,14 @@ from app.oauth.server import Bridge, run, server
 from app.oauth.server import Request as OAuthRequest
 from app.tokens.keys import key_store
 
-router = APIRouter()
+async def fresh_keys() -> None:
+    """Pick up keys added by `python -m app keys rotate` in another process (once a minute)."""
+    if key_store.stale():
+        async with session_factory()() as session:
+            await key_store.load(session)
+
+
+router = APIRouter(dependencies=[Depends(fresh_keys)])
 # scope="function": commit before the response leaves. With the default scope the commit runs after
 # the response is sent, and a browser following our redirect at once could miss what we just wrote
 # (the saved authorization request, the new sign-in).
