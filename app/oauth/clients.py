@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,6 +135,29 @@ async def create_client(
 async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
     row = await session.get(OAuthClient, client_id)
     return row if row is not None and row.status == "active" else None
+
+
+# A short in-process cache of clients: the token endpoint authenticates one on every call. A
+# disabled or changed client takes effect within CLIENT_CACHE_SECONDS.
+CLIENT_CACHE_SECONDS = 10.0
+_cache: dict[str, tuple[float, Client | None]] = {}
+
+
+async def client_view(session: AsyncSession, client_id: str) -> Client | None:
+    now = time.monotonic()
+    hit = _cache.get(client_id)
+    if hit is not None and now - hit[0] < CLIENT_CACHE_SECONDS:
+        return hit[1]
+    row = await get_client(session, client_id)
+    view = Client(row) if row else None
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[client_id] = (now, view)
+    return view
+
+
+def forget_client(client_id: str) -> None:
+    _cache.pop(client_id, None)
 
 
 async def clients_named(session: AsyncSession, ids: list[str]) -> dict[str, OAuthClient]:

@@ -40,7 +40,7 @@ from app.core import audit, clock
 from app.core.audit import AuditContext
 from app.core.config import get_settings
 from app.oauth import replay, service
-from app.oauth.clients import Client, get_client
+from app.oauth.clients import Client, client_view
 from app.oauth.service import Grantee, GrantRefused
 
 T = TypeVar("T")
@@ -49,19 +49,43 @@ CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ANY_CLIENT_AUTH = [*CLIENT_AUTH, "none"]
 
 
+class NeedsThread(Exception):
+    """Raised by a hook that needs the database while authlib runs inline on the event loop."""
+
+
 @dataclass
 class Bridge:
-    """One request's link from authlib's thread back to the event loop and its DB session."""
+    """One request's link from authlib's hooks back to the event loop and its DB session.
+
+    What a request needs is prefetched on the loop (the client, the token being introspected);
+    authlib then runs inline, with writes deferred until it returns. A hook that still needs the
+    database raises `NeedsThread`, and the call is rerun in a worker thread where hooks reach the
+    loop with `anyio.from_thread.run`.
+    """
 
     db: AsyncSession
     ctx: AuditContext
     user_agent: str | None = None
     dpop_jkt: str | None = None
     must_commit: bool = False
+    inline: bool = False
     clients: dict[str, Client | None] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
+    deferred: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        if self.inline:
+            raise NeedsThread
         return anyio.from_thread.run(functools.partial(func, self.db, *args, **kwargs))
+
+    def defer(self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Run after authlib returns, on the loop, in the request's transaction."""
+        self.deferred.append(functools.partial(func, self.db, *args, **kwargs))
+
+    async def flush_deferred(self) -> None:
+        for work in self.deferred:
+            await work()
+        self.deferred.clear()
 
 
 _bridge: contextvars.ContextVar[Bridge] = contextvars.ContextVar("oauth_bridge")
@@ -72,14 +96,23 @@ def bridge() -> Bridge:
 
 
 async def run(b: Bridge, func: Callable[[], T]) -> T:
-    """Run an authlib call in a worker thread with `b` as its bridge."""
+    """Run an authlib call inline when everything it needs was prefetched, else in a thread."""
+    token = _bridge.set(b)
+    b.inline = True
+    try:
+        return func()
+    except NeedsThread:
+        b.deferred.clear()
+    finally:
+        b.inline = False
+        _bridge.reset(token)
 
     def work() -> T:
-        token = _bridge.set(b)
+        inner = _bridge.set(b)
         try:
             return func()
         finally:
-            _bridge.reset(token)
+            _bridge.reset(inner)
 
     return await anyio.to_thread.run_sync(work)
 
@@ -231,29 +264,38 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         raise InvalidClientError(description="The client has no registered keys.")
 
 
+def _query_token(token_string: str, token_type_hint: str | None) -> Any:
+    b = bridge()
+    if token_string not in b.tokens:
+        b.tokens[token_string] = b.call(service.find_token, token_string, token_type_hint)
+    return b.tokens[token_string]
+
+
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ANY_CLIENT_AUTH
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return bridge().call(service.find_token, token_string, token_type_hint)
+        return _query_token(token_string, token_type_hint)
 
     def revoke_token(self, token: Any, request: Any) -> None:
         b = bridge()
-        b.call(service.revoke, token, b.ctx)
+        b.defer(service.revoke, token, b.ctx)
 
 
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CLIENT_AUTH
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        return bridge().call(service.find_token, token_string, token_type_hint)
+        return _query_token(token_string, token_type_hint)
 
     def check_permission(self, token: Any, client: Client, request: Any) -> bool:
         # The client the token was issued to, or a first-party resource server of the city.
         return token.client_id == client.client_id or client.row.first_party
 
     def introspect_token(self, token: Any) -> dict[str, Any]:
-        return bridge().call(service.introspection_payload, token)
+        if token.payload is None:
+            token.payload = bridge().call(service.introspection_payload, token)
+        return token.payload
 
 
 class Server(AuthorizationServer):
@@ -270,8 +312,7 @@ class Server(AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
         b = bridge()
         if client_id not in b.clients:
-            row = b.call(get_client, client_id)
-            b.clients[client_id] = Client(row) if row else None
+            b.clients[client_id] = b.call(client_view, client_id)
         return b.clients[client_id]
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
@@ -306,9 +347,9 @@ class Server(AuthorizationServer):
                     raise GrantRefused("This client must use DPoP.")
                 answer, _ = service.issue_client_credentials(
                     client.row, client.get_allowed_scope(scope), b.dpop_jkt)
-                b.call(audit.record, b.ctx, "oauth.token_issued",
-                       resource=f"oauth_client:{client.client_id}",
-                       details={"grant_type": "client_credentials", "scope": answer["scope"]})
+                b.defer(audit.record, b.ctx, "oauth.token_issued",
+                        resource=f"oauth_client:{client.client_id}",
+                        details={"grant_type": "client_credentials", "scope": answer["scope"]})
                 return answer
         except GrantRefused as exc:
             b.must_commit = b.must_commit or exc.commit

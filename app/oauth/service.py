@@ -503,6 +503,7 @@ class TokenInfo:
     session_id: uuid.UUID | None = None
     jti: str | None = None
     exp: int = 0
+    payload: dict[str, Any] | None = None  # the introspection answer, once computed
 
     def check_client(self, client: Any) -> bool:
         return self.client_id == client.get_client_id()
