@@ -415,11 +415,14 @@ async def token(request: Request, db: DbSession) -> Response:
     await _prefetch(b, request, pairs)
     status, body, headers = await run(b, lambda: server.create_token_response(
         _oauth_request(request, "/oauth/token", pairs)))
-    if status >= 400:
-        if not b.must_commit:
-            await db.rollback()
-    else:
-        await b.flush_deferred()
+    if status < 400:
+        try:
+            await b.flush_deferred()  # e.g. the refresh rotation: before the answer leaves
+        except service.GrantRefused as exc:
+            b.must_commit = exc.commit
+            status, body = 400, {"error": "invalid_grant", "error_description": exc.description}
+    if status >= 400 and not b.must_commit:
+        await db.rollback()
     return _answer(status, body, headers)
 
 
@@ -445,6 +448,11 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
                       _assertion_subject(data.get("client_assertion"))}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
+    if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
+        for client_id, client in b.clients.items():
+            if client is not None:
+                b.refresh[(data["refresh_token"], client_id)] = await service.lookup_refresh(
+                    b.db, data["refresh_token"], client_id)
     token_string = data.get("token")
     if endpoint and token_string:
         info = await service.find_token(b.db, token_string, data.get("token_type_hint"))

@@ -71,6 +71,7 @@ class Bridge:
     inline: bool = False
     clients: dict[str, Client | None] = field(default_factory=dict)
     tokens: dict[str, Any] = field(default_factory=dict)
+    refresh: dict[tuple[str, str], Any] = field(default_factory=dict)
     deferred: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
@@ -214,8 +215,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Any:
+        b = bridge()
         client = self.request.client
-        grantee = bridge().call(service.lookup_refresh, refresh_token, client.client_id)
+        key = (refresh_token, client.client_id)
+        if key not in b.refresh:
+            b.refresh[key] = b.call(service.lookup_refresh, refresh_token, client.client_id)
+        grantee = b.refresh[key]
         return _RefreshView(grantee) if grantee else None
 
     def authenticate_user(self, refresh_token: Any) -> Grantee:
@@ -340,8 +345,10 @@ class Server(AuthorizationServer):
                               include_refresh=include_refresh_token, jkt=b.dpop_jkt, ctx=b.ctx,
                               user_agent=b.user_agent)
             if grant_type == "refresh_token":
-                return b.call(service.issue_for_refresh, client.row, user, scope, jkt=b.dpop_jkt,
-                              ctx=b.ctx)
+                answer = service.refresh_answer(client.row, user, scope, jkt=b.dpop_jkt)
+                b.defer(service.commit_refresh, client.row, user, answer["refresh_token"],
+                        ctx=b.ctx)
+                return answer
             if grant_type == "client_credentials":
                 if client.row.require_dpop and not b.dpop_jkt:
                     raise GrantRefused("This client must use DPoP.")

@@ -427,59 +427,70 @@ async def issue_for_code(
 async def lookup_refresh(
     db: AsyncSession, presented: str, client_id: str
 ) -> Grantee | None:
+    """What a refresh needs, read up front (the rotation itself is `commit_refresh`)."""
     state = await tokens.refresh_token_state(db, presented)
     if state is None:
         return None
-    auth_session, _token = state
+    auth_session, token_row = state
     if auth_session.client_id != client_id or auth_session.revoked_at is not None \
             or auth_session.expires_at <= clock.now():
         return None
     link = await db.get(ClientSession, auth_session.id)
+    user = await identity.get_active_user(db, auth_session.user_id)
     return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
                    acr=auth_session.acr or acr_for(0), refresh_token=presented,
-                   session=auth_session, link=link)
+                   session=auth_session, link=link,
+                   extra={"token_row": token_row, "user_active": user is not None})
 
 
-async def issue_for_refresh(
-    db: AsyncSession, client: OAuthClient, grantee: Grantee, scope: str | None, *,
-    jkt: str | None, ctx: AuditContext,
+def refresh_answer(
+    client: OAuthClient, grantee: Grantee, scope: str | None, *, jkt: str | None
 ) -> dict[str, Any]:
+    """The token response for a refresh, signed without touching the database; the rotation is
+    stored by `commit_refresh` before the answer leaves (and replaces it if it fails)."""
     bound = grantee.link.dpop_jkt if grantee.link else None
     if bound and bound != jkt:
         raise GrantRefused("The refresh token is bound to another DPoP key.")
-    assert grantee.refresh_token is not None
+    if not grantee.extra.get("user_active"):
+        raise GrantRefused("The account is no longer active.")
+    session = grantee.session
+    assert session is not None
+    granted = scope or session.scope
+    sub = subject_for(client, grantee.user_id)
+    access, ttl = _access_token(client, sub=sub, session_id=session.id, scope=granted,
+                                acr=grantee.acr, jkt=bound)
+    answer = _token_answer(access, ttl, granted, bound)
+    answer["refresh_token"] = tokens.new_refresh_token()
+    if "openid" in scope_set(granted):
+        answer["id_token"] = make_id_token(client, sub=sub, auth_time=session.auth_time,
+                                           acr=grantee.acr, sid=str(session.id),
+                                           access_token=access)
+    return answer
+
+
+async def commit_refresh(
+    db: AsyncSession, client: OAuthClient, grantee: Grantee, successor: str, *,
+    ctx: AuditContext,
+) -> None:
+    assert grantee.refresh_token is not None and grantee.session is not None
     try:
-        auth_session, successor = await tokens.rotate_refresh_token(
+        await tokens.rotate_refresh_token(
             db, grantee.refresh_token, client_id=client.id, ip=ctx.ip,
-            grace_seconds=get_settings().oauth_refresh_grace_seconds)
+            grace_seconds=get_settings().oauth_refresh_grace_seconds, successor=successor,
+            known=(grantee.extra["token_row"], grantee.session))
     except AppError as exc:
         if exc.error is REFRESH_REUSED:
             await audit.record(db, ctx, "oauth.token_revoked", subject_id=grantee.user_id,
                                resource=f"oauth_client:{client.id}",
                                details={"reason": "refresh_token_reuse",
-                                        "session_id": str(grantee.session.id if grantee.session
-                                                          else None)})
+                                        "session_id": str(grantee.session.id)})
             raise GrantRefused("The refresh token was already used; its family is revoked.",
                                commit=True) from None
         raise GrantRefused("The refresh token is invalid.") from None
-    user = await identity.get_active_user(db, auth_session.user_id)
-    if user is None:
-        await tokens.revoke_session(db, auth_session.id, reason="account_inactive")
-        raise GrantRefused("The account is no longer active.", commit=True)
-    granted = scope or auth_session.scope
-    sub = subject_for(client, user.id)
-    acr = auth_session.acr or acr_for(0)
-    access, ttl = _access_token(client, sub=sub, session_id=auth_session.id, scope=granted,
-                                acr=acr, jkt=bound)
-    answer = _token_answer(access, ttl, granted, bound)
-    answer["refresh_token"] = successor
-    if "openid" in scope_set(granted):
-        answer["id_token"] = make_id_token(client, sub=sub, auth_time=auth_session.auth_time,
-                                           acr=acr, sid=str(auth_session.id), access_token=access)
-    await audit.record(db, _as(ctx, user), "oauth.token_issued", subject_id=user.id,
+    await audit.record(db, ctx, "oauth.token_issued", subject_id=grantee.user_id,
                        resource=f"oauth_client:{client.id}",
-                       details={"grant_type": "refresh_token", "session_id": str(auth_session.id)})
-    return answer
+                       details={"grant_type": "refresh_token",
+                                "session_id": str(grantee.session.id)})
 
 
 def issue_client_credentials(

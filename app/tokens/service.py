@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import get_settings
+from app.core.db import new_id
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
 from app.tokens import errors
@@ -172,23 +173,30 @@ async def rotate_refresh_token(
     client_id: str | None = None,
     ip: str | None = None,
     grace_seconds: int | None = None,
+    successor: str | None = None,
+    known: tuple[RefreshToken, AuthSession] | None = None,
 ) -> tuple[AuthSession, str]:
     """Spend `presented` and return the session with its successor token.
 
+    `successor` lets a caller that already answered with the new token (the OIDC provider) have
+    that one stored; `known` skips re-reading rows the caller just read for `presented`.
     Raises `auth.refresh_token_reused` (and revokes the family, committing that) on reuse.
     """
     grace = get_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
     now = clock.now()
-    row = (
-        await db.execute(
-            sa.select(RefreshToken, AuthSession)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-            .where(RefreshToken.token_hash == _hash_refresh(presented))
-        )
-    ).first()
-    if row is None:
-        raise AppError(errors.REFRESH_INVALID)
-    token, auth_session = row
+    if known is None:
+        row = (
+            await db.execute(
+                sa.select(RefreshToken, AuthSession)
+                .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+                .where(RefreshToken.token_hash == _hash_refresh(presented))
+            )
+        ).first()
+        if row is None:
+            raise AppError(errors.REFRESH_INVALID)
+        token, auth_session = row
+    else:
+        token, auth_session = known
     if (
         auth_session.revoked_at is not None
         or auth_session.expires_at <= now
@@ -196,11 +204,14 @@ async def rotate_refresh_token(
     ):
         raise AppError(errors.REFRESH_INVALID)
 
+    successor = successor or random_token(REFRESH_PREFIX)
+    successor_row = RefreshToken(id=new_id(), session_id=auth_session.id,
+                                 token_hash=_hash_refresh(successor))
     # Atomic spend: of two concurrent refreshes with one token, exactly one wins.
     spent = await db.execute(
         sa.update(RefreshToken)
         .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
+        .values(used_at=now, replaced_by_id=successor_row.id)
     )
     if spent.rowcount != 1:
         used_at = token.used_at or now
@@ -210,19 +221,17 @@ async def rotate_refresh_token(
             await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
             raise AppError(errors.REFRESH_REUSED, commit=True)
 
-    successor = random_token(REFRESH_PREFIX)
-    successor_row = RefreshToken(session_id=auth_session.id, token_hash=_hash_refresh(successor))
     db.add(successor_row)
-    await db.execute(
-        sa.update(RefreshToken).where(RefreshToken.id == token.id)
-        .values(replaced_by_id=successor_row.id)
-    )
     await db.execute(
         sa.update(AuthSession).where(AuthSession.id == auth_session.id)
         .values(last_used_at=now, ip=ip or auth_session.ip)
     )
     await db.flush()
     return auth_session, successor
+
+
+def new_refresh_token() -> str:
+    return random_token(REFRESH_PREFIX)
 
 
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
