@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -173,7 +174,48 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from app.tokens import keys
 
     row = run_in_session(lambda session: keys.rotate(session, args.alg))
-    emit(args, {"kid": row.kid, "alg": row.alg}, f"new {row.alg} signing key {row.kid}")
+    signs_from = row.created_at + timedelta(seconds=keys.KEY_PUBLISH_SECONDS)
+    emit(args, {"kid": row.kid, "alg": row.alg, "published_at": row.created_at,
+                "signs_from": signs_from},
+         f"new {row.alg} signing key {row.kid}: published now, signs from {signs_from}")
+    return 0
+
+
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    from app.core.errors import AppError
+    from app.oauth import clients
+
+    try:
+        jwks = clients.load_jwks_file(args.jwks_file) if args.jwks_file else None
+    except (OSError, ValueError) as exc:
+        return fail(args, "oauth.client_invalid", f"cannot read --jwks-file: {exc}")
+
+    async def work(session: Any) -> Any:
+        return await clients.create_client(
+            session, name=args.name, redirect_uris=args.redirect_uri or [],
+            client_type=args.type, auth_method=args.auth_method, scope=args.scope,
+            jwks=jwks, jwks_uri=args.jwks_uri, min_loa=args.min_loa,
+            backchannel_logout_uri=args.backchannel_logout_uri,
+            post_logout_redirect_uris=args.post_logout_redirect_uri or [],
+            grant_types=args.grant_type or None, first_party=args.first_party,
+            allow_cccd=args.allow_cccd, require_par=args.require_par,
+            require_dpop=args.require_dpop,
+        )
+
+    try:
+        created = run_in_session(work)
+    except AppError as exc:
+        return fail(args, exc.error.code, exc.error.en.format(**exc.params)
+                    if exc.params else exc.error.en)
+    client = created.client
+    data = {"client_id": client.id, "client_secret": created.client_secret, "name": client.name,
+            "type": client.client_type, "auth_method": client.auth_method, "scope": client.scope,
+            "redirect_uris": client.redirect_uris, "grant_types": client.grant_types,
+            "min_loa": client.min_loa}
+    text = f"created client {client.id} ({client.name})"
+    if created.client_secret:
+        text += f"\nclient_secret (shown once): {created.client_secret}"
+    emit(args, data, text)
     return 0
 
 
@@ -253,8 +295,30 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--disabled", action="store_true", help="register it disabled")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
-    rotate = add("rotate", cmd_keys_rotate, "add a new active signing key", keys)
+    rotate = add("rotate", cmd_keys_rotate,
+                 "add the next signing key (published first, signs 10 minutes later)", keys)
     rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256")
+    oauth_clients = sub.add_parser("clients", help="OpenID Connect partner applications")
+    client_cmds = oauth_clients.add_subparsers(dest="sub", required=True)
+    cc = add("create", cmd_clients_create, "register a partner application", client_cmds)
+    cc.add_argument("--name", required=True)
+    cc.add_argument("--redirect-uri", action="append")
+    cc.add_argument("--post-logout-redirect-uri", action="append")
+    cc.add_argument("--type", required=True, choices=["public", "confidential"])
+    cc.add_argument("--auth-method", required=True,
+                    choices=["none", "client_secret_basic", "client_secret_post",
+                             "private_key_jwt"])
+    cc.add_argument("--jwks-uri")
+    cc.add_argument("--jwks-file")
+    cc.add_argument("--scope", default="openid profile phone")
+    cc.add_argument("--min-loa", type=int, default=0)
+    cc.add_argument("--backchannel-logout-uri")
+    cc.add_argument("--grant-type", action="append",
+                    choices=["authorization_code", "refresh_token", "client_credentials"])
+    cc.add_argument("--first-party", action="store_true", help="public sub, no consent page")
+    cc.add_argument("--allow-cccd", action="store_true", help="may receive the cccd claim")
+    cc.add_argument("--require-par", action="store_true")
+    cc.add_argument("--require-dpop", action="store_true")
     return parser
 
 

@@ -26,6 +26,7 @@ DOMAIN_ROUTERS = [
     "app.media.signed_router",
     "app.cameras.router",
     "app.notifications.router",
+    "app.oauth.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
@@ -34,6 +35,7 @@ DOMAIN_TASK_MODULES: list[str] = [
     "app.media.tasks",
     "app.cameras.tasks",
     "app.notifications.tasks",
+    "app.oauth.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
@@ -49,6 +51,7 @@ MODEL_MODULES = [
     "app.incidents.models",
     "app.cameras.models",
     "app.notifications.models",
+    "app.oauth.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [

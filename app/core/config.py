@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     refresh_reuse_grace_seconds: int = 0
     first_party_audience: str = "thainguyen-app"
 
+    # OpenID Connect provider (app.oauth)
+    oauth_code_ttl_seconds: int = 120
+    oauth_request_ttl_seconds: int = 600
+    oauth_access_token_ttl_seconds: int = 600
+    oauth_id_token_ttl_seconds: int = 600
+    oauth_refresh_grace_seconds: int = 10
+    oauth_dpop_max_age_seconds: int = 300
+    oauth_browser_session_days: int = 7
+
     password_min_length: int = 8
     # argon2id cost; lower only in tests (the suite hashes hundreds of passwords).
     password_hash_time_cost: int = 3

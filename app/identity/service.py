@@ -103,6 +103,12 @@ async def _latest_otp(session: AsyncSession, phone: str, purpose: str) -> OtpCha
     ).scalar_one_or_none()
 
 
+async def get_active_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The account if it exists and may sign in (for other domains, e.g. the OIDC provider)."""
+    user = await session.get(User, user_id)
+    return user if user is not None and user.status == "active" else None
+
+
 async def find_user_by_phone(session: AsyncSession, phone: str) -> User | None:
     return (await session.execute(sa.select(User).where(User.phone == phone))).scalar_one_or_none()
 
@@ -264,6 +270,22 @@ async def login(
     user_agent: str | None,
     ctx: AuditContext,
 ) -> SignIn:
+    user = await authenticate(session, phone_raw=phone_raw, password=password, ctx=ctx)
+    signed_in = await _open_session(session, user, device_name=device_name, user_agent=user_agent,
+                                    ip=ctx.ip)
+    await audit.record(session, AuditContext(actor_id=user.id, actor_role=user.role, ip=ctx.ip,
+                                             request_id=ctx.request_id),
+                       "identity.login", subject_id=user.id,
+                       details={"session_id": str(signed_in.session_id)})
+    return signed_in
+
+
+async def authenticate(
+    session: AsyncSession, *, phone_raw: str, password: str, ctx: AuditContext
+) -> User:
+    """Check a phone and password with the brute-force protection of every sign-in (per-IP rate
+    limit, back-off and temporary lock). Used by the app login and the OpenID Connect login page;
+    opens no session. Failures raise with `commit=True` so they are counted."""
     settings = get_settings()
     await ratelimit.hit(session, f"login:ip:{ctx.ip}", limit=settings.login_per_ip_per_minute,
                         window_seconds=60)
@@ -294,13 +316,7 @@ async def login(
     if user.password_hash and password_needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)  # the argon2 cost was raised
     metrics.LOGINS.labels("ok").inc()
-    signed_in = await _open_session(session, user, device_name=device_name, user_agent=user_agent,
-                                    ip=ctx.ip)
-    await audit.record(session, AuditContext(actor_id=user.id, actor_role=user.role, ip=ctx.ip,
-                                             request_id=ctx.request_id),
-                       "identity.login", subject_id=user.id,
-                       details={"session_id": str(signed_in.session_id)})
-    return signed_in
+    return user
 
 
 async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> SignIn:

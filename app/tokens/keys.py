@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,10 @@ from app.tokens.models import SigningKey
 SUPPORTED_ALGS = ("ES256", "RS256")
 _CACHE_SECONDS = 60.0
 _ENSURE_LOCK_ID = 0x7417_0001  # pg_advisory_xact_lock key of `KeyStore.ensure`
+# JWKS answers are cacheable for 5 minutes: a new key is published twice that before it signs.
+KEY_PUBLISH_SECONDS = 600
+# Longer than the longest-lived token signed with a key (access 15 min, ID token 10 min).
+KEY_RETAIN_SECONDS = 3600
 
 
 def _generate(alg: str) -> ECKey | RSAKey:
@@ -32,33 +37,51 @@ def _generate(alg: str) -> ECKey | RSAKey:
 
 
 class KeyStore:
+    """Keys in memory, with their schedule.
+
+    Rotation never breaks a relying party: a new key (status `next`) is published in the JWKS
+    for `KEY_PUBLISH_SECONDS` before it signs (JWKS caches expire first), and a key that stopped
+    signing stays published for `KEY_RETAIN_SECONDS` (longer than any token it signed lives).
+    The schedule is evaluated at signing time, so a running process switches on time.
+    """
+
     def __init__(self) -> None:
         self._private: dict[str, Any] = {}
-        self._active: dict[str, str] = {}
+        # Per alg: (takes over at, kid), oldest first.
+        self._schedule: dict[str, list[tuple[datetime, str]]] = {}
+        self._retire_after: dict[str, datetime] = {}
         self._public: KeySet = KeySet([])
         self._loaded_at = 0.0
 
     async def load(self, session: AsyncSession) -> None:
         rows = (await session.execute(sa.select(SigningKey))).scalars().all()
         private: dict[str, Any] = {}
-        active: dict[str, str] = {}
+        schedule: dict[str, list[tuple[datetime, str]]] = {}
         for row in sorted(rows, key=lambda r: r.created_at):
+            if row.status == "retired":
+                continue  # retired by an operator: neither signs nor verifies
             jwk = json.loads(decrypt_pii(row.private_jwk_encrypted, context="signing-key"))
             key = ECKey.import_key(jwk) if row.alg == "ES256" else RSAKey.import_key(jwk)
             private[row.kid] = key
-            if row.status == "active":
-                active[row.alg] = row.kid  # the newest active key of each alg signs
-        self._private, self._active = private, active
-        self._public = KeySet([k for k in private.values()])
+            takes_over = row.created_at if row.status == "active" else \
+                row.created_at + timedelta(seconds=KEY_PUBLISH_SECONDS)
+            schedule.setdefault(row.alg, []).append((takes_over, row.kid))
+        retire_after: dict[str, datetime] = {}
+        for entries in schedule.values():
+            entries.sort()
+            for (_, kid), (successor_from, _) in zip(entries, entries[1:], strict=False):
+                retire_after[kid] = successor_from + timedelta(seconds=KEY_RETAIN_SECONDS)
+        self._private, self._schedule, self._retire_after = private, schedule, retire_after
+        self._public = KeySet(list(private.values()))
         self._loaded_at = time.monotonic()
 
     async def ensure(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        """Make sure an active key exists for each alg (first start, or after `keys rotate`)."""
+        """Make sure a signing key exists for each alg (first start)."""
         async with sessions() as session, session.begin():
             await _lock_for_ensure(session)
             await self.load(session)
             for alg in SUPPORTED_ALGS:
-                if alg not in self._active:
+                if alg not in self._schedule:
                     session.add(new_key_row(alg))
             await session.flush()
             await self.load(session)
@@ -67,14 +90,28 @@ class KeyStore:
         return time.monotonic() - self._loaded_at > _CACHE_SECONDS
 
     def signing_key(self, alg: str) -> tuple[str, Any]:
-        kid = self._active[alg]
+        now = clock.now()
+        entries = self._schedule[alg]
+        kid = entries[0][1]
+        for takes_over, candidate in entries:
+            if takes_over <= now:
+                kid = candidate  # the newest key whose time has come
         return kid, self._private[kid]
 
     def verification_key(self, kid: str) -> Any | None:
         return self._private.get(kid)
 
+    def jwks_keyset(self) -> KeySet:
+        """Every key still valid for verification, for tokens this service signed (any alg)."""
+        return self._public
+
+    def published(self) -> list[Any]:
+        now = clock.now()
+        return [key for kid, key in self._private.items()
+                if kid not in self._retire_after or self._retire_after[kid] > now]
+
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.as_dict(private=False) for k in self._private.values()]}
+        return {"keys": [k.as_dict(private=False) for k in self.published()]}
 
 
 async def _lock_for_ensure(session: AsyncSession) -> None:
@@ -105,12 +142,10 @@ def new_key_row(alg: str) -> SigningKey:
 
 
 async def rotate(session: AsyncSession, alg: str) -> SigningKey:
-    """Add a new active key; older keys stay for verification until retired by `retire_before`."""
-    await session.execute(
-        sa.update(SigningKey).where(SigningKey.alg == alg, SigningKey.status == "active")
-        .values(status="retired", retired_at=clock.now())
-    )
+    """Add the next key: published at once, signing after KEY_PUBLISH_SECONDS; the current key
+    keeps signing until then and stays published KEY_RETAIN_SECONDS longer."""
     row = new_key_row(alg)
+    row.status = "next"
     session.add(row)
     await session.flush()
     return row

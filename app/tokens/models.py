@@ -24,7 +24,8 @@ class SigningKey(SQLModel, table=True):
     # The private JWK, encrypted with PII_ENCRYPTION_KEY; the public JWK in clear for the JWKS.
     private_jwk_encrypted: str
     public_jwk: dict[str, Any] = json_field()
-    status: str = Field(default="active", max_length=16)  # active | retired
+    # active | next (published, signs KEY_PUBLISH_SECONDS after creation) | retired
+    status: str = Field(default="active", max_length=16)
     created_at: datetime = utc_field(default_now=True)
     retired_at: datetime | None = utc_field(nullable=True)
 

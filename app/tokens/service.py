@@ -190,19 +190,26 @@ async def rotate_refresh_token(
     client_id: str | None = None,
     ip: str | None = None,
     grace_seconds: int | None = None,
+    successor: str | None = None,
+    known: tuple[RefreshToken, AuthSession] | None = None,
 ) -> tuple[AuthSession, str]:
     """Spend `presented` and return the session with its successor token.
 
+    `successor` lets a caller that already answered with the new token (the OIDC provider) have
+    that one stored; `known` skips re-reading rows the caller just read for `presented`.
     Raises `auth.refresh_token_reused` (and revokes the family, committing that) on reuse.
     """
     grace = get_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
     now = clock.now()
-    row = (
-        await db.execute(_TOKEN_WITH_SESSION, {"token_hash": _hash_refresh(presented)})
-    ).first()
-    if row is None:
-        raise AppError(errors.REFRESH_INVALID)
-    token, auth_session = row
+    if known is None:
+        row = (
+            await db.execute(_TOKEN_WITH_SESSION, {"token_hash": _hash_refresh(presented)})
+        ).first()
+        if row is None:
+            raise AppError(errors.REFRESH_INVALID)
+        token, auth_session = row
+    else:
+        token, auth_session = known
     if (
         auth_session.revoked_at is not None
         or auth_session.expires_at <= now
@@ -212,7 +219,7 @@ async def rotate_refresh_token(
 
     # Atomic spend, linking the successor in the same statement: of two concurrent refreshes
     # with one token, exactly one wins.
-    successor = random_token(REFRESH_PREFIX)
+    successor = successor or random_token(REFRESH_PREFIX)
     successor_id = new_id()
     spent = await db.execute(
         _SPEND, {"token_id": token.id, "spent_at": now, "successor_id": successor_id}
@@ -280,6 +287,10 @@ _TOUCH_SESSION = (
 )
 
 
+def new_refresh_token() -> str:
+    return random_token(REFRESH_PREFIX)
+
+
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
     result = await db.execute(
         sa.update(AuthSession)
@@ -335,3 +346,17 @@ async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> Aut
 async def delete_user_sessions(db: AsyncSession, user_id: uuid.UUID) -> None:
     """Account erasure: sessions and their tokens go entirely."""
     await db.execute(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
+
+
+async def refresh_token_state(
+    db: AsyncSession, presented: str
+) -> tuple[AuthSession, RefreshToken] | None:
+    """The session and token row behind a refresh token, without spending it (introspection)."""
+    row = (
+        await db.execute(
+            sa.select(AuthSession, RefreshToken)
+            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+            .where(RefreshToken.token_hash == _hash_refresh(presented))
+        )
+    ).first()
+    return (row[0], row[1]) if row else None

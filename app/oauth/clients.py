@@ -1,0 +1,214 @@
+"""Partner applications (OAuth clients): registration by city admins, and the view authlib uses.
+
+Client secrets are made here, 32 random bytes, shown once and stored as a keyed hash
+(HMAC-SHA256): high-entropy secrets need no password hash, and a fast constant-time compare keeps
+`client_credentials` cheap (a PBKDF2/argon2 check would cap it at a few requests a second).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.util import scope_to_list
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import audit
+from app.core.audit import AuditContext
+from app.core.errors import AppError
+from app.core.security import constant_time_equals, keyed_hash, random_token
+from app.oauth import errors
+from app.oauth.models import OAuthClient
+
+SCOPES = ("openid", "profile", "phone", "address", "cccd", "offline_access")
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
+TYPES = ("public", "confidential")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+def hash_secret(secret: str) -> str:
+    return keyed_hash(secret, purpose="oauth-client-secret")
+
+
+def _check_uri(uri: str, what: str) -> str:
+    """https, http on loopback (RFC 8252 native apps), or a private-use scheme like
+    `vn.example.app:/callback`; never a fragment."""
+    parts = urlsplit(uri)
+    loopback = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+    ok = (
+        (parts.scheme == "https" and parts.hostname)
+        or (parts.scheme == "http" and loopback)
+        or ("." in parts.scheme and parts.scheme not in {"http", "https"})
+    )
+    if not ok or parts.fragment:
+        raise AppError(errors.CLIENT_INVALID, params={"reason": f"{what} {uri!r}"},
+                       extra={"field": what})
+    return uri
+
+
+@dataclass
+class NewClient:
+    client: OAuthClient
+    client_secret: str | None
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    name: str,
+    redirect_uris: list[str],
+    client_type: str,
+    auth_method: str,
+    scope: str = "openid",
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    min_loa: int = 0,
+    backchannel_logout_uri: str | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    grant_types: list[str] | None = None,
+    first_party: bool = False,
+    allow_cccd: bool = False,
+    require_par: bool = False,
+    require_dpop: bool = False,
+    sector_identifier: str | None = None,
+    ctx: AuditContext | None = None,
+) -> NewClient:
+    def invalid(reason: str) -> AppError:
+        return AppError(errors.CLIENT_INVALID, params={"reason": reason})
+
+    if client_type not in TYPES:
+        raise invalid("type")
+    if auth_method not in AUTH_METHODS:
+        raise invalid("auth-method")
+    if (client_type == "public") != (auth_method == "none"):
+        raise invalid("public clients use auth-method none, confidential clients authenticate")
+    if auth_method == "private_key_jwt" and not (jwks or jwks_uri):
+        raise invalid("private_key_jwt needs --jwks-uri or --jwks-file")
+    scopes = scope_to_list(scope) or []
+    if "openid" not in scopes or any(s not in SCOPES for s in scopes):
+        raise invalid(f"scope must include openid and only {' '.join(SCOPES)}")
+    if not 0 <= min_loa <= 2:
+        raise invalid("min-loa must be 0, 1 or 2")
+    grants = grant_types or ["authorization_code", "refresh_token"]
+    if client_type == "confidential" and grant_types is None:
+        grants = [*grants, "client_credentials"]
+    if any(g not in GRANT_TYPES for g in grants):
+        raise invalid(f"grant types are {' '.join(GRANT_TYPES)}")
+    if "client_credentials" in grants and client_type == "public":
+        raise invalid("public clients cannot use client_credentials")
+    if not redirect_uris and "authorization_code" in grants:
+        raise invalid("at least one redirect-uri")
+    uris = [_check_uri(u, "redirect-uri") for u in redirect_uris]
+    logout_uris = [_check_uri(u, "post-logout-redirect-uri")
+                   for u in post_logout_redirect_uris or []]
+    if backchannel_logout_uri:
+        _check_uri(backchannel_logout_uri, "backchannel-logout-uri")
+    if jwks_uri:
+        _check_uri(jwks_uri, "jwks-uri")
+    sector = sector_identifier or (urlsplit(uris[0]).hostname if uris else None) or name
+    secret = random_token("tns_", 32) if client_type == "confidential" and auth_method.startswith(
+        "client_secret") else None
+    client = OAuthClient(
+        id="tn_" + secrets.token_hex(12),
+        name=name, client_type=client_type, auth_method=auth_method,
+        secret_hash=hash_secret(secret) if secret else None,
+        redirect_uris=uris, post_logout_redirect_uris=logout_uris, grant_types=grants,
+        scope=" ".join(dict.fromkeys(scopes)), min_loa=min_loa, first_party=first_party,
+        allow_cccd=allow_cccd, sector_identifier=sector, jwks=jwks, jwks_uri=jwks_uri,
+        backchannel_logout_uri=backchannel_logout_uri, require_par=require_par,
+        require_dpop=require_dpop,
+    )
+    session.add(client)
+    await session.flush()
+    await audit.record(session, ctx, "oauth.client_created", resource=f"oauth_client:{client.id}",
+                       details={"name": name, "type": client_type, "auth_method": auth_method,
+                                "scope": client.scope})
+    return NewClient(client, secret)
+
+
+async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
+    row = await session.get(OAuthClient, client_id)
+    return row if row is not None and row.status == "active" else None
+
+
+# A short in-process cache of clients: the token endpoint authenticates one on every call. A
+# disabled or changed client takes effect within CLIENT_CACHE_SECONDS.
+CLIENT_CACHE_SECONDS = 10.0
+_cache: dict[str, tuple[float, Client | None]] = {}
+
+
+async def client_view(session: AsyncSession, client_id: str) -> Client | None:
+    now = time.monotonic()
+    hit = _cache.get(client_id)
+    if hit is not None and now - hit[0] < CLIENT_CACHE_SECONDS:
+        return hit[1]
+    row = await get_client(session, client_id)
+    view = Client(row) if row else None
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[client_id] = (now, view)
+    return view
+
+
+def forget_client(client_id: str) -> None:
+    _cache.pop(client_id, None)
+
+
+async def clients_named(session: AsyncSession, ids: list[str]) -> dict[str, OAuthClient]:
+    rows = await session.execute(sa.select(OAuthClient).where(OAuthClient.id.in_(ids)))
+    return {c.id: c for c in rows.scalars()}
+
+
+def load_jwks_file(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    return data if "keys" in data else {"keys": [data]}
+
+
+class Client(ClientMixin):
+    """authlib's view of a client: a snapshot of the row, safe to read from a worker thread."""
+
+    def __init__(self, row: OAuthClient) -> None:
+        self.row = row
+        self.client_id = row.id
+        self.scopes = set(scope_to_list(row.scope) or [])
+        if not row.allow_cccd:
+            self.scopes.discard("cccd")  # never even asked for on the consent page
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # redirect_uri is always required: we never guess
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        return " ".join(s for s in dict.fromkeys(scope.split()) if s in self.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.row.redirect_uris  # exact match, never a prefix
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.row.secret_hash:
+            return False
+        return constant_time_equals(hash_secret(client_secret), self.row.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if method == "client_assertion_jwt":
+            method = "private_key_jwt"
+        if method == "none" and endpoint == "introspection":
+            return False  # only authenticated resource servers and clients introspect
+        return method == self.row.auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.row.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row.grant_types

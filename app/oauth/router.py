@@ -1,0 +1,684 @@
+"""HTTP endpoints of the OpenID Connect provider. The protocol core is authlib's (see server.py);
+these routes read the request on the event loop, hand it over, and shape the answer."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import uuid
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core import errors as core_errors
+from app.core.audit import AuditContext
+from app.core.config import get_settings
+from app.core.db import get_session, session_factory
+from app.core.errors import AppError, responses
+from app.identity.dependencies import (
+    CurrentPrincipal,
+    Principal,
+    audit_context,
+    client_ip,
+    require_roles,
+)
+from app.identity.roles import Role
+from app.oauth import clients, dpop, errors, pages, schemas, service
+from app.oauth.clients import SCOPES, Client
+from app.oauth.server import Bridge, run, server
+from app.oauth.server import Request as OAuthRequest
+from app.tokens.keys import key_store
+
+
+async def fresh_keys() -> None:
+    """Pick up keys added by `python -m app keys rotate` in another process (once a minute)."""
+    if key_store.stale():
+        async with session_factory()() as session:
+            await key_store.load(session)
+
+
+router = APIRouter(dependencies=[Depends(fresh_keys)])
+# scope="function": commit before the response leaves. With the default scope the commit runs after
+# the response is sent, and a browser following our redirect at once could miss what we just wrote
+# (the saved authorization request, the new sign-in).
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+AccountDb = Annotated[AsyncSession, Depends(get_session)]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PROMPTS = {"none", "login", "consent", "select_account"}
+
+
+def _url(path: str) -> str:
+    return get_settings().issuer + path
+
+
+def _ctx(request: Request) -> AuditContext:
+    return audit_context(request)
+
+
+async def _pairs(request: Request) -> list[tuple[str, str]]:
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/x-www-form-urlencoded"):
+            return []
+        body = (await request.body()).decode("utf-8", "replace")
+        return parse_qsl(body, keep_blank_values=True)
+    return list(request.query_params.multi_items())
+
+
+def _oauth_request(request: Request, path: str, pairs: list[tuple[str, str]],
+                   method: str | None = None) -> OAuthRequest:
+    method = method or request.method
+    # Starlette's headers: case-insensitive, as authlib reads them ("Authorization").
+    return OAuthRequest(method, _url(path), request.headers,
+                        query=pairs if method == "GET" else [],
+                        form=pairs if method == "POST" else [])
+
+
+def _answer(status: int, body: Any, headers: dict[str, str]) -> Response:
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
+                    media_type="application/json", headers={**headers, **NO_STORE})
+
+
+def _with_params(uri: str, params: dict[str, str | None]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query += [(k, v) for k, v in params.items() if v is not None]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def _redirect_error(redirect_uri: str, error: str, state: str | None,
+                    description: str | None = None) -> Response:
+    return RedirectResponse(_with_params(redirect_uri, {
+        "error": error, "error_description": description, "state": state,
+        "iss": get_settings().issuer,
+    }), status_code=302)
+
+
+def _error_page(request: Request, lang: Any, message: str, code: str | None = None,
+                description: str | None = None, status: int = 400) -> Response:
+    return pages.render(request, "error.html", lang, status=status, message=message, code=code,
+                        description=description)
+
+
+# ---------------------------------------------------------------- discovery and keys
+
+
+@router.get("/.well-known/openid-configuration", response_model=schemas.OpenIdConfiguration,
+            tags=["openid connect"], summary="OpenID Provider metadata")
+async def discovery() -> Any:
+    issuer = get_settings().issuer
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/oauth/authorize",
+        "pushed_authorization_request_endpoint": f"{issuer}/oauth/par",
+        "require_pushed_authorization_requests": False,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+        "jwks_uri": f"{issuer}/oauth/jwks",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "end_session_endpoint": f"{issuer}/oauth/logout",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["pairwise", "public"],
+        "id_token_signing_alg_values_supported": [service.ID_TOKEN_ALG],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods[:3],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
+                             "sid", "name", "birthdate", "gender", "locale", "updated_at",
+                             "phone_number", "phone_number_verified", "address", "cccd"],
+        "acr_values_supported": [service.acr_for(level) for level in (0, 1, 2)],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["vi", "en"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": list(dpop.ALGS),
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+    }
+
+
+@router.get("/oauth/jwks", response_model=schemas.Jwks, tags=["openid connect"],
+            summary="Public signing keys (JWKS)")
+async def jwks(response: Response) -> Any:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return key_store.jwks()
+
+
+# ---------------------------------------------------------------- authorization endpoint
+
+
+@router.api_route("/oauth/authorize", methods=["GET", "POST"], tags=["openid connect"],
+                  summary="Authorization endpoint (code flow with PKCE S256)",
+                  response_class=Response, responses={302: {"description": "redirect"}})
+async def authorize(request: Request, db: DbSession) -> Response:
+    return await _authorize(request, db, await _pairs(request))
+
+
+async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, str]]) -> Response:
+    data = dict(reversed(pairs))  # first value wins, as authlib reads it
+    lang = pages.language(request, data.get("ui_locales"))
+    client_id = data.get("client_id")
+    client_row = await clients.get_client(db, client_id) if client_id else None
+    stored = None
+    incoming_request_uri = data.get("request_uri")
+    if incoming_request_uri:
+        stored = await service.load_request(db, incoming_request_uri, client_id)
+        if stored is None:
+            return _error_page(request, lang, pages.t(lang, "request_expired"),
+                               "invalid_request_uri")
+        pairs = [(k, str(v)) for k, v in stored.params.items()]
+        data = dict(pairs)
+        lang = pages.language(request, data.get("ui_locales"))
+    elif client_row is not None and client_row.require_par:
+        return _error_page(request, lang, pages.t(lang, "request_expired"), "invalid_request",
+                           "This client must use pushed authorization requests (PAR).")
+    state = data.get("state")
+    if client_row and not data.get("response_type"):
+        redirect_uri = data.get("redirect_uri")
+        if redirect_uri in client_row.redirect_uris:
+            return _redirect_error(redirect_uri, "invalid_request", state,
+                                   "Missing response_type.")
+    b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"))
+    oauth_request = _oauth_request(request, "/oauth/authorize", pairs, method="GET")
+    try:
+        grant = await run(b, lambda: server.get_consent_grant(oauth_request, end_user=None))
+    except OAuth2Error as err:
+        if err.redirect_uri:
+            return _redirect_error(err.redirect_uri, err.error, state, err.description)
+        return _error_page(request, lang, pages.t(lang, "request_expired"), err.error,
+                           err.description)
+    client: Client = grant.request.client
+    redirect_uri = grant.redirect_uri
+    scope = grant.request.scope or ""
+    prompts = set((data.get("prompt") or "").split())
+    if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
+        return _redirect_error(redirect_uri, "invalid_request", state, "Invalid prompt.")
+    max_age: int | None = None
+    if data.get("max_age"):
+        try:
+            max_age = int(data["max_age"])
+            if max_age < 0:
+                raise ValueError
+        except ValueError:
+            return _redirect_error(redirect_uri, "invalid_request", state, "Invalid max_age.")
+
+    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
+    user = await service.identity.get_active_user(db, browser.user_id) if browser else None
+    now = clock.now()
+    fresh = stored is not None and browser is not None and browser.auth_time >= stored.created_at
+    needs_login = user is None or (not fresh and (
+        "login" in prompts
+        or (max_age is not None and (now - browser.auth_time).total_seconds() > max_age)  # type: ignore[union-attr]
+    ))
+
+    async def interactive(page: str) -> Response:
+        request_uri = incoming_request_uri if stored is not None else None
+        if request_uri is None:
+            request_uri, _ = await service.save_request(db, client.client_id, dict(pairs),
+                                                        pushed=False)
+        return RedirectResponse(f"/oauth/{page}?{urlencode({'req': request_uri, 'lang': lang})}",
+                                status_code=303)
+
+    if needs_login:
+        if "none" in prompts:
+            return _redirect_error(redirect_uri, "login_required", state)
+        return await interactive("login")
+    assert user is not None and browser is not None
+    required = service.required_level(client.row, data.get("acr_values"))
+    if user.identity_level < required:
+        if stored is not None:
+            await service.finish_request(db, stored.id)
+        back = _with_params(redirect_uri, {
+            "error": "unmet_authentication_requirements", "state": state,
+            "error_description": f"identity level {required} required",
+            "iss": get_settings().issuer})
+        if "none" in prompts:
+            return RedirectResponse(back, status_code=302)
+        return pages.render(request, "level.html", lang, status=403, client_name=client.row.name,
+                            required=required, current=user.identity_level, back_url=back)
+    if not client.row.first_party:
+        since = (stored.created_at if stored else now) if "consent" in prompts else None
+        if not await service.consent_covers(db, user.id, client.client_id,
+                                            service.scope_set(scope), since=since):
+            if "none" in prompts:
+                return _redirect_error(redirect_uri, "consent_required", state)
+            return await interactive("consent")
+
+    grantee = service.Grantee(user_id=user.id, browser_session_id=browser.id,
+                              auth_time=browser.auth_time,
+                              acr=service.acr_for(user.identity_level))
+    status, _body, headers = await run(b, lambda: server.create_authorization_response(
+        oauth_request, grant_user=grantee, grant=grant))
+    if stored is not None:
+        await service.finish_request(db, stored.id)
+    location = headers.get("Location", "")
+    if status != 302 or not location:
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    if "error=" not in location:
+        location = _with_params(location, {"iss": get_settings().issuer})
+    return RedirectResponse(location, status_code=302)
+
+
+# ---------------------------------------------------------------- login and consent pages
+
+
+async def _page_request(request: Request, db: AsyncSession, req: str | None) -> Any:
+    if not req:
+        return None
+    row = await service.load_request(db, req, None, any_client=True)
+    if row is None:
+        return None
+    client = await clients.get_client(db, row.client_id)
+    return (row, client) if client else None
+
+
+def _continue(row: Any, req: str) -> Response:
+    return RedirectResponse("/oauth/authorize?" + urlencode(
+        {"client_id": row.client_id, "request_uri": req}), status_code=303)
+
+
+@router.get("/oauth/login", tags=["openid connect"], response_class=Response,
+            summary="Sign-in page (HTML)")
+async def login_page(request: Request, db: DbSession, req: str | None = None) -> Response:
+    found = await _page_request(request, db, req)
+    lang = pages.language(request, found[0].params.get("ui_locales") if found else None)
+    if found is None:
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    row, client = found
+    hint = row.params.get("login_hint")
+    return pages.render(request, "login.html", lang, csrf_bound_to=req, req=req,
+                        client_name=client.name, phone=hint)
+
+
+@router.post("/oauth/login", tags=["openid connect"], response_class=Response,
+             summary="Sign in (form post)")
+async def login_submit(request: Request, db: DbSession) -> Response:
+    form = dict(reversed(await _pairs(request)))
+    req = form.get("req")
+    found = await _page_request(request, db, req)
+    lang = form.get("lang") if form.get("lang") in ("vi", "en") else pages.language(request)
+    if found is None or req is None:
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    if not pages.csrf_ok(request, form.get("csrf_token"), req):
+        return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
+    row, client = found
+    try:
+        _user, _session, cookie = await service.sign_in(
+            db, phone=form.get("phone", ""), password=form.get("password", ""),
+            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client.id)
+    except AppError as exc:
+        if exc.commit:
+            await db.commit()  # failed attempts count
+        else:
+            await db.rollback()
+        message = exc.error.message(lang)
+        with contextlib.suppress(KeyError, IndexError):
+            message = message.format(**exc.params)
+        response = pages.render(request, "login.html", lang, status=exc.error.status,
+                                csrf_bound_to=req, req=req, client_name=client.name,
+                                phone=form.get("phone"), error=message)
+        for name, value in exc.headers.items():
+            response.headers[name] = value
+        return response
+    response = _continue(row, req)
+    response.set_cookie(pages.SESSION_COOKIE, cookie, httponly=True, samesite="lax",
+                        secure=pages.secure_cookies(), path="/oauth",
+                        max_age=get_settings().oauth_browser_session_days * 86400)
+    return response
+
+
+@router.get("/oauth/consent", tags=["openid connect"], response_class=Response,
+            summary="Consent page (HTML)")
+async def consent_page(request: Request, db: DbSession, req: str | None = None) -> Response:
+    found = await _page_request(request, db, req)
+    lang = pages.language(request, found[0].params.get("ui_locales") if found else None)
+    if found is None:
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    row, client = found
+    scopes = [s for s in Client(client).get_allowed_scope(row.params.get("scope")).split()
+              if s in SCOPES]
+    return pages.render(request, "consent.html", lang, csrf_bound_to=req, req=req,
+                        client_name=client.name, scopes=scopes)
+
+
+@router.post("/oauth/consent", tags=["openid connect"], response_class=Response,
+             summary="Allow or deny (form post)")
+async def consent_submit(request: Request, db: DbSession) -> Response:
+    form = dict(reversed(await _pairs(request)))
+    req = form.get("req")
+    found = await _page_request(request, db, req)
+    lang = form.get("lang") if form.get("lang") in ("vi", "en") else pages.language(request)
+    if found is None or req is None:
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    if not pages.csrf_ok(request, form.get("csrf_token"), req):
+        return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
+    row, client = found
+    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
+    user = await service.identity.get_active_user(db, browser.user_id) if browser else None
+    if user is None:
+        return RedirectResponse("/oauth/login?" + urlencode({"req": req, "lang": lang}),
+                                status_code=303)
+    redirect_uri = row.params.get("redirect_uri")
+    if form.get("decision") != "allow":
+        await service.finish_request(db, row.id)
+        if redirect_uri in client.redirect_uris:
+            return _redirect_error(redirect_uri, "access_denied", row.params.get("state"))
+        return _error_page(request, lang, pages.t(lang, "request_expired"))
+    scopes = service.scope_set(Client(client).get_allowed_scope(row.params.get("scope")))
+    await service.grant_consent(db, user, client.id, scopes, _ctx(request))
+    return _continue(row, req)
+
+
+# ---------------------------------------------------------------- token, PAR, revoke, introspect
+
+
+async def _dpop(request: Request, db: AsyncSession, path: str) -> str | None:
+    proof = request.headers.get("dpop")
+    if proof is None:
+        return None
+    return await dpop.verify_proof(db, proof, method=request.method, url=_url(path))
+
+
+def _dpop_error(description: str) -> Response:
+    return _answer(400, {"error": "invalid_dpop_proof", "error_description": description}, {})
+
+
+@router.post("/oauth/token", tags=["openid connect"], response_model=schemas.TokenAnswer,
+             summary="Token endpoint (authorization_code, refresh_token, client_credentials)")
+async def token(request: Request, db: DbSession) -> Response:
+    pairs = await _pairs(request)
+    try:
+        jkt = await _dpop(request, db, "/oauth/token")
+    except dpop.DPoPError as exc:
+        await db.rollback()
+        return _dpop_error(str(exc))
+    b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"), dpop_jkt=jkt)
+    await _prefetch(b, request, pairs)
+    status, body, headers = await run(b, lambda: server.create_token_response(
+        _oauth_request(request, "/oauth/token", pairs)))
+    if status < 400:
+        try:
+            await b.flush_deferred()  # e.g. the refresh rotation: before the answer leaves
+        except service.GrantRefused as exc:
+            b.must_commit = exc.commit
+            status, body = 400, {"error": "invalid_grant", "error_description": exc.description}
+    if status >= 400 and not b.must_commit:
+        await db.rollback()
+    return _answer(status, body, headers)
+
+
+def _assertion_subject(assertion: str | None) -> str | None:
+    """The `sub` of a client assertion, unverified: only to prefetch the client it names."""
+    if not assertion or assertion.count(".") != 2:
+        return None
+    try:
+        segment = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) and len(sub) <= 100 else None
+
+
+async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
+                    endpoint: str | None = None) -> None:
+    """Read on the loop what authlib will ask for, so it can run inline (see server.Bridge)."""
+    data = dict(reversed(pairs))
+    basic_id, _ = extract_basic_authorization(request.headers)
+    for client_id in {basic_id, data.get("client_id"),
+                      _assertion_subject(data.get("client_assertion"))}:
+        if client_id and len(client_id) <= 100:
+            b.clients[client_id] = await clients.client_view(b.db, client_id)
+    if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
+        for client_id, client in b.clients.items():
+            if client is not None:
+                b.refresh[(data["refresh_token"], client_id)] = await service.lookup_refresh(
+                    b.db, data["refresh_token"], client_id)
+    token_string = data.get("token")
+    if endpoint and token_string:
+        info = await service.find_token(b.db, token_string, data.get("token_type_hint"))
+        b.tokens[token_string] = info
+        if endpoint == "introspection" and info is not None and info.active:
+            info.payload = await service.introspection_payload(b.db, info)
+
+
+@router.post("/oauth/par", tags=["openid connect"], response_model=schemas.OAuthAnswer,
+             status_code=201, summary="Pushed authorization request (RFC 9126)")
+async def par(request: Request, db: DbSession) -> Response:
+    pairs = await _pairs(request)
+    data = dict(reversed(pairs))
+    if "request_uri" in data:
+        return _answer(400, {"error": "invalid_request",
+                             "error_description": "request_uri is not allowed here"}, {})
+    b = Bridge(db, _ctx(request))
+    oauth_request = _oauth_request(request, "/oauth/par", pairs)
+
+    def validate() -> Any:
+        client = server.authenticate_client(oauth_request, [*server_client_auth()], "par")
+        oauth_request.payload.data["client_id"] = client.client_id
+        get = _oauth_request(request, "/oauth/authorize",
+                             [(k, v) for k, v in pairs if k not in {"client_secret",
+                                                                      "client_assertion",
+                                                                      "client_assertion_type"}]
+                             + ([] if "client_id" in data else [("client_id", client.client_id)]),
+                             method="GET")
+        server.get_consent_grant(get, end_user=None)
+        return client
+
+    try:
+        client = await run(b, validate)
+    except OAuth2Error as err:
+        await db.rollback()
+        return _answer(err.status_code if err.error == "invalid_client" else 400,
+                       {"error": err.error, "error_description": err.description}, {})
+    if not data.get("dpop_jkt"):
+        try:
+            jkt = await _dpop(request, db, "/oauth/par")
+        except dpop.DPoPError as exc:
+            await db.rollback()
+            return _dpop_error(str(exc))
+        if jkt:
+            pairs.append(("dpop_jkt", jkt))
+    params = {k: v for k, v in dict(reversed(pairs)).items()
+              if k not in {"client_assertion", "client_assertion_type", "client_secret"}}
+    params["client_id"] = client.client_id
+    request_uri, ttl = await service.save_request(db, client.client_id, params, pushed=True)
+    return _answer(201, {"request_uri": request_uri, "expires_in": ttl}, {})
+
+
+def server_client_auth() -> list[str]:
+    from app.oauth.server import ANY_CLIENT_AUTH
+
+    return ANY_CLIENT_AUTH
+
+
+@router.post("/oauth/revoke", tags=["openid connect"], response_model=schemas.OAuthAnswer,
+             summary="Token revocation (RFC 7009)")
+async def revoke(request: Request, db: DbSession) -> Response:
+    return await _endpoint(request, db, "revocation", "/oauth/revoke")
+
+
+@router.post("/oauth/introspect", tags=["openid connect"], response_model=schemas.OAuthAnswer,
+             summary="Token introspection (RFC 7662), for authenticated clients")
+async def introspect(request: Request, db: DbSession) -> Response:
+    return await _endpoint(request, db, "introspection", "/oauth/introspect")
+
+
+async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) -> Response:
+    b = Bridge(db, _ctx(request))
+    pairs = await _pairs(request)
+    await _prefetch(b, request, pairs, endpoint=name)
+    status, body, headers = await run(b, lambda: server.create_endpoint_response(
+        name, _oauth_request(request, path, pairs)))
+    if status >= 400:
+        await db.rollback()
+    else:
+        await b.flush_deferred()
+    return _answer(status, body, headers)
+
+
+# ---------------------------------------------------------------- userinfo
+
+
+def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Response:
+    return Response(json.dumps({"error": error}), status_code=status,
+                    media_type="application/json",
+                    headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE})
+
+
+@router.api_route("/oauth/userinfo", methods=["GET", "POST"], tags=["openid connect"],
+                  response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+async def userinfo(request: Request, db: DbSession) -> Response:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    access = value.strip() if scheme.lower() in {"bearer", "dpop"} else None
+    if access is None and request.method == "POST":
+        form = dict(reversed(await _pairs(request)))
+        access, scheme = form.get("access_token"), "Bearer"
+    if not access:
+        return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer realm="thainguyen"'})
+    claims = service.decode_access_token(access)
+    if claims is None or int(claims.get("exp", 0)) <= clock.now().timestamp():
+        return _bearer_error("invalid_token")
+    jkt = (claims.get("cnf") or {}).get("jkt")
+    if jkt:
+        if scheme.lower() != "dpop":
+            return _bearer_error("invalid_token", scheme="DPoP")
+        try:
+            presented = await dpop.verify_proof(db, request.headers.get("dpop", ""),
+                                                method=request.method,
+                                                url=_url("/oauth/userinfo"), access_token=access)
+        except dpop.DPoPError:
+            return _bearer_error("invalid_dpop_proof", scheme="DPoP")
+        if presented != jkt:
+            return _bearer_error("invalid_dpop_proof", scheme="DPoP")
+    elif scheme.lower() == "dpop":
+        return _bearer_error("invalid_token")
+    found = await service.userinfo_subject(db, claims)
+    if found is None:
+        return _bearer_error("invalid_token")
+    user, client, _link = found
+    if "openid" not in service.scope_set(claims.get("scope")):
+        return _bearer_error("insufficient_scope", status=403)
+    body = await service.claims_for(db, user, client, claims.get("scope", ""))
+    return _answer(200, body, {})
+
+
+# ---------------------------------------------------------------- logout
+
+
+@router.api_route("/oauth/logout", methods=["GET", "POST"], tags=["openid connect"],
+                  response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+async def logout(request: Request, db: DbSession) -> Response:
+    data = dict(reversed(await _pairs(request)))
+    lang = pages.language(request, data.get("ui_locales"))
+    hint_claims = service.decode_id_token_hint(data["id_token_hint"]) \
+        if data.get("id_token_hint") else None
+    if data.get("id_token_hint") and hint_claims is None:
+        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
+                           "id_token_hint is not valid")
+    client_id = data.get("client_id") or (hint_claims or {}).get("aud")
+    if hint_claims and data.get("client_id") and data["client_id"] != hint_claims.get("aud"):
+        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
+                           "client_id does not match id_token_hint")
+    target = data.get("post_logout_redirect_uri")
+    client = await clients.get_client(db, client_id) if isinstance(client_id, str) else None
+    if target and (client is None or target not in client.post_logout_redirect_uris):
+        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
+                           "post_logout_redirect_uri is not registered")
+    confirmed = request.method == "POST" and data.get("confirm") == "yes" and \
+        pages.csrf_ok(request, data.get("csrf_token"), "logout")
+    if hint_claims is None and not confirmed:
+        carry = [(k, v) for k, v in data.items()
+                 if k in {"post_logout_redirect_uri", "state", "client_id", "ui_locales"}]
+        return pages.render(request, "logout.html", lang, csrf_bound_to="logout", carry=carry,
+                            done=False)
+    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
+    await service.logout(db, browser=browser, client_sid=(hint_claims or {}).get("sid"),
+                         ctx=_ctx(request))
+    if target:
+        response: Response = RedirectResponse(_with_params(target, {"state": data.get("state")}),
+                                              status_code=302)
+    else:
+        response = pages.render(request, "logout.html", lang, done=True)
+    response.delete_cookie(pages.SESSION_COOKIE, path="/oauth")
+    return response
+
+
+# ---------------------------------------------------------------- the citizen's allowed apps
+
+
+me = APIRouter(prefix="/api/v1/me/apps", tags=["me"])
+AUTH_ERRORS = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
+
+
+@me.get("", response_model=schemas.AllowedApps, summary="Apps I allowed to use my Thai Nguyen ID",
+        responses=responses(*AUTH_ERRORS))
+async def my_apps(principal: CurrentPrincipal, db: AccountDb) -> Any:
+    rows = await service.list_apps(db, principal.user.id)
+    return {"items": [{"client_id": client.id, "name": client.name,
+                       "scopes": sorted(service.scope_set(consent.scope)),
+                       "granted_at": consent.granted_at} for consent, client in rows]}
+
+
+@me.delete("/{client_id}", status_code=204, response_class=Response,
+           summary="Withdraw an app's access (consent and tokens)",
+           responses=responses(errors.APP_NOT_FOUND, *AUTH_ERRORS))
+async def revoke_my_app(client_id: str, principal: CurrentPrincipal, db: AccountDb,
+                        request: Request) -> Response:
+    await service.revoke_app(db, principal.user, client_id, audit_context(request, principal))
+    await db.commit()  # before the answer: the app's next call must see the withdrawal
+    return Response(status_code=204)
+
+
+router.include_router(me)
+
+
+# ---------------------------------------------------------------- admin API (city admins)
+
+
+admin = APIRouter(prefix="/api/v1/admin/oauth/clients", tags=["admin: oauth clients"])
+CityAdmin = Annotated[Principal, Depends(require_roles(Role.CITY_ADMIN))]
+
+
+@admin.post("", response_model=schemas.ClientCreated, status_code=201,
+            summary="Register a partner application (the secret is shown once)",
+            responses=responses(errors.CLIENT_INVALID, core_errors.FORBIDDEN, *AUTH_ERRORS,
+                                core_errors.VALIDATION_FAILED))
+async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: AccountDb,
+                        request: Request) -> Any:
+    created = await clients.create_client(
+        db, name=body.name, redirect_uris=body.redirect_uris, client_type=body.type,
+        auth_method=body.auth_method, scope=body.scope, jwks=body.jwks, jwks_uri=body.jwks_uri,
+        min_loa=body.min_loa, backchannel_logout_uri=body.backchannel_logout_uri,
+        post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
+        first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
+        require_dpop=body.require_dpop, ctx=audit_context(request, principal))
+    await db.commit()
+    row = created.client
+    return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,
+            "type": row.client_type, "auth_method": row.auth_method, "scope": row.scope,
+            "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
+
+
+router.include_router(admin)
+_ = (uuid, client_ip, JSONResponse)

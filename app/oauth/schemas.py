@@ -1,0 +1,86 @@
+"""Request and response shapes of the OpenID Connect provider's JSON endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AllowedApp(BaseModel):
+    client_id: str
+    name: str
+    scopes: list[str] = Field(examples=[["openid", "profile", "phone"]])
+    granted_at: datetime
+
+
+class AllowedApps(BaseModel):
+    items: list[AllowedApp]
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+class OpenIdConfiguration(BaseModel):
+    """OpenID Provider Metadata (OpenID Connect Discovery 1.0, RFC 8414)."""
+
+    model_config = ConfigDict(extra="allow")
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+
+
+class TokenAnswer(BaseModel):
+    """RFC 6749 token response, or its error (`error`, `error_description`)."""
+
+    model_config = ConfigDict(extra="allow")
+    access_token: str | None = None
+    token_type: str | None = Field(default=None, examples=["Bearer", "DPoP"])
+    expires_in: int | None = None
+    refresh_token: str | None = None
+    id_token: str | None = None
+    scope: str | None = None
+
+
+class OAuthAnswer(BaseModel):
+    """An OAuth JSON answer (introspection, PAR, userinfo claims) or its RFC 6749 error."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ClientCreate(BaseModel):
+    """What a city admin registers for a partner application."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, examples=["Cổng dịch vụ công ABC"])
+    redirect_uris: list[str] = Field(default_factory=list, max_length=20,
+                                     examples=[["https://abc.example.vn/callback"]])
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
+    type: str = Field(pattern="^(public|confidential)$", examples=["confidential"])
+    auth_method: str = Field(
+        pattern="^(none|client_secret_basic|client_secret_post|private_key_jwt)$",
+        examples=["client_secret_basic"])
+    scope: str = Field(default="openid", max_length=500, examples=["openid profile phone"])
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = Field(default=None, max_length=500)
+    min_loa: int = Field(default=0, ge=0, le=2)
+    backchannel_logout_uri: str | None = Field(default=None, max_length=500)
+    grant_types: list[str] | None = None
+    first_party: bool = False
+    allow_cccd: bool = False
+    require_par: bool = False
+    require_dpop: bool = False
+
+
+class ClientCreated(BaseModel):
+    client_id: str
+    client_secret: str | None = Field(description="Shown once; only its keyed hash is stored.")
+    name: str
+    type: str
+    auth_method: str
+    scope: str
+    redirect_uris: list[str]
+    grant_types: list[str]

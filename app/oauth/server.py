@@ -1,0 +1,372 @@
+"""authlib's authorization server, on FastAPI.
+
+authlib's server hooks are synchronous. Each protocol call (`create_token_response`,
+`create_authorization_response`, an endpoint) runs in a worker thread (`anyio.to_thread`), and the
+hooks reach the request's async database session back on the event loop with
+`anyio.from_thread.run`: the loop stays free and there is one database driver.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Request,
+    grants,
+)
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import audit, clock
+from app.core.audit import AuditContext
+from app.core.config import get_settings
+from app.oauth import replay, service
+from app.oauth.clients import Client, client_view
+from app.oauth.service import Grantee, GrantRefused
+
+T = TypeVar("T")
+
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ANY_CLIENT_AUTH = [*CLIENT_AUTH, "none"]
+
+
+class NeedsThread(Exception):
+    """Raised by a hook that needs the database while authlib runs inline on the event loop."""
+
+
+@dataclass
+class Bridge:
+    """One request's link from authlib's hooks back to the event loop and its DB session.
+
+    What a request needs is prefetched on the loop (the client, the token being introspected);
+    authlib then runs inline, with writes deferred until it returns. A hook that still needs the
+    database raises `NeedsThread`, and the call is rerun in a worker thread where hooks reach the
+    loop with `anyio.from_thread.run`.
+    """
+
+    db: AsyncSession
+    ctx: AuditContext
+    user_agent: str | None = None
+    dpop_jkt: str | None = None
+    must_commit: bool = False
+    inline: bool = False
+    clients: dict[str, Client | None] = field(default_factory=dict)
+    tokens: dict[str, Any] = field(default_factory=dict)
+    refresh: dict[tuple[str, str], Any] = field(default_factory=dict)
+    deferred: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        if self.inline:
+            raise NeedsThread
+        return anyio.from_thread.run(functools.partial(func, self.db, *args, **kwargs))
+
+    def defer(self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Run after authlib returns, on the loop, in the request's transaction."""
+        self.deferred.append(functools.partial(func, self.db, *args, **kwargs))
+
+    async def flush_deferred(self) -> None:
+        for work in self.deferred:
+            await work()
+        self.deferred.clear()
+
+
+_bridge: contextvars.ContextVar[Bridge] = contextvars.ContextVar("oauth_bridge")
+
+
+def bridge() -> Bridge:
+    return _bridge.get()
+
+
+async def run(b: Bridge, func: Callable[[], T]) -> T:
+    """Run an authlib call inline when everything it needs was prefetched, else in a thread."""
+    token = _bridge.set(b)
+    b.inline = True
+    try:
+        return func()
+    except NeedsThread:
+        b.deferred.clear()
+    finally:
+        b.inline = False
+        _bridge.reset(token)
+
+    def work() -> T:
+        inner = _bridge.set(b)
+        try:
+            return func()
+        finally:
+            _bridge.reset(inner)
+
+    return await anyio.to_thread.run_sync(work)
+
+
+class Request(OAuth2Request):
+    """An OAuth2Request from a body already read on the event loop."""
+
+    def __init__(self, method: str, uri: str, headers: Any,
+                 query: list[tuple[str, str]], form: list[tuple[str, str]]) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._query = _first(query)
+        self._form = _first(form)
+        merged = form if method == "POST" else query
+        datalist: dict[str, list[str]] = defaultdict(list)
+        for key, value in merged:
+            datalist[key].append(value)
+        self.payload = BasicOAuth2Payload(_first(merged))
+        self.payload._datalist = datalist
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._query
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def _first(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
+class S256Only(CodeChallenge):
+    """PKCE for every client: S256 only, and refused at /authorize when missing (authlib's
+    `required=True` only checks at the token endpoint, and accepts `plain`)."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (authlib's attribute)
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with S256.",
+                                      redirect_uri=redirect_uri)
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.",
+                                      redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'")
+        super().validate_code_verifier(grant, result)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_CLIENT_AUTH
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        b = bridge()
+        b.call(service.save_code, code, client_id=request.client.client_id,
+               grantee=request.user, redirect_uri=request.payload.redirect_uri,
+               scope=request.scope, params=dict(request.payload.data))
+
+    def query_authorization_code(self, code: str, client: Client) -> Any:
+        b = bridge()
+        row, revoked = b.call(service.find_code, code, client.client_id, b.ctx)
+        if revoked:
+            b.must_commit = True  # keep the revocation although the request fails
+        return _CodeView(row) if row else None
+
+    def delete_authorization_code(self, authorization_code: Any) -> None:
+        pass  # spent atomically when the token is issued
+
+    def authenticate_user(self, authorization_code: Any) -> Grantee:
+        row = authorization_code.row
+        return Grantee(user_id=row.user_id, browser_session_id=row.browser_session_id,
+                       auth_time=row.auth_time, acr=row.acr, code=row)
+
+
+class _CodeView:
+    def __init__(self, row: Any) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_CLIENT_AUTH
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Any:
+        b = bridge()
+        client = self.request.client
+        key = (refresh_token, client.client_id)
+        if key not in b.refresh:
+            b.refresh[key] = b.call(service.lookup_refresh, refresh_token, client.client_id)
+        grantee = b.refresh[key]
+        return _RefreshView(grantee) if grantee else None
+
+    def authenticate_user(self, refresh_token: Any) -> Grantee:
+        return refresh_token.grantee
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        pass  # rotation spent it
+
+
+class _RefreshView:
+    def __init__(self, grantee: Grantee) -> None:
+        self.grantee = grantee
+
+    def check_client(self, client: Client) -> bool:
+        return self.grantee.session is not None and \
+            self.grantee.session.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.grantee.session.scope if self.grantee.session else ""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """private_key_jwt (RFC 7523): the client's registered JWKS verifies its assertion, whose
+    `jti` may be used once."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self) -> list[str]:
+        issuer = get_settings().issuer
+        return [issuer, f"{issuer}/oauth/token", f"{issuer}/oauth/par",
+                f"{issuer}/oauth/introspect", f"{issuer}/oauth/revoke"]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        exp = int(claims.get("exp", 0))
+        expires = clock.now() + timedelta(seconds=max(60, exp - int(clock.now().timestamp()) + 60))
+        return bridge().call(replay.first_use, f"pkjwt:{claims['sub']}:{jti}"[:100],
+                             expires_at=expires)
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        if client.row.jwks:
+            return KeySet.import_key_set(client.row.jwks)
+        raise InvalidClientError(description="The client has no registered keys.")
+
+
+def _query_token(token_string: str, token_type_hint: str | None) -> Any:
+    b = bridge()
+    if token_string not in b.tokens:
+        b.tokens[token_string] = b.call(service.find_token, token_string, token_type_hint)
+    return b.tokens[token_string]
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ANY_CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return _query_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Any, request: Any) -> None:
+        b = bridge()
+        b.defer(service.revoke, token, b.ctx)
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return _query_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Any, client: Client, request: Any) -> bool:
+        # The client the token was issued to, or a first-party resource server of the city.
+        return token.client_id == client.client_id or client.row.first_party
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        if token.payload is None:
+            token.payload = bridge().call(service.introspection_payload, token)
+        return token.payload
+
+
+class Server(AuthorizationServer):
+    def __init__(self) -> None:
+        super().__init__(scopes_supported=None)
+        self.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+        self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+
+    def query_client(self, client_id: str) -> Client | None:
+        b = bridge()
+        if client_id not in b.clients:
+            b.clients[client_id] = b.call(client_view, client_id)
+        return b.clients[client_id]
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        pass  # saved by the token generator, through app.tokens
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        return request  # built on the event loop by the router
+
+    def create_json_request(self, request: Any) -> Any:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, dict]:
+        return status, body, dict(headers)
+
+    def _generate_token(self, grant_type: str, client: Client, user: Any = None,
+                        scope: str | None = None, expires_in: int | None = None,
+                        include_refresh_token: bool = True) -> dict[str, Any]:
+        b = bridge()
+        try:
+            if grant_type == "authorization_code":
+                return b.call(service.issue_for_code, client.row, user,
+                              include_refresh=include_refresh_token, jkt=b.dpop_jkt, ctx=b.ctx,
+                              user_agent=b.user_agent)
+            if grant_type == "refresh_token":
+                answer = service.refresh_answer(client.row, user, scope, jkt=b.dpop_jkt)
+                b.defer(service.commit_refresh, client.row, user, answer["refresh_token"],
+                        ctx=b.ctx)
+                return answer
+            if grant_type == "client_credentials":
+                if client.row.require_dpop and not b.dpop_jkt:
+                    raise GrantRefused("This client must use DPoP.")
+                answer, _ = service.issue_client_credentials(
+                    client.row, client.get_allowed_scope(scope), b.dpop_jkt)
+                b.defer(audit.record, b.ctx, "oauth.token_issued",
+                        resource=f"oauth_client:{client.client_id}",
+                        details={"grant_type": "client_credentials", "scope": answer["scope"]})
+                return answer
+        except GrantRefused as exc:
+            b.must_commit = b.must_commit or exc.commit
+            raise InvalidGrantError(exc.description) from None
+        raise InvalidGrantError("Unsupported grant.")
+
+
+server = Server()
+
+
+def json_body(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode() if not isinstance(body, bytes | str) \
+        else (body.encode() if isinstance(body, str) else body)

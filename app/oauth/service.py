@@ -1,0 +1,736 @@
+"""The rules of the OpenID Connect provider that are ours rather than authlib's: browser sign-in,
+authorization requests kept across pages (and PAR), codes, consent, subjects and claims, tokens
+(through `app.tokens`), revocation, introspection and logout. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin_units import service as admin_units
+from app.core import audit, clock, jobs
+from app.core.audit import AuditContext
+from app.core.config import get_settings
+from app.core.errors import AppError
+from app.core.security import keyed_hash, random_token
+from app.identity import service as identity
+from app.identity.models import User
+from app.oauth import errors
+from app.oauth.models import (
+    AuthorizationCode,
+    AuthorizationRequest,
+    ClientSession,
+    Consent,
+    OAuthClient,
+    RevokedAccessToken,
+)
+from app.tokens import service as tokens
+from app.tokens.errors import REFRESH_REUSED
+from app.tokens.keys import key_store
+from app.tokens.models import AuthSession
+
+BROWSER_CLIENT = "op:browser"  # the client_id of browser sign-ins at the provider itself
+ID_TOKEN_ALG = "RS256"  # noqa: S105 (an algorithm name)
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+ACR_PREFIX = "urn:thainguyen:id:loa:"
+BACKCHANNEL_LOGOUT = "oauth.backchannel_logout"
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def acr_for(level: int) -> str:
+    return f"{ACR_PREFIX}{level}"
+
+
+def level_of(acr: str) -> int | None:
+    if acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX):] in {"0", "1", "2"}:
+        return int(acr[len(ACR_PREFIX):])
+    return None
+
+
+def required_level(client: OAuthClient, acr_values: str | None) -> int:
+    """The client's minimum, raised by the lowest level the request says it accepts."""
+    asked = [lv for lv in (level_of(a) for a in (acr_values or "").split()) if lv is not None]
+    return max(client.min_loa, min(asked) if asked else 0)
+
+
+# ---------------------------------------------------------------- browser sign-in at the provider
+
+
+async def browser_session(db: AsyncSession, cookie: str | None) -> AuthSession | None:
+    if not cookie:
+        return None
+    row = await tokens.find_session_by_refresh_token(db, cookie)
+    if (
+        row is None or row.client_id != BROWSER_CLIENT or row.revoked_at is not None
+        or row.expires_at <= clock.now()
+    ):
+        return None
+    return row
+
+
+async def sign_in(
+    db: AsyncSession, *, phone: str, password: str, user_agent: str | None, ctx: AuditContext,
+    client_id: str | None,
+) -> tuple[User, AuthSession, str]:
+    """Password sign-in with the app login's brute-force protection; opens a browser session."""
+    user = await identity.authenticate(db, phone_raw=phone, password=password, ctx=ctx)
+    settings = get_settings()
+    session, cookie = await tokens.start_session(
+        db, user_id=user.id, client_id=BROWSER_CLIENT, device_name="Trình duyệt / Browser",
+        user_agent=user_agent, ip=ctx.ip, acr=acr_for(user.identity_level),
+    )
+    session.expires_at = clock.now() + timedelta(days=settings.oauth_browser_session_days)
+    await db.flush()
+    await audit.record(db, _as(ctx, user), "oauth.sign_in", subject_id=user.id,
+                       details={"client_id": client_id, "browser_session_id": str(session.id)})
+    return user, session, cookie
+
+
+def _as(ctx: AuditContext, user: User) -> AuditContext:
+    return AuditContext(actor_id=user.id, actor_role=user.role, ip=ctx.ip,
+                        request_id=ctx.request_id)
+
+
+# ---------------------------------------------------------------- authorization requests (+ PAR)
+
+
+def _request_key(handle: str) -> str:
+    return keyed_hash(handle, purpose="oauth-request")[:64]
+
+
+async def save_request(
+    db: AsyncSession, client_id: str, params: dict[str, Any], *, pushed: bool
+) -> tuple[str, int]:
+    """Keep an authorization request; return its `request_uri` and lifetime in seconds."""
+    settings = get_settings()
+    ttl = 90 if pushed else settings.oauth_request_ttl_seconds
+    handle = random_token("", 32)
+    now = clock.now()
+    clean = {k: v for k, v in params.items() if k not in {"request_uri", "client_secret"}}
+    db.add(AuthorizationRequest(id=_request_key(handle), client_id=client_id, params=clean,
+                                pushed=pushed, created_at=now,
+                                expires_at=now + timedelta(seconds=ttl)))
+    await db.flush()
+    return REQUEST_URI_PREFIX + handle, ttl
+
+
+async def load_request(
+    db: AsyncSession, request_uri: str, client_id: str | None, *, any_client: bool = False
+) -> AuthorizationRequest | None:
+    if not request_uri.startswith(REQUEST_URI_PREFIX):
+        return None
+    row = await db.get(AuthorizationRequest, _request_key(request_uri[len(REQUEST_URI_PREFIX):]))
+    if (
+        row is None or row.used_at is not None or row.expires_at <= clock.now()
+        or (not any_client and row.client_id != client_id)
+    ):
+        return None
+    if row.pushed:
+        # A pushed request lives 90 s for the redirect; once the citizen is on our pages it
+        # may take as long as any interactive request.
+        row.expires_at = max(row.expires_at, row.created_at + timedelta(
+            seconds=get_settings().oauth_request_ttl_seconds))
+    return row
+
+
+async def finish_request(db: AsyncSession, request_id: str) -> None:
+    await db.execute(sa.update(AuthorizationRequest)
+                     .where(AuthorizationRequest.id == request_id)
+                     .values(used_at=clock.now()))
+
+
+# ---------------------------------------------------------------- consent
+
+
+def scope_set(scope: str | None) -> set[str]:
+    return set((scope or "").split())
+
+
+async def consent_covers(
+    db: AsyncSession, user_id: uuid.UUID, client_id: str, scopes: set[str],
+    since: datetime | None = None,
+) -> bool:
+    row = (await db.execute(sa.select(Consent).where(
+        Consent.user_id == user_id, Consent.client_id == client_id,
+        Consent.revoked_at.is_(None)))).scalar_one_or_none()
+    if row is None or not scopes <= scope_set(row.scope):
+        return False
+    return since is None or row.granted_at >= since
+
+
+async def grant_consent(
+    db: AsyncSession, user: User, client_id: str, scopes: set[str], ctx: AuditContext
+) -> None:
+    row = (await db.execute(sa.select(Consent).where(
+        Consent.user_id == user.id, Consent.client_id == client_id))).scalar_one_or_none()
+    now = clock.now()
+    if row is None:
+        db.add(Consent(user_id=user.id, client_id=client_id, scope=" ".join(sorted(scopes)),
+                       granted_at=now))
+    else:
+        kept = scope_set(row.scope) if row.revoked_at is None else set()
+        row.scope, row.granted_at, row.revoked_at = " ".join(sorted(kept | scopes)), now, None
+    await db.flush()
+    await audit.record(db, _as(ctx, user), "oauth.consent_granted", subject_id=user.id,
+                       resource=f"oauth_client:{client_id}",
+                       details={"scope": " ".join(sorted(scopes))})
+
+
+async def list_apps(db: AsyncSession, user_id: uuid.UUID) -> list[tuple[Consent, OAuthClient]]:
+    rows = await db.execute(
+        sa.select(Consent, OAuthClient).join(OAuthClient, OAuthClient.id == Consent.client_id)
+        .where(Consent.user_id == user_id, Consent.revoked_at.is_(None))
+        .order_by(Consent.granted_at.desc()))
+    return [(c, o) for c, o in rows.all()]
+
+
+async def revoke_app(db: AsyncSession, user: User, client_id: str, ctx: AuditContext) -> None:
+    """Withdraw consent and end every token family of the client for this citizen."""
+    result = await db.execute(
+        sa.update(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id,
+                                 Consent.revoked_at.is_(None)).values(revoked_at=clock.now()))
+    if not result.rowcount:
+        raise AppError(errors.APP_NOT_FOUND)
+    links = (await db.execute(sa.select(ClientSession).where(
+        ClientSession.user_id == user.id, ClientSession.client_id == client_id))).scalars().all()
+    await _end_client_sessions(db, list(links), reason="consent_revoked")
+    await audit.record(db, _as(ctx, user), "oauth.consent_revoked", subject_id=user.id,
+                       resource=f"oauth_client:{client_id}")
+
+
+# ---------------------------------------------------------------- subjects and claims
+
+
+def subject_for(client: OAuthClient, user_id: uuid.UUID) -> str:
+    """Public `sub` (the account id) for first-party clients; otherwise pairwise per sector, so
+    partners cannot join their records on it."""
+    if client.first_party:
+        return str(user_id)
+    return keyed_hash(f"{client.sector_identifier}:{user_id}", purpose="pairwise-sub")[:43]
+
+
+async def claims_for(
+    db: AsyncSession, user: User, client: OAuthClient, scope: str
+) -> dict[str, Any]:
+    scopes = scope_set(scope)
+    claims: dict[str, Any] = {"sub": subject_for(client, user.id)}
+    ident = await identity.get_identity(db, user.id)
+    if "profile" in scopes:
+        claims["name"] = ident.full_name if ident else user.full_name
+        if ident:
+            claims["birthdate"] = ident.date_of_birth.isoformat()
+            claims["gender"] = ident.gender
+        claims["locale"] = user.locale
+        claims["updated_at"] = int(user.updated_at.timestamp())
+    if "phone" in scopes and user.phone:
+        claims["phone_number"] = user.phone
+        claims["phone_number_verified"] = True
+    if "address" in scopes and user.ward_code:
+        ward = await admin_units.find_unit(db, user.ward_code)
+        province = await admin_units.find_unit(db, ward.parent_code) if ward and ward.parent_code \
+            else None
+        if ward:
+            claims["address"] = {
+                "locality": ward.name,
+                "region": province.name if province else "Thái Nguyên",
+                "country": "VN",
+                "formatted": f"{ward.name}, {province.name if province else 'Thái Nguyên'}",
+            }
+    if "cccd" in scopes and client.allow_cccd and user.identity_level >= 1 and ident:
+        claims["cccd"] = identity.identity_view(ident, owner=True)["cccd"]
+    return claims
+
+
+# ---------------------------------------------------------------- codes
+
+
+@dataclass
+class Grantee:
+    """Who authorized, as authlib carries it from the authorize step to the token."""
+
+    user_id: uuid.UUID
+    browser_session_id: uuid.UUID | None = None
+    auth_time: datetime | None = None
+    acr: str = acr_for(0)
+    code: AuthorizationCode | None = None
+    refresh_token: str | None = None
+    session: AuthSession | None = None
+    link: ClientSession | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get_user_id(self) -> uuid.UUID:
+        return self.user_id
+
+
+def _code_hash(code: str) -> str:
+    return keyed_hash(code, purpose="oauth-code")
+
+
+async def save_code(
+    db: AsyncSession, code: str, *, client_id: str, grantee: Grantee, redirect_uri: str,
+    scope: str, params: dict[str, Any],
+) -> None:
+    now = clock.now()
+    db.add(AuthorizationCode(
+        code_hash=_code_hash(code), client_id=client_id, user_id=grantee.user_id,
+        browser_session_id=grantee.browser_session_id, redirect_uri=redirect_uri, scope=scope,
+        nonce=params.get("nonce"), code_challenge=params["code_challenge"],
+        code_challenge_method="S256", acr=grantee.acr, auth_time=grantee.auth_time or now,
+        dpop_jkt=params.get("dpop_jkt"), created_at=now,
+        expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
+    ))
+    await db.flush()
+
+
+async def find_code(
+    db: AsyncSession, code: str, client_id: str, ctx: AuditContext
+) -> tuple[AuthorizationCode | None, bool]:
+    """The unused, unexpired code; on reuse, revoke what it issued. Returns (code, revoked)."""
+    row = (await db.execute(sa.select(AuthorizationCode).where(
+        AuthorizationCode.code_hash == _code_hash(code),
+        AuthorizationCode.client_id == client_id))).scalar_one_or_none()
+    if row is None:
+        return None, False
+    if row.used_at is not None:
+        if row.issued_session_id is not None:
+            links = (await db.execute(sa.select(ClientSession).where(
+                ClientSession.auth_session_id == row.issued_session_id))).scalars().all()
+            await _end_client_sessions(db, list(links), reason="code_reuse", notify=False)
+            await audit.record(db, ctx, "oauth.token_revoked", subject_id=row.user_id,
+                               resource=f"oauth_client:{client_id}",
+                               details={"reason": "authorization_code_reuse",
+                                        "session_id": str(row.issued_session_id)})
+        return None, True
+    if row.expires_at <= clock.now():
+        return None, False
+    return row, False
+
+
+async def spend_code(db: AsyncSession, row: AuthorizationCode) -> bool:
+    """Atomic: of two concurrent exchanges of one code, exactly one wins."""
+    result = await db.execute(
+        sa.update(AuthorizationCode)
+        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=clock.now()))
+    return result.rowcount == 1
+
+
+# ---------------------------------------------------------------- tokens
+
+
+class GrantRefused(Exception):
+    """Maps to `invalid_grant`; `commit` keeps what was written (a revoked family)."""
+
+    def __init__(self, description: str, *, commit: bool = False) -> None:
+        super().__init__(description)
+        self.description = description
+        self.commit = commit
+
+
+def make_id_token(
+    client: OAuthClient, *, sub: str, auth_time: datetime, acr: str, sid: str,
+    nonce: str | None = None, access_token: str | None = None,
+) -> str:
+    settings = get_settings()
+    now = int(clock.now().timestamp())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer, "sub": sub, "aud": client.id, "azp": client.id,
+        "iat": now, "exp": now + settings.oauth_id_token_ttl_seconds,
+        "auth_time": int(auth_time.timestamp()), "acr": acr, "amr": ["pwd"], "sid": sid,
+    }
+    if nonce:
+        claims["nonce"] = nonce
+    if access_token:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        from base64 import urlsafe_b64encode
+        claims["at_hash"] = urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+    kid, key = key_store.signing_key(ID_TOKEN_ALG)
+    # alg is fixed to RS256 here and in `algorithms`: `none` can never be produced.
+    return jwt.encode({"alg": ID_TOKEN_ALG, "kid": kid, "typ": "JWT"}, claims, key,
+                      algorithms=[ID_TOKEN_ALG])
+
+
+def _access_token(
+    client: OAuthClient, *, sub: str, session_id: uuid.UUID | None, scope: str,
+    acr: str | None, jkt: str | None,
+) -> tuple[str, int]:
+    settings = get_settings()
+    extra: dict[str, Any] = {}
+    if acr:
+        extra["acr"] = acr
+    if jkt:
+        extra["cnf"] = {"jkt": jkt}
+    return tokens.issue_access_token(
+        subject=sub, session_id=session_id, scope=scope, client_id=client.id,
+        audience=settings.issuer, extra_claims=extra,
+        ttl_seconds=settings.oauth_access_token_ttl_seconds,
+    )
+
+
+def _token_answer(access: str, ttl: int, scope: str, jkt: str | None) -> dict[str, Any]:
+    return {"access_token": access, "token_type": "DPoP" if jkt else "Bearer",
+            "expires_in": ttl, "scope": scope}
+
+
+async def issue_for_code(
+    db: AsyncSession, client: OAuthClient, grantee: Grantee, *, include_refresh: bool,
+    jkt: str | None, ctx: AuditContext, user_agent: str | None,
+) -> dict[str, Any]:
+    code = grantee.code
+    assert code is not None
+    if code.dpop_jkt and code.dpop_jkt != jkt:
+        raise GrantRefused("The DPoP key is not the one the authorization was bound to.")
+    if client.require_dpop and not jkt:
+        raise GrantRefused("This client must use DPoP.")
+    user = await identity.get_active_user(db, code.user_id)
+    if user is None:
+        raise GrantRefused("The account is no longer active.")
+    if not await spend_code(db, code):
+        raise GrantRefused("The code was already used.")
+    auth_session, refresh = await tokens.start_session(
+        db, user_id=user.id, client_id=client.id, scope=code.scope, acr=code.acr,
+        auth_time=code.auth_time, ip=ctx.ip, user_agent=user_agent, device_name=client.name[:200],
+    )
+    db.add(ClientSession(auth_session_id=auth_session.id, client_id=client.id, user_id=user.id,
+                         browser_session_id=code.browser_session_id, dpop_jkt=jkt))
+    await db.execute(sa.update(AuthorizationCode).where(AuthorizationCode.id == code.id)
+                     .values(issued_session_id=auth_session.id))
+    await db.flush()
+    sub = subject_for(client, user.id)
+    access, ttl = _access_token(client, sub=sub, session_id=auth_session.id, scope=code.scope,
+                                acr=code.acr, jkt=jkt)
+    answer = _token_answer(access, ttl, code.scope, jkt)
+    if "openid" in scope_set(code.scope):
+        answer["id_token"] = make_id_token(client, sub=sub, auth_time=code.auth_time,
+                                           acr=code.acr, sid=str(auth_session.id),
+                                           nonce=code.nonce, access_token=access)
+    if include_refresh:
+        answer["refresh_token"] = refresh
+    await audit.record(db, _as(ctx, user), "oauth.token_issued", subject_id=user.id,
+                       resource=f"oauth_client:{client.id}",
+                       details={"grant_type": "authorization_code", "scope": code.scope,
+                                "session_id": str(auth_session.id), "dpop": bool(jkt)})
+    return answer
+
+
+async def lookup_refresh(
+    db: AsyncSession, presented: str, client_id: str
+) -> Grantee | None:
+    """What a refresh needs, read up front (the rotation itself is `commit_refresh`)."""
+    state = await tokens.refresh_token_state(db, presented)
+    if state is None:
+        return None
+    auth_session, token_row = state
+    if auth_session.client_id != client_id or auth_session.revoked_at is not None \
+            or auth_session.expires_at <= clock.now():
+        return None
+    link = await db.get(ClientSession, auth_session.id)
+    user = await identity.get_active_user(db, auth_session.user_id)
+    return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
+                   acr=auth_session.acr or acr_for(0), refresh_token=presented,
+                   session=auth_session, link=link,
+                   extra={"token_row": token_row, "user_active": user is not None})
+
+
+def refresh_answer(
+    client: OAuthClient, grantee: Grantee, scope: str | None, *, jkt: str | None
+) -> dict[str, Any]:
+    """The token response for a refresh, signed without touching the database; the rotation is
+    stored by `commit_refresh` before the answer leaves (and replaces it if it fails)."""
+    bound = grantee.link.dpop_jkt if grantee.link else None
+    if bound and bound != jkt:
+        raise GrantRefused("The refresh token is bound to another DPoP key.")
+    if not grantee.extra.get("user_active"):
+        raise GrantRefused("The account is no longer active.")
+    session = grantee.session
+    assert session is not None
+    granted = scope or session.scope
+    sub = subject_for(client, grantee.user_id)
+    access, ttl = _access_token(client, sub=sub, session_id=session.id, scope=granted,
+                                acr=grantee.acr, jkt=bound)
+    answer = _token_answer(access, ttl, granted, bound)
+    answer["refresh_token"] = tokens.new_refresh_token()
+    if "openid" in scope_set(granted):
+        answer["id_token"] = make_id_token(client, sub=sub, auth_time=session.auth_time,
+                                           acr=grantee.acr, sid=str(session.id),
+                                           access_token=access)
+    return answer
+
+
+async def commit_refresh(
+    db: AsyncSession, client: OAuthClient, grantee: Grantee, successor: str, *,
+    ctx: AuditContext,
+) -> None:
+    assert grantee.refresh_token is not None and grantee.session is not None
+    try:
+        await tokens.rotate_refresh_token(
+            db, grantee.refresh_token, client_id=client.id, ip=ctx.ip,
+            grace_seconds=get_settings().oauth_refresh_grace_seconds, successor=successor,
+            known=(grantee.extra["token_row"], grantee.session))
+    except AppError as exc:
+        if exc.error is REFRESH_REUSED:
+            await audit.record(db, ctx, "oauth.token_revoked", subject_id=grantee.user_id,
+                               resource=f"oauth_client:{client.id}",
+                               details={"reason": "refresh_token_reuse",
+                                        "session_id": str(grantee.session.id)})
+            raise GrantRefused("The refresh token was already used; its family is revoked.",
+                               commit=True) from None
+        raise GrantRefused("The refresh token is invalid.") from None
+    await audit.record(db, ctx, "oauth.token_issued", subject_id=grantee.user_id,
+                       resource=f"oauth_client:{client.id}",
+                       details={"grant_type": "refresh_token",
+                                "session_id": str(grantee.session.id)})
+
+
+def issue_client_credentials(
+    client: OAuthClient, scope: str, jkt: str | None
+) -> tuple[dict[str, Any], str]:
+    """A JWT access token for a partner back end (no user): signing only, no database."""
+    access, ttl = _access_token(client, sub=client.id, session_id=None, scope=scope, acr=None,
+                                jkt=jkt)
+    return _token_answer(access, ttl, scope, jkt), access
+
+
+# ---------------------------------------------------------------- access tokens, introspection
+
+
+@dataclass
+class TokenInfo:
+    kind: str  # access_token | refresh_token
+    client_id: str
+    active: bool
+    claims: dict[str, Any]
+    session_id: uuid.UUID | None = None
+    jti: str | None = None
+    exp: int = 0
+    payload: dict[str, Any] | None = None  # the introspection answer, once computed
+
+    def check_client(self, client: Any) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return str(self.claims.get("scope", ""))
+
+    def is_expired(self) -> bool:
+        return False  # folded into `active`
+
+    def is_revoked(self) -> bool:
+        return not self.active
+
+
+def decode_access_token(token: str) -> dict[str, Any] | None:
+    """Signature, issuer and audience of an access token this provider issued (not expiry)."""
+    kid = tokens._header_kid(token)
+    key = key_store.verification_key(kid) if kid else None
+    if key is None:
+        return None
+    try:
+        claims = jwt.decode(token, KeySet([key]), algorithms=[tokens.ACCESS_TOKEN_ALG]).claims
+    except (JoseError, ValueError):
+        return None
+    if claims.get("iss") != get_settings().issuer or claims.get("aud") != get_settings().issuer:
+        return None
+    return claims
+
+
+async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
+    claims = decode_access_token(token)
+    if claims is None or not claims.get("client_id"):
+        return None
+    active = int(claims.get("exp", 0)) > clock.now().timestamp()
+    session_id = None
+    if claims.get("sid"):
+        session_id = uuid.UUID(claims["sid"])
+        if active:
+            active = await tokens.active_session(db, session_id) is not None
+    elif active:
+        active = await db.get(RevokedAccessToken, claims["jti"]) is None
+    return TokenInfo("access_token", claims["client_id"], active, claims, session_id,
+                     claims.get("jti"), int(claims.get("exp", 0)))
+
+
+async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
+    state = await tokens.refresh_token_state(db, token)
+    if state is None or not state[0].client_id or state[0].client_id == BROWSER_CLIENT:
+        return None
+    auth_session, row = state
+    active = (auth_session.revoked_at is None and auth_session.expires_at > clock.now()
+              and row.used_at is None)
+    claims = {"scope": auth_session.scope, "client_id": auth_session.client_id,
+              "exp": int(auth_session.expires_at.timestamp()),
+              "iat": int(row.created_at.timestamp()), "sid": str(auth_session.id)}
+    return TokenInfo("refresh_token", auth_session.client_id, active, claims, auth_session.id,
+                     exp=claims["exp"])
+
+
+async def find_token(db: AsyncSession, token: str, hint: str | None) -> TokenInfo | None:
+    order = [refresh_token_info, access_token_info]
+    if hint != "refresh_token":
+        order.reverse()
+    for finder in order:
+        info = await finder(db, token)
+        if info is not None:
+            return info
+    return None
+
+
+async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, Any]:
+    payload: dict[str, Any] = {"active": True, "token_type": info.kind,
+                               "client_id": info.client_id, "scope": info.get_scope(),
+                               "iss": get_settings().issuer, "exp": info.exp}
+    for name in ("sub", "iat", "aud", "jti", "acr", "cnf", "sid"):
+        if name in info.claims:
+            payload[name] = info.claims[name]
+    if info.kind == "refresh_token" and info.session_id is not None:
+        client = await db.get(OAuthClient, info.client_id)
+        session = await db.get(AuthSession, info.session_id)
+        if client and session:
+            payload["sub"] = subject_for(client, session.user_id)
+    if "cnf" in info.claims:
+        payload["token_type"] = "DPoP"  # noqa: S105
+    return payload
+
+
+async def revoke(db: AsyncSession, info: TokenInfo, ctx: AuditContext) -> None:
+    """RFC 7009: a refresh token or a user's access token ends its whole family (session)."""
+    if info.session_id is not None:
+        links = (await db.execute(sa.select(ClientSession).where(
+            ClientSession.auth_session_id == info.session_id))).scalars().all()
+        if links:
+            await _end_client_sessions(db, list(links), reason="revoked", notify=False)
+        else:
+            await tokens.revoke_session(db, info.session_id, reason="revoked")
+        subject = links[0].user_id if links else None
+    else:
+        expires = clock.now() + timedelta(seconds=max(0, info.exp - int(clock.now().timestamp())))
+        if info.jti and await db.get(RevokedAccessToken, info.jti) is None:
+            db.add(RevokedAccessToken(jti=info.jti, expires_at=expires))
+            await db.flush()
+        subject = None
+    await audit.record(db, ctx, "oauth.token_revoked", subject_id=subject,
+                       resource=f"oauth_client:{info.client_id}",
+                       details={"token_type": info.kind,
+                                "session_id": str(info.session_id) if info.session_id else None})
+
+
+async def userinfo_subject(
+    db: AsyncSession, claims: dict[str, Any]
+) -> tuple[User, OAuthClient, ClientSession] | None:
+    """The citizen and client behind a user access token, only while its session lives."""
+    if not claims.get("sid"):
+        return None
+    session_id = uuid.UUID(claims["sid"])
+    if await tokens.active_session(db, session_id) is None:
+        return None
+    link = await db.get(ClientSession, session_id)
+    client = await db.get(OAuthClient, claims.get("client_id"))
+    if link is None or client is None or client.status != "active":
+        return None
+    user = await identity.get_active_user(db, link.user_id)
+    return (user, client, link) if user else None
+
+
+# ---------------------------------------------------------------- logout
+
+
+def decode_id_token_hint(hint: str) -> dict[str, Any] | None:
+    """Our own ID token, signature checked; expiry ignored (OpenID RP-Initiated Logout 1.0)."""
+    try:
+        header = jwt.decode(hint, key_store.jwks_keyset(), algorithms=[ID_TOKEN_ALG])
+    except (JoseError, ValueError, KeyError):
+        return None
+    claims = header.claims
+    return claims if claims.get("iss") == get_settings().issuer else None
+
+
+async def _end_client_sessions(
+    db: AsyncSession, links: list[ClientSession], *, reason: str, notify: bool = True
+) -> None:
+    for link in links:
+        ended = await tokens.revoke_session(db, link.auth_session_id, reason=reason)
+        if not (ended and notify):
+            continue
+        client = await db.get(OAuthClient, link.client_id)
+        if client and client.backchannel_logout_uri:
+            await jobs.enqueue(db, BACKCHANNEL_LOGOUT, {
+                "client_id": client.id, "sid": str(link.auth_session_id),
+                "sub": subject_for(client, link.user_id),
+            }, dedupe_key=f"bcl:{link.auth_session_id}")
+
+
+async def logout(
+    db: AsyncSession, *, browser: AuthSession | None, client_sid: str | None,
+    ctx: AuditContext,
+) -> int:
+    """End the browser session and every client session opened from it (plus the one named by
+    the ID token hint); clients that registered back-channel logout are told, via the outbox."""
+    conditions = []
+    if browser is not None:
+        conditions.append(ClientSession.browser_session_id == browser.id)
+    if client_sid:
+        with contextlib.suppress(ValueError):
+            conditions.append(ClientSession.auth_session_id == uuid.UUID(client_sid))
+    links: list[ClientSession] = []
+    if conditions:
+        links = list((await db.execute(sa.select(ClientSession).where(sa.or_(*conditions))))
+                     .scalars().all())
+    await _end_client_sessions(db, links, reason="logout")
+    if browser is not None:
+        await tokens.revoke_session(db, browser.id, reason="logout")
+    user_id = browser.user_id if browser else (links[0].user_id if links else None)
+    if user_id is not None:
+        await audit.record(db, ctx, "oauth.logout", subject_id=user_id,
+                           details={"client_sessions": len(links)})
+    return len(links)
+
+
+def logout_token(client: OAuthClient, *, sub: str, sid: str) -> str:
+    settings = get_settings()
+    now = int(clock.now().timestamp())
+    claims = {"iss": settings.issuer, "aud": client.id, "iat": now, "exp": now + 120,
+              "jti": uuid.uuid4().hex, "sub": sub, "sid": sid, "events": {LOGOUT_EVENT: {}}}
+    kid, key = key_store.signing_key(ID_TOKEN_ALG)
+    return jwt.encode({"alg": ID_TOKEN_ALG, "kid": kid, "typ": "logout+jwt"}, claims, key,
+                      algorithms=[ID_TOKEN_ALG])
+
+
+# ---------------------------------------------------------------- personal data (Law 91/2025)
+
+
+async def export_personal_data(db: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    return {"allowed_apps": [
+        {"client_id": client.id, "name": client.name, "scope": consent.scope,
+         "granted_at": consent.granted_at.isoformat()}
+        for consent, client in await list_apps(db, user_id)
+    ]}
+
+
+async def erase_personal_data(db: AsyncSession, user_id: uuid.UUID) -> list[Any]:
+    """Partners are told (back-channel logout) before the account's sessions go."""
+    links = (await db.execute(sa.select(ClientSession).where(ClientSession.user_id == user_id))
+             ).scalars().all()
+    await _end_client_sessions(db, list(links), reason="account_deleted")
+    await db.execute(sa.delete(Consent).where(Consent.user_id == user_id))
+    await db.execute(sa.delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))
+    await db.execute(sa.delete(ClientSession).where(ClientSession.user_id == user_id))
+    return []
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+
+    personal_data.register("oauth", exporter=export_personal_data, eraser=erase_personal_data)
+
+
+_register_personal_data()
