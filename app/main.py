@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from app.core import handlers, health
 from app.core.config import get_settings
@@ -98,6 +100,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await dispose_engine()
 
 
+def _operation_id(route: APIRoute) -> str:
+    """Stable operation ids: FastAPI's default picks one of a route's methods from a set, so a
+    route serving GET and POST got a different id with each hash seed."""
+    methods = "_".join(sorted(m.lower() for m in route.methods or ()))
+    return re.sub(r"\W", "_", f"{route.name}{route.path_format}_{methods}")
+
+
 def create_app(*, run_worker: bool = True) -> FastAPI:
     import importlib
 
@@ -114,6 +123,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
             "(vi by default, en)."
         ),
         lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
     )
     app.state.run_worker = run_worker
     handlers.install(app)

@@ -166,7 +166,10 @@ async def jwks(response: Response) -> Any:
 # ---------------------------------------------------------------- authorization endpoint
 
 
-@router.api_route("/oauth/authorize", methods=["GET", "POST"], tags=["openid connect"],
+@router.get("/oauth/authorize", tags=["openid connect"],
+                  summary="Authorization endpoint (code flow with PKCE S256)",
+                  response_class=Response, responses={302: {"description": "redirect"}})
+@router.post("/oauth/authorize", tags=["openid connect"],
                   summary="Authorization endpoint (code flow with PKCE S256)",
                   response_class=Response, responses={302: {"description": "redirect"}})
 async def authorize(request: Request, db: DbSession) -> Response:
@@ -545,7 +548,9 @@ def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Resp
                     headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE})
 
 
-@router.api_route("/oauth/userinfo", methods=["GET", "POST"], tags=["openid connect"],
+@router.get("/oauth/userinfo", tags=["openid connect"],
+                  response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.post("/oauth/userinfo", tags=["openid connect"],
                   response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
 async def userinfo(request: Request, db: DbSession) -> Response:
     header = request.headers.get("authorization", "")
@@ -586,7 +591,9 @@ async def userinfo(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------- logout
 
 
-@router.api_route("/oauth/logout", methods=["GET", "POST"], tags=["openid connect"],
+@router.get("/oauth/logout", tags=["openid connect"],
+                  response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.post("/oauth/logout", tags=["openid connect"],
                   response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
 async def logout(request: Request, db: DbSession) -> Response:
     data = dict(reversed(await _pairs(request)))

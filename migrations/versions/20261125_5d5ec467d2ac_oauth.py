@@ -1,7 +1,7 @@
 """oauth
 
 Revision ID: 5d5ec467d2ac
-Revises: b0f41e2289a3
+Revises: e277b09b6560
 Create Date: 2026-11-25 19:16:15.357747
 
 """
@@ -15,7 +15,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision: str = '5d5ec467d2ac'
-down_revision: Union[str, Sequence[str], None] = 'b0f41e2289a3'
+down_revision: Union[str, Sequence[str], None] = 'e277b09b6560'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

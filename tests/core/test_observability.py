@@ -49,13 +49,14 @@ async def test_metrics_count_requests_by_route_template_not_raw_path(client):
 
 
 async def test_unknown_paths_share_one_label(client):
-    before = requests_total(await scrape(client), route="unmatched", status="404")
+    before = requests_total(await scrape(client), method="GET", route="unmatched", status="404")
 
     await client.get(f"/does-not-exist/{uuid.uuid4()}")
     await client.get(f"/neither/{uuid.uuid4()}")
 
     exposition = await scrape(client)
-    assert requests_total(exposition, route="unmatched", status="404") == before + 2
+    assert requests_total(exposition, method="GET", route="unmatched",
+                          status="404") == before + 2
     assert "does-not-exist" not in exposition
 
 

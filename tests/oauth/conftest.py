@@ -42,18 +42,6 @@ async def browser(live_url: str, db: AsyncSession) -> AsyncIterator[Browser]:
     await b.close()
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the protocol, not argon2's cost: hash cheaply here (argon2id still,
-    so verification of real hashes keeps working)."""
-    from argon2 import PasswordHasher
-
-    from app.core import security
-
-    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024,
-                                                            parallelism=1))
-
-
 @pytest.fixture(scope="session")
 async def live_url(app: object) -> AsyncIterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=PORT, lifespan="off",  # type: ignore[arg-type]

@@ -100,13 +100,3 @@ async def travel_to(client: httpx.AsyncClient, local: datetime, *people: Person)
     for someone in people:
         someone.headers.update(bearer(await login(client, "0" + someone.phone[3:])))
 
-
-def cheap_argon2(monkeypatch: Any) -> None:
-    """These tests sign many people in; argon2's production cost (64 MiB, 3 passes) is tested
-    by the identity tests, not here."""
-    from argon2 import PasswordHasher
-
-    from app.core import security
-
-    monkeypatch.setattr(security, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
