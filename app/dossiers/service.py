@@ -367,7 +367,7 @@ async def view(
         sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
         .order_by(DossierDocument.added_at, DossierDocument.id)
     )).scalars().all()
-    files = {m.id: m for m in [await media.get(session, d.media_id) for d in docs] if m}
+    files = await media.get_many(session, (d.media_id for d in docs))
     events = (await session.execute(
         sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
         .order_by(DossierEvent.at, DossierEvent.id)
