@@ -38,6 +38,10 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
                        extra={"detected": fmt.content_type})
     if not fmt.complete(staged.tail):
         raise AppError(errors.CORRUPT)
+    if fmt is sniff.PDF and staged.markers:
+        markers = ", ".join(sorted(staged.markers))
+        raise AppError(errors.ACTIVE_CONTENT, params={"markers": markers},
+                       extra={"markers": sorted(staged.markers)})
     return fmt
 
 
@@ -68,6 +72,16 @@ async def store_upload(
 
 async def get(session: AsyncSession, media_id: uuid.UUID) -> MediaObject | None:
     return await session.get(MediaObject, media_id)
+
+
+async def get_many(
+    session: AsyncSession, media_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, MediaObject]:
+    ids = list(set(media_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(sa.select(MediaObject).where(MediaObject.id.in_(ids)))
+    return {m.id: m for m in rows.scalars()}
 
 
 async def get_owned(
