@@ -190,20 +190,27 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
     size = get_settings().announcement_batch_size
-    ids = list((await session.execute(
-        recipients.audience(ann.scope, ann.ward_code).order_by(User.id)
-    )).scalars())
-    ranges = [(ids[i - 1] if i else None, ids[min(i + size, len(ids)) - 1])
-              for i in range(0, len(ids), size)]
-    for after, upto in ranges:
+    audience = recipients.audience(ann.scope, ann.ward_code).order_by(User.id).limit(size)
+    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = []
+    total, after = 0, None
+    # Keyset pages: only one page of ids in memory, however large the city.
+    while True:
+        page_query = audience if after is None else audience.where(User.id > after)
+        page = list((await session.execute(page_query)).scalars())
+        if not page:
+            break
+        ranges.append((after, page[-1]))
+        total += len(page)
+        after = page[-1]
+    for start, upto in ranges:
         await enqueue(session, BATCH_JOB, {
             "announcement_id": str(ann.id),
-            "after": str(after) if after else None,
+            "after": str(start) if start else None,
             "upto": str(upto),
         })
     ann.status = "sending" if ranges else "sent"
     ann.started_at = clock.now()
-    ann.recipients = len(ids)
+    ann.recipients = total
     ann.batches_total = len(ranges)
     await session.flush()
 
