@@ -65,8 +65,13 @@ async def baseline_httpx(fake: Spawned, total: int, concurrency: int = 10) -> fl
 
         async def lane() -> None:
             for i in queue:
-                body = {"message": {"token": f"baseline-{i}", "data": {"kind": "bench"},
-                                    "notification": {"title": "t", "body": "b"}}}
+                body = {
+                    "message": {
+                        "token": f"baseline-{i}",
+                        "data": {"kind": "bench"},
+                        "notification": {"title": "t", "body": "b"},
+                    }
+                }
                 (await http.post(url, json=body, headers=headers)).raise_for_status()
 
         started = time.perf_counter()
@@ -75,8 +80,11 @@ async def baseline_httpx(fake: Spawned, total: int, concurrency: int = 10) -> fl
 
 
 async def baseline_firebase(fake: Spawned, total: int) -> float:
-    os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake.base_url,
-                      FCM_CREDENTIALS_FILE=str(fake.credentials_file))
+    os.environ.update(
+        PUSH_BACKEND="fcm",
+        FCM_BASE_URL=fake.base_url,
+        FCM_CREDENTIALS_FILE=str(fake.credentials_file),
+    )
     import warnings
 
     from firebase_admin import messaging
@@ -88,9 +96,14 @@ async def baseline_firebase(fake: Spawned, total: int) -> float:
     backend = FcmBackend(get_settings())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Message.token (see backends.py)
-        messages = [messaging.Message(token=f"baseline-fa-{i}", data={"kind": "bench"},
-                                      notification=messaging.Notification("t", "b"))
-                    for i in range(500)]
+        messages = [
+            messaging.Message(
+                token=f"baseline-fa-{i}",
+                data={"kind": "bench"},
+                notification=messaging.Notification("t", "b"),
+            )
+            for i in range(500)
+        ]
     started = time.perf_counter()
     sent = 0
     while sent < total:
@@ -121,8 +134,9 @@ async def prepare_database(args: argparse.Namespace, tmp: Path) -> tuple[str, bo
     """(url, created_here)."""
     if args.database_url:
         return args.database_url, False
-    server = os.environ.get("TEST_DATABASE_URL",
-                            "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    server = os.environ.get(
+        "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
     if await pg_available(server):
         name = f"bench_push_{uuid.uuid4().hex[:8]}"
         admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
@@ -144,8 +158,14 @@ async def drop_database(url: str) -> None:
 
 
 def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1]) if "--format" in args else {}
 
 
@@ -170,17 +190,39 @@ async def seed_citizens(url: str, devices: int) -> None:
             users, devs = [], []
             for i in range(start, min(devices, start + 5000)):
                 uid = new_id()
-                users.append({"id": uid, "phone": f"+8480{i:07d}", "role": "citizen",
-                              "ward_code": WARD, "locale": "vi", "identity_level": 0,
-                              "status": "active", "failed_logins": 0, "created_at": now,
-                              "updated_at": now, "full_name": None, "password_hash": None,
-                              "email": None, "locked_until": None, "registered_by_id": None,
-                              "deleted_at": None})
-                devs.append({"id": new_id(), "token": f"bench-{i:07d}", "user_id": uid,
-                             "auth_session_id": None,
-                             "platform": ("android", "ios", "web")[i % 3],
-                             "app_version": "1.0.0", "locale": "vi", "created_at": now,
-                             "last_seen_at": now})
+                users.append(
+                    {
+                        "id": uid,
+                        "phone": f"+8480{i:07d}",
+                        "role": "citizen",
+                        "ward_code": WARD,
+                        "locale": "vi",
+                        "identity_level": 0,
+                        "status": "active",
+                        "failed_logins": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "full_name": None,
+                        "password_hash": None,
+                        "email": None,
+                        "locked_until": None,
+                        "registered_by_id": None,
+                        "deleted_at": None,
+                    }
+                )
+                devs.append(
+                    {
+                        "id": new_id(),
+                        "token": f"bench-{i:07d}",
+                        "user_id": uid,
+                        "auth_session_id": None,
+                        "platform": ("android", "ios", "web")[i % 3],
+                        "app_version": "1.0.0",
+                        "locale": "vi",
+                        "created_at": now,
+                        "last_seen_at": now,
+                    }
+                )
             await session.execute(sa.insert(User), users)
             await session.execute(sa.insert(Device), devs)
             await session.commit()
@@ -220,35 +262,69 @@ async def wait_http(url: str, within: float = 60) -> None:
 async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) -> dict[str, Any]:
     workers = args.workers if url.startswith("postgresql") else 1
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "development",
-           "LOG_LEVEL": "WARNING", "PORT": str(port), "RUN_WORKER_IN_PROCESS": "false",
-           "SMS_FILE_PATH": str(tmp / "sms.jsonl"), "PUSH_BACKEND": "fcm",
-           "FCM_BASE_URL": fake.base_url, "FCM_CREDENTIALS_FILE": str(fake.credentials_file),
-           "ANNOUNCEMENT_BATCH_SIZE": str(args.batch), "WORKER_POLL_INTERVAL_SECONDS": "0.05"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "WARNING",
+        "PORT": str(port),
+        "RUN_WORKER_IN_PROCESS": "false",
+        "SMS_FILE_PATH": str(tmp / "sms.jsonl"),
+        "PUSH_BACKEND": "fcm",
+        "FCM_BASE_URL": fake.base_url,
+        "FCM_CREDENTIALS_FILE": str(fake.credentials_file),
+        "ANNOUNCEMENT_BATCH_SIZE": str(args.batch),
+        "WORKER_POLL_INTERVAL_SECONDS": "0.05",
+    }
     run_cli(env, "migrate")
     seeding = time.perf_counter()
     await seed_citizens(url, args.devices)
-    print(f"seeded {args.devices:,} citizens with one device each in "
-          f"{time.perf_counter() - seeding:.1f} s", flush=True)
-    run_cli(env, "users", "create", "--phone", STAFF_PHONE, "--password", STAFF_PASSWORD,
-            "--name", "Cán bộ phường", "--role", "ward_staff", "--ward", WARD, "--format", "json")
+    print(
+        f"seeded {args.devices:,} citizens with one device each in "
+        f"{time.perf_counter() - seeding:.1f} s",
+        flush=True,
+    )
+    run_cli(
+        env,
+        "users",
+        "create",
+        "--phone",
+        STAFF_PHONE,
+        "--password",
+        STAFF_PASSWORD,
+        "--name",
+        "Cán bộ phường",
+        "--role",
+        "ward_staff",
+        "--ward",
+        WARD,
+        "--format",
+        "json",
+    )
     server = start(env, "serve")
     pool = [start(env, "worker", "--poll-interval", "0.05") for _ in range(workers)]
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_http(f"{base}/healthz")
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            login = await http.post("/api/v1/auth/login",
-                                    json={"phone": STAFF_PHONE, "password": STAFF_PASSWORD})
+            login = await http.post(
+                "/api/v1/auth/login", json={"phone": STAFF_PHONE, "password": STAFF_PASSWORD}
+            )
             login.raise_for_status()
             headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
             async with httpx.AsyncClient(base_url=fake.base_url) as control:
                 before = (await control.get("/_fake/stats")).json().get("accepted", 0)
                 started = time.perf_counter()
-                created = await http.post("/api/v1/staff/announcements", headers=headers, json={
-                    "title_vi": "Thông báo cắt điện",
-                    "body_vi": "Cắt điện toàn phường từ 8h đến 11h ngày 28/11.",
-                    "title_en": "Power cut", "body_en": "Power cut 8-11am on 28 Nov."})
+                created = await http.post(
+                    "/api/v1/staff/announcements",
+                    headers=headers,
+                    json={
+                        "title_vi": "Thông báo cắt điện",
+                        "body_vi": "Cắt điện toàn phường từ 8h đến 11h ngày 28/11.",
+                        "title_en": "Power cut",
+                        "body_en": "Power cut 8-11am on 28 Nov.",
+                    },
+                )
                 created.raise_for_status()
                 acknowledged = time.perf_counter() - started
                 last_change, seen = started, before
@@ -263,15 +339,24 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                 delivered = seen - before
             # The fake sees the last push a moment before that batch's transaction commits.
             for _ in range(300):
-                report = (await http.get(f"/api/v1/staff/announcements/{created.json()['id']}",
-                                         headers=headers)).json()
+                report = (
+                    await http.get(
+                        f"/api/v1/staff/announcements/{created.json()['id']}", headers=headers
+                    )
+                ).json()
                 if report["status"] == "sent":
                     break
                 await asyncio.sleep(0.1)
         peaks = [peak_rss_mb(p.pid) for p in pool]
-        return {"workers": workers, "delivered": delivered, "elapsed": elapsed,
-                "acknowledged": acknowledged, "report": report["report"],
-                "status": report["status"], "peaks": peaks}
+        return {
+            "workers": workers,
+            "delivered": delivered,
+            "elapsed": elapsed,
+            "acknowledged": acknowledged,
+            "report": report["report"],
+            "status": report["status"],
+            "peaks": peaks,
+        }
     finally:
         for process in [server, *pool]:
             process.terminate()
@@ -308,8 +393,10 @@ async def main() -> int:
     rate = result["delivered"] / result["elapsed"] if result["elapsed"] else 0.0
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print()
-    print(f"Ward announcement fan-out — {backend}, {result['workers']} worker process(es), "
-          f"batches of {args.batch}")
+    print(
+        f"Ward announcement fan-out — {backend}, {result['workers']} worker process(es), "
+        f"batches of {args.batch}"
+    )
     print(f"  devices registered          {args.devices:>12,}")
     print(f"  delivered to the fake FCM   {result['delivered']:>12,}")
     print(f"  POST acknowledged in        {result['acknowledged'] * 1000:>10.0f} ms")
@@ -320,8 +407,10 @@ async def main() -> int:
     print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare client, no database)")
     print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
-    print(f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
-          f"≥50% of baseline: {'met' if rate >= ceiling / 2 else 'NOT met'}")
+    print(
+        f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
+        f"≥50% of baseline: {'met' if rate >= ceiling / 2 else 'NOT met'}"
+    )
     return 0 if result["delivered"] == args.devices else 1
 
 
