@@ -50,6 +50,7 @@ try:
     def _dumps(value: Any) -> bytes:
         return orjson.dumps(value)
 except ImportError:  # pragma: no cover - orjson is a project dependency
+
     def _loads(raw: bytes) -> Any:
         return json.loads(raw)
 
@@ -60,12 +61,18 @@ except ImportError:  # pragma: no cover - orjson is a project dependency
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 ERRORS: dict[str, tuple[int, str, str]] = {
     "UNREGISTERED": (404, "NOT_FOUND", "Requested entity was not found."),
-    "INVALID_ARGUMENT": (400, "INVALID_ARGUMENT",
-                         "The registration token is not a valid FCM registration token"),
+    "INVALID_ARGUMENT": (
+        400,
+        "INVALID_ARGUMENT",
+        "The registration token is not a valid FCM registration token",
+    ),
     "UNAVAILABLE": (503, "UNAVAILABLE", "The service is currently unavailable."),
     "INTERNAL": (500, "INTERNAL", "Internal error encountered."),
-    "QUOTA_EXCEEDED": (429, "RESOURCE_EXHAUSTED",
-                       "Quota exceeded for quota metric 'Send messages'."),
+    "QUOTA_EXCEEDED": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Send messages'.",
+    ),
     "SENDER_ID_MISMATCH": (403, "PERMISSION_DENIED", "SenderId mismatch"),
     "THIRD_PARTY_AUTH_ERROR": (401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service"),
 }
@@ -73,8 +80,14 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 
 def fcm_error(code: str) -> tuple[int, dict[str, Any]]:
     status, grpc_status, message = ERRORS[code]
-    return status, {"error": {"code": status, "message": message, "status": grpc_status,
-                              "details": [{"@type": FCM_ERROR_TYPE, "errorCode": code}]}}
+    return status, {
+        "error": {
+            "code": status,
+            "message": message,
+            "status": grpc_status,
+            "details": [{"@type": FCM_ERROR_TYPE, "errorCode": code}],
+        }
+    }
 
 
 @dataclass
@@ -131,9 +144,17 @@ class FakeFcm:
                 break
         status, payload, headers = self.route(scope, body)
         raw = _dumps(payload)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(raw)).encode()), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode()),
+                    *headers,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
     def route(self, scope: dict[str, Any], body: bytes) -> tuple[int, Any, list[Any]]:
@@ -153,8 +174,11 @@ class FakeFcm:
             state.token_failures -= 1
             if state.token_failure_status == 503:
                 return 503, {"error": "temporarily_unavailable"}, []
-            return state.token_failure_status, {"error": "invalid_grant",
-                                                "error_description": "Invalid JWT"}, []
+            return (
+                state.token_failure_status,
+                {"error": "invalid_grant", "error_description": "Invalid JWT"},
+                [],
+            )
         token = f"fake-access-{uuid.uuid4().hex}"
         state.issued.add(token)
         return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}, []
@@ -166,8 +190,11 @@ class FakeFcm:
         if not auth.startswith("Bearer ") or auth[7:] not in state.issued:
             state.count("unauthenticated")
             message = "Request had invalid authentication credentials."
-            return 401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
-                                   "message": message}}, []
+            return (
+                401,
+                {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": message}},
+                [],
+            )
         project = scope["path"].split("/")[3]
         try:
             message = _loads(body)["message"]
@@ -178,8 +205,17 @@ class FakeFcm:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             state.count("error:BAD_REQUEST")
-            return 400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
-                                   "message": "Request contains an invalid argument."}}, []
+            return (
+                400,
+                {
+                    "error": {
+                        "code": 400,
+                        "status": "INVALID_ARGUMENT",
+                        "message": "Request contains an invalid argument.",
+                    }
+                },
+                [],
+            )
         code = None
         retry_after = None
         if token.startswith("unregistered-"):
@@ -203,10 +239,11 @@ class FakeFcm:
             state.messages.append({"name": name, "at": time.time(), "message": message})
         return 200, {"name": name}, []
 
-    def control(self, path: str, method: str, scope: dict[str, Any],
-                body: bytes) -> tuple[int, Any, list[Any]]:
+    def control(
+        self, path: str, method: str, scope: dict[str, Any], body: bytes
+    ) -> tuple[int, Any, list[Any]]:
         state = self.state
-        what = path[len("/_fake/"):]
+        what = path[len("/_fake/") :]
         if what == "health":
             return 200, {"ok": True}, []
         if what == "stats":
@@ -221,8 +258,9 @@ class FakeFcm:
             return 200, {"ok": True}, []
         if what == "rules" and method == "POST":
             spec = _loads(body)
-            rule = Rule(list(spec.get("errors", [])), bool(spec.get("sticky")),
-                        spec.get("retry_after"))
+            rule = Rule(
+                list(spec.get("errors", [])), bool(spec.get("sticky")), spec.get("retry_after")
+            )
             unknown = [e for e in rule.errors if e not in ERRORS]
             if unknown:
                 return 400, {"unknown_errors": unknown}, []
@@ -256,18 +294,24 @@ def write_credentials(path: Path, base_url: str, project_id: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "type": "service_account",
-        "project_id": project_id,
-        "private_key_id": uuid.uuid4().hex,
-        "private_key": pem,
-        "client_email": f"fake-fcm@{project_id}.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": f"{base_url}/token",
-    }), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": project_id,
+                "private_key_id": uuid.uuid4().hex,
+                "private_key": pem,
+                "client_email": f"fake-fcm@{project_id}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{base_url}/token",
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -288,10 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--project-id", default="demo-thainguyen")
-    parser.add_argument("--credentials-out", type=Path,
-                        help="write a service-account JSON pointing at this fake")
-    parser.add_argument("--no-store", action="store_true",
-                        help="count messages without keeping them (benchmarks)")
+    parser.add_argument(
+        "--credentials-out", type=Path, help="write a service-account JSON pointing at this fake"
+    )
+    parser.add_argument(
+        "--no-store", action="store_true", help="count messages without keeping them (benchmarks)"
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the fake FCM listens on 127.0.0.0/8 only")
@@ -301,12 +347,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.credentials_out:
         write_credentials(args.credentials_out, base_url, args.project_id)
     state = State(project_id=args.project_id, store=not args.no_store)
-    config = uvicorn.Config(FakeFcm(state), log_level="warning", access_log=False,
-                            lifespan="off", http="httptools", backlog=2048)
+    config = uvicorn.Config(
+        FakeFcm(state),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        backlog=2048,
+    )
     server = uvicorn.Server(config)
-    print(json.dumps({"base_url": base_url, "port": port, "project_id": args.project_id,
-                      "credentials_file": str(args.credentials_out or ""), "pid": os.getpid()}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "base_url": base_url,
+                "port": port,
+                "project_id": args.project_id,
+                "credentials_file": str(args.credentials_out or ""),
+                "pid": os.getpid(),
+            }
+        ),
+        flush=True,
+    )
     asyncio.run(server.serve(sockets=[sock]))
     return 0
 
@@ -331,11 +392,20 @@ class Spawned:
                 self.process.wait()
 
 
-def spawn(credentials_out: Path, *, port: int = 0, project_id: str = "demo-thainguyen",
-          store: bool = True) -> Spawned:
+def spawn(
+    credentials_out: Path, *, port: int = 0, project_id: str = "demo-thainguyen", store: bool = True
+) -> Spawned:
     """Start the fake in a subprocess and wait until it listens."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--port", str(port),
-               "--project-id", project_id, "--credentials-out", str(credentials_out)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--port",
+        str(port),
+        "--project-id",
+        project_id,
+        "--credentials-out",
+        str(credentials_out),
+    ]
     if not store:
         command.append("--no-store")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -36,8 +36,11 @@ KIND = "announcement"
 
 def _params(ann: Announcement) -> templates.AnnouncementParams:
     return templates.AnnouncementParams(
-        announcement_id=str(ann.id), title_vi=ann.title_vi, body_vi=ann.body_vi,
-        title_en=ann.title_en, body_en=ann.body_en,
+        announcement_id=str(ann.id),
+        title_vi=ann.title_vi,
+        body_vi=ann.body_vi,
+        title_en=ann.title_en,
+        body_en=ann.body_en,
     )
 
 
@@ -58,9 +61,14 @@ async def _target(session: AsyncSession, staff: User, body: schemas.Announcement
 
 def _draft(staff: User, body: schemas.AnnouncementIn, ward_code: str | None) -> Announcement:
     return Announcement(
-        author_id=staff.id, scope="ward" if ward_code else "city", ward_code=ward_code,
-        title_vi=body.title_vi, body_vi=body.body_vi, title_en=body.title_en,
-        body_en=body.body_en, urgent=body.urgent,
+        author_id=staff.id,
+        scope="ward" if ward_code else "city",
+        ward_code=ward_code,
+        title_vi=body.title_vi,
+        body_vi=body.body_vi,
+        title_en=body.title_en,
+        body_en=body.body_en,
+        urgent=body.urgent,
         scheduled_at=clock.as_utc(body.scheduled_at) if body.scheduled_at else clock.now(),
     )
 
@@ -75,18 +83,32 @@ async def preview(
     template = templates.get(KIND)
     audience = recipients.audience(ann.scope, ward_code).subquery()
     count = (await session.execute(sa.select(sa.func.count()).select_from(audience))).scalar_one()
-    devices = (await session.execute(
-        sa.select(sa.func.count()).select_from(Device)
-        .where(Device.user_id.in_(sa.select(audience.c.id)))
-    )).scalar_one()
+    devices = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(Device)
+            .where(Device.user_id.in_(sa.select(audience.c.id)))
+        )
+    ).scalar_one()
     sample = Notification(
-        id=uuid.UUID(int=0), user_id=uuid.UUID(int=0), kind=KIND, category=template.category,
-        urgent=ann.urgent, title=body.title_vi, body=body.body_vi,
-        deep_link=template.deep_link(params), collapse_key=template.collapse_key(params),
+        id=uuid.UUID(int=0),
+        user_id=uuid.UUID(int=0),
+        kind=KIND,
+        category=template.category,
+        urgent=ann.urgent,
+        title=body.title_vi,
+        body=body.body_vi,
+        deep_link=template.deep_link(params),
+        collapse_key=template.collapse_key(params),
         ttl_seconds=template.ttl_seconds,
-        data={"kind": KIND, "notification_id": str(uuid.UUID(int=0)),
-              "category": template.category, "deep_link": template.deep_link(params),
-              "urgent": "true" if ann.urgent else "false", **template.data(params)},
+        data={
+            "kind": KIND,
+            "notification_id": str(uuid.UUID(int=0)),
+            "category": template.category,
+            "deep_link": template.deep_link(params),
+            "urgent": "true" if ann.urgent else "false",
+            **template.data(params),
+        },
     )
     device = Device(token="<device-token>", user_id=uuid.UUID(int=0), platform="android")  # noqa: S106
     return {
@@ -108,12 +130,20 @@ async def create(
         raise AppError(errors.ANNOUNCEMENT_SCHEDULE_IN_PAST)
     session.add(ann)
     await session.flush()
-    await enqueue(session, FANOUT_JOB, {"announcement_id": str(ann.id)},
-                  delay=max(timedelta(0), ann.scheduled_at - now),
-                  dedupe_key=f"{FANOUT_JOB}:{ann.id}")
-    await audit.record(session, ctx, "notifications.announcement_created",
-                       resource=f"announcement:{ann.id}",
-                       details={"scope": ann.scope, "ward_code": ward_code})
+    await enqueue(
+        session,
+        FANOUT_JOB,
+        {"announcement_id": str(ann.id)},
+        delay=max(timedelta(0), ann.scheduled_at - now),
+        dedupe_key=f"{FANOUT_JOB}:{ann.id}",
+    )
+    await audit.record(
+        session,
+        ctx,
+        "notifications.announcement_created",
+        resource=f"announcement:{ann.id}",
+        details={"scope": ann.scope, "ward_code": ward_code},
+    )
     return ann
 
 
@@ -124,9 +154,11 @@ def _visible(staff: User) -> sa.ColumnElement[bool]:
 
 
 async def get_for_staff(session: AsyncSession, staff: User, ann_id: uuid.UUID) -> Announcement:
-    ann = (await session.execute(
-        sa.select(Announcement).where(Announcement.id == ann_id, _visible(staff))
-    )).scalar_one_or_none()
+    ann = (
+        await session.execute(
+            sa.select(Announcement).where(Announcement.id == ann_id, _visible(staff))
+        )
+    ).scalar_one_or_none()
     if ann is None:
         raise AppError(errors.ANNOUNCEMENT_NOT_FOUND)  # another ward's: no existence leak
     return ann
@@ -134,32 +166,38 @@ async def get_for_staff(session: AsyncSession, staff: User, ann_id: uuid.UUID) -
 
 async def list_for_staff(session: AsyncSession, staff: User, limit: int) -> list[Announcement]:
     rows = await session.execute(
-        sa.select(Announcement).where(_visible(staff))
-        .order_by(Announcement.created_at.desc()).limit(limit)
+        sa.select(Announcement)
+        .where(_visible(staff))
+        .order_by(Announcement.created_at.desc())
+        .limit(limit)
     )
     return list(rows.scalars())
 
 
-async def cancel(session: AsyncSession, staff: User, ann_id: uuid.UUID,
-                 ctx: AuditContext) -> Announcement:
+async def cancel(
+    session: AsyncSession, staff: User, ann_id: uuid.UUID, ctx: AuditContext
+) -> Announcement:
     ann = await get_for_staff(session, staff, ann_id)
     if ann.status != "scheduled":
         raise AppError(errors.ANNOUNCEMENT_NOT_CANCELLABLE)
     ann.status = "cancelled"
     await session.flush()
-    await audit.record(session, ctx, "notifications.announcement_cancelled",
-                       resource=f"announcement:{ann.id}")
+    await audit.record(
+        session, ctx, "notifications.announcement_cancelled", resource=f"announcement:{ann.id}"
+    )
     return ann
 
 
 async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
-    notes = (await session.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.count(Notification.read_at),
-            sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
-        ).where(Notification.announcement_id == ann_id)
-    )).one()
+    notes = (
+        await session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.count(Notification.read_at),
+                sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
+            ).where(Notification.announcement_id == ann_id)
+        )
+    ).one()
     rows = await session.execute(
         sa.select(Delivery.status, sa.func.count())
         .join(Notification, Notification.id == Delivery.notification_id)
@@ -190,26 +228,38 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
     size = get_settings().announcement_batch_size
-    ids = list((await session.execute(
-        recipients.audience(ann.scope, ann.ward_code).order_by(User.id)
-    )).scalars())
-    ranges = [(ids[i - 1] if i else None, ids[min(i + size, len(ids)) - 1])
-              for i in range(0, len(ids), size)]
-    for after, upto in ranges:
-        await enqueue(session, BATCH_JOB, {
-            "announcement_id": str(ann.id),
-            "after": str(after) if after else None,
-            "upto": str(upto),
-        })
+    audience = recipients.audience(ann.scope, ann.ward_code).order_by(User.id).limit(size)
+    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = []
+    total, after = 0, None
+    # Keyset pages: only one page of ids in memory, however large the city.
+    while True:
+        page_query = audience if after is None else audience.where(User.id > after)
+        page = list((await session.execute(page_query)).scalars())
+        if not page:
+            break
+        ranges.append((after, page[-1]))
+        total += len(page)
+        after = page[-1]
+    for start, upto in ranges:
+        await enqueue(
+            session,
+            BATCH_JOB,
+            {
+                "announcement_id": str(ann.id),
+                "after": str(start) if start else None,
+                "upto": str(upto),
+            },
+        )
     ann.status = "sending" if ranges else "sent"
     ann.started_at = clock.now()
-    ann.recipients = len(ids)
+    ann.recipients = total
     ann.batches_total = len(ranges)
     await session.flush()
 
 
-async def send_batch(session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID | None,
-                     upto: uuid.UUID) -> None:
+async def send_batch(
+    session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID | None, upto: uuid.UUID
+) -> None:
     ann = await session.get(Announcement, ann_id)
     if ann is None:
         return
@@ -218,13 +268,19 @@ async def send_batch(session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID 
         query = query.where(User.id > after)
     user_ids = list((await session.execute(query.order_by(User.id))).scalars())
     notes = await build_notifications(
-        session, user_ids, KIND, _params(ann), urgent=ann.urgent,
-        dedupe_key=f"announcement:{ann.id}", announcement_id=ann.id,
+        session,
+        user_ids,
+        KIND,
+        _params(ann),
+        urgent=ann.urgent,
+        dedupe_key=f"announcement:{ann.id}",
+        announcement_id=ann.id,
     )
     await push_loaded(session, notes, new_rows=True)
     # Atomic increment: batches finish on several workers at once.
     await session.execute(
-        sa.update(Announcement).where(Announcement.id == ann.id)
+        sa.update(Announcement)
+        .where(Announcement.id == ann.id)
         .values(batches_done=Announcement.batches_done + 1)
     )
     await session.execute(

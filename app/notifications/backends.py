@@ -65,7 +65,8 @@ def build_message(note: Notification, device: Device) -> messaging.Message:
             priority="high" if urgent else "normal",
             ttl=timedelta(seconds=note.ttl_seconds),
             notification=messaging.AndroidNotification(
-                channel_id=_channel(note), tag=collapse,
+                channel_id=_channel(note),
+                tag=collapse,
             ),
         )
     elif device.platform == "ios":
@@ -101,9 +102,13 @@ def build_message(note: Notification, device: Device) -> messaging.Message:
         return _message(note, device, android, apns, webpush)
 
 
-def _message(note: Notification, device: Device, android: messaging.AndroidConfig | None,
-             apns: messaging.APNSConfig | None,
-             webpush: messaging.WebpushConfig | None) -> messaging.Message:
+def _message(
+    note: Notification,
+    device: Device,
+    android: messaging.AndroidConfig | None,
+    apns: messaging.APNSConfig | None,
+    webpush: messaging.WebpushConfig | None,
+) -> messaging.Message:
     return messaging.Message(
         token=device.token,
         notification=messaging.Notification(title=note.title, body=note.body),
@@ -149,8 +154,14 @@ _backends: dict[tuple[Any, ...], PushBackend] = {}
 def _key(settings: Settings) -> tuple[Any, ...]:
     # An httpx client belongs to the event loop it first ran on: one backend per loop.
     loop = id(asyncio.get_running_loop())
-    return (settings.push_backend, str(settings.push_file_path), str(settings.fcm_credentials_file),
-            settings.fcm_base_url, settings.fcm_project_id, loop)
+    return (
+        settings.push_backend,
+        str(settings.push_file_path),
+        str(settings.fcm_credentials_file),
+        settings.fcm_base_url,
+        settings.fcm_project_id,
+        loop,
+    )
 
 
 def get_backend() -> PushBackend:

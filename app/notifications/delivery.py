@@ -35,8 +35,13 @@ RETRY_JOB = "notifications.retry"
 PUSHES = Counter("push_deliveries_total", "Push deliveries by outcome", ["backend", "outcome"])
 
 REMOVE_DEVICE = ("unregistered", "invalid")
-STORED_STATUS = {"sent": "sent", "retry": "retrying", "unregistered": "unregistered",
-                 "invalid": "invalid", "failed": "failed"}
+STORED_STATUS = {
+    "sent": "sent",
+    "retry": "retrying",
+    "unregistered": "unregistered",
+    "invalid": "invalid",
+    "failed": "failed",
+}
 
 
 # ---------------------------------------------------------------- quiet hours
@@ -74,8 +79,9 @@ def quiet_hours_end(pref: NotificationPreference, at: datetime) -> datetime:
 def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
     """Exponential back-off with jitter, never sooner than FCM's Retry-After."""
     settings = get_settings()
-    ceiling = min(settings.push_retry_max_seconds,
-                  settings.push_retry_base_seconds * 2 ** max(0, attempt - 1))
+    ceiling = min(
+        settings.push_retry_max_seconds, settings.push_retry_base_seconds * 2 ** max(0, attempt - 1)
+    )
     delay = ceiling / 2 + random.uniform(0, ceiling / 2)
     if retry_after is not None:
         # Retry-After is a floor; jitter on top keeps every client from coming back at once.
@@ -93,20 +99,22 @@ async def _preferences(
     out: dict[uuid.UUID, NotificationPreference] = {}
     for start in range(0, len(ids), 1000):
         rows = await session.execute(
-            sa.select(NotificationPreference)
-            .where(NotificationPreference.user_id.in_(ids[start:start + 1000]))
+            sa.select(NotificationPreference).where(
+                NotificationPreference.user_id.in_(ids[start : start + 1000])
+            )
         )
         out.update({p.user_id: p for p in rows.scalars()})
     return out
 
 
-async def _devices(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
-                                                                                list[Device]]:
+async def _devices(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Device]]:
     ids = list(set(user_ids))
     out: dict[uuid.UUID, list[Device]] = defaultdict(list)
     for start in range(0, len(ids), 1000):
         rows = await session.execute(
-            sa.select(Device).where(Device.user_id.in_(ids[start:start + 1000]))
+            sa.select(Device).where(Device.user_id.in_(ids[start : start + 1000]))
         )
         for device in rows.scalars():
             out[device.user_id].append(device)
@@ -121,7 +129,7 @@ async def push_notifications(session: AsyncSession, notification_ids: Sequence[u
     for start in range(0, len(notification_ids), 1000):
         rows = await session.execute(
             sa.select(Notification).where(
-                Notification.id.in_(notification_ids[start:start + 1000]),
+                Notification.id.in_(notification_ids[start : start + 1000]),
                 Notification.push_state.in_(("pending", "held")),
             )
         )
@@ -129,8 +137,9 @@ async def push_notifications(session: AsyncSession, notification_ids: Sequence[u
     await push_loaded(session, notes)
 
 
-async def push_loaded(session: AsyncSession, notes: Sequence[Notification],
-                      *, new_rows: bool = False) -> None:
+async def push_loaded(
+    session: AsyncSession, notes: Sequence[Notification], *, new_rows: bool = False
+) -> None:
     """Decide, send, then write. Every network call comes before the first write of the job's
     transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
     the inbox rows themselves are written here too (announcement batches)."""
@@ -160,8 +169,9 @@ async def push_loaded(session: AsyncSession, notes: Sequence[Notification],
             held[quiet_hours_end(prefs[note.user_id], now)].append(note.id)
     for release, ids in held.items():
         # Held back, not dropped: the same job again once the quiet hours are over.
-        await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in ids]},
-                      delay=release - now)
+        await enqueue(
+            session, PUSH_JOB, {"notification_ids": [str(i) for i in ids]}, delay=release - now
+        )
     if pairs:
         await _record_first_attempt(session, pairs, outcomes, now)
 
@@ -172,7 +182,7 @@ NOTE_COLUMNS = [c.name for c in Notification.__table__.columns]  # type: ignore[
 async def insert_notes(session: AsyncSession, notes: Sequence[Notification]) -> None:
     rows = [{c: getattr(n, c) for c in NOTE_COLUMNS} for n in notes]
     for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(Notification), rows[start:start + 1000])
+        await session.execute(sa.insert(Notification), rows[start : start + 1000])
 
 
 async def _send(pairs: Sequence[tuple[Notification, Device]]) -> list[Outcome]:
@@ -205,15 +215,24 @@ async def _record_first_attempt(
             retry_after.append(outcome.retry_after)
         if outcome.status in REMOVE_DEVICE:
             dead_devices.append(device.id)
-        rows.append({
-            "id": row_id, "notification_id": note.id, "device_id": device.id,
-            "platform": device.platform, "status": STORED_STATUS[outcome.status], "attempts": 1,
-            "message_id": outcome.message_id, "error_code": outcome.error_code,
-            "error_message": outcome.error_message, "created_at": now, "updated_at": now,
-            "next_attempt_at": next_at,
-        })
+        rows.append(
+            {
+                "id": row_id,
+                "notification_id": note.id,
+                "device_id": device.id,
+                "platform": device.platform,
+                "status": STORED_STATUS[outcome.status],
+                "attempts": 1,
+                "message_id": outcome.message_id,
+                "error_code": outcome.error_code,
+                "error_message": outcome.error_message,
+                "created_at": now,
+                "updated_at": now,
+                "next_attempt_at": next_at,
+            }
+        )
     for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(Delivery), rows[start:start + 1000])
+        await session.execute(sa.insert(Delivery), rows[start : start + 1000])
     await _remove_devices(session, dead_devices)
     if retry_ids:
         await _enqueue_retry(session, retry_ids, delay)
@@ -225,23 +244,31 @@ async def _remove_devices(session: AsyncSession, device_ids: Sequence[uuid.UUID]
         log.info("push_tokens_removed", count=len(device_ids))
 
 
-async def _enqueue_retry(session: AsyncSession, delivery_ids: Sequence[uuid.UUID],
-                         delay: timedelta) -> None:
+async def _enqueue_retry(
+    session: AsyncSession, delivery_ids: Sequence[uuid.UUID], delay: timedelta
+) -> None:
     # One job for the batch, at the latest delay: QUOTA_EXCEEDED and UNAVAILABLE are about the
     # service, not one token, so coming back earlier for part of the batch would not help.
-    await enqueue(session, RETRY_JOB, {"delivery_ids": [str(i) for i in delivery_ids]},
-                  delay=delay, max_attempts=get_settings().job_max_attempts)
+    await enqueue(
+        session,
+        RETRY_JOB,
+        {"delivery_ids": [str(i) for i in delivery_ids]},
+        delay=delay,
+        max_attempts=get_settings().job_max_attempts,
+    )
 
 
 async def retry_deliveries(session: AsyncSession, delivery_ids: Sequence[uuid.UUID]) -> None:
     """Send again the deliveries still waiting for a retry."""
     settings = get_settings()
-    rows = (await session.execute(
-        sa.select(Delivery, Notification, Device)
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .outerjoin(Device, Device.id == Delivery.device_id)
-        .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "retrying")
-    )).all()
+    rows = (
+        await session.execute(
+            sa.select(Delivery, Notification, Device)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .outerjoin(Device, Device.id == Delivery.device_id)
+            .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "retrying")
+        )
+    ).all()
     now = clock.now()
     live: list[tuple[Delivery, Notification, Device]] = []
     for delivery, note, device in rows:

@@ -75,8 +75,9 @@ def classify(exc: exceptions.FirebaseError) -> Outcome:
             return Outcome("invalid", error_code=code, error_message=message)
         return Outcome("failed", error_code=code, error_message=message)
     if isinstance(exc, RETRYABLE):
-        return Outcome("retry", error_code=code, error_message=message,
-                       retry_after=_retry_after(exc))
+        return Outcome(
+            "retry", error_code=code, error_message=message, retry_after=_retry_after(exc)
+        )
     return Outcome("failed", error_code=code, error_message=message)
 
 
@@ -105,15 +106,20 @@ class FcmBackend:
     def _client(self, settings: Settings) -> fb_http.HttpxAsyncClient:
         no_retry = fb_retry.HttpxRetry(max_retries=0)
         client = fb_http.HttpxAsyncClient(
-            credential=self._google_credential, timeout=int(settings.fcm_timeout_seconds),
+            credential=self._google_credential,
+            timeout=int(settings.fcm_timeout_seconds),
             retry_config=no_retry,
         )
-        limits = httpx.Limits(max_connections=settings.fcm_max_connections,
-                              max_keepalive_connections=settings.fcm_max_connections)
+        limits = httpx.Limits(
+            max_connections=settings.fcm_max_connections,
+            max_keepalive_connections=settings.fcm_max_connections,
+        )
         transport = fb_retry.HttpxRetryTransport(retry=no_retry, limits=limits)
         # Same client as the library builds, with a keep-alive pool as large as the batch fan-in.
         client._async_client = httpx.AsyncClient(
-            http2=True, timeout=settings.fcm_timeout_seconds, headers=client._headers,
+            http2=True,
+            timeout=settings.fcm_timeout_seconds,
+            headers=client._headers,
             auth=fb_http.GoogleAuthCredentialFlow(self._google_credential),
             mounts={"http://": transport, "https://": transport},
         )
@@ -130,7 +136,7 @@ class FcmBackend:
     async def send(self, messages: list[messaging.Message]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for start in range(0, len(messages), self.batch_size):
-            outcomes.extend(await self._send_batch(messages[start:start + self.batch_size]))
+            outcomes.extend(await self._send_batch(messages[start : start + self.batch_size]))
         return outcomes
 
     async def _send_batch(self, batch: list[messaging.Message]) -> list[Outcome]:

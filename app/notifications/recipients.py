@@ -28,7 +28,7 @@ async def languages(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dic
     ids = list(user_ids)
     out: dict[uuid.UUID, str] = {}
     for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
+        chunk = ids[start : start + 1000]
         rows = await session.execute(
             sa.select(User.id, User.locale, NotificationPreference.language)
             .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
@@ -54,8 +54,9 @@ def audience(scope: str, ward_code: str | None) -> sa.Select[tuple[uuid.UUID]]:
 
 async def ward_staff(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     rows = await session.execute(
-        sa.select(User.id).where(User.status == "active", User.role.in_(WARD_STAFF_ROLES),
-                                 User.ward_code == ward_code)
+        sa.select(User.id).where(
+            User.status == "active", User.role.in_(WARD_STAFF_ROLES), User.ward_code == ward_code
+        )
     )
     return list(rows.scalars())
 

@@ -24,7 +24,9 @@ BODY = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON, core_errors.B
 
 
 @devices.post(
-    "", response_model=schemas.DeviceOut, summary="Register this app install's push token",
+    "",
+    response_model=schemas.DeviceOut,
+    summary="Register this app install's push token",
     description="Idempotent. A token registered under another account moves to the caller's "
     "(a phone that changed hands); logging this session out removes it.",
     responses=responses(*AUTH, *BODY),
@@ -33,21 +35,32 @@ async def register_device(
     body: schemas.DeviceIn, principal: CurrentPrincipal, session: DbSession
 ) -> Any:
     return await service.register_device(
-        session, user_id=principal.user.id, auth_session_id=principal.session_id,
-        token=body.token, platform=body.platform, app_version=body.app_version,
+        session,
+        user_id=principal.user.id,
+        auth_session_id=principal.session_id,
+        token=body.token,
+        platform=body.platform,
+        app_version=body.app_version,
         locale=body.locale,
     )
 
 
-@devices.get("", response_model=schemas.DeviceList, summary="My registered devices",
-             responses=responses(*AUTH))
+@devices.get(
+    "",
+    response_model=schemas.DeviceList,
+    summary="My registered devices",
+    responses=responses(*AUTH),
+)
 async def list_devices(principal: CurrentPrincipal, session: DbSession) -> Any:
     return {"items": await service.list_devices(session, principal.user.id)}
 
 
 @devices.delete(
-    "/{token}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
-    summary="Stop pushes to this token", responses=responses(errors.DEVICE_NOT_FOUND, *AUTH),
+    "/{token}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Stop pushes to this token",
+    responses=responses(errors.DEVICE_NOT_FOUND, *AUTH),
 )
 async def delete_device(token: str, principal: CurrentPrincipal, session: DbSession) -> Response:
     await service.delete_device(session, principal.user.id, token)
@@ -55,7 +68,9 @@ async def delete_device(token: str, principal: CurrentPrincipal, session: DbSess
 
 
 @inbox.get(
-    "", response_model=schemas.InboxPage, summary="My notifications, newest first",
+    "",
+    response_model=schemas.InboxPage,
+    summary="My notifications, newest first",
     responses=responses(errors.INVALID_CURSOR, core_errors.VALIDATION_FAILED, *AUTH),
 )
 async def list_inbox(
@@ -72,7 +87,9 @@ async def list_inbox(
 
 
 @inbox.post(
-    "/read-all", response_model=schemas.ReadAll, summary="Mark every notification read",
+    "/read-all",
+    response_model=schemas.ReadAll,
+    summary="Mark every notification read",
     responses=responses(*AUTH),
 )
 async def read_all(principal: CurrentPrincipal, session: DbSession) -> Any:
@@ -81,7 +98,8 @@ async def read_all(principal: CurrentPrincipal, session: DbSession) -> Any:
 
 
 @inbox.post(
-    "/{notification_id}/read", response_model=schemas.NotificationOut,
+    "/{notification_id}/read",
+    response_model=schemas.NotificationOut,
     summary="Mark one notification read (also counts it as opened)",
     responses=responses(errors.NOTIFICATION_NOT_FOUND, core_errors.VALIDATION_FAILED, *AUTH),
 )
@@ -91,14 +109,20 @@ async def read_one(
     return await service.mark_read(session, principal.user.id, notification_id)
 
 
-@prefs.get("", response_model=schemas.PreferencesOut, summary="My notification preferences",
-           responses=responses(*AUTH))
+@prefs.get(
+    "",
+    response_model=schemas.PreferencesOut,
+    summary="My notification preferences",
+    responses=responses(*AUTH),
+)
 async def get_preferences(principal: CurrentPrincipal, session: DbSession) -> Any:
     return await service.get_preferences(session, principal.user.id)
 
 
 @prefs.put(
-    "", response_model=schemas.PreferencesOut, summary="Replace my notification preferences",
+    "",
+    response_model=schemas.PreferencesOut,
+    summary="Replace my notification preferences",
     description="Categories switch pushes off, never the inbox. During quiet hours "
     "(Asia/Ho_Chi_Minh) non-urgent pushes are held and sent when they end.",
     responses=responses(errors.INVALID_QUIET_HOURS, *AUTH, *BODY),
@@ -108,45 +132,66 @@ async def put_preferences(
 ) -> Any:
     quiet = (body.quiet_hours.start, body.quiet_hours.end) if body.quiet_hours else None
     return await service.set_preferences(
-        session, principal.user.id, categories=body.categories.model_dump(),
-        quiet_hours=quiet, language=body.language,
+        session,
+        principal.user.id,
+        categories=body.categories.model_dump(),
+        quiet_hours=quiet,
+        language=body.language,
     )
 
 
-ANNOUNCE_ERRORS = (errors.ANNOUNCEMENT_SCOPE_FORBIDDEN, errors.ANNOUNCEMENT_WARD_REQUIRED,
-                   WARD_NOT_FOUND, core_errors.FORBIDDEN, *AUTH, *BODY)
+ANNOUNCE_ERRORS = (
+    errors.ANNOUNCEMENT_SCOPE_FORBIDDEN,
+    errors.ANNOUNCEMENT_WARD_REQUIRED,
+    WARD_NOT_FOUND,
+    core_errors.FORBIDDEN,
+    *AUTH,
+    *BODY,
+)
 
 
 @staff.post(
-    "/preview", response_model=schemas.AnnouncementPreview,
+    "/preview",
+    response_model=schemas.AnnouncementPreview,
     summary="Preview an announcement: texts, audience size, the push as sent",
     responses=responses(*ANNOUNCE_ERRORS),
 )
-async def preview(body: schemas.AnnouncementIn, principal: StaffPrincipal,
-                  session: DbSession) -> Any:
+async def preview(
+    body: schemas.AnnouncementIn, principal: StaffPrincipal, session: DbSession
+) -> Any:
     return await announcements.preview(session, principal.user, body)
 
 
 @staff.post(
-    "", response_model=schemas.AnnouncementOut, status_code=status.HTTP_201_CREATED,
+    "",
+    response_model=schemas.AnnouncementOut,
+    status_code=status.HTTP_201_CREATED,
     summary="Send (or schedule) an announcement to a ward or the whole city",
     description="Ward staff and ward admins address their own ward; city admins any ward or "
     "the city.",
     responses=responses(errors.ANNOUNCEMENT_SCHEDULE_IN_PAST, *ANNOUNCE_ERRORS),
 )
 async def create_announcement(
-    body: schemas.AnnouncementIn, request: Request, principal: StaffPrincipal,
+    body: schemas.AnnouncementIn,
+    request: Request,
+    principal: StaffPrincipal,
     session: DbSession,
 ) -> Any:
-    ann = await announcements.create(session, principal.user, body,
-                                     audit_context(request, principal))
+    ann = await announcements.create(
+        session, principal.user, body, audit_context(request, principal)
+    )
     return await announcements.view(session, ann)
 
 
-@staff.get("", response_model=schemas.AnnouncementList, summary="Announcements I can see",
-           responses=responses(core_errors.FORBIDDEN, *AUTH))
+@staff.get(
+    "",
+    response_model=schemas.AnnouncementList,
+    summary="Announcements I can see",
+    responses=responses(core_errors.FORBIDDEN, *AUTH),
+)
 async def list_announcements(
-    principal: StaffPrincipal, session: DbSession,
+    principal: StaffPrincipal,
+    session: DbSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Any:
     items = await announcements.list_for_staff(session, principal.user, limit)
@@ -154,7 +199,8 @@ async def list_announcements(
 
 
 @staff.get(
-    "/{announcement_id}", response_model=schemas.AnnouncementOut,
+    "/{announcement_id}",
+    response_model=schemas.AnnouncementOut,
     summary="An announcement with its delivery report",
     responses=responses(errors.ANNOUNCEMENT_NOT_FOUND, core_errors.FORBIDDEN, *AUTH),
 )
@@ -166,17 +212,25 @@ async def get_announcement(
 
 
 @staff.post(
-    "/{announcement_id}/cancel", response_model=schemas.AnnouncementOut,
+    "/{announcement_id}/cancel",
+    response_model=schemas.AnnouncementOut,
     summary="Cancel a scheduled announcement",
-    responses=responses(errors.ANNOUNCEMENT_NOT_FOUND, errors.ANNOUNCEMENT_NOT_CANCELLABLE,
-                        core_errors.FORBIDDEN, *AUTH),
+    responses=responses(
+        errors.ANNOUNCEMENT_NOT_FOUND,
+        errors.ANNOUNCEMENT_NOT_CANCELLABLE,
+        core_errors.FORBIDDEN,
+        *AUTH,
+    ),
 )
 async def cancel_announcement(
-    announcement_id: uuid.UUID, request: Request, principal: StaffPrincipal,
+    announcement_id: uuid.UUID,
+    request: Request,
+    principal: StaffPrincipal,
     session: DbSession,
 ) -> Any:
-    ann = await announcements.cancel(session, principal.user, announcement_id,
-                                     audit_context(request, principal))
+    ann = await announcements.cancel(
+        session, principal.user, announcement_id, audit_context(request, principal)
+    )
     return await announcements.view(session, ann)
 
 

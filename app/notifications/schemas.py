@@ -98,7 +98,8 @@ class PreferencesOut(BaseModel):
 class AnnouncementIn(BaseModel):
     scope: Literal["ward", "city"] = "ward"
     ward_code: str | None = Field(
-        default=None, max_length=32,
+        default=None,
+        max_length=32,
         description="Ward of a ward announcement; ward staff default to, and may only use, "
         "their own ward.",
     )

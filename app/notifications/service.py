@@ -33,8 +33,14 @@ from app.notifications.models import Delivery, Device, Notification, Notificatio
 
 
 async def register_device(
-    session: AsyncSession, *, user_id: uuid.UUID, auth_session_id: uuid.UUID | None, token: str,
-    platform: str, app_version: str | None, locale: str | None,
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    auth_session_id: uuid.UUID | None,
+    token: str,
+    platform: str,
+    app_version: str | None,
+    locale: str | None,
 ) -> Device:
     """Register a push token for this account; a token known under another account moves here.
 
@@ -42,27 +48,43 @@ async def register_device(
     token at once, or a phone changing hands, can never leave it on two accounts.
     """
     now = clock.now()
-    values = {"user_id": user_id, "auth_session_id": auth_session_id, "platform": platform,
-              "app_version": app_version, "locale": locale, "last_seen_at": now}
+    values = {
+        "user_id": user_id,
+        "auth_session_id": auth_session_id,
+        "platform": platform,
+        "app_version": app_version,
+        "locale": locale,
+        "last_seen_at": now,
+    }
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Device).values(id=new_id(), token=token, created_at=now, **values)
     statement = statement.on_conflict_do_update(index_elements=[Device.token], set_=values)
     await session.execute(statement)
     await _evict_extra_devices(session, user_id)
-    device = (await session.execute(
-        sa.select(Device).where(Device.token == token).execution_options(populate_existing=True)
-    )).scalar_one()
+    device = (
+        await session.execute(
+            sa.select(Device).where(Device.token == token).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     return device
 
 
 async def _evict_extra_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Keep the most recently seen PUSH_MAX_DEVICES_PER_USER tokens of an account."""
     limit = get_settings().push_max_devices_per_user
-    stale = (await session.execute(
-        sa.select(Device.id).where(Device.user_id == user_id)
-        .order_by(Device.last_seen_at.desc(), Device.id.desc()).offset(limit)
-    )).scalars().all()
+    stale = (
+        (
+            await session.execute(
+                sa.select(Device.id)
+                .where(Device.user_id == user_id)
+                .order_by(Device.last_seen_at.desc(), Device.id.desc())
+                .offset(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if stale:
         await session.execute(sa.delete(Device).where(Device.id.in_(stale)))
 
@@ -99,8 +121,14 @@ async def remove_user_devices(session: AsyncSession, user_id: uuid.UUID) -> int:
 # ---------------------------------------------------------------- notify (for other domains)
 
 
-def _common_data(note_id: uuid.UUID, kind: str, template: templates.Template, deep_link: str,
-                 urgent: bool, extra: dict[str, str]) -> dict[str, str]:
+def _common_data(
+    note_id: uuid.UUID,
+    kind: str,
+    template: templates.Template,
+    deep_link: str,
+    urgent: bool,
+    extra: dict[str, str],
+) -> dict[str, str]:
     return {
         "kind": kind,
         "notification_id": str(note_id),
@@ -127,10 +155,15 @@ async def build_notifications(
     parsed = template.params.model_validate(raw)
     targets = list(dict.fromkeys(user_ids))
     if dedupe_key and targets:
-        seen = set((await session.execute(
-            sa.select(Notification.user_id).where(Notification.dedupe_key == dedupe_key,
-                                                  Notification.user_id.in_(targets))
-        )).scalars())
+        seen = set(
+            (
+                await session.execute(
+                    sa.select(Notification.user_id).where(
+                        Notification.dedupe_key == dedupe_key, Notification.user_id.in_(targets)
+                    )
+                )
+            ).scalars()
+        )
         targets = [u for u in targets if u not in seen]
     if not targets:
         return []
@@ -148,15 +181,27 @@ async def build_notifications(
         lang = langs[user_id]
         note_id = new_id()
         text = rendered[lang]  # type: ignore[index]
-        notes.append(Notification(
-            id=note_id, user_id=user_id, kind=kind, category=template.category,
-            urgent=is_urgent, language=lang, title=text.title, body=text.body,
-            deep_link=deep_link,
-            data=_common_data(note_id, kind, template, deep_link, is_urgent, extra),
-            collapse_key=collapse, ttl_seconds=template.ttl_seconds,
-            announcement_id=announcement_id, dedupe_key=dedupe_key,
-            push_state="pending", created_at=now, read_at=None,
-        ))
+        notes.append(
+            Notification(
+                id=note_id,
+                user_id=user_id,
+                kind=kind,
+                category=template.category,
+                urgent=is_urgent,
+                language=lang,
+                title=text.title,
+                body=text.body,
+                deep_link=deep_link,
+                data=_common_data(note_id, kind, template, deep_link, is_urgent, extra),
+                collapse_key=collapse,
+                ttl_seconds=template.ttl_seconds,
+                announcement_id=announcement_id,
+                dedupe_key=dedupe_key,
+                push_state="pending",
+                created_at=now,
+                read_at=None,
+            )
+        )
     return notes
 
 
@@ -175,8 +220,9 @@ async def notify(
     parameters. `dedupe_key` (e.g. the producer's event id) makes a repeated call a no-op.
     Returns the ids of the inbox rows written.
     """
-    notes = await build_notifications(session, user_ids, kind, params, urgent=urgent,
-                                      dedupe_key=dedupe_key)
+    notes = await build_notifications(
+        session, user_ids, kind, params, urgent=urgent, dedupe_key=dedupe_key
+    )
     await insert_notes(session, notes)
     ids = [n.id for n in notes]
     await enqueue_push(session, ids)
@@ -186,7 +232,7 @@ async def notify(
 async def enqueue_push(session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
     size = get_settings().push_batch_size
     for start in range(0, len(notification_ids), size):
-        chunk = notification_ids[start:start + size]
+        chunk = notification_ids[start : start + size]
         await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in chunk]})
 
 
@@ -206,7 +252,11 @@ def decode_cursor(cursor: str) -> uuid.UUID:
 
 
 async def inbox(
-    session: AsyncSession, user_id: uuid.UUID, *, cursor: str | None, limit: int,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    cursor: str | None,
+    limit: int,
     unread_only: bool,
 ) -> tuple[list[Notification], str | None, int]:
     """Newest first (UUIDv7 ids are time-ordered); keyset pagination on the id."""
@@ -215,18 +265,21 @@ async def inbox(
         query = query.where(Notification.read_at.is_(None))
     if cursor:
         query = query.where(Notification.id < decode_cursor(cursor))
-    rows = list((await session.execute(
-        query.order_by(Notification.id.desc()).limit(limit + 1)
-    )).scalars())
+    rows = list(
+        (await session.execute(query.order_by(Notification.id.desc()).limit(limit + 1))).scalars()
+    )
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor, await unread_count(session, user_id)
 
 
 async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
-    return (await session.execute(
-        sa.select(sa.func.count()).select_from(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-    )).scalar_one()
+    return (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+    ).scalar_one()
 
 
 async def mark_read(session: AsyncSession, user_id: uuid.UUID, note_id: uuid.UUID) -> Notification:
@@ -253,8 +306,9 @@ async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
 
 async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     pref = await session.get(NotificationPreference, user_id)
-    language = (pref.language if pref and pref.language
-                else await recipients.user_locale(session, user_id))
+    language = (
+        pref.language if pref and pref.language else await recipients.user_locale(session, user_id)
+    )
     stored = pref.categories if pref else {}
     quiet = None
     if pref and pref.quiet_start and pref.quiet_end:
@@ -267,8 +321,12 @@ async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str
 
 
 async def set_preferences(
-    session: AsyncSession, user_id: uuid.UUID, *, categories: dict[str, bool],
-    quiet_hours: tuple[str, str] | None, language: str | None,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    categories: dict[str, bool],
+    quiet_hours: tuple[str, str] | None,
+    language: str | None,
 ) -> dict[str, Any]:
     if quiet_hours is not None and quiet_hours[0] == quiet_hours[1]:
         raise AppError(errors.INVALID_QUIET_HOURS)
@@ -293,10 +351,11 @@ def _dump(row: Any, exclude: set[str] | None = None) -> dict[str, Any]:
 
 
 async def export_notifications(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    notes = (await session.execute(
-        sa.select(Notification).where(Notification.user_id == user_id)
-        .order_by(Notification.id)
-    )).scalars()
+    notes = (
+        await session.execute(
+            sa.select(Notification).where(Notification.user_id == user_id).order_by(Notification.id)
+        )
+    ).scalars()
     pref = await session.get(NotificationPreference, user_id)
     return {
         "devices": [_dump(d) for d in await list_devices(session, user_id)],
@@ -316,5 +375,4 @@ async def erase_notifications(session: AsyncSession, user_id: uuid.UUID) -> list
     return []
 
 
-personal_data.register("notifications", exporter=export_notifications,
-                       eraser=erase_notifications)
+personal_data.register("notifications", exporter=export_notifications, eraser=erase_notifications)

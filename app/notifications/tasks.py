@@ -52,13 +52,16 @@ async def announcement_fanout(session: AsyncSession, payload: dict[str, Any]) ->
 async def announcement_batch(session: AsyncSession, payload: dict[str, Any]) -> None:
     after = payload.get("after")
     await announcements.send_batch(
-        session, uuid.UUID(payload["announcement_id"]),
-        uuid.UUID(after) if after else None, uuid.UUID(payload["upto"]),
+        session,
+        uuid.UUID(payload["announcement_id"]),
+        uuid.UUID(after) if after else None,
+        uuid.UUID(payload["upto"]),
     )
 
 
-async def _event(session: AsyncSession, kind: str, user_ids: list[uuid.UUID],
-                 payload: dict[str, Any]) -> None:
+async def _event(
+    session: AsyncSession, kind: str, user_ids: list[uuid.UUID], payload: dict[str, Any]
+) -> None:
     targets = await recipients.active_users(session, user_ids)
     await service.notify(session, targets, kind, payload, dedupe_key=_dedupe(kind, payload))
 

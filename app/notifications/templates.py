@@ -165,8 +165,7 @@ def _camera(p: CameraAlertParams, lang: Language) -> Rendered:
     kind = label(ALERT_TYPES, p.alert_type, lang)
     where = f" — {p.camera_name}" if p.camera_name else ""
     if lang == "vi":
-        return Rendered(f"Cảnh báo camera: {kind}",
-                        f"{kind}{where}. Vui lòng xác minh sự cố.")
+        return Rendered(f"Cảnh báo camera: {kind}", f"{kind}{where}. Vui lòng xác minh sự cố.")
     return Rendered(f"Camera alert: {kind}", f"{kind}{where}. Please verify the incident.")
 
 
@@ -189,41 +188,63 @@ TEMPLATES: dict[str, Template] = {
     t.kind: t
     for t in (
         Template(
-            kind="dossier.status_changed", category="dossier_updates", urgent=False,
-            ttl_seconds=7 * 86400, android_channel="dossier_updates", params=DossierParams,
+            kind="dossier.status_changed",
+            category="dossier_updates",
+            urgent=False,
+            ttl_seconds=7 * 86400,
+            android_channel="dossier_updates",
+            params=DossierParams,
             deep_link=lambda p: f"{DEEP_LINK_SCHEME}dossiers/{p.dossier_id}",
             collapse_key=lambda p: f"dossier-{p.dossier_id}",
             render=_dossier,
-            data=lambda p: {"dossier_id": p.dossier_id, "status": p.status,
-                            "dossier_code": p.dossier_code},
+            data=lambda p: {
+                "dossier_id": p.dossier_id,
+                "status": p.status,
+                "dossier_code": p.dossier_code,
+            },
         ),
         Template(
-            kind="incident.status_changed", category="incident_updates", urgent=False,
-            ttl_seconds=3 * 86400, android_channel="incident_updates", params=IncidentParams,
+            kind="incident.status_changed",
+            category="incident_updates",
+            urgent=False,
+            ttl_seconds=3 * 86400,
+            android_channel="incident_updates",
+            params=IncidentParams,
             deep_link=lambda p: f"{DEEP_LINK_SCHEME}incidents/{p.incident_id}",
             collapse_key=lambda p: f"incident-{p.incident_id}",
             render=_incident,
             data=lambda p: {"incident_id": p.incident_id, "status": p.status},
         ),
         Template(
-            kind="camera.alert", category=STAFF_CATEGORY, urgent=True,
-            ttl_seconds=3600, android_channel="staff_alerts", params=CameraAlertParams,
+            kind="camera.alert",
+            category=STAFF_CATEGORY,
+            urgent=True,
+            ttl_seconds=3600,
+            android_channel="staff_alerts",
+            params=CameraAlertParams,
             deep_link=lambda p: f"{DEEP_LINK_SCHEME}staff/incidents/{p.incident_id}",
             collapse_key=lambda p: f"camera-{p.incident_id}",
             render=_camera,
             data=lambda p: {"incident_id": p.incident_id, "alert_type": p.alert_type},
         ),
         Template(
-            kind="traffic.warning", category="traffic_alerts", urgent=True,
-            ttl_seconds=1800, android_channel="traffic_alerts", params=TrafficWarningParams,
+            kind="traffic.warning",
+            category="traffic_alerts",
+            urgent=True,
+            ttl_seconds=1800,
+            android_channel="traffic_alerts",
+            params=TrafficWarningParams,
             deep_link=lambda p: f"{DEEP_LINK_SCHEME}incidents/{p.incident_id}",
             collapse_key=lambda p: f"warning-{p.incident_id}",
             render=_traffic,
             data=lambda p: {"incident_id": p.incident_id, "alert_type": p.alert_type},
         ),
         Template(
-            kind="announcement", category="ward_announcements", urgent=False,
-            ttl_seconds=3 * 86400, android_channel="ward_announcements",
+            kind="announcement",
+            category="ward_announcements",
+            urgent=False,
+            ttl_seconds=3 * 86400,
+            android_channel="ward_announcements",
             params=AnnouncementParams,
             deep_link=lambda p: f"{DEEP_LINK_SCHEME}announcements/{p.announcement_id}",
             collapse_key=lambda p: f"announcement-{p.announcement_id}",

@@ -71,16 +71,28 @@ class FakeFcmControl:
         self.server = server
         self.http = httpx.AsyncClient(base_url=server.base_url, timeout=10)
 
-    async def rule(self, *, errors: list[str], token: str | None = None,
-                   prefix: str | None = None, sticky: bool = False,
-                   retry_after: int | None = None) -> None:
-        body = {"token": token, "prefix": prefix, "errors": errors, "sticky": sticky,
-                "retry_after": retry_after}
+    async def rule(
+        self,
+        *,
+        errors: list[str],
+        token: str | None = None,
+        prefix: str | None = None,
+        sticky: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
+        body = {
+            "token": token,
+            "prefix": prefix,
+            "errors": errors,
+            "sticky": sticky,
+            "retry_after": retry_after,
+        }
         (await self.http.post("/_fake/rules", json=body)).raise_for_status()
 
     async def fail_token_endpoint(self, times: int, status: int = 503) -> None:
-        response = await self.http.post("/_fake/token-endpoint",
-                                        json={"fail": times, "status": status})
+        response = await self.http.post(
+            "/_fake/token-endpoint", json={"fail": times, "status": status}
+        )
         response.raise_for_status()
 
     async def messages(self, token: str | None = None) -> list[dict[str, Any]]:
@@ -102,7 +114,8 @@ async def fake_fcm(
 ) -> AsyncIterator[FakeFcmControl]:
     """PUSH_BACKEND=fcm: the real firebase-admin client against the fake, over real HTTP."""
     settings_env.set(
-        push_backend="fcm", fcm_base_url=fake_fcm_server.base_url,
+        push_backend="fcm",
+        fcm_base_url=fake_fcm_server.base_url,
         fcm_credentials_file=fake_fcm_server.credentials_file,
         push_retry_base_seconds=2,
     )

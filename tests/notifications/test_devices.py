@@ -55,11 +55,13 @@ async def test_device_registration_needs_sign_in_and_a_valid_body(client, db) ->
     an = await account(client, db, "0912000006")
     anonymous = await client.post("/api/v1/devices", json={"token": "x", "platform": "android"})
     assert anonymous.status_code == 401
-    bad = await client.post("/api/v1/devices", headers=an.headers,
-                            json={"token": "x", "platform": "symbian"})
+    bad = await client.post(
+        "/api/v1/devices", headers=an.headers, json={"token": "x", "platform": "symbian"}
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "request.validation_failed"
-    empty = await client.post("/api/v1/devices", headers=an.headers,
-                              json={"token": "", "platform": "android"})
+    empty = await client.post(
+        "/api/v1/devices", headers=an.headers, json={"token": "", "platform": "android"}
+    )
     assert empty.status_code == 422
 
 
@@ -76,19 +78,25 @@ async def test_logout_of_a_session_removes_only_its_tokens(client, db) -> None:
     an = await account(client, db, "0912000008")
     other = await sign_in(db, an.user)
     await add_device(client, an, "tok-phone")
-    response = await client.post("/api/v1/devices", json={"token": "tok-tablet",
-                                                          "platform": "android"},
-                                 headers=other.headers)
+    response = await client.post(
+        "/api/v1/devices",
+        json={"token": "tok-tablet", "platform": "android"},
+        headers=other.headers,
+    )
     assert response.status_code == 200
     async with session_factory()() as session, session.begin():
         removed = await service.remove_devices_of_session(
-            session, uuid.UUID(an.tokens["session_id"]))
+            session, uuid.UUID(an.tokens["session_id"])
+        )
     assert removed == 1
     assert [d.token for d in await devices_of(an.id)] == ["tok-tablet"]
 
 
-@pytest.mark.xfail(strict=True, reason="app.identity.service.logout must call "
-                   "notifications.remove_devices_of_session (lead wires it at merge)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="app.identity.service.logout must call "
+    "notifications.remove_devices_of_session (lead wires it at merge)",
+)
 async def test_logout_endpoint_removes_the_sessions_tokens(client, db) -> None:
     an = await account(client, db, "0912000009")
     await add_device(client, an, "tok-logout")

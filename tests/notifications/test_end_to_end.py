@@ -61,24 +61,34 @@ async def server(database_url: str, tmp_root: Path, db) -> AsyncIterator[dict[st
     sms.unlink(missing_ok=True)
     env = {
         **os.environ,
-        "DATABASE_URL": database_url, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-        "PORT": str(port), "HOST": "127.0.0.1", "RUN_WORKER_IN_PROCESS": "true",
-        "WORKER_POLL_INTERVAL_SECONDS": "0.1", "SMS_FILE_PATH": str(sms),
-        "PUSH_BACKEND": "fcm", "FCM_BASE_URL": fake.base_url,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "RUN_WORKER_IN_PROCESS": "true",
+        "WORKER_POLL_INTERVAL_SECONDS": "0.1",
+        "SMS_FILE_PATH": str(sms),
+        "PUSH_BACKEND": "fcm",
+        "FCM_BASE_URL": fake.base_url,
         "FCM_CREDENTIALS_FILE": str(fake.credentials_file),
         # "Down for a minute", scaled to seconds: back-off from 0.3 s, capped at 1 s.
-        "PUSH_RETRY_BASE_SECONDS": "0.3", "PUSH_RETRY_MAX_SECONDS": "1", "PUSH_MAX_ATTEMPTS": "30",
+        "PUSH_RETRY_BASE_SECONDS": "0.3",
+        "PUSH_RETRY_MAX_SECONDS": "1",
+        "PUSH_MAX_ATTEMPTS": "30",
     }
     process = start_server(env)
     base = f"http://127.0.0.1:{port}"
     state: dict[str, Any] = {"fake": fake, "base": base, "sms": sms, "tmp": tmp_root}
     try:
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+
             async def up() -> bool:
                 try:
                     return (await http.get("/healthz")).status_code == 200
                 except httpx.TransportError:
                     return False
+
             await eventually(up, within=30)
         yield state
     finally:
@@ -100,30 +110,39 @@ async def _rule(fake: Spawned, **spec: Any) -> None:
 
 async def _staff_changes_dossier_status(user_id: str, status: str, event: str) -> None:
     async with session_factory()() as session, session.begin():
-        await enqueue(session, "dossier.status_changed", {
-            "user_id": user_id, "dossier_id": "0193a1b2-0000-7000-8000-00000000e2e0",
-            "dossier_code": "TNG-PDP-2026-000777", "status": status,
-            "procedure_name": "Đăng ký khai sinh", "event_id": event,
-        })
+        await enqueue(
+            session,
+            "dossier.status_changed",
+            {
+                "user_id": user_id,
+                "dossier_id": "0193a1b2-0000-7000-8000-00000000e2e0",
+                "dossier_code": "TNG-PDP-2026-000777",
+                "status": status,
+                "procedure_name": "Đăng ký khai sinh",
+                "event_id": event,
+            },
+        )
 
 
 async def test_citizen_gets_the_push_and_the_inbox_through_fcm(server: dict[str, Any]) -> None:
     fake: Spawned = server["fake"]
     async with httpx.AsyncClient(base_url=server["base"], timeout=20) as http:
         # Register and sign in as a citizen would.
-        otp_sent = await http.post("/api/v1/auth/otp", json={"phone": PHONE,
-                                                             "purpose": "register"})
+        otp_sent = await http.post("/api/v1/auth/otp", json={"phone": PHONE, "purpose": "register"})
         assert otp_sent.status_code == 202
         await eventually(lambda: _exists(server["sms"]))
         otp = last_code(server["sms"], E164)
-        signed = await http.post("/api/v1/auth/register", json={
-            "phone": PHONE, "otp": otp, "password": PASSWORD, "full_name": "Trần Thị Mai"})
+        signed = await http.post(
+            "/api/v1/auth/register",
+            json={"phone": PHONE, "otp": otp, "password": PASSWORD, "full_name": "Trần Thị Mai"},
+        )
         assert signed.status_code == 201, signed.text
         headers = {"Authorization": f"Bearer {signed.json()['access_token']}"}
         me = (await http.get("/api/v1/me", headers=headers)).json()
         for token in ("e2e-phone", "e2e-old-phone"):
-            device = await http.post("/api/v1/devices", headers=headers,
-                                     json={"token": token, "platform": "android"})
+            device = await http.post(
+                "/api/v1/devices", headers=headers, json={"token": token, "platform": "android"}
+            )
             assert device.status_code == 200
 
         # The old phone was reset: FCM answers UNREGISTERED for it.
@@ -136,6 +155,7 @@ async def test_citizen_gets_the_push_and_the_inbox_through_fcm(server: dict[str,
         async def old_phone_gone() -> bool:
             listed = (await http.get("/api/v1/devices", headers=headers)).json()["items"]
             return [d["token"] for d in listed] == ["e2e-phone"]
+
         await eventually(old_phone_gone)
 
         inbox = (await http.get("/api/v1/notifications", headers=headers)).json()
@@ -145,7 +165,8 @@ async def test_citizen_gets_the_push_and_the_inbox_through_fcm(server: dict[str,
         read = await http.post(f"/api/v1/notifications/{note['id']}/read", headers=headers)
         assert read.status_code == 200
         assert (await http.get("/api/v1/notifications", headers=headers)).json()[
-            "unread_count"] == 0
+            "unread_count"
+        ] == 0
 
         # FCM answers UNAVAILABLE once: the retry gets through.
         await _rule(fake, token="e2e-phone", errors=["UNAVAILABLE"], retry_after=1)
@@ -160,8 +181,7 @@ async def test_citizen_gets_the_push_and_the_inbox_through_fcm(server: dict[str,
         # The worker keeps trying while FCM is away (connection refused: retried with back-off).
         await eventually(lambda: _attempts_while_down(min_attempts=2))
         server["fake"] = spawn(server["tmp"] / "e2e-fcm-sa-2.json", port=port)
-        [after] = await eventually(lambda: _fake_messages(server["fake"], "e2e-phone"),
-                                   within=20)
+        [after] = await eventually(lambda: _fake_messages(server["fake"], "e2e-phone"), within=20)
         assert after["data"]["status"] == "approved"
         assert assert_valid_push(after) == "dossier.status_changed"
         statuses = {(d.status, d.error_code) for d in await deliveries()}

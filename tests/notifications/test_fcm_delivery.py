@@ -41,8 +41,9 @@ async def test_push_arrives_at_fcm_valid_against_its_schema(client, db, fake_fcm
     assert android["collapse_key"] == "dossier-d-fcm" and android["ttl"] == "604800s"
     rows = await deliveries()
     assert {r.status for r in rows} == {"sent"}
-    assert all(r.message_id and r.message_id.startswith("projects/demo-thainguyen/messages/")
-               for r in rows)
+    assert all(
+        r.message_id and r.message_id.startswith("projects/demo-thainguyen/messages/") for r in rows
+    )
 
 
 async def test_unregistered_and_invalid_tokens_are_removed(client, db, fake_fcm) -> None:
@@ -56,8 +57,11 @@ async def test_unregistered_and_invalid_tokens_are_removed(client, db, fake_fcm)
     await run_jobs()
     assert [d.token for d in await devices_of(an.id)] == ["fcm-good"]
     statuses = sorted((r.status, r.error_code) for r in await deliveries())
-    assert statuses == [("invalid", "INVALID_ARGUMENT"), ("sent", None),
-                        ("unregistered", "UNREGISTERED")]
+    assert statuses == [
+        ("invalid", "INVALID_ARGUMENT"),
+        ("sent", None),
+        ("unregistered", "UNREGISTERED"),
+    ]
 
 
 async def test_unavailable_is_retried_after_retry_after_and_then_succeeds(
@@ -87,8 +91,9 @@ async def test_quota_exceeded_and_internal_back_off_then_deliver(client, db, fak
     an = await account(client, db, "0916000004")
     await add_device(client, an, "fcm-quota")
     await add_device(client, an, "fcm-internal")
-    await fake_fcm.rule(token="fcm-quota", errors=["QUOTA_EXCEEDED", "QUOTA_EXCEEDED"],
-                        retry_after=5)
+    await fake_fcm.rule(
+        token="fcm-quota", errors=["QUOTA_EXCEEDED", "QUOTA_EXCEEDED"], retry_after=5
+    )
     await fake_fcm.rule(token="fcm-internal", errors=["INTERNAL"])
     await _tell(db, an.id)
     for _ in range(4):

@@ -11,10 +11,14 @@ async def test_export_then_account_deletion_erases_inbox_and_every_token(client,
     an = await account(client, db, "0918000001", with_password=True)
     await add_device(client, an, "tok-export")
     await add_device(client, await sign_in(db, an.user), "tok-other-session", platform="web")
-    await client.put("/api/v1/notification-preferences", headers=an.headers,
-                     json={"quiet_hours": {"start": "21:00", "end": "07:00"}})
-    await service.notify(db, [an.user.id], "incident.status_changed",
-                         {"incident_id": "i-1", "status": "resolved"})
+    await client.put(
+        "/api/v1/notification-preferences",
+        headers=an.headers,
+        json={"quiet_hours": {"start": "21:00", "end": "07:00"}},
+    )
+    await service.notify(
+        db, [an.user.id], "incident.status_changed", {"incident_id": "i-1", "status": "resolved"}
+    )
     await db.commit()
     exported = (await client.get("/api/v1/me/export", headers=an.headers)).json()
     mine = exported["notifications"]
@@ -22,8 +26,9 @@ async def test_export_then_account_deletion_erases_inbox_and_every_token(client,
     assert mine["preferences"]["quiet_start"] == "21:00"
     assert [n["kind"] for n in mine["inbox"]] == ["incident.status_changed"]
     user_id = an.user.id
-    deleted = await client.request("DELETE", "/api/v1/me", headers=an.headers,
-                                   json={"password": PASSWORD})
+    deleted = await client.request(
+        "DELETE", "/api/v1/me", headers=an.headers, json={"password": PASSWORD}
+    )
     assert deleted.status_code == 200
     assert "notifications" in deleted.json()["erased"]
     assert await inbox_rows(user_id) == []

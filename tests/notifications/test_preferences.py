@@ -14,8 +14,12 @@ async def test_defaults_follow_the_account(client, db) -> None:
     an = await account(client, db, "0914000001", locale="en")
     prefs = (await client.get("/api/v1/notification-preferences", headers=an.headers)).json()
     assert prefs == {
-        "categories": {"dossier_updates": True, "incident_updates": True,
-                       "ward_announcements": True, "traffic_alerts": True},
+        "categories": {
+            "dossier_updates": True,
+            "incident_updates": True,
+            "ward_announcements": True,
+            "traffic_alerts": True,
+        },
         "quiet_hours": None,
         "language": "en",
     }
@@ -23,9 +27,11 @@ async def test_defaults_follow_the_account(client, db) -> None:
 
 async def test_citizen_replaces_preferences(client, db) -> None:
     an = await account(client, db, "0914000002")
-    body = {"categories": {"traffic_alerts": False}, "quiet_hours": {"start": "22:00",
-                                                                     "end": "06:30"},
-            "language": "en"}
+    body = {
+        "categories": {"traffic_alerts": False},
+        "quiet_hours": {"start": "22:00", "end": "06:30"},
+        "language": "en",
+    }
     saved = await client.put("/api/v1/notification-preferences", headers=an.headers, json=body)
     assert saved.status_code == 200, saved.text
     assert saved.json()["categories"]["traffic_alerts"] is False
@@ -37,17 +43,25 @@ async def test_citizen_replaces_preferences(client, db) -> None:
 
 async def test_bad_preferences_are_refused_with_a_code(client, db) -> None:
     an = await account(client, db, "0914000003")
-    same = await client.put("/api/v1/notification-preferences", headers=an.headers,
-                            json={"quiet_hours": {"start": "22:00", "end": "22:00"}})
+    same = await client.put(
+        "/api/v1/notification-preferences",
+        headers=an.headers,
+        json={"quiet_hours": {"start": "22:00", "end": "22:00"}},
+    )
     assert same.status_code == 422 and same.json()["code"] == "notification.invalid_quiet_hours"
-    bad_time = await client.put("/api/v1/notification-preferences", headers=an.headers,
-                                json={"quiet_hours": {"start": "25:00", "end": "06:00"}})
+    bad_time = await client.put(
+        "/api/v1/notification-preferences",
+        headers=an.headers,
+        json={"quiet_hours": {"start": "25:00", "end": "06:00"}},
+    )
     assert bad_time.status_code == 422
-    unknown = await client.put("/api/v1/notification-preferences", headers=an.headers,
-                               json={"categories": {"spam": True}})
+    unknown = await client.put(
+        "/api/v1/notification-preferences", headers=an.headers, json={"categories": {"spam": True}}
+    )
     assert unknown.status_code == 422
-    language = await client.put("/api/v1/notification-preferences", headers=an.headers,
-                                json={"language": "fr"})
+    language = await client.put(
+        "/api/v1/notification-preferences", headers=an.headers, json={"language": "fr"}
+    )
     assert language.status_code == 422
 
 
@@ -56,10 +70,14 @@ async def test_switched_off_category_keeps_the_inbox_but_sends_no_push(
 ) -> None:
     an = await account(client, db, "0914000004")
     await add_device(client, an, "tok-muted")
-    await client.put("/api/v1/notification-preferences", headers=an.headers,
-                     json={"categories": {"dossier_updates": False}})
-    await service.notify(db, [an.id], "dossier.status_changed",
-                         {"dossier_id": "d1", "status": "approved"})
+    await client.put(
+        "/api/v1/notification-preferences",
+        headers=an.headers,
+        json={"categories": {"dossier_updates": False}},
+    )
+    await service.notify(
+        db, [an.id], "dossier.status_changed", {"dossier_id": "d1", "status": "approved"}
+    )
     await db.commit()
     await run_jobs()
     assert pushes(push_log) == []
@@ -79,13 +97,21 @@ def _at_local(hour: int, minute: int = 0) -> None:
 async def test_quiet_hours_hold_routine_pushes_until_morning(client, db, push_log) -> None:
     an = await account(client, db, "0914000005")
     await add_device(client, an, "tok-sleepy")
-    await client.put("/api/v1/notification-preferences", headers=an.headers,
-                     json={"quiet_hours": {"start": "22:00", "end": "06:30"}})
+    await client.put(
+        "/api/v1/notification-preferences",
+        headers=an.headers,
+        json={"quiet_hours": {"start": "22:00", "end": "06:30"}},
+    )
     _at_local(23, 15)
-    await service.notify(db, [an.id], "dossier.status_changed",
-                         {"dossier_id": "d2", "status": "received"})
-    await service.notify(db, [an.id], "traffic.warning",
-                         {"incident_id": "i9", "alert_type": "flooding", "place": "Cầu Gia Bẩy"})
+    await service.notify(
+        db, [an.id], "dossier.status_changed", {"dossier_id": "d2", "status": "received"}
+    )
+    await service.notify(
+        db,
+        [an.id],
+        "traffic.warning",
+        {"incident_id": "i9", "alert_type": "flooding", "place": "Cầu Gia Bẩy"},
+    )
     await db.commit()
     await run_jobs()
     # The urgent flood warning goes at once; the dossier update waits, but is in the inbox.
@@ -96,17 +122,24 @@ async def test_quiet_hours_hold_routine_pushes_until_morning(client, db, push_lo
     assert len(pushes(push_log)) == 1  # still quiet at 06:00
     _at_local(6, 31)
     await run_jobs()
-    assert [m["data"]["kind"] for m in pushes(push_log)] == ["traffic.warning",
-                                                             "dossier.status_changed"]
+    assert [m["data"]["kind"] for m in pushes(push_log)] == [
+        "traffic.warning",
+        "dossier.status_changed",
+    ]
 
 
 async def test_language_preference_chooses_the_text(client, db, push_log) -> None:
     an = await account(client, db, "0914000006")
     await add_device(client, an, "tok-en")
-    await client.put("/api/v1/notification-preferences", headers=an.headers,
-                     json={"language": "en"})
-    await service.notify(db, [an.id], "dossier.status_changed",
-                         {"dossier_id": "d3", "dossier_code": "HS-9", "status": "approved"})
+    await client.put(
+        "/api/v1/notification-preferences", headers=an.headers, json={"language": "en"}
+    )
+    await service.notify(
+        db,
+        [an.id],
+        "dossier.status_changed",
+        {"dossier_id": "d3", "dossier_code": "HS-9", "status": "approved"},
+    )
     await db.commit()
     await run_jobs()
     [message] = pushes(push_log)
