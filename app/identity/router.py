@@ -180,7 +180,7 @@ async def revoke_session(
     target = await tokens.active_session(session, session_id)
     if target is None or target.user_id != principal.user.id:
         raise AppError(token_errors.SESSION_NOT_FOUND)
-    await tokens.revoke_session(session, session_id, reason="revoked_by_user")
+    await service.end_session(session, session_id, reason="revoked_by_user")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

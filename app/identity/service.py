@@ -41,6 +41,8 @@ from app.identity.passwords import check_password
 from app.identity.phone import mask_phone, normalize_vn_mobile
 from app.identity.roles import STAFF_ROLES, WARD_BOUND_ROLES, Role
 from app.identity.tasks import SEND_SMS
+from app.notifications import service as notifications
+from app.tokens import errors as token_errors
 from app.tokens import service as tokens
 
 OTP_LENGTH = 6
@@ -320,7 +322,15 @@ async def authenticate(
 
 
 async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> SignIn:
-    auth_session, successor = await tokens.rotate_refresh_token(session, refresh_token, ip=ip)
+    try:
+        auth_session, successor = await tokens.rotate_refresh_token(session, refresh_token, ip=ip)
+    except AppError as exc:
+        if exc.error is token_errors.REFRESH_REUSED:
+            # The family was revoked as stolen: its devices must stop receiving pushes too.
+            stolen = await tokens.find_session_by_refresh_token(session, refresh_token)
+            if stolen is not None:
+                await notifications.remove_devices_of_session(session, stolen.id)
+        raise
     user = await session.get(User, auth_session.user_id)
     if user is None or user.status != "active":
         await tokens.revoke_session(session, auth_session.id, reason="account_inactive")
@@ -333,7 +343,13 @@ async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> 
 
 
 async def logout(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
-    await tokens.revoke_session(session, session_id, reason="logout")
+    await end_session(session, session_id, reason="logout")
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID, *, reason: str) -> None:
+    """Revoke a sign-in and unregister the push tokens registered under it."""
+    await tokens.revoke_session(session, session_id, reason=reason)
+    await notifications.remove_devices_of_session(session, session_id)
 
 
 async def reset_password(
@@ -350,6 +366,7 @@ async def reset_password(
     user.locked_until = None
     user.updated_at = clock.now()
     ended = await tokens.revoke_user_sessions(session, user.id, reason="password_reset")
+    await notifications.remove_user_devices(session, user.id)
     await audit.record(session, ctx, "identity.password_reset", subject_id=user.id,
                        details={"sessions_ended": ended})
 

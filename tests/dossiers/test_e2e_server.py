@@ -33,12 +33,11 @@ pytestmark = pytest.mark.slow
 
 CITIZEN_PHONE, PASSWORD = "0912345678", "mot-mat-khau-dai-2026"
 STAFF_PHONE, STAFF_PASSWORD = "0981000019", "mot-mat-khau-can-bo-2026"
-# Every subprocess: argon2 at a cheap cost (its production cost is the identity tests' concern,
-# and these processes hash a dozen passwords), then the CLI with the clock moved by argv[1] s.
+# Every subprocess (argon2 at the tests' cheap cost through the inherited PASSWORD_HASH_*
+# environment): the CLI with the clock moved by argv[1] s.
 PRELUDE = (
-    "import sys; from datetime import timedelta; from argon2 import PasswordHasher; "
-    "from app.core import clock, security; "
-    "security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1); "
+    "import sys; from datetime import timedelta; "
+    "from app.core import clock; "
     "clock.advance(timedelta(seconds=float(sys.argv[1]))); from app.__main__ import main; "
 )
 SETUP = PRELUDE + (
