@@ -77,6 +77,7 @@ async def create_client(
     require_par: bool = False,
     require_dpop: bool = False,
     sector_identifier: str | None = None,
+    id_token_alg: str = "RS256",
     ctx: AuditContext | None = None,
 ) -> NewClient:
     def invalid(reason: str) -> AppError:
@@ -93,6 +94,8 @@ async def create_client(
     scopes = scope_to_list(scope) or []
     if "openid" not in scopes or any(s not in SCOPES for s in scopes):
         raise invalid(f"scope must include openid and only {' '.join(SCOPES)}")
+    if id_token_alg not in ("RS256", "ES256"):
+        raise invalid("id-token-alg must be RS256 or ES256")
     if not 0 <= min_loa <= 2:
         raise invalid("min-loa must be 0, 1 or 2")
     grants = grant_types or ["authorization_code", "refresh_token"]
@@ -122,7 +125,7 @@ async def create_client(
         scope=" ".join(dict.fromkeys(scopes)), min_loa=min_loa, first_party=first_party,
         allow_cccd=allow_cccd, sector_identifier=sector, jwks=jwks, jwks_uri=jwks_uri,
         backchannel_logout_uri=backchannel_logout_uri, require_par=require_par,
-        require_dpop=require_dpop,
+        require_dpop=require_dpop, id_token_alg=id_token_alg,
     )
     session.add(client)
     await session.flush()

@@ -133,7 +133,7 @@ async def discovery() -> Any:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["pairwise", "public"],
-        "id_token_signing_alg_values_supported": [service.ID_TOKEN_ALG],
+        "id_token_signing_alg_values_supported": list(service.ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
         "revocation_endpoint_auth_methods_supported": auth_methods,
@@ -672,7 +672,8 @@ async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: Ac
         min_loa=body.min_loa, backchannel_logout_uri=body.backchannel_logout_uri,
         post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
         first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
-        require_dpop=body.require_dpop, ctx=audit_context(request, principal))
+        require_dpop=body.require_dpop, id_token_alg=body.id_token_signed_response_alg,
+        ctx=audit_context(request, principal))
     await db.commit()
     row = created.client
     return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,
