@@ -77,7 +77,7 @@ async def create_client(
     require_par: bool = False,
     require_dpop: bool = False,
     sector_identifier: str | None = None,
-    id_token_alg: str = "RS256",
+    id_token_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     ctx: AuditContext | None = None,
 ) -> NewClient:
     def invalid(reason: str) -> AppError:
@@ -152,6 +152,9 @@ async def client_view(session: AsyncSession, client_id: str) -> Client | None:
     if hit is not None and now - hit[0] < CLIENT_CACHE_SECONDS:
         return hit[1]
     row = await get_client(session, client_id)
+    if row is not None:
+        # Out of the session: a rollback of this request must not expire the cached copy.
+        session.expunge(row)
     view = Client(row) if row else None
     if len(_cache) > 10_000:
         _cache.clear()

@@ -321,10 +321,13 @@ async def login_submit(request: Request, db: DbSession) -> Response:
     if not pages.csrf_ok(request, form.get("csrf_token"), req):
         return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
     row, client = found
+    client_name, client_id = client.name, client.id  # read before a rollback expires the row
+    previous = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     try:
         _user, _session, cookie = await service.sign_in(
             db, phone=form.get("phone", ""), password=form.get("password", ""),
-            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client.id)
+            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client_id,
+            previous=previous)
     except AppError as exc:
         if exc.commit:
             await db.commit()  # failed attempts count
@@ -334,7 +337,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         with contextlib.suppress(KeyError, IndexError):
             message = message.format(**exc.params)
         response = pages.render(request, "login.html", lang, status=exc.error.status,
-                                csrf_bound_to=req, req=req, client_name=client.name,
+                                csrf_bound_to=req, req=req, client_name=client_name,
                                 phone=form.get("phone"), error=message)
         for name, value in exc.headers.items():
             response.headers[name] = value

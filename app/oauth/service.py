@@ -81,9 +81,12 @@ async def browser_session(db: AsyncSession, cookie: str | None) -> AuthSession |
 
 async def sign_in(
     db: AsyncSession, *, phone: str, password: str, user_agent: str | None, ctx: AuditContext,
-    client_id: str | None,
+    client_id: str | None, previous: AuthSession | None = None,
 ) -> tuple[User, AuthSession, str]:
-    """Password sign-in with the app login's brute-force protection; opens a browser session."""
+    """Password sign-in with the app login's brute-force protection; opens a browser session.
+
+    A new cookie each time (no session fixation); the browser's previous sign-in ends, and the
+    partner sessions it opened move to the new one, so a later logout still reaches them."""
     user = await identity.authenticate(db, phone_raw=phone, password=password, ctx=ctx)
     settings = get_settings()
     session, cookie = await tokens.start_session(
@@ -92,6 +95,12 @@ async def sign_in(
     )
     session.expires_at = clock.now() + timedelta(days=settings.oauth_browser_session_days)
     await db.flush()
+    if previous is not None:
+        if previous.user_id == user.id:
+            await db.execute(sa.update(ClientSession)
+                             .where(ClientSession.browser_session_id == previous.id)
+                             .values(browser_session_id=session.id))
+        await tokens.revoke_session(db, previous.id, reason="signed_in_again")
     await audit.record(db, _as(ctx, user), "oauth.sign_in", subject_id=user.id,
                        details={"client_id": client_id, "browser_session_id": str(session.id)})
     return user, session, cookie

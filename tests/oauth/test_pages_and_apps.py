@@ -218,3 +218,19 @@ async def test_erasing_the_account_tells_partners_and_forgets_consents(
     assert (await db.execute(sa.select(sa.func.count()).select_from(Consent))).scalar_one() == 0
     jobs = (await db.execute(sa.select(Job).where(Job.kind == BACKCHANNEL_LOGOUT))).scalars().all()
     assert [j.payload["client_id"] for j in jobs] == [rp.client.id]
+
+
+async def test_a_disabled_account_cannot_sign_in_on_the_page(
+    rp: Any, browser: Browser, db: AsyncSession
+) -> None:
+    from app.identity.models import User
+
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(status="disabled"))
+    await db.commit()
+    page, _ = await login_page(browser, rp)
+    response = await browser.http.post("/oauth/login", data={
+        **hidden_fields(page.text), "phone": "0912345678", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Ứng dụng Đối tác" in response.text
+    assert "tnid_op" not in response.cookies
