@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -162,6 +163,29 @@ async def client_view(session: AsyncSession, client_id: str) -> Client | None:
     return view
 
 
+_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+JWKS_CACHE_SECONDS = 300.0
+
+
+async def fetch_jwks(_session: AsyncSession | None, uri: str) -> dict[str, Any] | None:
+    """A private_key_jwt client's keys from its registered `jwks_uri` (cached 5 minutes).
+    Registered by a city admin, so not an open fetcher; still short timeouts, no redirects."""
+    now = time.monotonic()
+    hit = _jwks_cache.get(uri)
+    if hit is not None and now - hit[0] < JWKS_CACHE_SECONDS:
+        return hit[1]
+    try:
+        async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
+            response = await http.get(uri, headers={"Accept": "application/json"})
+        data = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        return hit[1] if hit else None  # keep the last good set through an outage
+    _jwks_cache[uri] = (now, data)
+    return data
+
+
 def forget_client(client_id: str) -> None:
     _cache.pop(client_id, None)
 
@@ -183,6 +207,7 @@ class Client(ClientMixin):
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
         self.client_id = row.id
+        self.fetched_jwks: dict[str, Any] | None = None
         self.scopes = set(scope_to_list(row.scope) or [])
         if not row.allow_cccd:
             self.scopes.discard("cccd")  # never even asked for on the consent page

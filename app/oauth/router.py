@@ -447,10 +447,13 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
     """Read on the loop what authlib will ask for, so it can run inline (see server.Bridge)."""
     data = dict(reversed(pairs))
     basic_id, _ = extract_basic_authorization(request.headers)
-    for client_id in {basic_id, data.get("client_id"),
-                      _assertion_subject(data.get("client_assertion"))}:
+    asserted = _assertion_subject(data.get("client_assertion"))
+    for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
+    view = b.clients.get(asserted) if asserted else None
+    if view is not None and not view.row.jwks and view.row.jwks_uri:
+        view.fetched_jwks = await clients.fetch_jwks(b.db, view.row.jwks_uri)
     if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
         for client_id, client in b.clients.items():
             if client is not None:
