@@ -166,9 +166,12 @@ async def jwks(response: Response) -> Any:
 # ---------------------------------------------------------------- authorization endpoint
 
 
-@router.api_route("/oauth/authorize", methods=["GET", "POST"], tags=["openid connect"],
-                  summary="Authorization endpoint (code flow with PKCE S256)",
-                  response_class=Response, responses={302: {"description": "redirect"}})
+@router.get("/oauth/authorize", operation_id="authorize_get", tags=["openid connect"],
+             summary="Authorization endpoint (code flow with PKCE S256)",
+             response_class=Response, responses={302: {"description": "redirect"}})
+@router.post("/oauth/authorize", operation_id="authorize_post", tags=["openid connect"],
+             summary="Authorization endpoint (code flow with PKCE S256)",
+             response_class=Response, responses={302: {"description": "redirect"}})
 async def authorize(request: Request, db: DbSession) -> Response:
     return await _authorize(request, db, await _pairs(request))
 
@@ -551,8 +554,10 @@ def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Resp
                     headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE})
 
 
-@router.api_route("/oauth/userinfo", methods=["GET", "POST"], tags=["openid connect"],
-                  response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.get("/oauth/userinfo", operation_id="userinfo_get", tags=["openid connect"],
+             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.post("/oauth/userinfo", operation_id="userinfo_post", tags=["openid connect"],
+             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
 async def userinfo(request: Request, db: DbSession) -> Response:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -592,8 +597,10 @@ async def userinfo(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------- logout
 
 
-@router.api_route("/oauth/logout", methods=["GET", "POST"], tags=["openid connect"],
-                  response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.get("/oauth/logout", operation_id="logout_get", tags=["openid connect"],
+             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.post("/oauth/logout", operation_id="logout_post", tags=["openid connect"],
+             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
 async def logout(request: Request, db: DbSession) -> Response:
     data = dict(reversed(await _pairs(request)))
     lang = pages.language(request, data.get("ui_locales"))
