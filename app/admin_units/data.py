@@ -26,4 +26,6 @@ WARDS = [
 
 
 def all_units() -> list[AdminUnit]:
-    return [PROVINCE.model_copy(), *(w.model_copy() for w in WARDS)]
+    # Fresh instances: model_copy() of a table model shares SQLAlchemy's instance state, so a
+    # copy added in one session made every later copy look already persisted (never inserted).
+    return [AdminUnit(**u.model_dump()) for u in (PROVINCE, *WARDS)]
