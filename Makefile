@@ -34,6 +34,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/identity.py
 	$(BIN)/python scripts/bench/push.py
+	$(BIN)/python scripts/bench/oidc.py
 
 openapi: $(STAMP)
 	$(BIN)/python -m app openapi

@@ -7,8 +7,8 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from app.core.config import get_settings
@@ -199,7 +199,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             post_logout_redirect_uris=args.post_logout_redirect_uri or [],
             grant_types=args.grant_type or None, first_party=args.first_party,
             allow_cccd=args.allow_cccd, require_par=args.require_par,
-            require_dpop=args.require_dpop,
+            require_dpop=args.require_dpop, id_token_alg=args.id_token_alg,
         )
 
     try:
@@ -319,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--allow-cccd", action="store_true", help="may receive the cccd claim")
     cc.add_argument("--require-par", action="store_true")
     cc.add_argument("--require-dpop", action="store_true")
+    cc.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
     return parser
 
 

@@ -26,6 +26,6 @@ WARDS = [
 
 
 def all_units() -> list[AdminUnit]:
-    """Fresh instances each call: ORM state must never be shared between sessions."""
-    fields = ("code", "name", "name_en", "level", "parent_code")
-    return [AdminUnit(**{f: getattr(u, f) for f in fields}) for u in (PROVINCE, *WARDS)]
+    # Fresh instances: model_copy() of a table model shares SQLAlchemy's instance state, so a
+    # copy added in one session made every later copy look already persisted (never inserted).
+    return [AdminUnit(**u.model_dump()) for u in (PROVINCE, *WARDS)]

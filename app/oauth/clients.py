@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -77,6 +78,7 @@ async def create_client(
     require_par: bool = False,
     require_dpop: bool = False,
     sector_identifier: str | None = None,
+    id_token_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     ctx: AuditContext | None = None,
 ) -> NewClient:
     def invalid(reason: str) -> AppError:
@@ -93,6 +95,8 @@ async def create_client(
     scopes = scope_to_list(scope) or []
     if "openid" not in scopes or any(s not in SCOPES for s in scopes):
         raise invalid(f"scope must include openid and only {' '.join(SCOPES)}")
+    if id_token_alg not in ("RS256", "ES256"):
+        raise invalid("id-token-alg must be RS256 or ES256")
     if not 0 <= min_loa <= 2:
         raise invalid("min-loa must be 0, 1 or 2")
     grants = grant_types or ["authorization_code", "refresh_token"]
@@ -122,7 +126,7 @@ async def create_client(
         scope=" ".join(dict.fromkeys(scopes)), min_loa=min_loa, first_party=first_party,
         allow_cccd=allow_cccd, sector_identifier=sector, jwks=jwks, jwks_uri=jwks_uri,
         backchannel_logout_uri=backchannel_logout_uri, require_par=require_par,
-        require_dpop=require_dpop,
+        require_dpop=require_dpop, id_token_alg=id_token_alg,
     )
     session.add(client)
     await session.flush()
@@ -149,11 +153,37 @@ async def client_view(session: AsyncSession, client_id: str) -> Client | None:
     if hit is not None and now - hit[0] < CLIENT_CACHE_SECONDS:
         return hit[1]
     row = await get_client(session, client_id)
+    if row is not None:
+        # Out of the session: a rollback of this request must not expire the cached copy.
+        session.expunge(row)
     view = Client(row) if row else None
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[client_id] = (now, view)
     return view
+
+
+_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+JWKS_CACHE_SECONDS = 300.0
+
+
+async def fetch_jwks(_session: AsyncSession | None, uri: str) -> dict[str, Any] | None:
+    """A private_key_jwt client's keys from its registered `jwks_uri` (cached 5 minutes).
+    Registered by a city admin, so not an open fetcher; still short timeouts, no redirects."""
+    now = time.monotonic()
+    hit = _jwks_cache.get(uri)
+    if hit is not None and now - hit[0] < JWKS_CACHE_SECONDS:
+        return hit[1]
+    try:
+        async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
+            response = await http.get(uri, headers={"Accept": "application/json"})
+        data = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        return hit[1] if hit else None  # keep the last good set through an outage
+    _jwks_cache[uri] = (now, data)
+    return data
 
 
 def forget_client(client_id: str) -> None:
@@ -177,6 +207,7 @@ class Client(ClientMixin):
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
         self.client_id = row.id
+        self.fetched_jwks: dict[str, Any] | None = None
         self.scopes = set(scope_to_list(row.scope) or [])
         if not row.allow_cccd:
             self.scopes.discard("cccd")  # never even asked for on the consent page

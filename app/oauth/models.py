@@ -38,6 +38,8 @@ class OAuthClient(SQLModel, table=True):
     backchannel_logout_uri: str | None = Field(default=None, max_length=500)
     require_par: bool = False
     require_dpop: bool = False
+    # id_token_signed_response_alg (OpenID Dynamic Client Registration): RS256 or ES256.
+    id_token_alg: str = Field(default="RS256", max_length=8)
     status: str = Field(default="active", max_length=16)
     created_at: datetime = utc_field(default_now=True)
 

@@ -133,7 +133,7 @@ async def discovery() -> Any:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["pairwise", "public"],
-        "id_token_signing_alg_values_supported": [service.ID_TOKEN_ALG],
+        "id_token_signing_alg_values_supported": list(service.ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
         "revocation_endpoint_auth_methods_supported": auth_methods,
@@ -166,12 +166,12 @@ async def jwks(response: Response) -> Any:
 # ---------------------------------------------------------------- authorization endpoint
 
 
-@router.get("/oauth/authorize", tags=["openid connect"],
-                  summary="Authorization endpoint (code flow with PKCE S256)",
-                  response_class=Response, responses={302: {"description": "redirect"}})
-@router.post("/oauth/authorize", tags=["openid connect"],
-                  summary="Authorization endpoint (code flow with PKCE S256)",
-                  response_class=Response, responses={302: {"description": "redirect"}})
+@router.get("/oauth/authorize", operation_id="authorize_get", tags=["openid connect"],
+             summary="Authorization endpoint (code flow with PKCE S256)",
+             response_class=Response, responses={302: {"description": "redirect"}})
+@router.post("/oauth/authorize", operation_id="authorize_post", tags=["openid connect"],
+             summary="Authorization endpoint (code flow with PKCE S256)",
+             response_class=Response, responses={302: {"description": "redirect"}})
 async def authorize(request: Request, db: DbSession) -> Response:
     return await _authorize(request, db, await _pairs(request))
 
@@ -324,10 +324,13 @@ async def login_submit(request: Request, db: DbSession) -> Response:
     if not pages.csrf_ok(request, form.get("csrf_token"), req):
         return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
     row, client = found
+    client_name, client_id = client.name, client.id  # read before a rollback expires the row
+    previous = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     try:
         _user, _session, cookie = await service.sign_in(
             db, phone=form.get("phone", ""), password=form.get("password", ""),
-            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client.id)
+            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client_id,
+            previous=previous)
     except AppError as exc:
         if exc.commit:
             await db.commit()  # failed attempts count
@@ -337,7 +340,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         with contextlib.suppress(KeyError, IndexError):
             message = message.format(**exc.params)
         response = pages.render(request, "login.html", lang, status=exc.error.status,
-                                csrf_bound_to=req, req=req, client_name=client.name,
+                                csrf_bound_to=req, req=req, client_name=client_name,
                                 phone=form.get("phone"), error=message)
         for name, value in exc.headers.items():
             response.headers[name] = value
@@ -447,10 +450,13 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
     """Read on the loop what authlib will ask for, so it can run inline (see server.Bridge)."""
     data = dict(reversed(pairs))
     basic_id, _ = extract_basic_authorization(request.headers)
-    for client_id in {basic_id, data.get("client_id"),
-                      _assertion_subject(data.get("client_assertion"))}:
+    asserted = _assertion_subject(data.get("client_assertion"))
+    for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
+    view = b.clients.get(asserted) if asserted else None
+    if view is not None and not view.row.jwks and view.row.jwks_uri:
+        view.fetched_jwks = await clients.fetch_jwks(b.db, view.row.jwks_uri)
     if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
         for client_id, client in b.clients.items():
             if client is not None:
@@ -548,10 +554,10 @@ def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Resp
                     headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE})
 
 
-@router.get("/oauth/userinfo", tags=["openid connect"],
-                  response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
-@router.post("/oauth/userinfo", tags=["openid connect"],
-                  response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.get("/oauth/userinfo", operation_id="userinfo_get", tags=["openid connect"],
+             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.post("/oauth/userinfo", operation_id="userinfo_post", tags=["openid connect"],
+             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
 async def userinfo(request: Request, db: DbSession) -> Response:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -591,10 +597,10 @@ async def userinfo(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------- logout
 
 
-@router.get("/oauth/logout", tags=["openid connect"],
-                  response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
-@router.post("/oauth/logout", tags=["openid connect"],
-                  response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.get("/oauth/logout", operation_id="logout_get", tags=["openid connect"],
+             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.post("/oauth/logout", operation_id="logout_post", tags=["openid connect"],
+             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
 async def logout(request: Request, db: DbSession) -> Response:
     data = dict(reversed(await _pairs(request)))
     lang = pages.language(request, data.get("ui_locales"))
@@ -679,7 +685,8 @@ async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: Ac
         min_loa=body.min_loa, backchannel_logout_uri=body.backchannel_logout_uri,
         post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
         first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
-        require_dpop=body.require_dpop, ctx=audit_context(request, principal))
+        require_dpop=body.require_dpop, id_token_alg=body.id_token_signed_response_alg,
+        ctx=audit_context(request, principal))
     await db.commit()
     row = created.client
     return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,

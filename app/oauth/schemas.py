@@ -73,6 +73,7 @@ class ClientCreate(BaseModel):
     allow_cccd: bool = False
     require_par: bool = False
     require_dpop: bool = False
+    id_token_signed_response_alg: str = Field(default="RS256", pattern="^(RS256|ES256)$")
 
 
 class ClientCreated(BaseModel):

@@ -40,7 +40,7 @@ from app.core import audit, clock
 from app.core.audit import AuditContext
 from app.core.config import get_settings
 from app.oauth import replay, service
-from app.oauth.clients import Client, client_view
+from app.oauth.clients import Client, client_view, fetch_jwks
 from app.oauth.service import Grantee, GrantRefused
 
 T = TypeVar("T")
@@ -264,9 +264,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                              expires_at=expires)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
-        if client.row.jwks:
-            return KeySet.import_key_set(client.row.jwks)
-        raise InvalidClientError(description="The client has no registered keys.")
+        jwks = client.row.jwks
+        if not jwks and client.row.jwks_uri:
+            if client.fetched_jwks is None:
+                client.fetched_jwks = bridge().call(fetch_jwks, client.row.jwks_uri)
+            jwks = client.fetched_jwks
+        if not jwks:
+            raise InvalidClientError(description="The client's keys are not available.")
+        try:
+            return KeySet.import_key_set(jwks)
+        except (ValueError, KeyError, TypeError):
+            raise InvalidClientError(description="The client's keys are unusable.") from None
 
 
 def _query_token(token_string: str, token_type_hint: str | None) -> Any:

@@ -41,7 +41,7 @@ from app.tokens.keys import key_store
 from app.tokens.models import AuthSession
 
 BROWSER_CLIENT = "op:browser"  # the client_id of browser sign-ins at the provider itself
-ID_TOKEN_ALG = "RS256"  # noqa: S105 (an algorithm name)
+ID_TOKEN_ALGS = ("RS256", "ES256")  # RS256 unless the client registered ES256
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 ACR_PREFIX = "urn:thainguyen:id:loa:"
 BACKCHANNEL_LOGOUT = "oauth.backchannel_logout"
@@ -81,9 +81,12 @@ async def browser_session(db: AsyncSession, cookie: str | None) -> AuthSession |
 
 async def sign_in(
     db: AsyncSession, *, phone: str, password: str, user_agent: str | None, ctx: AuditContext,
-    client_id: str | None,
+    client_id: str | None, previous: AuthSession | None = None,
 ) -> tuple[User, AuthSession, str]:
-    """Password sign-in with the app login's brute-force protection; opens a browser session."""
+    """Password sign-in with the app login's brute-force protection; opens a browser session.
+
+    A new cookie each time (no session fixation); the browser's previous sign-in ends, and the
+    partner sessions it opened move to the new one, so a later logout still reaches them."""
     user = await identity.authenticate(db, phone_raw=phone, password=password, ctx=ctx)
     settings = get_settings()
     session, cookie = await tokens.start_session(
@@ -92,6 +95,12 @@ async def sign_in(
     )
     session.expires_at = clock.now() + timedelta(days=settings.oauth_browser_session_days)
     await db.flush()
+    if previous is not None:
+        if previous.user_id == user.id:
+            await db.execute(sa.update(ClientSession)
+                             .where(ClientSession.browser_session_id == previous.id)
+                             .values(browser_session_id=session.id))
+        await tokens.revoke_session(db, previous.id, reason="signed_in_again")
     await audit.record(db, _as(ctx, user), "oauth.sign_in", subject_id=user.id,
                        details={"client_id": client_id, "browser_session_id": str(session.id)})
     return user, session, cookie
@@ -355,10 +364,14 @@ def make_id_token(
         digest = hashlib.sha256(access_token.encode()).digest()
         from base64 import urlsafe_b64encode
         claims["at_hash"] = urlsafe_b64encode(digest[:16]).decode().rstrip("=")
-    kid, key = key_store.signing_key(ID_TOKEN_ALG)
-    # alg is fixed to RS256 here and in `algorithms`: `none` can never be produced.
-    return jwt.encode({"alg": ID_TOKEN_ALG, "kid": kid, "typ": "JWT"}, claims, key,
-                      algorithms=[ID_TOKEN_ALG])
+    return _sign(client, claims, typ="JWT")
+
+
+def _sign(client: OAuthClient, claims: dict[str, Any], *, typ: str) -> str:
+    alg = client.id_token_alg if client.id_token_alg in ID_TOKEN_ALGS else "RS256"
+    kid, key = key_store.signing_key(alg)
+    # The alg comes from a fixed list, also passed as `algorithms`: `none` is never produced.
+    return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
 
 
 def _access_token(
@@ -647,7 +660,7 @@ async def userinfo_subject(
 def decode_id_token_hint(hint: str) -> dict[str, Any] | None:
     """Our own ID token, signature checked; expiry ignored (OpenID RP-Initiated Logout 1.0)."""
     try:
-        header = jwt.decode(hint, key_store.jwks_keyset(), algorithms=[ID_TOKEN_ALG])
+        header = jwt.decode(hint, key_store.jwks_keyset(), algorithms=list(ID_TOKEN_ALGS))
     except (JoseError, ValueError, KeyError):
         return None
     claims = header.claims
@@ -700,9 +713,7 @@ def logout_token(client: OAuthClient, *, sub: str, sid: str) -> str:
     now = int(clock.now().timestamp())
     claims = {"iss": settings.issuer, "aud": client.id, "iat": now, "exp": now + 120,
               "jti": uuid.uuid4().hex, "sub": sub, "sid": sid, "events": {LOGOUT_EVENT: {}}}
-    kid, key = key_store.signing_key(ID_TOKEN_ALG)
-    return jwt.encode({"alg": ID_TOKEN_ALG, "kid": kid, "typ": "logout+jwt"}, claims, key,
-                      algorithms=[ID_TOKEN_ALG])
+    return _sign(client, claims, typ="logout+jwt")
 
 
 # ---------------------------------------------------------------- personal data (Law 91/2025)

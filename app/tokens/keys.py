@@ -6,6 +6,7 @@ key, which every relying party must support for ID tokens.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from datetime import datetime, timedelta
@@ -69,7 +70,7 @@ class KeyStore:
         retire_after: dict[str, datetime] = {}
         for entries in schedule.values():
             entries.sort()
-            for (_, kid), (successor_from, _) in zip(entries, entries[1:], strict=False):
+            for (_, kid), (successor_from, _) in itertools.pairwise(entries):
                 retire_after[kid] = successor_from + timedelta(seconds=KEY_RETAIN_SECONDS)
         self._private, self._schedule, self._retire_after = private, schedule, retire_after
         self._public = KeySet(list(private.values()))

@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('backchannel_logout_uri', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('require_par', sa.Boolean(), nullable=False),
     sa.Column('require_dpop', sa.Boolean(), nullable=False),
+    sa.Column('id_token_alg', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')

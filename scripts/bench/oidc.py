@@ -165,8 +165,10 @@ def wrk(url: str, script: str | None, threads: int, connections: int, duration: 
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    timeouts = re.search(r"timeout (\d+)", out)
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
-            "non_2xx": int(errors.group(1)) if errors else 0}
+            "non_2xx": int(errors.group(1)) if errors else 0,
+            "timeouts": int(timeouts.group(1)) if timeouts else 0}
 
 
 async def main() -> int:
@@ -200,8 +202,10 @@ async def main() -> int:
                      "--type", "confidential", "--auth-method", "client_secret_basic",
                      "--scope", "openid profile")
         client_id, secret = client["client_id"], client["client_secret"]
-        server = subprocess.Popen([PY, "-m", "app", "serve", "--port", str(port), "--workers",
-                                   str(args.workers)], cwd=ROOT, env=env)
+        # Server logs (e.g. ClientDisconnect when wrk stops mid-request) go to a file.
+        log = open(tempfile.gettempdir() + "/bench-oidc-server.log", "w")  # noqa: SIM115, ASYNC230
+        server = subprocess.Popen([PY, "-m", "app", "serve", "--port", str(port), "--workers",  # noqa: ASYNC220
+                                   str(args.workers)], cwd=ROOT, env=env, stdout=log, stderr=log)
         async with httpx.AsyncClient(base_url=base) as http:
             for _ in range(200):
                 try:
@@ -236,9 +240,10 @@ async def main() -> int:
             wanted = set(args.only.split(","))
             cases = [case for case in cases if case[0] in wanted or case[0] == "baseline"]
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}, "
-              f"{args.workers} uvicorn workers, PostgreSQL, {os.cpu_count()} CPUs")
+              f"{args.workers} uvicorn workers, PostgreSQL, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at start")
         print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'vs base':>9}"
-              f"{'non-2xx':>9}")
+              f"{'non-2xx':>9}{'timeouts':>10}")
         baseline = None
         for _key, name, url, script in cases:
             await asyncio.sleep(1)
@@ -246,7 +251,8 @@ async def main() -> int:
                                              args.duration)
             baseline = baseline or result["rps"]
             print(f"{name:<28}{result['rps']:>10.0f}{result['p50']:>10.1f}{result['p99']:>10.1f}"
-                  f"{result['rps'] / baseline:>8.0%}{result['non_2xx']:>9}")
+                  f"{result['rps'] / baseline:>8.0%}{result['non_2xx']:>9}"
+                  f"{result['timeouts']:>10}")
     finally:
         if server is not None:
             server.terminate()

@@ -16,6 +16,7 @@ from tests.oauth.support import (
     Browser,
     base_params,
     exchange,
+    hidden_fields,
     id_token_claims,
     make_client,
     pkce,
@@ -266,3 +267,49 @@ async def test_userinfo_sub_matches_id_token_and_is_pairwise(
     user_id = (await db.execute(sa.select(AuthSession.user_id).limit(1))).scalar_one()
     assert sub != str(user_id)
     assert subject_for(other.client, user_id) != sub
+
+
+async def test_prompt_consent_asks_again(rp: Any, browser: Browser) -> None:
+    await browser.code_for(rp.client.id)
+    _, params = base_params(rp.client.id, prompt="consent")
+    page = await browser.follow_until_client(await browser.authorize(params), consent=None)
+    assert page.status_code == 200 and 'value="allow"' in page.text
+
+
+async def test_a_public_client_runs_the_code_flow_with_pkce_only(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    app = await make_client(db, client_type="public", auth_method="none", name="Ứng dụng di động")
+    code, verifier, _ = await browser.code_for(app.client.id)
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        body = (await http.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier, "client_id": app.client.id})).json()
+        assert body["token_type"] == "Bearer" and body["refresh_token"]
+        refreshed = await http.post("/oauth/token", data={
+            "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+            "client_id": app.client.id})
+    assert refreshed.status_code == 200
+
+
+async def test_signing_in_again_ends_the_previous_browser_session_but_keeps_logout_reach(
+    live_url: str, rp: Any, browser: Browser
+) -> None:
+    code, verifier, _ = await browser.code_for(rp.client.id)
+    tokens = (await exchange(live_url, rp, code, verifier)).json()
+    old_cookie = browser.http.cookies.get("tnid_op")
+    _, params = base_params(rp.client.id, prompt="login")
+    await browser.follow_until_client(await browser.authorize(params))
+    assert browser.http.cookies.get("tnid_op") != old_cookie
+    # The old cookie no longer signs anyone in.
+    async with httpx.AsyncClient(base_url=live_url, cookies={"tnid_op": old_cookie}) as other:
+        _, params = base_params(rp.client.id, prompt="none")
+        answer = query_of((await other.get("/oauth/authorize", params=params)).headers["location"])
+        assert answer["error"] == "login_required"
+    # Logging out with the new cookie still ends the partner session opened before.
+    await browser.http.post("/oauth/logout", data=hidden_fields(
+        (await browser.http.get("/oauth/logout")).text))
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        info = await http.get("/oauth/userinfo",
+                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 401

@@ -130,3 +130,22 @@ async def test_a_level_2_citizen_meets_a_level_2_client(
     await db.commit()
     _, id_claims = await claims_via(live_url, rp, browser, "openid")
     assert id_claims["acr"] == "urn:thainguyen:id:loa:2"
+
+
+async def test_address_scope_gives_ward_and_province(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    from app.admin_units.data import WARDS
+    from tests.support.flows import seed_wards
+
+    await seed_wards(db)
+    ward = WARDS[0]
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(ward_code=ward.code))
+    await db.commit()
+    rp = await make_client(db)
+    info, _ = await claims_via(live_url, rp, browser, "openid address")
+    assert info["address"]["locality"] == ward.name
+    assert info["address"]["region"] == "Tỉnh Thái Nguyên"
+    assert info["address"]["country"] == "VN"
+    assert "phone_number" not in info and "name" not in info

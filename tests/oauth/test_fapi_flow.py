@@ -157,3 +157,44 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     await http.aclose()
     await browser.close()
     await rp.aclose()
+
+
+async def test_private_key_jwt_with_keys_at_the_clients_jwks_uri(
+    live_url: str, db: AsyncSession
+) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.oauth.conftest import _free_port
+
+    client_key = ECKey.generate_key("P-256", private=True, auto_kid=True)
+    port = _free_port()
+
+    async def jwks(_request: Any) -> JSONResponse:
+        return JSONResponse({"keys": [client_key.as_dict(private=False)]})
+
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/jwks.json", jwks)]),
+                                           host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    import asyncio
+
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    try:
+        registered = await make_client(db, name="Bảo hiểm", auth_method="private_key_jwt",
+                                       jwks_uri=f"http://127.0.0.1:{port}/jwks.json")
+        token_url = f"{live_url}/oauth/token"
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(token_url, data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": private_key_jwt_sign(client_key, registered.client.id,
+                                                         token_url, alg="ES256")})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["token_type"] == "Bearer"
+    finally:
+        server.should_exit = True
+        await task

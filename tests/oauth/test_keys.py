@@ -53,3 +53,21 @@ async def test_rotated_key_is_published_before_it_signs_and_kept_after(
         await db.commit()
         clock.reset()
         await key_store.load(db)
+
+
+async def test_a_client_registered_for_es256_gets_es256_id_tokens(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    from tests.oauth.support import make_client
+
+    rp = await make_client(db, id_token_alg="ES256")
+    code, verifier, _ = await browser.code_for(rp.client.id)
+    id_token = (await exchange(live_url, rp, code, verifier)).json()["id_token"]
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        keyset = KeySet.import_key_set((await http.get("/oauth/jwks")).json())
+    decoded = jwt.decode(id_token, keyset, algorithms=["ES256"])
+    assert decoded.header["alg"] == "ES256" and decoded.header["kid"]
+    assert decoded.claims["aud"] == rp.client.id

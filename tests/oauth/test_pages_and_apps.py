@@ -194,3 +194,43 @@ async def test_city_admin_registers_a_client_through_the_api(
             headers={"Authorization": f"Bearer {admin['access_token']}"})
         assert bad.status_code == 422
         assert bad.json()["code"] == "oauth.client_invalid"
+
+
+async def test_erasing_the_account_tells_partners_and_forgets_consents(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    from app.oauth.models import Consent
+
+    rp = await make_client(db, backchannel_logout_uri="https://rp.example.vn/bcl")
+    code, verifier, _ = await browser.code_for(rp.client.id)
+    tokens = (await exchange(live_url, rp, code, verifier)).json()
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        app_tokens = (await http.post("/api/v1/auth/login", json={
+            "phone": "0912345678", "password": PASSWORD})).json()
+        auth = {"Authorization": f"Bearer {app_tokens['access_token']}"}
+        exported = (await http.get("/api/v1/me/export", headers=auth)).json()
+        assert exported["oauth"]["allowed_apps"][0]["client_id"] == rp.client.id
+        erased = await http.request("DELETE", "/api/v1/me", json={"password": PASSWORD},
+                                    headers=auth)
+        assert erased.status_code == 200, erased.text
+        assert "oauth" in erased.json()["erased"]
+    assert (await userinfo(live_url, tokens["access_token"])).status_code == 401
+    assert (await db.execute(sa.select(sa.func.count()).select_from(Consent))).scalar_one() == 0
+    jobs = (await db.execute(sa.select(Job).where(Job.kind == BACKCHANNEL_LOGOUT))).scalars().all()
+    assert [j.payload["client_id"] for j in jobs] == [rp.client.id]
+
+
+async def test_a_disabled_account_cannot_sign_in_on_the_page(
+    rp: Any, browser: Browser, db: AsyncSession
+) -> None:
+    from app.identity.models import User
+
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(status="disabled"))
+    await db.commit()
+    page, _ = await login_page(browser, rp)
+    response = await browser.http.post("/oauth/login", data={
+        **hidden_fields(page.text), "phone": "0912345678", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Ứng dụng Đối tác" in response.text
+    assert "tnid_op" not in response.cookies

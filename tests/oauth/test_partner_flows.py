@@ -46,10 +46,14 @@ class LogoutReceiver:
 
     def __init__(self) -> None:
         self.tokens: list[str] = []
+        self.fail_next = 0  # answer 500 this many times first (a partner back end that is down)
         self.port = _free_port()
 
         async def receive(request: Request) -> Response:
             form = await request.form()
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return Response(status_code=500)
             self.tokens.append(str(form["logout_token"]))
             return Response(status_code=200)
 
