@@ -22,7 +22,10 @@ from app.tokens.models import AuthSession
 
 bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the unit of work commits before the answer is sent. FastAPI's default
+# ("request") runs the commit after the response went out, so a client could be told "done" for
+# a transaction that then failed, or use new tokens before they exist for another worker.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)
