@@ -82,7 +82,10 @@ class RequestContextMiddleware:
         except BodyTooLarge:
             await self._too_large(scope, send, request_id, limit or 0)
             status_holder["status"] = 413
-        self._observe(scope, status_holder["status"], started)
+        finally:
+            # Also when an unhandled error escapes (after the 500 went out): crashes must show in
+            # the metrics and the log like any other answer.
+            self._observe(scope, status_holder["status"], started)
 
     async def _too_large(self, scope: Scope, send: Send, request_id: str, limit: int) -> None:
         language = negotiate(_header(scope, b"accept-language"))
