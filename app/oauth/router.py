@@ -49,7 +49,7 @@ router = APIRouter(dependencies=[Depends(fresh_keys)])
 # the response is sent, and a browser following our redirect at once could miss what we just wrote
 # (the saved authorization request, the new sign-in).
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
-AccountDb = Annotated[AsyncSession, Depends(get_session)]
+AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 PROMPTS = {"none", "login", "consent", "select_account"}

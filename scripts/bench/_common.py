@@ -4,6 +4,18 @@ Everything here talks only to 127.0.0.1: a fresh database (SQLite file in a temp
 database on the local PostgreSQL server, dropped afterwards), the real server started with
 `python -m app serve`, and `wrk` (Debian package) as the load generator. wrk's own summary is
 printed by a Lua `done()` hook as one JSON line, so parsing does not depend on its human format.
+`CpuMeter` counts the CPU time the server's processes (and a PostgreSQL database's backends) use
+during a measurement: on a machine shared with other work, CPU per request is steadier than
+requests per second.
+
+    with fresh_database("postgresql") as db:
+        env = app_env(db.url, DATABASE_POOL_SIZE="10")
+        migrate(env)
+        with serve(env, workers=2) as server:
+            meter = CpuMeter(server.process.pid, db.name)
+            with meter.measure() as cpu:
+                result = run_wrk(f"{server.base_url}/healthz")
+            print(result.rps, result.p99_ms, cpu[0].server_s / result.requests)
 
 Benchmarks print figures; they are not tests.
 """

@@ -99,6 +99,7 @@ class BackendResult:
     login_limit_per_minute: int = 0
     tokens_exhausted: bool = False
     server_errors: list[str] = field(default_factory=list)
+    server_log: str = ""
     pool_size: int = 0
     spent_tokens: int = 0
     revoked_sessions: int = 0
@@ -207,6 +208,23 @@ def _check_me(base_url: str, access_token: str) -> None:
 # ------------------------------------------------------------------ one backend
 
 
+def _server_5xx(log_lines: list[str]) -> dict[str, list[float]]:
+    """Durations (ms) of the 5xx answers the server logged, by path.
+
+    wrk counts only answers that arrive within the run; a request stuck longer (e.g. waiting for
+    SQLite's write lock) answers after wrk stopped and only the server's log shows it.
+    """
+    found: dict[str, list[float]] = {}
+    for line in log_lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "request" and int(event.get("status", 0)) >= 500:
+            found.setdefault(str(event.get("path")), []).append(float(event.get("ms", 0)))
+    return found
+
+
 def _summary(result: WrkResult, cpu: CpuUse, baseline_rps: float) -> dict[str, float]:
     requests = max(result.requests, 1)
     return {
@@ -305,8 +323,13 @@ def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
 
                 # A second login after the load: the per-IP login limit must not have tripped.
                 _login(server.base_url, outcome)
-                # At LOG_LEVEL=WARNING the server logs only problems (5xx, tracebacks).
+                # At LOG_LEVEL=WARNING the server logs only problems (5xx, tracebacks); keep
+                # the log beyond the temporary directory when there are any.
                 outcome.server_errors = server.log_tail(1_000_000).splitlines()
+                if outcome.server_errors:
+                    kept = Path(tempfile.gettempdir()) / f"bench-identity-{backend}-server.log"
+                    kept.write_bytes(server.log_path.read_bytes())
+                    outcome.server_log = str(kept)
 
         baseline = (base.rps + base_after.rps) / 2
         outcome.endpoints = {
@@ -428,7 +451,13 @@ def report(
             problems.append(f"{result.backend}: {result.revoked_sessions} sessions revoked")
         if result.tokens_exhausted:
             problems.append(f"{result.backend}: refresh tokens ran out; throughput understated")
-        print(f"server log lines at WARNING or above: {len(result.server_errors)}")
+        for path, durations in _server_5xx(result.server_errors).items():
+            print(
+                f"server answered {len(durations)} x 5xx on {path} "
+                f"(after {min(durations):.0f}-{max(durations):.0f} ms)"
+            )
+        kept = f" (full log: {result.server_log})" if result.server_log else ""
+        print(f"server log lines at WARNING or above: {len(result.server_errors)}{kept}")
         for line in result.server_errors[-5:]:
             print(f"  {line[:300]}")
         if result.server_errors:

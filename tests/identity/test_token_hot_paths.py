@@ -3,15 +3,18 @@ pinned so that speed-ups cannot change what they answer."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from app.core import clock
 from app.core.config import get_settings
+from app.core.db import session_factory
 from app.tokens import service as tokens
 from app.tokens.models import AuthSession, RefreshToken
-from tests.support.flows import bearer, login, make_user
+from tests.conftest import count
+from tests.support.flows import PASSWORD, bearer, login, make_user
 
 
 async def _signed_in(client, db, phone: str = "0912000100") -> dict:
@@ -156,3 +159,42 @@ async def test_access_token_of_another_audience_is_refused(client, db):
     response = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"})
 
     assert response.status_code == 401
+
+
+async def test_a_sign_in_is_committed_before_its_answer_is_sent(app, db):
+    """A client may use new tokens the moment it reads them, on another connection or worker."""
+    await make_user(db, "0912000101", "citizen")
+    committed_at_answer: list[int] = []
+
+    async def sessions_visible_elsewhere() -> int:
+        async with session_factory()() as other:
+            return await count(other, AuthSession)
+
+    body = json.dumps({"phone": "0912000101", "password": PASSWORD}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+            committed_at_answer.append(await sessions_visible_elsewhere())
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/login",
+        "raw_path": b"/api/v1/auth/login",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("203.0.113.11", 50000),
+        "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+    }
+    await app(scope, receive, send)
+
+    assert committed_at_answer == [1]
