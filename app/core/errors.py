@@ -16,6 +16,8 @@ from app.core.i18n import Language
 
 PROBLEM_TYPE_BASE = "https://id.thainguyen.gov.vn/problems/"
 PROBLEM_JSON = "application/problem+json"
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance",
+                              "request_id"})
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ def problem_body(
     if request_id:
         body["request_id"] = request_id
     if extra:
-        body.update(extra)
+        # Domain details never overwrite the problem's own members (a dossier's "status" is not
+        # the HTTP status).
+        body.update({k: v for k, v in extra.items() if k not in RESERVED_MEMBERS})
     return body
 
 

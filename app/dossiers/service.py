@@ -518,7 +518,7 @@ def _guard(dossier: Dossier, action: str, actor: Actor) -> Transition:
     if not is_allowed(action, dossier.status, actor):
         raise AppError(errors.INVALID_TRANSITION,
                        params={"action": action, "status": dossier.status},
-                       extra={"status": dossier.status,
+                       extra={"dossier_status": dossier.status,
                               "allowed_actions": allowed_actions(dossier.status, actor)})
     return TRANSITIONS[action]
 

@@ -130,11 +130,19 @@ async def test_events_for_erased_or_unknown_accounts_are_dropped_quietly(db, pus
     assert pushes(push_log) == []
 
 
+# Kinds that other domains register with their own templates (e.g. app.cameras.notices).
+OTHER_DOMAIN_SAMPLES = {
+    "camera.offline": {"camera_id": "0193a1b2-0000-7000-8000-0000000000c1",
+                       "camera_code": "CAM-PDP-01", "camera_name": "Z115",
+                       "ward_code": "TNG-PDP", "offline_since": "2026-11-25T08:00:00+00:00"},
+}
+
+
 @pytest.mark.parametrize("kind", sorted(templates.TEMPLATES))
 @pytest.mark.parametrize("language", ["vi", "en"])
 def test_every_template_renders_every_label_in_both_languages(kind: str, language: str) -> None:
     template = templates.TEMPLATES[kind]
-    base = EVENTS.get(kind) or {
+    base = EVENTS.get(kind) or OTHER_DOMAIN_SAMPLES.get(kind) or {
         "announcement_id": "0193a1b2-0000-7000-8000-000000000005",
         "title_vi": "Cắt điện",
         "body_vi": "Cắt điện từ 8h đến 11h.",
