@@ -83,7 +83,9 @@ def make_engine(url: str) -> AsyncEngine:
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # A ping costs round trips on every checkout; SQLAlchemy invalidates the whole pool when a
+        # query meets a dropped connection, so a database restart fails at most in-flight requests.
+        pool_pre_ping=settings.database_pool_pre_ping,
     )
 
 

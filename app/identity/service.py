@@ -406,9 +406,28 @@ def identity_view(identity: CitizenIdentity, *, owner: bool) -> dict[str, Any]:
     }
 
 
+async def _identity_and_verification(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[CitizenIdentity | None, IdentityVerification | None]:
+    """Both in one round trip: a level 2 verification only exists for a declared identity."""
+    row = (
+        await session.execute(
+            sa.select(CitizenIdentity, IdentityVerification)
+            .outerjoin(
+                IdentityVerification,
+                sa.and_(IdentityVerification.user_id == CitizenIdentity.user_id,
+                        IdentityVerification.revoked_at.is_(None)),
+            )
+            .where(CitizenIdentity.user_id == user_id)
+            .order_by(IdentityVerification.verified_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
 async def profile_view(session: AsyncSession, user: User, *, owner: bool) -> dict[str, Any]:
-    identity = await get_identity(session, user.id)
-    verification = await active_verification(session, user.id)
+    identity, verification = await _identity_and_verification(session, user.id)
     return {
         "id": user.id,
         "phone": user.phone,
