@@ -23,6 +23,7 @@ DOMAIN_ROUTERS = [
     "app.incidents.router",
     "app.incidents.open311",
     "app.media.signed_router",
+    "app.media.tus_router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
@@ -40,6 +41,7 @@ MODEL_MODULES = [
     "app.media.models",
     "app.dossiers.models",
     "app.media.derived",
+    "app.media.tus_models",
     "app.incidents.models",
 ]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
