@@ -38,6 +38,10 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
                        extra={"detected": fmt.content_type})
     if not fmt.complete(staged.tail):
         raise AppError(errors.CORRUPT)
+    if fmt is sniff.PDF and staged.markers:
+        markers = ", ".join(sorted(staged.markers))
+        raise AppError(errors.ACTIVE_CONTENT, params={"markers": markers},
+                       extra={"markers": sorted(staged.markers)})
     return fmt
 
 
