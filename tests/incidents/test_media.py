@@ -254,3 +254,24 @@ async def test_a_video_over_the_maximum_duration_is_refused(client, db, monkeypa
     assert response.status_code == 422
     assert response.json()["code"] == "media.video_too_long"
     assert response.json()["duration_s"] == 2.0
+
+
+async def test_erasing_an_account_removes_its_photos_and_their_public_versions(client, db):
+    import sqlalchemy as sa
+
+    from app.media.derived import MediaVariant
+    from app.media.storage import get_storage
+
+    me = await citizen(client, db, "0912600013")
+    media_id = await uploaded(client, me, samples.encode(samples.scene(), ".jpg"))
+    await file_report(client, me, CENTRE, media_ids=[media_id])
+    await run_jobs()
+    keys = (await db.execute(sa.select(MediaVariant.storage_key))).scalars().all()
+    assert len(keys) == 2 and all([await get_storage().exists(k) for k in keys])
+
+    response = await client.request("DELETE", "/api/v1/me", headers=me,
+                                    json={"password": "mot-mat-khau-dai-2026"})
+
+    assert response.status_code == 200, response.text
+    assert [await get_storage().exists(k) for k in keys] == [False, False]
+    assert (await db.execute(sa.select(sa.func.count()).select_from(MediaVariant))).scalar() == 0
