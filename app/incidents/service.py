@@ -25,7 +25,13 @@ from app.identity.roles import Role
 from app.incidents import errors, geo
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
-from app.incidents.models import Incident, IncidentEvent, IncidentMedia, IncidentSubscription
+from app.incidents.models import (
+    FEED_PREDICATE,
+    Incident,
+    IncidentEvent,
+    IncidentMedia,
+    IncidentSubscription,
+)
 from app.incidents.wards import resolve_ward
 from app.media import formats
 from app.media import public as media_public
@@ -466,8 +472,9 @@ async def nearby(
     d2 = ((Incident.lat - lat) * (Incident.lat - lat)
           + (Incident.lon - lon) * (Incident.lon - lon) * k).label("d2")
     r2 = (radius_m / geo.METRES_PER_DEGREE_LAT) ** 2
-    query = sa.select(Incident, d2).where(
-        Incident.status.in_(FEED),
+    # Step 1, from the partial index alone: the page's ids in order.
+    query = sa.select(Incident.id, Incident.created_at, d2).where(
+        sa.text(f"incidents.{FEED_PREDICATE}"),
         Incident.lat.between(box[0], box[1]),
         Incident.lon.between(box[2], box[3]),
         d2 <= r2,
@@ -483,15 +490,20 @@ async def nearby(
                                                          _after(Incident.created_at,
                                                                 Incident.id, c))))
     query = query.order_by(d2, Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
-    rows = list((await session.execute(query)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    found = [Found(r[0], geo.haversine_m(lat, lon, r[0].lat, r[0].lon)) for r in rows]
+    ranked = list((await session.execute(query)).all())
+    more = len(ranked) > limit
+    ranked = ranked[:limit]
+    # Step 2: the rows themselves, a page at most.
+    rows = {i.id: i for i in (await session.execute(
+        sa.select(Incident).where(Incident.id.in_([r[0] for r in ranked]))
+    )).scalars()} if ranked else {}
+    found = [Found(rows[r[0]], geo.haversine_m(lat, lon, rows[r[0]].lat, rows[r[0]].lon))
+             for r in ranked if r[0] in rows]
     next_cursor = None
     if more:
-        last, last_d2 = rows[-1][0], rows[-1][1]
-        next_cursor = encode_cursor({"d": last_d2, "t": last.created_at.isoformat(),
-                                     "i": str(last.id)})
+        last = ranked[-1]
+        next_cursor = encode_cursor({"d": last[2], "t": clock.as_utc(last[1]).isoformat(),
+                                     "i": str(last[0])})
     return found, next_cursor
 
 

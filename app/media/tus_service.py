@@ -46,6 +46,7 @@ EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
 ALGORITHMS: dict[str, Any] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 EXPIRE_JOB = "media.tus_expire"
 BASE_HEADERS = {"Tus-Resumable": VERSION}
+WRITE_BYTES = 1024 * 1024
 
 _locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -178,19 +179,28 @@ async def _write(
     written = 0
     problem: AppError | None = None
     interrupted = False
+    # The server hands the body over in ~64 KiB pieces; each file write is a hop to a worker
+    # thread, so pieces are gathered up to WRITE_BYTES first (memory stays at that).
+    buffer = bytearray()
     async with await anyio.open_file(part_path(upload.id), "r+b") as out:
         await out.seek(start)
         try:
             async for chunk in stream:
-                if written + len(chunk) > remaining:
+                if written + len(buffer) + len(chunk) > remaining:
                     problem = fail(tus_errors.TUS_PAST_LENGTH, params={"length": upload.length})
                     break
-                await out.write(chunk)
+                buffer += chunk
                 if digest is not None:
                     digest.update(chunk)
-                written += len(chunk)
+                if len(buffer) >= WRITE_BYTES:
+                    await out.write(bytes(buffer))
+                    written += len(buffer)
+                    buffer.clear()
         except ClientDisconnect:
             interrupted = True  # keep what arrived: the client resumes from HEAD
+        if buffer and problem is None:
+            await out.write(bytes(buffer))
+            written += len(buffer)
         if problem is None and checksum is not None and (
                 interrupted or digest is None or digest.digest() != checksum[1]):
             problem = fail(tus_errors.TUS_CHECKSUM_MISMATCH,

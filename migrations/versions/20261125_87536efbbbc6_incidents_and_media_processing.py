@@ -1,8 +1,8 @@
 """incidents and media processing
 
-Revision ID: 86dc5ae96360
+Revision ID: 87536efbbbc6
 Revises: e343e9780bb9
-Create Date: 2026-11-25 19:35:50.985373
+Create Date: 2026-11-25 20:17:55.898201
 
 """
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ import app.core.db
 
 
 # revision identifiers, used by Alembic.
-revision: str = '86dc5ae96360'
+revision: str = '87536efbbbc6'
 down_revision: Union[str, Sequence[str], None] = 'e343e9780bb9'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -52,8 +52,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.create_index('ix_incidents_category_cell', ['category', 'cell'], unique=False)
+        batch_op.create_index('ix_incidents_feed', ['cell', 'lat', 'lon', 'created_at', 'id', 'category'], unique=False, postgresql_where=sa.text("status IN ('verified', 'in_progress')"), sqlite_where=sa.text("status IN ('verified', 'in_progress')"))
         batch_op.create_index('ix_incidents_reporter_created', ['reporter_id', 'created_at'], unique=False)
-        batch_op.create_index('ix_incidents_status_cell', ['status', 'cell'], unique=False)
         batch_op.create_index('ix_incidents_ward_created', ['ward_code', 'created_at'], unique=False)
 
     op.create_table('incident_events',
@@ -175,8 +175,8 @@ def downgrade() -> None:
     op.drop_table('incident_events')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index('ix_incidents_ward_created')
-        batch_op.drop_index('ix_incidents_status_cell')
         batch_op.drop_index('ix_incidents_reporter_created')
+        batch_op.drop_index('ix_incidents_feed', postgresql_where=sa.text("status IN ('verified', 'in_progress')"), sqlite_where=sa.text("status IN ('verified', 'in_progress')"))
         batch_op.drop_index('ix_incidents_category_cell')
 
     op.drop_table('incidents')
