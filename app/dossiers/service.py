@@ -66,16 +66,17 @@ def _search_text(p: dict[str, Any]) -> str:
 
 
 async def sync_catalogue(session: AsyncSession) -> int:
-    """Upsert the seeded procedures (idempotent; run at start-up and by tests)."""
+    """Upsert the seeded procedures (idempotent; run at start-up and by tests). One
+    INSERT ... ON CONFLICT per procedure, so several server processes starting at once agree."""
+    table = Procedure.__table__
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     for data in PROCEDURES:
         values = {**data, "search_text": _search_text(data), "active": True}
-        existing = await session.get(Procedure, data["code"])
-        if existing is None:
-            session.add(Procedure(**values))
-        else:
-            for key, value in values.items():
-                setattr(existing, key, value)
-    await session.flush()
+        stmt = insert(table).values(**values)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[table.c.code],
+            set_={k: stmt.excluded[k] for k in values if k != "code"},
+        ))
     return len(PROCEDURES)
 
 
@@ -366,7 +367,7 @@ async def view(
         sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
         .order_by(DossierDocument.added_at, DossierDocument.id)
     )).scalars().all()
-    files = {m.id: m for m in [await media.get(session, d.media_id) for d in docs] if m}
+    files = await media.get_many(session, (d.media_id for d in docs))
     events = (await session.execute(
         sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
         .order_by(DossierEvent.at, DossierEvent.id)

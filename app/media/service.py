@@ -74,6 +74,16 @@ async def get(session: AsyncSession, media_id: uuid.UUID) -> MediaObject | None:
     return await session.get(MediaObject, media_id)
 
 
+async def get_many(
+    session: AsyncSession, media_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, MediaObject]:
+    ids = list(set(media_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(sa.select(MediaObject).where(MediaObject.id.in_(ids)))
+    return {m.id: m for m in rows.scalars()}
+
+
 async def get_owned(
     session: AsyncSession, media_ids: Iterable[uuid.UUID], owner_id: uuid.UUID
 ) -> dict[uuid.UUID, MediaObject]:

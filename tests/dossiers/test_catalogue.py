@@ -70,3 +70,22 @@ def test_every_seeded_form_schema_is_valid_json_schema() -> None:
         Draft202012Validator.check_schema(procedure["form_schema"])
         assert procedure["competent_level"] in {"ward", "province"}
         assert procedure["processing_days"] >= 1
+
+
+async def test_catalogue_sync_is_idempotent_and_updates_in_place(
+    db, catalogue: None  # type: ignore[no-untyped-def]
+) -> None:
+    import sqlalchemy as sa
+
+    from app.dossiers.models import Procedure
+    from app.dossiers.service import sync_catalogue
+
+    await db.execute(sa.update(Procedure).where(Procedure.code == "1.001193")
+                     .values(name="cũ", search_text="cu"))
+    await sync_catalogue(db)
+    await db.commit()
+    rows = (await db.execute(sa.select(Procedure))).scalars().all()
+    assert len(rows) == len(PROCEDURES)
+    birth = next(p for p in rows if p.code == "1.001193")
+    await db.refresh(birth)
+    assert birth.name == "Đăng ký khai sinh" and birth.search_text.startswith("1.001193 dang ky")
