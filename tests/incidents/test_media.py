@@ -275,3 +275,21 @@ async def test_erasing_an_account_removes_its_photos_and_their_public_versions(c
     assert response.status_code == 200, response.text
     assert [await get_storage().exists(k) for k in keys] == [False, False]
     assert (await db.execute(sa.select(sa.func.count()).select_from(MediaVariant))).scalar() == 0
+
+
+def test_a_heic_photo_is_processed_like_any_other(tmp_path):
+    from app.media import processing
+
+    source = tmp_path / "IMG_0001.HEIC"
+    source.write_bytes(samples.heic())
+
+    result = processing.process(source, "image/heic", "photo", tmp_path / "out")
+
+    assert (result.width, result.height) == (640, 480)
+    assert result.plates >= 1 and result.faces >= 1
+    w1280 = next(o for o in result.outputs if o.name == "w1280")
+    public = w1280.path.read_bytes()
+    assert public[:3] == b"\xff\xd8\xff" and b"Exif" not in public
+    x, y, w, h = samples.PLATE_BOX
+    before = samples.sharpness(samples.scene()[y:y + h, x:x + w])
+    assert samples.sharpness(samples.decode(public)[y:y + h, x:x + w]) < before * 0.05
