@@ -99,6 +99,16 @@ class S3Storage(StorageBackend):
                 while chunk := await body.read(chunk_size):
                     yield chunk
 
+    async def open_range(self, key: str, start: int, end: int,
+                         chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+        """Bytes start..end (inclusive) of an object, streamed."""
+        async with self._client() as s3:
+            response = await s3.get_object(Bucket=self.bucket, Key=key,
+                                           Range=f"bytes={start}-{end}")
+            async with response["Body"] as body:
+                while chunk := await body.read(chunk_size):
+                    yield chunk
+
     async def delete(self, key: str) -> None:
         async with self._client() as s3:
             await s3.delete_object(Bucket=self.bucket, Key=key)

@@ -94,6 +94,11 @@ async def test_a_video_report_gets_a_probe_a_poster_and_a_blurred_public_copy(cl
     assert poster.shape[:2] == (240, 320)
     copy = await fetch(client, public["url"])
     assert copy[4:8] == b"ftyp" and copy != clip
+    # Players seek with byte ranges.
+    parts = urlsplit(public["url"])
+    ranged = await client.get(f"{parts.path}?{parts.query}", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == copy[100:200]
+    assert ranged.headers["content-range"] == f"bytes 100-199/{len(copy)}"
 
 
 async def test_photos_of_another_citizen_or_documents_cannot_be_attached(client, db):

@@ -131,4 +131,8 @@ async def test_a_report_with_media_on_s3(client, db, moto_endpoint, monkeypatch)
     url = media["url"].split("://", 1)[1].split("/", 1)[1]
     shown = await client.get("/" + url)
     assert shown.status_code == 200 and b"Exif" not in shown.content
+    ranged = await client.get("/" + url, headers={"Range": "bytes=2-11"})
+    assert ranged.status_code == 206 and ranged.content == shown.content[2:12]
+    tail = await client.get("/" + url, headers={"Range": "bytes=-5"})
+    assert tail.content == shown.content[-5:]
     monkeypatch.setattr(storage_module, "_backend", None)
