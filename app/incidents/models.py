@@ -28,6 +28,8 @@ class Incident(SQLModel, table=True):
         # Staff queue of a ward, newest first.
         sa.Index("ix_incidents_ward_created", "ward_code", "created_at"),
         sa.Index("ix_incidents_reporter_created", "reporter_id", "created_at"),
+        # A report retried over a flaky network (same Idempotency-Key) is one report.
+        sa.UniqueConstraint("reporter_id", "idempotency_key", name="uq_incidents_idempotency"),
     )
 
     id: uuid.UUID = id_field()
@@ -49,6 +51,7 @@ class Incident(SQLModel, table=True):
     camera_id: str | None = Field(default=None, max_length=100)
     confidence: float | None = None
     me_too_count: int = 0
+    idempotency_key: str | None = Field(default=None, max_length=100)
     duplicate_of_id: uuid.UUID | None = Field(default=None)
     occurred_at: datetime = utc_field(default_now=True)
     created_at: datetime = utc_field(default_now=True)

@@ -213,6 +213,7 @@ async def _open(
     address: str | None = None, description: str | None = None,
     reporter: User | None = None, anonymous: bool = True, occurred_at: datetime | None = None,
     camera_id: str | None = None, confidence: float | None = None,
+    idempotency_key: str | None = None,
 ) -> Incident:
     settings = get_incident_settings()
     now = clock.now()
@@ -224,7 +225,8 @@ async def _open(
         reporter_id=reporter.id if reporter else None,
         reporter_display_name=mask_name(reporter.full_name) if reporter else None,
         anonymous=anonymous, source=source, camera_id=camera_id, confidence=confidence,
-        occurred_at=occurred_at or now, created_at=now, updated_at=now, last_reported_at=now,
+        idempotency_key=idempotency_key, occurred_at=occurred_at or now, created_at=now,
+        updated_at=now, last_reported_at=now,
     )
     session.add(incident)
     await session.flush()
@@ -233,13 +235,28 @@ async def _open(
     return incident
 
 
+async def _replayed(
+    session: AsyncSession, reporter: User, idempotency_key: str | None
+) -> Incident | None:
+    if not idempotency_key:
+        return None
+    return (await session.execute(
+        sa.select(Incident).where(Incident.reporter_id == reporter.id,
+                                  Incident.idempotency_key == idempotency_key)
+    )).scalar_one_or_none()
+
+
 async def report(
     session: AsyncSession, reporter: User, *, category: str, lat: float, lon: float,
     address: str | None, description: str | None, media_ids: list[uuid.UUID],
     anonymous: bool, confirm_new: bool, source: str = "citizen",
+    idempotency_key: str | None = None,
 ) -> Incident:
-    """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead."""
+    """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead.
+    A retry with the same Idempotency-Key returns the report the first attempt made."""
     settings = get_incident_settings()
+    if (earlier := await _replayed(session, reporter, idempotency_key)) is not None:
+        return earlier
     _check_category(category)
     _check_location(lat, lon)
     if len(media_ids) > settings.incident_max_media:
@@ -252,10 +269,19 @@ async def report(
             raise AppError(errors.POSSIBLE_DUPLICATE, extra={"candidates": _candidates(twins)},
                            commit=True)
     media = await _owned_media(session, media_ids, reporter.id)
-    incident = await _open(
-        session, category=category, lat=lat, lon=lon, source=source, address=address,
-        description=description, reporter=reporter, anonymous=anonymous,
-    )
+    try:
+        async with session.begin_nested():
+            incident = await _open(
+                session, category=category, lat=lat, lon=lon, source=source, address=address,
+                description=description, reporter=reporter, anonymous=anonymous,
+                idempotency_key=idempotency_key,
+            )
+    except sa.exc.IntegrityError:
+        # The same key raced in from a parallel retry: that one won.
+        earlier = await _replayed(session, reporter, idempotency_key)
+        if earlier is None:
+            raise
+        return earlier
     await _attach_media(session, incident, media, added_by=reporter.id)
     event = await _record(session, incident, "reported", actor_id=reporter.id,
                           from_status=None, to_status="new")

@@ -1,8 +1,8 @@
 """incidents and media processing
 
-Revision ID: 87536efbbbc6
+Revision ID: d84ce7b62407
 Revises: e343e9780bb9
-Create Date: 2026-11-25 20:17:55.898201
+Create Date: 2026-11-25 20:30:35.562949
 
 """
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ import app.core.db
 
 
 # revision identifiers, used by Alembic.
-revision: str = '87536efbbbc6'
+revision: str = 'd84ce7b62407'
 down_revision: Union[str, Sequence[str], None] = 'e343e9780bb9'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('camera_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('confidence', sa.Float(), nullable=True),
     sa.Column('me_too_count', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('duplicate_of_id', sa.Uuid(), nullable=True),
     sa.Column('occurred_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
@@ -48,7 +49,8 @@ def upgrade() -> None:
     sa.Column('verified_at', app.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolved_at', app.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['reporter_id'], ['users.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('reporter_id', 'idempotency_key', name='uq_incidents_idempotency')
     )
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.create_index('ix_incidents_category_cell', ['category', 'cell'], unique=False)
