@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/identity.py
 	$(BIN)/python scripts/bench/push.py
 	$(BIN)/python scripts/bench/oidc.py
+	$(BIN)/python scripts/bench/incidents.py
+	$(BIN)/python scripts/bench/media.py
 
 openapi: $(STAMP)
 	$(BIN)/python -m app openapi

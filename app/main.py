@@ -29,6 +29,7 @@ DOMAIN_ROUTERS = [
     "app.cameras.router",
     "app.notifications.router",
     "app.oauth.router",
+    "app.media.tus_router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
@@ -50,6 +51,7 @@ MODEL_MODULES = [
     "app.media.models",
     "app.dossiers.models",
     "app.media.derived",
+    "app.media.tus_models",
     "app.incidents.models",
     "app.cameras.models",
     "app.notifications.models",

@@ -11,17 +11,25 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import id_field, json_field, utc_field
 
+# Written out (not bound parameters), so both databases match it to the partial index.
+FEED_PREDICATE = "status IN ('verified', 'in_progress')"
+
 
 class Incident(SQLModel, table=True):
     __tablename__ = "incidents"
     __table_args__ = (
-        # The nearby feed: visible statuses, by grid cell.
-        sa.Index("ix_incidents_status_cell", "status", "cell"),
+        # The nearby feed: only incidents on the road, by grid cell, carrying what the query
+        # filters and orders by, so candidates are found and ranked from the index alone.
+        sa.Index("ix_incidents_feed", "cell", "lat", "lon", "created_at", "id", "category",
+                 postgresql_where=sa.text(FEED_PREDICATE),
+                 sqlite_where=sa.text(FEED_PREDICATE)),
         # Duplicate look-up: same category, nearby cells, open.
         sa.Index("ix_incidents_category_cell", "category", "cell"),
         # Staff queue of a ward, newest first.
         sa.Index("ix_incidents_ward_created", "ward_code", "created_at"),
         sa.Index("ix_incidents_reporter_created", "reporter_id", "created_at"),
+        # A report retried over a flaky network (same Idempotency-Key) is one report.
+        sa.UniqueConstraint("reporter_id", "idempotency_key", name="uq_incidents_idempotency"),
     )
 
     id: uuid.UUID = id_field()
@@ -43,6 +51,7 @@ class Incident(SQLModel, table=True):
     camera_id: str | None = Field(default=None, max_length=100)
     confidence: float | None = None
     me_too_count: int = 0
+    idempotency_key: str | None = Field(default=None, max_length=100)
     duplicate_of_id: uuid.UUID | None = Field(default=None)
     occurred_at: datetime = utc_field(default_now=True)
     created_at: datetime = utc_field(default_now=True)

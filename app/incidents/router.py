@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.core import errors as core_errors
 from app.core.errors import responses
@@ -41,18 +41,20 @@ async def categories() -> Any:
     summary="Report a traffic incident",
     description="The location must be inside the service area; the ward is found from it. When a "
     "similar open report is nearby the answer is 409 `incident.possible_duplicate` with "
-    "`candidates`: say \"me too\" to one of them, or send again with `confirm_new: true`.",
+    "`candidates`: say \"me too\" to one of them, or send again with `confirm_new: true`. "
+    "With an `Idempotency-Key` header, a retry returns the report the first attempt made.",
     responses=responses(errors.OUTSIDE_SERVICE_AREA, errors.POSSIBLE_DUPLICATE,
                         errors.MEDIA_INVALID, errors.TOO_MANY_MEDIA, core_errors.RATE_LIMITED,
                         *AUTH, *BODY),
 )
 async def report(
-    body: schemas.IncidentCreate, principal: CurrentPrincipal, session: DbSession
+    body: schemas.IncidentCreate, principal: CurrentPrincipal, session: DbSession,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=100)] = None,
 ) -> Any:
     incident = await service.report(
         session, principal.user, category=body.category, lat=body.lat, lon=body.lon,
         address=body.address, description=body.description, media_ids=body.media_ids,
-        anonymous=body.anonymous, confirm_new=body.confirm_new,
+        anonymous=body.anonymous, confirm_new=body.confirm_new, idempotency_key=idempotency_key,
     )
     return await views.detail(session, incident, "owner")
 

@@ -25,7 +25,13 @@ from app.identity.roles import Role
 from app.incidents import errors, geo
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
-from app.incidents.models import Incident, IncidentEvent, IncidentMedia, IncidentSubscription
+from app.incidents.models import (
+    FEED_PREDICATE,
+    Incident,
+    IncidentEvent,
+    IncidentMedia,
+    IncidentSubscription,
+)
 from app.incidents.wards import resolve_ward
 from app.media import formats
 from app.media import public as media_public
@@ -135,6 +141,7 @@ async def _emit(
             "public_note": event.public_note,
             "recipient_ids": [str(u) for u in followers],
             "deep_link": f"thainguyen://incidents/{incident.id}",
+            "at": clock.as_utc(event.at).isoformat(),
         },
         dedupe_key=f"{STATUS_CHANGED}:{event.id}",
     )
@@ -206,6 +213,7 @@ async def _open(
     address: str | None = None, description: str | None = None,
     reporter: User | None = None, anonymous: bool = True, occurred_at: datetime | None = None,
     camera_id: str | None = None, confidence: float | None = None,
+    idempotency_key: str | None = None,
 ) -> Incident:
     settings = get_incident_settings()
     now = clock.now()
@@ -217,7 +225,8 @@ async def _open(
         reporter_id=reporter.id if reporter else None,
         reporter_display_name=mask_name(reporter.full_name) if reporter else None,
         anonymous=anonymous, source=source, camera_id=camera_id, confidence=confidence,
-        occurred_at=occurred_at or now, created_at=now, updated_at=now, last_reported_at=now,
+        idempotency_key=idempotency_key, occurred_at=occurred_at or now, created_at=now,
+        updated_at=now, last_reported_at=now,
     )
     session.add(incident)
     await session.flush()
@@ -226,13 +235,28 @@ async def _open(
     return incident
 
 
+async def _replayed(
+    session: AsyncSession, reporter: User, idempotency_key: str | None
+) -> Incident | None:
+    if not idempotency_key:
+        return None
+    return (await session.execute(
+        sa.select(Incident).where(Incident.reporter_id == reporter.id,
+                                  Incident.idempotency_key == idempotency_key)
+    )).scalar_one_or_none()
+
+
 async def report(
     session: AsyncSession, reporter: User, *, category: str, lat: float, lon: float,
     address: str | None, description: str | None, media_ids: list[uuid.UUID],
     anonymous: bool, confirm_new: bool, source: str = "citizen",
+    idempotency_key: str | None = None,
 ) -> Incident:
-    """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead."""
+    """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead.
+    A retry with the same Idempotency-Key returns the report the first attempt made."""
     settings = get_incident_settings()
+    if (earlier := await _replayed(session, reporter, idempotency_key)) is not None:
+        return earlier
     _check_category(category)
     _check_location(lat, lon)
     if len(media_ids) > settings.incident_max_media:
@@ -245,10 +269,19 @@ async def report(
             raise AppError(errors.POSSIBLE_DUPLICATE, extra={"candidates": _candidates(twins)},
                            commit=True)
     media = await _owned_media(session, media_ids, reporter.id)
-    incident = await _open(
-        session, category=category, lat=lat, lon=lon, source=source, address=address,
-        description=description, reporter=reporter, anonymous=anonymous,
-    )
+    try:
+        async with session.begin_nested():
+            incident = await _open(
+                session, category=category, lat=lat, lon=lon, source=source, address=address,
+                description=description, reporter=reporter, anonymous=anonymous,
+                idempotency_key=idempotency_key,
+            )
+    except sa.exc.IntegrityError:
+        # The same key raced in from a parallel retry: that one won.
+        earlier = await _replayed(session, reporter, idempotency_key)
+        if earlier is None:
+            raise
+        return earlier
     await _attach_media(session, incident, media, added_by=reporter.id)
     event = await _record(session, incident, "reported", actor_id=reporter.id,
                           from_status=None, to_status="new")
@@ -466,8 +499,9 @@ async def nearby(
     d2 = ((Incident.lat - lat) * (Incident.lat - lat)
           + (Incident.lon - lon) * (Incident.lon - lon) * k).label("d2")
     r2 = (radius_m / geo.METRES_PER_DEGREE_LAT) ** 2
-    query = sa.select(Incident, d2).where(
-        Incident.status.in_(FEED),
+    # Step 1, from the partial index alone: the page's ids in order.
+    query = sa.select(Incident.id, Incident.created_at, d2).where(
+        sa.text(f"incidents.{FEED_PREDICATE}"),
         Incident.lat.between(box[0], box[1]),
         Incident.lon.between(box[2], box[3]),
         d2 <= r2,
@@ -483,15 +517,20 @@ async def nearby(
                                                          _after(Incident.created_at,
                                                                 Incident.id, c))))
     query = query.order_by(d2, Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
-    rows = list((await session.execute(query)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    found = [Found(r[0], geo.haversine_m(lat, lon, r[0].lat, r[0].lon)) for r in rows]
+    ranked = list((await session.execute(query)).all())
+    more = len(ranked) > limit
+    ranked = ranked[:limit]
+    # Step 2: the rows themselves, a page at most.
+    rows = {i.id: i for i in (await session.execute(
+        sa.select(Incident).where(Incident.id.in_([r[0] for r in ranked]))
+    )).scalars()} if ranked else {}
+    found = [Found(rows[r[0]], geo.haversine_m(lat, lon, rows[r[0]].lat, rows[r[0]].lon))
+             for r in ranked if r[0] in rows]
     next_cursor = None
     if more:
-        last, last_d2 = rows[-1][0], rows[-1][1]
-        next_cursor = encode_cursor({"d": last_d2, "t": last.created_at.isoformat(),
-                                     "i": str(last.id)})
+        last = ranked[-1]
+        next_cursor = encode_cursor({"d": last[2], "t": clock.as_utc(last[1]).isoformat(),
+                                     "i": str(last[0])})
     return found, next_cursor
 
 

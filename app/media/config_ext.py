@@ -7,6 +7,7 @@ MEDIA_URL_TTL_SECONDS.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -32,7 +33,7 @@ class MediaExtSettings(BaseSettings):
     media_url_ttl_seconds: int = 3600
 
     # S3-compatible storage (MEDIA_STORAGE=s3).
-    media_storage: str = "local"
+    media_storage: Literal["local", "s3"] = "local"
     media_s3_endpoint_url: str = ""
     media_s3_bucket: str = "cthainguyen-media"
     media_s3_region: str = "ap-southeast-1"

@@ -132,3 +132,44 @@ def work_dir(media_id: uuid.UUID) -> Path:
 
 def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- personal data
+
+
+async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object]:
+    from app.media.tus_models import TusUpload
+
+    uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
+    return {"unfinished_uploads": [u.model_dump(mode="json") for u in uploads.scalars()
+                                   if u.completed_at is None]}
+
+
+async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ignore[type-arg]
+    """Before the media section erases the originals: their derived files and the unfinished
+    uploads of the person (rows alone would cascade, the files would not)."""
+    from app.media import tus_service
+    from app.media.tus_models import TusUpload
+
+    held = sa.select(MediaObject.id).where(MediaObject.owner_id == user_id,
+                                           MediaObject.legal_hold.is_(False))
+    variants = await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id.in_(held)))
+    for variant in variants.scalars():
+        await get_storage().delete(variant.storage_key)
+        await session.delete(variant)
+    uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
+    for upload in uploads.scalars():
+        await tus_service.terminate(session, upload)
+    await session.flush()
+    return []
+
+
+def _register_personal_data() -> None:
+    from app.core import personal_data
+    from app.media import service as media_service  # noqa: F401  (registers "media" first)
+
+    # Registered after "media", so erased before it (erasure runs in reverse order).
+    personal_data.register("media_versions", exporter=_export, eraser=_erase)
+
+
+_register_personal_data()

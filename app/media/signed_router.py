@@ -9,27 +9,29 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from app.core.errors import AppError, responses
 from app.identity.dependencies import DbSession
 from app.media import errors, errors_ext, public
-from app.media.storage import get_storage
+from app.media.s3 import S3Storage
+from app.media.storage import LocalStorage, get_storage
 
 router = APIRouter(prefix="/api/v1/media/signed", tags=["media"])
 
 
 @router.get(
     "/{media_id}/{name}", response_class=StreamingResponse,
+    description="Supports single byte ranges (`Range: bytes=a-b`) so video players can seek.",
     summary="A photo, video or derived version, through a signed expiring link",
     responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
                **responses(errors_ext.LINK_INVALID, errors.MEDIA_NOT_FOUND)},
 )
 async def signed_content(
-    media_id: uuid.UUID, name: str, session: DbSession,
+    media_id: uuid.UUID, name: str, session: DbSession, request: Request,
     exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=100)],
-) -> StreamingResponse:
+) -> Response:
     if not public.verify_signature(media_id, name, exp, sig):
         raise AppError(errors_ext.LINK_INVALID)
     found = (await public.describe(session, [media_id])).get(media_id)
@@ -44,8 +46,36 @@ async def signed_content(
     else:
         # A redacted version is gone even if its link has not expired yet.
         raise AppError(errors.MEDIA_NOT_FOUND)
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"}
+    storage = get_storage()
+    if isinstance(storage, LocalStorage):
+        # Starlette answers Range requests for files (video players seek with them).
+        return FileResponse(storage.path(key), media_type=content_type, headers=headers)
+    wanted = _single_range(request.headers.get("range"), size)
+    if wanted is not None and isinstance(storage, S3Storage):
+        start, end = wanted
+        return StreamingResponse(
+            storage.open_range(key, start, end), status_code=206, media_type=content_type,
+            headers={**headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1),
+                     "Content-Range": f"bytes {start}-{end}/{size}"})
     return StreamingResponse(
-        get_storage().open(key), media_type=content_type,
-        headers={"Content-Length": str(size), "X-Content-Type-Options": "nosniff",
-                 "Cache-Control": "private, max-age=300"},
+        storage.open(key), media_type=content_type,
+        headers={**headers, "Accept-Ranges": "bytes", "Content-Length": str(size)},
     )
+
+
+def _single_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b`, `bytes=a-` or `bytes=-n`; anything else (several ranges, nonsense) is served
+    whole, which a client must accept."""
+    if not header or not header.startswith("bytes=") or "," in header or size == 0:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start, end = int(first), (int(last) if last else size - 1)
+    except ValueError:
+        return None
+    end = min(end, size - 1)
+    return (start, end) if 0 <= start <= end else None

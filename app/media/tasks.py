@@ -58,3 +58,10 @@ async def process_media(session: AsyncSession, payload: dict[str, Any]) -> None:
         session.add(state)
     finally:
         await anyio.to_thread.run_sync(public.remove_dir, work)
+
+
+@job_handler("media.tus_expire")
+async def expire_tus_upload(session: AsyncSession, payload: dict[str, Any]) -> None:
+    from app.media import tus_service
+
+    await tus_service.expire(session, uuid.UUID(payload["upload_id"]))

@@ -1,7 +1,7 @@
 """notifications
 
 Revision ID: 0a355c75024a
-Revises: 8f5d85fee751
+Revises: d84ce7b62407
 Create Date: 2026-11-25 19:15:44.856829
 
 """
@@ -15,7 +15,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision: str = '0a355c75024a'
-down_revision: Union[str, Sequence[str], None] = '8f5d85fee751'
+down_revision: Union[str, Sequence[str], None] = 'd84ce7b62407'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

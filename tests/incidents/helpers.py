@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+import jsonschema
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import PROJECT_ROOT
 from app.core.jobs import Job
 from tests.support.flows import bearer, login, make_user
 
@@ -56,8 +59,16 @@ async def act(client: httpx.AsyncClient, headers: dict[str, str], incident_id: s
     return response.json()
 
 
+PAYLOAD_SCHEMA = PROJECT_ROOT / "mobile_contracts" / "jobs" / "incident.status_changed.schema.json"
+
+
 async def status_jobs(db: AsyncSession) -> list[Job]:
+    """The `incident.status_changed` jobs so far, each checked against its published contract."""
     rows = await db.execute(
         sa.select(Job).where(Job.kind == "incident.status_changed").order_by(Job.created_at)
     )
-    return list(rows.scalars())
+    jobs = list(rows.scalars())
+    contract = json.loads(PAYLOAD_SCHEMA.read_text(encoding="utf-8"))
+    for job in jobs:
+        jsonschema.validate(job.payload, contract)
+    return jobs

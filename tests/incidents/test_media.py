@@ -94,6 +94,11 @@ async def test_a_video_report_gets_a_probe_a_poster_and_a_blurred_public_copy(cl
     assert poster.shape[:2] == (240, 320)
     copy = await fetch(client, public["url"])
     assert copy[4:8] == b"ftyp" and copy != clip
+    # Players seek with byte ranges.
+    parts = urlsplit(public["url"])
+    ranged = await client.get(f"{parts.path}?{parts.query}", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == copy[100:200]
+    assert ranged.headers["content-range"] == f"bytes 100-199/{len(copy)}"
 
 
 async def test_photos_of_another_citizen_or_documents_cannot_be_attached(client, db):
@@ -254,3 +259,42 @@ async def test_a_video_over_the_maximum_duration_is_refused(client, db, monkeypa
     assert response.status_code == 422
     assert response.json()["code"] == "media.video_too_long"
     assert response.json()["duration_s"] == 2.0
+
+
+async def test_erasing_an_account_removes_its_photos_and_their_public_versions(client, db):
+    import sqlalchemy as sa
+
+    from app.media.derived import MediaVariant
+    from app.media.storage import get_storage
+
+    me = await citizen(client, db, "0912600013")
+    media_id = await uploaded(client, me, samples.encode(samples.scene(), ".jpg"))
+    await file_report(client, me, CENTRE, media_ids=[media_id])
+    await run_jobs()
+    keys = (await db.execute(sa.select(MediaVariant.storage_key))).scalars().all()
+    assert len(keys) == 2 and all([await get_storage().exists(k) for k in keys])
+
+    response = await client.request("DELETE", "/api/v1/me", headers=me,
+                                    json={"password": "mot-mat-khau-dai-2026"})
+
+    assert response.status_code == 200, response.text
+    assert [await get_storage().exists(k) for k in keys] == [False, False]
+    assert (await db.execute(sa.select(sa.func.count()).select_from(MediaVariant))).scalar() == 0
+
+
+def test_a_heic_photo_is_processed_like_any_other(tmp_path):
+    from app.media import processing
+
+    source = tmp_path / "IMG_0001.HEIC"
+    source.write_bytes(samples.heic())
+
+    result = processing.process(source, "image/heic", "photo", tmp_path / "out")
+
+    assert (result.width, result.height) == (640, 480)
+    assert result.plates >= 1 and result.faces >= 1
+    w1280 = next(o for o in result.outputs if o.name == "w1280")
+    public = w1280.path.read_bytes()
+    assert public[:3] == b"\xff\xd8\xff" and b"Exif" not in public
+    x, y, w, h = samples.PLATE_BOX
+    before = samples.sharpness(samples.scene()[y:y + h, x:x + w])
+    assert samples.sharpness(samples.decode(public)[y:y + h, x:x + w]) < before * 0.05

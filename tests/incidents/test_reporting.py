@@ -194,3 +194,35 @@ async def test_erasing_an_account_anonymises_its_reports(client, db):
     row = (await db.execute(sa.select(Incident))).scalar_one()
     assert str(row.id) == body["id"]
     assert row.reporter_id is None and row.reporter_display_name is None and row.anonymous
+
+
+async def test_my_reports_and_follows_are_in_my_data_export(client, db):
+    me = await citizen(client, db, "0912300016")
+    other = await citizen(client, db, "0912300017")
+    mine = await file_report(client, me, CENTRE)
+    theirs = await file_report(client, other, GIA_SANG, category="accident")
+    await client.post(f"/api/v1/incidents/{theirs['id']}/me-too", headers=me)
+
+    export = (await client.get("/api/v1/me/export", headers=me)).json()
+
+    section = export["incidents"]
+    assert [i["id"] for i in section["reported"]] == [mine["id"]]
+    assert {f["incident_id"] for f in section["following"]} == {mine["id"], theirs["id"]}
+
+
+async def test_a_retried_report_with_the_same_idempotency_key_is_one_report(client, db):
+    me = await citizen(client, db, "0912300018")
+    other = await citizen(client, db, "0912300019")
+    body = {"category": "flooding", "lat": CENTRE[0], "lon": CENTRE[1], "confirm_new": True}
+
+    first = await client.post("/api/v1/incidents", json=body,
+                              headers={**me, "Idempotency-Key": "phone-req-1"})
+    retry = await client.post("/api/v1/incidents", json=body,
+                              headers={**me, "Idempotency-Key": "phone-req-1"})
+    theirs = await client.post("/api/v1/incidents", json=body,
+                               headers={**other, "Idempotency-Key": "phone-req-1"})
+
+    assert first.status_code == retry.status_code == theirs.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    assert theirs.json()["id"] != first.json()["id"]  # keys are per citizen
+    assert await count(db, Incident) == 2

@@ -168,6 +168,7 @@ async def test_rejecting_a_duplicate_moves_its_followers_to_the_original(client,
     assert bad["code"] == self_ref["code"] == "incident.duplicate_target_invalid"
     assert rejected["status"] == "rejected_duplicate"
     assert rejected["duplicate_of_id"] == original["id"]
+    assert [j.payload["action"] for j in await status_jobs(db)][-1] == "reject_duplicate"
     mine = (await client.get("/api/v1/me/incidents", headers=second)).json()
     relations = {i["id"]: i["relation"] for i in mine["items"]}
     assert relations == {original["id"]: "subscriber", twin["id"]: "reporter"}

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Benchmark of the nearby feed on PostgreSQL with N incidents (default 1,000,000).
+
+Creates a fresh database on the local server, migrates it, loads N incidents with COPY, starts the
+real server (uvicorn, 1 worker) and prints, in one run:
+  - p50/p99 of the nearby query itself (the service function, one session, in this process);
+  - p50/p99 of GET /api/v1/incidents/nearby over HTTP, with GET /healthz of the same server as
+    the baseline (sequential requests: latency, not throughput).
+Points are drawn at random over Thái Nguyên city; radius 2 km (the default), first page of 20.
+
+Data shape (stated with the figures): three years of reports over the city and the province;
+by default 5% still on the road (verified or in progress), the rest new, resolved or rejected.
+`--active 0.3` loads a much busier feed. Not a test: figures, not assertions.
+
+Usage: python scripts/bench/incidents.py [--rows 1000000] [--active 0.05] [--queries 2000]
+       [--server postgresql://postgres@127.0.0.1:5432]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.incidents import geo  # noqa: E402
+from app.incidents.categories import CATEGORIES  # noqa: E402
+
+CITY = (21.50, 21.68, 105.74, 105.92)  # min lat, max lat, min lon, max lon
+PROVINCE = (21.35, 22.60, 105.50, 106.20)
+GRID = 0.01
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def rows(n: int, active: float):  # type: ignore[no-untyped-def]
+    from uuid6 import uuid7
+
+    now = datetime.now(UTC)
+    categories = list(CATEGORIES)
+    rest = ["new", "resolved", "resolved", "resolved", "resolved", "rejected_spam"]
+    for i in range(n):
+        box = CITY if i % 5 else PROVINCE  # four in five in the city
+        lat = random.uniform(box[0], box[1])
+        lon = random.uniform(box[2], box[3])
+        if random.random() < active:
+            status = random.choice(("verified", "in_progress"))
+        else:
+            status = random.choice(rest)
+        created = now - timedelta(seconds=random.uniform(0, 3 * 365 * 86400))
+        yield (uuid7(), random.choice(categories), status, lat, lon, geo.cell_of(lat, lon, GRID),
+               None, None, "TNG-PDP", None, None, False, "citizen", None, None, 0, None,
+               created, created, created, created, None, None)
+
+
+COLUMNS = ["id", "category", "status", "lat", "lon", "cell", "address", "description",
+           "ward_code", "reporter_id", "reporter_display_name", "anonymous", "source",
+           "camera_id", "confidence", "me_too_count", "duplicate_of_id", "occurred_at",
+           "created_at", "updated_at", "last_reported_at", "verified_at", "resolved_at"]
+
+
+async def load(dsn: str, n: int, active: float) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        batch: list[tuple] = []
+        for row in rows(n, active):
+            batch.append(row)
+            if len(batch) == 50_000:
+                await conn.copy_records_to_table("incidents", records=batch, columns=COLUMNS)
+                batch.clear()
+        if batch:
+            await conn.copy_records_to_table("incidents", records=batch, columns=COLUMNS)
+        await conn.execute("VACUUM ANALYZE incidents")  # as autovacuum would, in time
+        print(f"loaded {n:,} incidents in {time.perf_counter() - started:.1f} s")
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def service_latencies(url: str, queries: int) -> list[float]:
+    os.environ["DATABASE_URL"] = url
+    from app.core.config import get_settings
+
+    get_settings.cache_clear()
+    from app.core.db import dispose_engine, session_factory
+    from app.incidents import service
+
+    timings = []
+    async with session_factory()() as session:
+        for _ in range(queries):
+            lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
+            started = time.perf_counter()
+            await service.nearby(session, lat=lat, lon=lon, radius_m=2000, limit=20, cursor=None)
+            timings.append((time.perf_counter() - started) * 1000)
+    await dispose_engine()
+    return timings
+
+
+async def http_latencies(base: str, queries: int) -> tuple[list[float], list[float]]:
+    nearby, bare = [], []
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for _ in range(queries):
+            lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
+            started = time.perf_counter()
+            response = await client.get("/api/v1/incidents/nearby",
+                                        params={"lat": lat, "lon": lon, "radius_m": 2000})
+            nearby.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+            started = time.perf_counter()
+            await client.get("/healthz")
+            bare.append((time.perf_counter() - started) * 1000)
+    return nearby, bare
+
+
+def report(name: str, values: list[float]) -> None:
+    print(f"{name:<34} p50 {statistics.median(values):7.2f} ms   p99 "
+          f"{percentile(values, 0.99):7.2f} ms   (n={len(values)})")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--active", type=float, default=0.05)
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    random.seed(20261125)
+
+    name = f"bench_incidents_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(f"{args.server}/postgres")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{args.server}/{name}"
+    url = dsn.replace("postgresql://", "postgresql+asyncpg://")
+    server = None
+    try:
+        env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING",
+               "RUN_WORKER_IN_PROCESS": "false"}
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "migrate"],
+                                cwd=ROOT, env=env, check=True)
+        await load(dsn, args.rows, args.active)
+        port = free_port()
+        server = subprocess.Popen(  # noqa: ASYNC220  (starting, not waiting)
+            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if (await asyncio.to_thread(httpx.get, f"{base}/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+        print(f"{args.rows:,} incidents, {args.active:.0%} on the road; radius 2 km, page of 20")
+        report("nearby query (service, in-process)", await service_latencies(url, args.queries))
+        nearby, bare = await http_latencies(base, args.queries)
+        report("GET /api/v1/incidents/nearby", nearby)
+        report("GET /healthz (baseline)", bare)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
