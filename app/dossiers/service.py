@@ -55,7 +55,7 @@ from app.media import service as media
 
 STATUS_CHANGED = "dossier.status_changed"
 OPEN_STATUSES = [Status.RECEIVED.value, Status.IN_PROGRESS.value]
-DEEP_LINK = "thainguyen://dossiers/{code}"
+DEEP_LINK = "cthainguyen://dossiers/{code}"
 MAX_PAGE = 100
 
 # ---------------------------------------------------------------- catalogue
@@ -291,6 +291,7 @@ async def _record(
     await session.flush()
     if from_status != dossier.status:
         await jobs.enqueue(session, STATUS_CHANGED, {
+            "dossier_id": str(dossier.id),
             "dossier_code": dossier.code,
             "status": dossier.status,
             "previous_status": from_status,

@@ -140,7 +140,7 @@ async def _emit(
             "ward_code": incident.ward_code,
             "public_note": event.public_note,
             "recipient_ids": [str(u) for u in followers],
-            "deep_link": f"thainguyen://incidents/{incident.id}",
+            "deep_link": f"cthainguyen://incidents/{incident.id}",
             "at": clock.as_utc(event.at).isoformat(),
         },
         dedupe_key=f"{STATUS_CHANGED}:{event.id}",

@@ -74,7 +74,7 @@ async def dossier_status_changed(session: AsyncSession, payload: dict[str, Any])
 
 @job_handler("incident.status_changed")
 async def incident_status_changed(session: AsyncSession, payload: dict[str, Any]) -> None:
-    users = list(payload.get("user_ids") or [])
+    users = list(payload.get("user_ids") or payload.get("recipient_ids") or [])
     if payload.get("reporter_id"):
         users.append(payload["reporter_id"])
     await _event(session, "incident.status_changed", _uuids(users), payload)

@@ -194,7 +194,8 @@ TEMPLATES: dict[str, Template] = {
             ttl_seconds=7 * 86400,
             android_channel="dossier_updates",
             params=DossierParams,
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}dossiers/{p.dossier_id}",
+            # The code is what the app's dossier screen and the API address a dossier by.
+            deep_link=lambda p: f"{DEEP_LINK_SCHEME}dossiers/{p.dossier_code or p.dossier_id}",
             collapse_key=lambda p: f"dossier-{p.dossier_id}",
             render=_dossier,
             data=lambda p: {

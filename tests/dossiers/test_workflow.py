@@ -133,7 +133,7 @@ async def test_birth_registration_across_tet_with_a_supplement(
     schema = json.loads(PAYLOAD_SCHEMA.read_text(encoding="utf-8"))
     for job in jobs:
         jsonschema.validate(job.payload, schema)
-        assert job.payload["deep_link"] == f"thainguyen://dossiers/{code}"
+        assert job.payload["deep_link"] == f"cthainguyen://dossiers/{code}"
         assert job.payload["citizen_id"] == citizen.id
 
 
