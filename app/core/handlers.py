@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -118,8 +119,17 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, errors.INTERNAL)
 
 
+async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused or timed out (SQLite's writer lock under load, a failover): the
+    request changed nothing, so tell the client to retry instead of answering a bare 500."""
+    log.warning("database_unavailable", path=request.url.path, error=str(exc)[:200])
+    return problem_response(request, errors.UNAVAILABLE, headers={"Retry-After": "1"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.AppError, _app_error)
+    app.add_exception_handler(sa.exc.OperationalError, _database_busy)
+    app.add_exception_handler(sa.exc.InterfaceError, _database_busy)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
