@@ -312,8 +312,25 @@ async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
     return cameras
 
 
+async def purge_originals(session: AsyncSession) -> int:
+    """Unblurred pictures and plate texts are personal data kept only for
+    CAMERA_ORIGINAL_RETENTION_DAYS (staff verify alerts long before); blurred copies stay."""
+    cutoff = clock.now() - timedelta(days=get_settings().camera_original_retention_days)
+    old = sa.select(CameraAlert.id).where(CameraAlert.received_at < cutoff,
+                                          CameraAlert.status == "processed")
+    result = await session.execute(
+        sa.delete(CameraSnapshot).where(CameraSnapshot.variant == "original",
+                                        CameraSnapshot.alert_id.in_(old))
+    )
+    await session.execute(sa.update(CameraAlert).where(
+        CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None)).values(plate_text=None))
+    return result.rowcount or 0
+
+
 async def run_offline_check(session: AsyncSession) -> list[Camera]:
+    """The periodic job: offline cameras, expired originals, and the next run."""
     flagged = await flag_offline_cameras(session)
+    await purge_originals(session)
     remaining = (await session.execute(
         sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
     )).scalar_one()

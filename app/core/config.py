@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     camera_snapshot_max_pixels: int = 24_000_000
     camera_offline_after_seconds: int = 900
     camera_offline_check_interval_seconds: int = 300
+    camera_original_retention_days: int = 30
     camera_warning_thresholds: dict[str, float] = Field(
         default_factory=lambda: {"accident": 0.8, "flooding": 0.7, "fire": 0.8}
     )

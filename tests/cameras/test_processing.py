@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import cv2
@@ -11,14 +12,17 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cameras import service
 from app.cameras.models import CameraAlert, CameraSnapshot
+from app.core import clock
+from app.core.audit import AuditEvent
 from app.core.jobs import DEAD, Job
 from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
 from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
 from tests.notifications.contracts import assert_valid_push
-from tests.notifications.helpers import account
+from tests.notifications.helpers import account, sign_in
 from tests.support.flows import run_jobs
 
 PLATE = {"label": "plate", "x": 0.5, "y": 0.6, "width": 0.2, "height": 0.1}
@@ -160,3 +164,33 @@ async def test_alert_types_without_an_incident_category_are_processed_without_on
     assert alert.status == "processed" and alert.incident_id is None
     dead = (await db.execute(sa.select(Job).where(Job.status == DEAD))).scalars().all()
     assert dead == []
+
+
+async def test_originals_need_a_reason_are_audited_and_expire(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    staff = await account(client, db, "0911000004", "ward_staff", "TNG-PDP")
+    response = await send(ioc, alert_body(snapshot=b64(jpeg()), plate_text="20A-999.99"))
+    alert_id = response.json()["alert_id"]
+    await run_jobs()
+    url = f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/original"
+    assert (await client.get(url, headers=staff.headers)).status_code == 422
+    seen = await client.get(url, params={"reason": "verifying the accident"},
+                            headers=staff.headers)
+    assert seen.status_code == 200
+    audit = (await db.execute(sa.select(AuditEvent).where(
+        AuditEvent.action == "cameras.original_snapshot_read"))).scalar_one()
+    assert (audit.actor_id, audit.reason) == (staff.id, "verifying the accident")
+
+    clock.advance(timedelta(days=31))
+    staff = await sign_in(db, staff.user)  # a month later: a new sign-in
+    await service.run_offline_check(db)
+    await db.commit()
+    db.expire_all()
+    variants = set((await db.execute(sa.select(CameraSnapshot.variant))).scalars())
+    assert variants == {"public", "thumbnail"}
+    assert (await db.execute(sa.select(CameraAlert.plate_text))).scalar_one() is None
+    gone = await client.get(url, params={"reason": "again"}, headers=staff.headers)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "camera_alert.snapshot_not_available"
