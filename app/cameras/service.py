@@ -187,10 +187,19 @@ async def accept_alert(
     return answer
 
 
+# Last-seen is written at most this often per camera: a busy camera's alerts must not queue
+# behind each other's lock on its row.
+SEEN_RESOLUTION = timedelta(seconds=5)
+
+
 async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
     """The camera spoke: remember when, and bring it back from offline."""
     await session.execute(
-        sa.update(Camera).where(Camera.id == camera_id).values(
+        sa.update(Camera).where(
+            Camera.id == camera_id,
+            sa.or_(Camera.status == OFFLINE, Camera.last_seen_at.is_(None),
+                   Camera.last_seen_at < at - SEEN_RESOLUTION),
+        ).values(
             last_seen_at=sa.case((Camera.last_seen_at > at, Camera.last_seen_at), else_=at),
             status=sa.case((Camera.status == OFFLINE, ACTIVE), else_=Camera.status),
             offline_since=sa.case((Camera.status == OFFLINE, None),
