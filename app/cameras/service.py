@@ -229,6 +229,9 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
         alert.staff_notified = True
         alert.citizens_warned = await integrations.warn_nearby_citizens(
             session, alert=alert, camera=camera, incident_id=link.incident_id)
+    else:
+        await integrations.alert_ward_staff_without_incident(session, alert=alert, camera=camera)
+        alert.staff_notified = True
     alert.status, alert.processed_at = "processed", clock.now()
     await session.flush()
     log.info("camera_alert_processed", alert_id=str(alert.id), camera=camera.code,

@@ -154,14 +154,23 @@ async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
     assert variants == {"original"}
 
 
-async def test_alert_types_without_an_incident_category_are_processed_without_one(
-    ioc: httpx.AsyncClient, db: AsyncSession
+async def test_a_fire_reaches_the_ward_staff_without_an_incident(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    assert (await send(ioc, alert_body(type="crowd"))).status_code == 202
+    staff = await account(client, db, "0911000005", "ward_staff", "TNG-PDP")
+    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
+                                        token="staff-fire-token", platform="ios",
+                                        app_version="1.0", locale="en")
+    await db.commit()
+    assert (await send(ioc, alert_body(type="fire", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
-    assert alert.status == "processed" and alert.incident_id is None
+    assert alert.status == "processed" and alert.incident_id is None and alert.staff_notified
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 0
+    sent = pushes(push_log)
+    assert len(sent) == 1 and assert_valid_push(sent[0]["message"]) == "camera.event"
+    assert sent[0]["message"]["data"]["alert_id"] == str(alert.id)
     dead = (await db.execute(sa.select(Job).where(Job.status == DEAD))).scalars().all()
     assert dead == []
 
