@@ -294,16 +294,19 @@ async def snapshot(session: AsyncSession, alert_id: uuid.UUID, variant: str) -> 
 
 
 async def schedule_offline_check(session: AsyncSession) -> None:
-    """Make sure the next periodic check exists (one job per time slot, whoever asks)."""
-    interval = get_settings().camera_offline_check_interval_seconds
+    """Make sure the next periodic check exists (one job per time slot, whoever asks: each
+    check, each new camera, and every start of the service, so a check that died does not end
+    the chain)."""
+    settings = get_settings()
+    interval = settings.camera_offline_check_interval_seconds
     now = clock.now()
     slot = math.floor(now.timestamp() / interval) + 1
     run_after = datetime.fromtimestamp(slot * interval, tz=UTC)
     await session.execute(
         insert(session, Job).values(
             id=new_id(), kind=OFFLINE_CHECK_JOB, payload={}, status="pending", attempts=0,
-            max_attempts=3, run_after=run_after, dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}",
-            created_at=now,
+            max_attempts=settings.job_max_attempts, run_after=run_after,
+            dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}", created_at=now,
         ).on_conflict_do_nothing()
     )
 
