@@ -151,10 +151,9 @@ async def accept_alert(
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
     if camera.status == DISABLED:
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
+    # The same event under a new webhook-id is caught by the insert's conflict (one query less
+    # on the common path).
     same_event = sa.and_(CameraAlert.camera_id == camera.id, CameraAlert.event_id == alert.event_id)
-    first = await _alert_answer(session, same_event)
-    if first is not None:
-        return first
     snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
 
     now = clock.now()
@@ -173,7 +172,8 @@ async def accept_alert(
         ).on_conflict_do_nothing()
     )
     if inserted.rowcount == 0:
-        # A concurrent delivery of the same webhook or event won: answer as it did.
+        # The same event already stored, or a concurrent delivery of this webhook won: answer
+        # as the first did.
         first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
         if first is None:  # pragma: no cover - the winner's row must be visible now
             raise RuntimeError("alert insert conflicted but no alert found")
