@@ -12,7 +12,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import service
+from app.cameras import imaging, service
 from app.cameras.models import CameraAlert, CameraSnapshot
 from app.core import clock
 from app.core.audit import AuditEvent
@@ -20,6 +20,7 @@ from app.core.jobs import DEAD, Job
 from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
+from tests.cameras.faces import drawn_face
 from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
 from tests.notifications.contracts import assert_valid_push
 from tests.notifications.helpers import account, sign_in
@@ -203,3 +204,16 @@ async def test_originals_need_a_reason_are_audited_and_expire(
     gone = await client.get(url, params={"reason": "again"}, headers=staff.headers)
     assert gone.status_code == 404
     assert gone.json()["code"] == "camera_alert.snapshot_not_available"
+
+
+def test_faces_found_by_opencv_are_blurred_even_when_the_sender_marked_none() -> None:
+    ok, encoded = cv2.imencode(".jpg", drawn_face(280), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    result = imaging.process(encoded.tobytes(), [], 24_000_000)
+    assert result.faces == 1
+    original = cv2.imdecode(encoded, cv2.IMREAD_COLOR).astype(int)
+    public = cv2.imdecode(np.frombuffer(result.public_jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    eyes = (slice(180, 220), slice(250, 390))  # rows, columns around the eyes
+    corner = (slice(0, 60), slice(0, 100))
+    assert np.abs(public[eyes] - original[eyes]).mean() > 10  # the eyes are smeared away
+    assert np.abs(public[corner] - original[corner]).mean() < 3  # the rest is untouched
