@@ -187,6 +187,16 @@ async def accept_alert(
     return answer
 
 
+async def heartbeat(session: AsyncSession, code: str) -> Camera:
+    camera = await camera_by_code(session, code)
+    if camera is None:
+        raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": code})
+    if camera.status != DISABLED:
+        await _seen(session, camera.id, clock.now())
+        await session.refresh(camera)
+    return camera
+
+
 # Last-seen is written at most this often per camera: a busy camera's alerts must not queue
 # behind each other's lock on its row.
 SEEN_RESOLUTION = timedelta(seconds=5)

@@ -131,8 +131,15 @@ class Settings(BaseSettings):
     @field_validator("camera_webhook_secrets")
     @classmethod
     def _check_secrets(cls, value: list[str]) -> list[str]:
+        import base64
+        import binascii
+
         for secret in value:
-            if not secret.startswith("whsec_") or len(secret) < 6 + 24:
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_") + "==", validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not secret.startswith("whsec_") or len(key) < 18:
                 raise ValueError("each CAMERA_WEBHOOK_SECRETS entry must be whsec_ + base64 "
                                  "of at least 18 random bytes")
         return value
