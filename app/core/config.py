@@ -136,7 +136,8 @@ class Settings(BaseSettings):
 
         for secret in value:
             try:
-                key = base64.b64decode(secret.removeprefix("whsec_") + "==", validate=True)
+                text = secret.removeprefix("whsec_")
+                key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
             except (binascii.Error, ValueError):
                 key = b""
             if not secret.startswith("whsec_") or len(key) < 18:
