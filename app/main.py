@@ -22,12 +22,16 @@ DOMAIN_ROUTERS = [
     "app.media.router",
     "app.dossiers.router",
     "app.incidents.router",
+    "app.incidents.open311",
+    "app.media.signed_router",
+    "app.media.tus_router",
     "app.cameras.router",
     "app.notifications.router",
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.identity.tasks",
+    "app.media.tasks",
     "app.cameras.tasks",
     "app.notifications.tasks",
 ]
@@ -41,6 +45,8 @@ MODEL_MODULES = [
     "app.tokens.models",
     "app.media.models",
     "app.dossiers.models",
+    "app.media.derived",
+    "app.media.tus_models",
     "app.incidents.models",
     "app.cameras.models",
     "app.notifications.models",

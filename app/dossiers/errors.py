@@ -39,6 +39,11 @@ DOCUMENT_TOO_LARGE = error_code(
     "Tệp cho giấy tờ '{document}' vượt quá dung lượng cho phép.",
     "The file for the document '{document}' is larger than allowed.",
 )
+IDEMPOTENCY_KEY_REQUIRED = error_code(
+    "dossier.idempotency_key_required", 400,
+    "Thiếu header Idempotency-Key (mỗi hồ sơ một khóa mới, dùng lại khi gửi lại).",
+    "The Idempotency-Key header is required (a new key per dossier, reused on retries).",
+)
 IDEMPOTENCY_KEY_INVALID = error_code(
     "dossier.idempotency_key_invalid", 422,
     "Idempotency-Key phải có 8–200 ký tự in được.",

@@ -38,8 +38,11 @@ class Dossier(SQLModel, table=True):
         # The staff queue: a ward's dossiers by status, newest first (cursor = id, UUIDv7).
         sa.Index("ix_dossiers_agency_status_id", "agency_code", "status", "id"),
         sa.Index("ix_dossiers_agency_id", "agency_code", "id"),
-        # Overdue look-ups: a ward's open dossiers by deadline.
-        sa.Index("ix_dossiers_agency_status_due", "agency_code", "status", "due_at"),
+        # Overdue look-ups: a ward's open dossiers by deadline, most overdue first. Partial, so
+        # it holds only the (few) dossiers whose clock runs.
+        sa.Index("ix_dossiers_open_due", "agency_code", "due_at", "id",
+                 postgresql_where=sa.text("status IN ('received', 'in_progress')"),
+                 sqlite_where=sa.text("status IN ('received', 'in_progress')")),
         sa.Index("ix_dossiers_citizen_id", "citizen_id", "id"),
         sa.Index("ix_dossiers_agency_period", "agency_code", "period"),
     )

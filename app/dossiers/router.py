@@ -71,12 +71,13 @@ async def get_procedure(session: DbSession, code: Annotated[str, Path(max_length
 @citizen.post(
     "", response_model=schemas.DossierOut, status_code=status.HTTP_201_CREATED,
     summary="Submit a dossier",
-    description="Send an `Idempotency-Key` header (8–200 characters, new per dossier): a retry "
+    description="Requires an `Idempotency-Key` header (8–200 characters, new per dossier): a retry "
     "with the same key and body returns the dossier already created (200, "
     "`Idempotent-Replayed: true`), never a second one.",
     responses=responses(*AUTH, *BODY, errors.PROCEDURE_NOT_FOUND, errors.AGENCY_INVALID,
                         errors.FORM_INVALID, errors.DOCUMENT_MISSING, *DOCUMENT_ERRORS,
-                        errors.IDEMPOTENCY_KEY_INVALID, errors.IDEMPOTENCY_KEY_REUSED),
+                        errors.IDEMPOTENCY_KEY_REQUIRED, errors.IDEMPOTENCY_KEY_INVALID,
+                        errors.IDEMPOTENCY_KEY_REUSED),
 )
 async def submit(
     body: schemas.DossierCreate, request: Request, response: Response,
@@ -94,7 +95,7 @@ async def submit(
              responses=responses(*AUTH, errors.CURSOR_INVALID))
 async def list_mine(
     request: Request, principal: CurrentPrincipal, session: DbSession,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
 ) -> Any:
     return await service.list_mine(session, principal.user, cursor, limit, language(request))
@@ -203,7 +204,7 @@ async def staff_list(
     overdue: Annotated[bool | None, Query()] = None,
     submitted_from: Annotated[date | None, Query()] = None,
     submitted_to: Annotated[date | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
 ) -> Any:
     filters = service.StaffFilters(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs, ratelimit
 from app.core.audit import AuditContext
+from app.core.db import UTCDateTime
 from app.core.errors import AppError
 from app.core.i18n import Language
 from app.core.personal_data import Retained
@@ -53,6 +54,7 @@ from app.identity.roles import STAFF_ROLES, Role
 from app.media import service as media
 
 STATUS_CHANGED = "dossier.status_changed"
+OPEN_STATUSES = [Status.RECEIVED.value, Status.IN_PROGRESS.value]
 DEEP_LINK = "thainguyen://dossiers/{code}"
 MAX_PAGE = 100
 
@@ -184,9 +186,11 @@ def _request_hash(body: DossierCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_idempotency_key(key: str | None) -> str | None:
+def check_idempotency_key(key: str | None) -> str:
+    """Required (draft-ietf-httpapi-idempotency-key-header): a phone on a weak network retries,
+    and a retry must never file a second dossier."""
     if key is None:
-        return None
+        raise AppError(errors.IDEMPOTENCY_KEY_REQUIRED)
     if not 8 <= len(key) <= 200 or not key.isprintable() or not key.isascii():
         raise AppError(errors.IDEMPOTENCY_KEY_INVALID)
     return key
@@ -237,33 +241,35 @@ async def submit(
 ) -> tuple[Dossier, bool]:
     """Create a dossier (or return the one this Idempotency-Key already created)."""
     key = check_idempotency_key(idempotency_key)
-    if key is not None:
-        earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
-        if earlier is not None:
-            return earlier, False
+    earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
+    if earlier is not None:
+        return earlier, False
     procedure = await get_procedure(session, body.procedure_code)
     agency = await _receiving_agency(session, procedure, body.ward_code)
     validate_form(procedure.form_schema, body.form)
     await check_documents(session, procedure, citizen.id, body.documents, require_all=True)
     now = clock.now()
     dossier = Dossier(
-        code=await _next_code(session, agency, now), procedure_code=procedure.code,
+        code="", procedure_code=procedure.code,
         citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED, form=body.form,
         applicant_name=citizen.full_name,
         applicant_phone_last4=citizen.phone[-4:] if citizen.phone else None,
         period=f"{local_date(now):%Y-%m}", submitted_at=now, updated_at=now,
     )
+    # A provisional unique code: the daily number is taken last, so the agency's counter row
+    # stays locked for as little of the transaction as possible.
+    dossier.code = f"~{dossier.id.hex}"
     session.add(dossier)
     await session.flush()
     await _attach(session, dossier, body.documents, "submission", citizen.id)
+    await session.execute(
+        sa.update(DossierIdempotencyKey)
+        .where(DossierIdempotencyKey.citizen_id == citizen.id, DossierIdempotencyKey.key == key)
+        .values(dossier_id=dossier.id)
+    )
+    dossier.code = await _next_code(session, agency, now)
+    await session.flush()
     await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})
-    if key is not None:
-        await session.execute(
-            sa.update(DossierIdempotencyKey)
-            .where(DossierIdempotencyKey.citizen_id == citizen.id,
-                   DossierIdempotencyKey.key == key)
-            .values(dossier_id=dossier.id)
-        )
     return dossier, True
 
 
@@ -338,15 +344,12 @@ async def for_staff(
     return dossier
 
 
-async def _procedure_names(session: AsyncSession, codes: set[str]) -> dict[str, Procedure]:
-    if not codes:
-        return {}
-    rows = await session.execute(sa.select(Procedure).where(Procedure.code.in_(codes)))
-    return {p.code: p for p in rows.scalars()}
-
-
 def _summary(d: Dossier, procedure: Procedure | None, language: Language) -> dict[str, Any]:
     name = "" if procedure is None else (procedure.name if language == "vi" else procedure.name_en)
+    return _summary_named(d, name)
+
+
+def _summary_named(d: Dossier, name: str) -> dict[str, Any]:
     return {
         "code": d.code, "procedure_code": d.procedure_code, "procedure_name": name,
         "agency_code": d.agency_code, "status": d.status, "submitted_at": d.submitted_at,
@@ -381,8 +384,11 @@ async def view(
         "outcome_note": dossier.outcome_note, "outcome_reasons": dossier.outcome_reasons,
         "result_media_id": dossier.result_media_id, "processing_days": dossier.processing_days,
         "rating": dossier.rating, "rating_comment": dossier.rating_comment,
-        "allowed_actions": [a for a in allowed_actions(dossier.status, actor)
-                            if not (a == "rate" and dossier.rating is not None)],
+        "allowed_actions": [
+            a for a in allowed_actions(dossier.status, actor)
+            if not (a == "rate" and dossier.rating is not None)
+            and not (a == "request_supplement" and dossier.supplement_requests)
+        ],
         "timeline": [{
             "at": e.at, "action": e.action,
             "label": getattr(TRANSITIONS.get(e.action), language, e.action),
@@ -395,32 +401,44 @@ async def view(
     return out
 
 
-def encode_cursor(dossier_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(dossier_id.bytes).decode().rstrip("=")
+def encode_cursor(dossier: Dossier, by_due: bool) -> str:
+    key = [dossier.due_at.isoformat() if by_due and dossier.due_at else None, str(dossier.id)]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> uuid.UUID:
+def decode_cursor(cursor: str, by_due: bool) -> tuple[datetime | None, uuid.UUID]:
     try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
+        due, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        due_at = datetime.fromisoformat(due) if due else None
+        if by_due != (due_at is not None):
+            raise ValueError("cursor of another ordering")
+        return due_at, uuid.UUID(ident)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise AppError(errors.CURSOR_INVALID) from None
 
 
 async def _page(
     session: AsyncSession, query: sa.Select[Any], cursor: str | None, limit: int,
-    language: Language,
+    language: Language, *, by_due: bool = False,
 ) -> dict[str, Any]:
+    """Keyset pages: newest first (UUIDv7 ids are time-ordered), or most overdue first."""
     limit = max(1, min(limit, MAX_PAGE))
     if cursor:
-        query = query.where(Dossier.id < decode_cursor(cursor))
-    rows = list((await session.execute(query.order_by(Dossier.id.desc()).limit(limit + 1)))
-                .scalars())
+        due_at, ident = decode_cursor(cursor, by_due)
+        if by_due:
+            query = query.where(sa.tuple_(Dossier.due_at, Dossier.id) > sa.tuple_(
+                sa.literal(due_at, UTCDateTime()), sa.literal(ident, sa.Uuid())))
+        else:
+            query = query.where(Dossier.id < ident)
+    order = (Dossier.due_at, Dossier.id) if by_due else (Dossier.id.desc(),)
+    name = Procedure.name if language == "vi" else Procedure.name_en
+    query = query.add_columns(name).join(Procedure, Procedure.code == Dossier.procedure_code)
+    rows = list((await session.execute(query.order_by(*order).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    names = await _procedure_names(session, {d.procedure_code for d in rows})
     return {
-        "items": [_summary(d, names.get(d.procedure_code), language) for d in rows],
-        "next_cursor": encode_cursor(rows[-1].id) if more else None,
+        "items": [_summary_named(d, procedure_name) for d, procedure_name in rows],
+        "next_cursor": encode_cursor(rows[-1][0], by_due) if more else None,
     }
 
 
@@ -462,16 +480,17 @@ async def staff_list(
     if filters.assignee_id:
         query = query.where(Dossier.assignee_id == filters.assignee_id)
     if filters.overdue is True:
-        query = query.where(Dossier.status.in_(list(OPEN)), Dossier.due_at < clock.now())
+        # Spelled as the partial index's predicate so PostgreSQL can use it.
+        query = query.where(Dossier.status.in_(OPEN_STATUSES), Dossier.due_at < clock.now())
     elif filters.overdue is False:
-        query = query.where(sa.not_(sa.and_(Dossier.status.in_(list(OPEN)),
+        query = query.where(sa.not_(sa.and_(Dossier.status.in_(OPEN_STATUSES),
                                             Dossier.due_at < clock.now())))
     if filters.submitted_from:
         query = query.where(Dossier.submitted_at >= _local_midnight(filters.submitted_from))
     if filters.submitted_to:
         end = _local_midnight(filters.submitted_to + timedelta(days=1))
         query = query.where(Dossier.submitted_at < end)
-    return await _page(session, query, cursor, limit, language)
+    return await _page(session, query, cursor, limit, language, by_due=filters.overdue is True)
 
 
 async def staff_read(
@@ -562,7 +581,7 @@ async def transition(
             dossier.outcome_note = body.note
             if body.action == "reject":
                 _resolve(dossier, now)
-            dossier.closed_at = now
+            dossier.closed_at, dossier.paused_at = now, None
             data = {"reasons": dossier.outcome_reasons}
         case "assign":
             assignee = await _assignee(session, dossier, body.assignee_id)  # type: ignore[arg-type]

@@ -38,6 +38,10 @@ class IncidentSettings(BaseSettings):
     # Side of a spatial grid cell in degrees (~1.1 km of latitude at 0.01): the nearby query
     # looks only at the cells its circle touches, which an index serves on both databases.
     incident_grid_degrees: float = 0.01
+    # Open311 partners filing reports without a citizen account: {"api key": "partner name"}.
+    incident_open311_api_keys: dict[str, str] = Field(default_factory=dict)
+    incident_open311_reports_per_hour: int = 120
+    incident_open311_jurisdiction_id: str = "thainguyen.gov.vn"
 
     @field_validator("incident_service_area")
     @classmethod

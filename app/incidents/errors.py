@@ -49,3 +49,13 @@ RADIUS_TOO_LARGE = error_code(
     "incident.radius_too_large", 422,
     "Bán kính tìm kiếm tối đa là {limit} m.", "The search radius is at most {limit} m.",
 )
+MEDIA_NOT_FOUND = error_code(
+    "incident.media_not_found", 404,
+    "Không tìm thấy ảnh/video này trong phản ánh.",
+    "This photo or video is not part of the incident.",
+)
+INVALID_MEDIA_ACTION = error_code(
+    "incident.invalid_media_action", 409,
+    "Không thể \"{action}\" ảnh/video đang ở trạng thái \"{visibility}\".",
+    "Cannot \"{action}\" a photo or video that is \"{visibility}\".",
+)

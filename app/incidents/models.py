@@ -81,3 +81,20 @@ class IncidentEvent(SQLModel, table=True):
     to_status: str | None = Field(default=None, max_length=24)
     public_note: str | None = Field(default=None, max_length=2000)
     details: dict[str, Any] = json_field()
+
+
+class IncidentMedia(SQLModel, table=True):
+    """A photo or video of the report. The public only ever sees its blurred versions, and only
+    while `visibility` is public."""
+
+    __tablename__ = "incident_media"
+
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True,
+                                   ondelete="CASCADE")
+    # A file belongs to one report.
+    media_id: uuid.UUID = Field(foreign_key="media_objects.id", primary_key=True,
+                                ondelete="CASCADE", unique=True)
+    position: int = 0
+    visibility: str = Field(default="public", max_length=16)  # public | hidden | redacted
+    added_by_id: uuid.UUID | None = Field(default=None)
+    created_at: datetime = utc_field(default_now=True)

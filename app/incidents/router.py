@@ -131,11 +131,13 @@ async def my_incidents(
 ) -> Any:
     incidents, next_cursor = await service.mine(session, principal.user, limit=limit,
                                                 cursor=cursor)
-    items = await views.summaries(session, incidents, "owner")
+    me_id = principal.user.id
+    # Followers of someone else's report see it as the public does (blurred media only).
+    items = await views.summaries(
+        session, incidents, lambda i: "owner" if i.reporter_id == me_id else "public"
+    )
     for item, incident in zip(items, incidents, strict=True):
-        item["relation"] = "reporter" if incident.reporter_id == principal.user.id else "subscriber"
-        if incident.reporter_id != principal.user.id and incident.anonymous:
-            item["reporter"] = None
+        item["relation"] = "reporter" if incident.reporter_id == me_id else "subscriber"
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -188,6 +190,25 @@ async def transition(
 ) -> Any:
     incident = await service.transition(
         session, principal.user, incident_id, body.action, body.note, body.duplicate_of,
+        audit_context(request, principal),
+    )
+    return await views.detail(session, incident, "staff")
+
+
+@staff.post(
+    "/{incident_id}/media/{media_id}", response_model=schemas.StaffIncidentOut,
+    summary="Hide, show again, or redact a photo or video",
+    description="`hide` keeps it from the public (reversible with `show`); `redact` deletes its "
+    "public versions for good (the original stays for staff). On the timeline and audited.",
+    responses=responses(errors.NOT_FOUND, errors.MEDIA_NOT_FOUND, errors.INVALID_MEDIA_ACTION,
+                        core_errors.FORBIDDEN, *AUTH, *BODY),
+)
+async def moderate_media(
+    incident_id: uuid.UUID, media_id: uuid.UUID, body: schemas.MediaModerationIn,
+    principal: StaffPrincipal, session: DbSession, request: Request,
+) -> Any:
+    incident = await service.moderate_media(
+        session, principal.user, incident_id, media_id, body.action, body.note,
         audit_context(request, principal),
     )
     return await views.detail(session, incident, "staff")

@@ -55,6 +55,8 @@ class MediaOut(BaseModel):
     kind: Literal["photo", "video"] | None = None
     visibility: Literal["public", "hidden", "redacted"] = "public"
     ready: bool = Field(description="Processed: the blurred public versions exist")
+    processing: Literal["pending", "ready", "failed"] | None = None
+    error_code: str | None = Field(default=None, description="Why processing refused the file")
     url: str | None = Field(default=None, description="Signed, expiring URL of the version "
                             "the caller may see (blurred for the public)")
     thumbnail_url: str | None = None

@@ -25,8 +25,12 @@ from app.identity.roles import Role
 from app.incidents import errors, geo
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
-from app.incidents.models import Incident, IncidentEvent, IncidentSubscription
+from app.incidents.models import Incident, IncidentEvent, IncidentMedia, IncidentSubscription
 from app.incidents.wards import resolve_ward
+from app.media import formats
+from app.media import public as media_public
+from app.media import service as media_service
+from app.media.models import MediaObject
 
 OPEN = ("new", "verified", "in_progress")
 # Anyone may read these by id; the nearby feed shows only the ones still on the road.
@@ -250,6 +254,74 @@ async def report(
                           from_status=None, to_status="new")
     await _emit(session, incident, event, reporter.id)
     return incident
+
+
+async def report_for_partner(
+    session: AsyncSession, partner: str, *, category: str, lat: float, lon: float,
+    address: str | None, description: str | None,
+) -> tuple[Incident, bool]:
+    """A report from an Open311 partner tool (no citizen account): joins an open twin nearby
+    (counted once per report) or opens a new one. Returns (incident, joined)."""
+    settings = get_incident_settings()
+    _check_category(category)
+    _check_location(lat, lon)
+    await ratelimit.hit(session, f"incident.open311:{partner}",
+                        limit=settings.incident_open311_reports_per_hour, window_seconds=3600)
+    details = {"partner": partner}
+    twins = await find_duplicates(session, category, lat, lon, clock.now())
+    if twins:
+        incident = twins[0].incident
+        await session.execute(
+            sa.update(Incident).where(Incident.id == incident.id)
+            .values(me_too_count=Incident.me_too_count + 1, last_reported_at=clock.now(),
+                    updated_at=clock.now())
+        )
+        await session.refresh(incident)
+        await _record(session, incident, "open311_report", actor_id=None,
+                      from_status=incident.status, to_status=incident.status, details=details)
+        return incident, True
+    incident = await _open(session, category=category, lat=lat, lon=lon, source="open311",
+                           address=address, description=description)
+    event = await _record(session, incident, "reported", actor_id=None, from_status=None,
+                          to_status="new", details=details)
+    await _emit(session, incident, event, None)
+    return incident, False
+
+
+async def search_public(
+    session: AsyncSession, *, ids: list[uuid.UUID] | None, categories: list[str] | None,
+    statuses: list[str] | None, start: datetime | None, end: datetime | None, limit: int,
+) -> list[Incident]:
+    """Open311 GET requests: by id (any status; the caller shows less of unverified ones), or
+    public incidents filtered by category, status and time, newest first."""
+    query = sa.select(Incident)
+    if ids is not None:
+        query = query.where(Incident.id.in_(ids))
+    else:
+        query = query.where(Incident.status.in_(statuses or PUBLIC))
+    if categories:
+        query = query.where(Incident.category.in_(categories))
+    if start is not None:
+        query = query.where(Incident.created_at >= start)
+    if end is not None:
+        query = query.where(Incident.created_at <= end)
+    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def latest_notes(
+    session: AsyncSession, incident_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The last public note of each incident (Open311 `status_notes`)."""
+    if not incident_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(IncidentEvent.incident_id, IncidentEvent.public_note)
+        .where(IncidentEvent.incident_id.in_(incident_ids),
+               IncidentEvent.public_note.is_not(None))
+        .order_by(IncidentEvent.at, IncidentEvent.id)
+    )
+    return {incident_id: note for incident_id, note in rows.all()}
 
 
 async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> Incident:
@@ -531,32 +603,133 @@ async def _fold_into(session: AsyncSession, twin: Incident, original: Incident) 
     session.add(original)
 
 
-# ---------------------------------------------------------------- media (filled by the media
-# integration; a report without media works without it)
+# ---------------------------------------------------------------- media
 
 
 async def _owned_media(
     session: AsyncSession, media_ids: list[uuid.UUID], owner_id: uuid.UUID
-) -> list[Any]:
-    if media_ids:
-        raise AppError(errors.MEDIA_INVALID)
-    return []
+) -> list[MediaObject]:
+    """The caller's own photos/videos, each not yet part of another report, in the given order."""
+    wanted = list(dict.fromkeys(media_ids))
+    if not wanted:
+        return []
+    owned = await media_service.get_owned(session, wanted, owner_id)
+    taken = set((await session.execute(
+        sa.select(IncidentMedia.media_id).where(IncidentMedia.media_id.in_(wanted))
+    )).scalars())
+    invalid = [str(i) for i in wanted
+               if i not in owned or i in taken or formats.kind_of(owned[i].content_type) is None]
+    if invalid:
+        raise AppError(errors.MEDIA_INVALID, extra={"media_ids": invalid})
+    return [owned[i] for i in wanted]
 
 
-async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> list[Any]:
-    return []
+async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> list[MediaObject]:
+    found = [await media_service.get(session, i) for i in media_ids]
+    return [m for m in found if m is not None and formats.kind_of(m.content_type) is not None]
 
 
 async def _attach_media(
-    session: AsyncSession, incident: Incident, media: list[Any], added_by: uuid.UUID | None
+    session: AsyncSession, incident: Incident, media: list[MediaObject],
+    added_by: uuid.UUID | None,
 ) -> None:
-    return None
+    if not media:
+        return
+    existing = (await session.execute(
+        sa.select(sa.func.count()).select_from(IncidentMedia)
+        .where(IncidentMedia.incident_id == incident.id)
+    )).scalar_one()
+    taken = set((await session.execute(
+        sa.select(IncidentMedia.media_id)
+        .where(IncidentMedia.media_id.in_([m.id for m in media]))
+    )).scalars())
+    for position, item in enumerate((m for m in media if m.id not in taken), start=existing):
+        session.add(IncidentMedia(incident_id=incident.id, media_id=item.id, position=position,
+                                  added_by_id=added_by))
+    await session.flush()
+    # Blurred public versions, thumbnails and the probe are made by the worker.
+    await media_public.request_processing(session, media)
+
+
+def _media_view(link: IncidentMedia, found: media_public.Described | None,
+                audience: str) -> dict[str, Any] | None:
+    ready = found is not None and found.ready
+    if audience == "public" and (link.visibility != "public" or not ready):
+        return None
+    view: dict[str, Any] = {"id": link.media_id, "visibility": link.visibility, "ready": ready,
+                            "kind": found.kind if found else None}
+    if found is None:
+        return view
+    state = found.processing
+    if state is not None:
+        view.update(processing=state.status, error_code=state.error_code)
+    if state is not None and ready:
+        view.update(width=state.width, height=state.height, duration_s=state.duration_s)
+    variants = found.variants
+    if "w320" in variants:
+        view["thumbnail_url"] = media_public.signed_url(link.media_id, "w320")
+    if found.kind == "video" and "w1280" in variants:
+        view["poster_url"] = media_public.signed_url(link.media_id, "w1280")
+    if audience == "public":
+        name = "video" if found.kind == "video" else "w1280"
+        view["url"] = media_public.signed_url(link.media_id, name) if name in variants else None
+    else:
+        # The reporter and staff see the original (with its metadata) as well.
+        view["url"] = media_public.signed_url(link.media_id, media_public.ORIGINAL)
+    return view
 
 
 async def media_views_by_incident(
     session: AsyncSession, incident_ids: list[uuid.UUID], audience: str
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    return {}
+    if not incident_ids:
+        return {}
+    links = list((await session.execute(
+        sa.select(IncidentMedia).where(IncidentMedia.incident_id.in_(incident_ids))
+        .order_by(IncidentMedia.incident_id, IncidentMedia.position)
+    )).scalars())
+    described = await media_public.describe(session, [link.media_id for link in links])
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for link in links:
+        view = _media_view(link, described.get(link.media_id), audience)
+        if view is not None:
+            out.setdefault(link.incident_id, []).append(view)
+    return out
+
+
+MODERATION = {"hide": ("public", "hidden"), "show": ("hidden", "public")}
+
+
+async def moderate_media(
+    session: AsyncSession, staff: User, incident_id: uuid.UUID, media_id: uuid.UUID,
+    action: str, note: str | None, ctx: AuditContext,
+) -> Incident:
+    """Hide (reversible) or redact (public versions deleted for good) a photo or video."""
+    incident = await get_for_staff(session, staff, incident_id)
+    link = await session.get(IncidentMedia, (incident_id, media_id))
+    if link is None:
+        raise AppError(errors.MEDIA_NOT_FOUND)
+    before = link.visibility
+    if action == "redact":
+        if before != "redacted":
+            await media_public.withdraw_public_versions(session, media_id)
+        link.visibility = "redacted"
+    else:
+        allowed_from, after = MODERATION[action]
+        if before != allowed_from:
+            raise AppError(errors.INVALID_MEDIA_ACTION,
+                           params={"action": action, "visibility": before})
+        link.visibility = after
+    session.add(link)
+    incident.updated_at = clock.now()
+    session.add(incident)
+    details = {"media_id": str(media_id), "from": before, "to": link.visibility}
+    await _record(session, incident, f"media_{action}", actor_id=staff.id,
+                  from_status=incident.status, to_status=incident.status, note=note,
+                  details=details)
+    await audit.record(session, ctx, f"incident.media_{action}", subject_id=incident.reporter_id,
+                       resource=f"incident:{incident.id}", details=details)
+    return incident
 
 
 # ---------------------------------------------------------------- personal data

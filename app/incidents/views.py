@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,13 +49,19 @@ async def detail(
 
 
 async def summaries(
-    session: AsyncSession, incidents: list[Incident], audience: Audience,
+    session: AsyncSession, incidents: list[Incident],
+    audience: Audience | Callable[[Incident], Audience],
 ) -> list[dict[str, Any]]:
-    """List items: no timeline; media in one query for the whole page."""
-    media = await service.media_views_by_incident(session, [i.id for i in incidents], audience)
+    """List items: no timeline; media in one query per audience for the whole page."""
+    of = audience if callable(audience) else (lambda _incident: audience)
+    audiences = {i.id: of(i) for i in incidents}
+    media: dict[Any, list[dict[str, Any]]] = {}
+    for kind in set(audiences.values()):
+        ids = [i for i, a in audiences.items() if a == kind]
+        media.update(await service.media_views_by_incident(session, ids, kind))
     out = []
     for incident in incidents:
-        data = _base(incident, audience)
+        data = _base(incident, audiences[incident.id])
         data["media"] = media.get(incident.id, [])
         out.append(data)
     return out

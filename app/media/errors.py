@@ -41,3 +41,9 @@ MALFORMED_UPLOAD = error_code(
 MEDIA_NOT_FOUND = error_code(
     "media.not_found", 404, "Không tìm thấy tệp.", "The file was not found.",
 )
+ACTIVE_CONTENT = error_code(
+    "media.active_content", 422,
+    "Tệp PDF chứa mã chạy được hoặc tệp nhúng ({markers}); hãy in/xuất lại thành PDF thường.",
+    "The PDF contains runnable code or embedded files ({markers}); print or export it again "
+    "as a plain PDF.",
+)

@@ -47,7 +47,8 @@ UPLOAD_BODY = {
     openapi_extra=UPLOAD_BODY,
     responses=responses(*AUTH, errors.NOT_MULTIPART, errors.FILE_MISSING, errors.TOO_MANY_FILES,
                         errors.EMPTY_FILE, errors.TOO_LARGE, errors.UNSUPPORTED_TYPE,
-                        errors.TYPE_MISMATCH, errors.CORRUPT, errors.MALFORMED_UPLOAD),
+                        errors.TYPE_MISMATCH, errors.CORRUPT, errors.ACTIVE_CONTENT,
+                        errors.MALFORMED_UPLOAD),
 )
 async def upload(request: Request, principal: CurrentPrincipal, session: DbSession) -> Any:
     staged, fields = await receive_file(

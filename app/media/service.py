@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.errors import AppError
 from app.core.personal_data import Retained
-from app.media import errors, sniff
+from app.media import errors, formats, inspect, sniff  # noqa: F401  (formats registers)
 from app.media.models import MediaObject
 from app.media.storage import get_storage
 from app.media.upload import StagedFile
@@ -38,6 +38,10 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
                        extra={"detected": fmt.content_type})
     if not fmt.complete(staged.tail):
         raise AppError(errors.CORRUPT)
+    if fmt is sniff.PDF and staged.markers:
+        markers = ", ".join(sorted(staged.markers))
+        raise AppError(errors.ACTIVE_CONTENT, params={"markers": markers},
+                       extra={"markers": sorted(staged.markers)})
     return fmt
 
 
@@ -48,6 +52,8 @@ async def store_upload(
     """Check a staged upload and keep it; the staging file is consumed either way."""
     try:
         fmt = judge(staged, accepted)
+        # Photos and videos are judged on the whole file too (structure, pixels, duration).
+        await inspect.check(staged.path, fmt.content_type)
         media = MediaObject(
             owner_id=owner_id, purpose=purpose if purpose in PURPOSES else "document",
             content_type=fmt.content_type, size_bytes=staged.size, sha256=staged.sha256,

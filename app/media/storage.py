@@ -86,9 +86,17 @@ _backend: StorageBackend | None = None
 
 def get_storage() -> StorageBackend:
     global _backend
+    from app.media.config_ext import get_media_ext_settings
+
+    ext = get_media_ext_settings()
+    if ext.media_storage == "s3":
+        # S3-compatible object storage (app/media/s3.py), chosen with MEDIA_STORAGE=s3.
+        if _backend is None or _backend.name != "s3":
+            from app.media.s3 import S3Storage
+
+            _backend = S3Storage.from_settings(ext)
+        return _backend
     settings = get_media_settings()
-    if _backend is None or (
-        isinstance(_backend, LocalStorage) and _backend.root != settings.media_dir.resolve()
-    ):
+    if not isinstance(_backend, LocalStorage) or _backend.root != settings.media_dir.resolve():
         _backend = LocalStorage(settings.media_dir)
     return _backend

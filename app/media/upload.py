@@ -9,6 +9,7 @@ upload is cut off the moment it passes the limit. Memory stays at one chunk what
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ MAX_TEXT_FIELD_BYTES = 4096
 MAX_TEXT_FIELDS = 16
 # Headers and boundaries around the file: allowance on top of the file limit for Content-Length.
 MULTIPART_OVERHEAD = 16 * 1024
+# PDF names that run or carry code when staff open the file. Found in uncompressed objects only
+# (a name inside a compressed object stream escapes this scan): a first line, not a sandbox.
+ACTIVE_PDF_NAMES = re.compile(rb"/(JavaScript|JS|Launch|EmbeddedFile|RichMedia|XFA)(?![A-Za-z0-9])")
+SCAN_OVERLAP = 16
 
 
 @dataclass
@@ -38,6 +43,8 @@ class StagedFile:
     head: bytes = b""
     tail: bytes = b""
     sha256: str = ""
+    # Markers seen anywhere in the bytes (e.g. active PDF names), judged by the format.
+    markers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -132,6 +139,7 @@ async def receive_file(
     parser = MultipartParser(boundary, _callbacks(state))  # type: ignore[arg-type]
     staged = StagedFile(path=new_staging_path(), filename=None, declared_type=None)
     digest = hashlib.sha256()
+    carry = b""
     try:
         async with await anyio.open_file(staged.path, "wb") as out:
             async for chunk in request.stream():
@@ -149,6 +157,9 @@ async def receive_file(
                     if len(staged.head) < HEAD_BYTES:
                         staged.head += piece[: HEAD_BYTES - len(staged.head)]
                     staged.tail = (staged.tail + piece)[-TAIL_BYTES:]
+                    window = carry + piece
+                    staged.markers.update(m.decode() for m in ACTIVE_PDF_NAMES.findall(window))
+                    carry = window[-SCAN_OVERLAP:]
                     digest.update(piece)
                     await out.write(piece)
                 state.pending.clear()

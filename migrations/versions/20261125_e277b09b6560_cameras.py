@@ -1,7 +1,7 @@
 """cameras
 
 Revision ID: e277b09b6560
-Revises: ac818be9c415, 0a355c75024a
+Revises: 86dc5ae96360, 0a355c75024a
 Create Date: 2026-11-25 19:21:43.541592
 
 """
@@ -15,7 +15,7 @@ import app.core.db
 
 # revision identifiers, used by Alembic.
 revision: str = 'e277b09b6560'
-down_revision: Union[str, Sequence[str], None] = ('ac818be9c415', '0a355c75024a')
+down_revision: Union[str, Sequence[str], None] = ('86dc5ae96360', '0a355c75024a')
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -109,7 +109,7 @@ def upgrade() -> None:
     with op.batch_alter_table('dossiers', schema=None) as batch_op:
         batch_op.create_index('ix_dossiers_agency_id', ['agency_code', 'id'], unique=False)
         batch_op.create_index('ix_dossiers_agency_period', ['agency_code', 'period'], unique=False)
-        batch_op.create_index('ix_dossiers_agency_status_due', ['agency_code', 'status', 'due_at'], unique=False)
+        batch_op.create_index('ix_dossiers_open_due', ['agency_code', 'due_at', 'id'], unique=False, postgresql_where=sa.text("status IN ('received', 'in_progress')"), sqlite_where=sa.text("status IN ('received', 'in_progress')"))
         batch_op.create_index('ix_dossiers_agency_status_id', ['agency_code', 'status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_dossiers_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index('ix_dossiers_citizen_id', ['citizen_id', 'id'], unique=False)
@@ -176,7 +176,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_dossiers_citizen_id')
         batch_op.drop_index(batch_op.f('ix_dossiers_assignee_id'))
         batch_op.drop_index('ix_dossiers_agency_status_id')
-        batch_op.drop_index('ix_dossiers_agency_status_due')
+        batch_op.drop_index('ix_dossiers_open_due', postgresql_where=sa.text("status IN ('received', 'in_progress')"), sqlite_where=sa.text("status IN ('received', 'in_progress')"))
         batch_op.drop_index('ix_dossiers_agency_period')
         batch_op.drop_index('ix_dossiers_agency_id')
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.dossiers.service import sync_catalogue
-from tests.support.dossiers import Person, person
+from tests.support.dossiers import Person, cheap_argon2, person
 from tests.support.flows import seed_wards
 
 
@@ -42,3 +42,8 @@ async def gs_staff(client: httpx.AsyncClient, db: AsyncSession, catalogue: None)
 @pytest.fixture
 async def city_admin(client: httpx.AsyncClient, db: AsyncSession, catalogue: None) -> Person:
     return await person(client, db, "0981000000", "city_admin", None, "Quản trị")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    cheap_argon2(monkeypatch)

@@ -18,6 +18,7 @@ from tests.support.dossiers import (
     Person,
     birth_body,
     birth_form,
+    idem,
     pdf_bytes,
     png_bytes,
     travel_to,
@@ -30,7 +31,7 @@ DOSSIERS = "/api/v1/dossiers"
 
 async def submit(client: httpx.AsyncClient, who: Person, body: dict, key: str | None = None
                  ) -> httpx.Response:
-    headers = {**who.headers, **({"Idempotency-Key": key} if key else {})}
+    headers = {**who.headers, "Idempotency-Key": key} if key else idem(who.headers)
     return await client.post(DOSSIERS, json=body, headers=headers)
 
 
@@ -46,7 +47,8 @@ async def test_submission_gets_a_daily_code_per_receiving_ward(
     assert first.json()["code"] == "TNG-PDP-270202-0001"
     assert second.json()["code"] == "TNG-PDP-270202-0002"
     assert other_ward.json()["code"] == "TNG-GS-270202-0001"
-    await travel_to(client, datetime(2027, 2, 3, 0, 5), citizen)  # a new local day starts a new sequence
+    # A new local day starts a new sequence.
+    await travel_to(client, datetime(2027, 2, 3, 0, 5), citizen)
     assert (await submit(client, citizen, birth_body(media_id))).json()["code"] == \
         "TNG-PDP-270203-0001"
     body = first.json()
@@ -93,6 +95,10 @@ async def test_retry_with_the_same_idempotency_key_returns_the_same_dossier(
     # The key is the citizen's own: another citizen may use the same string.
     bad = await submit(client, citizen, birth_body(media_id), key="short")
     assert bad.json()["code"] == "dossier.idempotency_key_invalid"
+    missing = await client.post(DOSSIERS, json=birth_body(media_id), headers=citizen.headers)
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "dossier.idempotency_key_required"
+    assert await count(db, Dossier) == 1
 
 
 async def test_form_that_breaks_the_schema_gets_field_errors_and_writes_nothing(

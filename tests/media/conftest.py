@@ -4,7 +4,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.dossiers import Person, person
+from tests.support.dossiers import Person, cheap_argon2, person
 from tests.support.flows import seed_wards
 
 
@@ -17,3 +17,8 @@ async def owner(client: httpx.AsyncClient, db: AsyncSession) -> Person:
 @pytest.fixture
 async def stranger(client: httpx.AsyncClient, db: AsyncSession, owner: Person) -> Person:
     return await person(client, db, "0912000111")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    cheap_argon2(monkeypatch)

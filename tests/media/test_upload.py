@@ -72,6 +72,9 @@ async def test_file_is_stored_under_media_dir(
         (pdf_bytes()[:-8], "cut.pdf", "application/pdf", "media.corrupt", 422),
         (png_bytes() + b"<script>", "polyglot.png", "image/png", "media.corrupt", 422),
         (b"", "empty.pdf", "application/pdf", "media.empty_file", 422),
+        (pdf_bytes().replace(b"<< /Type /Catalog >>",
+                             b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>"),
+         "form.pdf", "application/pdf", "media.active_content", 422),
     ],
 )
 async def test_refused_files_leave_nothing_behind(
@@ -115,6 +118,28 @@ async def test_oversized_upload_is_cut_off_while_streaming(
     assert sent_chunks < total_chunks  # the server stopped reading early
     assert await count(db, MediaObject) == 0
     assert staging_files() == []
+
+
+async def test_active_pdf_name_split_across_chunks_is_still_found(
+    client: httpx.AsyncClient, owner: Person, db: AsyncSession
+) -> None:
+    boundary = "b0undary"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"split.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+        yield b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction << /S /Lau"
+        yield b"nch /F (cmd.exe) >> >> endobj\ntrailer\n%%EOF\n"
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = await client.post(
+        "/api/v1/media", content=body(),
+        headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "media.active_content"
+    assert response.json()["markers"] == ["Launch"]
+    assert await count(db, MediaObject) == 0
 
 
 async def test_declared_length_over_the_limit_is_refused_before_reading(

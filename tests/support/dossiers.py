@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,11 @@ async def upload_pdf(client: httpx.AsyncClient, headers: dict[str, str], **kwarg
     return response.json()["id"]
 
 
+def idem(headers: dict[str, str]) -> dict[str, str]:
+    """The caller's headers with a fresh Idempotency-Key (one per new dossier)."""
+    return {**headers, "Idempotency-Key": f"test-{uuid.uuid4().hex}"}
+
+
 def birth_form(**child: Any) -> dict[str, Any]:
     return {
         "child": {"full_name": "Nguyễn Minh Khôi", "gender": "male",
@@ -81,7 +87,8 @@ async def person(
     ward: str | None = None, name: str = "Nguyễn Văn An",
 ) -> Person:
     user = await make_user(db, phone, role, ward, full_name=name)
-    return Person(id=str(user.id), phone=user.phone or "", headers=bearer(await login(client, phone)))
+    tokens = await login(client, phone)
+    return Person(id=str(user.id), phone=user.phone or "", headers=bearer(tokens))
 
 
 async def travel_to(client: httpx.AsyncClient, local: datetime, *people: Person) -> None:
@@ -92,3 +99,14 @@ async def travel_to(client: httpx.AsyncClient, local: datetime, *people: Person)
     clock.advance(target - clock.now())
     for someone in people:
         someone.headers.update(bearer(await login(client, "0" + someone.phone[3:])))
+
+
+def cheap_argon2(monkeypatch: Any) -> None:
+    """These tests sign many people in; argon2's production cost (64 MiB, 3 passes) is tested
+    by the identity tests, not here."""
+    from argon2 import PasswordHasher
+
+    from app.core import security
+
+    monkeypatch.setattr(security, "_hasher",
+                        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

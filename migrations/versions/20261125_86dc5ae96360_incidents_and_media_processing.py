@@ -1,8 +1,8 @@
-"""incidents
+"""incidents and media processing
 
-Revision ID: ac818be9c415
+Revision ID: 86dc5ae96360
 Revises: e343e9780bb9
-Create Date: 2026-11-25 19:19:02.084625
+Create Date: 2026-11-25 19:35:50.985373
 
 """
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ import app.core.db
 
 
 # revision identifiers, used by Alembic.
-revision: str = 'ac818be9c415'
+revision: str = '86dc5ae96360'
 down_revision: Union[str, Sequence[str], None] = 'e343e9780bb9'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -72,6 +72,18 @@ def upgrade() -> None:
     with op.batch_alter_table('incident_events', schema=None) as batch_op:
         batch_op.create_index('ix_incident_events_incident_at', ['incident_id', 'at'], unique=False)
 
+    op.create_table('incident_media',
+    sa.Column('incident_id', sa.Uuid(), nullable=False),
+    sa.Column('media_id', sa.Uuid(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('visibility', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('added_by_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['media_id'], ['media_objects.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('incident_id', 'media_id'),
+    sa.UniqueConstraint('media_id')
+    )
     op.create_table('incident_subscriptions',
     sa.Column('incident_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
@@ -84,16 +96,79 @@ def upgrade() -> None:
     with op.batch_alter_table('incident_subscriptions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_incident_subscriptions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('media_processing',
+    sa.Column('media_id', sa.Uuid(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=True),
+    sa.Column('height', sa.Integer(), nullable=True),
+    sa.Column('duration_s', sa.Float(), nullable=True),
+    sa.Column('fps', sa.Float(), nullable=True),
+    sa.Column('frames', sa.Integer(), nullable=True),
+    sa.Column('faces', sa.Integer(), nullable=False),
+    sa.Column('plates', sa.Integer(), nullable=False),
+    sa.Column('error_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('requested_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', app.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['media_id'], ['media_objects.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('media_id')
+    )
+    op.create_table('media_variants',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('media_id', sa.Uuid(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('storage_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['media_id'], ['media_objects.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('media_id', 'name', name='uq_media_variants_name')
+    )
+    with op.batch_alter_table('media_variants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_media_variants_media_id'), ['media_id'], unique=False)
+
+    op.create_table('tus_uploads',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('owner_id', sa.Uuid(), nullable=False),
+    sa.Column('length', sa.Integer(), nullable=False),
+    sa.Column('offset', sa.Integer(), nullable=False),
+    sa.Column('meta', sa.JSON(), nullable=False),
+    sa.Column('created_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', app.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', app.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('media_id', sa.Uuid(), nullable=True),
+    sa.ForeignKeyConstraint(['media_id'], ['media_objects.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('tus_uploads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tus_uploads_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tus_uploads_owner_id'), ['owner_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('tus_uploads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tus_uploads_owner_id'))
+        batch_op.drop_index(batch_op.f('ix_tus_uploads_expires_at'))
+
+    op.drop_table('tus_uploads')
+    with op.batch_alter_table('media_variants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_media_variants_media_id'))
+
+    op.drop_table('media_variants')
+    op.drop_table('media_processing')
     with op.batch_alter_table('incident_subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_incident_subscriptions_user_id'))
 
     op.drop_table('incident_subscriptions')
+    op.drop_table('incident_media')
     with op.batch_alter_table('incident_events', schema=None) as batch_op:
         batch_op.drop_index('ix_incident_events_incident_at')
 

@@ -1,0 +1,46 @@
+"""Settings of the media extensions: photo/video processing, tus uploads, S3, signed URLs.
+
+Env: MEDIA_MAX_IMAGE_PIXELS, MEDIA_MAX_VIDEO_SECONDS, MEDIA_TUS_*, MEDIA_S3_*,
+MEDIA_URL_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaExtSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # A decompression bomb is refused from its header, before any pixel is decoded.
+    media_max_image_pixels: int = 50_000_000
+    media_max_video_seconds: float = 300
+    # Public versions: long sides of the thumbnails; detection runs on a copy this large.
+    media_thumbnail_sizes: tuple[int, int] = (320, 1280)
+    media_detect_max_side: int = 640
+    media_jpeg_quality: int = 85
+
+    # tus resumable uploads.
+    media_tus_max_size_bytes: int = 500 * 1024 * 1024
+    media_tus_expiration_hours: int = 24
+    # Bytes a citizen may hold in unfinished and finished uploads together.
+    media_tus_quota_bytes: int = 2 * 1024 * 1024 * 1024
+
+    # Signed, expiring media URLs.
+    media_url_ttl_seconds: int = 3600
+
+    # S3-compatible storage (MEDIA_STORAGE=s3).
+    media_storage: Literal["local", "s3"] = "local"
+    media_s3_endpoint_url: str = ""
+    media_s3_bucket: str = "cthainguyen-media"
+    media_s3_region: str = "ap-southeast-1"
+    media_s3_access_key_id: str = ""
+    media_s3_secret_access_key: str = ""
+
+
+@lru_cache
+def get_media_ext_settings() -> MediaExtSettings:
+    return MediaExtSettings()

@@ -1,0 +1,249 @@
+"""tus 1.0 resumable uploads: core, creation, creation-with-upload, expiration, checksum,
+termination.
+
+The bytes go straight from the request stream to a staging file at the upload's offset, one chunk
+at a time, so memory does not grow with the file. A PATCH cut off by the network keeps what
+arrived (the client asks HEAD for the offset and goes on), unless it carried a checksum, which
+then cannot be verified. Once the last byte is in, the file goes through the same checks as a
+multipart upload (`media.service.store_upload`) and becomes a media object.
+
+Concurrency: one PATCH per upload at a time in this process (a lock), and the offset is advanced
+with a compare-and-set, so a PATCH racing from another process fails with 409 instead of
+overwriting. Unfinished uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect
+
+from app.core import clock, jobs
+from app.core.errors import AppError, ErrorCode
+from app.media import errors_ext as tus_errors
+from app.media import service as media_service
+from app.media.config_ext import get_media_ext_settings
+from app.media.models import MediaObject
+from app.media.sniff import HEAD_BYTES, TAIL_BYTES
+from app.media.storage import staging_dir
+from app.media.tus_models import TusUpload
+from app.media.upload import StagedFile
+
+VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
+ALGORITHMS: dict[str, Any] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+EXPIRE_JOB = "media.tus_expire"
+BASE_HEADERS = {"Tus-Resumable": VERSION}
+
+_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def fail(err: ErrorCode, *, params: dict[str, Any] | None = None,
+         headers: dict[str, str] | None = None, commit: bool = False) -> AppError:
+    return AppError(err, params=params or {}, extra=params or {},
+                    headers={**BASE_HEADERS, **(headers or {})}, commit=commit)
+
+
+def part_path(upload_id: uuid.UUID) -> Path:
+    # Beside (not in) the multipart staging folder: these live for up to a day. Under the media
+    # root, so keeping the finished file is a rename.
+    folder = staging_dir().parent / "tus"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{upload_id}.part"
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in (header or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        if not key or not key.isascii() or key in out:
+            raise fail(tus_errors.TUS_METADATA)
+        try:
+            out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise fail(tus_errors.TUS_METADATA) from None
+    return out
+
+
+def parse_checksum(header: str | None) -> tuple[Any, bytes] | None:
+    if not header:
+        return None
+    name, _, value = header.strip().partition(" ")
+    if name not in ALGORITHMS:
+        raise fail(tus_errors.TUS_CHECKSUM_ALGORITHM)
+    try:
+        return ALGORITHMS[name], base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
+        raise fail(tus_errors.TUS_CHECKSUM_ALGORITHM) from None
+
+
+async def quota_used(session: AsyncSession, owner_id: uuid.UUID) -> int:
+    """Bytes reserved by unfinished uploads plus bytes of files already kept."""
+    reserved = (await session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(TusUpload.length), 0)).where(
+            TusUpload.owner_id == owner_id, TusUpload.completed_at.is_(None),
+            TusUpload.expires_at > clock.now())
+    )).scalar_one()
+    kept = (await session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(MediaObject.size_bytes), 0))
+        .where(MediaObject.owner_id == owner_id)
+    )).scalar_one()
+    return int(reserved) + int(kept)
+
+
+async def create(
+    session: AsyncSession, owner_id: uuid.UUID, length: int, metadata: dict[str, str]
+) -> TusUpload:
+    settings = get_media_ext_settings()
+    if length > settings.media_tus_max_size_bytes:
+        raise fail(tus_errors.TUS_TOO_LARGE, params={"limit": settings.media_tus_max_size_bytes})
+    if await quota_used(session, owner_id) + length > settings.media_tus_quota_bytes:
+        raise fail(tus_errors.TUS_QUOTA, params={"limit": settings.media_tus_quota_bytes})
+    lifetime = timedelta(hours=settings.media_tus_expiration_hours)
+    upload = TusUpload(owner_id=owner_id, length=length, meta=metadata,
+                       expires_at=clock.now() + lifetime)
+    session.add(upload)
+    await session.flush()
+    await anyio.Path(part_path(upload.id)).touch()
+    await jobs.enqueue(session, EXPIRE_JOB, {"upload_id": str(upload.id)},
+                       delay=timedelta(hours=settings.media_tus_expiration_hours),
+                       dedupe_key=f"{EXPIRE_JOB}:{upload.id}")
+    return upload
+
+
+async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.UUID) -> TusUpload:
+    """404 for someone else's upload, and for an unfinished one past its expiry."""
+    upload = await session.get(TusUpload, upload_id)
+    if (upload is None or upload.owner_id != owner_id
+            or (upload.completed_at is None and upload.expires_at <= clock.now())):
+        raise fail(tus_errors.TUS_NOT_FOUND)
+    return upload
+
+
+async def append(
+    session: AsyncSession, upload: TusUpload, offset: int, stream: AsyncIterator[bytes],
+    checksum: tuple[Any, bytes] | None,
+) -> int:
+    """Write a PATCH body at `offset`; returns the new offset (committed by the caller)."""
+    if upload.completed_at is not None:
+        raise fail(tus_errors.TUS_ALREADY_COMPLETE)
+    if offset != upload.offset:
+        raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
+                   headers={"Upload-Offset": str(upload.offset)})
+    lock = _locks.setdefault(upload.id, asyncio.Lock())
+    if lock.locked():
+        raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset})
+    async with lock:
+        # Nothing of the request's transaction is needed while the bytes stream in: give the
+        # connection back to the pool (a video over a weak network takes minutes).
+        start = upload.offset
+        await session.commit()
+        written, problem, interrupted = await _write(upload, start, stream, checksum)
+        if problem is not None:
+            raise problem
+        moved = await session.execute(
+            sa.update(TusUpload).where(TusUpload.id == upload.id, TusUpload.offset == start)
+            .values(offset=start + written)
+        )
+        if moved.rowcount != 1:
+            raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": start})
+        if interrupted:
+            # Nobody is left to answer: keep the bytes that arrived, now.
+            await session.commit()
+        await session.refresh(upload)
+    return upload.offset
+
+
+async def _write(
+    upload: TusUpload, start: int, stream: AsyncIterator[bytes],
+    checksum: tuple[Any, bytes] | None,
+) -> tuple[int, AppError | None, bool]:
+    remaining = upload.length - start
+    digest = checksum[0]() if checksum else None
+    written = 0
+    problem: AppError | None = None
+    interrupted = False
+    async with await anyio.open_file(part_path(upload.id), "r+b") as out:
+        await out.seek(start)
+        try:
+            async for chunk in stream:
+                if written + len(chunk) > remaining:
+                    problem = fail(tus_errors.TUS_PAST_LENGTH, params={"length": upload.length})
+                    break
+                await out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                written += len(chunk)
+        except ClientDisconnect:
+            interrupted = True  # keep what arrived: the client resumes from HEAD
+        if problem is None and checksum is not None and (
+                interrupted or digest is None or digest.digest() != checksum[1]):
+            problem = fail(tus_errors.TUS_CHECKSUM_MISMATCH,
+                           headers={"Upload-Offset": str(start)})
+        if problem is not None:
+            written = 0
+        await out.truncate(start + written)
+    return written, problem, interrupted
+
+
+async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:
+    """The last byte is in: judge the file like any upload and keep it as a media object.
+
+    A refused file is removed along with its upload (the refusal is committed)."""
+    path = part_path(upload.id)
+    staged = await anyio.to_thread.run_sync(_staged, path, upload)
+    try:
+        media = await media_service.store_upload(session, upload.owner_id, staged)
+    except AppError as exc:
+        await session.delete(upload)
+        raise AppError(exc.error, params=exc.params, extra=exc.extra,
+                       headers={**BASE_HEADERS, **exc.headers}, commit=True) from None
+    upload.completed_at, upload.media_id = clock.now(), media.id
+    session.add(upload)
+    await session.flush()
+    return media
+
+
+def _staged(path: Path, upload: TusUpload) -> StagedFile:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+        handle.seek(0)
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+        handle.seek(max(0, upload.length - TAIL_BYTES))
+        tail = handle.read()
+    meta = upload.meta or {}
+    return StagedFile(path=path, filename=(meta.get("filename") or meta.get("name")),
+                      declared_type=(meta.get("filetype") or meta.get("type")),
+                      size=upload.length, head=head, tail=tail, sha256=digest.hexdigest())
+
+
+async def terminate(session: AsyncSession, upload: TusUpload) -> None:
+    await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
+    await session.delete(upload)
+    await session.flush()
+
+
+async def expire(session: AsyncSession, upload_id: uuid.UUID) -> bool:
+    """Remove an unfinished upload past its expiry (the delayed job, or a sweep)."""
+    upload = await session.get(TusUpload, upload_id)
+    if upload is None or upload.completed_at is not None or upload.expires_at > clock.now():
+        return False
+    await terminate(session, upload)
+    return True

@@ -1,0 +1,336 @@
+"""tus 1.0 resumable uploads at /api/v1/uploads/: the protocol's answers, its bad inputs, and a
+citizen's whole path with the tuspy client against a real server, interrupted and resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import socket
+import tracemalloc
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from app.core import clock
+from app.core.config import get_settings
+from app.media import tus_service
+from app.media.models import MediaObject
+from app.media.tus_models import TusUpload
+from tests.conftest import count
+from tests.incidents.helpers import CENTRE, act, citizen, file_report, staff
+from tests.support import media_samples as samples
+from tests.support.flows import run_jobs, seed_wards
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OCTETS = "application/offset+octet-stream"
+
+
+def meta(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+async def create(client, headers, length: int, **extra) -> str:
+    response = await client.post("/api/v1/uploads/", headers={
+        **headers, **TUS, "Upload-Length": str(length),
+        "Upload-Metadata": meta(filename="clip.mp4", filetype="video/mp4"), **extra})
+    assert response.status_code == 201, response.text
+    return response.headers["location"].rsplit("/", 1)[1]
+
+
+async def patch(client, headers, upload_id: str, offset: int, body: bytes, **extra):
+    return await client.patch(f"/api/v1/uploads/{upload_id}", content=body, headers={
+        **headers, **TUS, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra})
+
+
+def checksum(algorithm: str, data: bytes) -> str:
+    return f"{algorithm} {base64.b64encode(hashlib.new(algorithm, data).digest()).decode()}"
+
+
+async def test_options_announce_version_extensions_size_and_algorithms(client, db):
+    response = await client.options("/api/v1/uploads/")
+
+    assert response.status_code == 204
+    assert response.headers["tus-version"] == "1.0.0"
+    assert set(response.headers["tus-extension"].split(",")) == {
+        "creation", "creation-with-upload", "expiration", "checksum", "termination"}
+    assert response.headers["tus-max-size"] == str(500 * 1024 * 1024)
+    assert response.headers["tus-checksum-algorithm"] == "sha1,sha256"
+
+
+async def test_chunks_with_checksums_make_a_media_object(client, db):
+    me = await citizen(client, db, "0912800001")
+    clip = samples.video(seconds=1)
+    upload_id = await create(client, me, len(clip))
+    half = len(clip) // 2
+
+    first = await patch(client, me, upload_id, 0, clip[:half],
+                        **{"Upload-Checksum": checksum("sha1", clip[:half])})
+    head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    last = await patch(client, me, upload_id, half, clip[half:],
+                       **{"Upload-Checksum": checksum("sha256", clip[half:])})
+
+    assert first.status_code == 204 and first.headers["upload-offset"] == str(half)
+    assert head.headers["upload-offset"] == str(half)
+    assert head.headers["upload-length"] == str(len(clip))
+    assert "GMT" in head.headers["upload-expires"] and head.headers["cache-control"] == "no-store"
+    assert last.status_code == 204 and last.headers["upload-offset"] == str(len(clip))
+    media = await db.get(MediaObject, uuid.UUID(last.headers["upload-media-id"]))
+    assert media.content_type == "video/mp4" and media.size_bytes == len(clip)
+    assert media.sha256 == hashlib.sha256(clip).hexdigest()
+
+
+async def test_creation_with_upload_takes_the_first_chunk_in_the_post(client, db):
+    me = await citizen(client, db, "0912800002")
+    photo = samples.encode(samples.scene(), ".jpg")
+
+    response = await client.post("/api/v1/uploads/", content=photo, headers={
+        **me, **TUS, "Upload-Length": str(len(photo)), "Content-Type": OCTETS})
+
+    assert response.status_code == 201, response.text
+    assert response.headers["upload-offset"] == str(len(photo))
+    assert response.headers["upload-media-id"]
+
+
+async def test_a_patch_at_the_wrong_offset_is_409(client, db):
+    me = await citizen(client, db, "0912800003")
+    upload_id = await create(client, me, 100)
+    await patch(client, me, upload_id, 0, b"x" * 10)
+
+    response = await patch(client, me, upload_id, 5, b"y" * 10)
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "media.upload_offset_mismatch"
+    assert response.headers["upload-offset"] == "10"
+    assert response.headers["tus-resumable"] == "1.0.0"
+
+
+async def test_a_wrong_checksum_is_460_and_the_chunk_is_discarded(client, db):
+    me = await citizen(client, db, "0912800004")
+    upload_id = await create(client, me, 100)
+
+    wrong = await patch(client, me, upload_id, 0, b"a" * 10,
+                        **{"Upload-Checksum": checksum("sha1", b"b" * 10)})
+    unknown = await patch(client, me, upload_id, 0, b"a" * 10,
+                          **{"Upload-Checksum": "md5 AAAA"})
+    head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+
+    assert wrong.status_code == 460 and wrong.json()["code"] == "media.checksum_mismatch"
+    assert unknown.status_code == 400
+    assert head.headers["upload-offset"] == "0"
+    assert tus_service.part_path(uuid.UUID(upload_id)).stat().st_size == 0
+
+
+async def test_bytes_past_the_declared_length_are_refused(client, db):
+    me = await citizen(client, db, "0912800005")
+    upload_id = await create(client, me, 10)
+
+    response = await patch(client, me, upload_id, 0, b"z" * 11)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "media.upload_past_length"
+    head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    assert head.headers["upload-offset"] == "0"
+
+
+async def test_someone_elses_upload_is_404_for_every_method(client, db):
+    me = await citizen(client, db, "0912800006")
+    other = await citizen(client, db, "0912800007")
+    upload_id = await create(client, me, 10)
+    url = f"/api/v1/uploads/{upload_id}"
+
+    assert (await client.head(url, headers={**other, **TUS})).status_code == 404
+    assert (await patch(client, other, upload_id, 0, b"x")).status_code == 404
+    assert (await client.delete(url, headers={**other, **TUS})).status_code == 404
+    assert (await client.head(url, headers={**me, **TUS})).status_code == 200
+
+
+async def test_bad_creation_requests(client, db, monkeypatch):
+    from app.media.config_ext import get_media_ext_settings
+
+    me = await citizen(client, db, "0912800008")
+    base = {**me, **TUS}
+    no_version = await client.post("/api/v1/uploads/", headers={**me, "Upload-Length": "5"})
+    no_length = await client.post("/api/v1/uploads/", headers=base)
+    too_big = await client.post("/api/v1/uploads/",
+                                headers={**base, "Upload-Length": str(501 * 1024 * 1024)})
+    bad_meta = await client.post("/api/v1/uploads/", headers={
+        **base, "Upload-Length": "5", "Upload-Metadata": "filename not-base64!"})
+    anonymous = await client.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "5"})
+    monkeypatch.setattr(get_media_ext_settings(), "media_tus_quota_bytes", 1000)
+    await create(client, me, 600)
+    over_quota = await client.post("/api/v1/uploads/", headers={**base, "Upload-Length": "600"})
+
+    assert no_version.status_code == 412 and no_version.headers["tus-version"] == "1.0.0"
+    assert no_length.status_code == 400
+    assert too_big.status_code == 413 and too_big.json()["code"] == "media.tus_too_large"
+    assert bad_meta.status_code == 400
+    assert anonymous.status_code == 401
+    assert over_quota.status_code == 413 and over_quota.json()["code"] == "media.quota_exceeded"
+
+
+async def test_termination_removes_the_upload_and_its_bytes(client, db):
+    me = await citizen(client, db, "0912800009")
+    upload_id = await create(client, me, 100)
+    await patch(client, me, upload_id, 0, b"x" * 40)
+
+    response = await client.delete(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+
+    assert response.status_code == 204
+    assert not tus_service.part_path(uuid.UUID(upload_id)).exists()
+    assert (await client.head(f"/api/v1/uploads/{upload_id}",
+                              headers={**me, **TUS})).status_code == 404
+
+
+async def test_unfinished_uploads_expire_after_a_day(client, db):
+    me = await citizen(client, db, "0912800010")
+    upload_id = await create(client, me, 100)
+    finished = samples.encode(samples.scene(), ".png")
+    done_id = await create(client, me, len(finished),
+                           **{"Upload-Metadata": meta(filename="anh.png")})
+    done = await patch(client, me, done_id, 0, finished)
+    assert done.status_code == 204, done.text
+
+    clock.advance(timedelta(hours=24, minutes=1))
+    await run_jobs()
+
+    assert not tus_service.part_path(uuid.UUID(upload_id)).exists()
+    rows = (await db.execute(sa.select(TusUpload.id))).scalars().all()
+    assert [str(r) for r in rows] == [done_id]  # the finished one stays on record
+
+
+async def test_a_refused_file_at_the_end_of_an_upload_is_removed(client, db):
+    me = await citizen(client, db, "0912800011")
+    fake = b"GIF89a" + b"\x00" * 50
+    upload_id = await create(client, me, len(fake))
+
+    response = await patch(client, me, upload_id, 0, fake)
+
+    assert response.status_code == 415 and response.json()["code"] == "media.unsupported_type"
+    assert await count(db, TusUpload) == 0 and await count(db, MediaObject) == 0
+    assert not tus_service.part_path(uuid.UUID(upload_id)).exists()
+
+
+async def test_a_large_patch_streams_without_holding_the_file_in_memory(client, db, monkeypatch):
+    me = await citizen(client, db, "0912800012")
+    size, chunk = 24 * 1024 * 1024, 256 * 1024
+    upload_id = await create(client, me, size + 1)  # one byte short: stays an upload
+
+    async def body():
+        block = b"\x5a" * chunk
+        for _ in range(size // chunk):
+            yield block
+
+    tracemalloc.start()
+    try:
+        response = await client.patch(f"/api/v1/uploads/{upload_id}", content=body(), headers={
+            **me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert response.status_code == 204, response.text
+    assert response.headers["upload-offset"] == str(size)
+    assert peak < 4 * 1024 * 1024  # a few chunks, not the 24 MiB body
+
+
+# ---------------------------------------------------------------- as a citizen would
+
+
+@pytest.fixture
+async def live_server(app, db, monkeypatch):
+    """The same app on a real socket (uvicorn on this event loop), for real HTTP clients."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110  (uvicorn offers no event to await)
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setattr(get_settings(), "public_base_url", base)
+    try:
+        yield base, port
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def _cut_off_patch(port: int, path: str, token: str, total: int,
+                          pieces: list[bytes]) -> None:
+    """A PATCH announcing `total` bytes whose connection drops after `pieces` went through."""
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
+            f"Content-Length: {total}\r\n\r\n")
+    writer.write(head.encode())
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        # The server shares this event loop: let it read and store the piece, as it would
+        # over a slow mobile link, before the next one (bytes still in flight when a link
+        # dies are lost, as on a real network).
+        await asyncio.sleep(0.05)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_found(
+    client, db, live_server, tmp_path
+):
+    from tusclient import client as tus_client
+
+    base, port = live_server
+    await seed_wards(db)
+    me = await citizen(client, db, "0912800020")
+    officer = await staff(client, db, "0981800020", "TNG-PDP")
+    photo = await client.post("/api/v1/media", headers=me,
+                              files={"file": ("anh.jpg", samples.jpeg_with_gps(), "image/jpeg")})
+    clip = samples.video(seconds=2, fps=10)
+    clip_path = tmp_path / "clip.mp4"
+    clip_path.write_bytes(clip)
+    tus = tus_client.TusClient(f"{base}/api/v1/uploads/", headers=me)
+
+    # The phone starts the upload; the network drops a third of the way into the first PATCH.
+    first = tus.uploader(str(clip_path), chunk_size=len(clip), metadata={"filename": "clip.mp4"})
+    url = await asyncio.to_thread(first.create_url)
+    path = url.removeprefix(base)
+    token = me["Authorization"].split()[1]
+    third = len(clip) // 3
+    await _cut_off_patch(port, path, token, len(clip), [clip[:third // 2], clip[third // 2:third]])
+    for _ in range(200):  # until the server has noticed the drop and saved what arrived
+        offset = int((await client.head(path, headers={**me, **TUS})).headers["upload-offset"])
+        if offset:
+            break
+        await asyncio.sleep(0.02)
+    assert offset == third
+
+    # Back online: the client asks where it was and sends the rest, with checksums.
+    # tuspy is synchronous (requests): it runs in a thread, the server on this loop.
+    resumed = await asyncio.to_thread(tus.uploader, str(clip_path), url=url,
+                                      chunk_size=64 * 1024, upload_checksum=True)
+    assert resumed.offset == offset
+    await asyncio.to_thread(resumed.upload)
+    head = await client.head(path, headers={**me, **TUS})
+    video_id = head.headers["upload-media-id"]
+
+    report = await file_report(client, me, CENTRE, category="accident",
+                               media_ids=[photo.json()["id"], video_id])
+    await run_jobs()
+    await act(client, officer, report["id"], "verify")
+    staff_list = (await client.get("/api/v1/staff/incidents", headers=officer)).json()
+    assert [i["id"] for i in staff_list["items"]] == [report["id"]]
+
+    items = (await client.get("/api/v1/incidents/nearby",
+                              params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()["items"]
+    [found] = items
+    assert [(m["kind"], m["ready"]) for m in found["media"]] == [("photo", True), ("video", True)]
+    shown = await client.get(found["media"][0]["url"].removeprefix(base))
+    assert b"Exif" not in shown.content and b"PhoneMaker" not in shown.content
+    assert found["media"][1]["duration_s"] == 2.0
+    video = await client.get(found["media"][1]["url"].removeprefix(base))
+    assert video.status_code == 200 and video.content != clip
