@@ -33,6 +33,7 @@ format: $(STAMP)
 ## bench: benchmarks under scripts/bench (they print figures; they are not tests)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench/identity.py
+	$(BIN)/python scripts/bench/push.py
 
 openapi: $(STAMP)
 	$(BIN)/python -m app openapi

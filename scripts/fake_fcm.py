@@ -3,7 +3,7 @@
 Real HTTP on 127.0.0.1, so the real `firebase-admin` client runs unchanged against it:
 
     python scripts/fake_fcm.py --port 0 --credentials-out var/fake-fcm-sa.json
-    # prints one JSON line: {"base_url": ..., "port": ..., "credentials_file": ..., "project_id": ...}
+    # prints one JSON line: {"base_url", "port", "credentials_file", "project_id", "pid"}
     PUSH_BACKEND=fcm FCM_BASE_URL=<base_url> FCM_CREDENTIALS_FILE=var/fake-fcm-sa.json make run
 
 Endpoints
@@ -18,8 +18,8 @@ Endpoints
   - `POST /_fake/rules` {"token" | "prefix", "errors": ["UNAVAILABLE", ...], "sticky": false,
     "retry_after": 3}: the next sends to that token (or token prefix) answer these errors in
     order (or always the first one when sticky), then succeed;
-  - `DELETE /_fake/rules`; `POST /_fake/token-endpoint` {"fail": n} (the next n token requests
-    answer 503);
+  - `DELETE /_fake/rules`; `POST /_fake/token-endpoint` {"fail": n, "status": 503} (the next n
+    token requests fail with that status: 503 is retried by google-auth, 400 is not);
   - `GET /_fake/messages[?token=...]`, `DELETE /_fake/messages`, `GET /_fake/stats`,
     `POST /_fake/reset`.
 Tokens starting with `unregistered-` always answer UNREGISTERED, `invalid-` INVALID_ARGUMENT.
@@ -98,6 +98,7 @@ class State:
     messages: list[dict[str, Any]] = field(default_factory=list)
     issued: set[str] = field(default_factory=set)
     token_failures: int = 0
+    token_failure_status: int = 503
     stats: dict[str, int] = field(default_factory=dict)
 
     def count(self, key: str) -> None:
@@ -150,7 +151,10 @@ class FakeFcm:
         state.count("token_requests")
         if state.token_failures > 0:
             state.token_failures -= 1
-            return 503, {"error": "temporarily_unavailable"}, []
+            if state.token_failure_status == 503:
+                return 503, {"error": "temporarily_unavailable"}, []
+            return state.token_failure_status, {"error": "invalid_grant",
+                                                "error_description": "Invalid JWT"}, []
         token = f"fake-access-{uuid.uuid4().hex}"
         state.issued.add(token)
         return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}, []
@@ -161,8 +165,9 @@ class FakeFcm:
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         if not auth.startswith("Bearer ") or auth[7:] not in state.issued:
             state.count("unauthenticated")
+            message = "Request had invalid authentication credentials."
             return 401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
-                                   "message": "Request had invalid authentication credentials."}}, []
+                                   "message": message}}, []
         project = scope["path"].split("/")[3]
         try:
             message = _loads(body)["message"]
@@ -231,7 +236,9 @@ class FakeFcm:
             state.by_prefix.clear()
             return 200, {"ok": True}, []
         if what == "token-endpoint" and method == "POST":
-            state.token_failures = int(_loads(body).get("fail", 0))
+            spec = _loads(body)
+            state.token_failures = int(spec.get("fail", 0))
+            state.token_failure_status = int(spec.get("status", 503))
             return 200, {"ok": True}, []
         if what == "reset" and method == "POST":
             state.by_token.clear()

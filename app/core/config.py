@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     fcm_credentials_file: Path | None = None
     fcm_base_url: str = "https://fcm.googleapis.com"
     fcm_project_id: str = ""
-    fcm_timeout_seconds: float = 10.0
-    fcm_max_connections: int = 100
+    fcm_timeout_seconds: float = 30.0
+    # Real FCM speaks HTTP/2 (many streams per connection): a few connections carry a 500 batch.
+    fcm_max_connections: int = 10
     push_batch_size: int = 500
     push_max_attempts: int = 10
     push_retry_base_seconds: float = 2.0

@@ -25,9 +25,9 @@ from app.identity.models import User
 from app.identity.roles import Role
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
-from app.notifications.delivery import push_notifications
+from app.notifications.delivery import push_loaded
 from app.notifications.models import Announcement, Delivery, Device, Notification
-from app.notifications.service import create_notifications
+from app.notifications.service import build_notifications
 
 FANOUT_JOB = "notifications.announcement.fanout"
 BATCH_JOB = "notifications.announcement.batch"
@@ -160,12 +160,13 @@ async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
             sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
         ).where(Notification.announcement_id == ann_id)
     )).one()
-    by_status = dict((await session.execute(
+    rows = await session.execute(
         sa.select(Delivery.status, sa.func.count())
         .join(Notification, Notification.id == Delivery.notification_id)
         .where(Notification.announcement_id == ann_id)
         .group_by(Delivery.status)
-    )).tuples().all())
+    )
+    by_status: dict[str, int] = {status: count for status, count in rows}
     return {
         "recipients": notes[0],
         "opened": notes[1],
@@ -189,20 +190,27 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
     size = get_settings().announcement_batch_size
-    ids = list((await session.execute(
-        recipients.audience(ann.scope, ann.ward_code).order_by(User.id)
-    )).scalars())
-    ranges = [(ids[i - 1] if i else None, ids[min(i + size, len(ids)) - 1])
-              for i in range(0, len(ids), size)]
-    for after, upto in ranges:
+    audience = recipients.audience(ann.scope, ann.ward_code).order_by(User.id).limit(size)
+    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = []
+    total, after = 0, None
+    # Keyset pages: only one page of ids in memory, however large the city.
+    while True:
+        page_query = audience if after is None else audience.where(User.id > after)
+        page = list((await session.execute(page_query)).scalars())
+        if not page:
+            break
+        ranges.append((after, page[-1]))
+        total += len(page)
+        after = page[-1]
+    for start, upto in ranges:
         await enqueue(session, BATCH_JOB, {
             "announcement_id": str(ann.id),
-            "after": str(after) if after else None,
+            "after": str(start) if start else None,
             "upto": str(upto),
         })
     ann.status = "sending" if ranges else "sent"
     ann.started_at = clock.now()
-    ann.recipients = len(ids)
+    ann.recipients = total
     ann.batches_total = len(ranges)
     await session.flush()
 
@@ -216,11 +224,11 @@ async def send_batch(session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID 
     if after is not None:
         query = query.where(User.id > after)
     user_ids = list((await session.execute(query.order_by(User.id))).scalars())
-    note_ids = await create_notifications(
+    notes = await build_notifications(
         session, user_ids, KIND, _params(ann), urgent=ann.urgent,
         dedupe_key=f"announcement:{ann.id}", announcement_id=ann.id,
     )
-    await push_notifications(session, note_ids)
+    await push_loaded(session, notes, new_rows=True)
     # Atomic increment: batches finish on several workers at once.
     await session.execute(
         sa.update(Announcement).where(Announcement.id == ann.id)

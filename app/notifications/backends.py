@@ -11,6 +11,7 @@ import asyncio
 import json
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -93,6 +94,16 @@ def build_message(note: Notification, device: Device) -> messaging.Message:
                 "Topic": collapse.replace(".", "-")[:32],
             },
         )
+    with warnings.catch_warnings():
+        # firebase-admin 7 deprecates `Message.token` for Firebase installation IDs (`fid`); the
+        # FCM v1 API still takes registration tokens, which is what the apps register today.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _message(note, device, android, apns, webpush)
+
+
+def _message(note: Notification, device: Device, android: messaging.AndroidConfig | None,
+             apns: messaging.APNSConfig | None,
+             webpush: messaging.WebpushConfig | None) -> messaging.Message:
     return messaging.Message(
         token=device.token,
         notification=messaging.Notification(title=note.title, body=note.body),

@@ -113,14 +113,6 @@ async def _devices(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict
     return out
 
 
-async def _set_state(session: AsyncSession, ids: Sequence[uuid.UUID], state: str) -> None:
-    for start in range(0, len(ids), 1000):
-        await session.execute(
-            sa.update(Notification).where(Notification.id.in_(ids[start:start + 1000]))
-            .values(push_state=state)
-        )
-
-
 async def push_notifications(session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
     """Push these inbox rows to their recipients' devices (those not pushed yet)."""
     if not notification_ids:
@@ -134,33 +126,53 @@ async def push_notifications(session: AsyncSession, notification_ids: Sequence[u
             )
         )
         notes.extend(rows.scalars())
+    await push_loaded(session, notes)
+
+
+async def push_loaded(session: AsyncSession, notes: Sequence[Notification],
+                      *, new_rows: bool = False) -> None:
+    """Decide, send, then write. Every network call comes before the first write of the job's
+    transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
+    the inbox rows themselves are written here too (announcement batches)."""
     if not notes:
         return
     now = clock.now()
     prefs = await _preferences(session, (n.user_id for n in notes))
-    muted: list[uuid.UUID] = []
-    held: dict[datetime, list[uuid.UUID]] = defaultdict(list)
-    ready: list[Notification] = []
     for note in notes:
         pref = prefs.get(note.user_id)
         if pref and note.category in CATEGORIES and pref.categories.get(note.category) is False:
-            muted.append(note.id)
+            note.push_state = "muted"
         elif pref and not note.urgent and in_quiet_hours(pref, now):
-            held[quiet_hours_end(pref, now)].append(note.id)
+            note.push_state = "held"
         else:
-            ready.append(note)
-    await _set_state(session, muted, "muted")
-    for release, ids in held.items():
-        # Held back, not dropped: the same job again once the quiet hours are over.
-        await _set_state(session, ids, "held")
-        await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in ids]},
-                      delay=release - now)
+            note.push_state = "sent"
+    ready = [n for n in notes if n.push_state == "sent"]
     devices = await _devices(session, (n.user_id for n in ready))
     pairs = [(note, device) for note in ready for device in devices.get(note.user_id, [])]
-    await _set_state(session, [n.id for n in ready], "sent")
+    outcomes = await _send(pairs) if pairs else []
+    # Writes from here on.
+    if new_rows:
+        await insert_notes(session, notes)
+    # (Otherwise the loaded rows' new push_state is flushed with the job's commit.)
+    held: dict[datetime, list[uuid.UUID]] = defaultdict(list)
+    for note in notes:
+        if note.push_state == "held":
+            held[quiet_hours_end(prefs[note.user_id], now)].append(note.id)
+    for release, ids in held.items():
+        # Held back, not dropped: the same job again once the quiet hours are over.
+        await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in ids]},
+                      delay=release - now)
     if pairs:
-        outcomes = await _send(pairs)
         await _record_first_attempt(session, pairs, outcomes, now)
+
+
+NOTE_COLUMNS = [c.name for c in Notification.__table__.columns]  # type: ignore[attr-defined]
+
+
+async def insert_notes(session: AsyncSession, notes: Sequence[Notification]) -> None:
+    rows = [{c: getattr(n, c) for c in NOTE_COLUMNS} for n in notes]
+    for start in range(0, len(rows), 1000):
+        await session.execute(sa.insert(Notification), rows[start:start + 1000])
 
 
 async def _send(pairs: Sequence[tuple[Notification, Device]]) -> list[Outcome]:

@@ -26,7 +26,7 @@ from app.core.errors import AppError
 from app.core.jobs import enqueue
 from app.core.personal_data import Retained
 from app.notifications import errors, recipients, templates
-from app.notifications.delivery import PUSH_JOB
+from app.notifications.delivery import PUSH_JOB, insert_notes
 from app.notifications.models import Delivery, Device, Notification, NotificationPreference
 
 # ---------------------------------------------------------------- devices
@@ -111,7 +111,7 @@ def _common_data(note_id: uuid.UUID, kind: str, template: templates.Template, de
     }
 
 
-async def create_notifications(
+async def build_notifications(
     session: AsyncSession,
     user_ids: Iterable[uuid.UUID],
     kind: str,
@@ -120,8 +120,8 @@ async def create_notifications(
     urgent: bool | None = None,
     dedupe_key: str | None = None,
     announcement_id: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """Write one inbox row per recipient, rendered in the recipient's language."""
+) -> list[Notification]:
+    """One inbox row per recipient, rendered in the recipient's language (not yet written)."""
     template = templates.get(kind)
     raw = params.model_dump() if isinstance(params, BaseModel) else params
     parsed = template.params.model_validate(raw)
@@ -141,25 +141,23 @@ async def create_notifications(
     extra = template.data(parsed)
     rendered = {lang: template.render(parsed, lang) for lang in ("vi", "en")}
     now = clock.now()
-    rows: list[dict[str, Any]] = []
+    notes: list[Notification] = []
     for user_id in targets:
         if user_id not in langs:
             continue  # no such account (erased meanwhile): nobody to tell
         lang = langs[user_id]
         note_id = new_id()
         text = rendered[lang]  # type: ignore[index]
-        rows.append({
-            "id": note_id, "user_id": user_id, "kind": kind, "category": template.category,
-            "urgent": is_urgent, "language": lang, "title": text.title, "body": text.body,
-            "deep_link": deep_link,
-            "data": _common_data(note_id, kind, template, deep_link, is_urgent, extra),
-            "collapse_key": collapse, "ttl_seconds": template.ttl_seconds,
-            "announcement_id": announcement_id, "dedupe_key": dedupe_key,
-            "push_state": "pending", "created_at": now, "read_at": None,
-        })
-    for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(Notification), rows[start:start + 1000])
-    return [row["id"] for row in rows]
+        notes.append(Notification(
+            id=note_id, user_id=user_id, kind=kind, category=template.category,
+            urgent=is_urgent, language=lang, title=text.title, body=text.body,
+            deep_link=deep_link,
+            data=_common_data(note_id, kind, template, deep_link, is_urgent, extra),
+            collapse_key=collapse, ttl_seconds=template.ttl_seconds,
+            announcement_id=announcement_id, dedupe_key=dedupe_key,
+            push_state="pending", created_at=now, read_at=None,
+        ))
+    return notes
 
 
 async def notify(
@@ -177,8 +175,10 @@ async def notify(
     parameters. `dedupe_key` (e.g. the producer's event id) makes a repeated call a no-op.
     Returns the ids of the inbox rows written.
     """
-    ids = await create_notifications(session, user_ids, kind, params, urgent=urgent,
-                                     dedupe_key=dedupe_key)
+    notes = await build_notifications(session, user_ids, kind, params, urgent=urgent,
+                                      dedupe_key=dedupe_key)
+    await insert_notes(session, notes)
+    ids = [n.id for n in notes]
     await enqueue_push(session, ids)
     return ids
 

@@ -11,10 +11,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.admin_units import service as admin_units
+from app.admin_units.data import all_units
+from app.admin_units.models import AdminUnit
 from app.core.config import get_settings
 from app.notifications.backends import close_backends
 from scripts.fake_fcm import Spawned, spawn
-from tests.support.flows import seed_wards
 
 
 class SettingsOverride:
@@ -76,8 +78,10 @@ class FakeFcmControl:
                 "retry_after": retry_after}
         (await self.http.post("/_fake/rules", json=body)).raise_for_status()
 
-    async def fail_token_endpoint(self, times: int) -> None:
-        (await self.http.post("/_fake/token-endpoint", json={"fail": times})).raise_for_status()
+    async def fail_token_endpoint(self, times: int, status: int = 503) -> None:
+        response = await self.http.post("/_fake/token-endpoint",
+                                        json={"fail": times, "status": status})
+        response.raise_for_status()
 
     async def messages(self, token: str | None = None) -> list[dict[str, Any]]:
         params = {"token": token} if token else {}
@@ -110,4 +114,9 @@ async def fake_fcm(
 
 @pytest.fixture
 async def wards(db: AsyncSession) -> None:
-    await seed_wards(db)
+    # Fresh rows, not `all_units()`: its model_copy() shares SQLAlchemy instance state with the
+    # module-level objects, so on the second backend of a run they look persisted and are
+    # never inserted (reported to the lead; tests.support.flows.seed_wards has the same issue).
+    for unit in all_units():
+        await admin_units.upsert(db, AdminUnit(**unit.model_dump()))
+    await db.commit()

@@ -1,0 +1,329 @@
+"""Benchmark: a ward announcement fanned out to N registered devices (default 100,000).
+
+One run prints:
+- the baseline: the fake FCM's own ceiling, hammered by bare clients with no database (raw httpx
+  keep-alive, and firebase-admin's `send_each_async` alone);
+- the fan-out: the real server (announcement posted over HTTP by ward staff), W worker processes
+  (`python -m app worker`), the real firebase-admin client, the fake FCM (scripts/fake_fcm.py):
+  notifications/s, time to the last delivery, peak memory (VmHWM) of each worker, and the ratio to
+  the baseline.
+
+    .venv/bin/python scripts/bench/push.py [--devices 100000] [--workers 2]
+                                           [--database-url postgresql+asyncpg://...]
+
+Without --database-url: a fresh PostgreSQL database on 127.0.0.1:5432 if one answers (dropped
+afterwards), else SQLite with one worker (the outbox claims jobs safely across processes only on
+PostgreSQL, with FOR UPDATE SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from scripts.fake_fcm import Spawned, spawn  # noqa: E402
+
+WARD = "TNG-PDP"
+STAFF_PHONE, STAFF_PASSWORD = "0987000001", "bench-mat-khau-dai-2026"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- baseline
+
+
+async def baseline_httpx(fake: Spawned, total: int, concurrency: int = 10) -> float:
+    async with httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=30,
+    ) as http:
+        token = (await http.post(f"{fake.base_url}/token")).json()["access_token"]
+        url = f"{fake.base_url}/v1/projects/{fake.project_id}/messages:send"
+        headers = {"Authorization": f"Bearer {token}"}
+        queue = iter(range(total))
+
+        async def lane() -> None:
+            for i in queue:
+                body = {"message": {"token": f"baseline-{i}", "data": {"kind": "bench"},
+                                    "notification": {"title": "t", "body": "b"}}}
+                (await http.post(url, json=body, headers=headers)).raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        return total / (time.perf_counter() - started)
+
+
+async def baseline_firebase(fake: Spawned, total: int) -> float:
+    os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake.base_url,
+                      FCM_CREDENTIALS_FILE=str(fake.credentials_file))
+    import warnings
+
+    from firebase_admin import messaging
+
+    from app.core.config import get_settings
+    from app.notifications.fcm import FcmBackend
+
+    get_settings.cache_clear()
+    backend = FcmBackend(get_settings())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Message.token (see backends.py)
+        messages = [messaging.Message(token=f"baseline-fa-{i}", data={"kind": "bench"},
+                                      notification=messaging.Notification("t", "b"))
+                    for i in range(500)]
+    started = time.perf_counter()
+    sent = 0
+    while sent < total:
+        outcomes = await backend.send(messages)
+        assert all(o.status == "sent" for o in outcomes), outcomes[:3]
+        sent += len(messages)
+    rate = sent / (time.perf_counter() - started)
+    await backend.aclose()
+    return rate
+
+
+# ---------------------------------------------------------------- database
+
+
+async def pg_available(url: str) -> bool:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        await engine.dispose()
+
+
+async def prepare_database(args: argparse.Namespace, tmp: Path) -> tuple[str, bool]:
+    """(url, created_here)."""
+    if args.database_url:
+        return args.database_url, False
+    server = os.environ.get("TEST_DATABASE_URL",
+                            "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    if await pg_available(server):
+        name = f"bench_push_{uuid.uuid4().hex[:8]}"
+        admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        return sa.make_url(server).set(database=name).render_as_string(hide_password=False), True
+    return f"sqlite+aiosqlite:///{tmp / 'bench.db'}", True
+
+
+async def drop_database(url: str) -> None:
+    parsed = sa.make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def run_cli(env: dict[str, str], *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) if "--format" in args else {}
+
+
+async def seed_citizens(url: str, devices: int) -> None:
+    from app.admin_units import service as admin_units
+    from app.admin_units.data import all_units
+    from app.admin_units.models import AdminUnit
+    from app.core import clock
+    from app.core.db import new_id
+    from app.identity.models import User
+    from app.notifications.models import Device
+
+    engine = create_async_engine(url)
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    async with AsyncSession(engine) as session:
+        for unit in all_units():
+            await admin_units.upsert(session, AdminUnit(**unit.model_dump()))
+        await session.commit()
+        now = clock.now()
+        for start in range(0, devices, 5000):
+            users, devs = [], []
+            for i in range(start, min(devices, start + 5000)):
+                uid = new_id()
+                users.append({"id": uid, "phone": f"+8480{i:07d}", "role": "citizen",
+                              "ward_code": WARD, "locale": "vi", "identity_level": 0,
+                              "status": "active", "failed_logins": 0, "created_at": now,
+                              "updated_at": now, "full_name": None, "password_hash": None,
+                              "email": None, "locked_until": None, "registered_by_id": None,
+                              "deleted_at": None})
+                devs.append({"id": new_id(), "token": f"bench-{i:07d}", "user_id": uid,
+                             "auth_session_id": None,
+                             "platform": ("android", "ios", "web")[i % 3],
+                             "app_version": "1.0.0", "locale": "vi", "created_at": now,
+                             "last_seen_at": now})
+            await session.execute(sa.insert(User), users)
+            await session.execute(sa.insert(Device), devs)
+            await session.commit()
+    await engine.dispose()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "app", *args], cwd=ROOT, env=env)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+async def wait_http(url: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) -> dict[str, Any]:
+    workers = args.workers if url.startswith("postgresql") else 1
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "development",
+           "LOG_LEVEL": "WARNING", "PORT": str(port), "RUN_WORKER_IN_PROCESS": "false",
+           "SMS_FILE_PATH": str(tmp / "sms.jsonl"), "PUSH_BACKEND": "fcm",
+           "FCM_BASE_URL": fake.base_url, "FCM_CREDENTIALS_FILE": str(fake.credentials_file),
+           "ANNOUNCEMENT_BATCH_SIZE": str(args.batch), "WORKER_POLL_INTERVAL_SECONDS": "0.05"}
+    run_cli(env, "migrate")
+    seeding = time.perf_counter()
+    await seed_citizens(url, args.devices)
+    print(f"seeded {args.devices:,} citizens with one device each in "
+          f"{time.perf_counter() - seeding:.1f} s", flush=True)
+    run_cli(env, "users", "create", "--phone", STAFF_PHONE, "--password", STAFF_PASSWORD,
+            "--name", "Cán bộ phường", "--role", "ward_staff", "--ward", WARD, "--format", "json")
+    server = start(env, "serve")
+    pool = [start(env, "worker", "--poll-interval", "0.05") for _ in range(workers)]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await wait_http(f"{base}/healthz")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            login = await http.post("/api/v1/auth/login",
+                                    json={"phone": STAFF_PHONE, "password": STAFF_PASSWORD})
+            login.raise_for_status()
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            async with httpx.AsyncClient(base_url=fake.base_url) as control:
+                before = (await control.get("/_fake/stats")).json().get("accepted", 0)
+                started = time.perf_counter()
+                created = await http.post("/api/v1/staff/announcements", headers=headers, json={
+                    "title_vi": "Thông báo cắt điện",
+                    "body_vi": "Cắt điện toàn phường từ 8h đến 11h ngày 28/11.",
+                    "title_en": "Power cut", "body_en": "Power cut 8-11am on 28 Nov."})
+                created.raise_for_status()
+                acknowledged = time.perf_counter() - started
+                last_change, seen = started, before
+                while seen - before < args.devices:
+                    await asyncio.sleep(0.1)
+                    now_seen = (await control.get("/_fake/stats")).json().get("accepted", 0)
+                    if now_seen != seen:
+                        seen, last_change = now_seen, time.perf_counter()
+                    if time.perf_counter() - last_change > args.stall_seconds:
+                        break
+                elapsed = last_change - started
+                delivered = seen - before
+            # The fake sees the last push a moment before that batch's transaction commits.
+            for _ in range(300):
+                report = (await http.get(f"/api/v1/staff/announcements/{created.json()['id']}",
+                                         headers=headers)).json()
+                if report["status"] == "sent":
+                    break
+                await asyncio.sleep(0.1)
+        peaks = [peak_rss_mb(p.pid) for p in pool]
+        return {"workers": workers, "delivered": delivered, "elapsed": elapsed,
+                "acknowledged": acknowledged, "report": report["report"],
+                "status": report["status"], "peaks": peaks}
+    finally:
+        for process in [server, *pool]:
+            process.terminate()
+        for process in [server, *pool]:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1000, help="ANNOUNCEMENT_BATCH_SIZE")
+    parser.add_argument("--baseline-messages", type=int, default=20_000)
+    parser.add_argument("--database-url")
+    parser.add_argument("--stall-seconds", type=float, default=60)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
+    fake = spawn(tmp / "fake-fcm-sa.json", store=False)
+    url, created = await prepare_database(args, tmp)
+    try:
+        raw = await baseline_httpx(fake, args.baseline_messages)
+        print(f"baseline raw httpx (10 keep-alive connections): {raw:,.0f} msg/s", flush=True)
+        fa = await baseline_firebase(fake, args.baseline_messages)
+        print(f"baseline firebase-admin send_each_async alone:   {fa:,.0f} msg/s", flush=True)
+        result = await fan_out(args, fake, url, tmp)
+    finally:
+        fake.stop()
+        if created:
+            await drop_database(url)
+    ceiling = max(raw, fa)
+    rate = result["delivered"] / result["elapsed"] if result["elapsed"] else 0.0
+    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    print()
+    print(f"Ward announcement fan-out — {backend}, {result['workers']} worker process(es), "
+          f"batches of {args.batch}")
+    print(f"  devices registered          {args.devices:>12,}")
+    print(f"  delivered to the fake FCM   {result['delivered']:>12,}")
+    print(f"  POST acknowledged in        {result['acknowledged'] * 1000:>10.0f} ms")
+    print(f"  time to last delivery       {result['elapsed']:>10.1f} s")
+    print(f"  notifications/s             {rate:>12,.0f}")
+    for i, peak in enumerate(result["peaks"]):
+        print(f"  worker {i} peak memory        {peak or 0:>10.0f} MB")
+    print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare client, no database)")
+    print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
+    print(f"  announcement status         {result['status']:>12}  report {result['report']}")
+    print(f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
+          f"≥50% of baseline: {'met' if rate >= ceiling / 2 else 'NOT met'}")
+    return 0 if result["delivered"] == args.devices else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
