@@ -23,9 +23,11 @@ KIND = "camera.offline"
 EVENT_KIND = "camera.event"
 
 
+# Every parameter has a default so that any template renders (the notifications tests render
+# every registered kind with generic parameters); the cameras domain always sends them all.
 class CameraOfflineParams(templates._Params):
-    camera_id: str = Field(min_length=1, max_length=64)
-    camera_code: str = Field(min_length=1, max_length=64)
+    camera_id: str = Field(default="", max_length=64)
+    camera_code: str = Field(default="", max_length=64)
     camera_name: str = Field(default="", max_length=200)
     ward_code: str = Field(default="", max_length=32)
     offline_since: str = Field(default="", max_length=40)
@@ -38,16 +40,20 @@ def _since(value: str) -> str:
         return ""
 
 
+def _named(p: CameraOfflineParams | CameraEventParams) -> str:
+    if p.camera_name and p.camera_code:
+        return f" {p.camera_name} ({p.camera_code})"
+    return f" {p.camera_name or p.camera_code}" if (p.camera_name or p.camera_code) else ""
+
+
 def _render(p: CameraOfflineParams, lang: Language) -> templates.Rendered:
-    name = p.camera_name or p.camera_code
     since = _since(p.offline_since)
     if lang == "vi":
         when = f" từ {since}" if since else ""
         return templates.Rendered("Camera mất tín hiệu",
-                                  f"Camera {name} ({p.camera_code}) không gửi tín hiệu{when}.")
+                                  f"Camera{_named(p)} không gửi tín hiệu{when}.")
     when = f" since {since}" if since else ""
-    return templates.Rendered("Camera offline",
-                              f"Camera {name} ({p.camera_code}) has been silent{when}.")
+    return templates.Rendered("Camera offline", f"Camera{_named(p)} has been silent{when}.")
 
 
 TEMPLATE = templates.Template(
@@ -63,21 +69,21 @@ templates.TEMPLATES.setdefault(KIND, TEMPLATE)
 
 
 class CameraEventParams(templates._Params):
-    alert_id: str = Field(min_length=1, max_length=64)
-    alert_type: str = Field(min_length=1, max_length=64)
-    camera_code: str = Field(min_length=1, max_length=64)
+    alert_id: str = Field(default="", max_length=64)
+    alert_type: str = Field(default="", max_length=64)
+    camera_code: str = Field(default="", max_length=64)
     camera_name: str = Field(default="", max_length=200)
     ward_code: str = Field(default="", max_length=32)
 
 
 def _render_event(p: CameraEventParams, lang: Language) -> templates.Rendered:
-    kind = templates.label(templates.ALERT_TYPES, p.alert_type, lang)
-    name = p.camera_name or p.camera_code
     if lang == "vi":
+        kind = templates.label(templates.ALERT_TYPES, p.alert_type or "", lang) or "Sự cố"
         return templates.Rendered(f"Cảnh báo camera: {kind}",
-                                  f"{kind} — camera {name}. Vui lòng kiểm tra ngay.")
+                                  f"{kind} — camera{_named(p)}. Vui lòng kiểm tra ngay.")
+    kind = templates.label(templates.ALERT_TYPES, p.alert_type or "", lang) or "Event"
     return templates.Rendered(f"Camera alert: {kind}",
-                              f"{kind} — camera {name}. Please check at once.")
+                              f"{kind} — camera{_named(p)}. Please check at once.")
 
 
 EVENT_TEMPLATE = templates.Template(
