@@ -11,11 +11,14 @@ from typing import Any
 
 from app.core.config import PROJECT_ROOT
 
-OPENAPI_PATH = PROJECT_ROOT / "openapi" / "openapi.json"
-ERRORS_PATH = PROJECT_ROOT / "mobile_contracts" / "errors.json"
+OPENAPI_FILE = Path("openapi") / "openapi.json"
+ERRORS_FILE = Path("mobile_contracts") / "errors.json"
+OPENAPI_PATH = PROJECT_ROOT / OPENAPI_FILE
+ERRORS_PATH = PROJECT_ROOT / ERRORS_FILE
 
 
 def render(data: Any) -> str:
+    """Stable text: sorted keys, so the same code always writes the same bytes."""
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
@@ -39,10 +42,16 @@ def error_catalogue() -> dict[str, Any]:
     }
 
 
-def write_contracts() -> list[Path]:
+def rendered_contracts() -> dict[Path, str]:
+    """Each contract file (relative to the project root) and its content."""
+    return {OPENAPI_FILE: render(openapi_document()), ERRORS_FILE: render(error_catalogue())}
+
+
+def write_contracts(root: Path = PROJECT_ROOT) -> list[Path]:
     written = []
-    for path, data in ((OPENAPI_PATH, openapi_document()), (ERRORS_PATH, error_catalogue())):
+    for relative, text in rendered_contracts().items():
+        path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(data), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

@@ -30,6 +30,7 @@ DOMAIN_ROUTERS = [
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
+    "app.core.maintenance",
     "app.identity.tasks",
     "app.media.tasks",
     "app.cameras.tasks",

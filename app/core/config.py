@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
     job_max_attempts: int = 8
     job_modules: list[str] = Field(default_factory=list)
+    worker_schedules_periodic_jobs: bool = True
+    job_retention_days: int = 7
+    dead_job_retention_days: int = 30
 
     sms_backend: Literal["file", "http"] = "file"
     sms_file_path: Path = VAR_DIR / "sms.jsonl"
@@ -162,6 +165,8 @@ class Settings(BaseSettings):
         self.public_base_url = self.public_base_url.rstrip("/")
         if not self.pii_blind_index_key:
             self.pii_blind_index_key = self.secret_key + ":blind-index"
+        if self.sms_backend == "http" and not self.sms_gateway_url:
+            raise ValueError("SMS_BACKEND=http needs SMS_GATEWAY_URL")
         if self.environment == "production":
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")

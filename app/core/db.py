@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import Depends
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -130,6 +131,13 @@ async def get_session() -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+
+
+# The request's session, for routes and dependencies. `scope="function"`: the transaction ends
+# (commit or rollback) before the response is sent. FastAPI's default for a `yield` dependency
+# ends it after, which answers 200 for a change whose commit then fails. Use this alias
+# everywhere: FastAPI shares one session per request only between identical declarations.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:

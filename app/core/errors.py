@@ -6,6 +6,7 @@ Each domain declares its codes with `error_code(...)`; the registry is the singl
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,10 +86,9 @@ def problem_body(
 ) -> dict[str, Any]:
     message = err.message(language)
     if params:
-        try:
+        # A missing placeholder value leaves the template as is rather than failing the answer.
+        with contextlib.suppress(KeyError, IndexError):
             message = message.format(**params)
-        except (KeyError, IndexError):
-            pass
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + err.code,
         "title": message,
@@ -130,6 +130,10 @@ def responses(*errors: ErrorCode) -> dict[int | str, dict[str, Any]]:
 VALIDATION_FAILED = error_code(
     "request.validation_failed", 422,
     "Dữ liệu gửi lên không hợp lệ.", "The request data is invalid.",
+)
+BAD_REQUEST = error_code(
+    "request.bad_request", 400,
+    "Yêu cầu không hợp lệ.", "The request is malformed.",
 )
 MALFORMED_JSON = error_code(
     "request.malformed_json", 400,

@@ -1,7 +1,13 @@
-"""Exception handlers: everything a client can cause becomes problem+json, never a bare 500."""
+"""Exception handlers: everything a client can cause becomes problem+json, never a bare 500.
+
+`install()` also makes the OpenAPI document say so: problem responses are documented as
+`application/problem+json` (FastAPI would list them as `application/json`), and FastAPI's default
+422 `HTTPValidationError` is replaced by our `request.validation_failed` problem.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,19 +16,24 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors
+from app.core.config import get_settings
 from app.core.i18n import negotiate
 from app.core.logging import get_logger
 
 log = get_logger("errors")
 
 _HTTP_STATUS_CODES = {
+    400: errors.BAD_REQUEST,
+    401: errors.UNAUTHENTICATED,
+    403: errors.FORBIDDEN,
     404: errors.NOT_FOUND,
     405: errors.METHOD_NOT_ALLOWED,
     413: errors.BODY_TOO_LARGE,
     415: errors.UNSUPPORTED_MEDIA_TYPE,
-    401: errors.UNAUTHENTICATED,
-    403: errors.FORBIDDEN,
+    503: errors.UNAVAILABLE,
 }
+# Where Starlette's own body limit (FastAPI `max_body_size=`) keeps the limit of a request.
+_STARLETTE_BODY_LIMIT_KEY = "starlette.max_body_size"
 
 
 def problem_response(
@@ -32,18 +43,24 @@ def problem_response(
     params: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> JSONResponse:
+    language = negotiate(request.headers.get("accept-language"))
     body = errors.problem_body(
         err,
-        negotiate(request.headers.get("accept-language")),
+        language,
         params=params,
         instance=request.url.path,
         request_id=getattr(request.state, "request_id", None),
         extra=extra,
     )
-    response = JSONResponse(body, status_code=err.status, headers=headers)
+    if status is not None:
+        body["status"] = status
+    response = JSONResponse(body, status_code=body["status"], headers=headers)
     response.headers["content-type"] = errors.PROBLEM_JSON
-    response.headers["content-language"] = negotiate(request.headers.get("accept-language"))
+    response.headers["content-language"] = language
+    # The message depends on Accept-Language: caches must not serve one language for another.
+    response.headers["vary"] = "Accept-Language"
     return response
 
 
@@ -74,15 +91,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, errors.VALIDATION_FAILED, extra={"errors": field_errors})
 
 
+def _body_limit(request: Request, exc: StarletteHTTPException) -> int:
+    limit = getattr(exc, "limit", None) or request.scope.get(_STARLETTE_BODY_LIMIT_KEY)
+    return int(limit) if limit is not None else get_settings().max_request_body_bytes
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
     err = _HTTP_STATUS_CODES.get(exc.status_code)
-    if err is None:
-        err = errors.INTERNAL if exc.status_code >= 500 else errors.VALIDATION_FAILED
-    return problem_response(request, err, headers=dict(exc.headers or {}))
+    if err is errors.BODY_TOO_LARGE:  # RequestContextMiddleware adds `Connection: close`
+        return problem_response(request, err, params={"limit": _body_limit(request, exc)},
+                                headers=headers)
+    if err is not None:
+        return problem_response(request, err, headers=headers)
+    # A status without a code of its own (nothing of ours raises one): keep the status, so the
+    # body never contradicts the response line.
+    log.warning("unmapped_http_status", status=exc.status_code, path=request.url.path)
+    fallback = errors.INTERNAL if exc.status_code >= 500 else errors.BAD_REQUEST
+    return problem_response(request, fallback, headers=headers, status=exc.status_code)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Backstop only: RequestContextMiddleware answers unexpected exceptions first.
     log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
     return problem_response(request, errors.INTERNAL)
 
@@ -92,3 +123,76 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+    _document_problems(app)
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+_REF_PREFIX = "#/components/schemas/"
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _document_problems(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            problem_openapi(generate())  # FastAPI caches the document; fix it once, in place
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _validation_response() -> dict[str, Any]:
+    documented = errors.responses(errors.VALIDATION_FAILED)[errors.VALIDATION_FAILED.status]
+    content = documented["content"][errors.PROBLEM_JSON]
+    return {
+        "description": documented["description"],
+        "content": {
+            errors.PROBLEM_JSON: {"schema": {"$ref": _REF_PREFIX + "Problem"}, **content}
+        },
+    }
+
+
+def _ensure_problem_schema(document: dict[str, Any]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    if "Problem" in schemas:
+        return
+    schema = errors.Problem.model_json_schema(ref_template=_REF_PREFIX + "{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas["Problem"] = schema
+
+
+def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
+    """Document problem responses as they are sent: `application/problem+json` with `Problem`."""
+    replaced_validation = False
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in list(operation.get("responses", {}).items()):
+                content = response.get("content", {})
+                plain = content.get("application/json", {})
+                if plain.get("schema", {}).get("$ref") == _REF_PREFIX + "HTTPValidationError":
+                    operation["responses"][status] = _validation_response()
+                    replaced_validation = True
+                elif errors.PROBLEM_JSON in content and "schema" in plain:
+                    content[errors.PROBLEM_JSON]["schema"] = content.pop("application/json")[
+                        "schema"
+                    ]
+    if replaced_validation:
+        _ensure_problem_schema(document)
+    _drop_fastapi_validation_schemas(document)
+    return document
+
+
+def _drop_fastapi_validation_schemas(document: dict[str, Any]) -> None:
+    schemas = document.get("components", {}).get("schemas", {})
+    if not schemas:
+        return
+    kept = {k: v for k, v in schemas.items() if k not in _FASTAPI_VALIDATION_SCHEMAS}
+    rest = json.dumps({**document, "components": {**document["components"], "schemas": kept}})
+    if not any(_REF_PREFIX + name + '"' in rest for name in _FASTAPI_VALIDATION_SCHEMAS):
+        for name in _FASTAPI_VALIDATION_SCHEMAS:
+            schemas.pop(name, None)

@@ -6,11 +6,16 @@ PostgreSQL, so many workers are safe), runs the handler and marks the job done *
 own transaction*: a worker killed mid-job commits nothing, its lease expires and another worker
 runs the job again from the start. Failures retry with exponential backoff and jitter; after
 `max_attempts` the job is parked as dead with its last error. Handlers must be idempotent.
+
+Each claim increments `attempts`; the pair (`locked_by`, `attempts`) names one claim, and every
+later write of the worker (lease renewal, done, failure) is fenced on it, so a worker that lost
+its lease can never overwrite the state of a job another worker has since claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import random
@@ -18,10 +23,13 @@ import socket
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
@@ -33,6 +41,9 @@ from app.core.logging import get_logger
 log = get_logger("jobs")
 
 PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
+BACKOFF_CAP_SECONDS = 3600.0
+# Longest pause of the worker loop after repeated database errors.
+MAX_ERROR_PAUSE_SECONDS = 30.0
 
 
 class Job(SQLModel, table=True):
@@ -58,6 +69,27 @@ Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 
 
+@dataclass(frozen=True)
+class RunningJob:
+    """The job a handler is running: `id` makes a good idempotency key for outside services."""
+
+    id: uuid.UUID
+    kind: str
+    attempt: int
+    worker: str
+
+
+_current: ContextVar[RunningJob | None] = ContextVar("current_job", default=None)
+
+
+def current_job() -> RunningJob:
+    """The job being run; call only from inside a job handler."""
+    running = _current.get()
+    if running is None:
+        raise RuntimeError("current_job() called outside a job handler")
+    return running
+
+
 def job_handler(kind: str) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind (in a domain's `tasks.py`)."""
 
@@ -77,7 +109,11 @@ async def enqueue(
     dedupe_key: str | None = None,
     max_attempts: int | None = None,
 ) -> Job:
-    """Add a job to the caller's transaction; it runs only once that transaction commits."""
+    """Add a job to the caller's transaction; it runs only once that transaction commits.
+
+    With a `dedupe_key` already used (by a job in any state, committed or earlier in this
+    transaction) no new job is added and the existing one is returned.
+    """
     job = Job(
         kind=kind,
         payload=payload,
@@ -85,15 +121,40 @@ async def enqueue(
         dedupe_key=dedupe_key,
         max_attempts=max_attempts or get_settings().job_max_attempts,
     )
-    session.add(job)
-    await session.flush()
-    return job
+    if dedupe_key is None:
+        session.add(job)
+        await session.flush()
+        return job
+    # ON CONFLICT DO NOTHING rather than catching the IntegrityError: on PostgreSQL a failed
+    # statement aborts the caller's whole transaction, and SQLite savepoints are unreliable here.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    row = {column.name: getattr(job, column.name) for column in Job.__table__.columns}
+    await session.execute(
+        insert(Job.__table__).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    existing = await session.execute(sa.select(Job).where(Job.dedupe_key == dedupe_key))
+    return existing.scalar_one()
 
 
 def backoff(attempts: int) -> timedelta:
-    """Exponential backoff with full jitter: up to 2^attempts seconds, capped at one hour."""
-    ceiling = min(3600.0, 2.0 ** attempts)
-    return timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))
+    """Pause before the next try after `attempts` failed ones: 2^attempts seconds, capped at an
+    hour, with "equal jitter" (a random point in the upper half of that) so jobs that failed
+    together (a gateway outage) do not all come back at once, yet none comes back too soon."""
+    ceiling = min(BACKOFF_CAP_SECONDS, 2.0 ** min(max(attempts, 0), 12))  # 2^12 > cap; no overflow
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+class LeaseLost(Exception):
+    """Another worker claimed the job after our lease ran out: it owns the job now."""
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+class JobTimeout(Exception):
+    pass
 
 
 class Worker:
@@ -102,7 +163,7 @@ class Worker:
         sessions: async_sessionmaker[AsyncSession],
         *,
         name: str | None = None,
-        lease_seconds: int | None = None,
+        lease_seconds: float | None = None,
         poll_interval: float | None = None,
         batch_size: int = 10,
     ) -> None:
@@ -112,67 +173,129 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds or settings.job_lease_seconds)
         self.poll_interval = poll_interval or settings.worker_poll_interval_seconds
         self.batch_size = batch_size
+        self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
+        self._periodic_slots: dict[str, int] = {}
+        self.schedules_periodic = settings.worker_schedules_periodic_jobs
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
 
+    @staticmethod
+    def _due(now: datetime) -> sa.ColumnElement[bool]:
+        return sa.or_(
+            sa.and_(Job.status == PENDING, Job.run_after <= now),
+            sa.and_(Job.status == RUNNING, Job.locked_until < now),
+        )
+
+    def _ours(self, job: Job) -> sa.ColumnElement[bool]:
+        """Still the claim we made: not re-claimed (attempts moved on) nor finished since."""
+        return sa.and_(Job.id == job.id, Job.status == RUNNING, Job.locked_by == self.name,
+                       Job.attempts == job.attempts)
+
     async def claim(self) -> list[Job]:
-        """Take up to `batch_size` due jobs (or jobs whose lease ran out) under our name."""
+        """Take up to `batch_size` due jobs (or jobs whose lease ran out) under our name, oldest
+        due first. A job whose last allowed attempt was abandoned (its worker died: a crash in
+        native code, out of memory) is parked dead instead of crashing workers forever."""
         now = clock.now()
-        due = (
-            sa.select(Job.id)
-            .where(
-                sa.or_(
-                    sa.and_(Job.status == PENDING, Job.run_after <= now),
-                    sa.and_(Job.status == RUNNING, Job.locked_until < now),
-                )
-            )
-            .order_by(Job.run_after)
+        due = self._due(now)
+        pick = (
+            sa.select(Job.id, Job.kind, Job.status, Job.attempts, Job.max_attempts)
+            .where(due)
+            .order_by(Job.run_after, Job.id)
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
         async with self.sessions() as session, session.begin():
-            ids = list((await session.execute(due)).scalars())
-            if not ids:
+            rows = (await session.execute(pick)).all()
+            abandoned = [r for r in rows if r.status == RUNNING and r.attempts >= r.max_attempts]
+            fresh = [r.id for r in rows if r.status == PENDING or r.attempts < r.max_attempts]
+            if abandoned:
+                await self._park_abandoned(session, abandoned, now)
+            if not fresh:
                 return []
+            # `due` again: SQLite ignores FOR UPDATE, so another worker may have claimed these
+            # rows since our SELECT; the UPDATE (one writer at a time) only takes what is still due.
+            claimed = await session.execute(
+                sa.update(Job)
+                .where(Job.id.in_(fresh), due)
+                .values(status=RUNNING, locked_by=self.name, locked_until=now + self.lease,
+                        attempts=Job.attempts + 1)
+                .returning(Job)
+                .execution_options(synchronize_session=False)
+            )
+            jobs = list(claimed.scalars())
+            session.expunge_all()  # plain values for the caller, whatever expire_on_commit says
+        return sorted(jobs, key=lambda job: (job.run_after, job.id))
+
+    async def _park_abandoned(self, session: AsyncSession, rows: list[Any], now: datetime) -> None:
+        for row in rows:
+            error = (f"abandoned: attempt {row.attempts} of {row.max_attempts} never finished "
+                     "(its worker stopped or ran past its lease)")
             await session.execute(
                 sa.update(Job)
-                .where(Job.id.in_(ids))
-                .values(
-                    status=RUNNING,
-                    locked_by=self.name,
-                    locked_until=now + self.lease,
-                    attempts=Job.attempts + 1,
-                )
+                .where(Job.id == row.id, Job.status == RUNNING, Job.attempts == row.attempts)
+                .values(status=DEAD, last_error=error, finished_at=now, locked_by=None,
+                        locked_until=None)
             )
-            rows = await session.execute(sa.select(Job).where(Job.id.in_(ids)))
-            return list(rows.scalars())
+            metrics.JOBS_FINISHED.labels(row.kind, "dead").inc()
+            log.error("job_abandoned", job_id=str(row.id), kind=row.kind, attempts=row.attempts)
+
+    async def _renew_lease(self, job: Job) -> None:
+        """The lease runs from the start of the job, not from the claim of its batch."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                sa.update(Job).where(self._ours(job)).values(locked_until=clock.now() + self.lease)
+            )
+            if result.rowcount != 1:
+                raise LeaseLost(job.id)
 
     async def run_job(self, job: Job) -> None:
-        handler = HANDLERS.get(job.kind)
+        """Run one claimed job. Never raises: failures are recorded on the job."""
+        token = _current.set(RunningJob(job.id, job.kind, job.attempts, self.name))
         try:
-            if handler is None:
-                raise LookupError(f"no handler for job kind {job.kind!r}")
-            async with self.sessions() as session, session.begin():
-                await handler(session, job.payload)
-                # Done in the same transaction as the handler's writes: both or neither.
-                result = await session.execute(
-                    sa.update(Job)
-                    .where(Job.id == job.id, Job.locked_by == self.name, Job.status == RUNNING)
-                    .values(status=DONE, finished_at=clock.now(), locked_until=None,
-                            last_error=None)
-                )
-                if result.rowcount != 1:  # our lease was taken over: let the new owner finish
-                    raise LeaseLost(job.id)
+            await self._run(job)
         except LeaseLost:
-            log.warning("job_lease_lost", job_id=str(job.id), kind=job.kind)
+            log.warning("job_lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name)
             return
         except Exception as exc:
-            await self._record_failure(job, exc)
+            try:
+                await self._record_failure(job, exc)
+            except Exception:  # database down: the lease runs out and the job is retried then
+                log.exception("job_failure_not_recorded", job_id=str(job.id), kind=job.kind)
             return
+        finally:
+            _current.reset(token)
         metrics.JOBS_FINISHED.labels(job.kind, "done").inc()
         log.info("job_done", job_id=str(job.id), kind=job.kind, attempts=job.attempts)
+
+    async def _run(self, job: Job) -> None:
+        handler = HANDLERS.get(job.kind)
+        if handler is None:
+            raise UnknownJobKind(f"no handler registered for job kind {job.kind!r} (is its "
+                                 "tasks module in DOMAIN_TASK_MODULES or JOB_MODULES?)")
+        await self._renew_lease(job)
+        async with self.sessions() as session, session.begin():
+            # A handler may not run past its lease: by then another worker may run the job too,
+            # and a hung handler would stall this worker's whole queue.
+            deadline = asyncio.timeout(self.lease.total_seconds())
+            try:
+                async with deadline:
+                    await handler(session, job.payload)
+            except TimeoutError:
+                if deadline.expired():
+                    raise JobTimeout(
+                        f"handler ran past its {self.lease.total_seconds():g}-second lease"
+                    ) from None
+                raise
+            # Done in the same transaction as the handler's writes: both or neither.
+            result = await session.execute(
+                sa.update(Job)
+                .where(self._ours(job))
+                .values(status=DONE, finished_at=clock.now(), locked_until=None, last_error=None)
+            )
+            if result.rowcount != 1:  # our lease was taken over: let the new owner finish
+                raise LeaseLost(job.id)
 
     async def _record_failure(self, job: Job, exc: Exception) -> None:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:4000]
@@ -188,9 +311,12 @@ class Worker:
         else:
             values["run_after"] = clock.now() + backoff(job.attempts)
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                sa.update(Job).where(Job.id == job.id, Job.locked_by == self.name).values(**values)
-            )
+            # Fenced: if another worker has claimed the job since, its run is not ours to judge.
+            result = await session.execute(sa.update(Job).where(self._ours(job)).values(**values))
+        if result.rowcount != 1:
+            log.warning("job_lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name,
+                        error=error)
+            return
         outcome = "dead" if dead else "retry"
         metrics.JOBS_FINISHED.labels(job.kind, outcome).inc()
         log.warning("job_failed", job_id=str(job.id), kind=job.kind, attempts=job.attempts,
@@ -205,21 +331,65 @@ class Worker:
     async def run_forever(self) -> None:
         log.info("worker_started", worker=self.name)
         while not self._stopping.is_set():
+            pause = self.poll_interval
             try:
+                if self.schedules_periodic:
+                    await schedule_periodic(self.sessions, self._periodic_slots)
                 ran = await self.run_once()
+                self.failed_rounds = 0
             except Exception:
-                log.exception("worker_loop_error")
+                # The database restarting or failing over must not end the worker: wait, retry.
+                self.failed_rounds += 1
+                log.exception("worker_loop_error", failed_rounds=self.failed_rounds)
+                pause = min(MAX_ERROR_PAUSE_SECONDS,
+                            self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
                 ran = 0
             if ran == 0:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=pause)
         log.info("worker_stopped", worker=self.name)
 
 
-class LeaseLost(Exception):
-    pass
+@dataclass(frozen=True)
+class Periodic:
+    kind: str
+    every: timedelta
+
+
+PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic(kind: str, every: timedelta) -> Callable[[Handler], Handler]:
+    """Register a handler that runs once per `every`, cluster-wide.
+
+    Each worker enqueues the job of the current time slot with the dedupe key
+    `periodic:<kind>:<slot>`, so however many workers run, one job per slot exists.
+    """
+
+    def register(func: Handler) -> Handler:
+        PERIODIC[kind] = Periodic(kind, every)
+        return job_handler(kind)(func)
+
+    return register
+
+
+async def schedule_periodic(
+    sessions: async_sessionmaker[AsyncSession], already: dict[str, int] | None = None
+) -> int:
+    """Enqueue the current slot of every periodic job not yet scheduled by this caller."""
+    already = {} if already is None else already
+    now = clock.now()
+    scheduled = 0
+    for task in PERIODIC.values():
+        slot = int(now.timestamp() // task.every.total_seconds())
+        if already.get(task.kind) == slot:
+            continue
+        async with sessions() as session, session.begin():
+            await enqueue(session, task.kind, {"slot": slot},
+                          dedupe_key=f"periodic:{task.kind}:{slot}", max_attempts=3)
+        already[task.kind] = slot
+        scheduled += 1
+    return scheduled
 
 
 def load_job_modules() -> None:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -27,9 +21,11 @@ OTP_SENT = Counter("otp_sent_total", "OTP codes sent", ["purpose"])
 LOGINS = Counter("logins_total", "Login attempts", ["outcome"])
 
 
-def render() -> tuple[bytes, str]:
+def render(accept: str | None = None) -> tuple[bytes, str]:
+    """The exposition the scraper asked for (`Accept`): OpenMetrics or Prometheus text."""
+    encode, content_type = choose_encoder(accept or "")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        return encode(registry), content_type
+    return encode(REGISTRY), content_type

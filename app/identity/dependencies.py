@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.audit import AuditContext
-from app.core.db import get_session
+from app.core.db import DbSession
 from app.core.errors import FORBIDDEN, TOKEN_INVALID, UNAUTHENTICATED, AppError
 from app.identity.models import User
 from app.identity.roles import STAFF_ROLES, Role
@@ -21,8 +21,6 @@ from app.tokens import service as tokens
 from app.tokens.models import AuthSession
 
 bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
-
-DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
 @dataclass(frozen=True)

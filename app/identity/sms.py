@@ -37,7 +37,7 @@ class FileSmsBackend:
 
 
 class SmsGatewayError(Exception):
-    pass
+    """The gateway did not take the message; the job fails and the worker retries it."""
 
 
 class HttpSmsBackend:
@@ -47,14 +47,19 @@ class HttpSmsBackend:
         self.url, self.api_key, self.sender, self.timeout = url, api_key, sender, timeout
 
     async def send(self, to: str, body: str) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            response = await client.post(
-                self.url,
-                json={"to": to, "body": body, "sender": self.sender},
-                headers={"Authorization": f"Bearer {self.api_key}"},
-            )
-        if response.status_code >= 300:
-            raise SmsGatewayError(f"gateway answered {response.status_code}: {response.text[:200]}")
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(
+                    self.url,
+                    json={"to": to, "body": body, "sender": self.sender},
+                    headers={"Authorization": f"Bearer {self.api_key}"},
+                )
+        except httpx.HTTPError as exc:
+            raise SmsGatewayError(f"gateway unreachable: {type(exc).__name__}") from exc
+        if not response.is_success:
+            # Only the status: the gateway's answer may echo the message, and this text ends up
+            # in the job's last_error and in the logs (an OTP must not).
+            raise SmsGatewayError(f"gateway answered {response.status_code}")
 
 
 def get_backend() -> SmsBackend:

@@ -1,0 +1,44 @@
+"""Housekeeping that keeps personal data and tables from growing without end.
+
+Finished jobs carry payloads such as SMS bodies with phone numbers: they are deleted after
+JOB_RETENTION_DAYS (dead ones after DEAD_JOB_RETENTION_DAYS, long enough to investigate).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock, ratelimit
+from app.core.config import get_settings
+from app.core.jobs import DEAD, DONE, Job, periodic
+from app.core.logging import get_logger
+
+log = get_logger("maintenance")
+
+
+@periodic("maintenance.purge_jobs", every=timedelta(hours=1))
+async def purge_jobs(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    settings = get_settings()
+    now = clock.now()
+    done = await session.execute(
+        sa.delete(Job).where(
+            Job.status == DONE,
+            Job.finished_at < now - timedelta(days=settings.job_retention_days),
+        )
+    )
+    dead = await session.execute(
+        sa.delete(Job).where(
+            Job.status == DEAD,
+            Job.finished_at < now - timedelta(days=settings.dead_job_retention_days),
+        )
+    )
+    log.info("jobs_purged", done=done.rowcount, dead=dead.rowcount)
+
+
+@periodic("maintenance.purge_rate_limits", every=timedelta(hours=1))
+async def purge_rate_limits(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    await ratelimit.purge_expired(session)
