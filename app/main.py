@@ -60,6 +60,7 @@ MODEL_MODULES = [
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [
     "app.dossiers.service:sync_catalogue",
+    "app.cameras.service:schedule_offline_check",
 ]
 
 

@@ -28,7 +28,8 @@ from app.notifications import recipients
 from app.notifications import service as notifications
 
 # Alert types → incident categories (app.incidents.categories). Fire, smoke and crowds are no
-# traffic-incident category: they reach staff and citizens without opening an incident.
+# traffic-incident category: they reach the ward's staff as a `camera.event` notice, without an
+# incident (and so without a citizen warning, whose deep link is an incident).
 INCIDENT_CATEGORY = {
     "accident": "accident",
     "congestion": "traffic_jam",
@@ -37,6 +38,7 @@ INCIDENT_CATEGORY = {
     "red_light": "traffic_violation",
 }
 CAMERA_OFFLINE_JOB = notices.KIND
+CAMERA_EVENT_JOB = notices.EVENT_KIND
 # A device position older than this is not "near" anything any more.
 POSITION_FRESH_FOR = timedelta(hours=6)
 
@@ -50,6 +52,9 @@ class IncidentLink:
 async def join_or_open_incident(
     session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: bytes | None
 ) -> IncidentLink | None:
+    """`evidence` (the blurred public JPEG) is not attached to the incident yet: app.media stores
+    files owned by an account, and a camera is none. Staff reach the pictures from the incident
+    through GET /api/v1/staff/camera-alerts?incident_id=..."""
     category = INCIDENT_CATEGORY.get(alert.type)
     if category is None:
         return None
@@ -69,6 +74,22 @@ async def alert_ward_staff(
         "incident_id": str(incident_id), "alert_type": alert.type, "ward_code": camera.ward_code,
         "camera_name": camera.name, "event_id": f"camera-alert:{alert.id}",
     })
+
+
+async def alert_ward_staff_without_incident(
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera
+) -> None:
+    await enqueue(session, CAMERA_EVENT_JOB, {
+        "alert_id": str(alert.id), "alert_type": alert.type, "camera_code": camera.code,
+        "camera_name": camera.name, "ward_code": camera.ward_code,
+        "event_id": f"camera-event:{alert.id}",
+    })
+
+
+async def tell_ward_camera_event(session: AsyncSession, payload: dict[str, Any]) -> None:
+    staff = await recipients.ward_staff(session, payload["ward_code"])
+    await notifications.notify(session, staff, notices.EVENT_KIND, payload,
+                               dedupe_key=f"{notices.EVENT_KIND}:{payload['event_id']}")
 
 
 async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:

@@ -24,6 +24,8 @@ from app.cameras.schemas import (
     DevicePositionOut,
     FrigateEvent,
     FrigateIgnored,
+    HeartbeatIn,
+    HeartbeatOut,
 )
 from app.cameras.webhooks import SignedWebhookRoute, WebhookMeta, webhook_meta
 from app.core import audit
@@ -99,6 +101,19 @@ async def receive_frigate_event(event: FrigateEvent, meta: Webhook, session: DbS
     if isinstance(alert, str):
         return FrigateIgnored(reason=alert)
     return await service.accept_alert(session, meta, alert, source="frigate")
+
+
+@internal.post(
+    "/camera-heartbeats", response_model=HeartbeatOut,
+    summary="A camera is alive",
+    description=SIGNING + " Keeps a quiet camera from being flagged offline (and brings an "
+    "offline one back). Send it more often than CAMERA_OFFLINE_AFTER_SECONDS.",
+    responses=responses(*WEBHOOK_ERRORS, errors.CAMERA_UNKNOWN, *BODY_ERRORS),
+)
+async def receive_heartbeat(beat: HeartbeatIn, _: Webhook, session: DbSession) -> Any:
+    camera = await service.heartbeat(session, beat.camera_id)
+    return {"camera_id": camera.code, "status": camera.status,
+            "last_seen_at": camera.last_seen_at}
 
 
 # ---------------------------------------------------------------- registry (city admins)

@@ -94,6 +94,21 @@ class AlertAccepted(BaseModel):
     received_at: datetime
 
 
+class HeartbeatIn(BaseModel):
+    """A camera is alive (sent periodically, so that a quiet camera is not taken for offline)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True,
+                              json_schema_extra={"examples": [{"camera_id": "TNG-CAM-0042"}]})
+
+    camera_id: str = Field(min_length=1, max_length=64)
+
+
+class HeartbeatOut(BaseModel):
+    camera_id: str
+    status: Literal["active", "offline", "disabled"]
+    last_seen_at: datetime | None
+
+
 # -------------------------------------------------------------- Frigate NVR
 
 

@@ -151,10 +151,9 @@ async def accept_alert(
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
     if camera.status == DISABLED:
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
+    # The same event under a new webhook-id is caught by the insert's conflict (one query less
+    # on the common path).
     same_event = sa.and_(CameraAlert.camera_id == camera.id, CameraAlert.event_id == alert.event_id)
-    first = await _alert_answer(session, same_event)
-    if first is not None:
-        return first
     snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
 
     now = clock.now()
@@ -173,7 +172,8 @@ async def accept_alert(
         ).on_conflict_do_nothing()
     )
     if inserted.rowcount == 0:
-        # A concurrent delivery of the same webhook or event won: answer as it did.
+        # The same event already stored, or a concurrent delivery of this webhook won: answer
+        # as the first did.
         first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
         if first is None:  # pragma: no cover - the winner's row must be visible now
             raise RuntimeError("alert insert conflicted but no alert found")
@@ -187,10 +187,29 @@ async def accept_alert(
     return answer
 
 
+async def heartbeat(session: AsyncSession, code: str) -> Camera:
+    camera = await camera_by_code(session, code)
+    if camera is None:
+        raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": code})
+    if camera.status != DISABLED:
+        await _seen(session, camera.id, clock.now())
+        await session.refresh(camera)
+    return camera
+
+
+# Last-seen is written at most this often per camera: a busy camera's alerts must not queue
+# behind each other's lock on its row.
+SEEN_RESOLUTION = timedelta(seconds=5)
+
+
 async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
     """The camera spoke: remember when, and bring it back from offline."""
     await session.execute(
-        sa.update(Camera).where(Camera.id == camera_id).values(
+        sa.update(Camera).where(
+            Camera.id == camera_id,
+            sa.or_(Camera.status == OFFLINE, Camera.last_seen_at.is_(None),
+                   Camera.last_seen_at < at - SEEN_RESOLUTION),
+        ).values(
             last_seen_at=sa.case((Camera.last_seen_at > at, Camera.last_seen_at), else_=at),
             status=sa.case((Camera.status == OFFLINE, ACTIVE), else_=Camera.status),
             offline_since=sa.case((Camera.status == OFFLINE, None),
@@ -220,6 +239,9 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
         alert.staff_notified = True
         alert.citizens_warned = await integrations.warn_nearby_citizens(
             session, alert=alert, camera=camera, incident_id=link.incident_id)
+    else:
+        await integrations.alert_ward_staff_without_incident(session, alert=alert, camera=camera)
+        alert.staff_notified = True
     alert.status, alert.processed_at = "processed", clock.now()
     await session.flush()
     log.info("camera_alert_processed", alert_id=str(alert.id), camera=camera.code,
@@ -282,16 +304,19 @@ async def snapshot(session: AsyncSession, alert_id: uuid.UUID, variant: str) -> 
 
 
 async def schedule_offline_check(session: AsyncSession) -> None:
-    """Make sure the next periodic check exists (one job per time slot, whoever asks)."""
-    interval = get_settings().camera_offline_check_interval_seconds
+    """Make sure the next periodic check exists (one job per time slot, whoever asks: each
+    check, each new camera, and every start of the service, so a check that died does not end
+    the chain)."""
+    settings = get_settings()
+    interval = settings.camera_offline_check_interval_seconds
     now = clock.now()
     slot = math.floor(now.timestamp() / interval) + 1
     run_after = datetime.fromtimestamp(slot * interval, tz=UTC)
     await session.execute(
         insert(session, Job).values(
             id=new_id(), kind=OFFLINE_CHECK_JOB, payload={}, status="pending", attempts=0,
-            max_attempts=3, run_after=run_after, dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}",
-            created_at=now,
+            max_attempts=settings.job_max_attempts, run_after=run_after,
+            dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}", created_at=now,
         ).on_conflict_do_nothing()
     )
 
@@ -312,8 +337,25 @@ async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
     return cameras
 
 
+async def purge_originals(session: AsyncSession) -> int:
+    """Unblurred pictures and plate texts are personal data kept only for
+    CAMERA_ORIGINAL_RETENTION_DAYS (staff verify alerts long before); blurred copies stay."""
+    cutoff = clock.now() - timedelta(days=get_settings().camera_original_retention_days)
+    old = sa.select(CameraAlert.id).where(CameraAlert.received_at < cutoff,
+                                          CameraAlert.status == "processed")
+    result = await session.execute(
+        sa.delete(CameraSnapshot).where(CameraSnapshot.variant == "original",
+                                        CameraSnapshot.alert_id.in_(old))
+    )
+    await session.execute(sa.update(CameraAlert).where(
+        CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None)).values(plate_text=None))
+    return result.rowcount or 0
+
+
 async def run_offline_check(session: AsyncSession) -> list[Camera]:
+    """The periodic job: offline cameras, expired originals, and the next run."""
     flagged = await flag_offline_cameras(session)
+    await purge_originals(session)
     remaining = (await session.execute(
         sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
     )).scalar_one()

@@ -25,3 +25,8 @@ async def offline_check(session: AsyncSession, payload: dict[str, Any]) -> None:
 @job_handler(integrations.CAMERA_OFFLINE_JOB)
 async def camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
     await integrations.tell_ward_camera_offline(session, payload)
+
+
+@job_handler(integrations.CAMERA_EVENT_JOB)
+async def camera_event(session: AsyncSession, payload: dict[str, Any]) -> None:
+    await integrations.tell_ward_camera_event(session, payload)

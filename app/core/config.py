@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     camera_snapshot_max_pixels: int = 24_000_000
     camera_offline_after_seconds: int = 900
     camera_offline_check_interval_seconds: int = 300
+    camera_original_retention_days: int = 30
     camera_warning_thresholds: dict[str, float] = Field(
         default_factory=lambda: {"accident": 0.8, "flooding": 0.7, "fire": 0.8}
     )
@@ -144,8 +145,16 @@ class Settings(BaseSettings):
     @field_validator("camera_webhook_secrets")
     @classmethod
     def _check_secrets(cls, value: list[str]) -> list[str]:
+        import base64
+        import binascii
+
         for secret in value:
-            if not secret.startswith("whsec_") or len(secret) < 6 + 24:
+            try:
+                text = secret.removeprefix("whsec_")
+                key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not secret.startswith("whsec_") or len(key) < 18:
                 raise ValueError("each CAMERA_WEBHOOK_SECRETS entry must be whsec_ + base64 "
                                  "of at least 18 random bytes")
         return value

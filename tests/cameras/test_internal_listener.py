@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,6 +77,10 @@ def test_settings_accept_comma_separated_secrets_and_refuse_bad_ones(
     settings = Settings()
     assert settings.camera_webhook_secrets == [SECRET, OLD_SECRET]
     assert settings.internal_allowed_networks == ["10.0.0.0/8"]
+    padded = "whsec_" + base64.b64encode(b"x" * 32).decode()  # ends in "="
+    unpadded = padded.rstrip("=")
+    monkeypatch.setenv("CAMERA_WEBHOOK_SECRETS", f"{padded} {unpadded}")
+    assert Settings().camera_webhook_secrets == [padded, unpadded]
     monkeypatch.setenv("CAMERA_WEBHOOK_SECRETS", "hunter2")
     with pytest.raises(ValidationError):
         Settings()

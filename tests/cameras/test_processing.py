@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import cv2
@@ -11,14 +12,18 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cameras import imaging, service
 from app.cameras.models import CameraAlert, CameraSnapshot
+from app.core import clock
+from app.core.audit import AuditEvent
 from app.core.jobs import DEAD, Job
 from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
+from tests.cameras.faces import drawn_face
 from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
 from tests.notifications.contracts import assert_valid_push
-from tests.notifications.helpers import account
+from tests.notifications.helpers import account, sign_in
 from tests.support.flows import run_jobs
 
 PLATE = {"label": "plate", "x": 0.5, "y": 0.6, "width": 0.2, "height": 0.1}
@@ -150,13 +155,65 @@ async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
     assert variants == {"original"}
 
 
-async def test_alert_types_without_an_incident_category_are_processed_without_one(
-    ioc: httpx.AsyncClient, db: AsyncSession
+async def test_a_fire_reaches_the_ward_staff_without_an_incident(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    assert (await send(ioc, alert_body(type="crowd"))).status_code == 202
+    staff = await account(client, db, "0911000005", "ward_staff", "TNG-PDP")
+    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
+                                        token="staff-fire-token", platform="ios",
+                                        app_version="1.0", locale="en")
+    await db.commit()
+    assert (await send(ioc, alert_body(type="fire", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
-    assert alert.status == "processed" and alert.incident_id is None
+    assert alert.status == "processed" and alert.incident_id is None and alert.staff_notified
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 0
+    sent = pushes(push_log)
+    assert len(sent) == 1 and assert_valid_push(sent[0]["message"]) == "camera.event"
+    assert sent[0]["message"]["data"]["alert_id"] == str(alert.id)
     dead = (await db.execute(sa.select(Job).where(Job.status == DEAD))).scalars().all()
     assert dead == []
+
+
+async def test_originals_need_a_reason_are_audited_and_expire(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    staff = await account(client, db, "0911000004", "ward_staff", "TNG-PDP")
+    response = await send(ioc, alert_body(snapshot=b64(jpeg()), plate_text="20A-999.99"))
+    alert_id = response.json()["alert_id"]
+    await run_jobs()
+    url = f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/original"
+    assert (await client.get(url, headers=staff.headers)).status_code == 422
+    seen = await client.get(url, params={"reason": "verifying the accident"},
+                            headers=staff.headers)
+    assert seen.status_code == 200
+    audit = (await db.execute(sa.select(AuditEvent).where(
+        AuditEvent.action == "cameras.original_snapshot_read"))).scalar_one()
+    assert (audit.actor_id, audit.reason) == (staff.id, "verifying the accident")
+
+    clock.advance(timedelta(days=31))
+    staff = await sign_in(db, staff.user)  # a month later: a new sign-in
+    await service.run_offline_check(db)
+    await db.commit()
+    db.expire_all()
+    variants = set((await db.execute(sa.select(CameraSnapshot.variant))).scalars())
+    assert variants == {"public", "thumbnail"}
+    assert (await db.execute(sa.select(CameraAlert.plate_text))).scalar_one() is None
+    gone = await client.get(url, params={"reason": "again"}, headers=staff.headers)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "camera_alert.snapshot_not_available"
+
+
+def test_faces_found_by_opencv_are_blurred_even_when_the_sender_marked_none() -> None:
+    ok, encoded = cv2.imencode(".jpg", drawn_face(280), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    result = imaging.process(encoded.tobytes(), [], 24_000_000)
+    assert result.faces == 1
+    original = cv2.imdecode(encoded, cv2.IMREAD_COLOR).astype(int)
+    public = cv2.imdecode(np.frombuffer(result.public_jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    eyes = (slice(180, 220), slice(250, 390))  # rows, columns around the eyes
+    corner = (slice(0, 60), slice(0, 100))
+    assert np.abs(public[eyes] - original[eyes]).mean() > 10  # the eyes are smeared away
+    assert np.abs(public[corner] - original[corner]).mean() < 3  # the rest is untouched
