@@ -14,7 +14,12 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel import Field
 from uuid6 import uuid7
 

@@ -4,8 +4,8 @@ change reaches the citizen's inbox with a deep link of the mobile contract."""
 from __future__ import annotations
 
 import json
-import uuid
 import re
+import uuid
 
 import sqlalchemy as sa
 
