@@ -384,6 +384,13 @@ async def unsubscribe(session: AsyncSession, user: User, incident_id: uuid.UUID)
     )
 
 
+def combined_confidence(current: float | None, new: float) -> float:
+    """Independent sightings add up: the chance that all of them are wrong shrinks with each."""
+    if current is None:
+        return new
+    return round(1 - (1 - current) * (1 - new), 4)
+
+
 async def join_or_open_from_camera(
     session: AsyncSession, *, category: str, lat: float, lon: float, occurred_at: datetime,
     confidence: float, evidence_media_id: uuid.UUID | None, camera_id: str,
@@ -398,6 +405,7 @@ async def join_or_open_from_camera(
     twins = await find_duplicates(session, category, lat, lon, clock.as_utc(occurred_at))
     if twins:
         incident = twins[0].incident
+        incident.confidence = combined_confidence(incident.confidence, confidence)
         incident.last_reported_at = max(incident.last_reported_at, clock.as_utc(occurred_at))
         incident.updated_at = clock.now()
         await _attach_media(session, incident, media, added_by=None)
