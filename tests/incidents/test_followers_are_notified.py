@@ -3,19 +3,17 @@ change reaches the reporter and the followers' inboxes with a deep link of the m
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 
 import sqlalchemy as sa
 
-from app.core.config import PROJECT_ROOT
 from app.core.jobs import DEAD, Job
 from app.notifications.models import Notification
 from tests.incidents.helpers import CENTRE, act, citizen, file_report, staff
+from tests.notifications.contracts import deep_link_patterns
 from tests.support.flows import run_jobs, seed_wards
 
-LINKS = json.loads((PROJECT_ROOT / "mobile_contracts" / "deep_links.json").read_text())["links"]
+LINKS = deep_link_patterns()
 
 
 async def test_verification_reaches_reporter_and_followers(client, db):
@@ -36,4 +34,4 @@ async def test_verification_reaches_reporter_and_followers(client, db):
             Notification.user_id == user_id))).scalars().all()
         assert "incident.status_changed" in {n.kind for n in inbox}
         assert f"cthainguyen://incidents/{body['id']}" in {n.deep_link for n in inbox}
-        assert all(any(re.match(e["regex"], n.deep_link) for e in LINKS) for n in inbox)
+        assert all(any(p.match(n.deep_link) for p in LINKS) for n in inbox)
