@@ -3,14 +3,22 @@ retried with backoff when the client's endpoint is down, parked as dead after th
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jobs import job_handler
-from app.oauth import service
-from app.oauth.models import OAuthClient
+from app.core import clock
+from app.core.jobs import job_handler, periodic
+from app.oauth import replay, service
+from app.oauth.models import (
+    AuthorizationCode,
+    AuthorizationRequest,
+    OAuthClient,
+    RevokedAccessToken,
+)
 
 
 @job_handler(service.BACKCHANNEL_LOGOUT)
@@ -24,3 +32,21 @@ async def send_backchannel_logout(session: AsyncSession, payload: dict[str, Any]
                                    headers={"Cache-Control": "no-store"})
     if response.status_code not in (200, 204):
         raise RuntimeError(f"back-channel logout answered {response.status_code}")
+
+
+# A code presented again long after it expired can no longer be told from garbage, but within a
+# day its reuse still revokes the tokens it issued.
+CODE_KEEP = timedelta(days=1)
+
+
+@periodic("oauth.purge_expired", every=timedelta(hours=1))
+async def purge_expired(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    """One-time values, stored requests, codes and revocation records past their use."""
+    now = clock.now()
+    await replay.purge(session)
+    await session.execute(sa.delete(AuthorizationRequest).where(
+        AuthorizationRequest.expires_at < now))
+    await session.execute(sa.delete(AuthorizationCode).where(
+        AuthorizationCode.expires_at < now - CODE_KEEP))
+    await session.execute(sa.delete(RevokedAccessToken).where(
+        RevokedAccessToken.expires_at < now))
