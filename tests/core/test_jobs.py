@@ -45,11 +45,11 @@ async def fetch(job_id: uuid.UUID) -> Job:
         return job
 
 
-async def effects(key: str, action: str = "test.effect") -> list[AuditEvent]:
+async def effects(key: str) -> list[AuditEvent]:
+    """The committed effects of the test handlers' runs for `key`."""
     async with session_factory()() as session:
-        rows = await session.execute(
-            sa.select(AuditEvent).where(AuditEvent.action == action, AuditEvent.resource == key)
-        )
+        rows = await session.execute(sa.select(AuditEvent).where(
+            AuditEvent.action == "test.effect", AuditEvent.resource == key))
         return list(rows.scalars())
 
 
@@ -77,7 +77,7 @@ async def test_job_enqueued_in_a_rolled_back_transaction_does_not_exist(db: Asyn
     await enqueue(db, EFFECT, {"key": "rolled-back"})
     await db.rollback()
 
-    assert await count(db, Job) == 0
+    assert (await count(db, Job), await count(db, AuditEvent)) == (0, 0)
     assert await worker().run_once() == 0
 
 
