@@ -45,11 +45,11 @@ async def fetch(job_id: uuid.UUID) -> Job:
         return job
 
 
-async def effects(key: str, action: str = "test.effect") -> list[AuditEvent]:
+async def effects(key: str) -> list[AuditEvent]:
+    """The committed effects of the test handlers' runs for `key`."""
     async with session_factory()() as session:
-        rows = await session.execute(
-            sa.select(AuditEvent).where(AuditEvent.action == action, AuditEvent.resource == key)
-        )
+        rows = await session.execute(sa.select(AuditEvent).where(
+            AuditEvent.action == "test.effect", AuditEvent.resource == key))
         return list(rows.scalars())
 
 
@@ -77,7 +77,7 @@ async def test_job_enqueued_in_a_rolled_back_transaction_does_not_exist(db: Asyn
     await enqueue(db, EFFECT, {"key": "rolled-back"})
     await db.rollback()
 
-    assert await count(db, Job) == 0
+    assert (await count(db, Job), await count(db, AuditEvent)) == (0, 0)
     assert await worker().run_once() == 0
 
 
@@ -517,16 +517,46 @@ async def test_worker_loop_survives_the_database_failing_under_it(db: AsyncSessi
         await db.execute(sa.text("ALTER TABLE jobs_away RENAME TO jobs"))
         await db.commit()
     try:
-        give_up = time.monotonic() + 15
-        while (await fetch(job_id)).status != DONE:
-            assert not task.done(), task
-            assert time.monotonic() < give_up
-            await asyncio.sleep(0.02)
+        await _wait_until_done(job_id, task)
     finally:
         loop_worker.stop()
         await asyncio.wait_for(task, timeout=10)
     assert loop_worker.failed_rounds == 0
     assert len(await effects("after-outage")) == 1
+
+
+async def _wait_until_done(job_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+    give_up = time.monotonic() + 15
+    while (await fetch(job_id)).status != DONE:
+        assert not task.done(), task
+        assert time.monotonic() < give_up, await fetch(job_id)
+        await asyncio.sleep(0.02)
+
+
+async def test_worker_loop_survives_its_database_connections_being_killed(
+    db: AsyncSession, database_url: str, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server connections to kill")
+    engine = make_engine(database_url)
+    loop_worker = Worker(async_sessionmaker(engine), name="loop", poll_interval=0.02)
+    task = asyncio.create_task(loop_worker.run_forever())
+    try:
+        await _wait_until_done(await add_job(db, EFFECT, {"key": "before"}), task)
+        # What a PostgreSQL restart or failover does to the worker's pooled connections.
+        killed = await db.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name = '' AND backend_type = 'client backend'"
+        ))
+        assert killed.scalar_one() >= 1
+        await db.commit()
+        await _wait_until_done(await add_job(db, EFFECT, {"key": "after"}), task)
+    finally:
+        loop_worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await engine.dispose()
+    assert [len(await effects(key)) for key in ("before", "after")] == [1, 1]
 
 
 # ---------------------------------------------------------- 5. unknown kinds, handler modules
