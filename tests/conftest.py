@@ -67,6 +67,8 @@ def backend(database_url: str) -> str:
 async def app(database_url: str) -> AsyncIterator[object]:
     application = create_app(run_worker=False)
     async with LifespanManager(application):
+        # Start-up hooks may enqueue jobs (camera offline checks...): every test starts empty.
+        await _empty_tables()
         yield application
 
 

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
     database_pool_size: int = 10
-    database_pool_pre_ping: bool = False
+    database_pool_pre_ping: bool = True
     database_echo: bool = False
 
     secret_key: str = DEV_SECRET_KEY
