@@ -31,7 +31,7 @@ LIMIT = get_settings().max_request_body_bytes
 
 
 @pytest.fixture(scope="module")
-def test_app() -> FastAPI:
+def app_with_test_routes() -> FastAPI:
     """The real application plus routes that exist only in these tests."""
     application = create_app(run_worker=False)
 
@@ -69,8 +69,8 @@ def test_app() -> FastAPI:
 
 
 @pytest.fixture
-async def raw(test_app: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=test_app)
+async def raw(app_with_test_routes: FastAPI, db: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app_with_test_routes)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 
