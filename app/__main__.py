@@ -163,7 +163,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     try:
         user = run_in_session(work)
     except AppError as exc:
-        return fail(args, exc.error.code, exc.error.en)
+        return fail(args, exc.error.code, exc.error.message("en", exc.params))
     data = {"id": str(user.id), "phone": user.phone, "full_name": user.full_name,
             "role": user.role, "ward_code": user.ward_code}
     emit(args, data, f"created {user.role} {user.phone} ({user.id})")
@@ -205,8 +205,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     try:
         created = run_in_session(work)
     except AppError as exc:
-        return fail(args, exc.error.code, exc.error.en.format(**exc.params)
-                    if exc.params else exc.error.en)
+        return fail(args, exc.error.code, exc.error.message("en", exc.params))
     client = created.client
     data = {"client_id": client.id, "client_secret": created.client_secret, "name": client.name,
             "type": client.client_type, "auth_method": client.auth_method, "scope": client.scope,
@@ -236,7 +235,7 @@ def cmd_cameras_create(args: argparse.Namespace) -> int:
     try:
         camera = run_in_session(lambda session: service.create_camera(session, data))
     except AppError as exc:
-        return fail(args, exc.error.code, exc.error.en.format(**exc.params))
+        return fail(args, exc.error.code, exc.error.message("en", exc.params))
     out = CameraOut.model_validate(camera).model_dump(mode="json")
     emit(args, out, f"created camera {camera.code} ({camera.id}) in {camera.ward_code}")
     return 0

@@ -27,8 +27,14 @@ class ErrorCode:
     vi: str
     en: str
 
-    def message(self, language: Language) -> str:
-        return self.vi if language == "vi" else self.en
+    def message(self, language: Language, params: dict[str, Any] | None = None) -> str:
+        """The message with its `{placeholders}` filled; a missing value leaves the template as
+        is rather than failing the answer."""
+        text = self.vi if language == "vi" else self.en
+        if params:
+            with contextlib.suppress(KeyError, IndexError):
+                return text.format(**params)
+        return text
 
 
 REGISTRY: dict[str, ErrorCode] = {}
@@ -86,11 +92,7 @@ def problem_body(
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    message = err.message(language)
-    if params:
-        # A missing placeholder value leaves the template as is rather than failing the answer.
-        with contextlib.suppress(KeyError, IndexError):
-            message = message.format(**params)
+    message = err.message(language, params)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + err.code,
         "title": message,

@@ -10,7 +10,6 @@ spec: a list of {code, description}, with the HTTP status.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -151,9 +150,7 @@ async def _guard(fmt: str, request: Request, run: Callable[[], Awaitable[Respons
     except AppError as exc:
         # The same checks as the app's API, in Open311's error format.
         language = negotiate(request.headers.get("accept-language"))
-        message = exc.error.message(language)
-        with contextlib.suppress(KeyError, IndexError):
-            message = message.format(**exc.params)
+        message = exc.error.message(language, exc.params)
         # Open311 clients know 400/403/404 (and 429 for rate limits): map conflicts and
         # validation failures to 400.
         status = 400 if exc.error.status in (409, 422) else exc.error.status

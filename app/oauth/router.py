@@ -4,9 +4,9 @@ these routes read the request on the event loop, hand it over, and shape the ans
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -294,27 +294,31 @@ async def _page_request(request: Request, db: AsyncSession, req: str | None) -> 
     return (row, client) if client else None
 
 
-def _continue(row: Any, req: str) -> Response:
-    return RedirectResponse("/oauth/authorize?" + urlencode(
-        {"client_id": row.client_id, "request_uri": req}), status_code=303)
+@dataclass
+class _Page:
+    """A login or consent page's saved authorization request, its client and language."""
+
+    row: Any
+    client: Any
+    lang: str
 
 
-@router.get("/oauth/login", tags=["openid connect"], response_class=Response,
-            summary="Sign-in page (HTML)")
-async def login_page(request: Request, db: DbSession, req: str | None = None) -> Response:
+@dataclass
+class _Submitted(_Page):
+    form: dict[str, str]
+    req: str
+
+
+async def _opened_page(request: Request, db: AsyncSession, req: str | None) -> _Page | Response:
     found = await _page_request(request, db, req)
     lang = pages.language(request, found[0].params.get("ui_locales") if found else None)
     if found is None:
         return _error_page(request, lang, pages.t(lang, "request_expired"))
-    row, client = found
-    hint = row.params.get("login_hint")
-    return pages.render(request, "login.html", lang, csrf_bound_to=req, req=req,
-                        client_name=client.name, phone=hint)
+    return _Page(*found, lang)
 
 
-@router.post("/oauth/login", tags=["openid connect"], response_class=Response,
-             summary="Sign in (form post)")
-async def login_submit(request: Request, db: DbSession) -> Response:
+async def _submitted_form(request: Request, db: AsyncSession) -> _Submitted | Response:
+    """A posted login or consent form, its request still alive and its CSRF token right."""
     form = dict(reversed(await _pairs(request)))
     req = form.get("req")
     found = await _page_request(request, db, req)
@@ -323,7 +327,31 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         return _error_page(request, lang, pages.t(lang, "request_expired"))
     if not pages.csrf_ok(request, form.get("csrf_token"), req):
         return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
-    row, client = found
+    return _Submitted(*found, lang, form, req)
+
+
+def _continue(row: Any, req: str) -> Response:
+    return RedirectResponse("/oauth/authorize?" + urlencode(
+        {"client_id": row.client_id, "request_uri": req}), status_code=303)
+
+
+@router.get("/oauth/login", tags=["openid connect"], response_class=Response,
+            summary="Sign-in page (HTML)")
+async def login_page(request: Request, db: DbSession, req: str | None = None) -> Response:
+    page = await _opened_page(request, db, req)
+    if isinstance(page, Response):
+        return page
+    return pages.render(request, "login.html", page.lang, csrf_bound_to=req, req=req,
+                        client_name=page.client.name, phone=page.row.params.get("login_hint"))
+
+
+@router.post("/oauth/login", tags=["openid connect"], response_class=Response,
+             summary="Sign in (form post)")
+async def login_submit(request: Request, db: DbSession) -> Response:
+    page = await _submitted_form(request, db)
+    if isinstance(page, Response):
+        return page
+    form, req, lang, row, client = page.form, page.req, page.lang, page.row, page.client
     client_name, client_id = client.name, client.id  # read before a rollback expires the row
     previous = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     try:
@@ -336,9 +364,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
             await db.commit()  # failed attempts count
         else:
             await db.rollback()
-        message = exc.error.message(lang)
-        with contextlib.suppress(KeyError, IndexError):
-            message = message.format(**exc.params)
+        message = exc.error.message(lang, exc.params)
         response = pages.render(request, "login.html", lang, status=exc.error.status,
                                 csrf_bound_to=req, req=req, client_name=client_name,
                                 phone=form.get("phone"), error=message)
@@ -355,29 +381,22 @@ async def login_submit(request: Request, db: DbSession) -> Response:
 @router.get("/oauth/consent", tags=["openid connect"], response_class=Response,
             summary="Consent page (HTML)")
 async def consent_page(request: Request, db: DbSession, req: str | None = None) -> Response:
-    found = await _page_request(request, db, req)
-    lang = pages.language(request, found[0].params.get("ui_locales") if found else None)
-    if found is None:
-        return _error_page(request, lang, pages.t(lang, "request_expired"))
-    row, client = found
-    scopes = [s for s in Client(client).get_allowed_scope(row.params.get("scope")).split()
-              if s in SCOPES]
-    return pages.render(request, "consent.html", lang, csrf_bound_to=req, req=req,
-                        client_name=client.name, scopes=scopes)
+    page = await _opened_page(request, db, req)
+    if isinstance(page, Response):
+        return page
+    allowed = Client(page.client).get_allowed_scope(page.row.params.get("scope"))
+    scopes = [s for s in allowed.split() if s in SCOPES]
+    return pages.render(request, "consent.html", page.lang, csrf_bound_to=req, req=req,
+                        client_name=page.client.name, scopes=scopes)
 
 
 @router.post("/oauth/consent", tags=["openid connect"], response_class=Response,
              summary="Allow or deny (form post)")
 async def consent_submit(request: Request, db: DbSession) -> Response:
-    form = dict(reversed(await _pairs(request)))
-    req = form.get("req")
-    found = await _page_request(request, db, req)
-    lang = form.get("lang") if form.get("lang") in ("vi", "en") else pages.language(request)
-    if found is None or req is None:
-        return _error_page(request, lang, pages.t(lang, "request_expired"))
-    if not pages.csrf_ok(request, form.get("csrf_token"), req):
-        return _error_page(request, lang, pages.t(lang, "csrf_failed"), status=403)
-    row, client = found
+    page = await _submitted_form(request, db)
+    if isinstance(page, Response):
+        return page
+    form, req, lang, row, client = page.form, page.req, page.lang, page.row, page.client
     browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     user = await service.identity.get_active_user(db, browser.user_id) if browser else None
     if user is None:
