@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from app.core import deep_links
 from app.core.clock import LOCAL_TZ
 from app.core.i18n import Language
 from app.notifications import templates
@@ -60,7 +61,7 @@ TEMPLATE = templates.Template(
     kind=KIND, category=templates.STAFF_CATEGORY, urgent=False, ttl_seconds=6 * 3600,
     android_channel="staff_alerts", params=CameraOfflineParams,
     # No camera screen in the app yet: the notice opens the inbox.
-    deep_link=lambda p: f"{templates.DEEP_LINK_SCHEME}notifications",
+    deep_link=lambda p: deep_links.inbox(),
     collapse_key=lambda p: f"camera-offline-{p.camera_id}",
     render=_render,
     data=lambda p: {"camera_id": p.camera_id, "camera_code": p.camera_code},
@@ -89,7 +90,7 @@ def _render_event(p: CameraEventParams, lang: Language) -> templates.Rendered:
 EVENT_TEMPLATE = templates.Template(
     kind=EVENT_KIND, category=templates.STAFF_CATEGORY, urgent=True, ttl_seconds=3600,
     android_channel="staff_alerts", params=CameraEventParams,
-    deep_link=lambda p: f"{templates.DEEP_LINK_SCHEME}notifications",
+    deep_link=lambda p: deep_links.inbox(),
     collapse_key=lambda p: f"camera-event-{p.alert_id}",
     render=_render_event,
     data=lambda p: {"alert_id": p.alert_id, "alert_type": p.alert_type,

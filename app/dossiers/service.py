@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.core import audit, clock, jobs, ratelimit
+from app.core import audit, clock, deep_links, jobs, ratelimit
 from app.core.audit import AuditContext
 from app.core.db import UTCDateTime
 from app.core.errors import AppError
@@ -55,7 +55,6 @@ from app.media import service as media
 
 STATUS_CHANGED = "dossier.status_changed"
 OPEN_STATUSES = [Status.RECEIVED.value, Status.IN_PROGRESS.value]
-DEEP_LINK = "cthainguyen://dossiers/{code}"
 MAX_PAGE = 100
 
 # ---------------------------------------------------------------- catalogue
@@ -298,7 +297,7 @@ async def _record(
             "action": transition.action,
             "citizen_id": str(dossier.citizen_id),
             "procedure_code": dossier.procedure_code,
-            "deep_link": DEEP_LINK.format(code=dossier.code),
+            "deep_link": deep_links.dossier(dossier.code),
             "event_id": str(event.id),
             "at": event.at.isoformat(),
         }, dedupe_key=f"{STATUS_CHANGED}:{event.id}")

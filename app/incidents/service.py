@@ -16,7 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import audit, clock, jobs, ratelimit
+from app.core import audit, clock, deep_links, jobs, ratelimit
 from app.core.audit import AuditContext
 from app.core.errors import AppError
 from app.core.personal_data import Retained
@@ -140,7 +140,7 @@ async def _emit(
             "ward_code": incident.ward_code,
             "public_note": event.public_note,
             "recipient_ids": [str(u) for u in followers],
-            "deep_link": f"cthainguyen://incidents/{incident.id}",
+            "deep_link": deep_links.incident(incident.id),
             "at": clock.as_utc(event.at).isoformat(),
         },
         dedupe_key=f"{STATUS_CHANGED}:{event.id}",

@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core import deep_links
 from app.core.i18n import Language
 
 # Categories a citizen may switch off, and the one for staff work alerts (always on).
 CATEGORIES = ("dossier_updates", "incident_updates", "ward_announcements", "traffic_alerts")
 STAFF_CATEGORY = "staff_alerts"
-DEEP_LINK_SCHEME = "cthainguyen://"
 
 
 class _Params(BaseModel):
@@ -195,7 +195,7 @@ TEMPLATES: dict[str, Template] = {
             android_channel="dossier_updates",
             params=DossierParams,
             # The code is what the app's dossier screen and the API address a dossier by.
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}dossiers/{p.dossier_code or p.dossier_id}",
+            deep_link=lambda p: deep_links.dossier(p.dossier_code or p.dossier_id),
             collapse_key=lambda p: f"dossier-{p.dossier_id}",
             render=_dossier,
             data=lambda p: {
@@ -211,7 +211,7 @@ TEMPLATES: dict[str, Template] = {
             ttl_seconds=3 * 86400,
             android_channel="incident_updates",
             params=IncidentParams,
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}incidents/{p.incident_id}",
+            deep_link=lambda p: deep_links.incident(p.incident_id),
             collapse_key=lambda p: f"incident-{p.incident_id}",
             render=_incident,
             data=lambda p: {"incident_id": p.incident_id, "status": p.status},
@@ -223,7 +223,7 @@ TEMPLATES: dict[str, Template] = {
             ttl_seconds=3600,
             android_channel="staff_alerts",
             params=CameraAlertParams,
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}staff/incidents/{p.incident_id}",
+            deep_link=lambda p: deep_links.staff_incident(p.incident_id),
             collapse_key=lambda p: f"camera-{p.incident_id}",
             render=_camera,
             data=lambda p: {"incident_id": p.incident_id, "alert_type": p.alert_type},
@@ -235,7 +235,7 @@ TEMPLATES: dict[str, Template] = {
             ttl_seconds=1800,
             android_channel="traffic_alerts",
             params=TrafficWarningParams,
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}incidents/{p.incident_id}",
+            deep_link=lambda p: deep_links.incident(p.incident_id),
             collapse_key=lambda p: f"warning-{p.incident_id}",
             render=_traffic,
             data=lambda p: {"incident_id": p.incident_id, "alert_type": p.alert_type},
@@ -247,7 +247,7 @@ TEMPLATES: dict[str, Template] = {
             ttl_seconds=3 * 86400,
             android_channel="ward_announcements",
             params=AnnouncementParams,
-            deep_link=lambda p: f"{DEEP_LINK_SCHEME}announcements/{p.announcement_id}",
+            deep_link=lambda p: deep_links.announcement(p.announcement_id),
             collapse_key=lambda p: f"announcement-{p.announcement_id}",
             render=_announcement,
             data=lambda p: {"announcement_id": p.announcement_id},
