@@ -740,3 +740,60 @@ def _register_personal_data() -> None:
 
 
 _register_personal_data()
+
+
+# ---------------------------------------------------------------- audiences (for other domains)
+
+CITIZEN_ROLES = (Role.CITIZEN.value, Role.COMMUNITY_HELPER.value)
+WARD_STAFF_ROLES = (Role.WARD_STAFF.value, Role.WARD_ADMIN.value)
+
+
+def citizen_ids(
+    ward_code: str | None,
+    *,
+    after: uuid.UUID | None = None,
+    upto: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> sa.Select[tuple[uuid.UUID]]:
+    """Active citizens of a ward (their home ward), or of the city when `ward_code` is None, in id
+    order: a query other domains count, page by id (`after`, `upto`) or use as a subquery."""
+    query = sa.select(User.id).where(User.status == "active", User.role.in_(CITIZEN_ROLES))
+    if ward_code is not None:
+        query = query.where(User.ward_code == ward_code)
+    if after is not None:
+        query = query.where(User.id > after)
+    if upto is not None:
+        query = query.where(User.id <= upto)
+    query = query.order_by(User.id)
+    return query.limit(limit) if limit is not None else query
+
+
+async def ward_staff_ids(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
+    rows = await session.execute(
+        sa.select(User.id).where(
+            User.status == "active", User.role.in_(WARD_STAFF_ROLES), User.ward_code == ward_code
+        )
+    )
+    return list(rows.scalars())
+
+
+async def active_user_ids(session: AsyncSession, user_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The given accounts that are still active, in the given order."""
+    if not user_ids:
+        return []
+    rows = await session.execute(
+        sa.select(User.id).where(User.id.in_(user_ids), User.status == "active")
+    )
+    found = set(rows.scalars())
+    return [i for i in user_ids if i in found]
+
+
+async def locales(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each account's app language (in batches: announcements reach whole wards)."""
+    out: dict[uuid.UUID, str] = {}
+    for start in range(0, len(user_ids), 1000):
+        rows = await session.execute(
+            sa.select(User.id, User.locale).where(User.id.in_(user_ids[start : start + 1000]))
+        )
+        out.update({user_id: locale for user_id, locale in rows})
+    return out

@@ -228,12 +228,11 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
     size = get_settings().announcement_batch_size
-    audience = recipients.audience(ann.scope, ann.ward_code).order_by(User.id).limit(size)
     ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = []
     total, after = 0, None
     # Keyset pages: only one page of ids in memory, however large the city.
     while True:
-        page_query = audience if after is None else audience.where(User.id > after)
+        page_query = recipients.audience(ann.scope, ann.ward_code, after=after, limit=size)
         page = list((await session.execute(page_query)).scalars())
         if not page:
             break
@@ -263,10 +262,8 @@ async def send_batch(
     ann = await session.get(Announcement, ann_id)
     if ann is None:
         return
-    query = recipients.audience(ann.scope, ann.ward_code).where(User.id <= upto)
-    if after is not None:
-        query = query.where(User.id > after)
-    user_ids = list((await session.execute(query.order_by(User.id))).scalars())
+    query = recipients.audience(ann.scope, ann.ward_code, after=after, upto=upto)
+    user_ids = list((await session.execute(query)).scalars())
     notes = await build_notifications(
         session,
         user_ids,

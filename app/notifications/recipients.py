@@ -1,8 +1,4 @@
-"""Who receives what: languages and audiences, read from the accounts table.
-
-Read-only queries on `users`. They belong in `app.identity.service` (a domain uses another only
-through its service); they live here, in one place, until identity offers them.
-"""
+"""Who receives what: languages and audiences, asked of the identity domain's service."""
 
 from __future__ import annotations
 
@@ -12,11 +8,8 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.identity.models import User
+from app.identity import service as identity
 from app.notifications.models import NotificationPreference
-
-CITIZEN_ROLES = ("citizen", "community_helper")
-WARD_STAFF_ROLES = ("ward_staff", "ward_admin")
 
 
 def _lang(value: str | None) -> str:
@@ -26,47 +19,34 @@ def _lang(value: str | None) -> str:
 async def languages(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The language each recipient reads: their preference, else their account's locale."""
     ids = list(user_ids)
-    out: dict[uuid.UUID, str] = {}
+    preferred: dict[uuid.UUID, str | None] = {}
     for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
         rows = await session.execute(
-            sa.select(User.id, User.locale, NotificationPreference.language)
-            .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
-            .where(User.id.in_(chunk))
+            sa.select(NotificationPreference.user_id, NotificationPreference.language)
+            .where(NotificationPreference.user_id.in_(ids[start : start + 1000]))
         )
-        for user_id, locale, preferred in rows:
-            out[user_id] = _lang(preferred or locale)
-    return out
+        preferred.update({user_id: language for user_id, language in rows})
+    account_locales = await identity.locales(session, ids)
+    return {
+        user_id: _lang(preferred.get(user_id) or locale)
+        for user_id, locale in account_locales.items()
+    }
 
 
 async def user_locale(session: AsyncSession, user_id: uuid.UUID) -> str:
-    locale = (await session.execute(sa.select(User.locale).where(User.id == user_id))).scalar()
-    return _lang(locale)
+    return _lang((await identity.locales(session, [user_id])).get(user_id))
 
 
-def audience(scope: str, ward_code: str | None) -> sa.Select[tuple[uuid.UUID]]:
-    """Active citizens of a ward (their home ward) or of the whole city."""
-    query = sa.select(User.id).where(User.status == "active", User.role.in_(CITIZEN_ROLES))
-    if scope == "ward":
-        query = query.where(User.ward_code == ward_code)
-    return query
+def audience(
+    scope: str, ward_code: str | None, **page: uuid.UUID | int | None
+) -> sa.Select[tuple[uuid.UUID]]:
+    """Active citizens of a ward (their home ward) or of the whole city, in id order."""
+    return identity.citizen_ids(ward_code if scope == "ward" else None, **page)  # type: ignore[arg-type]
 
 
 async def ward_staff(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
-    rows = await session.execute(
-        sa.select(User.id).where(
-            User.status == "active", User.role.in_(WARD_STAFF_ROLES), User.ward_code == ward_code
-        )
-    )
-    return list(rows.scalars())
+    return await identity.ward_staff_ids(session, ward_code)
 
 
 async def active_users(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
-    ids = list(user_ids)
-    if not ids:
-        return []
-    rows = await session.execute(
-        sa.select(User.id).where(User.id.in_(ids), User.status == "active")
-    )
-    found = set(rows.scalars())
-    return [i for i in ids if i in found]
+    return await identity.active_user_ids(session, list(user_ids))
