@@ -184,7 +184,13 @@ async def test_citizen_gets_the_push_and_the_inbox_through_fcm(server: dict[str,
         [after] = await eventually(lambda: _fake_messages(server["fake"], "e2e-phone"), within=20)
         assert after["data"]["status"] == "approved"
         assert assert_valid_push(after) == "dossier.status_changed"
-        statuses = {(d.status, d.error_code) for d in await deliveries()}
+        # The worker sends first and records the outcome after: wait for that write to land.
+
+        async def settled() -> set[tuple[str, str | None]] | None:
+            found = {(d.status, d.error_code) for d in await deliveries()}
+            return found if "retrying" not in {s for s, _ in found} else None
+
+        statuses = await eventually(settled)
         assert ("unregistered", "UNREGISTERED") in statuses
         assert {s for s, _ in statuses} == {"sent", "unregistered"}
         inbox = (await http.get("/api/v1/notifications", headers=headers)).json()
