@@ -7,7 +7,11 @@ from datetime import datetime
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import get_engine
+from app.dossiers import service
 from tests.support.dossiers import (
     Person,
     birth_body,
@@ -186,3 +190,53 @@ async def test_statistics_by_ward_and_month(
 @pytest.mark.parametrize("path", ["/api/v1/staff/stats/dossiers?from=2027-13x"])
 async def test_bad_stats_query(client: httpx.AsyncClient, city_admin: Person, path: str) -> None:
     assert (await client.get(path, headers=city_admin.headers)).status_code == 422
+
+
+async def test_a_queue_page_is_one_query_whatever_its_length(
+    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, db: AsyncSession
+) -> None:
+    await travel_to(client, datetime(2027, 3, 1, 9, 0), citizen, pdp_staff)
+    for _ in range(5):
+        await act(client, pdp_staff, await new_dossier(client, citizen), action="receive")
+    await travel_to(client, datetime(2027, 3, 15, 9, 0), citizen, pdp_staff)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = get_engine().sync_engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for limit in (1, 5):
+            statements.clear()
+            page = await client.get(STAFF, params={"overdue": "true", "limit": limit},
+                                    headers=pdp_staff.headers)
+            assert len(page.json()["items"]) == limit
+            # The page (with its procedure names) is one statement; no query per row.
+            assert sum("from dossiers" in s.lower() for s in statements) == 1, statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+async def test_overdue_page_reads_the_partial_index_in_order_even_in_a_generic_plan(
+    db: AsyncSession, backend: str
+) -> None:
+    """A prepared statement's generic plan knows no parameter values: the open statuses must be
+    literals for PostgreSQL to prove that the partial index `ix_dossiers_open_due` applies, and
+    the order must be the index's, so the first page needs neither a scan nor a sort."""
+    if backend != "postgresql":
+        pytest.skip("plans are PostgreSQL's")
+    for cursor in (False, True):
+        shape = service._ListShape(ward=True, overdue=True, cursor=cursor)
+        sql = str(service._list_statement(shape).compile(dialect=db.bind.dialect))
+        args = "'TNG-PDP', now(), now(), gen_random_uuid(), 21" if cursor else \
+            "'TNG-PDP', now(), 21"
+        await db.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        await db.execute(sa.text(f"PREPARE overdue_page AS {sql}"))
+        plan = "\n".join((await db.execute(
+            sa.text(f"EXPLAIN EXECUTE overdue_page({args})"))).scalars())
+        await db.execute(sa.text("DEALLOCATE overdue_page"))
+        assert "ix_dossiers_open_due" in plan, plan
+        assert "Sort" not in plan, plan
+    await db.rollback()
