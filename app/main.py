@@ -39,6 +39,7 @@ DOMAIN_TASK_MODULES: list[str] = [
     "app.cameras.tasks",
     "app.notifications.tasks",
     "app.oauth.tasks",
+    "app.dossiers.tasks",
 ]
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [

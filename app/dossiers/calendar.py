@@ -35,6 +35,18 @@ class WorkCalendar:
                 count -= 1
         return day
 
+    def counting_start(self, received_at: datetime) -> date:
+        """The day a receipt counts from (day 0; day 1 is the next working day): the day itself
+        when it is a working day and the receipt came no later than the cut-off
+        (`DOSSIER_RECEIPT_CUTOFF`, 15:00 local); otherwise the next working day, as if received
+        then. So a dossier received at 16:00 gets one working day more than one received at
+        14:00, as the citizen was told at the counter."""
+        local = clock.as_utc(received_at).astimezone(clock.LOCAL_TZ)
+        day = local.date()
+        if self.is_workday(day) and local.time() <= self.settings.receipt_cutoff:
+            return day
+        return self.add_workdays(day, 1)
+
     def workdays_between(self, after: date, until: date) -> int:
         """Working days d with after < d <= until (0 if until <= after)."""
         total, day = 0, after

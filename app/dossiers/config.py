@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, time
 from functools import lru_cache
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,13 @@ class DossierSettings(BaseSettings):
     extra_days_off: list[date] = []
     # A deadline falls at this local time of its last working day.
     close_of_business: time = time(17, 0)
+    # A dossier received after this local time (or on a day off) counts from the next working
+    # day: the rule of the same-day civil-status and certification procedures, applied to all.
+    receipt_cutoff: time = time(15, 0)
+    # Working days the citizen has to provide a requested supplement; past its close of business
+    # a periodic job stops processing (status `stopped`). To be confirmed by the city: the
+    # rules at hand name no general period.
+    supplement_wait_workdays: int = Field(default=15, ge=1)
     public_lookup_per_ip_per_minute: int = 20
     public_lookup_per_code_per_hour: int = 10
 

@@ -93,3 +93,8 @@ ALREADY_RATED = error_code(
 CURSOR_INVALID = error_code(
     "dossier.cursor_invalid", 422, "Con trỏ phân trang không hợp lệ.", "The cursor is not valid.",
 )
+SUPPLEMENT_PERIOD_EXPIRED = error_code(
+    "dossier.supplement_period_expired", 409,
+    "Đã hết thời hạn bổ sung hồ sơ ({due}); hồ sơ sẽ bị dừng xử lý.",
+    "The time allowed for the supplement ran out ({due}); processing will be stopped.",
+)

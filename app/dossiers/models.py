@@ -43,6 +43,10 @@ class Dossier(SQLModel, table=True):
         sa.Index("ix_dossiers_open_due", "agency_code", "due_at", "id",
                  postgresql_where=sa.text("status IN ('received', 'in_progress')"),
                  sqlite_where=sa.text("status IN ('received', 'in_progress')")),
+        # Supplements awaited past their deadline (the periodic stop): few rows, partial.
+        sa.Index("ix_dossiers_supplement_due", "supplement_due_at",
+                 postgresql_where=sa.text("status = 'supplement_requested'"),
+                 sqlite_where=sa.text("status = 'supplement_requested'")),
         sa.Index("ix_dossiers_citizen_id", "citizen_id", "id"),
         sa.Index("ix_dossiers_agency_period", "agency_code", "period"),
     )
@@ -71,6 +75,8 @@ class Dossier(SQLModel, table=True):
     supplement_requests: int = 0
     supplement_note: str | None = Field(default=None, max_length=2000)
     supplement_documents: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    # Until when the citizen may provide the supplement (close of business, local).
+    supplement_due_at: datetime | None = utc_field(nullable=True)
     extensions: int = 0
     resolved_at: datetime | None = utc_field(nullable=True)
     processing_days: int | None = None

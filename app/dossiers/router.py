@@ -115,7 +115,8 @@ async def get_mine(
               summary="Provide what staff asked for; the clock runs again",
               responses=responses(*AUTH, *BODY, errors.DOSSIER_NOT_FOUND,
                                   errors.INVALID_TRANSITION, errors.SUPPLEMENT_EMPTY,
-                                  errors.FORM_INVALID, *DOCUMENT_ERRORS))
+                                  errors.SUPPLEMENT_PERIOD_EXPIRED, errors.FORM_INVALID,
+                                  *DOCUMENT_ERRORS))
 async def supplement(
     code: Annotated[str, CODE], body: schemas.SupplementIn, request: Request,
     principal: CurrentPrincipal, session: DbSession,

@@ -121,6 +121,9 @@ class DossierOut(DossierSummary):
     assignee_id: uuid.UUID | None
     supplement_note: str | None
     supplement_documents: list[str]
+    supplement_due_at: datetime | None = Field(
+        description="While a supplement is awaited: until when the citizen may provide it; "
+        "after that processing is stopped")
     outcome_note: str | None
     outcome_reasons: list[str]
     result_media_id: uuid.UUID | None

@@ -384,6 +384,7 @@ async def view(
         "legal_due_at": dossier.legal_due_at, "assignee_id": dossier.assignee_id,
         "supplement_note": dossier.supplement_note,
         "supplement_documents": dossier.supplement_documents,
+        "supplement_due_at": dossier.supplement_due_at,
         "outcome_note": dossier.outcome_note, "outcome_reasons": dossier.outcome_reasons,
         "result_media_id": dossier.result_media_id, "processing_days": dossier.processing_days,
         "rating": dossier.rating, "rating_comment": dossier.rating_comment,
@@ -578,11 +579,14 @@ def _guard(dossier: Dossier, action: str, actor: Actor) -> Transition:
     return TRANSITIONS[action]
 
 
-def _start_clock(dossier: Dossier, procedure: Procedure, now: datetime) -> None:
+def _start_clock(dossier: Dossier, procedure: Procedure, now: datetime) -> date:
+    """Set the appointment and legal deadline; returns the day the count starts from."""
     calendar = get_calendar()
-    due_day = calendar.add_workdays(local_date(now), procedure.processing_days)
+    start = calendar.counting_start(now)
     dossier.received_at = now
-    dossier.due_at = dossier.legal_due_at = calendar.close_of(due_day)
+    dossier.due_at = dossier.legal_due_at = calendar.close_of(
+        calendar.add_workdays(start, procedure.processing_days))
+    return start
 
 
 def _resume_clock(dossier: Dossier, now: datetime) -> int:
@@ -596,7 +600,7 @@ def _resume_clock(dossier: Dossier, now: datetime) -> int:
         dossier.legal_due_at = calendar.close_of(
             calendar.add_workdays(local_date(dossier.legal_due_at), shift))
     dossier.paused_workdays += shift
-    dossier.paused_at = None
+    dossier.paused_at = dossier.supplement_due_at = None
     return shift
 
 
@@ -607,8 +611,17 @@ def _resolve(dossier: Dossier, now: datetime) -> None:
     assert dossier.received_at is not None and dossier.legal_due_at is not None
     done, due = local_date(now), local_date(dossier.legal_due_at)
     dossier.timeliness = "early" if done < due else "on_time" if done == due else "late"
-    used = calendar.workdays_between(local_date(dossier.received_at), done)
+    used = calendar.workdays_between(calendar.counting_start(dossier.received_at), done)
     dossier.processing_days = max(0, used - dossier.paused_workdays)
+
+
+def _supplement_deadline(requested_at: datetime) -> datetime:
+    """Close of business of the N-th working day after the request (`DOSSIER_SUPPLEMENT_WAIT_
+    WORKDAYS`); fixed when asked, so the citizen is told one date that a later change of the
+    setting does not move."""
+    calendar = get_calendar()
+    days = get_dossier_settings().supplement_wait_workdays
+    return calendar.close_of(calendar.add_workdays(local_date(requested_at), days))
 
 
 async def _assignee(session: AsyncSession, dossier: Dossier, assignee_id: uuid.UUID) -> User:
@@ -629,15 +642,16 @@ async def transition(
     data: dict[str, Any] = {}
     match body.action:
         case "receive":
-            _start_clock(dossier, procedure, now)
+            counted_from = _start_clock(dossier, procedure, now)
             dossier.received_by_id = staff.id
-            data = {"receipt_no": dossier.code, "appointment_at": dossier.due_at.isoformat()}
+            data = {"receipt_no": dossier.code, "appointment_at": dossier.due_at.isoformat(),
+                    "counted_from": counted_from.isoformat()}
         case "reject_intake" | "stop" | "reject":
             dossier.outcome_reasons = list(body.reasons or [])
             dossier.outcome_note = body.note
             if body.action == "reject":
                 _resolve(dossier, now)
-            dossier.closed_at, dossier.paused_at = now, None
+            dossier.closed_at, dossier.paused_at, dossier.supplement_due_at = now, None, None
             data = {"reasons": dossier.outcome_reasons}
         case "assign":
             assignee = await _assignee(session, dossier, body.assignee_id)  # type: ignore[arg-type]
@@ -648,9 +662,11 @@ async def transition(
                 raise AppError(errors.SUPPLEMENT_ALREADY_REQUESTED)
             dossier.supplement_requests += 1
             dossier.paused_at = now
+            dossier.supplement_due_at = _supplement_deadline(now)
             dossier.supplement_note = body.note
             dossier.supplement_documents = list(body.requested_documents or [])
-            data = {"requested_documents": dossier.supplement_documents}
+            data = {"requested_documents": dossier.supplement_documents,
+                    "supplement_due_at": dossier.supplement_due_at.isoformat()}
         case "approve":
             _resolve(dossier, now)
             dossier.outcome_note = body.note
@@ -690,6 +706,11 @@ async def supplement(
 ) -> Dossier:
     dossier = await for_citizen(session, citizen, code, lock=True)
     step = _guard(dossier, "supplement", Actor.CITIZEN)
+    if dossier.supplement_due_at is not None and dossier.supplement_due_at < clock.now():
+        # Too late, even if the periodic stop has not run yet: the outcome must not depend on
+        # when the job happens to run.
+        raise AppError(errors.SUPPLEMENT_PERIOD_EXPIRED, params={
+            "due": f"{dossier.supplement_due_at.astimezone(clock.LOCAL_TZ):%H:%M %d/%m/%Y}"})
     if body.form is None and not body.documents and not body.note:
         raise AppError(errors.SUPPLEMENT_EMPTY)
     procedure = await get_procedure(session, dossier.procedure_code)
@@ -714,7 +735,7 @@ async def withdraw(session: AsyncSession, citizen: User, code: str, reason: str 
     step = _guard(dossier, "withdraw", Actor.CITIZEN)
     before, now = dossier.status, clock.now()
     dossier.status, dossier.closed_at, dossier.updated_at = Status.WITHDRAWN, now, now
-    dossier.paused_at = None
+    dossier.paused_at = dossier.supplement_due_at = None
     await session.flush()
     await _record(session, dossier, step, before, citizen, note=reason, data={})
     return dossier
@@ -733,6 +754,33 @@ async def rate(
     await _record(session, dossier, step, dossier.status, citizen, note=comment,
                   data={"score": score})
     return dossier
+
+
+async def stop_unsupplemented(session: AsyncSession, *, batch: int = 500) -> int:
+    """Stop processing of dossiers whose supplement period ran out (the system acts; the
+    citizen is told through `dossier.status_changed`). Idempotent: a stopped dossier no longer
+    matches. Rows are locked and skipped when locked (PostgreSQL), so two workers never stop
+    one dossier twice; more than `batch` waiting are taken by the next run."""
+    now = clock.now()
+    query = (
+        sa.select(Dossier)
+        .where(Dossier.status == Status.SUPPLEMENT_REQUESTED, Dossier.supplement_due_at < now)
+        .order_by(Dossier.supplement_due_at).limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    step = TRANSITIONS["supplement_expired"]
+    stopped = 0
+    for dossier in (await session.execute(query)).scalars().all():
+        due = dossier.supplement_due_at
+        assert due is not None
+        dossier.status, dossier.closed_at, dossier.updated_at = step.target, now, now
+        dossier.paused_at = dossier.supplement_due_at = None
+        dossier.outcome_reasons = ["supplement_not_provided"]
+        await session.flush()
+        await _record(session, dossier, step, Status.SUPPLEMENT_REQUESTED, None,
+                      note=None, data={"supplement_due_at": due.isoformat()})
+        stopped += 1
+    return stopped
 
 
 # ---------------------------------------------------------------- public look-up
@@ -831,7 +879,8 @@ async def erase_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[Reta
         sa.update(Dossier)
         .where(Dossier.citizen_id == user_id, Dossier.status.in_([s.value for s in Status
                                                                    if s in _CANCELLABLE]))
-        .values(status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None)
+        .values(status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None,
+                supplement_due_at=None)
     )
     return [Retained(
         data=f"{count} public-service dossiers with their forms, documents and timeline",

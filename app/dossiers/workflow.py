@@ -76,6 +76,10 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("stop", Actor.STAFF,
                frozenset({S.RECEIVED, S.IN_PROGRESS, S.SUPPLEMENT_REQUESTED}), S.STOPPED,
                requires=("reasons",), vi="Dừng xử lý", en="Processing stopped"),
+    # The citizen let the supplement period run out: a periodic job stops processing.
+    Transition("supplement_expired", Actor.SYSTEM, frozenset({S.SUPPLEMENT_REQUESTED}),
+               S.STOPPED, vi="Dừng xử lý do quá hạn bổ sung hồ sơ",
+               en="Processing stopped: the supplement was not provided in time"),
     Transition("withdraw", Actor.CITIZEN,
                frozenset({S.SUBMITTED, S.RECEIVED, S.IN_PROGRESS, S.SUPPLEMENT_REQUESTED}),
                S.WITHDRAWN, vi="Công dân rút hồ sơ", en="Withdrawn by the citizen"),

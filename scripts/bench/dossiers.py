@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -34,6 +36,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench._common import CpuMeter, CpuUse  # noqa: E402
 from tests.support.dossiers import birth_body, pdf_bytes  # noqa: E402
 
 CITIZEN = ("0912345678", "mot-mat-khau-dai-2026")
@@ -85,14 +88,19 @@ def free_port() -> int:
 
 
 def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
-        script: Path | None = None) -> dict[str, float]:
+        script: Path | None = None, meter: CpuMeter | None = None) -> dict[str, Any]:
+    """One wrk run; with a meter, also the CPU that the server and the database's backends
+    spent per request (steadier than latency on a shared machine)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", str(script)]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    cpu: list[CpuUse] = []
+    with meter.measure() if meter else contextlib.nullcontext(cpu) as cpu:
+        out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     statuses = re.search(r"^statuses:(.*)$", out, re.M)
 
@@ -102,7 +110,10 @@ def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
+    per_request = {"server_cpu_ms": cpu[0].server_s * 1000 / max(total, 1) if cpu else None,
+                   "db_cpu_ms": (cpu[0].database_s or 0) * 1000 / max(total, 1) if cpu else None}
+    return {"rps": rps, "requests": total, "p50_ms": pct("50"), "p99_ms": pct("99"),
+            **per_request,
             "errors": int(non2xx.group(1)) if non2xx else 0,
             "statuses": statuses.group(1).strip() if statuses else ""}
 
@@ -161,6 +172,7 @@ def main() -> int:
         print("needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
 
+    load_start = os.getloadavg()[0]
     name = f"bench_dossiers_{os.getpid()}"
     server_url = sa.engine.make_url(args.pg)
     db_url = server_url.set(database=name).render_as_string(hide_password=False)
@@ -222,7 +234,8 @@ def main() -> int:
                           + SUBMIT_LUA, encoding="utf-8")
         tally = tmp / "tally.lua"
         tally.write_text(STATUS_LUA, encoding="utf-8")
-        common = {"duration": args.duration, "connections": args.connections, "script": tally}
+        common = {"duration": args.duration, "connections": args.connections, "script": tally,
+                  "meter": CpuMeter(server.pid, name)}
         results = {
             "baseline GET /healthz": wrk(f"{base}/healthz", headers={}, **common),
             "authenticated GET /api/v1/me": wrk(f"{base}/api/v1/me", headers=citizen, **common),
@@ -256,15 +269,20 @@ def main() -> int:
           f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk; "
           f"load average at the end {load:.1f}")
     heading = f"endpoint (c={args.connections} unless said)"
-    print(f"{heading:<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{heading:<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'srv cpu':>9}{'db cpu':>8}{'errors':>8}   (cpu: ms per request)")
     for label, r in results.items():
         print(f"{label:<44}{r['rps']:>10.0f}{r['rps'] / baseline:>8.0%} {r['p50_ms']:>8.2f}"
-              f"{r['p99_ms']:>9.2f}{r['errors']:>8}   {r['statuses']}")
+              f"{r['p99_ms']:>9.2f}{r['server_cpu_ms']:>9.2f}{r['db_cpu_ms']:>8.2f}"
+              f"{r['errors']:>8}   {r['statuses']}")
     for label in ("staff queue: ward's overdue, first page",
                   "staff queue: overdue, first page (c=4)"):
         p99 = results[label]["p99_ms"]
         print(f"{label}: p99 {p99:.1f} ms (target < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
-    print(f"submissions/s: {results['POST /api/v1/dossiers (5 wards)']['rps']:.0f}")
+    submissions = results["POST /api/v1/dossiers (5 wards)"]["rps"]
+    print(f"submissions/s: {submissions:.0f} (bare endpoint /healthz in the same run: "
+          f"{baseline:.0f} req/s; submissions at {submissions / baseline:.0%} of it)")
+    print(f"load average at the start {load_start:.1f}, at the end {load:.1f}")
     return 0
 
 

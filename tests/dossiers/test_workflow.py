@@ -137,6 +137,31 @@ async def test_birth_registration_across_tet_with_a_supplement(
         assert job.payload["citizen_id"] == citizen.id
 
 
+async def test_a_dossier_received_after_15_00_on_the_eve_of_tet_counts_from_after_tet(
+    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person
+) -> None:
+    # Wed 3 Feb 2027 is the last working day before Tết (Thu 4 – Wed 10 Feb).
+    await travel_to(client, datetime(2027, 2, 3, 13, 0), citizen, pdp_staff)
+    early, late = await new_dossier(client, citizen), await new_dossier(client, citizen)
+    await travel_to(client, datetime(2027, 2, 3, 14, 0), citizen, pdp_staff)
+    before = await act(client, pdp_staff, early, action="receive")
+    assert before.json()["due_at"] == "2027-02-11T10:00:00Z"  # first working day after Tết
+    assert before.json()["timeline"][-1]["data"]["counted_from"] == "2027-02-03"
+    # At 16:30, after the 15:00 cut-off, the receipt counts from Thu 11 Feb: due Fri 12 Feb.
+    await travel_to(client, datetime(2027, 2, 3, 16, 30), citizen, pdp_staff)
+    received = await act(client, pdp_staff, late, action="receive")
+    assert received.status_code == 200, received.text
+    assert received.json()["due_at"] == "2027-02-12T10:00:00Z"
+    assert received.json()["timeline"][-1]["data"]["counted_from"] == "2027-02-11"
+    assert received.json()["timeline"][-1]["at"].startswith("2027-02-03T09:30")  # when it was
+
+    # Decided on Fri 12 Feb: on time, and one working day of processing (Fri 12 only).
+    await travel_to(client, datetime(2027, 2, 12, 9, 0), citizen, pdp_staff)
+    approved = await act(client, pdp_staff, late, action="approve")
+    assert approved.json()["timeliness"] == "on_time"
+    assert approved.json()["processing_days"] == 1
+
+
 async def test_timeliness_early_and_late_and_extension_with_apology(
     client: httpx.AsyncClient, citizen: Person, pdp_staff: Person
 ) -> None:
