@@ -84,11 +84,11 @@ async def submit(
     principal: CurrentPrincipal, session: DbSession,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
-    dossier, created = await service.submit(session, principal.user, body, idempotency_key)
-    if not created:
+    dossier, known = await service.submit(session, principal.user, body, idempotency_key)
+    if known is None:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    return await service.view(session, dossier, language(request), staff=False)
+    return await service.view(session, dossier, language(request), staff=False, known=known)
 
 
 @citizen.get("", response_model=schemas.DossierPage, summary="My dossiers, newest first",

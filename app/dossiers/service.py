@@ -118,7 +118,8 @@ def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
 async def check_documents(
     session: AsyncSession, procedure: Procedure, owner_id: uuid.UUID,
     attachments: Sequence[AttachmentIn], *, require_all: bool,
-) -> None:
+) -> dict[uuid.UUID, Any]:
+    """Check the attachments against the procedure; returns their files by id."""
     kinds = {d["code"]: d for d in procedure.documents}
     for index, item in enumerate(attachments):
         if item.document_code not in kinds:
@@ -145,6 +146,7 @@ async def check_documents(
             raise AppError(errors.DOCUMENT_MISSING,
                            params={"documents": ", ".join(d["name"] for d in missing)},
                            extra={"missing": [d["code"] for d in missing]})
+    return owned
 
 
 def _field(index: int, name: str, code: str) -> dict[str, str]:
@@ -154,12 +156,14 @@ def _field(index: int, name: str, code: str) -> dict[str, str]:
 async def _attach(
     session: AsyncSession, dossier: Dossier, attachments: Sequence[AttachmentIn], stage: str,
     by: uuid.UUID,
-) -> None:
-    for item in attachments:
-        session.add(DossierDocument(dossier_id=dossier.id, document_code=item.document_code,
-                                    media_id=item.media_id, stage=stage, added_by_id=by))
+) -> list[DossierDocument]:
+    documents = [DossierDocument(dossier_id=dossier.id, document_code=item.document_code,
+                                 media_id=item.media_id, stage=stage, added_by_id=by)
+                 for item in attachments]
+    session.add_all(documents)
     await media.hold(session, (a.media_id for a in attachments))
     await session.flush()
+    return documents
 
 
 # ---------------------------------------------------------------- submission
@@ -237,18 +241,30 @@ async def _receiving_agency(session: AsyncSession, procedure: Procedure, ward_co
     return ward.code
 
 
+@dataclass
+class Known:
+    """What a request holds of a dossier it has just created: `view` need not read it back."""
+
+    procedure: Procedure
+    documents: list[DossierDocument]
+    files: dict[uuid.UUID, Any]
+    events: list[DossierEvent]
+
+
 async def submit(
     session: AsyncSession, citizen: User, body: DossierCreate, idempotency_key: str | None
-) -> tuple[Dossier, bool]:
-    """Create a dossier (or return the one this Idempotency-Key already created)."""
+) -> tuple[Dossier, Known | None]:
+    """Create a dossier (with what `view` needs of it), or return the one this
+    Idempotency-Key already created (with None)."""
     key = check_idempotency_key(idempotency_key)
     earlier = await _claim_key(session, citizen.id, key, _request_hash(body))
     if earlier is not None:
-        return earlier, False
+        return earlier, None
     procedure = await get_procedure(session, body.procedure_code)
     agency = await _receiving_agency(session, procedure, body.ward_code)
     validate_form(procedure.form_schema, body.form)
-    await check_documents(session, procedure, citizen.id, body.documents, require_all=True)
+    files = await check_documents(session, procedure, citizen.id, body.documents,
+                                  require_all=True)
     now = clock.now()
     dossier = Dossier(
         code="", procedure_code=procedure.code,
@@ -262,7 +278,7 @@ async def submit(
     dossier.code = f"~{dossier.id.hex}"
     session.add(dossier)
     await session.flush()
-    await _attach(session, dossier, body.documents, "submission", citizen.id)
+    documents = await _attach(session, dossier, body.documents, "submission", citizen.id)
     await session.execute(
         sa.update(DossierIdempotencyKey)
         .where(DossierIdempotencyKey.citizen_id == citizen.id, DossierIdempotencyKey.key == key)
@@ -270,8 +286,9 @@ async def submit(
     )
     dossier.code = await _next_code(session, agency, now)
     await session.flush()
-    await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={})
-    return dossier, True
+    event = await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None,
+                          data={})
+    return dossier, Known(procedure, documents, files, [event])
 
 
 # ---------------------------------------------------------------- timeline and jobs
@@ -362,18 +379,14 @@ def _summary_row(
 
 
 async def view(
-    session: AsyncSession, dossier: Dossier, language: Language, *, staff: bool
+    session: AsyncSession, dossier: Dossier, language: Language, *, staff: bool,
+    known: Known | None = None,
 ) -> dict[str, Any]:
-    procedure = await session.get(Procedure, dossier.procedure_code)
-    docs = (await session.execute(
-        sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
-        .order_by(DossierDocument.added_at, DossierDocument.id)
-    )).scalars().all()
-    files = await media.get_many(session, (d.media_id for d in docs))
-    events = (await session.execute(
-        sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
-        .order_by(DossierEvent.at, DossierEvent.id)
-    )).scalars().all()
+    if known is not None:  # just created by this request: nothing to read back
+        procedure, docs, files, events = (known.procedure, known.documents, known.files,
+                                          known.events)
+    else:
+        procedure, docs, files, events = await _view_parts(session, dossier)
     actor = Actor.STAFF if staff else Actor.CITIZEN
     out = _summary(dossier, procedure, language) | {
         "form": dossier.form,
@@ -403,6 +416,23 @@ async def view(
     if staff:
         out |= {"citizen_id": dossier.citizen_id, "applicant_name": dossier.applicant_name}
     return out
+
+
+async def _view_parts(
+    session: AsyncSession, dossier: Dossier
+) -> tuple[Procedure | None, Sequence[DossierDocument], dict[uuid.UUID, Any],
+           Sequence[DossierEvent]]:
+    procedure = await session.get(Procedure, dossier.procedure_code)
+    docs = (await session.execute(
+        sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
+        .order_by(DossierDocument.added_at, DossierDocument.id)
+    )).scalars().all()
+    files = await media.get_many(session, (d.media_id for d in docs))
+    events = (await session.execute(
+        sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
+        .order_by(DossierEvent.at, DossierEvent.id)
+    )).scalars().all()
+    return procedure, docs, files, events
 
 
 def encode_cursor(due_at: datetime | None, ident: uuid.UUID) -> str:

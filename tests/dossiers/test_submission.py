@@ -58,6 +58,26 @@ async def test_submission_gets_a_daily_code_per_receiving_ward(
     assert body["allowed_actions"] == ["withdraw"]
 
 
+async def test_the_answer_to_a_submission_is_the_dossier_as_read_back(
+    client: httpx.AsyncClient, citizen: Person
+) -> None:
+    """The submission's answer is built from what the request wrote, not read back: it must
+    be exactly what a later read shows (two documents, English labels)."""
+    media_id = await upload_pdf(client, citizen.headers)
+    proxy = await upload(client, citizen.headers, png_bytes(), "uy-quyen.png", "image/png")
+    body = birth_body(media_id)
+    body["documents"].append({"document_code": "van_ban_uy_quyen",
+                              "media_id": proxy.json()["id"]})
+    english = {**citizen.headers, "Accept-Language": "en"}
+    created = await client.post(DOSSIERS, json=body, headers=idem(english))
+    assert created.status_code == 201, created.text
+    read = await client.get(f"{DOSSIERS}/{created.json()['code']}", headers=english)
+    assert created.json() == read.json()
+    assert [d["document_code"] for d in read.json()["documents"]] == [
+        "giay_chung_sinh", "van_ban_uy_quyen"]
+    assert read.json()["timeline"][0]["label"] == "Submitted online"
+
+
 async def test_province_level_procedure_goes_to_the_province_queue(
     client: httpx.AsyncClient, citizen: Person
 ) -> None:
