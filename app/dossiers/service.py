@@ -405,6 +405,8 @@ async def view(
             a for a in allowed_actions(dossier.status, actor)
             if not (a == "rate" and dossier.rating is not None)
             and not (a == "request_supplement" and dossier.supplement_requests)
+            and not (a == "supplement" and dossier.supplement_due_at is not None
+                     and dossier.supplement_due_at < clock.now())
         ],
         "timeline": [{
             "at": e.at, "action": e.action,

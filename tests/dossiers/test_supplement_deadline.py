@@ -113,6 +113,7 @@ async def test_a_supplement_after_the_deadline_is_refused_even_before_the_job_ru
     assert "17:00 22/03/2027" in late.json()["detail"]
     mine = (await client.get(f"/api/v1/dossiers/{code}", headers=citizen.headers)).json()
     assert mine["status"] == "supplement_requested"
+    assert mine["allowed_actions"] == ["withdraw"]  # no longer offered
     assert [d["stage"] for d in mine["documents"]] == ["submission"]  # nothing half written
 
 
