@@ -277,8 +277,15 @@ def main() -> int:
               f"{r['errors']:>8}   {r['statuses']}")
     for label in ("staff queue: ward's overdue, first page",
                   "staff queue: overdue, first page (c=4)"):
-        p99 = results[label]["p99_ms"]
+        p99, r = results[label]["p99_ms"], results[label]
         print(f"{label}: p99 {p99:.1f} ms (target < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
+    # One worker serves the c connections one at a time: a request waits for the c-1 ahead of it,
+    # so c x (server CPU per request) is a floor for latency however fast the database is.
+    for label, c in (("staff queue: ward's overdue, first page", args.connections),
+                     ("staff queue: overdue, first page (c=4)", 4)):
+        cpu = results[label]["server_cpu_ms"]
+        print(f"  {label}: {cpu:.2f} ms server CPU per request, so at c={c} about "
+              f"{c * cpu:.0f} ms per request queued on one worker")
     submissions = results["POST /api/v1/dossiers (5 wards)"]["rps"]
     print(f"submissions/s: {submissions:.0f} (bare endpoint /healthz in the same run: "
           f"{baseline:.0f} req/s; submissions at {submissions / baseline:.0%} of it)")
