@@ -277,7 +277,7 @@ def main() -> int:
               f"{r['errors']:>8}   {r['statuses']}")
     for label in ("staff queue: ward's overdue, first page",
                   "staff queue: overdue, first page (c=4)"):
-        p99, r = results[label]["p99_ms"], results[label]
+        p99 = results[label]["p99_ms"]
         print(f"{label}: p99 {p99:.1f} ms (target < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
     # One worker serves the c connections one at a time: a request waits for the c-1 ahead of it,
     # so c x (server CPU per request) is a floor for latency however fast the database is.
