@@ -272,26 +272,30 @@ class Rotated:
 # PostgreSQL: the whole common case of an app refresh in one statement and one round trip (its
 # own transaction): spend the token if it is unused, its session alive and its account active;
 # touch the session; store the successor. Two refreshes racing with one token: the row lock
-# makes the second re-check `used_at` and spend nothing.
+# makes the second re-check `used_at` and spend nothing. The checks are correlated scalar
+# subqueries, not joins, so that every plan starts from the token's unique index: with joins and
+# no statistics yet (a freshly loaded table), PostgreSQL chose to walk all of a user's sessions.
 _ROTATE_APP_TOKEN = Direct(
     sa.text(
         """
         WITH spent AS (
             UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
-            FROM auth_sessions AS s, users AS u
             WHERE t.token_hash = :token_hash AND t.used_at IS NULL
-              AND s.id = t.session_id AND s.client_id IS NULL
-              AND s.revoked_at IS NULL AND s.expires_at > :now
-              AND u.id = s.user_id AND u.status = 'active'
-            RETURNING t.session_id, u.id AS user_id, u.role
+              AND (SELECT s.client_id IS NULL AND s.revoked_at IS NULL AND s.expires_at > :now
+                          AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
+                   FROM auth_sessions AS s WHERE s.id = t.session_id)
+            RETURNING t.session_id
         ), touched AS (
-            UPDATE auth_sessions SET last_used_at = :now, ip = COALESCE(:ip, auth_sessions.ip)
-            WHERE id IN (SELECT session_id FROM spent)
+            UPDATE auth_sessions AS s SET last_used_at = :now, ip = COALESCE(:ip, s.ip)
+            WHERE s.id IN (SELECT session_id FROM spent)
+            RETURNING s.id AS session_id, s.user_id
         ), successor AS (
             INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
             SELECT :successor_id, session_id, :successor_hash, :now FROM spent
         )
-        SELECT session_id, user_id, role FROM spent
+        SELECT touched.session_id, touched.user_id,
+               (SELECT u.role FROM users AS u WHERE u.id = touched.user_id) AS role
+        FROM touched
         """
     )
     .bindparams(
