@@ -6,8 +6,11 @@ otherwise. Services flush, never commit.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,6 +18,7 @@ import sqlalchemy as sa
 from fastapi import Depends
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -66,6 +70,7 @@ def json_field(*, nullable: bool = False) -> Any:
 
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
+_held: _HeldConnections | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -109,15 +114,19 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
 
 
 async def dispose_engine() -> None:
-    global _engine, _sessionmaker
+    global _engine, _sessionmaker, _held
+    if _held is not None:
+        await _held.close()
     if _engine is not None:
         await _engine.dispose()
     _engine = None
     _sessionmaker = None
+    _held = None
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: the request's unit of work.
+@asynccontextmanager
+async def unit_of_work() -> AsyncIterator[AsyncSession]:
+    """A session that commits when the block succeeds and rolls back otherwise.
 
     An `AppError` with `commit=True` (a failed OTP attempt, a failed login) keeps what was written
     before it was raised: the failure itself is part of the answer and must be remembered.
@@ -135,11 +144,243 @@ async def get_session() -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: the request's unit of work (see `unit_of_work`)."""
+    async with unit_of_work() as session:
+        yield session
+
+
 # The request's session, for routes and dependencies. `scope="function"`: the transaction ends
 # (commit or rollback) before the response is sent. FastAPI's default for a `yield` dependency
 # ends it after, which answers 200 for a change whose commit then fails. Use this alias
 # everywhere: FastAPI shares one session per request only between identical declarations.
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class _HeldConnections:
+    """A few connections checked out of the engine's pool for good, lent to `Direct` statements.
+
+    Checking a connection out of SQLAlchemy's pool and back costs four times a one-row query on
+    an open asyncpg connection (measured: 0.09 against 0.02 ms CPU). These went through the
+    engine's own set-up (SQLite pragmas, asyncpg codecs). One that fails, or whose user was
+    cancelled mid-statement, is thrown away and its slot opened again on demand; a lost
+    connection to the server throws away the idle ones too (they lost theirs with it).
+    """
+
+    def __init__(self, engine: AsyncEngine, size: int) -> None:
+        self._engine = engine
+        self._size = max(1, size)
+        self._opened = 0
+        # Idle connections; None is a freed slot (a connection was thrown away) for a waiter.
+        self._idle: asyncio.LifoQueue[tuple[AsyncConnection, Any] | None] = asyncio.LifoQueue()
+        self._closed = False
+
+    async def _open(self) -> tuple[AsyncConnection, Any]:
+        conn = await self._engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+        except BaseException:
+            await conn.close()
+            raise
+        return conn, raw.driver_connection
+
+    async def _take(self) -> tuple[AsyncConnection, Any]:
+        try:
+            held = self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            held = None if self._opened < self._size else await self._idle.get()
+            if held is None:
+                self._opened += 1
+        if held is not None:
+            return held
+        try:
+            return await self._open()
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _free_slot(self) -> None:
+        self._opened -= 1
+        self._idle.put_nowait(None)  # a waiter, if any, opens its own
+
+    async def _discard(self, held: tuple[AsyncConnection, Any]) -> None:
+        self._free_slot()
+        await held[0].invalidate()  # its state is unknown: never lend it again
+        await held[0].close()
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[Any]:
+        held = await self._take()
+        try:
+            yield held[1]
+        except BaseException as exc:
+            await self._discard(held)
+            if _is_disconnect(exc):
+                await self._discard_idle()
+            raise
+        if self._closed:
+            await held[0].close()
+        else:
+            self._idle.put_nowait(held)
+
+    async def _discard_idle(self) -> None:
+        while not self._idle.empty():
+            held = self._idle.get_nowait()
+            if held is not None:
+                await self._discard(held)
+
+    async def close(self) -> None:
+        self._closed = True
+        while not self._idle.empty():
+            held = self._idle.get_nowait()
+            if held is not None:
+                await held[0].close()
+
+
+def _disconnect_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    errors: list[type[BaseException]] = [OSError, sqlite3.OperationalError]
+    try:
+        import asyncpg
+
+        # InternalClientError: what a connection whose server end was terminated while it sat
+        # idle raises at its next use (seen with asyncpg 0.32: "cannot switch to state").
+        errors += [asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                   asyncpg.InternalClientError, asyncpg.exceptions.AdminShutdownError,
+                   asyncpg.exceptions.CannotConnectNowError]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        pass
+    return tuple(errors)
+
+
+# What the drivers raise when the server is gone, busy or locked: answered 503 with Retry-After,
+# like SQLAlchemy's OperationalError (the handler in app/core/handlers.py).
+DRIVER_UNAVAILABLE = _disconnect_errors()
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    return isinstance(exc, DRIVER_UNAVAILABLE) and not _is_locked(exc)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
+@asynccontextmanager
+async def driver_connection() -> AsyncIterator[Any]:
+    """The database driver's own connection (asyncpg or aiosqlite), for `Direct` statements.
+
+    No transaction is open on it: on PostgreSQL each statement commits by itself; on SQLite a
+    data-changing statement opens one (the sqlite3 module does), which the caller commits.
+    """
+    global _held
+    if _held is None:
+        _held = _HeldConnections(get_engine(), get_settings().database_direct_connections)
+    async with _held.lend() as connection:
+        yield connection
+
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class _Bind:
+    name: str
+    process: Callable[[Any], Any] | None
+    default: Any
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    binds: list[_Bind]
+    columns: list[str]
+    results: list[Callable[[Any], Any] | None]
+
+
+class Direct:
+    """A Core statement run straight on the driver's connection, for the few hottest paths.
+
+    The ORM session and even a Core `execute` cost several times the query itself (measured:
+    0.28 ms CPU against 0.10 ms on PostgreSQL for a one-row read, plus BEGIN and COMMIT round
+    trips). The statement is compiled once per dialect by SQLAlchemy, and each value goes through
+    its column type's own bind and result processors, so what is written and read is exactly
+    what the ORM would write and read. One statement, one round trip, atomic by itself.
+
+    A read that meets a lost connection is tried once more on a new one; a change is not (it may
+    have been committed): the caller gets the error, which the app answers 503 with Retry-After.
+    """
+
+    def __init__(self, statement: sa.Executable, *, writes: bool = False) -> None:
+        self.statement = statement
+        self._retry = not writes
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: sa.Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            done = self.statement.compile(dialect=dialect)
+            binds = [
+                _Bind(name, bind.type._cached_bind_processor(dialect),
+                      _REQUIRED if bind.required else bind.effective_value)
+                for name in done.positiontup or ()
+                for bind in (done.binds[name],)
+            ]
+            columns = done._result_columns  # (key, label, objects, type), in order
+            compiled = self._compiled[dialect.name] = _Compiled(
+                sql=done.string,
+                binds=binds,
+                columns=[c[1] for c in columns],
+                results=[c[3]._cached_result_processor(dialect, None) for c in columns],
+            )
+        return compiled
+
+    @staticmethod
+    def _args(binds: list[_Bind], params: dict[str, Any]) -> list[Any]:
+        args = []
+        for bind in binds:
+            value = params[bind.name] if bind.default is _REQUIRED else params.get(
+                bind.name, bind.default)  # a value built into the statement (a LIMIT, say)
+            args.append(bind.process(value) if bind.process else value)
+        return args
+
+    async def fetch_all(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        dialect = get_engine().dialect
+        compiled = self._for(dialect)
+        args = self._args(compiled.binds, params)
+        try:
+            rows = await self._run(dialect.name, compiled.sql, args)
+        except DRIVER_UNAVAILABLE as exc:
+            if not (self._retry and _is_disconnect(exc)):
+                raise sa.exc.OperationalError(compiled.sql, args, exc) from exc  # type: ignore[arg-type]
+            try:
+                rows = await self._run(dialect.name, compiled.sql, args)
+            except DRIVER_UNAVAILABLE as again:
+                raise sa.exc.OperationalError(compiled.sql, args, again) from again  # type: ignore[arg-type]
+        return [_row(compiled, row) for row in rows]
+
+    @staticmethod
+    async def _run(dialect: str, sql: str, args: list[Any]) -> Any:
+        async with driver_connection() as conn:
+            if dialect != "sqlite":
+                return await conn.fetch(sql, *args)
+            rows = await conn.execute_fetchall(sql, args)
+            if conn.in_transaction:
+                await conn.commit()
+            return rows
+
+    async def fetch_one(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        rows = await self.fetch_all(params)
+        return rows[0] if rows else None
+
+
+def _row(compiled: _Compiled, row: Any) -> dict[str, Any]:
+    return {
+        name: process(value) if process else value
+        for name, process, value in zip(compiled.columns, compiled.results, tuple(row),
+                                        strict=True)
+    }
 
 
 def is_unique_violation(exc: sa.exc.IntegrityError) -> bool:

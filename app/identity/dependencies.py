@@ -53,26 +53,57 @@ _PRINCIPAL_QUERY = (
 )
 
 
-async def _authenticate(
-    session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
-) -> Principal:
+@dataclass(frozen=True)
+class BearerToken:
+    """A signature-checked first-party access token; whether its session lives is not known yet."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    scope: str
+
+
+async def _bearer_token(
+    session: AsyncSession | None, credentials: HTTPAuthorizationCredentials | None
+) -> BearerToken:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AppError(UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="thainguyen"'})
     claims = await tokens.verify_access_token(session, credentials.credentials)
     try:
-        user_id, session_id = uuid.UUID(claims.sub), uuid.UUID(claims.sid or "")
+        return BearerToken(uuid.UUID(claims.sub), uuid.UUID(claims.sid or ""), claims.scope)
     except ValueError:
         raise AppError(TOKEN_INVALID) from None
+
+
+async def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> BearerToken:
+    """For read paths that check the session themselves, in the same query as their data
+    (`GET /api/v1/me`): no ORM session, no transaction."""
+    return await _bearer_token(None, credentials)
+
+
+CurrentBearer = Annotated[BearerToken, Depends(bearer_token)]
+
+
+def session_ended() -> AppError:
+    """A well-signed token whose session was revoked or expired, or whose account is gone."""
+    return AppError(TOKEN_INVALID, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+async def _authenticate(
+    session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    token = await _bearer_token(session, credentials)
     # One query: the account, only if the session behind the token is still alive.
     row = (
         await session.execute(
             _PRINCIPAL_QUERY,
-            {"user_id": user_id, "session_id": session_id, "now": clock.now()},
+            {"user_id": token.user_id, "session_id": token.session_id, "now": clock.now()},
         )
     ).scalar_one_or_none()
     if row is None:
-        raise AppError(TOKEN_INVALID, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    return Principal(user=row, session_id=session_id, scope=claims.scope)
+        raise session_ended()
+    return Principal(user=row, session_id=token.session_id, scope=token.scope)
 
 
 async def current_principal(

@@ -12,6 +12,7 @@ from app.core import personal_data
 from app.core.errors import AppError, responses
 from app.identity import errors, schemas, service
 from app.identity.dependencies import (
+    CurrentBearer,
     CurrentPrincipal,
     DbSession,
     Principal,
@@ -19,6 +20,7 @@ from app.identity.dependencies import (
     audit_context,
     client_ip,
     optional_principal,
+    session_ended,
 )
 from app.identity.roles import Role
 from app.tokens import errors as token_errors
@@ -39,6 +41,17 @@ def _tokens(signed_in: service.SignIn) -> schemas.TokenResponse:
         access_token=signed_in.access_token, expires_in=signed_in.expires_in,
         refresh_token=signed_in.refresh_token, session_id=signed_in.session_id,
     )
+
+
+@auth.post(
+    "/refresh", response_model=schemas.TokenResponse,
+    summary="Exchange a refresh token for a new pair (rotation)",
+    description="Each refresh token works once. Presenting a used one revokes the whole session.",
+    responses=responses(token_errors.REFRESH_INVALID, token_errors.REFRESH_REUSED,
+                        errors.ACCOUNT_DISABLED, *BODY_ERRORS),
+)
+async def refresh(body: schemas.RefreshRequest, request: Request) -> Any:
+    return _tokens(await service.refresh(body.refresh_token, client_ip(request)))
 
 
 @auth.post(
@@ -96,17 +109,6 @@ async def login(body: schemas.LoginRequest, request: Request, session: DbSession
 
 
 @auth.post(
-    "/refresh", response_model=schemas.TokenResponse,
-    summary="Exchange a refresh token for a new pair (rotation)",
-    description="Each refresh token works once. Presenting a used one revokes the whole session.",
-    responses=responses(token_errors.REFRESH_INVALID, token_errors.REFRESH_REUSED,
-                        errors.ACCOUNT_DISABLED, *BODY_ERRORS),
-)
-async def refresh(body: schemas.RefreshRequest, request: Request, session: DbSession) -> Any:
-    return _tokens(await service.refresh(session, body.refresh_token, client_ip(request)))
-
-
-@auth.post(
     "/logout", status_code=status.HTTP_204_NO_CONTENT, summary="End the current session",
     responses=responses(*AUTH_ERRORS),
 )
@@ -131,8 +133,11 @@ async def password_reset(
 
 @me.get("", response_model=schemas.ProfileOut, summary="My profile",
         responses=responses(*AUTH_ERRORS))
-async def get_me(principal: CurrentPrincipal, session: DbSession) -> Any:
-    return await service.profile_view(session, principal.user, owner=True)
+async def get_me(caller: CurrentBearer) -> Any:
+    profile = await service.my_profile(caller.user_id, caller.session_id)
+    if profile is None:
+        raise session_ended()
+    return profile
 
 
 @me.patch("", response_model=schemas.ProfileOut, summary="Change my profile",
@@ -271,6 +276,6 @@ async def revoke_verification(
     return await service.profile_view(session, citizen, owner=False)
 
 
+router.include_router(me)  # GET /api/v1/me is its first route: the app's most frequent request
 router.include_router(auth)
-router.include_router(me)
 router.include_router(staff)

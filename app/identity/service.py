@@ -16,6 +16,7 @@ from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs, metrics, ratelimit
 from app.core.audit import AuditContext
 from app.core.config import get_settings
+from app.core.db import Direct, unit_of_work
 from app.core.errors import AppError
 from app.core.personal_data import Retained
 from app.core.security import (
@@ -44,6 +45,7 @@ from app.identity.tasks import SEND_SMS
 from app.notifications import service as notifications
 from app.tokens import errors as token_errors
 from app.tokens import service as tokens
+from app.tokens.models import AuthSession
 
 OTP_LENGTH = 6
 
@@ -192,7 +194,7 @@ async def consume_otp(session: AsyncSession, phone: str, purpose: str, code: str
 
 @dataclass
 class SignIn:
-    user: User
+    user_id: uuid.UUID
     access_token: str
     refresh_token: str
     expires_in: int
@@ -211,7 +213,7 @@ async def _open_session(
         subject=str(user.id), session_id=auth_session.id, scope="app",
         extra_claims={"role": user.role},
     )
-    return SignIn(user, access, refresh, ttl, auth_session.id)
+    return SignIn(user.id, access, refresh, ttl, auth_session.id)
 
 
 async def register(
@@ -321,7 +323,20 @@ async def authenticate(
     return user
 
 
-async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> SignIn:
+async def refresh(refresh_token: str, ip: str | None) -> SignIn:
+    """Rotate an app refresh token. Its own unit of work: the common case needs no session."""
+    rotated = await tokens.rotate_app_refresh_token(refresh_token, ip=ip)
+    if rotated is not None:
+        access, ttl = tokens.issue_access_token(
+            subject=str(rotated.user_id), session_id=rotated.session_id, scope="app",
+            extra_claims={"role": rotated.role},
+        )
+        return SignIn(rotated.user_id, access, rotated.refresh_token, ttl, rotated.session_id)
+    async with unit_of_work() as session:
+        return await _refresh_in(session, refresh_token, ip)
+
+
+async def _refresh_in(session: AsyncSession, refresh_token: str, ip: str | None) -> SignIn:
     try:
         auth_session, successor = await tokens.rotate_refresh_token(session, refresh_token, ip=ip)
     except AppError as exc:
@@ -339,7 +354,7 @@ async def refresh(session: AsyncSession, refresh_token: str, ip: str | None) -> 
         subject=str(user.id), session_id=auth_session.id, scope="app",
         extra_claims={"role": user.role},
     )
-    return SignIn(user, access, successor, ttl, auth_session.id)
+    return SignIn(user.id, access, successor, ttl, auth_session.id)
 
 
 async def logout(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
@@ -424,6 +439,73 @@ async def _identity_and_verification(
         )
     ).first()
     return (row[0], row[1]) if row else (None, None)
+
+
+_users = User.__table__  # type: ignore[attr-defined]
+_identities = CitizenIdentity.__table__  # type: ignore[attr-defined]
+_verifications = IdentityVerification.__table__  # type: ignore[attr-defined]
+_sessions = AuthSession.__table__  # type: ignore[attr-defined]
+
+# The caller's own profile, only while the session behind their token lives: the app's most
+# frequent request (every start and resume), so one statement and one round trip.
+_MY_PROFILE = Direct(
+    sa.select(
+        _users.c.id, _users.c.phone, _users.c.full_name, _users.c.role, _users.c.ward_code,
+        _users.c.locale, _users.c.email, _users.c.identity_level, _users.c.created_at,
+        _identities.c.cccd_encrypted, _identities.c.full_name.label("identity_full_name"),
+        _identities.c.date_of_birth, _identities.c.gender, _identities.c.declared_at,
+        _verifications.c.id.label("verification_id"), _verifications.c.level,
+        _verifications.c.ward_code.label("verification_ward_code"),
+        _verifications.c.document_kind, _verifications.c.verified_at,
+        _verifications.c.verified_by_id,
+    )
+    .select_from(
+        _users.join(_sessions, _sessions.c.user_id == _users.c.id)
+        .outerjoin(_identities, _identities.c.user_id == _users.c.id)
+        .outerjoin(_verifications, sa.and_(_verifications.c.user_id == _identities.c.user_id,
+                                           _verifications.c.revoked_at.is_(None)))
+    )
+    .where(
+        _users.c.id == sa.bindparam("user_id"),
+        _users.c.status == "active",
+        _sessions.c.id == sa.bindparam("session_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > sa.bindparam("now", type_=_sessions.c.expires_at.type),
+    )
+    .order_by(_verifications.c.verified_at.desc())
+    .limit(1)
+)
+
+
+async def my_profile(user_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any] | None:
+    """The owner's view of their profile; None when the session has ended or the account gone."""
+    row = await _MY_PROFILE.fetch_one(
+        {"user_id": user_id, "session_id": session_id, "now": clock.now()}
+    )
+    if row is None:
+        return None
+    identity = verification = None
+    if row["cccd_encrypted"] is not None:
+        identity = {
+            "cccd": decrypt_pii(row["cccd_encrypted"], context="cccd"),
+            "full_name": row["identity_full_name"], "date_of_birth": row["date_of_birth"],
+            "gender": row["gender"], "declared_at": row["declared_at"],
+        }
+    if row["verification_id"] is not None:
+        verification = {
+            "id": row["verification_id"], "level": row["level"],
+            "ward_code": row["verification_ward_code"], "document_kind": row["document_kind"],
+            "verified_at": row["verified_at"], "verified_by_id": row["verified_by_id"],
+        }
+    return {
+        **{name: row[name] for name in _PROFILE_FIELDS},
+        "identity": identity,
+        "verification": verification,
+    }
+
+
+_PROFILE_FIELDS = ("id", "phone", "full_name", "role", "ward_code", "locale", "email",
+                   "identity_level", "created_at")
 
 
 async def profile_view(session: AsyncSession, user: User, *, owner: bool) -> dict[str, Any]:

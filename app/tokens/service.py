@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import clock
 from app.core.config import get_settings
-from app.core.db import new_id
+from app.core.db import Direct, UTCDateTime, get_engine, new_id, session_factory
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
 from app.tokens import errors
@@ -99,9 +99,13 @@ def _header_kid(token: str) -> str | None:
 
 
 async def verify_access_token(
-    session: AsyncSession, token: str, *, audience: str | None = None
+    session: AsyncSession | None, token: str, *, audience: str | None = None
 ) -> AccessClaims:
-    """Check signature, issuer, audience and expiry. Session revocation is the caller's check."""
+    """Check signature, issuer, audience and expiry. Session revocation is the caller's check.
+
+    `session` is only used to reload the keys when a token names one made by another process;
+    without one, a short session of its own does it.
+    """
     settings = get_settings()
     cached = _verified.get(token)
     if cached is not None and key_store.verification_key(cached[0]) is not None:
@@ -124,13 +128,18 @@ async def verify_access_token(
     )
 
 
-async def _verify_signature(session: AsyncSession, token: str) -> dict[str, Any]:
+async def _verify_signature(session: AsyncSession | None, token: str) -> dict[str, Any]:
     kid = _header_kid(token)
     if kid is None:
         raise AppError(TOKEN_INVALID)
     key = key_store.verification_key(kid)
     if key is None and key_store.stale():
-        await key_store.load(session)  # a key made by another process since we loaded
+        # A key made by another process since we loaded.
+        if session is None:
+            async with session_factory()() as own:
+                await key_store.load(own)
+        else:
+            await key_store.load(session)
         key = key_store.verification_key(kid)
     if key is None:
         raise AppError(TOKEN_INVALID)
@@ -250,6 +259,75 @@ async def rotate_refresh_token(
     set_committed_value(auth_session, "ip", new_ip)
     await db.flush()
     return auth_session, successor
+
+
+@dataclass(frozen=True)
+class Rotated:
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    refresh_token: str
+
+
+# PostgreSQL: the whole common case of an app refresh in one statement and one round trip (its
+# own transaction): spend the token if it is unused, its session alive and its account active;
+# touch the session; store the successor. Two refreshes racing with one token: the row lock
+# makes the second re-check `used_at` and spend nothing. The checks are correlated scalar
+# subqueries, not joins, so that every plan starts from the token's unique index: with joins and
+# no statistics yet (a freshly loaded table), PostgreSQL chose to walk all of a user's sessions.
+_ROTATE_APP_TOKEN = Direct(
+    sa.text(
+        """
+        WITH spent AS (
+            UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
+            WHERE t.token_hash = :token_hash AND t.used_at IS NULL
+              AND (SELECT s.client_id IS NULL AND s.revoked_at IS NULL AND s.expires_at > :now
+                          AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
+                   FROM auth_sessions AS s WHERE s.id = t.session_id)
+            RETURNING t.session_id
+        ), touched AS (
+            UPDATE auth_sessions AS s SET last_used_at = :now, ip = COALESCE(:ip, s.ip)
+            WHERE s.id IN (SELECT session_id FROM spent)
+            RETURNING s.id AS session_id, s.user_id
+        ), successor AS (
+            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
+            SELECT :successor_id, session_id, :successor_hash, :now FROM spent
+        )
+        SELECT touched.session_id, touched.user_id,
+               (SELECT u.role FROM users AS u WHERE u.id = touched.user_id) AS role
+        FROM touched
+        """
+    )
+    .bindparams(
+        sa.bindparam("now", type_=UTCDateTime()),
+        sa.bindparam("successor_id", type_=sa.Uuid()),
+        sa.bindparam("token_hash", type_=sa.String()),
+        sa.bindparam("successor_hash", type_=sa.String()),
+        sa.bindparam("ip", type_=sa.String()),
+    )
+    .columns(sa.column("session_id", sa.Uuid()), sa.column("user_id", sa.Uuid()),
+             sa.column("role", sa.String())),
+    writes=True,
+)
+
+
+async def rotate_app_refresh_token(presented: str, *, ip: str | None) -> Rotated | None:
+    """The first-party app's refresh when all is well, in one round trip (PostgreSQL).
+
+    None means "not the common case" (an unknown, used or revoked token, an ended session, a
+    disabled account, or SQLite, where one writer at a time makes the full path as fast): the
+    caller then takes `rotate_refresh_token`, which tells those cases apart and acts on them.
+    """
+    if get_engine().dialect.name != "postgresql":
+        return None
+    successor = random_token(REFRESH_PREFIX)
+    row = await _ROTATE_APP_TOKEN.fetch_one({
+        "now": clock.now(), "successor_id": new_id(), "token_hash": _hash_refresh(presented),
+        "successor_hash": _hash_refresh(successor), "ip": ip,
+    })
+    if row is None:
+        return None
+    return Rotated(row["session_id"], row["user_id"], row["role"], successor)
 
 
 # The statements of a refresh, built once (building and cache-keying a statement per request

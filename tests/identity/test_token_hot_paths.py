@@ -198,3 +198,80 @@ async def test_a_sign_in_is_committed_before_its_answer_is_sent(app, db):
     await app(scope, receive, send)
 
     assert committed_at_answer == [1]
+
+
+async def test_one_statement_rotation_spends_the_token_touches_the_session_and_stores_the_next(
+    client, db, backend
+):
+    first = await _signed_in(client, db)
+
+    rotated = await tokens.rotate_app_refresh_token(first["refresh_token"], ip="198.51.100.7")
+
+    if backend == "sqlite":
+        assert rotated is None  # SQLite takes the full path: one writer at a time anyway
+        return
+    assert rotated is not None and str(rotated.session_id) == first["session_id"]
+    auth_session = await db.get(AuthSession, rotated.session_id)
+    assert auth_session is not None and auth_session.ip == "198.51.100.7"
+    spent = (await db.execute(sa.select(RefreshToken).where(RefreshToken.used_at.is_not(None))))
+    spent_row = spent.scalar_one()
+    assert (await _refresh(client, first["refresh_token"])).status_code == 401  # reuse
+    assert spent_row.replaced_by_id is not None
+
+
+async def test_one_statement_rotation_declines_what_the_full_path_must_judge(client, db, backend):
+    """A disabled account, a revoked session, a spent token: None, and nothing spent."""
+    first = await _signed_in(client, db, "0912000101")
+    await db.execute(sa.text("UPDATE users SET status = 'disabled'"))
+    await db.commit()
+    assert await tokens.rotate_app_refresh_token(first["refresh_token"], ip=None) is None
+
+    await db.execute(sa.text("UPDATE users SET status = 'active'"))
+    await tokens.revoke_session(db, __import__("uuid").UUID(first["session_id"]), reason="test")
+    await db.commit()
+    assert await tokens.rotate_app_refresh_token(first["refresh_token"], ip=None) is None
+    assert await count_spent(db) == 0
+    assert (await _refresh(client, first["refresh_token"])).status_code == 401
+
+
+async def test_a_disabled_account_cannot_refresh_and_its_session_ends(client, db):
+    first = await _signed_in(client, db, "0912000102")
+    await db.execute(sa.text("UPDATE users SET status = 'disabled'"))
+    await db.commit()
+
+    response = await _refresh(client, first["refresh_token"])
+
+    assert response.status_code in (401, 403), response.text
+    db.expire_all()
+    auth_session = (await db.execute(sa.select(AuthSession))).scalar_one()
+    assert auth_session.revoked_at is not None
+
+
+async def test_my_profile_shows_declared_identity_and_in_person_verification(client, db):
+    """GET /me (one direct statement) answers what the staff-side ORM view of the same account
+    shows, field for field, CCCD in full to its owner."""
+    from app.identity import service as identity
+
+    tokens_ = await _signed_in(client, db, "0912000103")
+    declared = await client.put("/api/v1/me/identity", headers=bearer(tokens_), json={
+        "cccd": "001303001234", "full_name": "Nguyễn Thị Bình", "date_of_birth": "2003-05-14",
+        "gender": "female",
+    })
+    assert declared.status_code == 200, declared.text
+
+    me = (await client.get("/api/v1/me", headers=bearer(tokens_))).json()
+
+    user = await identity.find_user_by_phone(db, "+84912000103")
+    assert user is not None
+    expected = json.loads(json.dumps(await identity.profile_view(db, user, owner=True),
+                                     default=str))
+    assert me["identity"]["cccd"] == "001303001234"
+    assert me["identity_level"] == 1
+    assert {k: v for k, v in me.items() if k not in {"created_at", "identity"}} == {
+        k: v for k, v in expected.items() if k not in {"created_at", "identity"}}
+
+
+async def count_spent(db) -> int:
+    return (await db.execute(
+        sa.select(sa.func.count()).select_from(RefreshToken).where(RefreshToken.used_at.is_not(None))
+    )).scalar_one()

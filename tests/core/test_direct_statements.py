@@ -1,0 +1,81 @@
+"""`Direct` statements (the hot paths' driver-level queries): same values as the ORM, on both
+databases, and a lost connection costs no read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.core.db import Direct
+from app.identity.models import User
+from tests.support.flows import bearer, login, make_user
+
+_users = User.__table__  # type: ignore[attr-defined]
+_NEWEST_USERS = Direct(
+    sa.select(_users.c.id, _users.c.phone, _users.c.created_at, _users.c.locked_until)
+    .where(_users.c.role == sa.bindparam("role"))
+    .order_by(_users.c.created_at.desc())
+    .limit(2)
+)
+_LOCK_USER = Direct(
+    sa.update(_users)
+    .where(_users.c.id == sa.bindparam("user_id"))
+    .values(locked_until=sa.bindparam("until", type_=_users.c.locked_until.type))
+    .returning(_users.c.id),
+    writes=True,
+)
+
+
+async def test_values_read_and_written_directly_are_those_of_the_orm(db):
+    staff = [await make_user(db, f"09120002{n:02d}", "city_admin") for n in range(3)]
+    await make_user(db, "0912000299", "citizen")
+
+    rows = await _NEWEST_USERS.fetch_all({"role": "city_admin"})
+
+    assert len(rows) == 2  # the LIMIT built into the statement
+    assert all(isinstance(row["id"], uuid.UUID) for row in rows)
+    assert {row["id"] for row in rows} <= {user.id for user in staff}
+    assert all(row["created_at"].tzinfo is not None for row in rows)  # aware UTC on both
+    until = datetime(2026, 12, 1, 8, 30, tzinfo=datetime.now().astimezone().tzinfo)
+    changed = await _LOCK_USER.fetch_all({"user_id": staff[0].id, "until": until})
+    assert [row["id"] for row in changed] == [staff[0].id]
+    reread = (await db.execute(sa.select(User.locked_until).where(User.id == staff[0].id)))
+    assert reread.scalar_one() == until
+
+
+async def _drop_every_other_connection(db) -> int:
+    killed = (await db.execute(sa.text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ))).scalar_one()
+    await db.commit()
+    return int(killed)
+
+
+async def test_a_read_meets_a_lost_connection_and_is_answered_anyway(client, db, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server connections to lose")
+    await make_user(db, "0912000300", "citizen")
+    tokens = await login(client, "0912000300")
+    assert (await client.get("/api/v1/me", headers=bearer(tokens))).status_code == 200
+
+    assert await _drop_every_other_connection(db) >= 1  # the held connection /me just used
+
+    response = await client.get("/api/v1/me", headers=bearer(tokens))
+    assert response.status_code == 200, response.text
+
+
+async def test_a_change_meets_a_lost_connection_and_is_not_replayed(db, backend):
+    """It may have committed before the connection went: the caller hears 503, never twice."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server connections to lose")
+    user = await make_user(db, "0912000301", "citizen")
+    await _NEWEST_USERS.fetch_all({"role": "citizen"})  # a held connection now exists
+    await _drop_every_other_connection(db)
+
+    with pytest.raises(sa.exc.OperationalError):
+        await _LOCK_USER.fetch_all({"user_id": user.id, "until": None})
+    assert await _LOCK_USER.fetch_all({"user_id": user.id, "until": None}) != []  # a new one
