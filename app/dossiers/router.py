@@ -20,6 +20,7 @@ from app.dossiers.workflow import Status
 from app.identity.dependencies import (
     CurrentPrincipal,
     DbSession,
+    DirectStaff,
     StaffPrincipal,
     audit_context,
     client_ip,
@@ -197,7 +198,7 @@ async def public_status(
     responses=responses(*STAFF_AUTH, errors.CURSOR_INVALID, core_errors.VALIDATION_FAILED),
 )
 async def staff_list(
-    request: Request, principal: StaffPrincipal, session: DbSession,
+    request: Request, caller: DirectStaff,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     procedure: Annotated[str | None, Query(max_length=32)] = None,
     assignee: Annotated[uuid.UUID | None, Query()] = None,
@@ -213,8 +214,7 @@ async def staff_list(
         assignee_id=assignee, agency_code=agency, overdue=overdue,
         submitted_from=submitted_from, submitted_to=submitted_to,
     )
-    return await service.staff_list(session, principal.user, filters, cursor, limit,
-                                     language(request))
+    return await service.staff_list(caller, filters, cursor, limit, language(request))
 
 
 @staff.get("/dossiers/{code}", response_model=schemas.StaffDossierOut,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin_units import service as admin_units
 from app.core import audit, clock, deep_links, jobs, ratelimit
 from app.core.audit import AuditContext
-from app.core.db import UTCDateTime
+from app.core.db import Direct, UTCDateTime
 from app.core.errors import AppError
 from app.core.i18n import Language
 from app.core.personal_data import Retained
@@ -470,7 +470,7 @@ class _ListShape:
     citizen: bool = False
     ward: bool = False  # ward staff see their ward only
     agency: bool = False
-    status: bool = False
+    statuses: int = 0  # how many statuses are asked for (one parameter each)
     procedure: bool = False
     assignee: bool = False
     overdue: bool | None = None
@@ -494,7 +494,9 @@ def _list_statement(shape: _ListShape) -> sa.Select[Any]:
             (shape.citizen, _D.citizen_id == sa.bindparam("citizen_id")),
             (shape.ward, _D.agency_code == sa.bindparam("ward")),
             (shape.agency, _D.agency_code == sa.bindparam("agency")),
-            (shape.status, _D.status.in_(sa.bindparam("statuses", expanding=True))),
+            (shape.statuses > 0, _D.status.in_(
+                [sa.bindparam(f"status_{n}", type_=_D.status.type)
+                 for n in range(shape.statuses)])),
             (shape.procedure, _D.procedure_code == sa.bindparam("procedure_code")),
             (shape.assignee, _D.assignee_id == sa.bindparam("assignee_id")),
             (shape.overdue is True, overdue),
@@ -510,7 +512,8 @@ def _list_statement(shape: _ListShape) -> sa.Select[Any]:
     elif shape.cursor:
         conditions.append(_D.id < sa.bindparam("cursor_id"))
     return (
-        sa.select(_D.id, _D.code, _D.procedure_code, _P.name_en if shape.english else _P.name,
+        sa.select(_D.id, _D.code, _D.procedure_code,
+                  (_P.name_en if shape.english else _P.name).label("procedure_name"),
                   _D.agency_code, _D.status, _D.submitted_at, _D.received_at, _D.due_at,
                   _D.timeliness, _D.paused_at)
         .select_from(Dossier.__table__.join(Procedure.__table__,  # type: ignore[attr-defined]
@@ -521,21 +524,36 @@ def _list_statement(shape: _ListShape) -> sa.Select[Any]:
     )
 
 
+@lru_cache(maxsize=512)
+def _direct_list(shape: _ListShape) -> Direct:
+    return Direct(_list_statement(shape))
+
+
+_SUMMARY_KEYS = ("code", "procedure_code", "procedure_name", "agency_code", "status",
+                 "submitted_at", "received_at", "due_at", "timeliness", "paused_at")
+
+
 async def _list(
-    session: AsyncSession, shape: _ListShape, params: dict[str, Any], cursor: str | None,
+    session: AsyncSession | None, shape: _ListShape, params: dict[str, Any], cursor: str | None,
     limit: int, now: datetime,
 ) -> dict[str, Any]:
-    """One query for the page (and one row more, to know whether another page follows)."""
+    """One query for the page (and one row more, to know whether another page follows): on the
+    request's session, or without one (`Direct`) when `session` is None."""
     limit = max(1, min(limit, MAX_PAGE))
     if cursor:
         params["cursor_due"], params["cursor_id"] = decode_cursor(cursor, shape.by_due)
         shape = replace(shape, cursor=True)
-    rows = (await session.execute(_list_statement(shape), {**params, "limit": limit + 1})).all()
+    params["limit"] = limit + 1
+    if session is None:
+        rows = await _direct_list(shape).fetch_all(params)
+    else:
+        rows = [row._mapping for row in await session.execute(_list_statement(shape), params)]
     last = rows[limit - 1] if len(rows) > limit else None
     return {
-        "items": [_summary_row(*row[1:], now=now) for row in rows[:limit]],
+        "items": [_summary_row(*(row[k] for k in _SUMMARY_KEYS), now=now)
+                  for row in rows[:limit]],
         "next_cursor": None if last is None else encode_cursor(
-            last.due_at if shape.by_due else None, last.id),
+            last["due_at"] if shape.by_due else None, last["id"]),
     }
 
 
@@ -562,24 +580,32 @@ def _local_midnight(day: date) -> datetime:
     return clock.as_utc(datetime.combine(day, datetime.min.time(), tzinfo=clock.LOCAL_TZ))
 
 
+class StaffScope(Protocol):
+    role: str
+    ward_code: str | None
+
+
 async def staff_list(
-    session: AsyncSession, staff: User, filters: StaffFilters, cursor: str | None, limit: int,
-    language: Language,
+    staff: StaffScope, filters: StaffFilters, cursor: str | None, limit: int, language: Language,
 ) -> dict[str, Any]:
+    """The staff queue, on its own connection (`Direct`): one statement, no session, no
+    transaction; the caller was checked the same way (`DirectStaff`)."""
     f, now = filters, clock.now()
+    statuses = list(dict.fromkeys(f.status or []))
     shape = _ListShape(
-        ward=staff.role != Role.CITY_ADMIN, agency=bool(f.agency_code), status=bool(f.status),
+        ward=staff.role != Role.CITY_ADMIN, agency=bool(f.agency_code), statuses=len(statuses),
         procedure=bool(f.procedure_code), assignee=bool(f.assignee_id), overdue=f.overdue,
         submitted_from=bool(f.submitted_from), submitted_to=bool(f.submitted_to),
         english=language != "vi",
     )
     params: dict[str, Any] = {
-        "ward": staff.ward_code, "agency": f.agency_code, "statuses": f.status,
+        "ward": staff.ward_code, "agency": f.agency_code,
+        **{f"status_{n}": status for n, status in enumerate(statuses)},
         "procedure_code": f.procedure_code, "assignee_id": f.assignee_id, "now": now,
         "submitted_from": f.submitted_from and _local_midnight(f.submitted_from),
         "submitted_to": f.submitted_to and _local_midnight(f.submitted_to + timedelta(days=1)),
     }
-    return await _list(session, shape, params, cursor, limit, now)
+    return await _list(None, shape, params, cursor, limit, now)
 
 
 async def staff_read(

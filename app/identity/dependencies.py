@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.audit import AuditContext
-from app.core.db import DbSession
+from app.core.db import DbSession, Direct
 from app.core.errors import FORBIDDEN, TOKEN_INVALID, UNAUTHENTICATED, AppError
 from app.identity.models import User
 from app.identity.roles import STAFF_ROLES, Role
@@ -142,3 +142,43 @@ def audit_context(request: Request, principal: Principal | None = None) -> Audit
         ip=client_ip(request),
         request_id=getattr(request.state, "request_id", None),
     )
+
+
+@dataclass(frozen=True)
+class StaffCaller:
+    """A staff member as the hot read paths need them: no ORM object, no session."""
+
+    user_id: uuid.UUID
+    role: str
+    ward_code: str | None
+
+
+_users, _sessions = User.__table__, AuthSession.__table__  # type: ignore[attr-defined]
+# The caller's role and ward, only while the session behind the token lives (as
+# `_PRINCIPAL_QUERY`), on the driver's connection: one round trip, no transaction.
+_CALLER_SCOPE = Direct(
+    sa.select(_users.c.role, _users.c.ward_code)
+    .select_from(_users.join(_sessions, _sessions.c.user_id == _users.c.id))
+    .where(
+        _users.c.id == sa.bindparam("user_id"),
+        _users.c.status == "active",
+        _sessions.c.id == sa.bindparam("session_id"),
+        _sessions.c.revoked_at.is_(None),
+        _sessions.c.expires_at > sa.bindparam("now", type_=_sessions.c.expires_at.type),
+    )
+)
+
+
+async def direct_staff(caller: CurrentBearer) -> StaffCaller:
+    """Staff for read paths that need no session (the dossier queue): 401 when the session has
+    ended, 403 for other roles, as `StaffPrincipal`."""
+    row = await _CALLER_SCOPE.fetch_one(
+        {"user_id": caller.user_id, "session_id": caller.session_id, "now": clock.now()})
+    if row is None:
+        raise session_ended()
+    if row["role"] not in STAFF_ROLES:
+        raise AppError(FORBIDDEN)
+    return StaffCaller(caller.user_id, row["role"], row["ward_code"])
+
+
+DirectStaff = Annotated[StaffCaller, Depends(direct_staff)]

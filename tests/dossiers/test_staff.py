@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import get_engine
+from app.core.db import Direct, get_engine
 from app.dossiers import service
 from tests.support.dossiers import (
     Person,
@@ -192,30 +192,51 @@ async def test_bad_stats_query(client: httpx.AsyncClient, city_admin: Person, pa
     assert (await client.get(path, headers=city_admin.headers)).status_code == 422
 
 
-async def test_a_queue_page_is_one_query_whatever_its_length(
-    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, db: AsyncSession
+async def test_a_queue_page_is_one_statement_without_a_session(
+    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The queue runs on the driver's connection (`Direct`): the caller's check and the page,
+    one statement each whatever the page's length; nothing through an ORM session (no BEGIN,
+    no COMMIT)."""
     await travel_to(client, datetime(2027, 3, 1, 9, 0), citizen, pdp_staff)
     for _ in range(5):
         await act(client, pdp_staff, await new_dossier(client, citizen), action="receive")
     await travel_to(client, datetime(2027, 3, 15, 9, 0), citizen, pdp_staff)
-    statements: list[str] = []
+    direct: list[str] = []
+    session: list[str] = []
+    run = Direct._run
+
+    async def counted(dialect: str, sql: str, args: list[object]) -> object:
+        direct.append(sql)
+        return await run(dialect, sql, args)
 
     def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(statement)
+        session.append(statement)
 
+    monkeypatch.setattr(Direct, "_run", staticmethod(counted))
     engine = get_engine().sync_engine
     sa.event.listen(engine, "before_cursor_execute", seen)
     try:
         for limit in (1, 5):
-            statements.clear()
+            direct.clear()
             page = await client.get(STAFF, params={"overdue": "true", "limit": limit},
                                     headers=pdp_staff.headers)
             assert len(page.json()["items"]) == limit
-            # The page (with its procedure names) is one statement; no query per row.
-            assert sum("from dossiers" in s.lower() for s in statements) == 1, statements
+            assert len(direct) == 2, direct  # who is calling, then the page
+            assert sum("from dossiers" in sql.lower() for sql in direct) == 1
+        assert session == []
     finally:
         sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+async def test_the_queue_refuses_an_ended_session_and_other_roles(
+    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person
+) -> None:
+    assert (await client.get(STAFF, headers=citizen.headers)).status_code == 403
+    assert (await client.get(STAFF)).status_code == 401
+    assert (await client.post("/api/v1/auth/logout", headers=pdp_staff.headers)).status_code == 204
+    ended = await client.get(STAFF, headers=pdp_staff.headers)
+    assert ended.status_code == 401 and ended.json()["code"] == "auth.token_invalid"
 
 
 async def test_overdue_page_reads_the_partial_index_in_order_even_in_a_generic_plan(
