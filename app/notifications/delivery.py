@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
@@ -23,8 +24,14 @@ from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.jobs import enqueue
 from app.core.logging import get_logger
-from app.notifications.backends import Outcome, build_message, get_backend
-from app.notifications.models import Delivery, Device, Notification, NotificationPreference
+from app.notifications.backends import Outcome, build_messages, get_backend
+from app.notifications.models import (
+    Delivery,
+    Device,
+    NewNotification,
+    Notification,
+    NotificationPreference,
+)
 from app.notifications.templates import CATEGORIES
 
 log = get_logger("notifications.delivery")
@@ -109,14 +116,16 @@ async def _preferences(
 
 async def _devices(
     session: AsyncSession, user_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, list[Device]]:
+) -> dict[uuid.UUID, list[sa.Row[Any]]]:
+    """Each user's devices as plain rows (id, user_id, token, platform): no ORM objects."""
     ids = list(set(user_ids))
-    out: dict[uuid.UUID, list[Device]] = defaultdict(list)
+    out: dict[uuid.UUID, list[sa.Row[Any]]] = defaultdict(list)
+    columns = (Device.id, Device.user_id, Device.token, Device.platform)
     for start in range(0, len(ids), 1000):
         rows = await session.execute(
-            sa.select(Device).where(Device.user_id.in_(ids[start : start + 1000]))
+            sa.select(*columns).where(Device.user_id.in_(ids[start : start + 1000]))
         )
-        for device in rows.scalars():
+        for device in rows:
             out[device.user_id].append(device)
     return out
 
@@ -138,7 +147,10 @@ async def push_notifications(session: AsyncSession, notification_ids: Sequence[u
 
 
 async def push_loaded(
-    session: AsyncSession, notes: Sequence[Notification], *, new_rows: bool = False
+    session: AsyncSession,
+    notes: Sequence[Notification] | Sequence[NewNotification],
+    *,
+    new_rows: bool = False,
 ) -> None:
     """Decide, send, then write. Every network call comes before the first write of the job's
     transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
@@ -158,7 +170,7 @@ async def push_loaded(
     ready = [n for n in notes if n.push_state == "sent"]
     devices = await _devices(session, (n.user_id for n in ready))
     pairs = [(note, device) for note in ready for device in devices.get(note.user_id, [])]
-    outcomes = await _send(pairs) if pairs else []
+    outcomes = await _send(pairs, now) if pairs else []
     # Writes from here on.
     if new_rows:
         await insert_notes(session, notes)
@@ -179,23 +191,26 @@ async def push_loaded(
 NOTE_COLUMNS = [c.name for c in Notification.__table__.columns]  # type: ignore[attr-defined]
 
 
-async def insert_notes(session: AsyncSession, notes: Sequence[Notification]) -> None:
+async def insert_notes(
+    session: AsyncSession, notes: Sequence[Notification] | Sequence[NewNotification]
+) -> None:
+    """Inbox rows in bulk: one executemany per thousand (Core INSERT, no ORM unit of work)."""
     rows = [{c: getattr(n, c) for c in NOTE_COLUMNS} for n in notes]
     for start in range(0, len(rows), 1000):
         await session.execute(sa.insert(Notification), rows[start : start + 1000])
 
 
-async def _send(pairs: Sequence[tuple[Notification, Device]]) -> list[Outcome]:
+async def _send(pairs: Sequence[tuple[Any, Any]], now: datetime | None = None) -> list[Outcome]:
     backend = get_backend()
-    outcomes = await backend.send([build_message(note, device) for note, device in pairs])
-    for outcome in outcomes:
-        PUSHES.labels(backend.name, outcome.status).inc()
+    outcomes = await backend.send(build_messages(pairs, at=now))
+    for status, count in Counter_(o.status for o in outcomes).items():
+        PUSHES.labels(backend.name, status).inc(count)
     return outcomes
 
 
 async def _record_first_attempt(
     session: AsyncSession,
-    pairs: Sequence[tuple[Notification, Device]],
+    pairs: Sequence[tuple[Any, Any]],
     outcomes: Sequence[Outcome],
     now: datetime,
 ) -> None:

@@ -27,7 +27,13 @@ from app.core.jobs import enqueue
 from app.core.personal_data import Retained
 from app.notifications import errors, recipients, templates
 from app.notifications.delivery import PUSH_JOB, insert_notes
-from app.notifications.models import Delivery, Device, Notification, NotificationPreference
+from app.notifications.models import (
+    Delivery,
+    Device,
+    NewNotification,
+    Notification,
+    NotificationPreference,
+)
 
 # ---------------------------------------------------------------- devices
 
@@ -148,7 +154,7 @@ async def build_notifications(
     urgent: bool | None = None,
     dedupe_key: str | None = None,
     announcement_id: uuid.UUID | None = None,
-) -> list[Notification]:
+) -> list[NewNotification]:
     """One inbox row per recipient, rendered in the recipient's language (not yet written)."""
     template = templates.get(kind)
     raw = params.model_dump() if isinstance(params, BaseModel) else params
@@ -174,32 +180,36 @@ async def build_notifications(
     extra = template.data(parsed)
     rendered = {lang: template.render(parsed, lang) for lang in ("vi", "en")}
     now = clock.now()
-    notes: list[Notification] = []
+    # Everything but the id is the same for every recipient of a language: the data map is
+    # copied from a template with only `notification_id` replaced.
+    base_data = _common_data(uuid.UUID(int=0), kind, template, deep_link, is_urgent, extra)
+    notes: list[NewNotification] = []
     for user_id in targets:
-        if user_id not in langs:
+        lang = langs.get(user_id)
+        if lang is None:
             continue  # no such account (erased meanwhile): nobody to tell
-        lang = langs[user_id]
         note_id = new_id()
         text = rendered[lang]  # type: ignore[index]
+        data = base_data.copy()
+        data["notification_id"] = str(note_id)
         notes.append(
-            Notification(
-                id=note_id,
-                user_id=user_id,
-                kind=kind,
-                category=template.category,
-                urgent=is_urgent,
-                language=lang,
-                title=text.title,
-                body=text.body,
-                deep_link=deep_link,
-                data=_common_data(note_id, kind, template, deep_link, is_urgent, extra),
-                collapse_key=collapse,
-                ttl_seconds=template.ttl_seconds,
-                announcement_id=announcement_id,
-                dedupe_key=dedupe_key,
-                push_state="pending",
-                created_at=now,
-                read_at=None,
+            NewNotification(
+                note_id,
+                user_id,
+                kind,
+                template.category,
+                is_urgent,
+                lang,
+                text.title,
+                text.body,
+                deep_link,
+                data,
+                collapse,
+                template.ttl_seconds,
+                announcement_id,
+                dedupe_key,
+                "pending",
+                now,
             )
         )
     return notes
