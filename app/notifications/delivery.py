@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -188,16 +189,50 @@ async def push_loaded(
         await _record_first_attempt(session, pairs, outcomes, now)
 
 
-NOTE_COLUMNS = [c.name for c in Notification.__table__.columns]  # type: ignore[attr-defined]
+NOTE_TABLE: sa.Table = Notification.__table__  # type: ignore[attr-defined]
+DELIVERY_TABLE: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+NOTE_COLUMNS = [c.name for c in NOTE_TABLE.columns]
+DELIVERY_COLUMNS = [
+    "id", "notification_id", "device_id", "platform", "status", "attempts", "message_id",
+    "error_code", "error_message", "created_at", "updated_at", "next_attempt_at",
+]  # fmt: skip
+
+
+async def bulk_insert(
+    session: AsyncSession, table: sa.Table, columns: list[str], records: list[tuple[Any, ...]]
+) -> None:
+    """Many rows in the session's transaction: COPY on PostgreSQL (asyncpg), a fraction of what
+    INSERT costs on both sides; a Core executemany elsewhere. No ORM object per row."""
+    if not records:
+        return
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "asyncpg":
+        for start in range(0, len(records), 1000):
+            chunk = [dict(zip(columns, r, strict=True)) for r in records[start : start + 1000]]
+            await session.execute(sa.insert(table), chunk)
+        return
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
+    if json_at:
+        records = [
+            tuple(orjson.dumps(v).decode() if i in json_at else v for i, v in enumerate(r))
+            for r in records
+        ]
+    raw = await conn.get_raw_connection()
+    if getattr(raw.dbapi_connection, "_transaction", True) is None:
+        # SQLAlchemy's asyncpg adapter opens the transaction at the first statement: make sure
+        # the COPY runs inside it, not in autocommit.
+        await conn.exec_driver_sql("SELECT 1")
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=records, columns=columns
+    )
 
 
 async def insert_notes(
     session: AsyncSession, notes: Sequence[Notification] | Sequence[NewNotification]
 ) -> None:
-    """Inbox rows in bulk: one executemany per thousand (Core INSERT, no ORM unit of work)."""
-    rows = [{c: getattr(n, c) for c in NOTE_COLUMNS} for n in notes]
-    for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(Notification), rows[start : start + 1000])
+    """Inbox rows in bulk."""
+    records = [tuple(getattr(n, c) for c in NOTE_COLUMNS) for n in notes]
+    await bulk_insert(session, NOTE_TABLE, NOTE_COLUMNS, records)
 
 
 async def _send(pairs: Sequence[tuple[Any, Any]], now: datetime | None = None) -> list[Outcome]:
@@ -214,7 +249,7 @@ async def _record_first_attempt(
     outcomes: Sequence[Outcome],
     now: datetime,
 ) -> None:
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     dead_devices: list[uuid.UUID] = []
     retry_ids: list[uuid.UUID] = []
     retry_after: list[float | None] = []
@@ -231,23 +266,22 @@ async def _record_first_attempt(
         if outcome.status in REMOVE_DEVICE:
             dead_devices.append(device.id)
         rows.append(
-            {
-                "id": row_id,
-                "notification_id": note.id,
-                "device_id": device.id,
-                "platform": device.platform,
-                "status": STORED_STATUS[outcome.status],
-                "attempts": 1,
-                "message_id": outcome.message_id,
-                "error_code": outcome.error_code,
-                "error_message": outcome.error_message,
-                "created_at": now,
-                "updated_at": now,
-                "next_attempt_at": next_at,
-            }
+            (
+                row_id,
+                note.id,
+                device.id,
+                device.platform,
+                STORED_STATUS[outcome.status],
+                1,
+                outcome.message_id,
+                outcome.error_code,
+                outcome.error_message,
+                now,
+                now,
+                next_at,
+            )
         )
-    for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(Delivery), rows[start : start + 1000])
+    await bulk_insert(session, DELIVERY_TABLE, DELIVERY_COLUMNS, rows)
     await _remove_devices(session, dead_devices)
     if retry_ids:
         await _enqueue_retry(session, retry_ids, delay)
