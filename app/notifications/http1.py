@@ -31,6 +31,7 @@ import httpx
 import orjson
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+WATCHDOG_SECONDS = 1.0
 
 
 class _Connection(asyncio.Protocol):
@@ -42,6 +43,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.reusable = True
         self.pending: deque[asyncio.Future[Answer]] = deque()
+        self.deadlines: deque[float] = deque()  # of the pending requests, oldest first
+        self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -75,21 +78,38 @@ class _Connection(asyncio.Protocol):
             self.reusable = False
         if self.pending:
             answer = self.pending.popleft()
+            self.deadlines.popleft()
             if not answer.done():
                 answer.set_result(
                     (self.parser.get_status_code(), self._headers, b"".join(self._body))
                 )
 
     # ours
-    def request(self, raw: bytes) -> asyncio.Future[Answer]:
+    def request(self, raw: bytes, within: float | None) -> asyncio.Future[Answer]:
         assert self.transport is not None
-        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Answer] = loop.create_future()
         self.pending.append(answer)
+        self.deadlines.append(loop.time() + within if within else float("inf"))
         if not self._out:
             # The requests of this event-loop turn leave together, in one write.
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         self._out.append(raw)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(WATCHDOG_SECONDS, self._check_deadlines)
         return answer
+
+    def _check_deadlines(self) -> None:
+        """Once a second while requests are pending (a timer per connection, not per request):
+        an answer overdue means the answers behind it are too; the connection goes."""
+        self._watchdog = None
+        if not self.pending:
+            return
+        if self.deadlines[0] <= asyncio.get_running_loop().time():
+            self.fail(httpx.ReadTimeout("no answer in time"))
+            return
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(WATCHDOG_SECONDS, self._check_deadlines)
 
     def _flush(self) -> None:
         out, self._out = self._out, []
@@ -99,7 +119,10 @@ class _Connection(asyncio.Protocol):
     def fail(self, exc: Exception, *, close: bool = True) -> None:
         """Every request still waiting on this connection fails with `exc`."""
         self.closed = True
-        pending, self.pending = self.pending, deque()
+        pending, self.pending, self.deadlines = self.pending, deque(), deque()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for answer in pending:
             if not answer.done():
                 answer.set_exception(exc)
@@ -166,12 +189,15 @@ class Http1Pool:
                     break
         return best
 
+    def _room(self) -> bool:
+        return len(self._conns) + self._connecting < self.max_connections
+
     async def _acquire(self, url: httpx.URL, within: float | None) -> _Connection:
         """An idle connection, else a new one while under the limit, else the least busy one
         with room, else wait for room."""
         while True:
             conn = self._pick()
-            room = len(self._conns) + self._connecting < self.max_connections
+            room = self._room()
             if conn is not None and (not conn.pending or not room):
                 return conn
             if room:
@@ -194,20 +220,18 @@ class Http1Pool:
                 return
 
     async def round_trip(self, url: httpx.URL, raw: bytes, within: float | None) -> Answer:
-        """Send one encoded request to `url`'s origin; its status, headers and body."""
+        """Send one encoded request to `url`'s origin; its status, headers and body. The read
+        deadline is kept by the connection's watchdog (to the second)."""
+        conn = self._pick()
+        if conn is None or (conn.pending and self._room()):
+            try:
+                async with asyncio.timeout(within):
+                    conn = await self._acquire(url, within)
+            except TimeoutError as exc:
+                raise httpx.PoolTimeout("no connection free in time") from exc
+        answer = conn.request(raw, within)
         try:
-            async with asyncio.timeout(within):
-                conn = await self._acquire(url, within)
-        except TimeoutError as exc:
-            raise httpx.PoolTimeout("no connection free in time") from exc
-        answer = conn.request(raw)
-        try:
-            async with asyncio.timeout(within):
-                return await answer
-        except TimeoutError as exc:
-            # Answers on this connection would now be out of step: it goes, with its requests.
-            conn.fail(httpx.ReadTimeout("no answer in time"))
-            raise httpx.ReadTimeout("no answer in time") from exc
+            return await answer
         except httpx.TransportError:
             raise
         except BaseException:
