@@ -11,6 +11,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from app.notifications.models import (
     Notification,
     NotificationPreference,
 )
+from app.tokens import service as tokens
 
 # ---------------------------------------------------------------- devices
 
@@ -121,6 +123,44 @@ async def remove_devices_of_session(session: AsyncSession, auth_session_id: uuid
 async def remove_user_devices(session: AsyncSession, user_id: uuid.UUID) -> int:
     """Every session ended (password reset, account deletion): remove every token."""
     result = await session.execute(sa.delete(Device).where(Device.user_id == user_id))
+    return result.rowcount or 0
+
+
+# Firebase expires the token of an app install that has not connected for 270 days; a token
+# not re-registered for that long (apps re-register at every start) is dead either way.
+INACTIVE_DEVICE_DAYS = 270
+
+
+async def remove_signed_out_devices(session: AsyncSession, *, page: int = 1000) -> int:
+    """Tokens whose sign-in ended without passing through logout: the session expired, or was
+    revoked by something that does not tell us. The phone is signed out; pushes there would
+    show a citizen's dossier or report to whoever holds it now. Keyset pages over the devices;
+    tokens says which sessions are alive (its tables are its own)."""
+    removed, after = 0, None
+    while True:
+        query = (
+            sa.select(Device.id, Device.auth_session_id)
+            .where(Device.auth_session_id.is_not(None))
+            .order_by(Device.id)
+            .limit(page)
+        )
+        if after is not None:
+            query = query.where(Device.id > after)
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return removed
+        after = rows[-1].id
+        alive = await tokens.active_session_ids(session, {r.auth_session_id for r in rows})
+        ended = [r.id for r in rows if r.auth_session_id not in alive]
+        if ended:
+            await session.execute(sa.delete(Device).where(Device.id.in_(ended)))
+            removed += len(ended)
+
+
+async def remove_inactive_devices(session: AsyncSession) -> int:
+    """Tokens not registered again for INACTIVE_DEVICE_DAYS (FCM has expired them)."""
+    cutoff = clock.now() - timedelta(days=INACTIVE_DEVICE_DAYS)
+    result = await session.execute(sa.delete(Device).where(Device.last_seen_at < cutoff))
     return result.rowcount or 0
 
 
