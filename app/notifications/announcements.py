@@ -26,7 +26,7 @@ from app.identity.models import User
 from app.identity.roles import Role
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
-from app.notifications.delivery import push_loaded
+from app.notifications.delivery import load_preferences, push_loaded
 from app.notifications.models import Announcement, Delivery, Device, Notification
 from app.notifications.service import build_notifications
 
@@ -291,6 +291,8 @@ async def send_batch(
         return
     query = recipients.audience(ann.scope, ann.ward_code, after=after, upto=upto)
     user_ids = list((await session.execute(query)).scalars())
+    # Read once for both the language of each inbox row and quiet hours / muted categories.
+    prefs = await load_preferences(session, user_ids)
     notes = await build_notifications(
         session,
         user_ids,
@@ -299,8 +301,9 @@ async def send_batch(
         urgent=ann.urgent,
         dedupe_key=f"announcement:{ann.id}",
         announcement_id=ann.id,
+        preferences=prefs,
     )
-    await push_loaded(session, notes, new_rows=True)
+    await push_loaded(session, notes, new_rows=True, preferences=prefs)
     # Atomic increment: batches finish on several workers at once.
     await session.execute(
         sa.update(Announcement)

@@ -100,9 +100,11 @@ def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
 # ---------------------------------------------------------------- the push job
 
 
-async def _preferences(
-    session: AsyncSession, user_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, NotificationPreference]:
+Preferences = dict[uuid.UUID, NotificationPreference]
+
+
+async def load_preferences(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> Preferences:
+    """The preferences of those of these users who set any (the others have the defaults)."""
     ids = list(set(user_ids))
     out: dict[uuid.UUID, NotificationPreference] = {}
     for start in range(0, len(ids), 1000):
@@ -152,14 +154,20 @@ async def push_loaded(
     notes: Sequence[Notification] | Sequence[NewNotification],
     *,
     new_rows: bool = False,
+    preferences: Preferences | None = None,
 ) -> None:
     """Decide, send, then write. Every network call comes before the first write of the job's
     transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
-    the inbox rows themselves are written here too (announcement batches)."""
+    the inbox rows themselves are written here too (announcement batches); `preferences`, when
+    the caller already read them for these users, saves reading them again."""
     if not notes:
         return
     now = clock.now()
-    prefs = await _preferences(session, (n.user_id for n in notes))
+    prefs = (
+        preferences
+        if preferences is not None
+        else await load_preferences(session, (n.user_id for n in notes))
+    )
     for note in notes:
         pref = prefs.get(note.user_id)
         if pref and note.category in CATEGORIES and pref.categories.get(note.category) is False:

@@ -194,8 +194,10 @@ async def build_notifications(
     urgent: bool | None = None,
     dedupe_key: str | None = None,
     announcement_id: uuid.UUID | None = None,
+    preferences: dict[uuid.UUID, NotificationPreference] | None = None,
 ) -> list[NewNotification]:
-    """One inbox row per recipient, rendered in the recipient's language (not yet written)."""
+    """One inbox row per recipient, rendered in the recipient's language (not yet written).
+    `preferences`: the recipients' preference rows, when the caller has read them already."""
     template = templates.get(kind)
     raw = params.model_dump() if isinstance(params, BaseModel) else params
     parsed = template.params.model_validate(raw)
@@ -213,7 +215,7 @@ async def build_notifications(
         targets = [u for u in targets if u not in seen]
     if not targets:
         return []
-    langs = await recipients.languages(session, targets)
+    langs = await recipients.languages(session, targets, preferences)
     is_urgent = template.urgent if urgent is None else urgent
     deep_link = template.deep_link(parsed)
     collapse = template.collapse_key(parsed)

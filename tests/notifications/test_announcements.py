@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -263,3 +263,41 @@ async def test_listing_announcements_costs_the_same_queries_for_one_or_many(
     for ann_id, report in reports.items():
         assert report["recipients"] == 2 and report["delivered"] == 2
         assert report["opened"] == (1 if ann_id == more[0]["id"] else 0)
+
+
+async def test_announcement_batches_honour_each_citizens_preferences(
+    client, db, push_log, wards
+) -> None:
+    staff = await account(client, db, "0917200001", role="ward_staff", ward="TNG-PDP")
+    plain, muted, sleepy, english = await _ward_with_citizens(client, db, "TNG-PDP", "174", 4)
+    prefs = "/api/v1/notification-preferences"
+    await client.put(
+        prefs, headers=muted.headers, json={"categories": {"ward_announcements": False}}
+    )
+    await client.put(
+        prefs, headers=sleepy.headers, json={"quiet_hours": {"start": "22:00", "end": "06:30"}}
+    )
+    await client.put(prefs, headers=english.headers, json={"language": "en"})
+    # 23:15 in Thái Nguyên.
+    now = clock.now()
+    late = datetime(now.year, now.month, now.day, 16, 15, tzinfo=UTC)
+    clock.advance(late - now if late > now else late + timedelta(days=1) - now)
+    staff = await sign_in(db, staff.user)  # the earlier access token has expired meanwhile
+    created = await client.post("/api/v1/staff/announcements", headers=staff.headers, json=BODY)
+    assert created.status_code == 201, created.text
+    await run_jobs()
+    assert sorted(m["token"] for m in pushes(push_log)) == ["TNG-PDP-0", "TNG-PDP-3"]
+    by_token = {m["token"]: m for m in pushes(push_log)}
+    assert by_token["TNG-PDP-3"]["notification"]["title"] == "Power cut"
+    assert by_token["TNG-PDP-0"]["notification"]["title"] == "Cắt điện"
+    for person in (plain, muted, sleepy, english):
+        assert len(await inbox_rows(person.id)) == 1  # the inbox is the record, pushed or not
+    report = (
+        await client.get(
+            f"/api/v1/staff/announcements/{created.json()['id']}", headers=staff.headers
+        )
+    ).json()["report"]
+    assert report["recipients"] == 4 and report["held_or_muted"] == 2
+    clock.advance(timedelta(hours=7, minutes=30))  # 06:45: the quiet hours are over
+    await run_jobs()
+    assert sorted(m["token"] for m in pushes(push_log)) == ["TNG-PDP-0", "TNG-PDP-2", "TNG-PDP-3"]

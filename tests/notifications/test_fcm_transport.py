@@ -112,7 +112,7 @@ async def test_an_fcm_that_never_answers_times_out_within_the_deadline() -> None
         await pool.aclose()
         server.close()
     # The watchdog looks once a second: the deadline is kept to the second.
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # the silent server would hold it for 30 s
 
 
 async def test_an_unreachable_fcm_turns_the_batch_into_retries(
