@@ -60,7 +60,6 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
 import httptools
 import orjson
 
@@ -408,11 +407,8 @@ class Http2:
 
     def __init__(self, transport: asyncio.Transport, handle: Handle) -> None:
         self.transport, self.handle = transport, handle
+        # h2's own local settings advertise 100 concurrent streams, as FCM does.
         self.conn = h2.connection.H2Connection(config=self.CONFIG)
-        self.conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100},
-        )
         self.conn.initiate_connection()
         self.conn.increment_flow_control_window(H2_WINDOW)
         self.unacknowledged = 0
