@@ -9,6 +9,7 @@ share them (`FOR UPDATE SKIP LOCKED`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from app.identity.models import User
 from app.identity.roles import Role
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
-from app.notifications.delivery import push_loaded
+from app.notifications.delivery import load_preferences, push_loaded
 from app.notifications.models import Announcement, Delivery, Device, Notification
 from app.notifications.service import build_notifications
 
@@ -188,36 +189,62 @@ async def cancel(
     return ann
 
 
-async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
-    notes = (
-        await session.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.count(Notification.read_at),
-                sa.func.sum(sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)),
-            ).where(Notification.announcement_id == ann_id)
+async def reports(
+    session: AsyncSession, ann_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """Delivery reports of several announcements in two queries, whatever their number."""
+    ids = list(ann_ids)
+    if not ids:
+        return {}
+    held_or_muted = sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)
+    notes = await session.execute(
+        sa.select(
+            Notification.announcement_id,
+            sa.func.count(),
+            sa.func.count(Notification.read_at),
+            sa.func.sum(held_or_muted),
         )
-    ).one()
-    rows = await session.execute(
-        sa.select(Delivery.status, sa.func.count())
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Notification.announcement_id == ann_id)
-        .group_by(Delivery.status)
+        .where(Notification.announcement_id.in_(ids))
+        .group_by(Notification.announcement_id)
     )
-    by_status: dict[str, int] = {status: count for status, count in rows}
-    return {
-        "recipients": notes[0],
-        "opened": notes[1],
-        "held_or_muted": int(notes[2] or 0),
-        "devices_targeted": sum(by_status.values()),
-        "delivered": by_status.get("sent", 0),
-        "pending": by_status.get("retrying", 0),
-        "failed": sum(v for k, v in by_status.items() if k not in ("sent", "retrying")),
-    }
+    by_note = {ann_id: (total, opened, held) for ann_id, total, opened, held in notes}
+    rows = await session.execute(
+        sa.select(Notification.announcement_id, Delivery.status, sa.func.count())
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .where(Notification.announcement_id.in_(ids))
+        .group_by(Notification.announcement_id, Delivery.status)
+    )
+    by_status: dict[uuid.UUID, dict[str, int]] = {ann_id: {} for ann_id in ids}
+    for ann_id, status, count in rows:
+        by_status[ann_id][status] = count
+    out: dict[uuid.UUID, dict[str, int]] = {}
+    for ann_id in ids:
+        total, opened, held = by_note.get(ann_id, (0, 0, 0))
+        statuses = by_status[ann_id]
+        out[ann_id] = {
+            "recipients": total,
+            "opened": opened,
+            "held_or_muted": int(held or 0),
+            "devices_targeted": sum(statuses.values()),
+            "delivered": statuses.get("sent", 0),
+            "pending": statuses.get("retrying", 0),
+            "failed": sum(v for k, v in statuses.items() if k not in ("sent", "retrying")),
+        }
+    return out
+
+
+async def report(session: AsyncSession, ann_id: uuid.UUID) -> dict[str, int]:
+    return (await reports(session, [ann_id]))[ann_id]
 
 
 async def view(session: AsyncSession, ann: Announcement) -> dict[str, Any]:
-    return {**ann.model_dump(), "report": await report(session, ann.id)}
+    return (await views(session, [ann]))[0]
+
+
+async def views(session: AsyncSession, anns: Sequence[Announcement]) -> list[dict[str, Any]]:
+    """Announcements with their delivery reports: two queries for the reports of a whole page."""
+    by_id = await reports(session, [a.id for a in anns])
+    return [{**ann.model_dump(), "report": by_id[ann.id]} for ann in anns]
 
 
 # ---------------------------------------------------------------- worker side
@@ -264,6 +291,8 @@ async def send_batch(
         return
     query = recipients.audience(ann.scope, ann.ward_code, after=after, upto=upto)
     user_ids = list((await session.execute(query)).scalars())
+    # Read once for both the language of each inbox row and quiet hours / muted categories.
+    prefs = await load_preferences(session, user_ids)
     notes = await build_notifications(
         session,
         user_ids,
@@ -272,8 +301,9 @@ async def send_batch(
         urgent=ann.urgent,
         dedupe_key=f"announcement:{ann.id}",
         announcement_id=ann.id,
+        preferences=prefs,
     )
-    await push_loaded(session, notes, new_rows=True)
+    await push_loaded(session, notes, new_rows=True, preferences=prefs)
     # Atomic increment: batches finish on several workers at once.
     await session.execute(
         sa.update(Announcement)

@@ -12,8 +12,10 @@ import json
 import threading
 import uuid
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -22,7 +24,6 @@ from firebase_admin import messaging
 from app.core import clock
 from app.core.config import Settings, get_settings
 from app.notifications import templates
-from app.notifications.models import Device, Notification
 
 Status = Literal["sent", "retry", "unregistered", "invalid", "failed"]
 
@@ -49,28 +50,62 @@ def encode(message: messaging.Message) -> dict[str, Any]:
     return messaging._MessagingService.encode_message(message)
 
 
-def _channel(note: Notification) -> str:
-    template = templates.TEMPLATES.get(note.kind)
-    return template.android_channel if template else note.category
+def _channel(kind: str, category: str) -> str:
+    template = templates.TEMPLATES.get(kind)
+    return template.android_channel if template else category
 
 
-def build_message(note: Notification, device: Device) -> messaging.Message:
-    """One FCM message: visible notification, data with the deep link, per-platform headers."""
-    collapse = note.collapse_key or note.kind
-    urgent = note.urgent
-    android = apns = webpush = None
-    if device.platform == "android":
+class PushNote(Protocol):
+    """What a push needs of an inbox row (a `Notification` or a `NewNotification`)."""
+
+    kind: str
+    category: str
+    urgent: bool
+    title: str
+    body: str
+    data: dict[str, Any]
+    collapse_key: str | None
+    ttl_seconds: int
+
+
+class PushDevice(Protocol):
+    token: str
+    platform: str
+
+
+# The parts of a message that do not depend on the recipient, built once per distinct value:
+# an announcement to 100,000 devices needs a handful of them, not 100,000 of each.
+@lru_cache(maxsize=512)
+def _visible(title: str, body: str) -> messaging.Notification:
+    return messaging.Notification(title=title, body=body)
+
+
+@lru_cache(maxsize=512)
+def _fcm_options(kind: str) -> messaging.FCMOptions:
+    return messaging.FCMOptions(analytics_label=kind)
+
+
+PlatformConfig = tuple[
+    messaging.AndroidConfig | None, messaging.APNSConfig | None, messaging.WebpushConfig | None
+]
+
+
+@lru_cache(maxsize=1024)
+def _platform_config(
+    platform: str, kind: str, category: str, collapse: str, urgent: bool, ttl: int, expires: int
+) -> PlatformConfig:
+    """Android channel and priority, APNs headers, web push headers."""
+    if platform == "android":
         android = messaging.AndroidConfig(
             collapse_key=collapse,
             priority="high" if urgent else "normal",
-            ttl=timedelta(seconds=note.ttl_seconds),
+            ttl=timedelta(seconds=ttl),
             notification=messaging.AndroidNotification(
-                channel_id=_channel(note),
-                tag=collapse,
+                channel_id=_channel(kind, category), tag=collapse
             ),
         )
-    elif device.platform == "ios":
-        expires = int((clock.now() + timedelta(seconds=note.ttl_seconds)).timestamp())
+        return android, None, None
+    if platform == "ios":
         apns = messaging.APNSConfig(
             headers={
                 "apns-push-type": "alert",
@@ -81,43 +116,61 @@ def build_message(note: Notification, device: Device) -> messaging.Message:
             },
             payload=messaging.APNSPayload(
                 aps=messaging.Aps(
-                    thread_id=note.category,
+                    thread_id=category,
                     sound="default" if urgent else None,
                     mutable_content=True,
                 )
             ),
         )
-    else:
-        webpush = messaging.WebpushConfig(
-            headers={
-                "TTL": str(note.ttl_seconds),
-                "Urgency": "high" if urgent else "normal",
-                "Topic": collapse.replace(".", "-")[:32],
-            },
-        )
+        return None, apns, None
+    webpush = messaging.WebpushConfig(
+        headers={
+            "TTL": str(ttl),
+            "Urgency": "high" if urgent else "normal",
+            "Topic": collapse.replace(".", "-")[:32],
+        },
+    )
+    return None, None, webpush
+
+
+def build_messages(
+    pairs: Iterable[tuple[PushNote, PushDevice]], *, at: datetime | None = None
+) -> list[messaging.Message]:
+    """One FCM message per (inbox row, device): visible notification, data with the deep link,
+    per-platform headers. Only the token and the data map are per message."""
+    now = int((at or clock.now()).timestamp())
     with warnings.catch_warnings():
         # firebase-admin 7 deprecates `Message.token` for Firebase installation IDs (`fid`); the
         # FCM v1 API still takes registration tokens, which is what the apps register today.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _message(note, device, android, apns, webpush)
+        out = []
+        for note, device in pairs:
+            ttl = note.ttl_seconds
+            android, apns, webpush = _platform_config(
+                device.platform,
+                note.kind,
+                note.category,
+                note.collapse_key or note.kind,
+                note.urgent,
+                ttl,
+                now + ttl if device.platform == "ios" else 0,
+            )
+            out.append(
+                messaging.Message(
+                    token=device.token,
+                    notification=_visible(note.title, note.body),
+                    data={k: str(v) for k, v in note.data.items()},
+                    android=android,
+                    apns=apns,
+                    webpush=webpush,
+                    fcm_options=_fcm_options(note.kind),
+                )
+            )
+        return out
 
 
-def _message(
-    note: Notification,
-    device: Device,
-    android: messaging.AndroidConfig | None,
-    apns: messaging.APNSConfig | None,
-    webpush: messaging.WebpushConfig | None,
-) -> messaging.Message:
-    return messaging.Message(
-        token=device.token,
-        notification=messaging.Notification(title=note.title, body=note.body),
-        data={k: str(v) for k, v in note.data.items()},
-        android=android,
-        apns=apns,
-        webpush=webpush,
-        fcm_options=messaging.FCMOptions(analytics_label=note.kind),
-    )
+def build_message(note: PushNote, device: PushDevice) -> messaging.Message:
+    return build_messages([(note, device)])[0]
 
 
 class FileBackend:

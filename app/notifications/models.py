@@ -4,6 +4,7 @@ announcements."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,30 @@ class Notification(SQLModel, table=True):
     push_state: str = Field(default="pending", max_length=16)
     created_at: datetime = utc_field(default_now=True)
     read_at: datetime | None = utc_field(nullable=True)
+
+
+@dataclass(eq=False)
+class NewNotification:
+    """An inbox row about to be written in bulk (a Core INSERT): the same fields as
+    `Notification`, without an ORM object per recipient (a ward announcement makes 100,000)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    category: str
+    urgent: bool
+    language: str
+    title: str
+    body: str
+    deep_link: str
+    data: dict[str, Any]
+    collapse_key: str | None
+    ttl_seconds: int
+    announcement_id: uuid.UUID | None
+    dedupe_key: str | None
+    push_state: str
+    created_at: datetime
+    read_at: datetime | None = None
 
 
 class Delivery(SQLModel, table=True):

@@ -16,11 +16,18 @@ def _lang(value: str | None) -> str:
     return "en" if (value or "").lower().startswith("en") else "vi"
 
 
-async def languages(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The language each recipient reads: their preference, else their account's locale."""
+async def languages(
+    session: AsyncSession,
+    user_ids: Iterable[uuid.UUID],
+    preferences: dict[uuid.UUID, NotificationPreference] | None = None,
+) -> dict[uuid.UUID, str]:
+    """The language each recipient reads: their preference, else their account's locale.
+    `preferences`: these users' preference rows when the caller has them already."""
     ids = list(user_ids)
     preferred: dict[uuid.UUID, str | None] = {}
-    for start in range(0, len(ids), 1000):
+    if preferences is not None:
+        preferred = {user_id: pref.language for user_id, pref in preferences.items()}
+    for start in range(0, len(ids) if preferences is None else 0, 1000):
         rows = await session.execute(
             sa.select(NotificationPreference.user_id, NotificationPreference.language)
             .where(NotificationPreference.user_id.in_(ids[start : start + 1000]))

@@ -195,7 +195,7 @@ async def list_announcements(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Any:
     items = await announcements.list_for_staff(session, principal.user, limit)
-    return {"items": [await announcements.view(session, a) for a in items]}
+    return {"items": await announcements.views(session, items)}
 
 
 @staff.get(

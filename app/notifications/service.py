@@ -11,6 +11,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,14 @@ from app.core.jobs import enqueue
 from app.core.personal_data import Retained
 from app.notifications import errors, recipients, templates
 from app.notifications.delivery import PUSH_JOB, insert_notes
-from app.notifications.models import Delivery, Device, Notification, NotificationPreference
+from app.notifications.models import (
+    Delivery,
+    Device,
+    NewNotification,
+    Notification,
+    NotificationPreference,
+)
+from app.tokens import service as tokens
 
 # ---------------------------------------------------------------- devices
 
@@ -118,6 +126,44 @@ async def remove_user_devices(session: AsyncSession, user_id: uuid.UUID) -> int:
     return result.rowcount or 0
 
 
+# Firebase expires the token of an app install that has not connected for 270 days; a token
+# not re-registered for that long (apps re-register at every start) is dead either way.
+INACTIVE_DEVICE_DAYS = 270
+
+
+async def remove_signed_out_devices(session: AsyncSession, *, page: int = 1000) -> int:
+    """Tokens whose sign-in ended without passing through logout: the session expired, or was
+    revoked by something that does not tell us. The phone is signed out; pushes there would
+    show a citizen's dossier or report to whoever holds it now. Keyset pages over the devices;
+    tokens says which sessions are alive (its tables are its own)."""
+    removed, after = 0, None
+    while True:
+        query = (
+            sa.select(Device.id, Device.auth_session_id)
+            .where(Device.auth_session_id.is_not(None))
+            .order_by(Device.id)
+            .limit(page)
+        )
+        if after is not None:
+            query = query.where(Device.id > after)
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return removed
+        after = rows[-1].id
+        alive = await tokens.active_session_ids(session, {r.auth_session_id for r in rows})
+        ended = [r.id for r in rows if r.auth_session_id not in alive]
+        if ended:
+            await session.execute(sa.delete(Device).where(Device.id.in_(ended)))
+            removed += len(ended)
+
+
+async def remove_inactive_devices(session: AsyncSession) -> int:
+    """Tokens not registered again for INACTIVE_DEVICE_DAYS (FCM has expired them)."""
+    cutoff = clock.now() - timedelta(days=INACTIVE_DEVICE_DAYS)
+    result = await session.execute(sa.delete(Device).where(Device.last_seen_at < cutoff))
+    return result.rowcount or 0
+
+
 # ---------------------------------------------------------------- notify (for other domains)
 
 
@@ -148,8 +194,10 @@ async def build_notifications(
     urgent: bool | None = None,
     dedupe_key: str | None = None,
     announcement_id: uuid.UUID | None = None,
-) -> list[Notification]:
-    """One inbox row per recipient, rendered in the recipient's language (not yet written)."""
+    preferences: dict[uuid.UUID, NotificationPreference] | None = None,
+) -> list[NewNotification]:
+    """One inbox row per recipient, rendered in the recipient's language (not yet written).
+    `preferences`: the recipients' preference rows, when the caller has read them already."""
     template = templates.get(kind)
     raw = params.model_dump() if isinstance(params, BaseModel) else params
     parsed = template.params.model_validate(raw)
@@ -167,39 +215,43 @@ async def build_notifications(
         targets = [u for u in targets if u not in seen]
     if not targets:
         return []
-    langs = await recipients.languages(session, targets)
+    langs = await recipients.languages(session, targets, preferences)
     is_urgent = template.urgent if urgent is None else urgent
     deep_link = template.deep_link(parsed)
     collapse = template.collapse_key(parsed)
     extra = template.data(parsed)
     rendered = {lang: template.render(parsed, lang) for lang in ("vi", "en")}
     now = clock.now()
-    notes: list[Notification] = []
+    # Everything but the id is the same for every recipient of a language: the data map is
+    # copied from a template with only `notification_id` replaced.
+    base_data = _common_data(uuid.UUID(int=0), kind, template, deep_link, is_urgent, extra)
+    notes: list[NewNotification] = []
     for user_id in targets:
-        if user_id not in langs:
+        lang = langs.get(user_id)
+        if lang is None:
             continue  # no such account (erased meanwhile): nobody to tell
-        lang = langs[user_id]
         note_id = new_id()
         text = rendered[lang]  # type: ignore[index]
+        data = base_data.copy()
+        data["notification_id"] = str(note_id)
         notes.append(
-            Notification(
-                id=note_id,
-                user_id=user_id,
-                kind=kind,
-                category=template.category,
-                urgent=is_urgent,
-                language=lang,
-                title=text.title,
-                body=text.body,
-                deep_link=deep_link,
-                data=_common_data(note_id, kind, template, deep_link, is_urgent, extra),
-                collapse_key=collapse,
-                ttl_seconds=template.ttl_seconds,
-                announcement_id=announcement_id,
-                dedupe_key=dedupe_key,
-                push_state="pending",
-                created_at=now,
-                read_at=None,
+            NewNotification(
+                note_id,
+                user_id,
+                kind,
+                template.category,
+                is_urgent,
+                lang,
+                text.title,
+                text.body,
+                deep_link,
+                data,
+                collapse,
+                template.ttl_seconds,
+                announcement_id,
+                dedupe_key,
+                "pending",
+                now,
             )
         )
     return notes

@@ -16,12 +16,16 @@ Producers emit these jobs through the outbox in their own transaction (`app.core
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jobs import job_handler
+from app.core.jobs import job_handler, periodic
+from app.core.logging import get_logger
 from app.notifications import announcements, delivery, recipients, service
+
+log = get_logger("notifications.tasks")
 
 
 def _uuids(values: Any) -> list[uuid.UUID]:
@@ -91,3 +95,12 @@ async def camera_alert(session: AsyncSession, payload: dict[str, Any]) -> None:
 @job_handler("traffic.warning")
 async def traffic_warning(session: AsyncSession, payload: dict[str, Any]) -> None:
     await _event(session, "traffic.warning", _uuids(payload.get("user_ids")), payload)
+
+
+@periodic("notifications.purge_devices", every=timedelta(hours=1))
+async def purge_devices(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    """Push tokens of ended sign-ins and of installs FCM has expired (logout, password reset
+    and account deletion remove theirs at once; this catches sessions that simply ran out)."""
+    signed_out = await service.remove_signed_out_devices(session)
+    inactive = await service.remove_inactive_devices(session)
+    log.info("push_devices_purged", signed_out=signed_out, inactive=inactive)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -395,6 +396,24 @@ async def active_session(db: AsyncSession, session_id: uuid.UUID) -> AuthSession
     if row is None or row.revoked_at is not None or row.expires_at <= clock.now():
         return None
     return row
+
+
+async def active_session_ids(
+    db: AsyncSession, session_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these sessions are still signed in (neither revoked nor expired), in batches:
+    for domains that keep state per sign-in (push tokens) and must drop it once it ends."""
+    ids, now, alive = list(set(session_ids)), clock.now(), set()
+    for start in range(0, len(ids), 1000):
+        rows = await db.execute(
+            sa.select(AuthSession.id).where(
+                AuthSession.id.in_(ids[start : start + 1000]),
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+            )
+        )
+        alive.update(rows.scalars())
+    return alive
 
 
 async def list_active_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:

@@ -1,14 +1,17 @@
 """Benchmark: a ward announcement fanned out to N registered devices (default 100,000).
 
 One run prints:
-- the baseline: the fake FCM's own ceiling, hammered by bare clients with no database (raw httpx
-  keep-alive, and firebase-admin's `send_each_async` alone);
+- the baseline: the fake FCM's ceiling as W bare client processes reach it, with no database:
+  each runs the very client the workers use (firebase-admin's `send_each_async` through
+  `app.notifications.fcm.FcmBackend`, 500 messages a call, four calls in flight) for a few
+  seconds, all starting together;
 - the fan-out: the real server (announcement posted over HTTP by ward staff), W worker processes
   (`python -m app worker`), the real firebase-admin client, the fake FCM (scripts/fake_fcm.py):
-  notifications/s, time to the last delivery, peak memory (VmHWM) of each worker, and the ratio to
-  the baseline.
+  notifications/s, time to the last delivery, peak memory (VmHWM) of each worker, CPU per
+  notification of the workers, the fake and PostgreSQL, and the ratio to the baseline;
+- the load average before and after (the machine may be shared).
 
-    .venv/bin/python scripts/bench/push.py [--devices 100000] [--workers 2]
+    .venv/bin/python scripts/bench/push.py [--devices 100000] [--workers 3]
                                            [--database-url postgresql+asyncpg://...]
 
 Without --database-url: a fresh PostgreSQL database on 127.0.0.1:5432 if one answers (dropped
@@ -29,6 +32,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +45,12 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from scripts.fake_fcm import Spawned, spawn  # noqa: E402
 
 WARD = "TNG-PDP"
+ANNOUNCEMENT = {
+    "title_vi": "Thông báo cắt điện",
+    "body_vi": "Cắt điện toàn phường từ 8h đến 11h ngày 28/11.",
+    "title_en": "Power cut",
+    "body_en": "Power cut 8-11am on 28 Nov.",
+}
 STAFF_PHONE, STAFF_PASSWORD = "0987000001", "bench-mat-khau-dai-2026"
 
 
@@ -53,66 +63,90 @@ def free_port() -> int:
 # ---------------------------------------------------------------- baseline
 
 
-async def baseline_httpx(fake: Spawned, total: int, concurrency: int = 10) -> float:
-    async with httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        timeout=30,
-    ) as http:
-        token = (await http.post(f"{fake.base_url}/token")).json()["access_token"]
-        url = f"{fake.base_url}/v1/projects/{fake.project_id}/messages:send"
-        headers = {"Authorization": f"Bearer {token}"}
-        queue = iter(range(total))
-
-        async def lane() -> None:
-            for i in queue:
-                body = {
-                    "message": {
-                        "token": f"baseline-{i}",
-                        "data": {"kind": "bench"},
-                        "notification": {"title": "t", "body": "b"},
-                    }
-                }
-                (await http.post(url, json=body, headers=headers)).raise_for_status()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(lane() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
+BASELINE_CALL = 2000  # messages per FcmBackend.send: four send_each_async calls in flight
 
 
-async def baseline_firebase(fake: Spawned, total: int) -> float:
-    os.environ.update(
-        PUSH_BACKEND="fcm",
-        FCM_BASE_URL=fake.base_url,
-        FCM_CREDENTIALS_FILE=str(fake.credentials_file),
-    )
-    import warnings
-
-    from firebase_admin import messaging
-
+async def baseline_client(fake_url: str, credentials: str, start_at: float, seconds: float) -> int:
+    """One bare client: messages accepted between `start_at` and `start_at + seconds`."""
+    os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake_url, FCM_CREDENTIALS_FILE=credentials)
     from app.core.config import get_settings
+    from app.notifications.backends import build_messages
     from app.notifications.fcm import FcmBackend
 
     get_settings.cache_clear()
     backend = FcmBackend(get_settings())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Message.token (see backends.py)
-        messages = [
-            messaging.Message(
-                token=f"baseline-fa-{i}",
-                data={"kind": "bench"},
-                notification=messaging.Notification("t", "b"),
-            )
-            for i in range(500)
-        ]
-    started = time.perf_counter()
+    # The same messages as the fan-out's (announcement payload, the three platforms' headers).
+    note, platforms = sample_announcement(), ("android", "ios", "web")
+    devices = [
+        SimpleNamespace(token=f"baseline-{os.getpid()}-{i:07d}", platform=platforms[i % 3])
+        for i in range(BASELINE_CALL)
+    ]
+    messages = build_messages([(note, device) for device in devices])
+    await backend.send(messages[:500])  # connections and the OAuth token
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     sent = 0
-    while sent < total:
+    while time.time() < start_at + seconds:
         outcomes = await backend.send(messages)
         assert all(o.status == "sent" for o in outcomes), outcomes[:3]
-        sent += len(messages)
-    rate = sent / (time.perf_counter() - started)
+        sent += len(outcomes)
     await backend.aclose()
-    return rate
+    return sent
+
+
+def sample_announcement() -> Any:
+    from app.notifications import templates
+    from app.notifications.service import _common_data
+
+    template = templates.get("announcement")
+    params = template.params.model_validate(
+        {"announcement_id": str(uuid.uuid4()), **{k: v for k, v in ANNOUNCEMENT.items()}}
+    )
+    text = template.render(params, "vi")
+    link = template.deep_link(params)
+    data = _common_data(uuid.uuid4(), "announcement", template, link, False, template.data(params))
+    return SimpleNamespace(
+        kind="announcement",
+        category=template.category,
+        urgent=False,
+        title=text.title,
+        body=text.body,
+        data=data,
+        collapse_key=template.collapse_key(params),
+        ttl_seconds=template.ttl_seconds,
+    )
+
+
+def baseline(fake: Spawned, clients: int, seconds: float) -> tuple[float, float]:
+    """(messages/s of `clients` processes together, fake CPU seconds per message)."""
+    start_at = time.time() + 8  # after every client has imported and connected
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--baseline-client", fake.base_url,
+             str(fake.credentials_file), str(start_at), str(seconds)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        for _ in range(clients)
+    ]  # fmt: skip
+    fake_before = cpu_seconds(fake.process.pid)
+    total = 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        total += int(out.strip().splitlines()[-1])
+    fake_cpu = cpu_seconds(fake.process.pid) - fake_before
+    return total / seconds, fake_cpu / max(1, total)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # ---------------------------------------------------------------- database
@@ -314,16 +348,10 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
             headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
             async with httpx.AsyncClient(base_url=fake.base_url) as control:
                 before = (await control.get("/_fake/stats")).json().get("accepted", 0)
+                cpu_before = [cpu_seconds(p.pid) for p in pool] + [cpu_seconds(fake.process.pid)]
                 started = time.perf_counter()
                 created = await http.post(
-                    "/api/v1/staff/announcements",
-                    headers=headers,
-                    json={
-                        "title_vi": "Thông báo cắt điện",
-                        "body_vi": "Cắt điện toàn phường từ 8h đến 11h ngày 28/11.",
-                        "title_en": "Power cut",
-                        "body_en": "Power cut 8-11am on 28 Nov.",
-                    },
+                    "/api/v1/staff/announcements", headers=headers, json=ANNOUNCEMENT
                 )
                 created.raise_for_status()
                 acknowledged = time.perf_counter() - started
@@ -348,7 +376,11 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                     break
                 await asyncio.sleep(0.1)
         peaks = [peak_rss_mb(p.pid) for p in pool]
+        cpu_after = [cpu_seconds(p.pid) for p in pool] + [cpu_seconds(fake.process.pid)]
+        spent = [after - before for before, after in zip(cpu_before, cpu_after, strict=True)]
         return {
+            "worker_cpu": sum(spent[:-1]),
+            "fake_cpu": spent[-1],
             "workers": workers,
             "delivered": delivered,
             "elapsed": elapsed,
@@ -370,27 +402,36 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=2)
+    # Three on two cores: a worker runs its jobs one at a time and waits on PostgreSQL and on FCM
+    # for part of each, so a third keeps the cores busy (the baseline gets as many processes).
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1000, help="ANNOUNCEMENT_BATCH_SIZE")
-    parser.add_argument("--baseline-messages", type=int, default=20_000)
+    parser.add_argument("--baseline-seconds", type=float, default=8.0)
     parser.add_argument("--database-url")
     parser.add_argument("--stall-seconds", type=float, default=60)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
     fake = spawn(tmp / "fake-fcm-sa.json", store=False)
     url, created = await prepare_database(args, tmp)
+    workers = args.workers if url.startswith("postgresql") else 1
+    load_before = load_average()
     try:
-        raw = await baseline_httpx(fake, args.baseline_messages)
-        print(f"baseline raw httpx (10 keep-alive connections): {raw:,.0f} msg/s", flush=True)
-        fa = await baseline_firebase(fake, args.baseline_messages)
-        print(f"baseline firebase-admin send_each_async alone:   {fa:,.0f} msg/s", flush=True)
+        ceiling, fake_per_msg = await asyncio.to_thread(
+            baseline, fake, workers, args.baseline_seconds
+        )
+        print(
+            f"baseline: {workers} bare firebase-admin client process(es), no database: "
+            f"{ceiling:,.0f} msg/s (fake FCM CPU {fake_per_msg * 1e6:.0f} us/msg)",
+            flush=True,
+        )
         result = await fan_out(args, fake, url, tmp)
     finally:
         fake.stop()
         if created:
             await drop_database(url)
-    ceiling = max(raw, fa)
+    load_after = load_average()
     rate = result["delivered"] / result["elapsed"] if result["elapsed"] else 0.0
+    delivered = max(1, result["delivered"])
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print()
     print(
@@ -404,15 +445,23 @@ async def main() -> int:
     print(f"  notifications/s             {rate:>12,.0f}")
     for i, peak in enumerate(result["peaks"]):
         print(f"  worker {i} peak memory        {peak or 0:>10.0f} MB")
-    print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare client, no database)")
+    per_msg = result["worker_cpu"] / delivered * 1e6
+    print(f"  worker CPU per notification {per_msg:>10.0f} us  (all workers, whole run)")
+    print(f"  fake FCM CPU per message    {result['fake_cpu'] / delivered * 1e6:>10.0f} us")
+    print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database)")
     print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
     print(
         f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
         f"≥50% of baseline: {'met' if rate >= ceiling / 2 else 'NOT met'}"
     )
+    print(f"  load average before / after {load_before} / {load_after}  ({os.cpu_count()} CPUs)")
     return 0 if result["delivered"] == args.devices else 1
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--baseline-client":
+        _, _, fake_url, credentials, start_at, seconds = sys.argv
+        print(asyncio.run(baseline_client(fake_url, credentials, float(start_at), float(seconds))))
+        sys.exit(0)
     sys.exit(asyncio.run(main()))

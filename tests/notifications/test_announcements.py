@@ -3,11 +3,14 @@ fan-out in batch jobs."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from app.core import clock
+from app.core.db import get_engine
 from app.core.jobs import Job
 from app.notifications.announcements import BATCH_JOB
 from tests.notifications.contracts import assert_valid_push
@@ -217,3 +220,84 @@ async def test_city_admin_ward_announcement_needs_an_existing_ward(client, db, w
         "/api/v1/staff/announcements", headers=admin.headers, json={**BODY, "ward_code": "NOWHERE"}
     )
     assert unknown.status_code == 404
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements the application runs meanwhile."""
+    engine = get_engine().sync_engine
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_listing_announcements_costs_the_same_queries_for_one_or_many(
+    client, db, push_log, wards
+) -> None:
+    staff = await account(client, db, "0917100001", role="ward_staff", ward="TNG-PDP")
+    citizens = await _ward_with_citizens(client, db, "TNG-PDP", "173", 2)
+    url = "/api/v1/staff/announcements"
+    first = (await client.post(url, headers=staff.headers, json=BODY)).json()
+    await run_jobs()
+    with statements() as one:
+        listed = (await client.get(url, headers=staff.headers)).json()["items"]
+    assert [a["id"] for a in listed] == [first["id"]]
+    more = [(await client.post(url, headers=staff.headers, json=BODY)).json() for _ in range(3)]
+    await run_jobs()
+    # A citizen opens the second announcement only.
+    inbox = (await client.get("/api/v1/notifications", headers=citizens[0].headers)).json()
+    opened = next(n for n in inbox["items"] if n["data"]["announcement_id"] == more[0]["id"])
+    await client.post(f"/api/v1/notifications/{opened['id']}/read", headers=citizens[0].headers)
+    with statements() as four:
+        listed = (await client.get(url, headers=staff.headers)).json()["items"]
+    assert len(four) == len(one)
+    reports = {a["id"]: a["report"] for a in listed}
+    assert set(reports) == {first["id"], *(a["id"] for a in more)}
+    for ann_id, report in reports.items():
+        assert report["recipients"] == 2 and report["delivered"] == 2
+        assert report["opened"] == (1 if ann_id == more[0]["id"] else 0)
+
+
+async def test_announcement_batches_honour_each_citizens_preferences(
+    client, db, push_log, wards
+) -> None:
+    staff = await account(client, db, "0917200001", role="ward_staff", ward="TNG-PDP")
+    plain, muted, sleepy, english = await _ward_with_citizens(client, db, "TNG-PDP", "174", 4)
+    prefs = "/api/v1/notification-preferences"
+    await client.put(
+        prefs, headers=muted.headers, json={"categories": {"ward_announcements": False}}
+    )
+    await client.put(
+        prefs, headers=sleepy.headers, json={"quiet_hours": {"start": "22:00", "end": "06:30"}}
+    )
+    await client.put(prefs, headers=english.headers, json={"language": "en"})
+    # 23:15 in Thái Nguyên.
+    now = clock.now()
+    late = datetime(now.year, now.month, now.day, 16, 15, tzinfo=UTC)
+    clock.advance(late - now if late > now else late + timedelta(days=1) - now)
+    staff = await sign_in(db, staff.user)  # the earlier access token has expired meanwhile
+    created = await client.post("/api/v1/staff/announcements", headers=staff.headers, json=BODY)
+    assert created.status_code == 201, created.text
+    await run_jobs()
+    assert sorted(m["token"] for m in pushes(push_log)) == ["TNG-PDP-0", "TNG-PDP-3"]
+    by_token = {m["token"]: m for m in pushes(push_log)}
+    assert by_token["TNG-PDP-3"]["notification"]["title"] == "Power cut"
+    assert by_token["TNG-PDP-0"]["notification"]["title"] == "Cắt điện"
+    for person in (plain, muted, sleepy, english):
+        assert len(await inbox_rows(person.id)) == 1  # the inbox is the record, pushed or not
+    report = (
+        await client.get(
+            f"/api/v1/staff/announcements/{created.json()['id']}", headers=staff.headers
+        )
+    ).json()["report"]
+    assert report["recipients"] == 4 and report["held_or_muted"] == 2
+    clock.advance(timedelta(hours=7, minutes=30))  # 06:45: the quiet hours are over
+    await run_jobs()
+    assert sorted(m["token"] for m in pushes(push_log)) == ["TNG-PDP-0", "TNG-PDP-2", "TNG-PDP-3"]

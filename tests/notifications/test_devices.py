@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.db import session_factory
+from app.core.jobs import schedule_periodic
 from app.notifications import service
+from app.notifications.models import Device
+from app.tokens import service as tokens
 from tests.notifications.helpers import account, add_device, devices_of, sign_in
+from tests.support.flows import run_jobs
 
 
 async def test_citizen_registers_a_device_and_sees_it(client, db: AsyncSession) -> None:
@@ -139,4 +146,54 @@ async def test_password_reset_removes_every_token(client, db, sms_log) -> None:
         "new_password": "mat-khau-moi-2026"})
 
     assert response.status_code == 204
+    assert await devices_of(an.id) == []
+
+
+async def _run_device_purge() -> None:
+    """The hourly job, as a worker schedules and runs it."""
+    await schedule_periodic(session_factory())
+    await run_jobs()
+
+
+async def test_tokens_of_a_session_that_expired_are_purged_by_the_hourly_job(
+    client, db, settings_env
+) -> None:
+    settings_env.set(refresh_token_ttl_days=30)
+    an = await account(client, db, "0912000020")
+    await add_device(client, an, "tok-expiring")
+    clock.advance(timedelta(days=20))
+    fresh_login = await sign_in(db, an.user)  # signed in again since, on another phone
+    await add_device(client, fresh_login, "tok-current")
+    await _run_device_purge()
+    assert sorted(d.token for d in await devices_of(an.id)) == ["tok-current", "tok-expiring"]
+    clock.advance(timedelta(days=11))  # the first session's 30 days are over
+    await _run_device_purge()
+    assert [d.token for d in await devices_of(an.id)] == ["tok-current"]
+
+
+async def test_tokens_of_a_session_revoked_elsewhere_are_purged(client, db) -> None:
+    an = await account(client, db, "0912000021")
+    other = await account(client, db, "0912000022")
+    await add_device(client, an, "tok-revoked")
+    await add_device(client, other, "tok-kept")
+    # Revoked without identity's logout path (which would have removed the token at once).
+    async with session_factory()() as session, session.begin():
+        await tokens.revoke_session(session, uuid.UUID(an.tokens["session_id"]), reason="admin")
+    await _run_device_purge()
+    assert await devices_of(an.id) == []
+    assert [d.token for d in await devices_of(other.id)] == ["tok-kept"]
+
+
+async def test_tokens_not_registered_again_for_270_days_are_purged(client, db) -> None:
+    an = await account(client, db, "0912000023")
+    await add_device(client, an, "tok-forgotten")
+    async with session_factory()() as session, session.begin():
+        await session.execute(
+            sa.update(Device).values(auth_session_id=None, last_seen_at=clock.now())
+        )
+    clock.advance(timedelta(days=service.INACTIVE_DEVICE_DAYS - 1))
+    await _run_device_purge()
+    assert [d.token for d in await devices_of(an.id)] == ["tok-forgotten"]
+    clock.advance(timedelta(days=2))
+    await _run_device_purge()
     assert await devices_of(an.id) == []
