@@ -96,8 +96,10 @@ class Settings(BaseSettings):
     fcm_base_url: str = "https://fcm.googleapis.com"
     fcm_project_id: str = ""
     fcm_timeout_seconds: float = 30.0
-    # Real FCM speaks HTTP/2 (many streams per connection): a few connections carry a 500 batch.
+    # Keep-alive connections per worker; each carries up to 100 pipelined requests (see
+    # app/notifications/http1.py), or HTTP/2 streams with FCM_HTTP_CLIENT=library.
     fcm_max_connections: int = 10
+    fcm_http_client: Literal["pipelined", "library"] = "pipelined"
     push_batch_size: int = 500
     push_max_attempts: int = 10
     push_retry_base_seconds: float = 2.0

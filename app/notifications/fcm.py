@@ -10,7 +10,7 @@ Four adjustments to the library, all through its (private, pinned <8) service ob
   with `requests`, which would otherwise block the event loop once an hour;
 - the httpx client under its `HttpxAsyncClient` is our lean pipelined HTTP/1.1 client
   (`http1.py`): httpx and httpcore under a 500-request batch cost more CPU than everything
-  else in a fan-out.
+  else in a fan-out. `FCM_HTTP_CLIENT=library` keeps the library's own httpx (HTTP/2) client.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Any
 import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
+import httpx
 from firebase_admin import _http_client as fb_http
+from firebase_admin import _retry as fb_retry
 from firebase_admin import credentials, exceptions, messaging
 
 from app.core.config import Settings
@@ -106,19 +108,33 @@ class FcmBackend:
         self._refresh_lock = asyncio.Lock()
 
     def _client(self, settings: Settings) -> fb_http.HttpxAsyncClient:
+        no_retry = fb_retry.HttpxRetry(max_retries=0)  # our retries are jobs
         client = fb_http.HttpxAsyncClient(
-            credential=self._google_credential, timeout=int(settings.fcm_timeout_seconds)
+            credential=self._google_credential, timeout=int(settings.fcm_timeout_seconds),
+            retry_config=no_retry,
         )
-        # The library's client with our HTTP layer under it (see http1.py): no retry layer (our
-        # retries are jobs), and a bearer token that does not build a requests.Session per
-        # request as the library's GoogleAuthCredentialFlow does.
         library_client = client._async_client
-        client._async_client = LeanClient(  # type: ignore[assignment]
-            Http1Pool(settings.fcm_max_connections),
-            headers=client._headers,
-            token=self._ensure_token,
-            refresh=lambda stale: self._ensure_token(stale=stale),
-        )
+        if settings.fcm_http_client == "library":
+            # The operator's way back to the library's own HTTP/2 client (httpx), if a front
+            # end ever misbehaves with pipelining: slower, but nothing of ours under it.
+            limits = httpx.Limits(max_connections=settings.fcm_max_connections,
+                                  max_keepalive_connections=settings.fcm_max_connections)
+            transport = fb_retry.HttpxRetryTransport(retry=no_retry, limits=limits)
+            client._async_client = httpx.AsyncClient(
+                http2=True, timeout=settings.fcm_timeout_seconds, headers=client._headers,
+                auth=fb_http.GoogleAuthCredentialFlow(self._google_credential),
+                mounts={"http://": transport, "https://": transport},
+            )
+        else:
+            # The library's client with our HTTP layer under it (see http1.py), and a bearer
+            # token that does not build a requests.Session per request as the library's
+            # GoogleAuthCredentialFlow does.
+            client._async_client = LeanClient(  # type: ignore[assignment]
+                Http1Pool(settings.fcm_max_connections),
+                headers=client._headers,
+                token=self._ensure_token,
+                refresh=lambda stale: self._ensure_token(stale=stale),
+            )
         self._library_client = library_client
         return client
 

@@ -164,3 +164,19 @@ async def test_a_token_removed_while_waiting_for_a_retry_is_not_retried(
     [row] = await deliveries()
     assert row.status == "cancelled"
     assert await fake_fcm.messages("fcm-gone") == []
+
+
+async def test_the_library_http_client_delivers_and_sorts_answers_as_well(
+    client, db, fake_fcm, settings_env
+) -> None:
+    """FCM_HTTP_CLIENT=library: firebase-admin's own httpx client, the operator's way back."""
+    settings_env.set(fcm_http_client="library")
+    an = await account(client, db, "0916000009")
+    await add_device(client, an, "lib-good")
+    await add_device(client, an, "lib-stale")
+    await fake_fcm.rule(token="lib-stale", errors=["UNREGISTERED"], sticky=True)
+    await _tell(db, an.id)
+    await run_jobs()
+    assert [m["token"] for m in await fake_fcm.messages()] == ["lib-good"]
+    assert [d.token for d in await devices_of(an.id)] == ["lib-good"]
+    assert sorted(r.status for r in await deliveries()) == ["sent", "unregistered"]
