@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,7 +22,7 @@ from app.core import clock
 from app.core import errors as core_errors
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.core.db import get_session, session_factory
+from app.core.db import DbSession, session_factory
 from app.core.errors import AppError, responses
 from app.identity.dependencies import (
     CurrentPrincipal,
@@ -30,7 +32,7 @@ from app.identity.dependencies import (
     require_roles,
 )
 from app.identity.roles import Role
-from app.oauth import clients, dpop, errors, pages, schemas, service
+from app.oauth import audit_log, clients, dpop, errors, pages, schemas, service
 from app.oauth.clients import SCOPES, Client
 from app.oauth.server import Bridge, run, server
 from app.oauth.server import Request as OAuthRequest
@@ -44,11 +46,13 @@ async def fresh_keys() -> None:
             await key_store.load(session)
 
 
-router = APIRouter(dependencies=[Depends(fresh_keys)])
-# scope="function": commit before the response leaves. With the default scope the commit runs after
-# the response is sent, and a browser following our redirect at once could miss what we just wrote
-# (the saved authorization request, the new sign-in).
-DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+@asynccontextmanager
+async def _lifespan(_app: Any) -> AsyncIterator[None]:
+    yield
+    await audit_log.stop()  # queued audit entries are written before the engine goes
+
+
+router = APIRouter(dependencies=[Depends(fresh_keys)], lifespan=_lifespan)
 AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -714,4 +718,9 @@ async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: Ac
 
 
 router.include_router(admin)
+
+# The machine-to-machine endpoints first: FastAPI tries a router's routes in order (twice per
+# request), and these are called thousands of times a second where the pages are called once.
+_HOT_PATHS = ("/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo")
+router.routes.sort(key=lambda route: getattr(route, "path", "") not in _HOT_PATHS)
 _ = (uuid, client_ip, JSONResponse)
