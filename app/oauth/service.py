@@ -276,7 +276,7 @@ class Grantee:
     code: AuthorizationCode | None = None
     refresh_token: str | None = None
     session: AuthSession | None = None
-    link: ClientSession | None = None
+    dpop_jkt: str | None = None  # the key a refresh token family is bound to (DPoP)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get_user_id(self) -> uuid.UUID:
@@ -447,20 +447,20 @@ async def lookup_refresh(
                               {"token_hash": tokens._hash_refresh(presented)})).first()
     if found is None:
         return None
-    token_row, auth_session, link = found
+    token_row, auth_session, dpop_jkt = found
     if auth_session.client_id != client_id or auth_session.revoked_at is not None \
             or auth_session.expires_at <= clock.now():
         return None
     user = await identity.get_active_user(db, auth_session.user_id)
     return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
                    acr=auth_session.acr or acr_for(0), refresh_token=presented,
-                   session=auth_session, link=link,
+                   session=auth_session, dpop_jkt=dpop_jkt,
                    extra={"token_row": token_row, "user_active": user is not None})
 
 
 # Built once: building and cache-keying a statement per request costs more than running it.
 _REFRESH_LOOKUP = (
-    sa.select(RefreshToken, AuthSession, ClientSession)
+    sa.select(RefreshToken, AuthSession, ClientSession.dpop_jkt)
     .join(AuthSession, AuthSession.id == RefreshToken.session_id)
     .outerjoin(ClientSession, ClientSession.auth_session_id == AuthSession.id)
     .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
@@ -472,7 +472,7 @@ def refresh_answer(
 ) -> dict[str, Any]:
     """The token response for a refresh, signed without touching the database; the rotation is
     stored by `commit_refresh` before the answer leaves (and replaces it if it fails)."""
-    bound = grantee.link.dpop_jkt if grantee.link else None
+    bound = grantee.dpop_jkt
     if bound and bound != jkt:
         raise GrantRefused("The refresh token is bound to another DPoP key.")
     if not grantee.extra.get("user_active"):
