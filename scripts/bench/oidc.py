@@ -97,31 +97,34 @@ def hidden(page: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
 
 
-async def refresh_tokens(base: str, client_id: str, secret: str, count: int) -> list[str]:
+async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
+                         http: httpx.AsyncClient | None = None) -> list[str]:
     """Sign in once through the pages, consent once, then code flows with prompt=none."""
+    if http is None:
+        async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as own:
+            return await refresh_tokens(base, client_id, secret, count, own)
     tokens: list[str] = []
-    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as http:
-        for i in range(count):
-            verifier, challenge = pkce()
-            params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                      "scope": "openid profile", "state": str(i), "code_challenge": challenge,
-                      "code_challenge_method": "S256"}
-            response = await http.get("/oauth/authorize?" + urlencode(params))
-            while not response.headers["location"].startswith(REDIRECT):
-                location = response.headers["location"]
-                page = await http.get(location)
-                if page.status_code in (302, 303):
-                    response = page
-                    continue
-                path = urlsplit(location).path
-                extra = {"phone": PHONE, "password": PASSWORD} if path == "/oauth/login" \
-                    else {"decision": "allow"}
-                response = await http.post(path, data={**hidden(page.text), **extra})
-            code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-            token = await http.post("/oauth/token", auth=(client_id, secret), data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier})
-            tokens.append(token.json()["refresh_token"])
+    for i in range(count):
+        verifier, challenge = pkce()
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                  "scope": "openid profile", "state": str(i), "code_challenge": challenge,
+                  "code_challenge_method": "S256"}
+        response = await http.get("/oauth/authorize?" + urlencode(params))
+        while not response.headers["location"].startswith(REDIRECT):
+            location = response.headers["location"]
+            page = await http.get(location)
+            if page.status_code in (302, 303):
+                response = page
+                continue
+            path = urlsplit(location).path
+            extra = {"phone": PHONE, "password": PASSWORD} if path == "/oauth/login" \
+                else {"decision": "allow"}
+            response = await http.post(path, data={**hidden(page.text), **extra})
+        code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
+        token = await http.post("/oauth/token", auth=(client_id, secret), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier})
+        tokens.append(token.json()["refresh_token"])
     return tokens
 
 
