@@ -218,6 +218,80 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_json(client: Any) -> dict[str, Any]:
+    from app.oauth.clients import describe
+
+    return describe(client)
+
+
+def _client_change(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]],
+                   text: Callable[[Any], str]) -> int:
+    """Run one change to a client and print the client (or the error) as the others do."""
+    from app.core.errors import AppError
+
+    try:
+        result = run_in_session(work)
+    except AppError as exc:
+        return fail(args, exc.error.code, exc.error.message("en", exc.params))
+    emit(args, _client_json(result), text(result))
+    return 0
+
+
+def cmd_clients_update(args: argparse.Namespace) -> int:
+    from app.oauth import clients
+
+    changes: dict[str, Any] = {
+        "name": args.name, "redirect_uris": args.redirect_uri, "scope": args.scope,
+        "post_logout_redirect_uris": args.post_logout_redirect_uri, "min_loa": args.min_loa,
+    }
+    if args.backchannel_logout_uri is not None or args.no_backchannel_logout:
+        changes["backchannel_logout_uri"] = None if args.no_backchannel_logout \
+            else args.backchannel_logout_uri
+    if args.jwks_uri is not None:
+        changes["jwks_uri"] = args.jwks_uri
+    if args.jwks_file is not None:
+        try:
+            changes["jwks"] = clients.load_jwks_file(args.jwks_file)
+        except (OSError, ValueError) as exc:
+            return fail(args, "oauth.client_invalid", f"cannot read --jwks-file: {exc}")
+    return _client_change(
+        args, lambda session: clients.update_client(session, args.client_id, **changes),
+        lambda client: f"updated client {client.id} ({client.name})")
+
+
+def cmd_clients_status(status: str) -> Command:
+    def command(args: argparse.Namespace) -> int:
+        from app.oauth import clients
+
+        return _client_change(
+            args, lambda session: clients.set_client_status(session, args.client_id, status,
+                                                            reason=args.reason),
+            lambda client: f"client {client.id} is now {client.status}")
+
+    return command
+
+
+def cmd_clients_show(args: argparse.Namespace) -> int:
+    from app.oauth import clients
+
+    return _client_change(args, lambda session: clients.find_client(session, args.client_id),
+                          lambda client: f"{client.id} {client.name} ({client.status})")
+
+
+def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
+    from app.core.errors import AppError
+    from app.oauth import clients
+
+    try:
+        rotated = run_in_session(lambda session: clients.rotate_secret(session, args.client_id))
+    except AppError as exc:
+        return fail(args, exc.error.code, exc.error.message("en", exc.params))
+    emit(args, {"client_id": rotated.client.id, "client_secret": rotated.client_secret},
+         f"new client_secret for {rotated.client.id} (shown once; the previous one no longer "
+         f"works): {rotated.client_secret}")
+    return 0
+
+
 def cmd_cameras_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -319,6 +393,33 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--require-par", action="store_true")
     cc.add_argument("--require-dpop", action="store_true")
     cc.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
+    cu = add("update", cmd_clients_update,
+             "change a partner application (settings not given stay as they are)", client_cmds)
+    cu.add_argument("client_id")
+    cu.add_argument("--name")
+    cu.add_argument("--redirect-uri", action="append",
+                    help="replaces the registered list (repeat for several)")
+    cu.add_argument("--post-logout-redirect-uri", action="append")
+    cu.add_argument("--scope")
+    cu.add_argument("--min-loa", type=int)
+    bcl = cu.add_mutually_exclusive_group()
+    bcl.add_argument("--backchannel-logout-uri")
+    bcl.add_argument("--no-backchannel-logout", action="store_true")
+    keys_source = cu.add_mutually_exclusive_group()
+    keys_source.add_argument("--jwks-uri")
+    keys_source.add_argument("--jwks-file")
+    for name, status, help_text in (
+        ("disable", "disabled", "disable a partner application (invalid_client, tokens inactive)"),
+        ("enable", "active", "enable a disabled partner application again"),
+    ):
+        change = add(name, cmd_clients_status(status), help_text, client_cmds)
+        change.add_argument("client_id")
+        change.add_argument("--reason")
+    show = add("show", cmd_clients_show, "show a partner application", client_cmds)
+    show.add_argument("client_id")
+    rs = add("rotate-secret", cmd_clients_rotate_secret,
+             "replace the client secret (printed once)", client_cmds)
+    rs.add_argument("client_id")
     return parser
 
 

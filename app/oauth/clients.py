@@ -136,13 +136,147 @@ async def create_client(
     return NewClient(client, secret)
 
 
+# ---------------------------------------------------------------- changes by city admins
+
+UNSET: Any = object()  # "not given" (None clears an optional setting)
+STATUSES = ("active", "disabled")
+
+
+async def find_client(session: AsyncSession, client_id: str) -> OAuthClient:
+    """Any client, active or disabled (administration); `oauth.client_not_found` otherwise."""
+    row = await session.get(OAuthClient, client_id) if len(client_id) <= 100 else None
+    if row is None:
+        raise AppError(errors.CLIENT_NOT_FOUND)
+    return row
+
+
+def describe(row: OAuthClient) -> dict[str, Any]:
+    """A client as city admins see it (the admin API and the CLI): never its secret."""
+    return {"client_id": row.id, "name": row.name, "type": row.client_type,
+            "auth_method": row.auth_method, "status": row.status, "scope": row.scope,
+            "redirect_uris": row.redirect_uris,
+            "post_logout_redirect_uris": row.post_logout_redirect_uris,
+            "grant_types": row.grant_types, "min_loa": row.min_loa,
+            "backchannel_logout_uri": row.backchannel_logout_uri, "jwks": row.jwks,
+            "jwks_uri": row.jwks_uri, "first_party": row.first_party,
+            "allow_cccd": row.allow_cccd, "require_par": row.require_par,
+            "require_dpop": row.require_dpop, "created_at": row.created_at}
+
+
+async def list_clients(session: AsyncSession) -> list[OAuthClient]:
+    rows = await session.execute(sa.select(OAuthClient).order_by(OAuthClient.created_at))
+    return list(rows.scalars())
+
+
+async def update_client(
+    session: AsyncSession, client_id: str, *, ctx: AuditContext | None = None,
+    name: str | None = None, redirect_uris: list[str] | None = None,
+    post_logout_redirect_uris: list[str] | None = None, scope: str | None = None,
+    min_loa: int | None = None, backchannel_logout_uri: str | None = UNSET,
+    jwks: dict[str, Any] | None = UNSET, jwks_uri: str | None = UNSET,
+) -> OAuthClient:
+    """Change what a city admin may change after registration; unchanged settings stay. The
+    client's type, authentication method and grants are fixed (register a new client instead)."""
+    row = await find_client(session, client_id)
+
+    def invalid(reason: str) -> AppError:
+        return AppError(errors.CLIENT_INVALID, params={"reason": reason})
+
+    changes: dict[str, Any] = {}
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise invalid("name")
+        changes["name"] = name
+    if redirect_uris is not None:
+        if not redirect_uris and "authorization_code" in row.grant_types:
+            raise invalid("at least one redirect-uri")
+        changes["redirect_uris"] = [_check_uri(u, "redirect-uri") for u in redirect_uris]
+    if post_logout_redirect_uris is not None:
+        changes["post_logout_redirect_uris"] = [
+            _check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris]
+    if scope is not None:
+        scopes = scope_to_list(scope) or []
+        if "openid" not in scopes or any(s not in SCOPES for s in scopes):
+            raise invalid(f"scope must include openid and only {' '.join(SCOPES)}")
+        changes["scope"] = " ".join(dict.fromkeys(scopes))
+    if min_loa is not None:
+        if not 0 <= min_loa <= 2:
+            raise invalid("min-loa must be 0, 1 or 2")
+        changes["min_loa"] = min_loa
+    if backchannel_logout_uri is not UNSET:
+        if backchannel_logout_uri:
+            _check_uri(backchannel_logout_uri, "backchannel-logout-uri")
+        changes["backchannel_logout_uri"] = backchannel_logout_uri or None
+    if jwks is not UNSET:
+        if jwks is not None and not isinstance(jwks.get("keys"), list):
+            raise invalid("jwks must be a JWK set ({\"keys\": [...]})")
+        changes["jwks"] = jwks
+    if jwks_uri is not UNSET:
+        if jwks_uri:
+            _check_uri(jwks_uri, "jwks-uri")
+        changes["jwks_uri"] = jwks_uri or None
+    if row.auth_method == "private_key_jwt" and not (
+        changes.get("jwks", row.jwks) or changes.get("jwks_uri", row.jwks_uri)
+    ):
+        raise invalid("private_key_jwt needs --jwks-uri or --jwks-file")
+    changed = sorted(k for k, v in changes.items() if getattr(row, k) != v)
+    for key, value in changes.items():
+        setattr(row, key, value)
+    await session.flush()
+    forget_client(row.id)
+    await audit.record(session, ctx, "oauth.client_updated", resource=f"oauth_client:{row.id}",
+                       details={"changed": changed})
+    return row
+
+
+async def set_client_status(
+    session: AsyncSession, client_id: str, status: str, *, ctx: AuditContext | None = None,
+    reason: str | None = None,
+) -> OAuthClient:
+    """Disable (or enable again) a client. While disabled it gets `invalid_client` at every
+    endpoint, and its tokens are refused by UserInfo and introspect as inactive; nothing is
+    deleted, so enabling it again restores the tokens that have not expired meanwhile.
+    Another process notices within CLIENT_CACHE_SECONDS."""
+    if status not in STATUSES:
+        raise AppError(errors.CLIENT_INVALID, params={"reason": "status"})
+    row = await find_client(session, client_id)
+    before = row.status
+    row.status = status
+    await session.flush()
+    forget_client(row.id)
+    action = "oauth.client_disabled" if status == "disabled" else "oauth.client_enabled"
+    await audit.record(session, ctx, action, resource=f"oauth_client:{row.id}", reason=reason,
+                       details={"previous_status": before})
+    return row
+
+
+async def rotate_secret(
+    session: AsyncSession, client_id: str, *, ctx: AuditContext | None = None
+) -> NewClient:
+    """A new server-made secret, shown once; the previous one stops working at once (in other
+    processes within CLIENT_CACHE_SECONDS)."""
+    row = await find_client(session, client_id)
+    if not row.auth_method.startswith("client_secret"):
+        raise AppError(errors.CLIENT_INVALID,
+                       params={"reason": f"a {row.auth_method} client has no secret"})
+    secret = random_token("tns_", 32)
+    row.secret_hash = hash_secret(secret)
+    await session.flush()
+    forget_client(row.id)
+    await audit.record(session, ctx, "oauth.client_secret_rotated",
+                       resource=f"oauth_client:{row.id}")
+    return NewClient(row, secret)
+
+
 async def get_client(session: AsyncSession, client_id: str) -> OAuthClient | None:
     row = await session.get(OAuthClient, client_id)
     return row if row is not None and row.status == "active" else None
 
 
-# A short in-process cache of clients: the token endpoint authenticates one on every call. A
-# disabled or changed client takes effect within CLIENT_CACHE_SECONDS.
+# A short in-process cache of clients: the token and introspection endpoints authenticate one on
+# every call. A change made by this process (update, disable, new secret) counts at once; one made
+# by another process (the CLI, another worker) within CLIENT_CACHE_SECONDS: that is how long a
+# disabled client, or a replaced secret, may keep working there.
 CLIENT_CACHE_SECONDS = 10.0
 _cache: dict[str, tuple[float, Client | None]] = {}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,7 +22,7 @@ from app.core import clock
 from app.core import errors as core_errors
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.core.db import get_session, session_factory
+from app.core.db import DbSession, session_factory
 from app.core.errors import AppError, responses
 from app.identity.dependencies import (
     CurrentPrincipal,
@@ -30,7 +32,7 @@ from app.identity.dependencies import (
     require_roles,
 )
 from app.identity.roles import Role
-from app.oauth import clients, dpop, errors, pages, schemas, service
+from app.oauth import audit_log, clients, dpop, errors, pages, schemas, service
 from app.oauth.clients import SCOPES, Client
 from app.oauth.server import Bridge, run, server
 from app.oauth.server import Request as OAuthRequest
@@ -44,11 +46,13 @@ async def fresh_keys() -> None:
             await key_store.load(session)
 
 
-router = APIRouter(dependencies=[Depends(fresh_keys)])
-# scope="function": commit before the response leaves. With the default scope the commit runs after
-# the response is sent, and a browser following our redirect at once could miss what we just wrote
-# (the saved authorization request, the new sign-in).
-DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+@asynccontextmanager
+async def _lifespan(_app: Any) -> AsyncIterator[None]:
+    yield
+    await audit_log.stop()  # queued audit entries are written before the engine goes
+
+
+router = APIRouter(dependencies=[Depends(fresh_keys)], lifespan=_lifespan)
 AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -713,5 +717,77 @@ async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: Ac
             "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
 
 
+ADMIN_ERRORS = (core_errors.FORBIDDEN, *AUTH_ERRORS)
+
+
+@admin.get("", response_model=schemas.ClientList, summary="Registered partner applications",
+           responses=responses(*ADMIN_ERRORS))
+async def list_clients(principal: CityAdmin, db: AccountDb) -> Any:
+    return {"items": [clients.describe(row) for row in await clients.list_clients(db)]}
+
+
+@admin.get("/{client_id}", response_model=schemas.ClientOut, summary="A partner application",
+           responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
+async def get_client(client_id: str, principal: CityAdmin, db: AccountDb) -> Any:
+    return clients.describe(await clients.find_client(db, client_id))
+
+
+@admin.patch("/{client_id}", response_model=schemas.ClientOut,
+             summary="Change a partner application (redirect URIs, name, scopes, level, "
+                     "back-channel logout, keys)",
+             responses=responses(errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS,
+                                 core_errors.VALIDATION_FAILED))
+async def update_client(client_id: str, body: schemas.ClientUpdate, principal: CityAdmin,
+                        db: AccountDb, request: Request) -> Any:
+    given = body.model_dump(exclude_unset=True)
+    for required in ("name", "redirect_uris", "post_logout_redirect_uris", "scope", "min_loa"):
+        if required in given and given[required] is None:
+            raise AppError(errors.CLIENT_INVALID, params={"reason": f"{required} cannot be null"})
+    row = await clients.update_client(db, client_id, ctx=audit_context(request, principal),
+                                      **given)
+    await db.commit()  # before the answer: the next token request must see the change
+    return clients.describe(row)
+
+
+async def _set_status(client_id: str, status: str, body: schemas.ClientStatusChange | None,
+                      principal: Principal, db: AsyncSession, request: Request) -> Any:
+    row = await clients.set_client_status(db, client_id, status,
+                                          ctx=audit_context(request, principal),
+                                          reason=body.reason if body else None)
+    await db.commit()
+    return clients.describe(row)
+
+
+@admin.post("/{client_id}/disable", response_model=schemas.ClientOut,
+            summary="Disable a partner application (invalid_client; its tokens inactive)",
+            responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
+async def disable_client(client_id: str, principal: CityAdmin, db: AccountDb, request: Request,
+                         body: schemas.ClientStatusChange | None = None) -> Any:
+    return await _set_status(client_id, "disabled", body, principal, db, request)
+
+
+@admin.post("/{client_id}/enable", response_model=schemas.ClientOut,
+            summary="Enable a disabled partner application again",
+            responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
+async def enable_client(client_id: str, principal: CityAdmin, db: AccountDb, request: Request,
+                        body: schemas.ClientStatusChange | None = None) -> Any:
+    return await _set_status(client_id, "active", body, principal, db, request)
+
+
+@admin.post("/{client_id}/secret", response_model=schemas.ClientSecret,
+            summary="Rotate the client secret (the new one is shown once)",
+            responses=responses(errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS))
+async def rotate_client_secret(client_id: str, principal: CityAdmin, db: AccountDb,
+                               request: Request) -> Any:
+    rotated = await clients.rotate_secret(db, client_id, ctx=audit_context(request, principal))
+    await db.commit()
+    return {"client_id": rotated.client.id, "client_secret": rotated.client_secret}
+
+
 router.include_router(admin)
+
+# The machine-to-machine endpoints first: FastAPI tries a router's routes in order (twice per
+# request), and these are called thousands of times a second where the pages are called once.
+_HOT_PATHS = ("/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo")
+router.routes.sort(key=lambda route: getattr(route, "path", "") not in _HOT_PATHS)
 _ = (uuid, client_ip, JSONResponse)

@@ -85,3 +85,57 @@ class ClientCreated(BaseModel):
     scope: str
     redirect_uris: list[str]
     grant_types: list[str]
+
+
+class ClientUpdate(BaseModel):
+    """What a city admin may change on a registered client; fields left out stay as they are,
+    `null` clears an optional one (back-channel logout, keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    redirect_uris: list[str] | None = Field(default=None, max_length=20)
+    post_logout_redirect_uris: list[str] | None = Field(default=None, max_length=20)
+    scope: str | None = Field(default=None, max_length=500, examples=["openid profile phone"])
+    min_loa: int | None = Field(default=None, ge=0, le=2)
+    backchannel_logout_uri: str | None = Field(default=None, max_length=500)
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = Field(default=None, max_length=500)
+
+
+class ClientStatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500,
+                               examples=["Đối tác báo lộ khoá bí mật / partner reported a leak"])
+
+
+class ClientOut(BaseModel):
+    """A registered client as city admins see it (never its secret)."""
+
+    client_id: str
+    name: str
+    type: str
+    auth_method: str
+    status: str = Field(examples=["active", "disabled"])
+    scope: str
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    min_loa: int
+    backchannel_logout_uri: str | None
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    first_party: bool
+    allow_cccd: bool
+    require_par: bool
+    require_dpop: bool
+    created_at: datetime
+
+
+class ClientList(BaseModel):
+    items: list[ClientOut]
+
+
+class ClientSecret(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="Shown once; only its keyed hash is stored. The "
+                                           "previous secret no longer works.")

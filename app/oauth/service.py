@@ -26,7 +26,8 @@ from app.core.errors import AppError
 from app.core.security import keyed_hash, random_token
 from app.identity import service as identity
 from app.identity.models import User
-from app.oauth import errors
+from app.oauth import audit_log, errors, revocations
+from app.oauth.clients import client_view
 from app.oauth.models import (
     AuthorizationCode,
     AuthorizationRequest,
@@ -38,7 +39,7 @@ from app.oauth.models import (
 from app.tokens import service as tokens
 from app.tokens.errors import REFRESH_REUSED
 from app.tokens.keys import key_store
-from app.tokens.models import AuthSession
+from app.tokens.models import AuthSession, RefreshToken
 
 BROWSER_CLIENT = "op:browser"  # the client_id of browser sign-ins at the provider itself
 ID_TOKEN_ALGS = ("RS256", "ES256")  # RS256 unless the client registered ES256
@@ -275,7 +276,7 @@ class Grantee:
     code: AuthorizationCode | None = None
     refresh_token: str | None = None
     session: AuthSession | None = None
-    link: ClientSession | None = None
+    dpop_jkt: str | None = None  # the key a refresh token family is bound to (DPoP)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get_user_id(self) -> uuid.UUID:
@@ -440,20 +441,30 @@ async def issue_for_code(
 async def lookup_refresh(
     db: AsyncSession, presented: str, client_id: str
 ) -> Grantee | None:
-    """What a refresh needs, read up front (the rotation itself is `commit_refresh`)."""
-    state = await tokens.refresh_token_state(db, presented)
-    if state is None:
+    """What a refresh needs, read up front (the rotation itself is `commit_refresh`): the
+    token, its session and the session's link to the client, in one prebuilt statement."""
+    found = (await db.execute(_REFRESH_LOOKUP,
+                              {"token_hash": tokens._hash_refresh(presented)})).first()
+    if found is None:
         return None
-    auth_session, token_row = state
+    token_row, auth_session, dpop_jkt = found
     if auth_session.client_id != client_id or auth_session.revoked_at is not None \
             or auth_session.expires_at <= clock.now():
         return None
-    link = await db.get(ClientSession, auth_session.id)
     user = await identity.get_active_user(db, auth_session.user_id)
     return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
                    acr=auth_session.acr or acr_for(0), refresh_token=presented,
-                   session=auth_session, link=link,
+                   session=auth_session, dpop_jkt=dpop_jkt,
                    extra={"token_row": token_row, "user_active": user is not None})
+
+
+# Built once: building and cache-keying a statement per request costs more than running it.
+_REFRESH_LOOKUP = (
+    sa.select(RefreshToken, AuthSession, ClientSession.dpop_jkt)
+    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+    .outerjoin(ClientSession, ClientSession.auth_session_id == AuthSession.id)
+    .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
+)
 
 
 def refresh_answer(
@@ -461,7 +472,7 @@ def refresh_answer(
 ) -> dict[str, Any]:
     """The token response for a refresh, signed without touching the database; the rotation is
     stored by `commit_refresh` before the answer leaves (and replaces it if it fails)."""
-    bound = grantee.link.dpop_jkt if grantee.link else None
+    bound = grantee.dpop_jkt
     if bound and bound != jkt:
         raise GrantRefused("The refresh token is bound to another DPoP key.")
     if not grantee.extra.get("user_active"):
@@ -500,10 +511,10 @@ async def commit_refresh(
             raise GrantRefused("The refresh token was already used; its family is revoked.",
                                commit=True) from None
         raise GrantRefused("The refresh token is invalid.") from None
-    await audit.record(db, ctx, "oauth.token_issued", subject_id=grantee.user_id,
-                       resource=f"oauth_client:{client.id}",
-                       details={"grant_type": "refresh_token",
-                                "session_id": str(grantee.session.id)})
+    await audit_log.insert(db, ctx, "oauth.token_issued", subject_id=grantee.user_id,
+                           resource=f"oauth_client:{client.id}",
+                           details={"grant_type": "refresh_token",
+                                    "session_id": str(grantee.session.id)})
 
 
 def issue_client_credentials(
@@ -542,22 +553,40 @@ class TokenInfo:
         return not self.active
 
 
+# Access tokens whose signature already checked out, with their key id and claims: a resource
+# server introspects the same token many times, and verifying ECDSA is the costliest step. Issuer,
+# audience, expiry, the key (still known) and revocation are checked every time.
+_VERIFIED_MAX = 4096
+_verified: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
 def decode_access_token(token: str) -> dict[str, Any] | None:
     """Signature, issuer and audience of an access token this provider issued (not expiry)."""
-    kid = tokens._header_kid(token)
-    key = key_store.verification_key(kid) if kid else None
-    if key is None:
-        return None
-    try:
-        claims = jwt.decode(token, KeySet([key]), algorithms=[tokens.ACCESS_TOKEN_ALG]).claims
-    except (JoseError, ValueError):
-        return None
-    if claims.get("iss") != get_settings().issuer or claims.get("aud") != get_settings().issuer:
+    cached = _verified.get(token)
+    if cached is not None and key_store.verification_key(cached[0]) is not None:
+        claims = cached[1]
+    else:
+        kid = tokens._header_kid(token)
+        key = key_store.verification_key(kid) if kid else None
+        if key is None:
+            return None
+        try:
+            claims = jwt.decode(token, KeySet([key]), algorithms=[tokens.ACCESS_TOKEN_ALG]).claims
+        except (JoseError, ValueError):
+            return None
+        if len(_verified) >= _VERIFIED_MAX:
+            del _verified[next(iter(_verified))]  # the oldest entry
+        _verified[token] = (str(kid), claims)
+    issuer = get_settings().issuer
+    if claims.get("iss") != issuer or claims.get("aud") != issuer:
         return None
     return claims
 
 
 async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
+    """What introspection needs of an access token. A `client_credentials` token is checked
+    against the in-process revocation list (no database round trip); a user's token against
+    its session. Either is inactive once its client is disabled."""
     claims = decode_access_token(token)
     if claims is None or not claims.get("client_id"):
         return None
@@ -568,7 +597,9 @@ async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
         if active:
             active = await tokens.active_session(db, session_id) is not None
     elif active:
-        active = await db.get(RevokedAccessToken, claims["jti"]) is None
+        active = not await revocations.is_revoked(db, claims["jti"])
+    if active:
+        active = await client_view(db, claims["client_id"]) is not None
     return TokenInfo("access_token", claims["client_id"], active, claims, session_id,
                      claims.get("jti"), int(claims.get("exp", 0)))
 
@@ -579,7 +610,8 @@ async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
         return None
     auth_session, row = state
     active = (auth_session.revoked_at is None and auth_session.expires_at > clock.now()
-              and row.used_at is None)
+              and row.used_at is None
+              and await client_view(db, auth_session.client_id) is not None)
     claims = {"scope": auth_session.scope, "client_id": auth_session.client_id,
               "exp": int(auth_session.expires_at.timestamp()),
               "iat": int(row.created_at.timestamp()), "sid": str(auth_session.id)}
@@ -630,6 +662,7 @@ async def revoke(db: AsyncSession, info: TokenInfo, ctx: AuditContext) -> None:
         if info.jti and await db.get(RevokedAccessToken, info.jti) is None:
             db.add(RevokedAccessToken(jti=info.jti, expires_at=expires))
             await db.flush()
+            revocations.remember(info.jti)
         subject = None
     await audit.record(db, ctx, "oauth.token_revoked", subject_id=subject,
                        resource=f"oauth_client:{info.client_id}",

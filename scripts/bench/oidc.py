@@ -3,7 +3,9 @@ rotation and introspection, against a bare endpoint of the same app as the basel
 
 Starts the real server (`python -m app serve --workers 2`) on a fresh PostgreSQL database (or the
 DATABASE_URL given with --database-url), prepares a client, a citizen and refresh-token chains,
-then runs `wrk -t2 -c64 -d10s` against each endpoint and prints requests/s, p50 and p99.
+then runs `wrk -t2 -c64 -d10s` against each endpoint and prints requests/s, p50 and p99, and the
+CPU milliseconds per request used by the server's processes and by the database's backends (on a
+machine shared with other work, CPU per request is steadier than requests per second).
 
     .venv/bin/python scripts/bench/oidc.py [--duration 10s] [--connections 64]
 
@@ -31,6 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CpuMeter
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -76,6 +81,12 @@ async def drop_pg_database(db_url: str, server_url: str) -> None:
     await admin.dispose()
 
 
+def make_url_database(db_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(db_url).database)
+
+
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -86,31 +97,34 @@ def hidden(page: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
 
 
-async def refresh_tokens(base: str, client_id: str, secret: str, count: int) -> list[str]:
+async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
+                         http: httpx.AsyncClient | None = None) -> list[str]:
     """Sign in once through the pages, consent once, then code flows with prompt=none."""
+    if http is None:
+        async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as own:
+            return await refresh_tokens(base, client_id, secret, count, own)
     tokens: list[str] = []
-    async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as http:
-        for i in range(count):
-            verifier, challenge = pkce()
-            params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                      "scope": "openid profile", "state": str(i), "code_challenge": challenge,
-                      "code_challenge_method": "S256"}
-            response = await http.get("/oauth/authorize?" + urlencode(params))
-            while not response.headers["location"].startswith(REDIRECT):
-                location = response.headers["location"]
-                page = await http.get(location)
-                if page.status_code in (302, 303):
-                    response = page
-                    continue
-                path = urlsplit(location).path
-                extra = {"phone": PHONE, "password": PASSWORD} if path == "/oauth/login" \
-                    else {"decision": "allow"}
-                response = await http.post(path, data={**hidden(page.text), **extra})
-            code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-            token = await http.post("/oauth/token", auth=(client_id, secret), data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier})
-            tokens.append(token.json()["refresh_token"])
+    for i in range(count):
+        verifier, challenge = pkce()
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                  "scope": "openid profile", "state": str(i), "code_challenge": challenge,
+                  "code_challenge_method": "S256"}
+        response = await http.get("/oauth/authorize?" + urlencode(params))
+        while not response.headers["location"].startswith(REDIRECT):
+            location = response.headers["location"]
+            page = await http.get(location)
+            if page.status_code in (302, 303):
+                response = page
+                continue
+            path = urlsplit(location).path
+            extra = {"phone": PHONE, "password": PASSWORD} if path == "/oauth/login" \
+                else {"decision": "allow"}
+            response = await http.post(path, data={**hidden(page.text), **extra})
+        code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
+        token = await http.post("/oauth/token", auth=(client_id, secret), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier})
+        tokens.append(token.json()["refresh_token"])
     return tokens
 
 
@@ -164,9 +178,11 @@ def wrk(url: str, script: str | None, threads: int, connections: int, duration: 
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
+    total = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
+            "requests": int(total.group(1)) if total else 0,
             "non_2xx": int(errors.group(1)) if errors else 0,
             "timeouts": int(timeouts.group(1)) if timeouts else 0}
 
@@ -243,16 +259,20 @@ async def main() -> int:
               f"{args.workers} uvicorn workers, PostgreSQL, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at start")
         print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'vs base':>9}"
-              f"{'non-2xx':>9}{'timeouts':>10}")
+              f"{'non-2xx':>9}{'timeouts':>10}{'app CPU ms/req':>16}{'db CPU ms/req':>15}")
+        meter = CpuMeter(server.pid, make_url_database(db_url))
         baseline = None
         for _key, name, url, script in cases:
             await asyncio.sleep(1)
-            result = await asyncio.to_thread(wrk, url, script, args.threads, args.connections,
-                                             args.duration)
+            with meter.measure() as cpu:
+                result = await asyncio.to_thread(wrk, url, script, args.threads,
+                                                 args.connections, args.duration)
             baseline = baseline or result["rps"]
+            requests = max(result["requests"], 1)
             print(f"{name:<28}{result['rps']:>10.0f}{result['p50']:>10.1f}{result['p99']:>10.1f}"
                   f"{result['rps'] / baseline:>8.0%}{result['non_2xx']:>9}"
-                  f"{result['timeouts']:>10}")
+                  f"{result['timeouts']:>10}{cpu[0].server_s * 1000 / requests:>16.3f}"
+                  f"{(cpu[0].database_s or 0.0) * 1000 / requests:>15.3f}")
     finally:
         if server is not None:
             server.terminate()

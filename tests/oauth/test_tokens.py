@@ -156,3 +156,48 @@ async def test_expired_code_is_refused(live_url: str, rp: Any, browser: Browser)
     code, verifier, _ = await browser.code_for(rp.client.id)
     clock.advance(timedelta(minutes=5))
     assert (await exchange(live_url, rp, code, verifier)).json()["error"] == "invalid_grant"
+
+
+async def test_client_credentials_issues_are_audited_in_batches(
+    live_url: str, rp: Any, db: AsyncSession
+) -> None:
+    import sqlalchemy as sa
+
+    from app.core.audit import AuditEvent
+    from app.oauth import audit_log
+
+    async with httpx.AsyncClient(base_url=live_url, auth=(rp.client.id, rp.client_secret)) \
+            as http:
+        for _ in range(3):
+            answer = await http.post("/oauth/token", data={"grant_type": "client_credentials"})
+            assert answer.status_code == 200
+        refused = await http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                  auth=(rp.client.id, "tns_wrong"))
+        assert refused.status_code == 401
+    await audit_log.flush()  # what the flusher does within FLUSH_SECONDS
+    issued = (await db.execute(sa.select(AuditEvent).where(
+        AuditEvent.action == "oauth.token_issued",
+        AuditEvent.resource == f"oauth_client:{rp.client.id}"))).scalars().all()
+    assert len(issued) == 3
+    assert {e.details["grant_type"] for e in issued} == {"client_credentials"}
+    assert all(e.request_id and e.ip for e in issued)
+
+
+async def test_a_revocation_recorded_by_another_process_is_seen_within_the_sync_interval(
+    live_url: str, rp: Any, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.oauth import revocations, service
+    from app.oauth.models import RevokedAccessToken
+
+    async with httpx.AsyncClient(base_url=live_url, auth=(rp.client.id, rp.client_secret)) \
+            as http:
+        access = (await http.post("/oauth/token", data={"grant_type": "client_credentials"})
+                  ).json()["access_token"]
+        assert (await http.post("/oauth/introspect", data={"token": access})).json()["active"]
+        # Another worker revoked it: only its row tells this process.
+        jti = service.decode_access_token(access)["jti"]  # type: ignore[index]
+        db.add(RevokedAccessToken(jti=jti, expires_at=clock.now() + timedelta(minutes=15)))
+        await db.commit()
+        monkeypatch.setattr(revocations, "SYNC_SECONDS", 0.0)
+        assert (await http.post("/oauth/introspect", data={"token": access})).json() == \
+            {"active": False}
