@@ -19,9 +19,10 @@ from app.core.middleware import RequestContextMiddleware
 
 # Each domain's router, mounted in this order. Routes are matched one by one in this order
 # (twice per request in FastAPI 0.16x), so Thai Nguyen ID's, which every app start and token
-# refresh hits, come first.
+# refresh hits, come first, then the OpenID Connect provider's (partner apps' token traffic).
 DOMAIN_ROUTERS = [
     "app.identity.router",
+    "app.oauth.router",
     "app.admin_units.router",
     "app.media.router",
     "app.dossiers.router",
@@ -30,7 +31,6 @@ DOMAIN_ROUTERS = [
     "app.media.signed_router",
     "app.cameras.router",
     "app.notifications.router",
-    "app.oauth.router",
     "app.media.tus_router",
 ]
 # Each domain's job handlers (imported by the worker).

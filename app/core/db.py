@@ -141,7 +141,8 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
                 await session.rollback()
             raise
         else:
-            await session.commit()
+            if session.in_transaction():  # nothing to commit for a request that never used it
+                await session.commit()
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
