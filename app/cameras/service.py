@@ -8,7 +8,6 @@ in the worker (`process_alert`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import math
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.cameras import errors, imaging, integrations
+from app.cameras import errors, imaging, integrations, pictures, writelock
 from app.cameras.dialect import insert
 from app.cameras.models import (
     ACTIVE,
@@ -36,7 +35,7 @@ from app.core import clock
 from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.errors import AppError
-from app.core.jobs import Job, enqueue
+from app.core.jobs import Job
 from app.core.logging import get_logger
 
 log = get_logger("cameras")
@@ -139,27 +138,46 @@ async def _alert_answer(session: AsyncSession, *conditions: Any) -> dict[str, An
     return row
 
 
+async def _first_answer_and_camera(
+    session: AsyncSession, webhook_id: str, code: str
+) -> tuple[dict[str, Any] | None, Camera | None]:
+    """One round trip for both look-ups of the intake: the first answer to this webhook-id (a
+    redelivery) and the camera. Every await on the request path costs a turn of a busy event
+    loop, so the intake makes as few as it can."""
+    first = (sa.select(CameraAlert.response).where(CameraAlert.webhook_id == webhook_id)
+             .limit(1).scalar_subquery())
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    query = (sa.select(first.label("first"), Camera).select_from(one)
+             .outerjoin(Camera, Camera.code == code))
+    row = (await session.execute(query)).one()
+    return row.first, row.Camera
+
+
 async def accept_alert(
     session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *, source: str = "ioc"
 ) -> dict[str, Any]:
-    """Store the alert and enqueue its processing; a redelivery gets the first answer back."""
-    first = await _alert_answer(session, CameraAlert.webhook_id == meta.id)
+    """Store the alert and enqueue its processing; a redelivery gets the first answer back.
+
+    The acknowledgement is one small transaction: one read, then three inserts back to back
+    (alert, original picture, job), and the camera's last-seen time only when it is due. On
+    SQLite the write lock is held from the first insert to the commit, so nothing slow may
+    come between them."""
+    first, camera = await _first_answer_and_camera(session, meta.id, alert.camera_id)
     if first is not None:
         return first
-    camera = await camera_by_code(session, alert.camera_id)
     if camera is None:
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
     if camera.status == DISABLED:
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
-    # The same event under a new webhook-id is caught by the insert's conflict (one query less
-    # on the common path).
-    same_event = sa.and_(CameraAlert.camera_id == camera.id, CameraAlert.event_id == alert.event_id)
     snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
 
+    await writelock.before_first_write(session)
     now = clock.now()
     alert_id = new_id()
     answer = {"alert_id": str(alert_id), "camera_id": camera.code, "event_id": alert.event_id,
               "status": "accepted", "received_at": now.isoformat()}
+    # The same event under a new webhook-id, or a concurrent delivery of this webhook-id, is
+    # caught by the insert's conflict (unique webhook_id, unique camera + event id).
     inserted = await session.execute(
         insert(session, CameraAlert).values(
             id=alert_id, webhook_id=meta.id, camera_id=camera.id, event_id=alert.event_id,
@@ -172,19 +190,30 @@ async def accept_alert(
         ).on_conflict_do_nothing()
     )
     if inserted.rowcount == 0:
-        # The same event already stored, or a concurrent delivery of this webhook won: answer
-        # as the first did.
+        same_event = sa.and_(CameraAlert.camera_id == camera.id,
+                             CameraAlert.event_id == alert.event_id)
         first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
         if first is None:  # pragma: no cover - the winner's row must be visible now
             raise RuntimeError("alert insert conflicted but no alert found")
         return first
     if snapshot is not None:
         data, (width, height) = snapshot
-        session.add(CameraSnapshot(alert_id=alert_id, variant="original", content=data,
-                                   width=width, height=height, created_at=now))
-    await _seen(session, camera.id, now)
-    await enqueue(session, PROCESS_JOB, {"alert_id": str(alert_id)})
+        await session.execute(sa.insert(CameraSnapshot).values(
+            alert_id=alert_id, variant="original", content=data, width=width, height=height,
+            created_at=now))
+    await _enqueue_processing(session, alert_id, now)
+    if _seen_due(camera, now):
+        await _seen(session, camera.id, now)
     return answer
+
+
+async def _enqueue_processing(session: AsyncSession, alert_id: uuid.UUID, now: datetime) -> None:
+    """The processing job, as `app.core.jobs.enqueue` writes it, in one plain INSERT (no ORM
+    unit of work on the request path)."""
+    await session.execute(sa.insert(Job).values(
+        id=new_id(), kind=PROCESS_JOB, payload={"alert_id": str(alert_id)}, status="pending",
+        attempts=0, max_attempts=get_settings().job_max_attempts, run_after=now,
+        created_at=now))
 
 
 async def heartbeat(session: AsyncSession, code: str) -> Camera:
@@ -200,6 +229,12 @@ async def heartbeat(session: AsyncSession, code: str) -> Camera:
 # Last-seen is written at most this often per camera: a busy camera's alerts must not queue
 # behind each other's lock on its row.
 SEEN_RESOLUTION = timedelta(seconds=5)
+
+
+def _seen_due(camera: Camera, at: datetime) -> bool:
+    """Whether `_seen` has anything to write (it checks again in its WHERE, for races)."""
+    return (camera.status == OFFLINE or camera.last_seen_at is None
+            or camera.last_seen_at < at - SEEN_RESOLUTION)
 
 
 async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
@@ -223,13 +258,18 @@ async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> No
 
 async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     """Pictures, the incident, the ward's staff, nearby citizens. Runs in the worker, in the job's
-    transaction: all of it commits together or the job is retried from the start."""
+    transaction: all of it commits together or the job is retried from the start.
+
+    The pictures are made first, in a thread and with nothing written yet (on SQLite the write
+    lock is taken only for the short write part that follows)."""
     alert = await session.get(CameraAlert, alert_id)
     if alert is None or alert.status == "processed":
         return
     camera = await session.get(Camera, alert.camera_id)
     assert camera is not None  # the FK cascades: an alert never outlives its camera
-    evidence = await _process_snapshot(session, alert)
+    pictures = await _pictures(session, alert)
+    await writelock.before_first_write(session)
+    evidence = await _store_pictures(session, alert, pictures)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
                                                     evidence=evidence)
     if link is not None:
@@ -248,27 +288,42 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
              type=alert.type, incident_id=alert.incident_id, snapshot=alert.snapshot_status)
 
 
-async def _process_snapshot(session: AsyncSession, alert: CameraAlert) -> bytes | None:
-    """Blurred public copy and thumbnail of the snapshot; returns the public JPEG, if any."""
-    original = await session.get(CameraSnapshot, (alert.id, "original"))
-    if original is None:
+async def _pictures(
+    session: AsyncSession, alert: CameraAlert
+) -> imaging.Processed | imaging.SnapshotError | None:
+    """The blurred pictures of the alert's snapshot (None without one), made in the imaging
+    pool; started ahead for the other alerts this worker has claimed, so that OpenCV runs on
+    the other cores while this job writes."""
+    if alert.snapshot_status == "none":
         return None
-    try:
-        result = await asyncio.to_thread(imaging.process, original.content, alert.boxes,
-                                         get_settings().camera_snapshot_max_pixels)
-    except imaging.SnapshotError as exc:
+    await pictures.prefetch_claimed(session, PROCESS_JOB)
+    return await pictures.result(session, alert.id, alert.boxes)
+
+
+async def _store_pictures(
+    session: AsyncSession, alert: CameraAlert,
+    result: imaging.Processed | imaging.SnapshotError | None,
+) -> imaging.Processed | None:
+    """Blurred public copy and thumbnail of the snapshot; returns them, if any."""
+    if result is None:
+        return None
+    if isinstance(result, imaging.SnapshotError):
         alert.snapshot_status = "corrupt"
-        log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=exc.reason)
+        log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=result.reason)
         return None
-    for variant, content, (width, height) in (
-        ("public", result.public_jpeg, result.public_size),
-        ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size),
-    ):
-        await session.merge(CameraSnapshot(alert_id=alert.id, variant=variant, content=content,
-                                           width=width, height=height))
+    rows = [{"alert_id": alert.id, "variant": variant, "content": content, "width": width,
+             "height": height, "created_at": clock.now()}
+            for variant, content, (width, height) in (
+                ("public", result.public_jpeg, result.public_size),
+                ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size))]
+    statement = insert(session, CameraSnapshot).values(rows)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=[CameraSnapshot.alert_id, CameraSnapshot.variant],
+        set_={"content": statement.excluded.content, "width": statement.excluded.width,
+              "height": statement.excluded.height}))
     alert.snapshot_status = "processed"
     alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
-    return result.public_jpeg
+    return result
 
 
 async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraAlert, Camera]:
