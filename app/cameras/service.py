@@ -138,19 +138,33 @@ async def _alert_answer(session: AsyncSession, *conditions: Any) -> dict[str, An
     return row
 
 
-async def _first_answer_and_camera(
-    session: AsyncSession, webhook_id: str, code: str
-) -> tuple[dict[str, Any] | None, Camera | None]:
-    """One round trip for both look-ups of the intake: the first answer to this webhook-id (a
-    redelivery) and the camera. Every await on the request path costs a turn of a busy event
-    loop, so the intake makes as few as it can."""
-    first = (sa.select(CameraAlert.response).where(CameraAlert.webhook_id == webhook_id)
-             .limit(1).scalar_subquery())
-    one = sa.select(sa.literal(1).label("one")).subquery()
-    query = (sa.select(first.label("first"), Camera).select_from(one)
-             .outerjoin(Camera, Camera.code == code))
-    row = (await session.execute(query)).one()
-    return row.first, row.Camera
+# The intake's statements, built once (per dialect): building an INSERT with its values on every
+# request cost as much CPU as running it. They are executed with plain parameter dicts.
+_STATEMENTS: dict[str, dict[str, Any]] = {}
+_JOB_COLUMNS = tuple(Job.__table__.columns)
+
+
+def _statements(session: AsyncSession) -> dict[str, Any]:
+    name = session.get_bind().dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        first = (sa.select(CameraAlert.response)
+                 .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
+                 .limit(1).scalar_subquery())
+        one = sa.select(sa.literal(1).label("one")).subquery()
+        found = _STATEMENTS[name] = {
+            # One round trip for both look-ups: the first answer to this webhook-id (a
+            # redelivery) and the camera (left-joined: it may be unknown).
+            "lookup": sa.select(first.label("first"), Camera.id, Camera.code, Camera.status,
+                                Camera.last_seen_at)
+                      .select_from(one).outerjoin(Camera, Camera.code == sa.bindparam("code")),
+            # A redelivery racing its first delivery, or the same event under a new webhook-id,
+            # is caught by the conflict (unique webhook_id, unique camera + event id).
+            "alert": insert(session, CameraAlert.__table__).on_conflict_do_nothing(),
+            "snapshot": sa.insert(CameraSnapshot.__table__),
+            "job": sa.insert(Job.__table__),
+        }
+    return found
 
 
 async def accept_alert(
@@ -159,38 +173,36 @@ async def accept_alert(
     """Store the alert and enqueue its processing; a redelivery gets the first answer back.
 
     The acknowledgement is one small transaction: one read, then three inserts back to back
-    (alert, original picture, job), and the camera's last-seen time only when it is due. On
-    SQLite the write lock is held from the first insert to the commit, so nothing slow may
-    come between them."""
-    first, camera = await _first_answer_and_camera(session, meta.id, alert.camera_id)
-    if first is not None:
-        return first
-    if camera is None:
+    (alert, original picture, job), and the camera's last-seen time only when it is due. Every
+    await on the request path costs a turn of a busy event loop, and on SQLite the write lock
+    is held from the first insert to the commit, so nothing slow comes between them."""
+    statements = _statements(session)
+    found = (await session.execute(statements["lookup"],
+                                   {"webhook_id": meta.id, "code": alert.camera_id})).one()
+    if found.first is not None:
+        return dict(found.first)
+    if found.id is None:
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
-    if camera.status == DISABLED:
+    if found.status == DISABLED:
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
     snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
 
     await writelock.before_first_write(session)
     now = clock.now()
     alert_id = new_id()
-    answer = {"alert_id": str(alert_id), "camera_id": camera.code, "event_id": alert.event_id,
+    answer = {"alert_id": str(alert_id), "camera_id": found.code, "event_id": alert.event_id,
               "status": "accepted", "received_at": now.isoformat()}
-    # The same event under a new webhook-id, or a concurrent delivery of this webhook-id, is
-    # caught by the insert's conflict (unique webhook_id, unique camera + event id).
-    inserted = await session.execute(
-        insert(session, CameraAlert).values(
-            id=alert_id, webhook_id=meta.id, camera_id=camera.id, event_id=alert.event_id,
-            source=source, type=alert.type.value, confidence=alert.confidence,
-            occurred_at=alert.occurred_at.astimezone(UTC), received_at=now,
-            plate_text=alert.plate_text, boxes=[b.model_dump() for b in alert.boxes],
-            status="queued", snapshot_status="received" if snapshot else "none",
-            faces_blurred=0, plates_blurred=0, staff_notified=False, citizens_warned=0,
-            response=answer,
-        ).on_conflict_do_nothing()
-    )
+    inserted = await session.execute(statements["alert"], {
+        "id": alert_id, "webhook_id": meta.id, "camera_id": found.id, "event_id": alert.event_id,
+        "source": source, "type": alert.type.value, "confidence": alert.confidence,
+        "occurred_at": alert.occurred_at.astimezone(UTC), "received_at": now,
+        "plate_text": alert.plate_text, "boxes": [b.model_dump() for b in alert.boxes],
+        "status": "queued", "snapshot_status": "received" if snapshot else "none",
+        "faces_blurred": 0, "plates_blurred": 0, "incident_id": None, "incident_joined": None,
+        "staff_notified": False, "citizens_warned": 0, "processed_at": None, "response": answer,
+    })
     if inserted.rowcount == 0:
-        same_event = sa.and_(CameraAlert.camera_id == camera.id,
+        same_event = sa.and_(CameraAlert.camera_id == found.id,
                              CameraAlert.event_id == alert.event_id)
         first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
         if first is None:  # pragma: no cover - the winner's row must be visible now
@@ -198,22 +210,19 @@ async def accept_alert(
         return first
     if snapshot is not None:
         data, (width, height) = snapshot
-        await session.execute(sa.insert(CameraSnapshot).values(
-            alert_id=alert_id, variant="original", content=data, width=width, height=height,
-            created_at=now))
-    await _enqueue_processing(session, alert_id, now)
-    if _seen_due(camera, now):
-        await _seen(session, camera.id, now)
+        await session.execute(statements["snapshot"], {
+            "alert_id": alert_id, "variant": "original", "content": data, "width": width,
+            "height": height, "created_at": now})
+    # The processing job as `app.core.jobs.enqueue` makes it (its defaults, whatever columns
+    # the table grows), written without the ORM unit of work.
+    job = Job(kind=PROCESS_JOB, payload={"alert_id": str(alert_id)}, run_after=now,
+              max_attempts=get_settings().job_max_attempts)
+    await session.execute(statements["job"],
+                          {column.name: getattr(job, column.name) for column in _JOB_COLUMNS})
+    if found.status == OFFLINE or found.last_seen_at is None or (
+            found.last_seen_at < now - SEEN_RESOLUTION):
+        await _seen(session, found.id, now)  # checks again in its WHERE, for races
     return answer
-
-
-async def _enqueue_processing(session: AsyncSession, alert_id: uuid.UUID, now: datetime) -> None:
-    """The processing job, as `app.core.jobs.enqueue` writes it, in one plain INSERT (no ORM
-    unit of work on the request path)."""
-    await session.execute(sa.insert(Job).values(
-        id=new_id(), kind=PROCESS_JOB, payload={"alert_id": str(alert_id)}, status="pending",
-        attempts=0, max_attempts=get_settings().job_max_attempts, run_after=now,
-        created_at=now))
 
 
 async def heartbeat(session: AsyncSession, code: str) -> Camera:
@@ -229,12 +238,6 @@ async def heartbeat(session: AsyncSession, code: str) -> Camera:
 # Last-seen is written at most this often per camera: a busy camera's alerts must not queue
 # behind each other's lock on its row.
 SEEN_RESOLUTION = timedelta(seconds=5)
-
-
-def _seen_due(camera: Camera, at: datetime) -> bool:
-    """Whether `_seen` has anything to write (it checks again in its WHERE, for races)."""
-    return (camera.status == OFFLINE or camera.last_seen_at is None
-            or camera.last_seen_at < at - SEEN_RESOLUTION)
 
 
 async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
