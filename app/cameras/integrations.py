@@ -27,8 +27,9 @@ from app.incidents import service as incidents
 from app.notifications import recipients
 from app.notifications import service as notifications
 
-# Alert types → incident categories (app.incidents.categories). Fire, smoke and crowds are no
-# traffic-incident category: they reach the ward's staff as a `camera.event` notice, without an
+# Alert types → incident categories (app.incidents.categories). Fire and smoke open (or join) a
+# `fire` incident, so that a fire above its threshold warns citizens nearby like an accident.
+# A crowd is no incident: it reaches the ward's staff as a `camera.event` notice, without an
 # incident (and so without a citizen warning, whose deep link is an incident).
 INCIDENT_CATEGORY = {
     "accident": "accident",
@@ -36,6 +37,8 @@ INCIDENT_CATEGORY = {
     "flooding": "flooding",
     "wrong_way": "traffic_violation",
     "red_light": "traffic_violation",
+    "fire": "fire",
+    "smoke": "fire",
 }
 STAFF_ALERT = "camera.alert"  # a template of the notifications domain
 CAMERA_OFFLINE_JOB = notices.KIND

@@ -155,16 +155,16 @@ async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
     assert variants == {"original"}
 
 
-async def test_a_fire_reaches_the_ward_staff_without_an_incident(
+async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
     staff = await account(client, db, "0911000005", "ward_staff", "TNG-PDP")
     await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-fire-token", platform="ios",
+                                        token="staff-crowd-token", platform="ios",
                                         app_version="1.0", locale="en")
     await db.commit()
-    assert (await send(ioc, alert_body(type="fire", confidence=0.9))).status_code == 202
+    assert (await send(ioc, alert_body(type="crowd", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
     assert alert.status == "processed" and alert.incident_id is None and alert.staff_notified
