@@ -17,13 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import grid, notices
+from app.cameras import grid, imaging, notices
 from app.cameras.dialect import insert
 from app.cameras.models import Camera, CameraAlert, DevicePosition, WarningSent
 from app.core import clock
 from app.core.config import get_settings
 from app.core.jobs import enqueue
 from app.incidents import service as incidents
+from app.media import service as media
 from app.notifications import recipients
 from app.notifications import service as notifications
 
@@ -48,26 +49,58 @@ POSITION_FRESH_FOR = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """An alert's snapshot as received, and its blurred pictures."""
+
+    original: bytes
+    pictures: imaging.Processed
+
+
+@dataclass(frozen=True)
 class IncidentLink:
     incident_id: uuid.UUID
     joined: bool
 
 
 async def join_or_open_incident(
-    session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: bytes | None
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: Evidence | None
 ) -> IncidentLink | None:
-    """`evidence` (the blurred public JPEG) is not attached to the incident yet: app.media stores
-    files owned by an account, and a camera is none. Staff reach the pictures from the incident
-    through GET /api/v1/staff/camera-alerts?incident_id=..."""
+    """The alert's incident; its picture becomes the incident's evidence: a media item of the
+    system (no owner account) whose public versions are the blurred ones, the original being
+    for staff only (and withdrawn with the alert's original, see `withdraw_evidence`)."""
     category = INCIDENT_CATEGORY.get(alert.type)
     if category is None:
         return None
+    media_id = None
+    if evidence is not None:
+        media_id = await _evidence_media(session, evidence)
+        alert.evidence_media_id = media_id
     incident_id, joined = await incidents.join_or_open_from_camera(
         session, category=category, lat=camera.lat, lon=camera.lon,
         occurred_at=alert.occurred_at, confidence=alert.confidence,
-        evidence_media_id=None, camera_id=camera.code,
+        evidence_media_id=media_id, camera_id=camera.code,
     )
     return IncidentLink(incident_id=incident_id, joined=joined)
+
+
+async def _evidence_media(session: AsyncSession, evidence: Evidence) -> uuid.UUID:
+    pictures = evidence.pictures
+    stored = await media.store_system_evidence(
+        session, original=evidence.original, width=pictures.width, height=pictures.height,
+        versions=[
+            # The names the incidents domain shows: w1280 to the public, w320 as thumbnail.
+            media.Version("w1280", pictures.public_jpeg, *pictures.public_size),
+            media.Version("w320", pictures.thumbnail_jpeg, *pictures.thumbnail_size),
+        ],
+        faces=pictures.faces, plates=pictures.plates,
+    )
+    return stored.id
+
+
+async def withdraw_evidence(session: AsyncSession, media_ids: list[uuid.UUID]) -> None:
+    """The unblurred originals kept as incident evidence go when the alerts' originals go."""
+    if media_ids:
+        await media.withdraw_original(session, media_ids)
 
 
 async def alert_ward_staff(

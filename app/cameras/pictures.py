@@ -35,7 +35,8 @@ MAX_AHEAD = 32
 
 Outcome = imaging.Processed | imaging.SnapshotError
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
-_ahead: OrderedDict[uuid.UUID, concurrent.futures.Future[Outcome]] = OrderedDict()
+# alert id -> (the original JPEG, its pictures being made)
+_ahead: OrderedDict[uuid.UUID, tuple[bytes, concurrent.futures.Future[Outcome]]] = OrderedDict()
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:
@@ -77,22 +78,24 @@ async def prefetch_claimed(session: AsyncSession, kind: str) -> None:
                CameraAlert.status == "queued")
     )
     for alert_id, content, boxes in rows:
-        _ahead[alert_id] = _submit(content, boxes)
+        _ahead[alert_id] = (content, _submit(content, boxes))
     while len(_ahead) > MAX_AHEAD:
         _ahead.popitem(last=False)
 
 
 async def result(
     session: AsyncSession, alert_id: uuid.UUID, boxes: list[dict[str, Any]]
-) -> Outcome | None:
-    """The pictures of this alert: started ahead, or made now (None: no original stored)."""
-    future = _ahead.pop(alert_id, None)
-    if future is None:
+) -> tuple[bytes, Outcome] | None:
+    """The original and the pictures of this alert: started ahead, or made now (None: no
+    original stored)."""
+    ahead = _ahead.pop(alert_id, None)
+    if ahead is None:
         content = (await session.execute(
             sa.select(CameraSnapshot.content).where(CameraSnapshot.alert_id == alert_id,
                                                     CameraSnapshot.variant == "original")
         )).scalar_one_or_none()
         if content is None:
             return None
-        future = _submit(content, boxes)
-    return await asyncio.wrap_future(future)
+        ahead = (content, _submit(content, boxes))
+    content, future = ahead
+    return content, await asyncio.wrap_future(future)

@@ -199,6 +199,7 @@ async def accept_alert(
         "plate_text": alert.plate_text, "boxes": [b.model_dump() for b in alert.boxes],
         "status": "queued", "snapshot_status": "received" if snapshot else "none",
         "faces_blurred": 0, "plates_blurred": 0, "incident_id": None, "incident_joined": None,
+        "evidence_media_id": None,
         "staff_notified": False, "citizens_warned": 0, "processed_at": None, "response": answer,
     })
     if inserted.rowcount == 0:
@@ -293,7 +294,7 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
 
 async def _pictures(
     session: AsyncSession, alert: CameraAlert
-) -> imaging.Processed | imaging.SnapshotError | None:
+) -> tuple[bytes, imaging.Processed | imaging.SnapshotError] | None:
     """The blurred pictures of the alert's snapshot (None without one), made in the imaging
     pool; started ahead for the other alerts this worker has claimed, so that OpenCV runs on
     the other cores while this job writes."""
@@ -305,11 +306,12 @@ async def _pictures(
 
 async def _store_pictures(
     session: AsyncSession, alert: CameraAlert,
-    result: imaging.Processed | imaging.SnapshotError | None,
-) -> imaging.Processed | None:
-    """Blurred public copy and thumbnail of the snapshot; returns them, if any."""
-    if result is None:
+    made: tuple[bytes, imaging.Processed | imaging.SnapshotError] | None,
+) -> integrations.Evidence | None:
+    """Blurred public copy and thumbnail of the snapshot; returns them with the original."""
+    if made is None:
         return None
+    original, result = made
     if isinstance(result, imaging.SnapshotError):
         alert.snapshot_status = "corrupt"
         log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=result.reason)
@@ -326,7 +328,7 @@ async def _store_pictures(
               "height": statement.excluded.height}))
     alert.snapshot_status = "processed"
     alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
-    return result
+    return integrations.Evidence(original=original, pictures=result)
 
 
 async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraAlert, Camera]:
@@ -407,6 +409,11 @@ async def purge_originals(session: AsyncSession) -> int:
     )
     await session.execute(sa.update(CameraAlert).where(
         CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None)).values(plate_text=None))
+    evidence = (await session.execute(
+        sa.select(CameraAlert.evidence_media_id).where(
+            CameraAlert.id.in_(old), CameraAlert.evidence_media_id.is_not(None))
+    )).scalars()
+    await integrations.withdraw_evidence(session, list(evidence))
     return result.rowcount or 0
 
 
