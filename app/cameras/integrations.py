@@ -50,10 +50,28 @@ POSITION_FRESH_FOR = timedelta(hours=6)
 
 @dataclass(frozen=True)
 class Evidence:
-    """An alert's snapshot as received, and its blurred pictures."""
+    """An alert's blurred pictures, and their files saved as a media item not yet recorded."""
 
-    original: bytes
     pictures: imaging.Processed
+    saved: media.SavedEvidence
+
+
+async def save_evidence(original: bytes, pictures: imaging.Processed) -> Evidence:
+    """Write the files of the alert's evidence (before the job's transaction writes anything)."""
+    saved = await media.save_system_evidence(
+        original=original, width=pictures.width, height=pictures.height,
+        versions=[
+            # The names the incidents domain shows: w1280 to the public, w320 as thumbnail.
+            media.Version("w1280", pictures.public_jpeg, *pictures.public_size),
+            media.Version("w320", pictures.thumbnail_jpeg, *pictures.thumbnail_size),
+        ],
+        faces=pictures.faces, plates=pictures.plates,
+    )
+    return Evidence(pictures=pictures, saved=saved)
+
+
+def opens_incident(alert: CameraAlert) -> bool:
+    return alert.type in INCIDENT_CATEGORY
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,7 @@ async def join_or_open_incident(
         return None
     media_id = None
     if evidence is not None:
-        media_id = await _evidence_media(session, evidence)
+        media_id = (await media.record_system_evidence(session, evidence.saved)).id
         alert.evidence_media_id = media_id
     incident_id, joined = await incidents.join_or_open_from_camera(
         session, category=category, lat=camera.lat, lon=camera.lon,
@@ -81,20 +99,6 @@ async def join_or_open_incident(
         evidence_media_id=media_id, camera_id=camera.code,
     )
     return IncidentLink(incident_id=incident_id, joined=joined)
-
-
-async def _evidence_media(session: AsyncSession, evidence: Evidence) -> uuid.UUID:
-    pictures = evidence.pictures
-    stored = await media.store_system_evidence(
-        session, original=evidence.original, width=pictures.width, height=pictures.height,
-        versions=[
-            # The names the incidents domain shows: w1280 to the public, w320 as thumbnail.
-            media.Version("w1280", pictures.public_jpeg, *pictures.public_size),
-            media.Version("w320", pictures.thumbnail_jpeg, *pictures.thumbnail_size),
-        ],
-        faces=pictures.faces, plates=pictures.plates,
-    )
-    return stored.id
 
 
 async def withdraw_evidence(session: AsyncSession, media_ids: list[uuid.UUID]) -> None:

@@ -271,9 +271,15 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
         return
     camera = await session.get(Camera, alert.camera_id)
     assert camera is not None  # the FK cascades: an alert never outlives its camera
-    pictures = await _pictures(session, alert)
+    made = await _pictures(session, alert)
+    evidence = None
+    if made is not None and isinstance(made[1], imaging.Processed) and (
+            integrations.opens_incident(alert)):
+        evidence = await integrations.save_evidence(*made)
+    # Everything slow is done: from here on the transaction writes (and on SQLite holds the
+    # database's write lock until the job's commit).
     await writelock.before_first_write(session)
-    evidence = await _store_pictures(session, alert, pictures)
+    await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
                                                     evidence=evidence)
     if link is not None:
@@ -307,15 +313,15 @@ async def _pictures(
 async def _store_pictures(
     session: AsyncSession, alert: CameraAlert,
     made: tuple[bytes, imaging.Processed | imaging.SnapshotError] | None,
-) -> integrations.Evidence | None:
-    """Blurred public copy and thumbnail of the snapshot; returns them with the original."""
+) -> None:
+    """Blurred public copy and thumbnail of the snapshot, or the snapshot marked corrupt."""
     if made is None:
-        return None
-    original, result = made
+        return
+    result = made[1]
     if isinstance(result, imaging.SnapshotError):
         alert.snapshot_status = "corrupt"
         log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=result.reason)
-        return None
+        return
     rows = [{"alert_id": alert.id, "variant": variant, "content": content, "width": width,
              "height": height, "created_at": clock.now()}
             for variant, content, (width, height) in (
@@ -328,7 +334,6 @@ async def _store_pictures(
               "height": statement.excluded.height}))
     alert.snapshot_status = "processed"
     alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
-    return integrations.Evidence(original=original, pictures=result)
 
 
 async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraAlert, Camera]:

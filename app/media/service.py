@@ -84,34 +84,66 @@ class Version:
     height: int
 
 
-async def store_system_evidence(
-    session: AsyncSession, *, original: bytes, width: int, height: int,
-    versions: list[Version], faces: int = 0, plates: int = 0,
-) -> MediaObject:
-    """Keep a JPEG the system recorded itself (a camera alert's snapshot) as a photo with no owner
-    account, ready at once: the caller made its public versions (faces and plates blurred), so
-    no processing is queued. The original is served only through the audiences the attaching
-    domain allows (staff); `withdraw_original` removes it when it must not be kept longer."""
+@dataclass(frozen=True)
+class SavedEvidence:
+    """Files of a system evidence photo, written but not yet recorded (see
+    `record_system_evidence`): writing files is slow, recording rows is quick, and on SQLite
+    the database is locked from the first write of a transaction to its end."""
+
+    media: MediaObject
+    processing: MediaProcessing
+    variants: tuple[MediaVariant, ...]
+
+
+async def save_system_evidence(
+    *, original: bytes, width: int, height: int, versions: list[Version], faces: int = 0,
+    plates: int = 0,
+) -> SavedEvidence:
+    """Write the files of a JPEG the system recorded itself (a camera alert's snapshot): the
+    original, and its public versions the caller made (faces and plates already blurred). A
+    transaction that does not record them leaves unused files under unused ids, never rows
+    without files."""
     media = MediaObject(
         owner_id=None, purpose=SYSTEM_EVIDENCE, content_type="image/jpeg",
         size_bytes=len(original), sha256=hashlib.sha256(original).hexdigest(),
         storage_backend=get_storage().name, storage_key="",
     )
     media.storage_key = f"{clock.now():%Y/%m}/{media.id}.jpg"
-    session.add(media)
-    await session.flush()  # the rows below refer to it (no ORM relationship orders them)
     await _put_bytes(media.storage_key, original)
-    session.add(MediaProcessing(media_id=media.id, kind="photo", status="ready", width=width,
-                                height=height, faces=faces, plates=plates,
-                                processed_at=clock.now()))
+    variants = []
     for version in versions:
         key = f"derived/{media.id}/{version.name}.jpg"
         await _put_bytes(key, version.content)
-        session.add(MediaVariant(media_id=media.id, name=version.name, content_type="image/jpeg",
-                                 storage_key=key, width=version.width, height=version.height,
-                                 size_bytes=len(version.content)))
+        variants.append(MediaVariant(
+            media_id=media.id, name=version.name, content_type="image/jpeg", storage_key=key,
+            width=version.width, height=version.height, size_bytes=len(version.content)))
+    processing = MediaProcessing(media_id=media.id, kind="photo", status="ready", width=width,
+                                 height=height, faces=faces, plates=plates,
+                                 processed_at=clock.now())
+    return SavedEvidence(media, processing, tuple(variants))
+
+
+async def record_system_evidence(session: AsyncSession, saved: SavedEvidence) -> MediaObject:
+    """Record saved evidence as a photo with no owner account, ready at once (no processing is
+    queued: its public versions exist). The original is served only through the audiences the
+    attaching domain allows (staff); `withdraw_original` removes it when it must not be kept
+    longer."""
+    session.add(saved.media)
+    await session.flush()  # the rows below refer to it (no ORM relationship orders them)
+    session.add(saved.processing)
+    session.add_all(saved.variants)
     await session.flush()
-    return media
+    return saved.media
+
+
+async def store_system_evidence(
+    session: AsyncSession, *, original: bytes, width: int, height: int,
+    versions: list[Version], faces: int = 0, plates: int = 0,
+) -> MediaObject:
+    """`save_system_evidence` and `record_system_evidence` in one call."""
+    saved = await save_system_evidence(original=original, width=width, height=height,
+                                       versions=versions, faces=faces, plates=plates)
+    return await record_system_evidence(session, saved)
 
 
 async def _put_bytes(key: str, content: bytes) -> None:
