@@ -176,6 +176,7 @@ async def accept_alert(
     (alert, original picture, job), and the camera's last-seen time only when it is due. Every
     await on the request path costs a turn of a busy event loop, and on SQLite the write lock
     is held from the first insert to the commit, so nothing slow comes between them."""
+    writelock.intake_started(session)
     statements = _statements(session)
     found = (await session.execute(statements["lookup"],
                                    {"webhook_id": meta.id, "code": alert.camera_id})).one()
@@ -277,7 +278,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
             integrations.opens_incident(alert)):
         evidence = await integrations.save_evidence(*made)
     # Everything slow is done: from here on the transaction writes (and on SQLite holds the
-    # database's write lock until the job's commit).
+    # database's write lock until the job's commit). Acknowledgements in flight go first.
+    await writelock.intake_quiet()
     await writelock.before_first_write(session)
     await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,

@@ -12,6 +12,7 @@ lock would be. On PostgreSQL it does nothing: rows are locked, not the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from typing import Any
 
@@ -52,3 +53,59 @@ async def before_first_write(session: AsyncSession) -> None:
             lock.release()
 
     sa.event.listen(session.sync_session, "after_transaction_end", release)
+
+
+# ---------------------------------------------------------------- acknowledgements first
+#
+# When the worker runs inside `serve`, it shares the event loop (and on SQLite the write lock)
+# with the alert intake. An acknowledgement has a latency target; processing has a throughput
+# target. So the processing job waits for a moment without intake requests in flight before its
+# write part (the pictures are being made in the imaging thread meanwhile), at most
+# `INTAKE_FIRST_MAX_WAIT` seconds per job so that a steady stream of alerts cannot starve it.
+
+INTAKE_FIRST_MAX_WAIT = 1.0
+
+
+class _Intake:
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.quiet = asyncio.Event()
+        self.quiet.set()
+
+
+_intake: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Intake] = (
+    weakref.WeakKeyDictionary())
+
+
+def _intake_state() -> _Intake:
+    loop = asyncio.get_running_loop()
+    state = _intake.get(loop)
+    if state is None:
+        state = _intake[loop] = _Intake()
+    return state
+
+
+def intake_started(session: AsyncSession) -> None:
+    """An acknowledgement is being made in this session's transaction (ends with it)."""
+    state = _intake_state()
+    state.in_flight += 1
+    state.quiet.clear()
+    counted = [True]
+
+    def done(_session: Any, transaction: Any) -> None:
+        if transaction.parent is None and counted[0]:
+            counted[0] = False
+            state.in_flight -= 1
+            if state.in_flight == 0:
+                state.quiet.set()
+
+    sa.event.listen(session.sync_session, "after_transaction_end", done)
+
+
+async def intake_quiet(max_wait: float = INTAKE_FIRST_MAX_WAIT) -> None:
+    """Wait until no acknowledgement is in flight in this process, or `max_wait` seconds."""
+    state = _intake_state()
+    if state.in_flight == 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(state.quiet.wait(), max_wait)
