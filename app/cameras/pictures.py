@@ -57,8 +57,11 @@ def _submit(data: bytes, boxes: list[dict[str, Any]]) -> concurrent.futures.Futu
     return _executor().submit(_work, data, boxes, get_settings().camera_snapshot_max_pixels)
 
 
-async def prefetch_claimed(session: AsyncSession, kind: str) -> None:
-    """Start the pictures of the other `kind` jobs this worker holds (outside a job: nothing)."""
+async def prefetch_claimed(session: AsyncSession, alert_id: uuid.UUID, kind: str) -> None:
+    """Start the pictures of the `kind` jobs this worker holds (outside a job: nothing). When
+    this alert's pictures were started ahead, its batch's were too: no query then."""
+    if alert_id in _ahead:
+        return
     try:
         worker = current_job().worker
     except RuntimeError:

@@ -267,11 +267,14 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
 
     The pictures are made first, in a thread and with nothing written yet (on SQLite the write
     lock is taken only for the short write part that follows)."""
-    alert = await session.get(CameraAlert, alert_id)
-    if alert is None or alert.status == "processed":
+    # One round trip for both (the FK cascades: an alert never outlives its camera).
+    found = (await session.execute(
+        sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)
+        .where(CameraAlert.id == alert_id)
+    )).one_or_none()
+    if found is None or found.CameraAlert.status == "processed":
         return
-    camera = await session.get(Camera, alert.camera_id)
-    assert camera is not None  # the FK cascades: an alert never outlives its camera
+    alert, camera = found.CameraAlert, found.Camera
     made = await _pictures(session, alert)
     evidence = None
     if made is not None and isinstance(made[1], imaging.Processed) and (
@@ -308,7 +311,7 @@ async def _pictures(
     the other cores while this job writes."""
     if alert.snapshot_status == "none":
         return None
-    await pictures.prefetch_claimed(session, PROCESS_JOB)
+    await pictures.prefetch_claimed(session, alert.id, PROCESS_JOB)
     return await pictures.result(session, alert.id, alert.boxes)
 
 
