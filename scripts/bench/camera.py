@@ -6,8 +6,11 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
 - baseline: a bare endpoint of the same app (`GET /healthz`), same request count and concurrency;
 - N alerts signed with the standardwebhooks package, each with a ~100 KB JPEG snapshot, from C
   concurrent senders: acknowledgement p50/p99 and alerts/s;
-- time until every alert is processed by the worker (blurred pictures, incident joined or opened,
-  staff notified), and counts proving none lost and none processed twice.
+- time until every alert is processed by the worker (blurred pictures, incident joined or opened
+  with the picture as evidence, staff notified), and a verdict from the acknowledged alert ids
+  (each stored and processed: none lost) and from effects that have no dedupe key of their own
+  (one timeline entry and one evidence picture per alert: none processed twice); retries are
+  counted apart, since a failed attempt commits nothing.
 
     python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--workers 0]
                                    [--database-url postgresql+asyncpg://postgres@127.0.0.1/x]
