@@ -17,18 +17,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import grid, notices
+from app.cameras import grid, imaging, notices
 from app.cameras.dialect import insert
 from app.cameras.models import Camera, CameraAlert, DevicePosition, WarningSent
 from app.core import clock
 from app.core.config import get_settings
 from app.core.jobs import enqueue
 from app.incidents import service as incidents
+from app.media import service as media
 from app.notifications import recipients
 from app.notifications import service as notifications
 
-# Alert types → incident categories (app.incidents.categories). Fire, smoke and crowds are no
-# traffic-incident category: they reach the ward's staff as a `camera.event` notice, without an
+# Alert types → incident categories (app.incidents.categories). Fire and smoke open (or join) a
+# `fire` incident, so that a fire above its threshold warns citizens nearby like an accident.
+# A crowd is no incident: it reaches the ward's staff as a `camera.event` notice, without an
 # incident (and so without a citizen warning, whose deep link is an incident).
 INCIDENT_CATEGORY = {
     "accident": "accident",
@@ -36,11 +38,40 @@ INCIDENT_CATEGORY = {
     "flooding": "flooding",
     "wrong_way": "traffic_violation",
     "red_light": "traffic_violation",
+    "fire": "fire",
+    "smoke": "fire",
 }
+STAFF_ALERT = "camera.alert"  # a template of the notifications domain
 CAMERA_OFFLINE_JOB = notices.KIND
 CAMERA_EVENT_JOB = notices.EVENT_KIND
 # A device position older than this is not "near" anything any more.
 POSITION_FRESH_FOR = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An alert's blurred pictures, and their files saved as a media item not yet recorded."""
+
+    pictures: imaging.Processed
+    saved: media.SavedEvidence
+
+
+async def save_evidence(original: bytes, pictures: imaging.Processed) -> Evidence:
+    """Write the files of the alert's evidence (before the job's transaction writes anything)."""
+    saved = await media.save_system_evidence(
+        original=original, width=pictures.width, height=pictures.height,
+        versions=[
+            # The names the incidents domain shows: w1280 to the public, w320 as thumbnail.
+            media.Version("w1280", pictures.public_jpeg, *pictures.public_size),
+            media.Version("w320", pictures.thumbnail_jpeg, *pictures.thumbnail_size),
+        ],
+        faces=pictures.faces, plates=pictures.plates,
+    )
+    return Evidence(pictures=pictures, saved=saved)
+
+
+def opens_incident(alert: CameraAlert) -> bool:
+    return alert.type in INCIDENT_CATEGORY
 
 
 @dataclass(frozen=True)
@@ -50,30 +81,46 @@ class IncidentLink:
 
 
 async def join_or_open_incident(
-    session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: bytes | None
+    session: AsyncSession, *, alert: CameraAlert, camera: Camera, evidence: Evidence | None
 ) -> IncidentLink | None:
-    """`evidence` (the blurred public JPEG) is not attached to the incident yet: app.media stores
-    files owned by an account, and a camera is none. Staff reach the pictures from the incident
-    through GET /api/v1/staff/camera-alerts?incident_id=..."""
+    """The alert's incident; its picture becomes the incident's evidence: a media item of the
+    system (no owner account) whose public versions are the blurred ones, the original being
+    for staff only (and withdrawn with the alert's original, see `withdraw_evidence`)."""
     category = INCIDENT_CATEGORY.get(alert.type)
     if category is None:
         return None
+    media_id = None
+    if evidence is not None:
+        media_id = (await media.record_system_evidence(session, evidence.saved)).id
+        alert.evidence_media_id = media_id
     incident_id, joined = await incidents.join_or_open_from_camera(
         session, category=category, lat=camera.lat, lon=camera.lon,
         occurred_at=alert.occurred_at, confidence=alert.confidence,
-        evidence_media_id=None, camera_id=camera.code,
+        evidence_media_id=media_id, camera_id=camera.code,
     )
     return IncidentLink(incident_id=incident_id, joined=joined)
+
+
+async def withdraw_evidence(session: AsyncSession, media_ids: list[uuid.UUID]) -> None:
+    """The unblurred originals kept as incident evidence go when the alerts' originals go."""
+    if media_ids:
+        await media.withdraw_original(session, media_ids)
 
 
 async def alert_ward_staff(
     session: AsyncSession, *, alert: CameraAlert, camera: Camera, incident_id: uuid.UUID
 ) -> None:
-    """A push (and inbox entry) to the active staff of the camera's ward."""
-    await enqueue(session, "camera.alert", {
+    """A push (and inbox entry) to the active staff of the camera's ward, written in the
+    processing job's own transaction: a separate `camera.alert` job per alert cost the worker as
+    much again as the alert's own database work (claim, lease, transaction). The event id keeps
+    a retried job from telling anyone twice."""
+    payload = {
         "incident_id": str(incident_id), "alert_type": alert.type, "ward_code": camera.ward_code,
         "camera_name": camera.name, "event_id": f"camera-alert:{alert.id}",
-    })
+    }
+    staff = await recipients.ward_staff(session, camera.ward_code)
+    await notifications.notify(session, staff, STAFF_ALERT, payload,
+                               dedupe_key=f"{STAFF_ALERT}:{payload['event_id']}")
 
 
 async def alert_ward_staff_without_incident(

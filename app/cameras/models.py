@@ -61,6 +61,8 @@ class CameraAlert(SQLModel, table=True):
     faces_blurred: int = 0
     plates_blurred: int = 0
     incident_id: str | None = Field(default=None, max_length=64)
+    # The picture as the incident's evidence (app.media, a system file with no owner).
+    evidence_media_id: uuid.UUID | None = Field(default=None)
     incident_joined: bool | None = None
     staff_notified: bool = False
     citizens_warned: int = 0

@@ -4,7 +4,7 @@ domain.
 The notifications domain owns templates; these two kinds are registered from here (the only
 templates the cameras domain needs beyond `camera.alert` and `traffic.warning`, which
 notifications ships) so that the two domains could be built side by side. `camera.event` is for
-alerts with no incident category (fire, smoke, crowd): `camera.alert` links to an incident.
+alerts with no incident category (a crowd): `camera.alert` links to an incident.
 Moving them into `app/notifications/templates.py` later changes nothing for the mobile app: the
 payloads are described by `mobile_contracts/push/camera.{offline,event}.schema.json`.
 """

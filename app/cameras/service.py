@@ -8,7 +8,6 @@ in the worker (`process_alert`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import math
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.cameras import errors, imaging, integrations
+from app.cameras import errors, imaging, integrations, pictures, writelock
 from app.cameras.dialect import insert
 from app.cameras.models import (
     ACTIVE,
@@ -36,7 +35,7 @@ from app.core import clock
 from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.errors import AppError
-from app.core.jobs import Job, enqueue
+from app.core.jobs import Job
 from app.core.logging import get_logger
 
 log = get_logger("cameras")
@@ -139,51 +138,92 @@ async def _alert_answer(session: AsyncSession, *conditions: Any) -> dict[str, An
     return row
 
 
+# The intake's statements, built once (per dialect): building an INSERT with its values on every
+# request cost as much CPU as running it. They are executed with plain parameter dicts.
+_STATEMENTS: dict[str, dict[str, Any]] = {}
+_JOB_COLUMNS = tuple(Job.__table__.columns)
+
+
+def _statements(session: AsyncSession) -> dict[str, Any]:
+    name = session.get_bind().dialect.name
+    found = _STATEMENTS.get(name)
+    if found is None:
+        first = (sa.select(CameraAlert.response)
+                 .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
+                 .limit(1).scalar_subquery())
+        one = sa.select(sa.literal(1).label("one")).subquery()
+        found = _STATEMENTS[name] = {
+            # One round trip for both look-ups: the first answer to this webhook-id (a
+            # redelivery) and the camera (left-joined: it may be unknown).
+            "lookup": sa.select(first.label("first"), Camera.id, Camera.code, Camera.status,
+                                Camera.last_seen_at)
+                      .select_from(one).outerjoin(Camera, Camera.code == sa.bindparam("code")),
+            # A redelivery racing its first delivery, or the same event under a new webhook-id,
+            # is caught by the conflict (unique webhook_id, unique camera + event id).
+            "alert": insert(session, CameraAlert.__table__).on_conflict_do_nothing(),
+            "snapshot": sa.insert(CameraSnapshot.__table__),
+            "job": sa.insert(Job.__table__),
+        }
+    return found
+
+
 async def accept_alert(
     session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *, source: str = "ioc"
 ) -> dict[str, Any]:
-    """Store the alert and enqueue its processing; a redelivery gets the first answer back."""
-    first = await _alert_answer(session, CameraAlert.webhook_id == meta.id)
-    if first is not None:
-        return first
-    camera = await camera_by_code(session, alert.camera_id)
-    if camera is None:
+    """Store the alert and enqueue its processing; a redelivery gets the first answer back.
+
+    The acknowledgement is one small transaction: one read, then three inserts back to back
+    (alert, original picture, job), and the camera's last-seen time only when it is due. Every
+    await on the request path costs a turn of a busy event loop, and on SQLite the write lock
+    is held from the first insert to the commit, so nothing slow comes between them."""
+    writelock.intake_started(session)
+    statements = _statements(session)
+    found = (await session.execute(statements["lookup"],
+                                   {"webhook_id": meta.id, "code": alert.camera_id})).one()
+    if found.first is not None:
+        return dict(found.first)
+    if found.id is None:
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
-    if camera.status == DISABLED:
+    if found.status == DISABLED:
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
-    # The same event under a new webhook-id is caught by the insert's conflict (one query less
-    # on the common path).
-    same_event = sa.and_(CameraAlert.camera_id == camera.id, CameraAlert.event_id == alert.event_id)
     snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
 
+    await writelock.before_first_write(session)
     now = clock.now()
     alert_id = new_id()
-    answer = {"alert_id": str(alert_id), "camera_id": camera.code, "event_id": alert.event_id,
+    answer = {"alert_id": str(alert_id), "camera_id": found.code, "event_id": alert.event_id,
               "status": "accepted", "received_at": now.isoformat()}
-    inserted = await session.execute(
-        insert(session, CameraAlert).values(
-            id=alert_id, webhook_id=meta.id, camera_id=camera.id, event_id=alert.event_id,
-            source=source, type=alert.type.value, confidence=alert.confidence,
-            occurred_at=alert.occurred_at.astimezone(UTC), received_at=now,
-            plate_text=alert.plate_text, boxes=[b.model_dump() for b in alert.boxes],
-            status="queued", snapshot_status="received" if snapshot else "none",
-            faces_blurred=0, plates_blurred=0, staff_notified=False, citizens_warned=0,
-            response=answer,
-        ).on_conflict_do_nothing()
-    )
+    inserted = await session.execute(statements["alert"], {
+        "id": alert_id, "webhook_id": meta.id, "camera_id": found.id, "event_id": alert.event_id,
+        "source": source, "type": alert.type.value, "confidence": alert.confidence,
+        "occurred_at": alert.occurred_at.astimezone(UTC), "received_at": now,
+        "plate_text": alert.plate_text, "boxes": [b.model_dump() for b in alert.boxes],
+        "status": "queued", "snapshot_status": "received" if snapshot else "none",
+        "faces_blurred": 0, "plates_blurred": 0, "incident_id": None, "incident_joined": None,
+        "evidence_media_id": None,
+        "staff_notified": False, "citizens_warned": 0, "processed_at": None, "response": answer,
+    })
     if inserted.rowcount == 0:
-        # The same event already stored, or a concurrent delivery of this webhook won: answer
-        # as the first did.
+        same_event = sa.and_(CameraAlert.camera_id == found.id,
+                             CameraAlert.event_id == alert.event_id)
         first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
         if first is None:  # pragma: no cover - the winner's row must be visible now
             raise RuntimeError("alert insert conflicted but no alert found")
         return first
     if snapshot is not None:
         data, (width, height) = snapshot
-        session.add(CameraSnapshot(alert_id=alert_id, variant="original", content=data,
-                                   width=width, height=height, created_at=now))
-    await _seen(session, camera.id, now)
-    await enqueue(session, PROCESS_JOB, {"alert_id": str(alert_id)})
+        await session.execute(statements["snapshot"], {
+            "alert_id": alert_id, "variant": "original", "content": data, "width": width,
+            "height": height, "created_at": now})
+    # The processing job as `app.core.jobs.enqueue` makes it (its defaults, whatever columns
+    # the table grows), written without the ORM unit of work.
+    job = Job(kind=PROCESS_JOB, payload={"alert_id": str(alert_id)}, run_after=now,
+              max_attempts=get_settings().job_max_attempts)
+    await session.execute(statements["job"],
+                          {column.name: getattr(job, column.name) for column in _JOB_COLUMNS})
+    if found.status == OFFLINE or found.last_seen_at is None or (
+            found.last_seen_at < now - SEEN_RESOLUTION):
+        await _seen(session, found.id, now)  # checks again in its WHERE, for races
     return answer
 
 
@@ -223,13 +263,28 @@ async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> No
 
 async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     """Pictures, the incident, the ward's staff, nearby citizens. Runs in the worker, in the job's
-    transaction: all of it commits together or the job is retried from the start."""
-    alert = await session.get(CameraAlert, alert_id)
-    if alert is None or alert.status == "processed":
+    transaction: all of it commits together or the job is retried from the start.
+
+    The pictures are made first, in a thread and with nothing written yet (on SQLite the write
+    lock is taken only for the short write part that follows)."""
+    # One round trip for both (the FK cascades: an alert never outlives its camera).
+    found = (await session.execute(
+        sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)
+        .where(CameraAlert.id == alert_id)
+    )).one_or_none()
+    if found is None or found.CameraAlert.status == "processed":
         return
-    camera = await session.get(Camera, alert.camera_id)
-    assert camera is not None  # the FK cascades: an alert never outlives its camera
-    evidence = await _process_snapshot(session, alert)
+    alert, camera = found.CameraAlert, found.Camera
+    made = await _pictures(session, alert)
+    evidence = None
+    if made is not None and isinstance(made[1], imaging.Processed) and (
+            integrations.opens_incident(alert)):
+        evidence = await integrations.save_evidence(*made)
+    # Everything slow is done: from here on the transaction writes (and on SQLite holds the
+    # database's write lock until the job's commit). Acknowledgements in flight go first.
+    await writelock.intake_quiet()
+    await writelock.before_first_write(session)
+    await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
                                                     evidence=evidence)
     if link is not None:
@@ -248,27 +303,42 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
              type=alert.type, incident_id=alert.incident_id, snapshot=alert.snapshot_status)
 
 
-async def _process_snapshot(session: AsyncSession, alert: CameraAlert) -> bytes | None:
-    """Blurred public copy and thumbnail of the snapshot; returns the public JPEG, if any."""
-    original = await session.get(CameraSnapshot, (alert.id, "original"))
-    if original is None:
+async def _pictures(
+    session: AsyncSession, alert: CameraAlert
+) -> tuple[bytes, imaging.Processed | imaging.SnapshotError] | None:
+    """The blurred pictures of the alert's snapshot (None without one), made in the imaging
+    pool; started ahead for the other alerts this worker has claimed, so that OpenCV runs on
+    the other cores while this job writes."""
+    if alert.snapshot_status == "none":
         return None
-    try:
-        result = await asyncio.to_thread(imaging.process, original.content, alert.boxes,
-                                         get_settings().camera_snapshot_max_pixels)
-    except imaging.SnapshotError as exc:
+    await pictures.prefetch_claimed(session, alert.id, PROCESS_JOB)
+    return await pictures.result(session, alert.id, alert.boxes)
+
+
+async def _store_pictures(
+    session: AsyncSession, alert: CameraAlert,
+    made: tuple[bytes, imaging.Processed | imaging.SnapshotError] | None,
+) -> None:
+    """Blurred public copy and thumbnail of the snapshot, or the snapshot marked corrupt."""
+    if made is None:
+        return
+    result = made[1]
+    if isinstance(result, imaging.SnapshotError):
         alert.snapshot_status = "corrupt"
-        log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=exc.reason)
-        return None
-    for variant, content, (width, height) in (
-        ("public", result.public_jpeg, result.public_size),
-        ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size),
-    ):
-        await session.merge(CameraSnapshot(alert_id=alert.id, variant=variant, content=content,
-                                           width=width, height=height))
+        log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=result.reason)
+        return
+    rows = [{"alert_id": alert.id, "variant": variant, "content": content, "width": width,
+             "height": height, "created_at": clock.now()}
+            for variant, content, (width, height) in (
+                ("public", result.public_jpeg, result.public_size),
+                ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size))]
+    statement = insert(session, CameraSnapshot).values(rows)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=[CameraSnapshot.alert_id, CameraSnapshot.variant],
+        set_={"content": statement.excluded.content, "width": statement.excluded.width,
+              "height": statement.excluded.height}))
     alert.snapshot_status = "processed"
     alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
-    return result.public_jpeg
 
 
 async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraAlert, Camera]:
@@ -349,6 +419,11 @@ async def purge_originals(session: AsyncSession) -> int:
     )
     await session.execute(sa.update(CameraAlert).where(
         CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None)).values(plate_text=None))
+    evidence = (await session.execute(
+        sa.select(CameraAlert.evidence_media_id).where(
+            CameraAlert.id.in_(old), CameraAlert.evidence_media_id.is_not(None))
+    )).scalars()
+    await integrations.withdraw_evidence(session, list(evidence))
     return result.rowcount or 0
 
 

@@ -27,4 +27,6 @@ CATEGORIES: dict[str, Category] = {c.code: c for c in (
              "Vehicles parked where they block traffic or pavements."),
     Category("traffic_violation", "Vi phạm giao thông", "Traffic violation",
              "Dangerous or unlawful driving seen on the road."),
+    Category("fire", "Cháy, khói", "Fire or smoke",
+             "A fire, or smoke, on or beside the road."),
 )}

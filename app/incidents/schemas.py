@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CategoryCode = Literal[
     "accident", "traffic_jam", "flooding", "broken_traffic_light", "damaged_road",
-    "illegal_parking", "traffic_violation",
+    "illegal_parking", "traffic_violation", "fire",
 ]
 Status = Literal[
     "new", "verified", "in_progress", "resolved", "rejected_spam", "rejected_duplicate",

@@ -15,8 +15,9 @@ class MediaObject(SQLModel, table=True):
     __tablename__ = "media_objects"
 
     id: uuid.UUID = id_field()
-    # The account that uploaded it; only they may attach it to anything.
-    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    # The account that uploaded it; only they may attach it to anything. None: evidence the
+    # system itself recorded (a camera alert's picture), attached by the domain that made it.
+    owner_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", index=True)
     purpose: str = Field(default="document", max_length=32)
     content_type: str = Field(max_length=100)  # sniffed from the bytes
     size_bytes: int = Field(sa_type=sa.BigInteger)

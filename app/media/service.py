@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -14,11 +16,13 @@ from app.core import clock
 from app.core.errors import AppError
 from app.core.personal_data import Retained
 from app.media import errors, formats, inspect, sniff  # noqa: F401  (formats registers)
+from app.media.derived import MediaProcessing, MediaVariant
 from app.media.models import MediaObject
-from app.media.storage import get_storage
+from app.media.storage import get_storage, new_staging_path
 from app.media.upload import StagedFile
 
 PURPOSES = ("document", "result")
+SYSTEM_EVIDENCE = "evidence"  # the purpose of files the system recorded itself (no owner)
 
 
 def accepted_labels(types: Iterable[str]) -> str:
@@ -68,6 +72,99 @@ async def store_upload(
     finally:
         await anyio.Path(staged.path).unlink(missing_ok=True)
     return media
+
+
+@dataclass(frozen=True)
+class Version:
+    """A public version made by the caller (already blurred): `w320`, `w1280`."""
+
+    name: str
+    content: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class SavedEvidence:
+    """Files of a system evidence photo, written but not yet recorded (see
+    `record_system_evidence`): writing files is slow, recording rows is quick, and on SQLite
+    the database is locked from the first write of a transaction to its end."""
+
+    media: MediaObject
+    processing: MediaProcessing
+    variants: tuple[MediaVariant, ...]
+
+
+async def save_system_evidence(
+    *, original: bytes, width: int, height: int, versions: list[Version], faces: int = 0,
+    plates: int = 0,
+) -> SavedEvidence:
+    """Write the files of a JPEG the system recorded itself (a camera alert's snapshot): the
+    original, and its public versions the caller made (faces and plates already blurred). A
+    transaction that does not record them leaves unused files under unused ids, never rows
+    without files."""
+    media = MediaObject(
+        owner_id=None, purpose=SYSTEM_EVIDENCE, content_type="image/jpeg",
+        size_bytes=len(original), sha256=hashlib.sha256(original).hexdigest(),
+        storage_backend=get_storage().name, storage_key="",
+    )
+    media.storage_key = f"{clock.now():%Y/%m}/{media.id}.jpg"
+    await _put_bytes(media.storage_key, original)
+    variants = []
+    for version in versions:
+        key = f"derived/{media.id}/{version.name}.jpg"
+        await _put_bytes(key, version.content)
+        variants.append(MediaVariant(
+            media_id=media.id, name=version.name, content_type="image/jpeg", storage_key=key,
+            width=version.width, height=version.height, size_bytes=len(version.content)))
+    processing = MediaProcessing(media_id=media.id, kind="photo", status="ready", width=width,
+                                 height=height, faces=faces, plates=plates,
+                                 processed_at=clock.now())
+    return SavedEvidence(media, processing, tuple(variants))
+
+
+async def record_system_evidence(session: AsyncSession, saved: SavedEvidence) -> MediaObject:
+    """Record saved evidence as a photo with no owner account, ready at once (no processing is
+    queued: its public versions exist). The original is served only through the audiences the
+    attaching domain allows (staff); `withdraw_original` removes it when it must not be kept
+    longer."""
+    session.add(saved.media)
+    await session.flush()  # the rows below refer to it (no ORM relationship orders them)
+    session.add(saved.processing)
+    session.add_all(saved.variants)
+    await session.flush()
+    return saved.media
+
+
+async def store_system_evidence(
+    session: AsyncSession, *, original: bytes, width: int, height: int,
+    versions: list[Version], faces: int = 0, plates: int = 0,
+) -> MediaObject:
+    """`save_system_evidence` and `record_system_evidence` in one call."""
+    saved = await save_system_evidence(original=original, width=width, height=height,
+                                       versions=versions, faces=faces, plates=plates)
+    return await record_system_evidence(session, saved)
+
+
+async def _put_bytes(key: str, content: bytes) -> None:
+    staged = new_staging_path()
+    await anyio.Path(staged).write_bytes(content)
+    await get_storage().put_file(key, staged)
+
+
+async def withdraw_original(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> int:
+    """Delete the originals of these system evidence files (their public versions stay); a link
+    to an original then answers 404. Returns how many were still there."""
+    rows = list((await session.execute(
+        sa.select(MediaObject).where(MediaObject.id.in_(list(media_ids)),
+                                     MediaObject.owner_id.is_(None),
+                                     MediaObject.storage_key != "")
+    )).scalars())
+    for media in rows:
+        await get_storage().delete(media.storage_key)
+        media.storage_key, media.size_bytes = "", 0
+    await session.flush()
+    return len(rows)
 
 
 async def get(session: AsyncSession, media_id: uuid.UUID) -> MediaObject | None:

@@ -38,6 +38,8 @@ async def signed_content(
     if found is None:
         raise AppError(errors.MEDIA_NOT_FOUND)
     if name == public.ORIGINAL:
+        if not found.media.storage_key:  # withdrawn (an expired camera original)
+            raise AppError(errors.MEDIA_NOT_FOUND)
         key, content_type, size = (found.media.storage_key, found.media.content_type,
                                    found.media.size_bytes)
     elif name in found.variants:

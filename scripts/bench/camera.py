@@ -6,8 +6,11 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
 - baseline: a bare endpoint of the same app (`GET /healthz`), same request count and concurrency;
 - N alerts signed with the standardwebhooks package, each with a ~100 KB JPEG snapshot, from C
   concurrent senders: acknowledgement p50/p99 and alerts/s;
-- time until every alert is processed by the worker (blurred pictures, incident joined or opened,
-  staff notified), and counts proving none lost and none processed twice.
+- time until every alert is processed by the worker (blurred pictures, incident joined or opened
+  with the picture as evidence, staff notified), and a verdict from the acknowledged alert ids
+  (each stored and processed: none lost) and from effects that have no dedupe key of their own
+  (one timeline entry and one evidence picture per alert: none processed twice); retries are
+  counted apart, since a failed attempt commits nothing.
 
     python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--workers 0]
                                    [--database-url postgresql+asyncpg://postgres@127.0.0.1/x]
@@ -102,10 +105,12 @@ async def wait_up(base: str, procs: list[subprocess.Popen[bytes]]) -> None:
     raise SystemExit("server did not start")
 
 
-async def hammer(total: int, concurrency: int, make: Any) -> tuple[list[float], float, dict]:
-    """`total` requests from `concurrency` senders; latencies (ms), wall time, status counts."""
+async def hammer(total: int, concurrency: int, make: Any,
+                 answers: list[dict] | None = None) -> tuple[list[float], float, dict]:
+    """`total` requests from `concurrency` senders; latencies (ms), wall time, status counts.
+    The JSON bodies of 202 answers are kept in `answers` when given."""
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as http:
@@ -114,7 +119,10 @@ async def hammer(total: int, concurrency: int, make: Any) -> tuple[list[float], 
             for index in counter:
                 started = time.perf_counter()
                 try:
-                    code: int | str = (await make(http, index)).status_code
+                    response = await make(http, index)
+                    code: int | str = response.status_code
+                    if answers is not None and code == 202:
+                        answers.append(response.json())
                 except httpx.HTTPError as exc:  # counted, not fatal: the figures say it
                     code = type(exc).__name__
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -123,6 +131,17 @@ async def hammer(total: int, concurrency: int, make: Any) -> tuple[list[float], 
         started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         return latencies, time.perf_counter() - started, statuses
+
+
+async def stored_alert_ids(url: str) -> dict[str, str]:
+    """Every stored alert: id -> status."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.text("SELECT id, status FROM camera_alerts"))
+            return {str(uuid.UUID(str(r[0]))): r[1] for r in rows}
+    finally:
+        await engine.dispose()
 
 
 async def counts(url: str) -> dict[str, int]:
@@ -135,10 +154,16 @@ async def counts(url: str) -> dict[str, int]:
                                 "AND status = 'done'",
         "processing attempts": "SELECT coalesce(sum(attempts), 0) FROM jobs "
                                "WHERE kind = 'camera.process_alert'",
+        # Effects without a dedupe key: an alert processed twice would leave two of these.
         "incident timeline entries from alerts": "SELECT count(*) FROM incident_events "
                                                  "WHERE action IN ('camera_alert', 'reported')",
-        "staff notifications": "SELECT count(DISTINCT dedupe_key) FROM notifications "
-                               "WHERE kind = 'camera.alert'",
+        "evidence pictures attached": "SELECT count(*) FROM incident_media",
+        "alerts with evidence": "SELECT count(*) FROM camera_alerts "
+                                "WHERE evidence_media_id IS NOT NULL",
+        "staff notifications (distinct events)": "SELECT count(DISTINCT dedupe_key) "
+                                                 "FROM notifications WHERE kind = 'camera.alert'",
+        "ward staff": "SELECT count(*) FROM users WHERE status = 'active' AND ward_code = "
+                      "'TNG-PDP' AND role IN ('ward_staff', 'ward_admin')",
         "staff inbox rows (alerts x ward staff)": "SELECT count(*) FROM notifications "
                                                   "WHERE kind = 'camera.alert'",
         # (The periodic offline check is always pending: not part of the alerts' work.)
@@ -153,6 +178,40 @@ async def counts(url: str) -> dict[str, int]:
                     for name, q in queries.items()}
     finally:
         await engine.dispose()
+
+
+def honest_verdict(sent: int, status: dict, answers: list[dict], stored: dict[str, str],
+                   final: dict[str, int]) -> str:
+    """None lost: every acknowledged alert id is stored and processed, and nothing else is stored
+    (a request that failed in transport may or may not have been stored; it is shown apart).
+    None processed twice: each processed alert left exactly one timeline entry, one evidence
+    picture and one staff notice per ward staff member (these have no dedupe key of their own,
+    so a second processing would show). Retries are shown apart: a failed attempt commits
+    nothing, so a retry is no duplicate."""
+    acked = [a["alert_id"] for a in answers]
+    missing = [i for i in acked if i not in stored]
+    unprocessed = [i for i in acked if stored.get(i) != "processed"]
+    unknown_outcome = sum(v for k, v in status.items() if not isinstance(k, int))
+    extra = len(stored) - len(set(acked))
+    processed = final["alerts processed"]
+    once = (final["incident timeline entries from alerts"] == processed
+            and final["evidence pictures attached"] == final["alerts with evidence"] == processed
+            and final["staff inbox rows (alerts x ward staff)"] == processed * final["ward staff"]
+            and final["staff notifications (distinct events)"] == processed)
+    lost_none = (not missing and not unprocessed and len(set(acked)) == len(acked)
+                 and 0 <= extra <= unknown_outcome)
+    retries = final["processing attempts"] - final["processing jobs"]
+    return "\n".join([
+        f"sent {sent}; acknowledged 202: {len(acked)} ({len(set(acked))} distinct alert ids); "
+        f"transport errors (outcome unknown): {unknown_outcome}; other statuses: "
+        f"{ {k: v for k, v in status.items() if k != 202 and isinstance(k, int)} }",
+        f"none lost: {'yes' if lost_none else 'NO'} (acknowledged but not stored: {len(missing)}, "
+        f"not processed: {len(unprocessed)}, stored without an acknowledgement: {extra})",
+        f"none processed twice: {'yes' if once else 'NO'} (per processed alert exactly one "
+        f"timeline entry, one evidence picture, one inbox row per ward staff member)",
+        f"retried attempts (a failed attempt commits nothing): {retries}; dead jobs: "
+        f"{final['jobs dead']}",
+    ])
 
 
 async def main() -> None:
@@ -214,7 +273,8 @@ async def main() -> None:
         await hammer(100, 10, bare)  # warm-up
         base_lat, base_wall, base_status = await hammer(args.alerts, args.concurrency, bare)
         sent_at = time.perf_counter()
-        lat, wall, status = await hammer(args.alerts, args.concurrency, alert)
+        answers: list[dict] = []
+        lat, wall, status = await hammer(args.alerts, args.concurrency, alert, answers)
         while True:
             now_counts = await counts(url)
             # Processed means the whole chain: pictures, incident, then the staff push jobs.
@@ -227,6 +287,7 @@ async def main() -> None:
             await asyncio.sleep(0.25)
         processed_after = time.perf_counter() - sent_at
         final = await counts(url)
+        stored = await stored_alert_ids(url)
     finally:
         for proc in procs:
             proc.terminate()
@@ -250,13 +311,7 @@ async def main() -> None:
           f"{final['alerts processed'] / processed_after:.1f} alerts/s through the worker")
     for name, value in final.items():
         print(f"  {name:40} {value}")
-    accepted = status.get(202, 0)
-    exact = (final["alerts stored"] == accepted == final["alerts processed"]
-             == final["processing jobs done"] == final["processing attempts"]
-             == final["incident timeline entries from alerts"] == final["staff notifications"])
-    exact = exact and final["jobs dead"] == 0
-    print(f"none lost, none processed twice: {'yes' if exact else 'NO'} "
-          f"(202s = stored = processed = jobs done = attempts = timeline entries = pushes)")
+    print(honest_verdict(args.alerts, status, answers, stored, final))
     print(f"logs: {tmp}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from app.cameras.models import CameraAlert, CameraSnapshot
 from app.core import clock
 from app.core.audit import AuditEvent
 from app.core.jobs import DEAD, Job
+from app.incidents import service as incidents
 from app.incidents.models import Incident
+from app.media import service as media_service
 from app.notifications import service as notifications
 from app.notifications.models import Notification
 from tests.cameras.faces import drawn_face
@@ -155,16 +158,16 @@ async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
     assert variants == {"original"}
 
 
-async def test_a_fire_reaches_the_ward_staff_without_an_incident(
+async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
     staff = await account(client, db, "0911000005", "ward_staff", "TNG-PDP")
     await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-fire-token", platform="ios",
+                                        token="staff-crowd-token", platform="ios",
                                         app_version="1.0", locale="en")
     await db.commit()
-    assert (await send(ioc, alert_body(type="fire", confidence=0.9))).status_code == 202
+    assert (await send(ioc, alert_body(type="crowd", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
     assert alert.status == "processed" and alert.incident_id is None and alert.staff_notified
@@ -217,3 +220,55 @@ def test_faces_found_by_opencv_are_blurred_even_when_the_sender_marked_none() ->
     corner = (slice(0, 60), slice(0, 100))
     assert np.abs(public[eyes] - original[eyes]).mean() > 10  # the eyes are smeared away
     assert np.abs(public[corner] - original[corner]).mean() < 3  # the rest is untouched
+
+
+def _path(url: str) -> str:
+    """A signed media URL without the public base (the test client has its own)."""
+    return url[url.index("/api/v1/media/signed/"):]
+
+
+async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff_only(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    staff = await account(client, db, "0911000006", "ward_staff", "TNG-PDP")
+    picture = jpeg(640, 360, seed=5)
+    assert (await send(ioc, alert_body(snapshot=b64(picture), boxes=[PLATE]))).status_code == 202
+    await run_jobs()
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    blurred = (await db.get(CameraSnapshot, (alert.id, "public"))).content
+    media = await media_service.get(db, alert.evidence_media_id)
+    assert media is not None and media.owner_id is None and media.purpose == "evidence"
+    # Ready at once: the camera's pictures are the public versions, nothing is processed again.
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Job).where(
+        Job.kind == "media.process")) == 0
+
+    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}",
+                              headers=staff.headers)
+    assert detail.status_code == 200
+    [shown] = detail.json()["media"]
+    assert shown["id"] == str(media.id) and shown["ready"] is True
+    original = await client.get(_path(shown["url"]))
+    assert original.status_code == 200 and original.content == picture  # staff: as received
+    thumb = await client.get(_path(shown["thumbnail_url"]))
+    assert thumb.content == (await db.get(CameraSnapshot, (alert.id, "thumbnail"))).content
+
+    # What the public would see of it: the blurred copy, never the original.
+    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)], "public")
+    [public] = views[uuid.UUID(alert.incident_id)]
+    assert "/original" not in public["url"]
+    assert (await client.get(_path(public["url"]))).content == blurred != picture
+
+    # The unblurred original goes when the alert's original goes; the blurred copies stay.
+    clock.advance(timedelta(days=31))
+    await service.run_offline_check(db)
+    await db.commit()
+    staff = await sign_in(db, staff.user)  # a month later: a new sign-in, new links
+    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}",
+                              headers=staff.headers)
+    [shown] = detail.json()["media"]
+    assert (await client.get(_path(shown["url"]))).status_code == 404
+    assert (await client.get(_path(shown["thumbnail_url"]))).status_code == 200
+    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)], "public")
+    assert (await client.get(_path(views[uuid.UUID(alert.incident_id)][0]["url"]))).content \
+        == blurred

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cameras.models import CameraAlert, DevicePosition
 from app.core import clock, personal_data
+from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
 from tests.cameras.support import LAT, LON, alert_body, make_camera, send
@@ -114,8 +116,43 @@ async def test_an_accident_warns_citizens_nearby_once_per_place_and_interval(
     assert len(await warned(db)) == 4
 
 
+async def test_a_fire_opens_a_fire_incident_and_warns_citizens_nearby_once_per_interval(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log
+) -> None:
+    await make_camera(db)
+    near = await citizen_near(client, db, "0913000040", LAT, LON + 0.002)
+    far = await citizen_near(client, db, "0913000041", 21.5610, 105.8330)  # ~4 km away
+
+    assert (await send(ioc, alert_body(type="fire", confidence=0.85))).status_code == 202
+    await run_jobs()
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    incident = await db.get(Incident, uuid.UUID(alert.incident_id))
+    assert (incident.category, incident.source, incident.status) == ("fire", "camera", "new")
+    assert await warned(db) == [near.id]
+    assert far.id not in await warned(db)
+    kinds = [assert_valid_push(json.loads(line)["message"])
+             for line in push_log.read_text().splitlines()]
+    assert kinds.count("traffic.warning") == 1
+
+    # Smoke seen by the same camera soon after joins the fire; the place was warned just now.
+    clock.advance(timedelta(minutes=5))
+    assert (await send(ioc, alert_body(type="smoke", confidence=0.95))).status_code == 202
+    await run_jobs()
+    smoke = (await db.execute(sa.select(CameraAlert).where(CameraAlert.type == "smoke")))
+    smoke_alert = smoke.scalar_one()
+    assert (smoke_alert.incident_id, smoke_alert.incident_joined) == (alert.incident_id, True)
+    assert await warned(db) == [near.id]
+    # A fire there again after the interval warns again.
+    clock.advance(timedelta(minutes=31))
+    again = alert_body(type="fire", confidence=0.9, occurred_at=clock.now().isoformat())
+    assert (await send(ioc, again)).status_code == 202
+    await run_jobs()
+    assert await warned(db) == [near.id, near.id]
+
+
 @pytest.mark.parametrize(("kind", "confidence"), [
-    ("accident", 0.5), ("congestion", 0.99), ("red_light", 0.99),
+    ("accident", 0.5), ("congestion", 0.99), ("red_light", 0.99), ("fire", 0.6),
+    ("smoke", 0.99),  # smoke opens a fire incident but has no warning threshold by default
 ])
 async def test_minor_or_uncertain_alerts_warn_nobody(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession,
