@@ -2,7 +2,7 @@
 an alert names the media item of its picture
 
 Revision ID: c4a1e0f7b2d9
-Revises: 5d5ec467d2ac
+Revises: 4c0b67f39544
 Create Date: 2026-11-25 22:20:00.000000
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = 'c4a1e0f7b2d9'
-down_revision: Union[str, Sequence[str], None] = '5d5ec467d2ac'
+down_revision: Union[str, Sequence[str], None] = '4c0b67f39544'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
