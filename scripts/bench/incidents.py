@@ -3,9 +3,13 @@
 
 Creates a fresh database on the local server, migrates it, loads N incidents with COPY, starts the
 real server (uvicorn, 1 worker) and prints, in one run:
-  - p50/p99 of the nearby query itself (the service function, one session, in this process);
+  - p50/p99 of the nearby query itself (`feed.nearby` on a new session each, in this process);
   - p50/p99 of GET /api/v1/incidents/nearby over HTTP, with GET /healthz of the same server as
-    the baseline (sequential requests: latency, not throughput).
+    the baseline, the two alternating so both meet the same noise (sequential requests:
+    latency, not throughput), and what the pages carried;
+  - CPU per request of the server process and of PostgreSQL's backends (steady on a shared
+    machine where latencies are not), nearby and /healthz;
+  - the load average before and after, since latency on a shared machine depends on it.
 Points are drawn at random over Thái Nguyên city; radius 2 km (the default), first page of 20.
 
 Data shape (stated with the figures): three years of reports over the city and the province;
@@ -38,6 +42,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CpuMeter, CpuUse  # noqa: E402
 
 from app.incidents import geo  # noqa: E402
 from app.incidents.categories import CATEGORIES  # noqa: E402
@@ -167,18 +174,19 @@ async def service_latencies(url: str, queries: int) -> list[float]:
     from app.incidents import feed
 
     timings = []
-    async with session_factory()() as session:
-        for _ in range(queries):
-            lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
-            started = time.perf_counter()
+    for _ in range(queries):
+        lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
+        started = time.perf_counter()
+        async with session_factory()() as session:  # as a request: a pooled connection each
             await feed.nearby(session, lat=lat, lon=lon, radius_m=2000, limit=20, cursor=None)
-            timings.append((time.perf_counter() - started) * 1000)
+        timings.append((time.perf_counter() - started) * 1000)
     await dispose_engine()
     return timings
 
 
-async def http_latencies(base: str, queries: int) -> tuple[list[float], list[float]]:
+async def http_latencies(base: str, queries: int) -> tuple[list[float], list[float], str]:
     nearby, bare = [], []
+    items = media = 0
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for _ in range(queries):
             lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
@@ -187,14 +195,33 @@ async def http_latencies(base: str, queries: int) -> tuple[list[float], list[flo
                                         params={"lat": lat, "lon": lon, "radius_m": 2000})
             nearby.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.text
+            page = response.json()["items"]
+            items += len(page)
+            media += sum(len(item["media"]) for item in page)
             started = time.perf_counter()
             await client.get("/healthz")
             bare.append((time.perf_counter() - started) * 1000)
-    return nearby, bare
+    carried = (f"pages carried {items / queries:.1f} incidents and {media / queries:.1f} "
+               "signed photos/videos on average")
+    return nearby, bare, carried
+
+
+async def cpu_per_request(base: str, meter: CpuMeter, path: str, queries: int) -> CpuUse:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        with meter.measure() as used:
+            for _ in range(queries):
+                lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
+                response = await client.get(path, params={"lat": lat, "lon": lon})
+                assert response.status_code == 200, response.text
+    return CpuUse(used[0].server_s * 1000 / queries, (used[0].database_s or 0) * 1000 / queries)
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def report(name: str, values: list[float]) -> None:
-    print(f"{name:<34} p50 {statistics.median(values):7.2f} ms   p99 "
+    print(f"{name:<38} p50 {statistics.median(values):7.2f} ms   p99 "
           f"{percentile(values, 0.99):7.2f} ms   (n={len(values)})")
 
 
@@ -234,10 +261,19 @@ async def main() -> None:
                 pass
             await asyncio.sleep(0.1)
         print(f"{args.rows:,} incidents, {args.active:.0%} on the road; radius 2 km, page of 20")
-        report("nearby query (service, in-process)", await service_latencies(url, args.queries))
-        nearby, bare = await http_latencies(base, args.queries)
+        print(f"before: {load_average()}")
+        report("nearby query (feed.nearby, in-process)", await service_latencies(url,
+                                                                                  args.queries))
+        nearby, bare, carried = await http_latencies(base, args.queries)
         report("GET /api/v1/incidents/nearby", nearby)
         report("GET /healthz (baseline)", bare)
+        print(carried)
+        meter = CpuMeter(server.pid, name)
+        for path in ("/api/v1/incidents/nearby", "/healthz"):
+            cpu = await cpu_per_request(base, meter, path, min(args.queries, 500))
+            print(f"CPU per request {path:<26} server {cpu.server_s:5.2f} ms   "
+                  f"PostgreSQL {cpu.database_s:5.2f} ms")
+        print(f"after: {load_average()}")
     finally:
         if server is not None:
             server.terminate()
