@@ -143,6 +143,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    print("load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
     print(f"dd (1 MiB blocks, fdatasync), {args.size_mib} MiB  {baseline:8.1f} MB/s (baseline)")
     print(f"tus upload, {args.size_mib} MiB in 64 MiB PATCHes  {speed:8.1f} MB/s "
           f"({speed / baseline:.0%} of the disk)")
