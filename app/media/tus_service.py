@@ -18,6 +18,7 @@ uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -219,10 +220,11 @@ async def _write(
     # The server hands the body over in ~64 KiB pieces; each file write is a hop to a worker
     # thread, so pieces are gathered up to WRITE_BYTES first (memory stays at that).
     buffer = bytearray()
+    idle = get_media_ext_settings().media_tus_idle_timeout_seconds
     async with await anyio.open_file(part_path(upload.id), "r+b") as out:
         await out.seek(start)
         try:
-            async for chunk in stream:
+            async for chunk in _until_silent(stream, idle):
                 if written + len(buffer) + len(chunk) > remaining:
                     problem = fail(tus_errors.TUS_PAST_LENGTH, params={"length": upload.length})
                     break
@@ -246,6 +248,20 @@ async def _write(
             written = 0
         await out.truncate(start + written)
     return written, problem, interrupted
+
+
+async def _until_silent(stream: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
+    """The body's pieces; a body silent for `idle` seconds ends like a dropped connection."""
+    pieces = aiter(stream)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await anext(pieces)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ClientDisconnect from None
+        yield piece
 
 
 async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:

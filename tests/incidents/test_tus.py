@@ -25,6 +25,7 @@ import uvicorn
 from app.core import clock
 from app.core.config import PROJECT_ROOT, get_settings
 from app.media import tus_service
+from app.media.config_ext import get_media_ext_settings
 from app.media.models import MediaObject
 from app.media.tus_models import TusUpload
 from tests.conftest import count
@@ -362,6 +363,35 @@ async def _cut_off_patch(port: int, path: str, token: str, total: int,
         await asyncio.sleep(0.05)
     writer.close()
     await writer.wait_closed()
+
+
+async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_upload(
+    client, db, live_server, monkeypatch
+):
+    _base, port = live_server
+    monkeypatch.setattr(get_media_ext_settings(), "media_tus_idle_timeout_seconds", 0.5)
+    me = await citizen(client, db, "0912800031")
+    upload_id = await create(client, me, 1001)  # stays an upload
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    token = me["Authorization"].split()[1]
+    writer.write((f"PATCH /api/v1/uploads/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+                  f"Upload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
+                  f"Content-Length: 1000\r\n\r\n").encode() + b"\xaa" * 400)
+    await writer.drain()
+
+    try:
+        # The phone goes silent without closing the connection: the server answers on its own.
+        answer = (await asyncio.wait_for(reader.read(4096), timeout=15)).lower()
+        retried = await patch(client, me, upload_id, 400, b"\xbb" * 600)
+    finally:
+        writer.close()
+
+    assert answer.startswith(b"http/1.1 204") and b"upload-offset: 400" in answer
+    assert retried.status_code == 204, retried.text  # not 423: the lock was let go
+    assert retried.headers["upload-offset"] == "1000"
+    part = tus_service.part_path(uuid.UUID(upload_id))
+    assert part.read_bytes() == b"\xaa" * 400 + b"\xbb" * 600
 
 
 async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_found(
