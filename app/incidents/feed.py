@@ -3,8 +3,9 @@
 The hot read of the app, so it is shaped for one round trip and little Python per request: one
 statement ranks the page from the partial covering index alone (grid cells, bounding box,
 equirectangular squared distance), then joins the page's rows, their public media links and
-what media says of those files (processed? which public versions?). It is built once per shape,
-with bound parameters, and runs on the Core connection: no expression building, no ORM objects.
+what media says of those files (processed? which public versions?). It is built once per shape
+(which filters, how many cells), with bound parameters, and runs as a `Direct` statement on a
+held connection: no session, no pool checkout or ping, no BEGIN/COMMIT, no ORM objects.
 
 The distance used to order is plain arithmetic with the cosine computed in Python, so SQLite and
 PostgreSQL compute the same value and the keyset cursor `(d², created_at, id)` is exact. Shown
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
+from app.core.db import Direct
 from app.core.errors import AppError
 from app.incidents import errors, geo
 from app.incidents.config import get_incident_settings
@@ -37,9 +39,33 @@ _SHOWN = ("id", "category", "status", "lat", "lon", "address", "description", "w
           "resolved_at")
 
 
-@cache
-def _statement(with_cells: bool, with_category: bool, with_cursor: bool) -> sa.Select[Any]:
-    """The page query for one combination of optional filters, built once."""
+class _DriverFloat(sa.types.TypeDecorator[float]):
+    """A double read as the driver hands it (a Python float from asyncpg and sqlite3 alike).
+    `Direct` asks result processors without the column's wire type, which asyncpg's Float
+    processor needs to pick one; none is needed."""
+
+    impl = sa.Float
+    cache_ok = True
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> None:
+        return None
+
+
+def _as_read(column: Any) -> Any:
+    if isinstance(column.type, sa.Float):
+        return sa.type_coerce(column, _DriverFloat()).label(column.name)
+    return column
+
+
+@lru_cache(maxsize=512)
+def _direct(cells: int, with_category: bool, with_cursor: bool) -> Direct:
+    return Direct(_statement(cells, with_category, with_cursor))
+
+
+@lru_cache(maxsize=512)
+def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[Any]:
+    """The page query for one shape: `cells` grid cells (`cell_0`...; 0: too many to list, the
+    bounding box alone), with or without a category and a cursor. Built once."""
     t = _INCIDENTS
     lat, lon = sa.bindparam("lat", type_=sa.Float), sa.bindparam("lon", type_=sa.Float)
     d2 = ((t.c.lat - lat) * (t.c.lat - lat)
@@ -50,8 +76,9 @@ def _statement(with_cells: bool, with_category: bool, with_cursor: bool) -> sa.S
         t.c.lon.between(sa.bindparam("min_lon"), sa.bindparam("max_lon")),
         d2 <= sa.bindparam("r2", type_=sa.Float),
     )
-    if with_cells:
-        ranked = ranked.where(t.c.cell.in_(sa.bindparam("cells", expanding=True)))
+    if cells:
+        ranked = ranked.where(t.c.cell.in_([sa.bindparam(f"cell_{i}", type_=sa.BigInteger)
+                                            for i in range(cells)]))
     if with_category:
         ranked = ranked.where(t.c.category == sa.bindparam("category"))
     if with_cursor:
@@ -66,19 +93,21 @@ def _statement(with_cells: bool, with_category: bool, with_cursor: bool) -> sa.S
     source = r.join(t, t.c.id == r.c.id).outerjoin(
         m, sa.and_(m.c.incident_id == r.c.id, m.c.visibility == "public"))
     source, media_columns = media_public.join_ready_versions(source, m.c.media_id)
+    columns = [r.c.d2, t.c.reporter_display_name, m.c.media_id,
+               *(t.c[name] for name in _SHOWN), *media_columns]
     return (
-        sa.select(r.c.d2, t.c.reporter_display_name, m.c.media_id,
-                  *(t.c[name] for name in _SHOWN), *media_columns)
+        sa.select(*(_as_read(c) for c in columns))
         .select_from(source)
         .order_by(r.c.d2, r.c.created_at.desc(), r.c.id.desc(), m.c.position)
     )
 
 
 async def nearby(
-    session: AsyncSession, *, lat: float, lon: float, radius_m: float, limit: int,
+    session: AsyncSession | None, *, lat: float, lon: float, radius_m: float, limit: int,
     cursor: str | None, category: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of public summaries (with `distance_m`) and the cursor of the next page."""
+    """A page of public summaries (with `distance_m`) and the cursor of the next page: on its
+    own held connection (`Direct`), or in the caller's `session` when one is given."""
     settings = get_incident_settings()
     if radius_m > settings.incident_nearby_max_radius_m:
         raise AppError(errors.RADIUS_TOO_LARGE,
@@ -90,21 +119,18 @@ async def nearby(
         "min_lat": box[0], "max_lat": box[1], "min_lon": box[2], "max_lon": box[3],
         "n": limit + 1,
     }
-    cells = geo.cells_covering(box, settings.incident_grid_degrees)
-    if cells is not None:
-        params["cells"] = cells
+    cells = geo.cells_covering(box, settings.incident_grid_degrees) or []
+    params.update((f"cell_{i}", cell) for i, cell in enumerate(cells))
     if category is not None:
         params["category"] = category
     if cursor:
         c = decode_cursor(cursor, ("d", "t", "i"))
         params.update(cd=c["d"], ct=c["t"], ci=c["i"])
-    statement = _statement(cells is not None, category is not None, bool(cursor))
-    # One read statement sees one snapshot by itself: no BEGIN and COMMIT around it (two round
-    # trips fewer, on a request made of little else; nothing in it writes). A caller already in
-    # a transaction keeps it.
-    options = None if session.in_transaction() else {"isolation_level": "AUTOCOMMIT"}
-    connection = await session.connection(execution_options=options)
-    rows = (await connection.execute(statement, params)).all()
+    shape = (len(cells), category is not None, bool(cursor))
+    if session is None:
+        rows = await _direct(*shape).fetch_all(params)
+    else:
+        rows = [row._mapping for row in await session.execute(_statement(*shape), params)]
     items, last = _group(rows, limit, lat, lon)
     next_cursor = None
     if last is not None:
@@ -123,22 +149,22 @@ def _group(
     files: dict[uuid.UUID, list[Any]] = {}  # media id -> its rows, in the page's order
     more = False
     for row in rows:
-        item = by_id.get(row.id)
+        item = by_id.get(row["id"])
         if item is None:
             if len(items) == limit:
                 more = True
                 break
-            item = {name: row[3 + i] for i, name in enumerate(_SHOWN)}
-            item["reporter"] = None if row.anonymous else row.reporter_display_name
-            item["distance_m"] = round(geo.haversine_m(lat, lon, row.lat, row.lon), 1)
+            item = {name: row[name] for name in _SHOWN}
+            item["reporter"] = None if row["anonymous"] else row["reporter_display_name"]
+            item["distance_m"] = round(geo.haversine_m(lat, lon, row["lat"], row["lon"]), 1)
             item["media"] = []
-            by_id[row.id] = item
+            by_id[row["id"]] = item
             items.append(item)
-        if row.media_id is not None:
-            if row.media_id not in files:
-                files[row.media_id] = []
-                item["media"].append(row.media_id)
-            files[row.media_id].append(row)
+        if row["media_id"] is not None:
+            if row["media_id"] not in files:
+                files[row["media_id"]] = []
+                item["media"].append(row["media_id"])
+            files[row["media_id"]].append(row)
     sign = media_public.url_signer()
     for item in items:
         item["media"] = [view for media_id in item["media"]
@@ -146,7 +172,7 @@ def _group(
     last = None
     if more:
         end = items[-1]
-        last = (next(r.d2 for r in rows if r.id == end["id"]), end["created_at"], end["id"])
+        last = (next(r["d2"] for r in rows if r["id"] == end["id"]), end["created_at"], end["id"])
     return items, last
 
 

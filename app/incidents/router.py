@@ -68,7 +68,6 @@ async def report(
                         core_errors.VALIDATION_FAILED),
 )
 async def nearby(
-    session: DbSession,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],
     radius_m: Annotated[float, Query(gt=0)] = 2000,
@@ -77,7 +76,7 @@ async def nearby(
     cursor: Cursor = None,
 ) -> Any:
     items, next_cursor = await feed.nearby(
-        session, lat=lat, lon=lon, radius_m=radius_m, limit=limit, cursor=cursor,
+        None, lat=lat, lon=lon, radius_m=radius_m, limit=limit, cursor=cursor,
         category=category,
     )
     return {"items": items, "next_cursor": next_cursor}

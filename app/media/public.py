@@ -95,11 +95,11 @@ class Ready:
     def of(cls, rows: list[Any]) -> Ready | None:
         """From the rows `join_ready_versions` gave for one file; None if not processed."""
         first = rows[0]
-        if first.media_ready is None:
+        if first["media_ready"] is None:
             return None
-        return cls(formats.kind_of(first.media_content_type), first.media_width,
-                   first.media_height, first.media_duration_s, first.media_error_code,
-                   frozenset(r.media_version for r in rows if r.media_version is not None))
+        return cls(formats.kind_of(first["media_content_type"]), first["media_width"],
+                   first["media_height"], first["media_duration_s"], first["media_error_code"],
+                   frozenset(r["media_version"] for r in rows if r["media_version"] is not None))
 
 
 def join_ready_versions(
@@ -109,7 +109,7 @@ def join_ready_versions(
     caller's one statement carries it (the nearby feed, every page): one row per public version
     (columns `media_ready`, `media_content_type`, `media_width`, `media_height`,
     `media_duration_s`, `media_error_code`, `media_version`); `media_ready` is NULL while the
-    file is not processed. Read the rows back with `Ready.of`."""
+    file is not processed. Read the rows (mappings) back with `Ready.of`."""
     objects = MediaObject.__table__  # type: ignore[attr-defined]
     states = MediaProcessing.__table__  # type: ignore[attr-defined]
     variants = MediaVariant.__table__  # type: ignore[attr-defined]

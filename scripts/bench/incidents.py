@@ -3,7 +3,7 @@
 
 Creates a fresh database on the local server, migrates it, loads N incidents with COPY, starts the
 real server (uvicorn, 1 worker) and prints, in one run:
-  - p50/p99 of the nearby query itself (`feed.nearby` on a new session each, in this process);
+  - p50/p99 of the nearby query itself (`feed.nearby` as the route runs it, in this process);
   - p50/p99 of GET /api/v1/incidents/nearby over HTTP, with GET /healthz of the same server as
     the baseline, the two alternating so both meet the same noise (sequential requests:
     latency, not throughput), and what the pages carried;
@@ -170,15 +170,14 @@ async def service_latencies(url: str, queries: int) -> list[float]:
     from app.core.config import get_settings
 
     get_settings.cache_clear()
-    from app.core.db import dispose_engine, session_factory
+    from app.core.db import dispose_engine
     from app.incidents import feed
 
     timings = []
     for _ in range(queries):
         lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
         started = time.perf_counter()
-        async with session_factory()() as session:  # as a request: a pooled connection each
-            await feed.nearby(session, lat=lat, lon=lon, radius_m=2000, limit=20, cursor=None)
+        await feed.nearby(None, lat=lat, lon=lon, radius_m=2000, limit=20, cursor=None)
         timings.append((time.perf_counter() - started) * 1000)
     await dispose_engine()
     return timings
