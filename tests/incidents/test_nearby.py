@@ -131,10 +131,10 @@ async def test_the_feed_inside_a_callers_transaction_reads_the_same_page(client,
     over_http = (await client.get("/api/v1/incidents/nearby",
                                   params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()
 
-    async with db.begin():  # a caller already in a transaction keeps it (no autocommit switch)
+    async with db.begin():  # a caller's session: the page is read in its transaction
         await db.execute(sa.select(1))
         with warnings.catch_warnings():
-            warnings.simplefilter("error")  # "execution_options ignored" would be a mistake
+            warnings.simplefilter("error")
             items, cursor = await feed.nearby(db, lat=CENTRE[0], lon=CENTRE[1], radius_m=2000,
                                               limit=20, cursor=None)
 
