@@ -17,7 +17,7 @@ from app.identity.dependencies import (
     audit_context,
     optional_principal,
 )
-from app.incidents import errors, schemas, service, views
+from app.incidents import errors, feed, schemas, service, views
 from app.incidents.categories import CATEGORIES
 
 router = APIRouter()
@@ -68,7 +68,6 @@ async def report(
                         core_errors.VALIDATION_FAILED),
 )
 async def nearby(
-    session: DbSession,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],
     radius_m: Annotated[float, Query(gt=0)] = 2000,
@@ -76,13 +75,10 @@ async def nearby(
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Any:
-    found, next_cursor = await service.nearby(
-        session, lat=lat, lon=lon, radius_m=radius_m, limit=limit, cursor=cursor,
+    items, next_cursor = await feed.nearby(
+        None, lat=lat, lon=lon, radius_m=radius_m, limit=limit, cursor=cursor,
         category=category,
     )
-    items = await views.summaries(session, [f.incident for f in found], "public")
-    for item, f in zip(items, found, strict=True):
-        item["distance_m"] = round(f.distance_m, 1)
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -26,7 +26,6 @@ from app.incidents import errors, geo
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
 from app.incidents.models import (
-    FEED_PREDICATE,
     Incident,
     IncidentEvent,
     IncidentMedia,
@@ -486,60 +485,6 @@ async def staff_view_audit(
 
 
 # ---------------------------------------------------------------- lists
-
-
-async def nearby(
-    session: AsyncSession, *, lat: float, lon: float, radius_m: float, limit: int,
-    cursor: str | None, category: str | None = None,
-) -> tuple[list[Found], str | None]:
-    """Verified incidents still on the road, nearest first and, at equal distance, newest first.
-
-    Candidates come from the grid cells the circle touches (an index on both databases), then a
-    bounding box; the order is an equirectangular squared distance, pure arithmetic that SQLite
-    and PostgreSQL compute alike, so the keyset cursor is exact.
-    """
-    settings = get_incident_settings()
-    if radius_m > settings.incident_nearby_max_radius_m:
-        raise AppError(errors.RADIUS_TOO_LARGE,
-                       params={"limit": int(settings.incident_nearby_max_radius_m)})
-    box = geo.bounding_box(lat, lon, radius_m)
-    k = geo.lon_scale(lat)
-    d2 = ((Incident.lat - lat) * (Incident.lat - lat)
-          + (Incident.lon - lon) * (Incident.lon - lon) * k).label("d2")
-    r2 = (radius_m / geo.METRES_PER_DEGREE_LAT) ** 2
-    # Step 1, from the partial index alone: the page's ids in order.
-    query = sa.select(Incident.id, Incident.created_at, d2).where(
-        sa.text(f"incidents.{FEED_PREDICATE}"),
-        Incident.lat.between(box[0], box[1]),
-        Incident.lon.between(box[2], box[3]),
-        d2 <= r2,
-    )
-    cells = geo.cells_covering(box, settings.incident_grid_degrees)
-    if cells is not None:
-        query = query.where(Incident.cell.in_(cells))
-    if category is not None:
-        query = query.where(Incident.category == category)
-    if cursor:
-        c = decode_cursor(cursor, ("d", "t", "i"))
-        query = query.where(sa.or_(d2 > c["d"], sa.and_(d2 == c["d"],
-                                                         _after(Incident.created_at,
-                                                                Incident.id, c))))
-    query = query.order_by(d2, Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
-    ranked = list((await session.execute(query)).all())
-    more = len(ranked) > limit
-    ranked = ranked[:limit]
-    # Step 2: the rows themselves, a page at most.
-    rows = {i.id: i for i in (await session.execute(
-        sa.select(Incident).where(Incident.id.in_([r[0] for r in ranked]))
-    )).scalars()} if ranked else {}
-    found = [Found(rows[r[0]], geo.haversine_m(lat, lon, rows[r[0]].lat, rows[r[0]].lon))
-             for r in ranked if r[0] in rows]
-    next_cursor = None
-    if more:
-        last = ranked[-1]
-        next_cursor = encode_cursor({"d": last[2], "t": clock.as_utc(last[1]).isoformat(),
-                                     "i": str(last[0])})
-    return found, next_cursor
 
 
 def _page(rows: list[Incident], limit: int) -> tuple[list[Incident], str | None]:

@@ -28,6 +28,10 @@ class MediaExtSettings(BaseSettings):
     media_tus_expiration_hours: int = 24
     # Bytes a citizen may hold in unfinished and finished uploads together.
     media_tus_quota_bytes: int = 2 * 1024 * 1024 * 1024
+    # A PATCH whose body stops arriving for this long ends as if cut off: what arrived is kept
+    # and the upload's writer lock is let go (a phone that vanished without closing the
+    # connection would otherwise hold it until the kernel gives up on the socket). tusd: 60 s.
+    media_tus_idle_timeout_seconds: float = 60
 
     # Signed, expiring media URLs.
     media_url_ttl_seconds: int = 3600

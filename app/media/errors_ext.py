@@ -42,6 +42,11 @@ TUS_OFFSET_MISMATCH = error_code(
     "Vị trí tải lên không khớp (máy chủ đã nhận {offset} byte).",
     "Upload-Offset does not match (the server has {offset} bytes).",
 )
+TUS_LOCKED = error_code(
+    "media.upload_locked", 423,
+    "Phiên tải lên đang nhận dữ liệu từ một yêu cầu khác; hãy thử lại sau.",
+    "Another request is writing to this upload; try again shortly.",
+)
 TUS_CONTENT_TYPE = error_code(
     "media.upload_content_type", 415,
     "Nội dung PATCH phải là application/offset+octet-stream.",

@@ -7,13 +7,15 @@ calling domain allows (the reporter, staff).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
@@ -57,22 +59,73 @@ async def request_processing(session: AsyncSession, media: Iterable[MediaObject]
 
 async def describe(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
                                                                                   Described]:
+    """Each file with its processing state and public versions, in one round trip (lists of
+    incidents call this for every page)."""
     ids = list(set(media_ids))
     if not ids:
         return {}
-    media = (await session.execute(sa.select(MediaObject).where(MediaObject.id.in_(ids))))
-    out = {m.id: Described(m, formats.kind_of(m.content_type), None) for m in media.scalars()}
-    states = await session.execute(
-        sa.select(MediaProcessing).where(MediaProcessing.media_id.in_(ids))
+    rows = await session.execute(
+        sa.select(MediaObject, MediaProcessing, MediaVariant)
+        .outerjoin(MediaProcessing, MediaProcessing.media_id == MediaObject.id)
+        .outerjoin(MediaVariant, MediaVariant.media_id == MediaObject.id)
+        .where(MediaObject.id.in_(ids))
     )
-    for state in states.scalars():
-        if state.media_id in out:
-            out[state.media_id].processing = state
-    variants = await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id.in_(ids)))
-    for variant in variants.scalars():
-        if variant.media_id in out:
-            out[variant.media_id].variants[variant.name] = variant
+    out: dict[uuid.UUID, Described] = {}
+    for media, state, variant in rows:
+        found = out.get(media.id)
+        if found is None:
+            found = out[media.id] = Described(media, formats.kind_of(media.content_type), state)
+        if variant is not None:
+            found.variants[variant.name] = variant
     return out
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A processed file as a public list shows it: its probe and the names of its versions."""
+
+    kind: str | None
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    error_code: str | None
+    versions: frozenset[str]
+
+    @classmethod
+    def of(cls, rows: list[Any]) -> Ready | None:
+        """From the rows `join_ready_versions` gave for one file; None if not processed."""
+        first = rows[0]
+        if first["media_ready"] is None:
+            return None
+        return cls(formats.kind_of(first["media_content_type"]), first["media_width"],
+                   first["media_height"], first["media_duration_s"], first["media_error_code"],
+                   frozenset(r["media_version"] for r in rows if r["media_version"] is not None))
+
+
+def join_ready_versions(
+    source: sa.FromClause, media_id: sa.ColumnElement[Any]
+) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]]]:
+    """Outer-joins to `source` what a public list shows of the file `media_id` names, so a
+    caller's one statement carries it (the nearby feed, every page): one row per public version
+    (columns `media_ready`, `media_content_type`, `media_width`, `media_height`,
+    `media_duration_s`, `media_error_code`, `media_version`); `media_ready` is NULL while the
+    file is not processed. Read the rows (mappings) back with `Ready.of`."""
+    objects = MediaObject.__table__  # type: ignore[attr-defined]
+    states = MediaProcessing.__table__  # type: ignore[attr-defined]
+    variants = MediaVariant.__table__  # type: ignore[attr-defined]
+    joined = (
+        source.outerjoin(states, sa.and_(states.c.media_id == media_id,
+                                         states.c.status == "ready"))
+        .outerjoin(objects, objects.c.id == states.c.media_id)
+        .outerjoin(variants, variants.c.media_id == states.c.media_id)
+    )
+    columns = [states.c.media_id.label("media_ready"),
+               objects.c.content_type.label("media_content_type"),
+               states.c.width.label("media_width"), states.c.height.label("media_height"),
+               states.c.duration_s.label("media_duration_s"),
+               states.c.error_code.label("media_error_code"),
+               variants.c.name.label("media_version")]
+    return joined, columns
 
 
 async def withdraw_public_versions(session: AsyncSession, media_id: uuid.UUID) -> int:
@@ -90,20 +143,37 @@ async def withdraw_public_versions(session: AsyncSession, media_id: uuid.UUID) -
 # ---------------------------------------------------------------- signed URLs
 
 
+@functools.lru_cache(maxsize=4)
+def _keyed(secret_key: str) -> hmac.HMAC:
+    """The HMAC with its key set up, copied for each URL (a page of the feed signs dozens)."""
+    return hmac.new((secret_key + ":media-url").encode(), digestmod=hashlib.sha256)
+
+
 def _signature(media_id: uuid.UUID, name: str, expires: int) -> str:
-    key = (get_settings().secret_key + ":media-url").encode()
-    message = f"{media_id}:{name}:{expires}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:40]
+    mac = _keyed(get_settings().secret_key).copy()
+    mac.update(f"{media_id}:{name}:{expires}".encode())
+    return mac.hexdigest()[:40]
 
 
 def signed_url(media_id: uuid.UUID, name: str, ttl_seconds: int | None = None) -> str:
+    return url_signer(ttl_seconds)(media_id, name)
+
+
+def url_signer(ttl_seconds: int | None = None) -> Callable[[uuid.UUID, str], str]:
+    """`signed_url` for a page of files: settings, clock and key are read once."""
     ttl = ttl_seconds or get_media_ext_settings().media_url_ttl_seconds
     # Rounded up to the next multiple of the TTL/4, so a page of URLs stays cacheable a while.
     step = max(1, ttl // 4)
     expires = (int(clock.now().timestamp()) + ttl + step - 1) // step * step
-    sig = _signature(media_id, name, expires)
-    return (f"{get_settings().public_base_url}/api/v1/media/signed/{media_id}/{name}"
-            f"?exp={expires}&sig={sig}")
+    keyed = _keyed(get_settings().secret_key)
+    base = f"{get_settings().public_base_url}/api/v1/media/signed/"
+
+    def sign(media_id: uuid.UUID, name: str) -> str:
+        mac = keyed.copy()
+        mac.update(f"{media_id}:{name}:{expires}".encode())
+        return f"{base}{media_id}/{name}?exp={expires}&sig={mac.hexdigest()[:40]}"
+
+    return sign
 
 
 def verify_signature(media_id: uuid.UUID, name: str, expires: int, sig: str) -> bool:

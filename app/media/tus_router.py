@@ -66,9 +66,7 @@ async def _write_and_finish(
     if request.headers.get("content-type", "").split(";")[0].strip() != OCTETS:
         raise tus.fail(tus_errors.TUS_CONTENT_TYPE)
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
-    await tus.append(session, upload, offset, request.stream(), checksum)
-    if upload.offset == upload.length:
-        await tus.complete(session, upload)
+    await tus.append(session, upload, offset, request.stream(), checksum)  # completes at the end
     return upload
 
 
@@ -110,11 +108,14 @@ async def head(
 @router.patch(
     "/{upload_id}", status_code=204, response_model=None,
     summary="tus: append bytes at Upload-Offset",
-    description="409 when Upload-Offset is not the server's offset; 460 when Upload-Checksum "
-    "(sha1 or sha256) does not match (the chunk is discarded); 413 past Upload-Length. The last "
-    "chunk turns the upload into a media object (`Upload-Media-Id`), judged like any upload.",
+    description="409 when Upload-Offset is not the server's offset; 423 while another PATCH of "
+    "the same upload is writing (on any server process; ask HEAD and retry); 460 when "
+    "Upload-Checksum (sha1 or sha256) does not match (the chunk is discarded); 413 past "
+    "Upload-Length. The last chunk turns the upload into a media object (`Upload-Media-Id`), "
+    "judged like any upload.",
     responses={**JUDGED, **responses(
-        tus_errors.TUS_NOT_FOUND, tus_errors.TUS_OFFSET_MISMATCH, tus_errors.TUS_CONTENT_TYPE,
+        tus_errors.TUS_NOT_FOUND, tus_errors.TUS_OFFSET_MISMATCH, tus_errors.TUS_LOCKED,
+        tus_errors.TUS_CONTENT_TYPE,
         tus_errors.TUS_PAST_LENGTH, tus_errors.TUS_CHECKSUM_MISMATCH,
         tus_errors.TUS_CHECKSUM_ALGORITHM, tus_errors.TUS_ALREADY_COMPLETE)},
 )

@@ -7,9 +7,13 @@ arrived (the client asks HEAD for the offset and goes on), unless it carried a c
 then cannot be verified. Once the last byte is in, the file goes through the same checks as a
 multipart upload (`media.service.store_upload`) and becomes a media object.
 
-Concurrency: one PATCH per upload at a time in this process (a lock), and the offset is advanced
-with a compare-and-set, so a PATCH racing from another process fails with 409 instead of
-overwriting. Unfinished uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
+Concurrency: one writer per upload across every server process of the host: a PATCH takes an
+exclusive, non-blocking OS lock (flock) on the upload's part file before it reads the offset, and
+keeps it until the new offset (and, on the last byte, the media object) is committed. A second
+PATCH meanwhile, in this process or another, is answered 423 as tusd does, before it has
+touched a byte; the client asks HEAD and goes on. The kernel drops the lock with the process, so
+a crashed worker blocks nobody. The offset is still advanced with a compare-and-set. Unfinished
+uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import fcntl
 import hashlib
+import os
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -47,9 +53,6 @@ ALGORITHMS: dict[str, Any] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 EXPIRE_JOB = "media.tus_expire"
 BASE_HEADERS = {"Tus-Resumable": VERSION}
 WRITE_BYTES = 1024 * 1024
-
-_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
-
 
 def fail(err: ErrorCode, *, params: dict[str, Any] | None = None,
          headers: dict[str, str] | None = None, commit: bool = False) -> AppError:
@@ -136,38 +139,73 @@ async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.U
     return upload
 
 
+@contextlib.asynccontextmanager
+async def _sole_writer(upload_id: uuid.UUID) -> AsyncIterator[None]:
+    """Hold the upload's writer lock, or answer 423 at once (no waiting behind a slow phone).
+
+    An flock belongs to an open file description: it excludes a second open() of the file in
+    this process as well as in the other workers, and the kernel releases it when the
+    descriptor is closed or the process dies."""
+    try:
+        fd = os.open(part_path(upload_id), os.O_RDWR)
+    except FileNotFoundError:
+        raise fail(tus_errors.TUS_NOT_FOUND) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise fail(tus_errors.TUS_LOCKED, headers={"Retry-After": "1"}) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 async def append(
     session: AsyncSession, upload: TusUpload, offset: int, stream: AsyncIterator[bytes],
     checksum: tuple[Any, bytes] | None,
 ) -> int:
-    """Write a PATCH body at `offset`; returns the new offset (committed by the caller)."""
-    if upload.completed_at is not None:
-        raise fail(tus_errors.TUS_ALREADY_COMPLETE)
-    if offset != upload.offset:
-        raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
-                   headers={"Upload-Offset": str(upload.offset)})
-    lock = _locks.setdefault(upload.id, asyncio.Lock())
-    if lock.locked():
-        raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset})
-    async with lock:
-        # Nothing of the request's transaction is needed while the bytes stream in: give the
-        # connection back to the pool (a video over a weak network takes minutes).
-        start = upload.offset
+    """Write a PATCH body at `offset` and return the new offset; the last byte makes the media
+    object. Commits, under the writer lock: the next writer must read what this one did."""
+    async with _sole_writer(upload.id):
+        # Read the upload again now that no one else writes it: another process may have moved
+        # it on since this request loaded it.
         await session.commit()
-        written, problem, interrupted = await _write(upload, start, stream, checksum)
+        await _reload(session, upload)
+        if upload.completed_at is not None:
+            raise fail(tus_errors.TUS_ALREADY_COMPLETE)
+        if offset != upload.offset:
+            raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
+                       headers={"Upload-Offset": str(upload.offset)})
+        start = upload.offset
+        # Nothing of the transaction is needed while the bytes stream in: give the connection
+        # back to the pool (a video over a weak network takes minutes).
+        await session.commit()
+        written, problem, _interrupted = await _write(upload, start, stream, checksum)
         if problem is not None:
             raise problem
         moved = await session.execute(
             sa.update(TusUpload).where(TusUpload.id == upload.id, TusUpload.offset == start)
             .values(offset=start + written)
         )
-        if moved.rowcount != 1:
+        if moved.rowcount != 1:  # removed (terminated, expired) while the bytes came in
             raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": start})
-        if interrupted:
-            # Nobody is left to answer: keep the bytes that arrived, now.
-            await session.commit()
-        await session.refresh(upload)
+        await _reload(session, upload)
+        try:
+            if upload.offset == upload.length:
+                await complete(session, upload)
+        except AppError as exc:
+            if exc.commit:  # a refused file: its removal is committed before another writer
+                await session.commit()
+            raise
+        # Kept even when the client is gone (nobody is left to answer), and before the lock goes.
+        await session.commit()
     return upload.offset
+
+
+async def _reload(session: AsyncSession, upload: TusUpload) -> None:
+    """The committed state of the upload, in place; 404 if it was removed meanwhile."""
+    if await session.get(TusUpload, upload.id, populate_existing=True) is None:
+        raise fail(tus_errors.TUS_NOT_FOUND)
 
 
 async def _write(
@@ -182,10 +220,11 @@ async def _write(
     # The server hands the body over in ~64 KiB pieces; each file write is a hop to a worker
     # thread, so pieces are gathered up to WRITE_BYTES first (memory stays at that).
     buffer = bytearray()
+    idle = get_media_ext_settings().media_tus_idle_timeout_seconds
     async with await anyio.open_file(part_path(upload.id), "r+b") as out:
         await out.seek(start)
         try:
-            async for chunk in stream:
+            async for chunk in _until_silent(stream, idle):
                 if written + len(buffer) + len(chunk) > remaining:
                     problem = fail(tus_errors.TUS_PAST_LENGTH, params={"length": upload.length})
                     break
@@ -209,6 +248,20 @@ async def _write(
             written = 0
         await out.truncate(start + written)
     return written, problem, interrupted
+
+
+async def _until_silent(stream: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
+    """The body's pieces; a body silent for `idle` seconds ends like a dropped connection."""
+    pieces = aiter(stream)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                piece = await anext(pieces)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ClientDisconnect from None
+        yield piece
 
 
 async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:

@@ -298,3 +298,47 @@ def test_a_heic_photo_is_processed_like_any_other(tmp_path):
     x, y, w, h = samples.PLATE_BOX
     before = samples.sharpness(samples.scene()[y:y + h, x:x + w])
     assert samples.sharpness(samples.decode(public)[y:y + h, x:x + w]) < before * 0.05
+
+
+async def test_the_feed_shows_each_file_as_the_public_page_of_its_incident_does(client, db):
+    """The feed reads media in its own single statement: it must agree with the detail page,
+    page by page, for processed photos and videos, a failed file, a hidden one and a pending
+    one."""
+    await seed_wards(db)
+    reporter = await citizen(client, db, "0912600011")
+    officer = await staff(client, db, "0981600011", "TNG-PDP")
+    broken = (b"\xff\xd8\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03"
+              b"\x11\x01" + b"\x13" * 500 + b"\xff\xd9")
+    files = [await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg")),
+             await uploaded(client, reporter, samples.video(seconds=1), "clip.mp4", "video/mp4"),
+             await uploaded(client, reporter, broken),
+             await uploaded(client, reporter, samples.encode(samples.scene(), ".png"),
+                            "anh.png", "image/png")]
+    many = await file_report(client, reporter, CENTRE, media_ids=files)
+    await run_jobs()
+    hidden = f"/api/v1/staff/incidents/{many['id']}/media/{files[3]}"
+    assert (await client.post(hidden, json={"action": "hide"}, headers=officer)).status_code == 200
+    late = await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg"))
+    pending = await file_report(client, reporter, CENTRE, category="accident",
+                                media_ids=[late], confirm_new=True)
+    for incident in (many, pending):
+        await act(client, officer, incident["id"], "verify")
+
+    pages, cursor = [], None
+    while True:  # one incident a page: the media rows of one never spill into the next
+        params = {"lat": CENTRE[0], "lon": CENTRE[1], "limit": 1, **({"cursor": cursor}
+                                                                     if cursor else {})}
+        page = (await client.get("/api/v1/incidents/nearby", params=params)).json()
+        pages += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+
+    assert [item["id"] for item in pages] == [pending["id"], many["id"]]
+    for item in pages:
+        detail = (await client.get(f"/api/v1/incidents/{item['id']}")).json()
+        assert item["media"] == detail["media"]
+    assert pages[0]["media"] == []
+    assert [(m["id"], m["kind"]) for m in pages[1]["media"]] == [(files[0], "photo"),
+                                                                 (files[1], "video")]
+    assert all(m["url"] and m["thumbnail_url"] for m in pages[1]["media"])

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import warnings
+
+import sqlalchemy as sa
+
 from app.incidents import geo
 from tests.incidents.helpers import (
     CENTRE,
@@ -115,3 +119,24 @@ def test_grid_cells_cover_the_circle_and_haversine_is_right():
         for dlon in (-0.019, 0.0, 0.019):
             assert geo.cell_of(CENTRE[0] + dlat, CENTRE[1] + dlon, 0.01) in cells
     assert geo.cells_covering(geo.bounding_box(21.5, 105.8, 500_000), 0.01) is None
+
+
+async def test_the_feed_inside_a_callers_transaction_reads_the_same_page(client, db):
+    from app.incidents import feed
+
+    await seed_wards(db)
+    reporter = await citizen(client, db, "0912500006")
+    officer = await staff(client, db, "0981500006", "TNG-PDP")
+    shown = await _verified(client, reporter, officer, north(CENTRE, 200))
+    over_http = (await client.get("/api/v1/incidents/nearby",
+                                  params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()
+
+    async with db.begin():  # a caller's session: the page is read in its transaction
+        await db.execute(sa.select(1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            items, cursor = await feed.nearby(db, lat=CENTRE[0], lon=CENTRE[1], radius_m=2000,
+                                              limit=20, cursor=None)
+
+    assert [str(i["id"]) for i in items] == [i["id"] for i in over_http["items"]] == [shown["id"]]
+    assert items[0]["distance_m"] == over_http["items"][0]["distance_m"] and cursor is None

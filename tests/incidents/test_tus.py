@@ -6,18 +6,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import socket
+import subprocess
+import sys
+import time
 import tracemalloc
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
 
 from app.core import clock
-from app.core.config import get_settings
+from app.core.config import PROJECT_ROOT, get_settings
 from app.media import tus_service
+from app.media.config_ext import get_media_ext_settings
 from app.media.models import MediaObject
 from app.media.tus_models import TusUpload
 from tests.conftest import count
@@ -237,6 +245,84 @@ async def test_a_large_patch_streams_without_holding_the_file_in_memory(client, 
     assert peak < 4 * 1024 * 1024  # a few chunks, not the 24 MiB body
 
 
+# ---------------------------------------------------------------- two server processes
+
+
+@pytest.fixture
+def second_process(database_url: str, tmp_root: Path) -> Iterator[str]:
+    """The same app in another server process (uvicorn), on the same database and media folder,
+    as a second `--workers` process would be."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_root / f"tus-second-process-{port}.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": database_url},
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"the second server exited ({process.returncode})"
+            assert time.monotonic() < deadline, "gave up waiting for the second server"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.slow
+async def test_two_patches_of_one_upload_on_two_processes_never_interleave(
+    client, db, second_process
+):
+    me = await citizen(client, db, "0912800030")
+    size = 3 * 1024 * 1024
+    upload_id = await create(client, me, 2 * size + 1)  # stays an upload: no media judging
+    part = tus_service.part_path(uuid.UUID(upload_id))
+    go_on = asyncio.Event()
+
+    async def slow_phone():
+        yield b"\xaa" * (size // 2)
+        await go_on.wait()
+        yield b"\xaa" * (size - size // 2)
+
+    async with httpx.AsyncClient(base_url=second_process, timeout=30) as other:
+        # A phone's PATCH on the other process, stalled mid-body on a weak network.
+        first = asyncio.create_task(other.patch(f"/api/v1/uploads/{upload_id}",
+                                                content=slow_phone(), headers={
+            **me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS}))
+        for _ in range(500):  # until its first bytes are on disk: it holds the upload
+            if part.stat().st_size:
+                break
+            await asyncio.sleep(0.02)
+        assert part.stat().st_size > 0
+
+        # The same chunk again, from a retrying client, reaching this process meanwhile.
+        second = await patch(client, me, upload_id, 0, b"\xbb" * size)
+        go_on.set()
+        first_answer = await first
+
+    assert second.status_code == 423, second.text
+    assert second.json()["code"] == "media.upload_locked"
+    assert first_answer.status_code == 204, first_answer.text
+    assert first_answer.headers["upload-offset"] == str(size)
+    assert part.read_bytes() == b"\xaa" * size
+    # The lock went with the first PATCH: the retry goes on from where HEAD says.
+    head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    assert head.headers["upload-offset"] == str(size)
+    retried = await patch(client, me, upload_id, size, b"\xbb" * size)
+    assert retried.status_code == 204 and retried.headers["upload-offset"] == str(2 * size)
+    assert part.read_bytes() == b"\xaa" * size + b"\xbb" * size
+
+
 # ---------------------------------------------------------------- as a citizen would
 
 
@@ -277,6 +363,35 @@ async def _cut_off_patch(port: int, path: str, token: str, total: int,
         await asyncio.sleep(0.05)
     writer.close()
     await writer.wait_closed()
+
+
+async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_upload(
+    client, db, live_server, monkeypatch
+):
+    _base, port = live_server
+    monkeypatch.setattr(get_media_ext_settings(), "media_tus_idle_timeout_seconds", 0.5)
+    me = await citizen(client, db, "0912800031")
+    upload_id = await create(client, me, 1001)  # stays an upload
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    token = me["Authorization"].split()[1]
+    writer.write((f"PATCH /api/v1/uploads/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+                  f"Upload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
+                  f"Content-Length: 1000\r\n\r\n").encode() + b"\xaa" * 400)
+    await writer.drain()
+
+    try:
+        # The phone goes silent without closing the connection: the server answers on its own.
+        answer = (await asyncio.wait_for(reader.read(4096), timeout=15)).lower()
+        retried = await patch(client, me, upload_id, 400, b"\xbb" * 600)
+    finally:
+        writer.close()
+
+    assert answer.startswith(b"http/1.1 204") and b"upload-offset: 400" in answer
+    assert retried.status_code == 204, retried.text  # not 423: the lock was let go
+    assert retried.headers["upload-offset"] == "1000"
+    part = tus_service.part_path(uuid.UUID(upload_id))
+    assert part.read_bytes() == b"\xaa" * 400 + b"\xbb" * 600
 
 
 async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_found(
