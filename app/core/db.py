@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -333,7 +334,7 @@ class Direct:
                 sql=done.string,
                 binds=binds,
                 columns=[c[1] for c in columns],
-                results=[c[3]._cached_result_processor(dialect, None) for c in columns],
+                results=[_result_processor(c[3], dialect) for c in columns],
             )
         return compiled
 
@@ -374,6 +375,24 @@ class Direct:
     async def fetch_one(self, params: dict[str, Any]) -> dict[str, Any] | None:
         rows = await self.fetch_all(params)
         return rows[0] if rows else None
+
+
+def _result_processor(
+    type_: sa.types.TypeEngine[Any], dialect: sa.Dialect
+) -> Callable[[Any], Any] | None:
+    try:
+        return type_._cached_result_processor(dialect, None)
+    except (sa.exc.SQLAlchemyError, TypeError):  # TypeError: formatting its "unknown type" error
+        # asyncpg's numeric processors choose by the column's wire type, which a statement
+        # compiled ahead does not know. The driver gives floats for float columns and Decimals
+        # for numeric ones; only the Python type the column asks for is left to make sure of.
+        numeric = isinstance(type_, (sa.Float, sa.Numeric))  # siblings in SQLAlchemy 2.1
+        if numeric and not type_.asdecimal:  # type: ignore[attr-defined]
+            return lambda value: None if value is None else float(value)
+        if numeric:
+            return lambda value: value if value is None or isinstance(value, Decimal) else (
+                Decimal(str(value)))
+        raise
 
 
 def _row(compiled: _Compiled, row: Any) -> dict[str, Any]:

@@ -39,24 +39,6 @@ _SHOWN = ("id", "category", "status", "lat", "lon", "address", "description", "w
           "resolved_at")
 
 
-class _DriverFloat(sa.types.TypeDecorator[float]):
-    """A double read as the driver hands it (a Python float from asyncpg and sqlite3 alike).
-    `Direct` asks result processors without the column's wire type, which asyncpg's Float
-    processor needs to pick one; none is needed."""
-
-    impl = sa.Float
-    cache_ok = True
-
-    def result_processor(self, dialect: sa.Dialect, coltype: object) -> None:
-        return None
-
-
-def _as_read(column: Any) -> Any:
-    if isinstance(column.type, sa.Float):
-        return sa.type_coerce(column, _DriverFloat()).label(column.name)
-    return column
-
-
 @lru_cache(maxsize=512)
 def _direct(cells: int, with_category: bool, with_cursor: bool) -> Direct:
     return Direct(_statement(cells, with_category, with_cursor))
@@ -96,7 +78,7 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
     columns = [r.c.d2, t.c.reporter_display_name, m.c.media_id,
                *(t.c[name] for name in _SHOWN), *media_columns]
     return (
-        sa.select(*(_as_read(c) for c in columns))
+        sa.select(*columns)
         .select_from(source)
         .order_by(r.c.d2, r.c.created_at.desc(), r.c.id.desc(), m.c.position)
     )

@@ -79,3 +79,20 @@ async def test_a_change_meets_a_lost_connection_and_is_not_replayed(db, backend)
     with pytest.raises(sa.exc.OperationalError):
         await _LOCK_USER.fetch_all({"user_id": user.id, "until": None})
     assert await _LOCK_USER.fetch_all({"user_id": user.id, "until": None}) != []  # a new one
+
+
+async def test_float_and_numeric_results_come_back_as_their_python_types(db):
+    """asyncpg's numeric processors need the wire type, which a compiled-ahead statement
+    does not have: floats and Decimals still come back as the columns ask."""
+    from decimal import Decimal
+
+    statement = Direct(sa.select(
+        sa.cast(sa.literal(21.0358), sa.Float).label("lat"),
+        sa.cast(sa.literal("12.50"), sa.Numeric(10, 2)).label("fee"),
+        sa.cast(sa.literal(None), sa.Float).label("missing"),
+    ))
+
+    row = await statement.fetch_one({})
+
+    assert row == {"lat": 21.0358, "fee": Decimal("12.50"), "missing": None}
+    assert isinstance(row["lat"], float) and isinstance(row["fee"], Decimal)
