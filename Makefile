@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench/oidc.py
 	$(BIN)/python scripts/bench/incidents.py
 	$(BIN)/python scripts/bench/media.py
+	$(BIN)/python scripts/bench/dossiers.py
+	$(BIN)/python scripts/bench/camera.py
 
 openapi: $(STAMP)
 	$(BIN)/python -m app openapi
