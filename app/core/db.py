@@ -7,6 +7,7 @@ otherwise. Services flush, never commit.
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -172,6 +173,9 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+_Held = tuple[AsyncConnection, Any]
+
+
 class _HeldConnections:
     """A few connections checked out of the engine's pool for good, lent to `Direct` statements.
 
@@ -180,45 +184,66 @@ class _HeldConnections:
     engine's own set-up (SQLite pragmas, asyncpg codecs). One that fails, or whose user was
     cancelled mid-statement, is thrown away and its slot opened again on demand; a lost
     connection to the server throws away the idle ones too (they lost theirs with it).
+
+    Fair: a returned connection goes straight to the longest waiter, so a request arriving just
+    then cannot take it ahead of those queued (with asyncio.Queue it could, again and again,
+    which showed as p99 fifteen times p50 under 32 concurrent requests).
     """
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
         self._engine = engine
         self._size = max(1, size)
         self._opened = 0
-        # Idle connections; None is a freed slot (a connection was thrown away) for a waiter.
-        self._idle: asyncio.LifoQueue[tuple[AsyncConnection, Any] | None] = asyncio.LifoQueue()
+        self._idle: list[_Held] = []  # never non-empty while someone waits
+        # Waiters get a connection, or None: a slot was freed, open your own.
+        self._waiters: collections.deque[asyncio.Future[_Held | None]] = collections.deque()
         self._closed = False
 
-    async def _open(self) -> tuple[AsyncConnection, Any]:
-        conn = await self._engine.connect()
+    async def _open(self) -> _Held:
+        self._opened += 1
         try:
-            raw = await conn.get_raw_connection()
-        except BaseException:
-            await conn.close()
-            raise
-        return conn, raw.driver_connection
-
-    async def _take(self) -> tuple[AsyncConnection, Any]:
-        try:
-            held = self._idle.get_nowait()
-        except asyncio.QueueEmpty:
-            held = None if self._opened < self._size else await self._idle.get()
-            if held is None:
-                self._opened += 1
-        if held is not None:
-            return held
-        try:
-            return await self._open()
+            conn = await self._engine.connect()
+            try:
+                raw = await conn.get_raw_connection()
+            except BaseException:
+                await conn.close()
+                raise
         except BaseException:
             self._free_slot()
             raise
+        return conn, raw.driver_connection
+
+    async def _take(self) -> _Held:
+        if self._idle:
+            return self._idle.pop()
+        if self._opened < self._size:
+            return await self._open()
+        waiter: asyncio.Future[_Held | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            held = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give(waiter.result())  # handed over as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+        return held if held is not None else await self._open()
+
+    def _give(self, held: _Held | None) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(held)
+                return
+        if held is not None:
+            self._idle.append(held)
 
     def _free_slot(self) -> None:
         self._opened -= 1
-        self._idle.put_nowait(None)  # a waiter, if any, opens its own
+        self._give(None)  # a waiter, if any, opens its own
 
-    async def _discard(self, held: tuple[AsyncConnection, Any]) -> None:
+    async def _discard(self, held: _Held) -> None:
         self._free_slot()
         await held[0].invalidate()  # its state is unknown: never lend it again
         await held[0].close()
@@ -231,25 +256,18 @@ class _HeldConnections:
         except BaseException as exc:
             await self._discard(held)
             if _is_disconnect(exc):
-                await self._discard_idle()
+                while self._idle:
+                    await self._discard(self._idle.pop())
             raise
         if self._closed:
             await held[0].close()
         else:
-            self._idle.put_nowait(held)
-
-    async def _discard_idle(self) -> None:
-        while not self._idle.empty():
-            held = self._idle.get_nowait()
-            if held is not None:
-                await self._discard(held)
+            self._give(held)
 
     async def close(self) -> None:
         self._closed = True
-        while not self._idle.empty():
-            held = self._idle.get_nowait()
-            if held is not None:
-                await held[0].close()
+        while self._idle:
+            await self._idle.pop()[0].close()
 
 
 def _disconnect_errors() -> tuple[type[BaseException], ...]:
