@@ -4,6 +4,7 @@ pinned so that speed-ups cannot change what they answer."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -227,7 +228,7 @@ async def test_one_statement_rotation_declines_what_the_full_path_must_judge(cli
     assert await tokens.rotate_app_refresh_token(first["refresh_token"], ip=None) is None
 
     await db.execute(sa.text("UPDATE users SET status = 'active'"))
-    await tokens.revoke_session(db, __import__("uuid").UUID(first["session_id"]), reason="test")
+    await tokens.revoke_session(db, uuid.UUID(first["session_id"]), reason="test")
     await db.commit()
     assert await tokens.rotate_app_refresh_token(first["refresh_token"], ip=None) is None
     assert await count_spent(db) == 0
