@@ -15,10 +15,9 @@ from app.core import clock
 from app.core.audit import AuditContext
 from app.core.db import DbSession, Direct
 from app.core.errors import FORBIDDEN, TOKEN_INVALID, UNAUTHENTICATED, AppError
-from app.identity.models import User
+from app.identity.models import User, signed_in_account
 from app.identity.roles import STAFF_ROLES, Role
 from app.tokens import service as tokens
-from app.tokens.models import AuthSession
 
 bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
@@ -40,17 +39,8 @@ def client_ip(request: Request) -> str | None:
 
 
 # Built once: constructing and cache-keying the statement per request costs more than running it.
-_PRINCIPAL_QUERY = (
-    sa.select(User)
-    .join(AuthSession, AuthSession.user_id == User.id)
-    .where(
-        User.id == sa.bindparam("user_id"),
-        User.status == "active",
-        AuthSession.id == sa.bindparam("session_id"),
-        AuthSession.revoked_at.is_(None),
-        AuthSession.expires_at > sa.bindparam("now"),
-    )
-)
+_SIGNED_IN, _SIGNED_IN_CONDITIONS = signed_in_account()
+_PRINCIPAL_QUERY = sa.select(User).select_from(_SIGNED_IN).where(*_SIGNED_IN_CONDITIONS)
 
 
 @dataclass(frozen=True)
@@ -153,19 +143,12 @@ class StaffCaller:
     ward_code: str | None
 
 
-_users, _sessions = User.__table__, AuthSession.__table__  # type: ignore[attr-defined]
 # The caller's role and ward, only while the session behind the token lives (as
 # `_PRINCIPAL_QUERY`), on the driver's connection: one round trip, no transaction.
 _CALLER_SCOPE = Direct(
-    sa.select(_users.c.role, _users.c.ward_code)
-    .select_from(_users.join(_sessions, _sessions.c.user_id == _users.c.id))
-    .where(
-        _users.c.id == sa.bindparam("user_id"),
-        _users.c.status == "active",
-        _sessions.c.id == sa.bindparam("session_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > sa.bindparam("now", type_=_sessions.c.expires_at.type),
-    )
+    sa.select(User.__table__.c.role, User.__table__.c.ward_code)  # type: ignore[attr-defined]
+    .select_from(_SIGNED_IN)
+    .where(*_SIGNED_IN_CONDITIONS)
 )
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.db import id_field, utc_field
+from app.tokens.models import AuthSession
 
 
 class User(SQLModel, table=True):
@@ -93,3 +94,17 @@ class ConsentRecord(SQLModel, table=True):
     granted_at: datetime = utc_field(default_now=True)
     withdrawn_at: datetime | None = utc_field(nullable=True)
     ip: str | None = Field(default=None, max_length=64)
+
+
+def signed_in_account() -> tuple[sa.Join, tuple[sa.ColumnElement[bool], ...]]:
+    """Accounts joined to their sign-ins, and what makes a bearer token's caller real: the
+    account active and the session behind the token alive. Bind `user_id`, `session_id`, `now`.
+    Every query that authenticates a caller uses it (the ORM principal, GET /me, staff reads)."""
+    users, sessions = User.__table__, AuthSession.__table__  # type: ignore[attr-defined]
+    return users.join(sessions, sessions.c.user_id == users.c.id), (
+        users.c.id == sa.bindparam("user_id"),
+        users.c.status == "active",
+        sessions.c.id == sa.bindparam("session_id"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > sa.bindparam("now", type_=sessions.c.expires_at.type),
+    )

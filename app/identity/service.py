@@ -37,6 +37,7 @@ from app.identity.models import (
     IdentityVerification,
     OtpChallenge,
     User,
+    signed_in_account,
 )
 from app.identity.passwords import check_password
 from app.identity.phone import mask_phone, normalize_vn_mobile
@@ -45,7 +46,6 @@ from app.identity.tasks import SEND_SMS
 from app.notifications import service as notifications
 from app.tokens import errors as token_errors
 from app.tokens import service as tokens
-from app.tokens.models import AuthSession
 
 OTP_LENGTH = 6
 
@@ -444,7 +444,7 @@ async def _identity_and_verification(
 _users = User.__table__  # type: ignore[attr-defined]
 _identities = CitizenIdentity.__table__  # type: ignore[attr-defined]
 _verifications = IdentityVerification.__table__  # type: ignore[attr-defined]
-_sessions = AuthSession.__table__  # type: ignore[attr-defined]
+_signed_in, _signed_in_conditions = signed_in_account()
 
 # The caller's own profile, only while the session behind their token lives: the app's most
 # frequent request (every start and resume), so one statement and one round trip.
@@ -460,18 +460,12 @@ _MY_PROFILE = Direct(
         _verifications.c.verified_by_id,
     )
     .select_from(
-        _users.join(_sessions, _sessions.c.user_id == _users.c.id)
+        _signed_in
         .outerjoin(_identities, _identities.c.user_id == _users.c.id)
         .outerjoin(_verifications, sa.and_(_verifications.c.user_id == _identities.c.user_id,
                                            _verifications.c.revoked_at.is_(None)))
     )
-    .where(
-        _users.c.id == sa.bindparam("user_id"),
-        _users.c.status == "active",
-        _sessions.c.id == sa.bindparam("session_id"),
-        _sessions.c.revoked_at.is_(None),
-        _sessions.c.expires_at > sa.bindparam("now", type_=_sessions.c.expires_at.type),
-    )
+    .where(*_signed_in_conditions)
     .order_by(_verifications.c.verified_at.desc())
     .limit(1)
 )
