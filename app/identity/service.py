@@ -446,6 +446,10 @@ _identities = CitizenIdentity.__table__  # type: ignore[attr-defined]
 _verifications = IdentityVerification.__table__  # type: ignore[attr-defined]
 _signed_in, _signed_in_conditions = signed_in_account()
 
+# The account's own fields in a profile (ProfileOut), shared by the owner's and the staff view.
+_PROFILE_FIELDS = ("id", "phone", "full_name", "role", "ward_code", "locale", "email",
+                   "identity_level", "created_at")
+
 # The caller's own profile, only while the session behind their token lives: the app's most
 # frequent request (every start and resume), so one statement and one round trip.
 _MY_PROFILE = Direct(
@@ -498,24 +502,12 @@ async def my_profile(user_id: uuid.UUID, session_id: uuid.UUID) -> dict[str, Any
     }
 
 
-_PROFILE_FIELDS = ("id", "phone", "full_name", "role", "ward_code", "locale", "email",
-                   "identity_level", "created_at")
-
-
 async def profile_view(session: AsyncSession, user: User, *, owner: bool) -> dict[str, Any]:
     identity, verification = await _identity_and_verification(session, user.id)
     return {
-        "id": user.id,
-        "phone": user.phone,
-        "full_name": user.full_name,
-        "role": user.role,
-        "ward_code": user.ward_code,
-        "locale": user.locale,
-        "email": user.email,
-        "identity_level": user.identity_level,
+        **{name: getattr(user, name) for name in _PROFILE_FIELDS},
         "identity": identity_view(identity, owner=owner) if identity else None,
         "verification": verification.model_dump() if verification else None,
-        "created_at": user.created_at,
     }
 
 
