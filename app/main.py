@@ -16,6 +16,7 @@ from app.core.db import dispose_engine, session_factory
 from app.core.internal import ListenerSplitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.core.routing import include_flat, router_lifespans
 
 # Each domain's router, mounted in this order. Routes are matched one by one in this order
 # (twice per request in FastAPI 0.16x), so Thai Nguyen ID's, which every app start and token
@@ -98,7 +99,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = Worker(session_factory())
         worker_task = asyncio.create_task(worker.run_forever())
     try:
-        yield
+        async with app.state.router_lifespans(app):
+            yield
     finally:
         if worker and worker_task:
             worker.stop()
@@ -139,7 +141,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         max_body_bytes=settings.max_request_body_bytes,
         body_limit_exempt=("/api/v1/media", "/api/v1/uploads"),
     )
-    app.include_router(health.router)
-    for module in DOMAIN_ROUTERS:
-        app.include_router(importlib.import_module(module).router)
+    routers = [health.router, *(importlib.import_module(m).router for m in DOMAIN_ROUTERS)]
+    for router in routers:
+        include_flat(app, router)
+    app.state.router_lifespans = router_lifespans(routers)
     return app
