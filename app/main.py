@@ -16,7 +16,7 @@ from app.core.db import dispose_engine, session_factory
 from app.core.internal import ListenerSplitMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
-from app.core.routing import include_flat, router_lifespans
+from app.core.routing import include_flat, router_lifespans, serve_first
 
 # Each domain's router, mounted in this order. Routes are matched one by one in this order
 # (twice per request in FastAPI 0.16x), so Thai Nguyen ID's, which every app start and token
@@ -33,6 +33,17 @@ DOMAIN_ROUTERS = [
     "app.cameras.router",
     "app.notifications.router",
     "app.media.tus_router",
+]
+# The most frequent requests, tried first (see app.core.routing.serve_first): probes, the app's
+# profile read and token refresh, partner back ends' token and introspection calls, and the
+# operations centre's camera alerts.
+HOT_ROUTES = [
+    ("GET", "/healthz"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/introspect"),
+    ("POST", "/internal/v1/camera-alerts"),
 ]
 # Each domain's job handlers (imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
@@ -144,5 +155,6 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     routers = [health.router, *(importlib.import_module(m).router for m in DOMAIN_ROUTERS)]
     for router in routers:
         include_flat(app, router)
+    serve_first(app, HOT_ROUTES)
     app.state.router_lifespans = router_lifespans(routers)
     return app

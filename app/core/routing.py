@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match
 
 # The route attributes passed back to `add_api_route` as they are.
 _COPIED = tuple(
@@ -119,3 +119,25 @@ def router_lifespans(routers: list[APIRouter]) -> Any:
             yield
 
     return lifespans
+
+
+def serve_first(app: FastAPI, hot: list[tuple[str, str]]) -> None:
+    """Move the routes of the most frequent requests (`(method, path)`, literal paths) to the
+    front of the table: each request otherwise tries every route before its own, and the last
+    ones cost 0.25 ms here. A route moves only if no route in front of it could answer its path
+    and method, so every request is answered by the same route as before."""
+    routes = app.router.routes
+    for method, path in reversed(hot):
+        index = next((i for i, r in enumerate(routes) if _answers(r, method, path)), None)
+        if index is None:
+            raise RuntimeError(f"no route answers {method} {path}")
+        route = routes[index]
+        if getattr(route, "path", None) != path:
+            raise RuntimeError(f"{method} {path} is answered by {route!r}, not a literal route")
+        routes.insert(0, routes.pop(index))
+
+
+def _answers(route: BaseRoute, method: str, path: str) -> bool:
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+    match, _ = route.matches(scope)
+    return match == Match.FULL

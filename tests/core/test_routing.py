@@ -121,3 +121,61 @@ async def test_router_lifespans_run_around_the_app():
     async with router_lifespans([router])(app):
         assert events == ["start"]
     assert events == ["start", "stop"]
+
+
+async def test_hot_routes_move_to_the_front_and_every_request_keeps_its_route():
+    from app.core.routing import serve_first
+
+    parent = APIRouter()
+
+    @parent.get("/a/{name}")
+    async def by_name(name: str) -> str:
+        return f"named:{name}"
+
+    @parent.get("/b/hot")
+    async def hot() -> str:
+        return "hot"
+
+    @parent.post("/b/hot")
+    async def hot_post() -> str:
+        return "hot-post"
+
+    app = _probe_app(parent)
+    serve_first(app, [("GET", "/b/hot")])
+
+    assert app.router.routes[0].path == "/b/hot" and "GET" in app.router.routes[0].methods
+    assert (await _get(app, "/b/hot")).json() == "hot"
+    assert (await _get(app, "/a/x")).json() == "named:x"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        assert (await client.post("/b/hot")).json() == "hot-post"
+
+
+def test_a_hot_path_answered_by_a_route_with_parameters_is_refused():
+    from app.core.routing import serve_first
+
+    parent = APIRouter()
+
+    @parent.get("/a/{name}")
+    async def by_name(name: str) -> str:
+        return name
+
+    @parent.get("/a/hot")
+    async def shadowed() -> str:
+        return "never answered"
+
+    app = _probe_app(parent)
+    with pytest.raises(RuntimeError, match="not a literal route"):
+        serve_first(app, [("GET", "/a/hot")])
+    with pytest.raises(RuntimeError, match="no route answers"):
+        serve_first(app, [("GET", "/nowhere")])
+
+
+def test_the_app_tries_its_most_frequent_routes_first():
+    from app.main import HOT_ROUTES
+
+    app = create_app(run_worker=False)
+    front = app.router.routes[: len(HOT_ROUTES)]
+    answered = [(method in r.methods, r.path)
+                for r, (method, _) in zip(front, HOT_ROUTES, strict=True)]
+    assert answered == [(True, path) for _, path in HOT_ROUTES]
