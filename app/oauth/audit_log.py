@@ -45,7 +45,7 @@ _flusher: asyncio.Task[None] | None = None
 _wakeup: asyncio.Event | None = None
 
 
-def _row(ctx: AuditContext | None, action: str, *, at: datetime,
+def row(ctx: AuditContext | None, action: str, *, at: datetime,
          subject_id: uuid.UUID | None, resource: str | None,
          details: dict[str, Any] | None) -> dict[str, Any]:
     ctx = ctx or AuditContext()
@@ -58,7 +58,7 @@ async def insert(db: AsyncSession, ctx: AuditContext | None, action: str, *,
                  subject_id: uuid.UUID | None = None, resource: str | None = None,
                  details: dict[str, Any] | None = None) -> None:
     """One entry in the caller's transaction (kept if and only if the action commits)."""
-    await db.execute(_INSERT, _row(ctx, action, at=clock.now(), subject_id=subject_id,
+    await db.execute(_INSERT, row(ctx, action, at=clock.now(), subject_id=subject_id,
                                    resource=resource, details=details))
 
 
@@ -66,7 +66,7 @@ def queue(ctx: AuditContext | None, action: str, *, resource: str | None = None,
           details: dict[str, Any] | None = None) -> None:
     """An entry written by the next batch (see the module's note for what this trades)."""
     global _flusher, _wakeup
-    _pending.append(_row(ctx, action, at=clock.now(), subject_id=None, resource=resource,
+    _pending.append(row(ctx, action, at=clock.now(), subject_id=None, resource=resource,
                          details=details))
     loop = asyncio.get_running_loop()
     if _flusher is None or _flusher.done() or _flusher.get_loop() is not loop:

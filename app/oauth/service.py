@@ -22,11 +22,12 @@ from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs
 from app.core.audit import AuditContext
 from app.core.config import get_settings
+from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.security import keyed_hash, random_token
 from app.identity import service as identity
 from app.identity.models import User
-from app.oauth import audit_log, errors, revocations
+from app.oauth import audit_log, errors, revocations, rotation
 from app.oauth.clients import client_view
 from app.oauth.models import (
     AuthorizationCode,
@@ -275,7 +276,7 @@ class Grantee:
     acr: str = acr_for(0)
     code: AuthorizationCode | None = None
     refresh_token: str | None = None
-    session: AuthSession | None = None
+    session: AuthSession | rotation.Family | None = None  # rotation.Family: read on PostgreSQL
     dpop_jkt: str | None = None  # the key a refresh token family is bound to (DPoP)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -442,14 +443,35 @@ async def lookup_refresh(
     db: AsyncSession, presented: str, client_id: str
 ) -> Grantee | None:
     """What a refresh needs, read up front (the rotation itself is `commit_refresh`): the
-    token, its session and the session's link to the client, in one prebuilt statement."""
+    token, its session, the session's link to the client and the account's status. On
+    PostgreSQL one `Direct` statement (`rotation.read`), outside the request's transaction."""
+    if rotation.available():
+        found = await rotation.read(tokens._hash_refresh(presented))
+        if found is None or not _family_serves(found.family, client_id):
+            return None
+        family = found.family
+        return Grantee(user_id=family.user_id, auth_time=family.auth_time,
+                       acr=family.acr or acr_for(0), refresh_token=presented, session=family,
+                       dpop_jkt=found.dpop_jkt,
+                       extra={"found": found, "user_active": found.user_active})
+    return await _lookup_refresh_orm(db, presented, client_id)
+
+
+def _family_serves(family: Any, client_id: str) -> bool:
+    """The client owns the family, and it is neither revoked nor expired."""
+    return family.client_id == client_id and family.revoked_at is None \
+        and family.expires_at > clock.now()
+
+
+async def _lookup_refresh_orm(
+    db: AsyncSession, presented: str, client_id: str
+) -> Grantee | None:
     found = (await db.execute(_REFRESH_LOOKUP,
                               {"token_hash": tokens._hash_refresh(presented)})).first()
     if found is None:
         return None
     token_row, auth_session, dpop_jkt = found
-    if auth_session.client_id != client_id or auth_session.revoked_at is not None \
-            or auth_session.expires_at <= clock.now():
+    if not _family_serves(auth_session, client_id):
         return None
     user = await identity.get_active_user(db, auth_session.user_id)
     return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
@@ -496,7 +518,31 @@ async def commit_refresh(
     db: AsyncSession, client: OAuthClient, grantee: Grantee, successor: str, *,
     ctx: AuditContext,
 ) -> None:
+    """Store the rotation (and its audit entry) the answer announces, or refuse it.
+
+    On PostgreSQL the common case is one statement (`rotation.rotate`); when it changes nothing
+    (the token was spent meanwhile, or its family ended) the ORM path below decides."""
     assert grantee.refresh_token is not None and grantee.session is not None
+    found = grantee.extra.get("found")
+    if found is not None and not found.used:
+        now = clock.now()
+        audit_row = audit_log.row(ctx, "oauth.token_issued", at=now, subject_id=grantee.user_id,
+                                  resource=f"oauth_client:{client.id}",
+                                  details={"grant_type": "refresh_token",
+                                           "session_id": str(grantee.session.id)})
+        if await rotation.rotate(found, client_id=client.id, now=now, successor_id=new_id(),
+                                 successor_hash=tokens._hash_refresh(successor),
+                                 audit=audit_row):
+            return
+    if found is not None:
+        # Read again, in the request's transaction: what changed since the first read decides.
+        fresh = await _lookup_refresh_orm(db, grantee.refresh_token, client.id)
+        if fresh is None:
+            raise GrantRefused("The refresh token is invalid.")
+        if not fresh.extra["user_active"]:
+            raise GrantRefused("The account is no longer active.")
+        grantee = fresh
+    assert grantee.session is not None
     try:
         await tokens.rotate_refresh_token(
             db, grantee.refresh_token, client_id=client.id, ip=ctx.ip,

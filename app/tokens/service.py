@@ -235,7 +235,9 @@ async def rotate_refresh_token(
         _SPEND, {"token_id": token.id, "spent_at": now, "successor_id": successor_id}
     )
     if spent.rowcount != 1:
-        used_at = token.used_at or now
+        used_at = token.used_at
+        if used_at is None:  # `known` was read before a concurrent request spent it
+            used_at = (await db.execute(_USED_AT, {"token_id": token.id})).scalar() or now
         if grace and now - used_at <= timedelta(seconds=grace):
             # A concurrent retry within the grace window: issue another successor, linked instead.
             await db.execute(_RELINK, {"token_id": token.id, "successor_id": successor_id})
@@ -355,6 +357,7 @@ _RELINK = (
         replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type)
     )
 )
+_USED_AT = sa.select(_tokens_table.c.used_at).where(_tokens_table.c.id == sa.bindparam("token_id"))
 _INSERT_TOKEN = sa.insert(_tokens_table)
 _TOUCH_SESSION = (
     sa.update(_sessions_table)

@@ -3,7 +3,8 @@
 On a shared machine requests/s swing with the other work; CPU time per request does not (much).
 This drives the ASGI app directly (httpx's ASGI transport, one request at a time) on a fresh
 PostgreSQL database and prints, per case, the process CPU and the database backends' CPU per
-request and the SQL statements per request. The client side (httpx) runs in the same process:
+request and the SQL statements per request (those of the session and `Direct` ones; a
+data-changing CTE counts as one `WITH`). The client side (httpx) runs in the same process:
 compare with the `GET /healthz` line, which is mostly that.
 
     .venv/bin/python scripts/bench/oidc_inprocess.py [--requests 1000] [--profile DIR]
@@ -39,7 +40,7 @@ async def measure(name: str, calls: int, call: Call, database: str,
                   profile_dir: Path | None) -> None:
     import sqlalchemy as sa
 
-    from app.core.db import get_engine
+    from app.core.db import Direct, get_engine
 
     for _ in range(20):
         await call()  # warm caches
@@ -49,6 +50,14 @@ async def measure(name: str, calls: int, call: Call, database: str,
         statements.append(statement.split()[0])
 
     sa.event.listen(get_engine().sync_engine, "before_cursor_execute", count)
+    # `Direct` statements go straight to the driver, past SQLAlchemy's events: count them too.
+    run_direct = Direct._run
+
+    async def counted(dialect: str, sql: str, args: list[Any]) -> Any:
+        statements.append(sql.split()[0])
+        return await run_direct(dialect, sql, args)
+
+    Direct._run = staticmethod(counted)  # type: ignore[method-assign]
     backends = {pid: cpu_seconds([pid]) for pid in pg_backend_pids(database)}
     profiler = cProfile.Profile(time.process_time) if profile_dir else None
     cpu0 = time.process_time()
@@ -61,6 +70,7 @@ async def measure(name: str, calls: int, call: Call, database: str,
         profiler.disable()
     cpu = time.process_time() - cpu0
     sa.event.remove(get_engine().sync_engine, "before_cursor_execute", count)
+    Direct._run = staticmethod(run_direct)  # type: ignore[method-assign]
     db_cpu = sum(used - backends.get(pid, 0.0)
                  for pid, used in ((p, cpu_seconds([p])) for p in pg_backend_pids(database)))
     if profiler and profile_dir:
@@ -74,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", type=Path, help="write each case's cProfile here")
+    parser.add_argument("--only", help="comma-separated cases: client_credentials,"
+                                       "introspection,refresh_token (GET /healthz always runs)")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -128,7 +140,10 @@ async def run_cases(args: argparse.Namespace, database: str, auth: tuple[str, st
                                                     data={"token": access})),
                 ("refresh_token", refresh),
             ]
+            wanted = set(args.only.split(",")) if args.only else None
             for name, call in cases:
+                if wanted is not None and name != "GET /healthz" and name not in wanted:
+                    continue
                 await measure(name, args.requests, call, database, args.profile)
     finally:
         await dispose_engine()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import AuditEvent
 from app.core.config import PROJECT_ROOT
-from app.oauth import clients
+from app.oauth import audit_log, clients
 from app.oauth.models import OAuthClient
 from tests.oauth.support import REDIRECT, Browser, base_params, exchange, refresh, userinfo
 from tests.support.flows import PASSWORD, login, make_user
@@ -151,7 +151,11 @@ async def test_rotating_the_secret_replaces_it_at_once(
     assert (await _client_credentials(live_url, rp.client.id, secret)).status_code == 200
     row = await db.get(OAuthClient, rp.client.id, populate_existing=True)
     assert row is not None and secret not in (row.secret_hash or "")
-    assert (await _actions(db, rp.client.id))[-1].action == "oauth.client_secret_rotated"
+    await audit_log.flush()  # the client_credentials issues, queued (what the flusher does)
+    actions = [e.action for e in await _actions(db, rp.client.id)]
+    rotated_at = actions.index("oauth.client_secret_rotated")
+    assert actions[:rotated_at] == ["oauth.client_created", "oauth.token_issued"]  # old secret
+    assert actions[rotated_at + 1:] == ["oauth.token_issued"]  # the new secret only
 
 
 async def test_secret_rotation_is_refused_for_a_client_without_a_secret(

@@ -1,0 +1,161 @@
+"""The refresh grant's storage on PostgreSQL: one read before authlib runs, one write after.
+
+The ORM path (`service.lookup_refresh` / `service.commit_refresh` through `app.tokens`) reads in
+two statements and writes in five (BEGIN, spend, successor, session touch, audit row, COMMIT),
+each through the session's unit of work; on a refresh that cost more CPU than signing its two
+JWTs. Here the common case is two `Direct` statements, each atomic by itself:
+
+- `read`: the token, its session, the client link (the DPoP key the family is bound to) and the
+  account's status, by the token's keyed hash;
+- `rotate`: one statement that spends the token only if it is still unused, its session alive,
+  owned by this client and its account active; touches the session; stores the successor; and
+  writes the `oauth.token_issued` audit entry. All of it, or (no row back) nothing.
+
+"No row back" is not an answer: it means the token was spent meanwhile (a concurrent retry, or
+reuse) or its family ended. The caller then takes the ORM path, which tells those apart: a retry
+within the grace window gets another successor, later reuse revokes the family (as Hydra does).
+SQLite takes the ORM path always (no data-changing statements in a WITH there, and one writer
+at a time makes it as fast).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.core.audit import AuditEvent
+from app.core.db import Direct, UTCDateTime, get_engine
+from app.identity.models import User
+from app.oauth.models import ClientSession
+from app.tokens.models import AuthSession, RefreshToken
+
+
+def available() -> bool:
+    return get_engine().dialect.name == "postgresql"
+
+
+@dataclass(frozen=True)
+class Family:
+    """The session (token family) behind a refresh token, as the grant needs it: no ORM object."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str | None
+    scope: str
+    auth_time: datetime
+    acr: str | None
+    revoked_at: datetime | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Found:
+    token_id: uuid.UUID
+    used: bool
+    family: Family
+    dpop_jkt: str | None
+    user_active: bool
+
+
+_tokens = RefreshToken.__table__  # type: ignore[attr-defined]
+_sessions = AuthSession.__table__  # type: ignore[attr-defined]
+_links = ClientSession.__table__  # type: ignore[attr-defined]
+_users = User.__table__  # type: ignore[attr-defined]
+
+_READ = Direct(
+    sa.select(
+        _tokens.c.id.label("token_id"), _tokens.c.used_at, _sessions.c.id.label("session_id"),
+        _sessions.c.user_id, _sessions.c.client_id, _sessions.c.scope, _sessions.c.auth_time,
+        _sessions.c.acr, _sessions.c.revoked_at, _sessions.c.expires_at, _links.c.dpop_jkt,
+        _users.c.status.label("user_status"),
+    )
+    .select_from(
+        _tokens.join(_sessions, _sessions.c.id == _tokens.c.session_id)
+        .join(_users, _users.c.id == _sessions.c.user_id)
+        .outerjoin(_links, _links.c.auth_session_id == _sessions.c.id)
+    )
+    .where(_tokens.c.token_hash == sa.bindparam("token_hash"))
+)
+
+
+async def read(token_hash: str) -> Found | None:
+    row = await _READ.fetch_one({"token_hash": token_hash})
+    if row is None:
+        return None
+    family = Family(row["session_id"], row["user_id"], row["client_id"], row["scope"],
+                    row["auth_time"], row["acr"], row["revoked_at"], row["expires_at"])
+    return Found(row["token_id"], row["used_at"] is not None, family, row["dpop_jkt"],
+                 row["user_status"] == "active")
+
+
+# The checks are correlated scalar subqueries, not joins, so the plan starts from the token's
+# primary key (see `app.tokens.service._ROTATE_APP_TOKEN` for why). The row lock taken by the
+# UPDATE makes a concurrent second spend of the same token re-check `used_at` and spend nothing.
+_ROTATE = Direct(
+    sa.text(
+        """
+        WITH spent AS (
+            UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
+            WHERE t.id = :token_id AND t.used_at IS NULL
+              AND (SELECT s.client_id = :client_id AND s.revoked_at IS NULL AND s.expires_at > :now
+                          AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
+                   FROM auth_sessions AS s WHERE s.id = t.session_id)
+            RETURNING t.session_id
+        ), touched AS (
+            UPDATE auth_sessions AS s SET last_used_at = :now, ip = COALESCE(:ip, s.ip)
+            WHERE s.id IN (SELECT session_id FROM spent)
+            RETURNING s.id AS session_id
+        ), successor AS (
+            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
+            SELECT :successor_id, session_id, :successor_hash, :now FROM spent
+        ), audited AS (
+            INSERT INTO audit_events (id, at, actor_id, actor_role, action, subject_id,
+                                      resource, reason, ip, request_id, details)
+            SELECT :audit_id, :now, :actor_id, :actor_role, :action, :subject_id, :resource,
+                   NULL, :ip, :request_id, :details
+            FROM touched
+        )
+        SELECT session_id FROM touched
+        """
+    )
+    .bindparams(
+        sa.bindparam("now", type_=UTCDateTime()),
+        sa.bindparam("token_id", type_=sa.Uuid()),
+        sa.bindparam("client_id", type_=sa.String()),
+        sa.bindparam("successor_id", type_=sa.Uuid()),
+        sa.bindparam("successor_hash", type_=sa.String()),
+        sa.bindparam("ip", type_=sa.String()),
+        sa.bindparam("audit_id", type_=sa.Uuid()),
+        sa.bindparam("actor_id", type_=sa.Uuid()),
+        sa.bindparam("actor_role", type_=sa.String()),
+        sa.bindparam("action", type_=sa.String()),
+        sa.bindparam("subject_id", type_=sa.Uuid()),
+        sa.bindparam("resource", type_=sa.String()),
+        sa.bindparam("request_id", type_=sa.String()),
+        sa.bindparam("details", type_=AuditEvent.__table__.c.details.type),  # type: ignore[attr-defined]
+    )
+    .columns(sa.column("session_id", sa.Uuid())),
+    writes=True,
+)
+
+
+async def rotate(
+    found: Found, *, client_id: str, now: datetime, successor_id: uuid.UUID,
+    successor_hash: str, audit: dict[str, Any],
+) -> bool:
+    """Spend, touch, store the successor and audit, in one statement; False: nothing changed.
+
+    `audit` is an `audit_events` row as `audit_log` builds it (its `at` is `now`)."""
+    row = await _ROTATE.fetch_one({
+        "now": now, "token_id": found.token_id, "client_id": client_id,
+        "successor_id": successor_id, "successor_hash": successor_hash,
+        "audit_id": audit["id"], "actor_id": audit["actor_id"],
+        "actor_role": audit["actor_role"], "action": audit["action"],
+        "subject_id": audit["subject_id"], "resource": audit["resource"],
+        "ip": audit["ip"], "request_id": audit["request_id"], "details": audit["details"],
+    })
+    return row is not None
