@@ -145,6 +145,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def pg_backend_pids(url: str) -> list[int]:
+    """The server processes of this database's sessions (PostgreSQL on this machine: their CPU
+    is read from /proc). Empty for SQLite."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return [pid for (pid,) in rows]
+    finally:
+        await engine.dispose()
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -349,6 +368,7 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
             async with httpx.AsyncClient(base_url=fake.base_url) as control:
                 before = (await control.get("/_fake/stats")).json().get("accepted", 0)
                 cpu_before = [cpu_seconds(p.pid) for p in pool] + [cpu_seconds(fake.process.pid)]
+                pg_before = {pid: cpu_seconds(pid) for pid in await pg_backend_pids(url)}
                 started = time.perf_counter()
                 created = await http.post(
                     "/api/v1/staff/announcements", headers=headers, json=ANNOUNCEMENT
@@ -365,6 +385,11 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                         break
                 elapsed = last_change - started
                 delivered = seen - before
+            # Sessions opened during the run count from zero; the server's and the workers'
+            # pooled sessions are still open here (the workers stop below).
+            pg_cpu = sum(
+                cpu_seconds(pid) - pg_before.get(pid, 0.0) for pid in await pg_backend_pids(url)
+            )
             # The fake sees the last push a moment before that batch's transaction commits.
             for _ in range(300):
                 report = (
@@ -381,6 +406,7 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
         return {
             "worker_cpu": sum(spent[:-1]),
             "fake_cpu": spent[-1],
+            "pg_cpu": pg_cpu,
             "workers": workers,
             "delivered": delivered,
             "elapsed": elapsed,
@@ -448,6 +474,11 @@ async def main() -> int:
     per_msg = result["worker_cpu"] / delivered * 1e6
     print(f"  worker CPU per notification {per_msg:>10.0f} us  (all workers, whole run)")
     print(f"  fake FCM CPU per message    {result['fake_cpu'] / delivered * 1e6:>10.0f} us")
+    if url.startswith("postgresql"):
+        print(
+            f"  PostgreSQL CPU per notif.   {result['pg_cpu'] / delivered * 1e6:>10.0f} us"
+            "  (this database's server processes, from /proc: a local server only)"
+        )
     print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database)")
     print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
