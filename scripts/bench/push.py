@@ -70,11 +70,14 @@ async def baseline_client(fake_url: str, credentials: str, start_at: float, seco
     """One bare client: messages accepted between `start_at` and `start_at + seconds`."""
     os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake_url, FCM_CREDENTIALS_FILE=credentials)
     from app.core.config import get_settings
-    from app.notifications.backends import build_messages
+    from app.notifications.backends import build_messages, close_backends, get_backend
     from app.notifications.fcm import FcmBackend
 
     get_settings.cache_clear()
-    backend = FcmBackend(get_settings())
+    # As a worker gets it: the same FcmBackend, made the same way (the process's heap settled
+    # for the garbage collector as in a worker, see backends._settle_heap).
+    backend = get_backend()
+    assert isinstance(backend, FcmBackend)
     # The same messages as the fan-out's (announcement payload, the three platforms' headers).
     note, platforms = sample_announcement(), ("android", "ios", "web")
     devices = [
@@ -89,7 +92,7 @@ async def baseline_client(fake_url: str, credentials: str, start_at: float, seco
         outcomes = await backend.send(messages)
         assert all(o.status == "sent" for o in outcomes), outcomes[:3]
         sent += len(outcomes)
-    await backend.aclose()
+    await close_backends()
     return sent
 
 
