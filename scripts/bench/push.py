@@ -66,8 +66,9 @@ def free_port() -> int:
 BASELINE_CALL = 2000  # messages per FcmBackend.send: four send_each_async calls in flight
 
 
-async def baseline_client(fake_url: str, credentials: str, start_at: float, seconds: float) -> int:
-    """One bare client: messages accepted between `start_at` and `start_at + seconds`."""
+async def baseline_client(fake_url: str, credentials: str, seconds: float) -> int:
+    """One bare client: once connected it says `ready` and reads the start time from stdin;
+    answers the messages accepted between it and `seconds` later."""
     os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake_url, FCM_CREDENTIALS_FILE=credentials)
     from app.core.config import get_settings
     from app.notifications.backends import build_messages, close_backends, get_backend
@@ -86,6 +87,8 @@ async def baseline_client(fake_url: str, credentials: str, start_at: float, seco
     ]
     messages = build_messages([(note, device) for device in devices])
     await backend.send(messages[:500])  # connections and the OAuth token
+    print("ready", flush=True)
+    start_at = float(await asyncio.to_thread(sys.stdin.readline))
     await asyncio.sleep(max(0.0, start_at - time.time()))
     sent = 0
     while time.time() < start_at + seconds:
@@ -121,15 +124,21 @@ def sample_announcement() -> Any:
 
 def baseline(fake: Spawned, clients: int, seconds: float) -> tuple[float, float]:
     """(messages/s of `clients` processes together, fake CPU seconds per message)."""
-    start_at = time.time() + 8  # after every client has imported and connected
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--baseline-client", fake.base_url,
-             str(fake.credentials_file), str(start_at), str(seconds)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+             str(fake.credentials_file), str(seconds)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for _ in range(clients)
     ]  # fmt: skip
+    for proc in procs:  # every client imported, connected and warmed up (however loaded the box)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start_at = time.time() + 0.5
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{start_at}\n")
+        proc.stdin.flush()
     fake_before = cpu_seconds(fake.process.pid)
     total = 0
     for proc in procs:
@@ -483,7 +492,7 @@ async def main() -> int:
             "  (this database's server processes, from /proc: a local server only)"
         )
     print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database)")
-    print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
+    print(f"  ratio to baseline           {rate / ceiling if ceiling else 0.0:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
     print(
         f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
@@ -494,8 +503,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--baseline-client":
-        _, _, fake_url, credentials, start_at, seconds = sys.argv
-        print(asyncio.run(baseline_client(fake_url, credentials, float(start_at), float(seconds))))
+    if len(sys.argv) == 5 and sys.argv[1] == "--baseline-client":
+        _, _, fake_url, credentials, seconds = sys.argv
+        print(asyncio.run(baseline_client(fake_url, credentials, float(seconds))))
         sys.exit(0)
     sys.exit(asyncio.run(main()))
