@@ -13,6 +13,14 @@ One run prints:
 
     .venv/bin/python scripts/bench/push.py [--devices 100000] [--workers 3]
                                            [--database-url postgresql+asyncpg://...]
+    .venv/bin/python scripts/bench/push.py --in-process [--devices 20000]
+
+`--in-process` measures CPU instead of throughput, for comparing changes on a shared machine:
+the announcement's batch jobs run one after another by a core `Worker` in this process (after
+one to warm up), and it prints CPU per notification of this process (split into the FCM client,
+`FcmBackend.send`, and the rest of the job), of PostgreSQL's server processes and of the fake
+FCM, and each divided by the fake's (whose work per message is fixed) to compare runs made
+under different loads.
 
 Without --database-url: a fresh PostgreSQL database on 127.0.0.1:5432 if one answers (dropped
 afterwards), else SQLite with one worker (the outbox claims jobs safely across processes only on
@@ -437,6 +445,74 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                 process.kill()
 
 
+async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
+    """CPU per notification of the batch jobs, run in this process (see the module docstring)."""
+    os.environ.update(
+        DATABASE_URL=url, PUSH_BACKEND="fcm", FCM_BASE_URL=fake.base_url,
+        FCM_CREDENTIALS_FILE=str(fake.credentials_file), ANNOUNCEMENT_BATCH_SIZE=str(args.batch),
+        LOG_LEVEL="WARNING", ENVIRONMENT="development",
+    )  # fmt: skip
+    run_cli(dict(os.environ), "migrate")
+    await seed_citizens(url, args.devices)
+    from app.core import clock
+    from app.core import jobs as core_jobs
+    from app.core.config import get_settings
+    from app.core.db import dispose_engine, session_factory
+    from app.core.logging import configure_logging
+    from app.main import import_models
+    from app.notifications import announcements
+    from app.notifications.backends import close_backends
+    from app.notifications.fcm import FcmBackend
+    from app.notifications.models import Announcement
+
+    get_settings.cache_clear()
+    configure_logging("WARNING", "json")
+    import_models()
+    core_jobs.load_job_modules()
+    sessions = session_factory()
+    async with sessions() as session, session.begin():
+        ann = Announcement(scope="ward", ward_code=WARD, scheduled_at=clock.now(), **ANNOUNCEMENT)
+        session.add(ann)
+        await session.flush()
+        await announcements.fan_out(session, ann.id)
+    worker = core_jobs.Worker(sessions)
+    first, *rest = await worker.claim()
+    await worker.run_job(first)  # connections, the OAuth token, caches
+    in_send = [0.0]
+    send = FcmBackend.send
+
+    async def timed_send(self: Any, messages: list[Any]) -> Any:
+        began = time.process_time()
+        try:
+            return await send(self, messages)
+        finally:
+            in_send[0] += time.process_time() - began
+
+    FcmBackend.send = timed_send  # type: ignore[method-assign]
+    pg_before = {pid: cpu_seconds(pid) for pid in await pg_backend_pids(url)}
+    fake_before = cpu_seconds(fake.process.pid)
+    began = time.process_time()
+    jobs = rest
+    while jobs:
+        for job in jobs:
+            await worker.run_job(job)
+        jobs = await worker.claim()
+    spent = time.process_time() - began
+    pg = sum(cpu_seconds(pid) - pg_before.get(pid, 0.0) for pid in await pg_backend_pids(url))
+    fake_cpu = cpu_seconds(fake.process.pid) - fake_before
+    FcmBackend.send = send  # type: ignore[method-assign]
+    await close_backends()
+    await dispose_engine()
+    n = args.devices - args.batch  # all but the warm-up batch
+    per = {"worker": spent, "  FCM client": in_send[0], "  rest of the job": spent - in_send[0],
+           "PostgreSQL": pg, "fake FCM": fake_cpu}  # fmt: skip
+    print(f"In process: {n:,} notifications in batch jobs of {args.batch} (after one to warm up)")
+    for name, value in per.items():
+        ratio = value / fake_cpu if fake_cpu else 0.0
+        print(f"  {name:<18} {value / n * 1e6:>8.1f} us/notification   {ratio:>6.2f} x fake")
+    print(f"  load average {load_average()}  ({os.cpu_count()} CPUs)")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=100_000)
@@ -447,7 +523,21 @@ async def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=8.0)
     parser.add_argument("--database-url")
     parser.add_argument("--stall-seconds", type=float, default=60)
+    parser.add_argument("--in-process", action="store_true", help="CPU per notification only")
     args = parser.parse_args()
+    if args.in_process:
+        if args.devices == 100_000:
+            args.devices = 20_000
+        tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
+        fake = spawn(tmp / "fake-fcm-sa.json", store=False)
+        url, created = await prepare_database(args, tmp)
+        try:
+            await in_process(args, fake, url)
+        finally:
+            fake.stop()
+            if created:
+                await drop_database(url)
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
     fake = spawn(tmp / "fake-fcm-sa.json", store=False)
     url, created = await prepare_database(args, tmp)
