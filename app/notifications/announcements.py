@@ -255,17 +255,26 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
     size = get_settings().announcement_batch_size
-    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = []
-    total, after = 0, None
-    # Keyset pages: only one page of ids in memory, however large the city.
-    while True:
-        page_query = recipients.audience(ann.scope, ann.ward_code, after=after, limit=size)
-        page = list((await session.execute(page_query)).scalars())
-        if not page:
-            break
-        ranges.append((after, page[-1]))
-        total += len(page)
-        after = page[-1]
+    # The ranges' upper bounds in one statement: every size-th citizen in id order, and the
+    # last (the database numbers the audience; no page of ids comes over the wire).
+    audience = recipients.audience(ann.scope, ann.ward_code).order_by(None).subquery()
+    numbered = sa.select(
+        audience.c.id,
+        sa.func.row_number().over(order_by=audience.c.id).label("n"),
+        sa.func.count().over().label("total"),
+    ).subquery()
+    bounds = (
+        await session.execute(
+            sa.select(numbered.c.id, numbered.c.total)
+            .where(sa.or_(numbered.c.n % size == 0, numbered.c.n == numbered.c.total))
+            .order_by(numbered.c.n)
+        )
+    ).all()
+    total = bounds[0].total if bounds else 0
+    uptos = [row.id for row in bounds]
+    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = list(
+        zip([None, *uptos[:-1]], uptos, strict=True)
+    )
     for start, upto in ranges:
         await enqueue(
             session,
@@ -291,27 +300,43 @@ async def send_batch(
         return
     query = recipients.audience(ann.scope, ann.ward_code, after=after, upto=upto)
     user_ids = list((await session.execute(query)).scalars())
-    # Read once for both the language of each inbox row and quiet hours / muted categories.
-    prefs = await load_preferences(session, user_ids)
-    notes = await build_notifications(
-        session,
-        user_ids,
-        KIND,
-        _params(ann),
-        urgent=ann.urgent,
-        dedupe_key=f"announcement:{ann.id}",
-        announcement_id=ann.id,
-        preferences=prefs,
-    )
-    await push_loaded(session, notes, new_rows=True, preferences=prefs)
-    # Atomic increment: batches finish on several workers at once.
+    if user_ids:
+        # Read once for both the language of each inbox row and quiet hours / muted categories;
+        # preferences and devices are joined to the range's query, not sent 1,000 ids.
+        prefs = await load_preferences(session, query)
+        notes = await build_notifications(
+            session,
+            user_ids,
+            KIND,
+            _params(ann),
+            urgent=ann.urgent,
+            announcement_id=ann.id,
+            preferences=prefs,
+            already=await _told(session, ann.id, after, upto),
+        )
+        await push_loaded(session, notes, new_rows=True, preferences=prefs, users=query)
+    # Atomic increment: batches finish on several workers at once; the last one marks it sent.
+    done = Announcement.batches_done + 1
     await session.execute(
         sa.update(Announcement)
         .where(Announcement.id == ann.id)
-        .values(batches_done=Announcement.batches_done + 1)
+        .values(
+            batches_done=done,
+            status=sa.case(
+                (done >= Announcement.batches_total, "sent"), else_=Announcement.status
+            ),
+        )
     )
-    await session.execute(
-        sa.update(Announcement)
-        .where(Announcement.id == ann.id, Announcement.batches_done >= Announcement.batches_total)
-        .values(status="sent")
+
+
+async def _told(
+    session: AsyncSession, ann_id: uuid.UUID, after: uuid.UUID | None, upto: uuid.UUID
+) -> set[uuid.UUID]:
+    """Recipients in this range who have the announcement already (a batch run again after
+    another run of it committed): a range scan of one index, usually empty."""
+    query = sa.select(Notification.user_id).where(
+        Notification.announcement_id == ann_id, Notification.user_id <= upto
     )
+    if after is not None:
+        query = query.where(Notification.user_id > after)
+    return set((await session.execute(query)).scalars())

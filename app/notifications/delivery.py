@@ -13,6 +13,7 @@ from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -22,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import get_settings
-from app.core.db import new_id
 from app.core.jobs import enqueue
 from app.core.logging import get_logger
 from app.notifications.backends import Outcome, build_messages, get_backend
+from app.notifications.ids import new_ids
 from app.notifications.models import (
     Delivery,
     Device,
@@ -103,32 +104,33 @@ def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
 Preferences = dict[uuid.UUID, NotificationPreference]
 
 
-async def load_preferences(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> Preferences:
+# Users named by a list of ids, or by a query selecting their ids (an announcement's range of
+# its audience: the database joins, instead of 1,000 bound parameters compiled and parsed).
+Users = Iterable[uuid.UUID] | sa.Select[tuple[uuid.UUID]]
+
+
+def _user_filters(column: Any, users: Users) -> list[sa.ColumnElement[bool]]:
+    if isinstance(users, sa.Select):
+        return [column.in_(users.order_by(None))]
+    ids = list(set(users))
+    return [column.in_(ids[start : start + 1000]) for start in range(0, len(ids), 1000)]
+
+
+async def load_preferences(session: AsyncSession, users: Users) -> Preferences:
     """The preferences of those of these users who set any (the others have the defaults)."""
-    ids = list(set(user_ids))
     out: dict[uuid.UUID, NotificationPreference] = {}
-    for start in range(0, len(ids), 1000):
-        rows = await session.execute(
-            sa.select(NotificationPreference).where(
-                NotificationPreference.user_id.in_(ids[start : start + 1000])
-            )
-        )
+    for where in _user_filters(NotificationPreference.user_id, users):
+        rows = await session.execute(sa.select(NotificationPreference).where(where))
         out.update({p.user_id: p for p in rows.scalars()})
     return out
 
 
-async def _devices(
-    session: AsyncSession, user_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, list[sa.Row[Any]]]:
+async def _devices(session: AsyncSession, users: Users) -> dict[uuid.UUID, list[sa.Row[Any]]]:
     """Each user's devices as plain rows (id, user_id, token, platform): no ORM objects."""
-    ids = list(set(user_ids))
     out: dict[uuid.UUID, list[sa.Row[Any]]] = defaultdict(list)
     columns = (Device.id, Device.user_id, Device.token, Device.platform)
-    for start in range(0, len(ids), 1000):
-        rows = await session.execute(
-            sa.select(*columns).where(Device.user_id.in_(ids[start : start + 1000]))
-        )
-        for device in rows:
+    for where in _user_filters(Device.user_id, users):
+        for device in await session.execute(sa.select(*columns).where(where)):
             out[device.user_id].append(device)
     return out
 
@@ -155,11 +157,14 @@ async def push_loaded(
     *,
     new_rows: bool = False,
     preferences: Preferences | None = None,
+    users: sa.Select[tuple[uuid.UUID]] | None = None,
 ) -> None:
     """Decide, send, then write. Every network call comes before the first write of the job's
     transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
     the inbox rows themselves are written here too (announcement batches); `preferences`, when
-    the caller already read them for these users, saves reading them again."""
+    the caller already read them for these users, saves reading them again; `users`, a query
+    of the recipients' ids, reads their devices with a join instead of a list of ids (devices
+    of anyone else it selects are ignored)."""
     if not notes:
         return
     now = clock.now()
@@ -177,8 +182,9 @@ async def push_loaded(
         else:
             note.push_state = "sent"
     ready = [n for n in notes if n.push_state == "sent"]
-    devices = await _devices(session, (n.user_id for n in ready))
-    pairs = [(note, device) for note in ready for device in devices.get(note.user_id, [])]
+    devices = await _devices(session, users if users is not None else (n.user_id for n in ready))
+    empty: list[sa.Row[Any]] = []
+    pairs = [(note, device) for note in ready for device in devices.get(note.user_id, empty)]
     outcomes = await _send(pairs, now) if pairs else []
     # Writes from here on.
     if new_rows:
@@ -206,25 +212,24 @@ DELIVERY_COLUMNS = [
 ]  # fmt: skip
 
 
+def _copies(conn: Any) -> bool:
+    return bool(conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg")
+
+
 async def bulk_insert(
     session: AsyncSession, table: sa.Table, columns: list[str], records: list[tuple[Any, ...]]
 ) -> None:
     """Many rows in the session's transaction: COPY on PostgreSQL (asyncpg), a fraction of what
-    INSERT costs on both sides; a Core executemany elsewhere. No ORM object per row."""
+    INSERT costs on both sides; a Core executemany elsewhere. No ORM object per row. JSON
+    columns: text on PostgreSQL (see `insert_notes`), Python values elsewhere."""
     if not records:
         return
     conn = await session.connection()
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "asyncpg":
+    if not _copies(conn):
         for start in range(0, len(records), 1000):
             chunk = [dict(zip(columns, r, strict=True)) for r in records[start : start + 1000]]
             await session.execute(sa.insert(table), chunk)
         return
-    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
-    if json_at:
-        records = [
-            tuple(orjson.dumps(v).decode() if i in json_at else v for i, v in enumerate(r))
-            for r in records
-        ]
     raw = await conn.get_raw_connection()
     if getattr(raw.dbapi_connection, "_transaction", True) is None:
         # SQLAlchemy's asyncpg adapter opens the transaction at the first statement: make sure
@@ -235,11 +240,24 @@ async def bulk_insert(
     )
 
 
+_DATA_AT = NOTE_COLUMNS.index("data")
+_NOTE_HEAD = attrgetter(*NOTE_COLUMNS[:_DATA_AT])
+_NOTE_TAIL = attrgetter(*NOTE_COLUMNS[_DATA_AT + 1 :])
+
+
 async def insert_notes(
     session: AsyncSession, notes: Sequence[Notification] | Sequence[NewNotification]
 ) -> None:
-    """Inbox rows in bulk."""
-    records = [tuple(getattr(n, c) for c in NOTE_COLUMNS) for n in notes]
+    """Inbox rows in bulk, each row's tuple built in one step (the data map as JSON text for
+    COPY on PostgreSQL)."""
+    if not notes:
+        return
+    head, tail = _NOTE_HEAD, _NOTE_TAIL
+    if _copies(await session.connection()):
+        dumps = orjson.dumps
+        records = [(*head(n), dumps(n.data).decode(), *tail(n)) for n in notes]
+    else:
+        records = [(*head(n), n.data, *tail(n)) for n in notes]
     await bulk_insert(session, NOTE_TABLE, NOTE_COLUMNS, records)
 
 
@@ -262,8 +280,7 @@ async def _record_first_attempt(
     retry_ids: list[uuid.UUID] = []
     retry_after: list[float | None] = []
     delay = timedelta(0)
-    for (note, device), outcome in zip(pairs, outcomes, strict=True):
-        row_id = new_id()
+    for (note, device), outcome, row_id in zip(pairs, outcomes, new_ids(len(pairs)), strict=True):
         next_at = None
         if outcome.status == "retry":
             wait = retry_delay(1, outcome.retry_after)

@@ -38,8 +38,22 @@ class Notification(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_notifications_user_id_id", "user_id", "id"),
         sa.Index("ix_notifications_user_unread", "user_id", "read_at"),
-        # A producer's event delivered twice (job retried) gives one inbox row.
-        sa.UniqueConstraint("user_id", "dedupe_key", name="uq_notifications_user_dedupe"),
+        # A producer's event delivered twice (job retried) gives one inbox row. Partial: the
+        # rows without a key (announcements, one per recipient by the next index) cost the
+        # fan-out no entry here.
+        sa.Index(
+            "uq_notifications_user_dedupe",
+            "user_id",
+            "dedupe_key",
+            unique=True,
+            postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+            sqlite_where=sa.text("dedupe_key IS NOT NULL"),
+        ),
+        # One inbox row per recipient of an announcement; its reports and a batch's check for
+        # recipients told already read it by range.
+        sa.Index(
+            "uq_notifications_announcement_user", "announcement_id", "user_id", unique=True
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -55,7 +69,7 @@ class Notification(SQLModel, table=True):
     data: dict[str, Any] = json_field()
     collapse_key: str | None = Field(default=None, max_length=100)
     ttl_seconds: int = 86400
-    announcement_id: uuid.UUID | None = Field(default=None, index=True)
+    announcement_id: uuid.UUID | None = None
     dedupe_key: str | None = Field(default=None, max_length=200)
     # pending -> sent (handed to the push backend) | held (quiet hours) | muted (category off)
     push_state: str = Field(default="pending", max_length=16)
@@ -91,14 +105,13 @@ class Delivery(SQLModel, table=True):
     """One push of one notification to one device, with FCM's answer."""
 
     __tablename__ = "push_deliveries"
-    __table_args__ = (sa.Index("ix_push_deliveries_status_next", "status", "next_attempt_at"),)
-
     id: uuid.UUID = id_field()
     notification_id: uuid.UUID = Field(
         foreign_key="notifications.id", ondelete="CASCADE", index=True
     )
-    # No foreign key: the delivery record outlives a device removed for UNREGISTERED.
-    device_id: uuid.UUID = Field(index=True)
+    # No foreign key: the delivery record outlives a device removed for UNREGISTERED. No index
+    # either (nor on status): retries name their delivery rows; only the fan-out writes here.
+    device_id: uuid.UUID
     platform: str = Field(max_length=16)
     # sent | retrying | failed | unregistered | invalid | cancelled
     status: str = Field(max_length=16)

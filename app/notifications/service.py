@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from app.core.jobs import enqueue
 from app.core.personal_data import Retained
 from app.notifications import errors, recipients, templates
 from app.notifications.delivery import PUSH_JOB, insert_notes
+from app.notifications.ids import new_ids
 from app.notifications.models import (
     Delivery,
     Device,
@@ -195,14 +196,19 @@ async def build_notifications(
     dedupe_key: str | None = None,
     announcement_id: uuid.UUID | None = None,
     preferences: dict[uuid.UUID, NotificationPreference] | None = None,
+    already: Collection[uuid.UUID] | None = None,
 ) -> list[NewNotification]:
     """One inbox row per recipient, rendered in the recipient's language (not yet written).
-    `preferences`: the recipients' preference rows, when the caller has read them already."""
+    `preferences`: the recipients' preference rows, when the caller has read them already;
+    `already`: the recipients who have this notification already, when the caller knows them
+    (else, with a `dedupe_key`, they are looked up)."""
     template = templates.get(kind)
     raw = params.model_dump() if isinstance(params, BaseModel) else params
     parsed = template.params.model_validate(raw)
     targets = list(dict.fromkeys(user_ids))
-    if dedupe_key and targets:
+    if already is not None:
+        targets = [u for u in targets if u not in already] if already else targets
+    elif dedupe_key and targets:
         seen = set(
             (
                 await session.execute(
@@ -226,11 +232,10 @@ async def build_notifications(
     # copied from a template with only `notification_id` replaced.
     base_data = _common_data(uuid.UUID(int=0), kind, template, deep_link, is_urgent, extra)
     notes: list[NewNotification] = []
-    for user_id in targets:
+    for user_id, note_id in zip(targets, new_ids(len(targets)), strict=True):
         lang = langs.get(user_id)
         if lang is None:
             continue  # no such account (erased meanwhile): nobody to tell
-        note_id = new_id()
         text = rendered[lang]  # type: ignore[index]
         data = base_data.copy()
         data["notification_id"] = str(note_id)

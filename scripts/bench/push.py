@@ -13,6 +13,14 @@ One run prints:
 
     .venv/bin/python scripts/bench/push.py [--devices 100000] [--workers 3]
                                            [--database-url postgresql+asyncpg://...]
+    .venv/bin/python scripts/bench/push.py --in-process [--devices 20000]
+
+`--in-process` measures CPU instead of throughput, for comparing changes on a shared machine:
+the announcement's batch jobs run one after another by a core `Worker` in this process (after
+one to warm up), and it prints CPU per notification of this process (split into the FCM client,
+`FcmBackend.send`, and the rest of the job), of PostgreSQL's server processes and of the fake
+FCM, and each divided by the fake's (whose work per message is fixed) to compare runs made
+under different loads.
 
 Without --database-url: a fresh PostgreSQL database on 127.0.0.1:5432 if one answers (dropped
 afterwards), else SQLite with one worker (the outbox claims jobs safely across processes only on
@@ -66,15 +74,19 @@ def free_port() -> int:
 BASELINE_CALL = 2000  # messages per FcmBackend.send: four send_each_async calls in flight
 
 
-async def baseline_client(fake_url: str, credentials: str, start_at: float, seconds: float) -> int:
-    """One bare client: messages accepted between `start_at` and `start_at + seconds`."""
+async def baseline_client(fake_url: str, credentials: str, seconds: float) -> int:
+    """One bare client: once connected it says `ready` and reads the start time from stdin;
+    answers the messages accepted between it and `seconds` later."""
     os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake_url, FCM_CREDENTIALS_FILE=credentials)
     from app.core.config import get_settings
-    from app.notifications.backends import build_messages
+    from app.notifications.backends import build_messages, close_backends, get_backend
     from app.notifications.fcm import FcmBackend
 
     get_settings.cache_clear()
-    backend = FcmBackend(get_settings())
+    # As a worker gets it: the same FcmBackend, made the same way (the process's heap settled
+    # for the garbage collector as in a worker, see backends._settle_heap).
+    backend = get_backend()
+    assert isinstance(backend, FcmBackend)
     # The same messages as the fan-out's (announcement payload, the three platforms' headers).
     note, platforms = sample_announcement(), ("android", "ios", "web")
     devices = [
@@ -83,13 +95,15 @@ async def baseline_client(fake_url: str, credentials: str, start_at: float, seco
     ]
     messages = build_messages([(note, device) for device in devices])
     await backend.send(messages[:500])  # connections and the OAuth token
+    print("ready", flush=True)
+    start_at = float(await asyncio.to_thread(sys.stdin.readline))
     await asyncio.sleep(max(0.0, start_at - time.time()))
     sent = 0
     while time.time() < start_at + seconds:
         outcomes = await backend.send(messages)
         assert all(o.status == "sent" for o in outcomes), outcomes[:3]
         sent += len(outcomes)
-    await backend.aclose()
+    await close_backends()
     return sent
 
 
@@ -118,15 +132,21 @@ def sample_announcement() -> Any:
 
 def baseline(fake: Spawned, clients: int, seconds: float) -> tuple[float, float]:
     """(messages/s of `clients` processes together, fake CPU seconds per message)."""
-    start_at = time.time() + 8  # after every client has imported and connected
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--baseline-client", fake.base_url,
-             str(fake.credentials_file), str(start_at), str(seconds)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+             str(fake.credentials_file), str(seconds)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for _ in range(clients)
     ]  # fmt: skip
+    for proc in procs:  # every client imported, connected and warmed up (however loaded the box)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    start_at = time.time() + 0.5
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{start_at}\n")
+        proc.stdin.flush()
     fake_before = cpu_seconds(fake.process.pid)
     total = 0
     for proc in procs:
@@ -143,6 +163,25 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def pg_backend_pids(url: str) -> list[int]:
+    """The server processes of this database's sessions (PostgreSQL on this machine: their CPU
+    is read from /proc). Empty for SQLite."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return [pid for (pid,) in rows]
+    finally:
+        await engine.dispose()
 
 
 def load_average() -> str:
@@ -349,6 +388,7 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
             async with httpx.AsyncClient(base_url=fake.base_url) as control:
                 before = (await control.get("/_fake/stats")).json().get("accepted", 0)
                 cpu_before = [cpu_seconds(p.pid) for p in pool] + [cpu_seconds(fake.process.pid)]
+                pg_before = {pid: cpu_seconds(pid) for pid in await pg_backend_pids(url)}
                 started = time.perf_counter()
                 created = await http.post(
                     "/api/v1/staff/announcements", headers=headers, json=ANNOUNCEMENT
@@ -365,6 +405,11 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                         break
                 elapsed = last_change - started
                 delivered = seen - before
+            # Sessions opened during the run count from zero; the server's and the workers'
+            # pooled sessions are still open here (the workers stop below).
+            pg_cpu = sum(
+                cpu_seconds(pid) - pg_before.get(pid, 0.0) for pid in await pg_backend_pids(url)
+            )
             # The fake sees the last push a moment before that batch's transaction commits.
             for _ in range(300):
                 report = (
@@ -381,6 +426,7 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
         return {
             "worker_cpu": sum(spent[:-1]),
             "fake_cpu": spent[-1],
+            "pg_cpu": pg_cpu,
             "workers": workers,
             "delivered": delivered,
             "elapsed": elapsed,
@@ -399,6 +445,74 @@ async def fan_out(args: argparse.Namespace, fake: Spawned, url: str, tmp: Path) 
                 process.kill()
 
 
+async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
+    """CPU per notification of the batch jobs, run in this process (see the module docstring)."""
+    os.environ.update(
+        DATABASE_URL=url, PUSH_BACKEND="fcm", FCM_BASE_URL=fake.base_url,
+        FCM_CREDENTIALS_FILE=str(fake.credentials_file), ANNOUNCEMENT_BATCH_SIZE=str(args.batch),
+        LOG_LEVEL="WARNING", ENVIRONMENT="development",
+    )  # fmt: skip
+    run_cli(dict(os.environ), "migrate")
+    await seed_citizens(url, args.devices)
+    from app.core import clock
+    from app.core import jobs as core_jobs
+    from app.core.config import get_settings
+    from app.core.db import dispose_engine, session_factory
+    from app.core.logging import configure_logging
+    from app.main import import_models
+    from app.notifications import announcements
+    from app.notifications.backends import close_backends
+    from app.notifications.fcm import FcmBackend
+    from app.notifications.models import Announcement
+
+    get_settings.cache_clear()
+    configure_logging("WARNING", "json")
+    import_models()
+    core_jobs.load_job_modules()
+    sessions = session_factory()
+    async with sessions() as session, session.begin():
+        ann = Announcement(scope="ward", ward_code=WARD, scheduled_at=clock.now(), **ANNOUNCEMENT)
+        session.add(ann)
+        await session.flush()
+        await announcements.fan_out(session, ann.id)
+    worker = core_jobs.Worker(sessions)
+    first, *rest = await worker.claim()
+    await worker.run_job(first)  # connections, the OAuth token, caches
+    in_send = [0.0]
+    send = FcmBackend.send
+
+    async def timed_send(self: Any, messages: list[Any]) -> Any:
+        began = time.process_time()
+        try:
+            return await send(self, messages)
+        finally:
+            in_send[0] += time.process_time() - began
+
+    FcmBackend.send = timed_send  # type: ignore[method-assign]
+    pg_before = {pid: cpu_seconds(pid) for pid in await pg_backend_pids(url)}
+    fake_before = cpu_seconds(fake.process.pid)
+    began = time.process_time()
+    jobs = rest
+    while jobs:
+        for job in jobs:
+            await worker.run_job(job)
+        jobs = await worker.claim()
+    spent = time.process_time() - began
+    pg = sum(cpu_seconds(pid) - pg_before.get(pid, 0.0) for pid in await pg_backend_pids(url))
+    fake_cpu = cpu_seconds(fake.process.pid) - fake_before
+    FcmBackend.send = send  # type: ignore[method-assign]
+    await close_backends()
+    await dispose_engine()
+    n = args.devices - args.batch  # all but the warm-up batch
+    per = {"worker": spent, "  FCM client": in_send[0], "  rest of the job": spent - in_send[0],
+           "PostgreSQL": pg, "fake FCM": fake_cpu}  # fmt: skip
+    print(f"In process: {n:,} notifications in batch jobs of {args.batch} (after one to warm up)")
+    for name, value in per.items():
+        ratio = value / fake_cpu if fake_cpu else 0.0
+        print(f"  {name:<18} {value / n * 1e6:>8.1f} us/notification   {ratio:>6.2f} x fake")
+    print(f"  load average {load_average()}  ({os.cpu_count()} CPUs)")
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=100_000)
@@ -409,7 +523,21 @@ async def main() -> int:
     parser.add_argument("--baseline-seconds", type=float, default=8.0)
     parser.add_argument("--database-url")
     parser.add_argument("--stall-seconds", type=float, default=60)
+    parser.add_argument("--in-process", action="store_true", help="CPU per notification only")
     args = parser.parse_args()
+    if args.in_process:
+        if args.devices == 100_000:
+            args.devices = 20_000
+        tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
+        fake = spawn(tmp / "fake-fcm-sa.json", store=False)
+        url, created = await prepare_database(args, tmp)
+        try:
+            await in_process(args, fake, url)
+        finally:
+            fake.stop()
+            if created:
+                await drop_database(url)
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
     fake = spawn(tmp / "fake-fcm-sa.json", store=False)
     url, created = await prepare_database(args, tmp)
@@ -448,8 +576,13 @@ async def main() -> int:
     per_msg = result["worker_cpu"] / delivered * 1e6
     print(f"  worker CPU per notification {per_msg:>10.0f} us  (all workers, whole run)")
     print(f"  fake FCM CPU per message    {result['fake_cpu'] / delivered * 1e6:>10.0f} us")
+    if url.startswith("postgresql"):
+        print(
+            f"  PostgreSQL CPU per notif.   {result['pg_cpu'] / delivered * 1e6:>10.0f} us"
+            "  (this database's server processes, from /proc: a local server only)"
+        )
     print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database)")
-    print(f"  ratio to baseline           {rate / ceiling:>12.0%}")
+    print(f"  ratio to baseline           {rate / ceiling if ceiling else 0.0:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
     print(
         f"  target ≥5,000/s: {'met' if rate >= 5000 else 'NOT met'}; "
@@ -460,8 +593,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--baseline-client":
-        _, _, fake_url, credentials, start_at, seconds = sys.argv
-        print(asyncio.run(baseline_client(fake_url, credentials, float(start_at), float(seconds))))
+    if len(sys.argv) == 5 and sys.argv[1] == "--baseline-client":
+        _, _, fake_url, credentials, seconds = sys.argv
+        print(asyncio.run(baseline_client(fake_url, credentials, float(seconds))))
         sys.exit(0)
     sys.exit(asyncio.run(main()))

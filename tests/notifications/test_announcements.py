@@ -11,12 +11,15 @@ import sqlalchemy as sa
 
 from app.core import clock
 from app.core.db import get_engine
-from app.core.jobs import Job
+from app.core.jobs import Job, enqueue
 from app.notifications.announcements import BATCH_JOB
+from app.notifications.models import Device
 from tests.notifications.contracts import assert_valid_push
 from tests.notifications.helpers import (
     account,
     add_device,
+    deliveries,
+    devices_of,
     fresh,
     inbox_rows,
     pushes,
@@ -301,3 +304,62 @@ async def test_announcement_batches_honour_each_citizens_preferences(
     clock.advance(timedelta(hours=7, minutes=30))  # 06:45: the quiet hours are over
     await run_jobs()
     assert sorted(m["token"] for m in pushes(push_log)) == ["TNG-PDP-0", "TNG-PDP-2", "TNG-PDP-3"]
+
+
+async def test_an_announcement_keeps_each_devices_fate_and_drops_dead_tokens(
+    client, db, fake_fcm, wards
+) -> None:
+    staff = await account(client, db, "0917300001", role="ward_staff", ward="TNG-PDP")
+    alive, gone, busy = await _ward_with_citizens(client, db, "TNG-PDP", "176", 3)
+    await add_device(client, alive, "TNG-PDP-0-tablet", platform="ios")
+    await fake_fcm.rule(token="TNG-PDP-1", errors=["UNREGISTERED"], sticky=True)
+    await fake_fcm.rule(token="TNG-PDP-2", errors=["UNAVAILABLE"], retry_after=30)
+    token_of = {d.id: d.token for d in await fresh(sa.select(Device))}
+    created = await client.post("/api/v1/staff/announcements", headers=staff.headers, json=BODY)
+    assert created.status_code == 201, created.text
+    await run_jobs()
+    fates = {(token_of[r.device_id], r.status, r.error_code) for r in await deliveries()}
+    assert fates == {
+        ("TNG-PDP-0", "sent", None),
+        ("TNG-PDP-0-tablet", "sent", None),
+        ("TNG-PDP-1", "unregistered", "UNREGISTERED"),
+        ("TNG-PDP-2", "retrying", "UNAVAILABLE"),
+    }
+    assert await devices_of(gone.id) == []  # the dead token is removed
+    url = f"/api/v1/staff/announcements/{created.json()['id']}"
+    report = (await client.get(url, headers=staff.headers)).json()["report"]
+    assert report == {
+        "recipients": 3,
+        "devices_targeted": 4,
+        "delivered": 2,
+        "failed": 1,
+        "pending": 1,
+        "held_or_muted": 0,
+        "opened": 0,
+    }
+    clock.advance(timedelta(minutes=5))  # past Retry-After: the retry job delivers
+    await run_jobs()
+    report = (await client.get(url, headers=staff.headers)).json()["report"]
+    assert report["delivered"] == 3 and report["pending"] == 0
+    assert len(await fake_fcm.messages(token="TNG-PDP-2")) == 1
+    assert {len(await inbox_rows(p.id)) for p in (alive, gone, busy)} == {1}
+
+
+async def test_a_batch_run_twice_tells_nobody_twice(client, db, push_log, wards) -> None:
+    staff = await account(client, db, "0917400001", role="ward_staff", ward="TNG-PDP")
+    people = await _ward_with_citizens(client, db, "TNG-PDP", "177", 3)
+    created = await client.post("/api/v1/staff/announcements", headers=staff.headers, json=BODY)
+    assert created.status_code == 201, created.text
+    await run_jobs()
+    assert len(pushes(push_log)) == 3
+    # The same range again (as a batch whose first run committed would be).
+    [batch] = await fresh(sa.select(Job).where(Job.kind == BATCH_JOB))
+    await enqueue(db, BATCH_JOB, batch.payload)
+    await db.commit()
+    await run_jobs()
+    assert len(pushes(push_log)) == 3
+    for person in people:
+        assert len(await inbox_rows(person.id)) == 1
+    url = f"/api/v1/staff/announcements/{created.json()['id']}"
+    report = (await client.get(url, headers=staff.headers)).json()["report"]
+    assert report["recipients"] == 3 and report["delivered"] == 3

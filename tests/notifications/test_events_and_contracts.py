@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+from types import SimpleNamespace
+
 import pydantic
 import pytest
+from firebase_admin import messaging
 
+from app.core import clock
 from app.core.jobs import enqueue
 from app.notifications import service, templates
+from app.notifications.backends import build_messages, encode
 from tests.notifications.contracts import assert_valid_push, validator
 from tests.notifications.helpers import account, add_device, inbox_rows, pushes
 from tests.support.flows import run_jobs
@@ -191,3 +197,42 @@ async def test_notify_is_part_of_the_callers_transaction(client, db, push_log) -
     await run_jobs()
     assert await inbox_rows(citizen_id) == []
     assert pushes(push_log) == []
+
+
+def test_messages_built_from_shared_parts_are_the_messages_firebase_admin_builds() -> None:
+    """Fan-out messages share everything but token and data: each still encodes exactly as a
+    `messaging.Message` built field by field, and carries its own token and data."""
+    notes = [
+        SimpleNamespace(
+            kind="announcement", category="ward_announcements", urgent=urgent, title=title,
+            body="Nội dung", collapse_key="announcement-a1", ttl_seconds=3600,
+            data={"kind": "announcement", "notification_id": f"n-{i}", "urgent": str(urgent)},
+        )
+        for i, (title, urgent) in enumerate([("Tiêu đề", False), ("Khẩn", True)] * 3)
+    ]  # fmt: skip
+    devices = [
+        SimpleNamespace(token=f"tok-{i}", platform=platform)
+        for i, platform in enumerate(["android", "ios", "web"] * 2)
+    ]
+    pairs = list(zip(notes, devices, strict=True))
+    at = clock.now()
+    messages = build_messages(pairs, at=at)
+    for (note, device), message in zip(pairs, messages, strict=True):
+        assert isinstance(message, messaging.Message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            by_hand = messaging.Message(
+                token=message.token, data=message.data, notification=message.notification,
+                android=message.android, apns=message.apns, webpush=message.webpush,
+                fcm_options=message.fcm_options,
+            )  # fmt: skip
+        assert encode(message) == encode(by_hand)
+        wire = encode(message)
+        assert wire["token"] == device.token and wire["data"] == note.data
+        assert wire["notification"] == {"title": note.title, "body": "Nội dung"}
+        headers = {"android": "android", "ios": "apns", "web": "webpush"}[device.platform]
+        assert set(wire) >= {headers, "fcm_options"}
+    expires = {
+        encode(m)["apns"]["headers"]["apns-expiration"] for m in messages if m.apns is not None
+    }
+    assert expires == {str(int(at.timestamp()) + 3600)}

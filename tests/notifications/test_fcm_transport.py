@@ -12,7 +12,7 @@ import pytest
 from app.core import clock
 from app.core.db import new_id, session_factory
 from app.notifications import service
-from app.notifications.delivery import NOTE_COLUMNS, NOTE_TABLE, bulk_insert
+from app.notifications.delivery import insert_notes
 from app.notifications.http1 import Http1Pool, LeanClient
 from app.notifications.models import NewNotification
 from tests.notifications.helpers import account, add_device, deliveries, devices_of, inbox_rows
@@ -139,14 +139,10 @@ async def test_bulk_inbox_rows_roll_back_with_their_transaction(client, db) -> N
     )  # fmt: skip
     async with session_factory()() as session:
         await session.begin()
-        await bulk_insert(
-            session, NOTE_TABLE, NOTE_COLUMNS, [tuple(getattr(row, c) for c in NOTE_COLUMNS)]
-        )
+        await insert_notes(session, [row])
         await session.rollback()
     assert await inbox_rows(an.id) == []
     async with session_factory()() as session, session.begin():
-        await bulk_insert(
-            session, NOTE_TABLE, NOTE_COLUMNS, [tuple(getattr(row, c) for c in NOTE_COLUMNS)]
-        )
+        await insert_notes(session, [row])
     [stored] = await inbox_rows(an.id)
     assert stored.data == {"kind": "announcement"} and stored.created_at == row.created_at
