@@ -87,6 +87,7 @@ def _bind(host: str, port: int) -> Any:
 def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
+    from app.core import heap
     from app.core.db import dispose_engine, session_factory
     from app.core.jobs import Worker, load_job_modules
     from app.core.logging import configure_logging
@@ -96,6 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     import_models()
     load_job_modules()
+    heap.settle()
 
     async def main() -> None:
         worker = Worker(session_factory(), lease_seconds=args.lease_seconds,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.core import handlers, health
+from app.core import handlers, health, heap
 from app.core.config import get_settings
 from app.core.db import dispose_engine, session_factory
 from app.core.internal import ListenerSplitMiddleware
@@ -109,6 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         load_job_modules()
         worker = Worker(session_factory())
         worker_task = asyncio.create_task(worker.run_forever())
+    heap.settle()
     try:
         async with app.state.router_lifespans(app):
             yield

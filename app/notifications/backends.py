@@ -8,7 +8,6 @@ would send to FCM, one line per message, so the same JSON Schemas check both.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import threading
 import uuid
@@ -235,29 +234,11 @@ def _key(settings: Settings) -> tuple[Any, ...]:
     )
 
 
-_heap_settled = False
-
-
-def _settle_heap() -> None:
-    """Once per process, when its first push backend is made (by then a worker has imported
-    everything it will run): take the objects alive then out of the cyclic garbage collector's
-    sight. They are the process's modules, classes, SQLAlchemy and pydantic models and caches
-    (~200,000 objects) and live as long as it does, yet every full collection walked them all
-    again: measured, ~20% of a fan-out worker's CPU (a batch allocates tens of thousands of
-    containers, so full collections come often). New objects are collected as before."""
-    global _heap_settled
-    if not _heap_settled:
-        _heap_settled = True
-        gc.collect()
-        gc.freeze()
-
-
 def get_backend() -> PushBackend:
     settings = get_settings()
     key = _key(settings)
     backend = _backends.get(key)
     if backend is None:
-        _settle_heap()
         if settings.push_backend == "fcm":
             from app.notifications.fcm import FcmBackend
 

@@ -83,8 +83,11 @@ async def baseline_client(fake_url: str, credentials: str, seconds: float) -> in
     from app.notifications.fcm import FcmBackend
 
     get_settings.cache_clear()
-    # As a worker gets it: the same FcmBackend, made the same way (the process's heap settled
-    # for the garbage collector as in a worker, see backends._settle_heap).
+    # As a worker gets it: the same FcmBackend, made the same way, the process's heap settled
+    # for the garbage collector as a worker's is at start-up (app.core.heap).
+    from app.core import heap
+
+    heap.settle()
     backend = get_backend()
     assert isinstance(backend, FcmBackend)
     # The same messages as the fan-out's (announcement payload, the three platforms' headers).
@@ -469,6 +472,9 @@ async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
     configure_logging("WARNING", "json")
     import_models()
     core_jobs.load_job_modules()
+    from app.core import heap
+
+    heap.settle()  # as `python -m app worker` does once started
     sessions = session_factory()
     async with sessions() as session, session.begin():
         ann = Announcement(scope="ward", ward_code=WARD, scheduled_at=clock.now(), **ANNOUNCEMENT)
