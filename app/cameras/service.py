@@ -176,6 +176,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
 
     The pictures are made first, in a thread and with nothing written yet (on SQLite the write
     lock is taken only for the short write part that follows)."""
+    # Requests in flight in this process (a burst of alerts being acknowledged) go first.
+    await writelock.foreground_quiet()
     # One round trip for both (the FK cascades: an alert never outlives its camera).
     found = (await session.execute(
         sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -85,10 +86,14 @@ async def writing(dialect: str) -> AsyncIterator[None]:
 # When the worker runs inside `serve`, it shares the event loop, the cores (and on SQLite the
 # write lock) with the requests. Requests have a latency target; background processing has a
 # throughput target. So background work asks for a moment without foreground requests in flight
-# before its expensive parts (`foreground_quiet`), at most `QUIET_MAX_WAIT` seconds at a time so
-# that a steady stream of requests cannot starve it; threads can ask `foreground_busy()`.
+# before its expensive parts (`foreground_quiet`, or `wait_while_foreground_busy` in a thread),
+# at most `QUIET_MAX_WAIT` seconds at a time so that a steady stream of requests cannot starve it.
 
 QUIET_MAX_WAIT = 1.0
+
+
+# Requests in flight on every loop of the process, for threads (an int read is atomic).
+_in_flight_total = 0
 
 
 class _Foreground:
@@ -98,11 +103,15 @@ class _Foreground:
         self.quiet.set()
 
     def started(self) -> None:
+        global _in_flight_total
         self.in_flight += 1
+        _in_flight_total += 1
         self.quiet.clear()
 
     def ended(self) -> None:
+        global _in_flight_total
         self.in_flight -= 1
+        _in_flight_total -= 1
         if self.in_flight == 0:
             self.quiet.set()
 
@@ -139,8 +148,16 @@ def foreground_session(session: AsyncSession) -> None:
 
 def foreground_busy() -> bool:
     """Whether any event loop of the process has a live request in flight (callable from any
-    thread: a plain read of counters)."""
-    return any(state.in_flight > 0 for state in list(_foreground.values()))
+    thread: a plain read of a counter)."""
+    return _in_flight_total > 0
+
+
+def wait_while_foreground_busy(max_wait: float = QUIET_MAX_WAIT, step: float = 0.005) -> None:
+    """For background work in a thread: sleep while requests are in flight, at most `max_wait`
+    seconds (never call it on the event loop)."""
+    deadline = time.monotonic() + max_wait
+    while _in_flight_total > 0 and time.monotonic() < deadline:
+        time.sleep(step)
 
 
 async def foreground_quiet(max_wait: float = QUIET_MAX_WAIT) -> None:
