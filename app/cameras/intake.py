@@ -84,6 +84,38 @@ class _Writes:
         # The Job model's defaults for every column, as `enqueue` would write them.
         template = Job(kind=PROCESS_JOB, payload={})
         self.job_defaults = {c.name: getattr(template, c.name) for c in Job.__table__.columns}
+        # PostgreSQL: the whole transaction as one statement, one round trip (data-modifying
+        # common table expressions), by what it has to write.
+        self.combined = {
+            (snapshot, seen): Direct(_combined(snapshot, seen), writes=True)._for(dialect)
+            for snapshot in (False, True) for seen in (False, True)
+        } if dialect.name == "postgresql" else {}
+
+
+def _typed(table: sa.Table, prefix: str) -> dict[str, Any]:
+    return {c.name: sa.bindparam(f"{prefix}{c.name}", type_=c.type) for c in table.columns}
+
+
+def _combined(snapshot: bool, seen: bool) -> sa.Select[Any]:
+    """INSERT the alert (nothing on a conflict); only when it was inserted, its original
+    picture, its job and the camera's last-seen time; the number of alerts inserted (0 or 1).
+    Parameters are the columns prefixed `alert_`, `snapshot_`, `job_` (and SEEN's)."""
+    alerts = CameraAlert.__table__
+    alert = (insert_for("postgresql", alerts).values(_typed(alerts, "alert_"))
+             .on_conflict_do_nothing().returning(alerts.c.id).cte("alert"))
+    ctes = []
+    for table, prefix, wanted in ((CameraSnapshot.__table__, "snapshot_", snapshot),
+                                  (Job.__table__, "job_", True)):
+        if not wanted:
+            continue
+        values = _typed(table, prefix)
+        if table is CameraSnapshot.__table__:
+            values["alert_id"] = alert.c.id
+        ctes.append(sa.insert(table).from_select(list(values), sa.select(*values.values())
+                                                 .select_from(alert)).cte(f"{prefix}row"))
+    if seen:
+        ctes.append(SEEN.where(sa.exists(sa.select(alert.c.id))).cte("seen"))
+    return sa.select(sa.func.count()).select_from(alert).add_cte(*ctes)
 
 
 _writes: dict[str, _Writes] = {}
@@ -144,7 +176,7 @@ async def accept_alert(meta: WebhookMeta, alert: CameraAlertIn, *,
         # Checks again in its WHERE, for races.
         statements.append((writes.seen, {"camera_id": camera_id, "at": now,
                                          "stale_before": now - SEEN_RESOLUTION}))
-    if await _run(writes, [(c.sql, _args(c, p)) for c, p in statements]):
+    if await _run(writes, statements):
         return answer
     first = await FIRST_ANSWER.fetch_one({"webhook_id": meta.id, "camera_id": camera_id,
                                           "event_id": alert.event_id})
@@ -153,25 +185,38 @@ async def accept_alert(meta: WebhookMeta, alert: CameraAlertIn, *,
     return dict(first["response"])
 
 
-async def _run(writes: _Writes, statements: list[tuple[str, list[Any]]]) -> bool:
+async def _run(writes: _Writes, statements: list[tuple[Any, dict[str, Any]]]) -> bool:
     """Run the statements in one transaction; False (and nothing written) when the first, the
     alert's conflict-tolerant insert, inserted nothing."""
-    (alert_sql, alert_args), rest = statements[0], statements[1:]
-    if writes.dialect == "sqlite":
-        async with writelock.writing("sqlite"), driver_connection() as conn:
-            # The sqlite3 module opens the transaction before the first INSERT.
-            cursor = await conn.execute(alert_sql, alert_args)
-            if cursor.rowcount != 1:
-                await conn.rollback()
-                return False
-            for sql, args in rest:
-                await conn.execute(sql, args)
-            await conn.commit()
-        return True
-    async with driver_connection() as conn, conn.transaction():
-        status = await conn.execute(alert_sql, *alert_args)
-        if not status.endswith(" 1"):  # "INSERT 0 0": a conflict; the transaction is empty
+    if writes.dialect == "postgresql":
+        return await _run_combined(writes, statements)
+    (alert_sql, alert_args), *rest = [(c.sql, _args(c, p)) for c, p in statements]
+    async with writelock.writing(writes.dialect), driver_connection() as conn:
+        # The sqlite3 module opens the transaction before the first INSERT.
+        cursor = await conn.execute(alert_sql, alert_args)
+        if cursor.rowcount != 1:
+            await conn.rollback()
             return False
         for sql, args in rest:
-            await conn.execute(sql, *args)
+            await conn.execute(sql, args)
+        await conn.commit()
     return True
+
+
+async def _run_combined(writes: _Writes, statements: list[tuple[Any, dict[str, Any]]]) -> bool:
+    """PostgreSQL: the same writes as one statement (atomic by itself), one round trip."""
+    params: dict[str, Any] = {}
+    snapshot = seen = False
+    for compiled, values in statements:
+        if compiled is writes.seen:
+            seen = True
+            params.update(values)
+            continue
+        prefix = ("alert_" if compiled is writes.alert else "job_" if compiled is writes.job
+                  else "snapshot_")
+        snapshot = snapshot or compiled is writes.snapshot
+        params.update({prefix + name: value for name, value in values.items()})
+    combined = writes.combined[(snapshot, seen)]
+    async with driver_connection() as conn:
+        inserted = await conn.fetchval(combined.sql, *_args(combined, params))
+    return inserted == 1
