@@ -48,9 +48,6 @@ SIGNING = (
     "from `INTERNAL_ALLOWED_NETWORKS`."
 )
 
-
-
-
 # The acknowledgement rendered as FastAPI renders a `response_model` (pydantic, compact JSON).
 _ACCEPTED = TypeAdapter(AlertAccepted)
 
@@ -100,5 +97,3 @@ async def receive_heartbeat(beat: HeartbeatIn, _: Webhook, session: DbSession) -
     camera = await service.heartbeat(session, beat.camera_id)
     return {"camera_id": camera.code, "status": camera.status,
             "last_seen_at": camera.last_seen_at}
-
-
