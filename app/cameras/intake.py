@@ -14,7 +14,12 @@ compiling), so that the rows are exactly what the ORM would write:
    same event under a new `webhook-id`, inserts nothing and gets the first answer), its original
    picture, its processing job, and the camera's last-seen time when it is due. On SQLite the
    transaction holds the process's write lock (`app.core.writelock.writing`) from its first
-   statement to its commit; on PostgreSQL the transaction is BEGIN ... COMMIT on the connection.
+   statement to its commit; on PostgreSQL it is one statement (data-modifying common table
+   expressions: the later rows are written only if the alert was), so one round trip.
+
+Measured in process, CPU per acknowledgement of an alert with a 104 KB picture, whole request
+(`scripts/bench/camera.py --ack-cpu`-style, on a busy shared machine): SQLite 13.7 -> 4.6 ms,
+PostgreSQL 14.1 -> 4.0 ms (GET /healthz: 0.3 ms).
 
 The job row is the one `app.core.jobs.enqueue` makes (the Job model's defaults, whatever columns
 the table grows), so the worker cannot tell the two apart.
