@@ -21,7 +21,10 @@ from app.core.routing import include_flat, router_lifespans, serve_first
 # Each domain's router, mounted in this order. Routes are matched one by one in this order
 # (twice per request in FastAPI 0.16x), so Thai Nguyen ID's, which every app start and token
 # refresh hits, come first, then the OpenID Connect provider's (partner apps' token traffic).
+# Before them only the three signed camera webhooks: bursts of alerts with 100 KB pictures, whose
+# acknowledgement has a latency target (matched last, routing cost more than their handling).
 DOMAIN_ROUTERS = [
+    "app.cameras.internal_router",
     "app.identity.router",
     "app.oauth.router",
     "app.admin_units.router",

@@ -8,8 +8,11 @@ writes, jobs 2..n are being blurred on another core. A result is only a cache: t
 does all its writes in its own transaction, and a job whose pictures were not started ahead (or
 were dropped) makes them itself. OpenCV releases the GIL while it works.
 
-The pool has one thread fewer than the machine has cores (at least one): the event loop, which
-also answers the API when the worker runs in `serve`, keeps a core.
+The pool has a thread per core: OpenCV is most of the work of processing an alert, and the event
+loop needs little of a core for the rest. When the worker runs inside `serve`, a picture is not
+started while requests are in flight in the process (`app.core.writelock.foreground_busy`; waiting
+at most a second at a time), so that a burst of alerts is acknowledged at full speed and its
+pictures are made right after; a picture already started runs on.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cameras import imaging
 from app.cameras.models import CameraAlert, CameraSnapshot
+from app.core import writelock
 from app.core.config import get_settings
 from app.core.jobs import RUNNING, Job, current_job
 
-THREADS = max(1, (os.cpu_count() or 2) - 1)
+THREADS = max(1, os.cpu_count() or 2)
 # Results kept for jobs not yet run; beyond this the oldest are dropped (made again if needed).
 MAX_AHEAD = 32
 
@@ -47,6 +51,7 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _work(data: bytes, boxes: list[dict[str, Any]], max_pixels: int) -> Outcome:
+    writelock.wait_while_foreground_busy()
     try:
         return imaging.process(data, boxes, max_pixels)
     except imaging.SnapshotError as exc:  # an answer, not a failure of the job

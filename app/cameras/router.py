@@ -1,4 +1,5 @@
-"""HTTP endpoints of the cameras domain. Thin: parse, call the service, shape the answer."""
+"""HTTP endpoints of the cameras domain (registry, staff views, device positions). Thin: parse,
+call the service, shape the answer. The signed internal webhooks are in `internal_router`."""
 
 from __future__ import annotations
 
@@ -8,30 +9,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.admin_units.errors import WARD_NOT_FOUND
-from app.cameras import errors, frigate, positions, service
+from app.cameras import errors, positions, service
 from app.cameras.models import Camera
 from app.cameras.schemas import (
-    ALERT_EXAMPLE,
-    AlertAccepted,
     AlertList,
     AlertOut,
-    CameraAlertIn,
     CameraCreate,
     CameraList,
     CameraOut,
     CameraUpdate,
     DevicePositionIn,
     DevicePositionOut,
-    FrigateEvent,
-    FrigateIgnored,
-    HeartbeatIn,
-    HeartbeatOut,
 )
-from app.cameras.webhooks import SignedWebhookRoute, WebhookMeta, webhook_meta
 from app.core import audit
 from app.core import errors as core_errors
 from app.core.errors import AppError, responses
-from app.core.internal import INTERNAL_NETWORK_FORBIDDEN
 from app.identity.dependencies import (
     CurrentPrincipal,
     DbSession,
@@ -43,77 +35,16 @@ from app.identity.dependencies import (
 from app.identity.roles import Role
 
 router = APIRouter()
-internal = APIRouter(prefix="/internal/v1", tags=["internal: camera alerts"],
-                     route_class=SignedWebhookRoute)
 admin = APIRouter(prefix="/api/v1/admin/cameras", tags=["admin: cameras"])
 staff = APIRouter(prefix="/api/v1/staff", tags=["staff: cameras"])
 devices = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 CityAdmin = Annotated[Principal, Depends(require_roles(Role.CITY_ADMIN))]
-Webhook = Annotated[WebhookMeta, Depends(webhook_meta)]
 
 AUTH_ERRORS = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID, core_errors.FORBIDDEN)
 BODY_ERRORS = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON,
                core_errors.BODY_TOO_LARGE)
-WEBHOOK_ERRORS = (errors.WEBHOOK_UNSIGNED, errors.WEBHOOK_BAD_SIGNATURE, errors.WEBHOOK_TIMESTAMP,
-                  errors.WEBHOOK_NOT_CONFIGURED, INTERNAL_NETWORK_FORBIDDEN)
-ALERT_ERRORS = (errors.CAMERA_UNKNOWN, errors.CAMERA_DISABLED, errors.SNAPSHOT_INVALID,
-                errors.SNAPSHOT_TOO_LARGE)
-SIGNING = (
-    "Signed as the Standard Webhooks specification says: `webhook-id` (unique per message; "
-    "a redelivery with the same id gets the first answer and changes nothing), "
-    "`webhook-timestamp` (Unix seconds, at most 5 minutes away from the server's clock) and "
-    "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, several separated by "
-    "spaces) with one of the `whsec_` secrets of `CAMERA_WEBHOOK_SECRETS`. Callers must come "
-    "from `INTERNAL_ALLOWED_NETWORKS`."
-)
 
-
-# ---------------------------------------------------------------- internal webhook
-
-
-@internal.post(
-    "/camera-alerts", response_model=AlertAccepted, status_code=status.HTTP_202_ACCEPTED,
-    summary="Receive an alert from the operations centre's cameras",
-    description=SIGNING + " The answer (202) means the alert is stored and its processing "
-    "queued: pictures blurred, incident joined or opened for ward staff, staff and nearby "
-    "citizens told.",
-    responses=responses(*WEBHOOK_ERRORS, *ALERT_ERRORS, *BODY_ERRORS),
-    openapi_extra={"requestBody": {"content": {"application/json": {"examples": {
-        "accident": {"summary": "An accident with a snapshot", "value": ALERT_EXAMPLE},
-    }}}}},
-)
-async def receive_alert(alert: CameraAlertIn, meta: Webhook, session: DbSession) -> Any:
-    return await service.accept_alert(session, meta, alert)
-
-
-@internal.post(
-    "/camera-alerts/frigate", response_model=AlertAccepted | FrigateIgnored,
-    status_code=status.HTTP_202_ACCEPTED,
-    summary="Receive a Frigate NVR `frigate/events` message (forwarded by an MQTT bridge)",
-    description=SIGNING + " The Frigate camera name is the camera's code. Messages that are no "
-    "alert (`end`, false positives, labels and zones mapping to no alert type) are acknowledged "
-    "with `status: ignored`.",
-    responses=responses(*WEBHOOK_ERRORS, *ALERT_ERRORS, *BODY_ERRORS),
-)
-async def receive_frigate_event(event: FrigateEvent, meta: Webhook, session: DbSession) -> Any:
-    alert = frigate.to_alert(event)
-    if isinstance(alert, str):
-        return FrigateIgnored(reason=alert)
-    return await service.accept_alert(session, meta, alert, source="frigate")
-
-
-@internal.post(
-    "/camera-heartbeats", response_model=HeartbeatOut,
-    summary="A camera is alive",
-    description=SIGNING + " Keeps a quiet camera from being flagged offline (and brings an "
-    "offline one back). Send it more often than CAMERA_OFFLINE_AFTER_SECONDS.",
-    responses=responses(*WEBHOOK_ERRORS, errors.CAMERA_UNKNOWN, *BODY_ERRORS),
-)
-async def receive_heartbeat(beat: HeartbeatIn, _: Webhook, session: DbSession) -> Any:
-    camera = await service.heartbeat(session, beat.camera_id)
-    return {"camera_id": camera.code, "status": camera.status,
-            "last_seen_at": camera.last_seen_at}
 
 
 # ---------------------------------------------------------------- registry (city admins)
@@ -254,5 +185,6 @@ async def delete_location(token: str, principal: CurrentPrincipal, session: DbSe
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-for sub in (internal, admin, staff, devices):
+# The signed webhooks from the operations centre are `app.cameras.internal_router`.
+for sub in (admin, staff, devices):
     router.include_router(sub)

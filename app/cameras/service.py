@@ -1,25 +1,22 @@
-"""Camera registry and alert intake: the rules. Services flush, never commit.
+"""Camera registry and alert processing: the rules. Services flush, never commit.
 
-Intake (`accept_alert`) is on the request path and kept short: look-ups by unique keys, one
-conflict-tolerant insert (so a redelivery racing the original can never create a twin), the
-camera's last-seen time, and the processing job in the same transaction. Everything slow happens
-in the worker (`process_alert`).
+The intake of alerts (the acknowledgement, on the request path) is `app.cameras.intake`: one
+read and one short transaction on the driver's connection. Everything slow happens in the worker
+(`process_alert`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.cameras import errors, imaging, integrations, pictures, writelock
+from app.cameras import errors, imaging, integrations, pictures
 from app.cameras.dialect import insert
 from app.cameras.models import (
     ACTIVE,
@@ -29,9 +26,8 @@ from app.cameras.models import (
     CameraAlert,
     CameraSnapshot,
 )
-from app.cameras.schemas import CameraAlertIn, CameraCreate, CameraUpdate
-from app.cameras.webhooks import WebhookMeta
-from app.core import clock
+from app.cameras.schemas import CameraCreate, CameraUpdate
+from app.core import clock, writelock
 from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.errors import AppError
@@ -106,6 +102,12 @@ async def update_camera(session: AsyncSession, camera_id: uuid.UUID, data: Camer
 # ---------------------------------------------------------------- intake
 
 
+# Base64 decoded by pydantic-core (Rust): the standard library's `a2b_base64` is a byte-by-byte
+# loop that cost 0.8 ms CPU for a 100 KB picture, this 0.1 ms. It accepts the standard and the
+# URL-safe alphabet, with or without padding.
+_BASE64 = TypeAdapter(bytes, config=ConfigDict(val_json_bytes="base64"))
+
+
 def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
     """Base64 → JPEG bytes, checked for size and structure (cheap: no pixel decoding)."""
     settings = get_settings()
@@ -114,8 +116,11 @@ def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
         raise AppError(errors.SNAPSHOT_TOO_LARGE,
                        params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
     try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        if "\\" in text:  # no base64 character, and read as an escape below
+            raise ValueError(text)
+        # As a JSON string (a `"` inside ends it early: invalid JSON, refused as well).
+        data = _BASE64.validate_json(b'"' + text.encode() + b'"')
+    except (ValidationError, ValueError):  # UnicodeEncodeError (a lone surrogate) is one
         raise AppError(errors.SNAPSHOT_INVALID, params={"reason": "not base64"}) from None
     if len(data) > limit:
         raise AppError(errors.SNAPSHOT_TOO_LARGE,
@@ -129,102 +134,6 @@ def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
         raise AppError(errors.SNAPSHOT_TOO_LARGE,
                        params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
     return data, size
-
-
-async def _alert_answer(session: AsyncSession, *conditions: Any) -> dict[str, Any] | None:
-    row = (await session.execute(
-        sa.select(CameraAlert.response).where(sa.or_(*conditions)).limit(1)
-    )).scalar_one_or_none()
-    return row
-
-
-# The intake's statements, built once (per dialect): building an INSERT with its values on every
-# request cost as much CPU as running it. They are executed with plain parameter dicts.
-_STATEMENTS: dict[str, dict[str, Any]] = {}
-_JOB_COLUMNS = tuple(Job.__table__.columns)
-
-
-def _statements(session: AsyncSession) -> dict[str, Any]:
-    name = session.get_bind().dialect.name
-    found = _STATEMENTS.get(name)
-    if found is None:
-        first = (sa.select(CameraAlert.response)
-                 .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
-                 .limit(1).scalar_subquery())
-        one = sa.select(sa.literal(1).label("one")).subquery()
-        found = _STATEMENTS[name] = {
-            # One round trip for both look-ups: the first answer to this webhook-id (a
-            # redelivery) and the camera (left-joined: it may be unknown).
-            "lookup": sa.select(first.label("first"), Camera.id, Camera.code, Camera.status,
-                                Camera.last_seen_at)
-                      .select_from(one).outerjoin(Camera, Camera.code == sa.bindparam("code")),
-            # A redelivery racing its first delivery, or the same event under a new webhook-id,
-            # is caught by the conflict (unique webhook_id, unique camera + event id).
-            "alert": insert(session, CameraAlert.__table__).on_conflict_do_nothing(),
-            "snapshot": sa.insert(CameraSnapshot.__table__),
-            "job": sa.insert(Job.__table__),
-        }
-    return found
-
-
-async def accept_alert(
-    session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *, source: str = "ioc"
-) -> dict[str, Any]:
-    """Store the alert and enqueue its processing; a redelivery gets the first answer back.
-
-    The acknowledgement is one small transaction: one read, then three inserts back to back
-    (alert, original picture, job), and the camera's last-seen time only when it is due. Every
-    await on the request path costs a turn of a busy event loop, and on SQLite the write lock
-    is held from the first insert to the commit, so nothing slow comes between them."""
-    writelock.intake_started(session)
-    statements = _statements(session)
-    found = (await session.execute(statements["lookup"],
-                                   {"webhook_id": meta.id, "code": alert.camera_id})).one()
-    if found.first is not None:
-        return dict(found.first)
-    if found.id is None:
-        raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": alert.camera_id})
-    if found.status == DISABLED:
-        raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
-    snapshot = decode_snapshot(alert.snapshot) if alert.snapshot else None
-
-    await writelock.before_first_write(session)
-    now = clock.now()
-    alert_id = new_id()
-    answer = {"alert_id": str(alert_id), "camera_id": found.code, "event_id": alert.event_id,
-              "status": "accepted", "received_at": now.isoformat()}
-    inserted = await session.execute(statements["alert"], {
-        "id": alert_id, "webhook_id": meta.id, "camera_id": found.id, "event_id": alert.event_id,
-        "source": source, "type": alert.type.value, "confidence": alert.confidence,
-        "occurred_at": alert.occurred_at.astimezone(UTC), "received_at": now,
-        "plate_text": alert.plate_text, "boxes": [b.model_dump() for b in alert.boxes],
-        "status": "queued", "snapshot_status": "received" if snapshot else "none",
-        "faces_blurred": 0, "plates_blurred": 0, "incident_id": None, "incident_joined": None,
-        "evidence_media_id": None,
-        "staff_notified": False, "citizens_warned": 0, "processed_at": None, "response": answer,
-    })
-    if inserted.rowcount == 0:
-        same_event = sa.and_(CameraAlert.camera_id == found.id,
-                             CameraAlert.event_id == alert.event_id)
-        first = await _alert_answer(session, CameraAlert.webhook_id == meta.id, same_event)
-        if first is None:  # pragma: no cover - the winner's row must be visible now
-            raise RuntimeError("alert insert conflicted but no alert found")
-        return first
-    if snapshot is not None:
-        data, (width, height) = snapshot
-        await session.execute(statements["snapshot"], {
-            "alert_id": alert_id, "variant": "original", "content": data, "width": width,
-            "height": height, "created_at": now})
-    # The processing job as `app.core.jobs.enqueue` makes it (its defaults, whatever columns
-    # the table grows), written without the ORM unit of work.
-    job = Job(kind=PROCESS_JOB, payload={"alert_id": str(alert_id)}, run_after=now,
-              max_attempts=get_settings().job_max_attempts)
-    await session.execute(statements["job"],
-                          {column.name: getattr(job, column.name) for column in _JOB_COLUMNS})
-    if found.status == OFFLINE or found.last_seen_at is None or (
-            found.last_seen_at < now - SEEN_RESOLUTION):
-        await _seen(session, found.id, now)  # checks again in its WHERE, for races
-    return answer
 
 
 async def heartbeat(session: AsyncSession, code: str) -> Camera:
@@ -267,6 +176,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
 
     The pictures are made first, in a thread and with nothing written yet (on SQLite the write
     lock is taken only for the short write part that follows)."""
+    # Requests in flight in this process (a burst of alerts being acknowledged) go first.
+    await writelock.foreground_quiet()
     # One round trip for both (the FK cascades: an alert never outlives its camera).
     found = (await session.execute(
         sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)
@@ -281,8 +192,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
             integrations.opens_incident(alert)):
         evidence = await integrations.save_evidence(*made)
     # Everything slow is done: from here on the transaction writes (and on SQLite holds the
-    # database's write lock until the job's commit). Acknowledgements in flight go first.
-    await writelock.intake_quiet()
+    # database's write lock until the job's commit). Requests in flight go first.
+    await writelock.foreground_quiet()
     await writelock.before_first_write(session)
     await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,

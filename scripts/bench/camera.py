@@ -14,6 +14,12 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
 
     python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--workers 0]
                                    [--database-url postgresql+asyncpg://postgres@127.0.0.1/x]
+
+With --ack-cpu, no server is started: the app is driven in this process by direct ASGI calls
+(no HTTP client, no worker), one signed alert at a time, and the CPU time (all threads of the
+process, so aiosqlite's included) per acknowledgement is printed beside that of GET /healthz;
+--profile FILE also writes the acknowledgements' cProfile (CPU clock). On a machine shared with
+other work this is the steady figure to compare changes by.
 """
 
 from __future__ import annotations
@@ -237,6 +243,89 @@ def honest_verdict(sent: int, status: dict, answers: list[dict], stored: dict[st
     ])
 
 
+async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None) -> None:
+    """CPU per acknowledgement, in process (see the module docstring)."""
+    import cProfile
+
+    os.environ.update({"DATABASE_URL": url, "CAMERA_WEBHOOK_SECRETS": SECRET,
+                       "LOG_LEVEL": "WARNING", "RUN_WORKER_IN_PROCESS": "false"})
+    sys.path.insert(0, str(ROOT))
+    from app.core.db import dispose_engine
+    from app.main import create_app
+
+    app = create_app(run_worker=False)
+    signer = Webhook(SECRET)
+    snapshot = base64.b64encode(street_picture(snapshot_kb)).decode()
+
+    def scope(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+                "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+                "server": ("127.0.0.1", 8000),
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+
+    def signed(index: int) -> tuple[dict[str, Any], bytes]:
+        body = json.dumps({
+            "event_id": f"cpu-{index}", "camera_id": CAMERA, "type": "accident",
+            "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
+            "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
+            "snapshot": snapshot,
+        })
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        headers = {"host": "127.0.0.1:8000", "content-type": "application/json",
+                   "content-length": str(len(body)), "webhook-id": msg_id,
+                   "webhook-timestamp": str(int(now.timestamp())),
+                   "webhook-signature": signer.sign(msg_id, now, body)}
+        return scope("POST", "/internal/v1/camera-alerts", headers), body.encode()
+
+    async def call(request: tuple[dict[str, Any], bytes]) -> int:
+        sent = [False]
+        status = [0]
+
+        async def receive() -> dict[str, Any]:
+            if sent[0]:
+                await asyncio.sleep(3600)
+            sent[0] = True
+            return {"type": "http.request", "body": request[1], "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+
+        await app(dict(request[0]), receive, send)
+        return status[0]
+
+    healthz = (scope("GET", "/healthz", {"host": "127.0.0.1:8000"}), b"")
+    alerts = [signed(i) for i in range(requests + 50)]
+    for request in alerts[:50]:  # warm caches (compiled statements, pools)
+        assert await call(request) == 202
+    for _ in range(50):
+        await call(healthz)
+    cpu0 = time.process_time()
+    for _ in range(requests):
+        assert await call(healthz) == 200
+    health_cpu = (time.process_time() - cpu0) / requests
+    profiler = cProfile.Profile(time.process_time) if profile else None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for request in alerts[50:]:
+        status = await call(request)
+        assert status == 202, status
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    ack_cpu_s = (time.process_time() - cpu0) / requests
+    ack_wall = (time.perf_counter() - wall0) / requests
+    await dispose_engine()
+    backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    print(f"{backend}, in process, one at a time, {requests} requests: "
+          f"GET /healthz {health_cpu * 1000:.2f} ms CPU; signed alert -> 202 "
+          f"{ack_cpu_s * 1000:.2f} ms CPU ({ack_wall * 1000:.2f} ms wall)"
+          f"{' (under cProfile)' if profiler else ''}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,6 +336,9 @@ async def main() -> None:
                         help="separate worker processes (0: the worker runs inside serve)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--ack-cpu", action="store_true",
+                        help="CPU per acknowledgement in process (no server, no worker)")
+    parser.add_argument("--profile", help="with --ack-cpu: write a cProfile of the acks here")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-camera-"))
@@ -263,6 +355,9 @@ async def main() -> None:
     run(["seed-demo"], env)  # wards and one staff member per ward (who get the pushes)
     run(["cameras", "create", "--code", CAMERA, "--name", "Bench crossing", "--lat", "21.5942",
          "--lon", "105.8482", "--ward", "TNG-PDP"], env)
+    if args.ack_cpu:
+        await ack_cpu(url, args.alerts, args.snapshot_kb, args.profile)
+        return
 
     log = (tmp / "server.log").open("w")
     procs = [start(["serve", "--port", str(port)], env, log)]

@@ -12,8 +12,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import pictures, service, writelock
+from app.cameras import pictures, service
 from app.cameras.models import CameraAlert, CameraSnapshot
+from app.core import writelock
 from app.core.db import session_factory
 from app.core.jobs import Job, Worker, load_job_modules
 from app.incidents.models import IncidentEvent, IncidentMedia
@@ -80,18 +81,29 @@ async def test_a_claimed_batch_is_blurred_ahead_and_each_alert_processed_once(
     assert await count(db, IncidentEvent) == 6
 
 
-async def test_processing_lets_acknowledgements_in_flight_go_first_but_not_forever(
+async def test_processing_lets_requests_in_flight_go_first_but_not_forever(
+    db: AsyncSession
+) -> None:
+    with writelock.foreground():
+        assert writelock.foreground_busy()
+        started = time.monotonic()
+        await writelock.foreground_quiet(max_wait=0.2)  # the request is slow: processing goes on
+        assert 0.15 < time.monotonic() - started < 2
+        waiting = asyncio.create_task(writelock.foreground_quiet(max_wait=30))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+    # The answer is made: processing resumes at once.
+    await asyncio.wait_for(waiting, 2)
+    assert not writelock.foreground_busy()
+    await writelock.foreground_quiet(max_wait=30)  # nothing in flight: no wait
+
+
+async def test_a_session_transaction_counts_as_a_request_in_flight_until_it_ends(
     db: AsyncSession
 ) -> None:
     async with session_factory()() as session:
         await session.execute(sa.select(1))
-        writelock.intake_started(session)
-        started = time.monotonic()
-        await writelock.intake_quiet(max_wait=0.2)  # the intake is slow: processing goes on
-        assert 0.15 < time.monotonic() - started < 2
-        waiting = asyncio.create_task(writelock.intake_quiet(max_wait=30))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-        await session.commit()  # the acknowledgement is made: processing resumes at once
-        await asyncio.wait_for(waiting, 2)
-    await writelock.intake_quiet(max_wait=30)  # nothing in flight: no wait
+        writelock.foreground_session(session)
+        assert writelock.foreground_busy()
+        await session.commit()
+        assert not writelock.foreground_busy()

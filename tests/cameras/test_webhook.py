@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -249,3 +250,40 @@ async def test_alert_brings_an_offline_camera_back(
     await db.refresh(camera)
     assert camera.status == "active" and camera.offline_since is None
     assert (await db.execute(sa.select(Camera.status))).scalar_one() == "active"
+
+
+async def test_bodies_that_are_not_json_objects_get_the_problems_of_any_route(
+    ioc: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    raw = json.dumps(alert_body()).encode()
+    for content_type in ("text/plain", None):
+        headers = signed_headers(raw)
+        if content_type:
+            headers["content-type"] = content_type
+        else:
+            del headers["content-type"]
+        response = await ioc.post(ALERTS, content=raw, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "request.validation_failed"
+    empty = await ioc.post(ALERTS, content=b"", headers=signed_headers(b""))
+    assert empty.status_code == 422
+    assert empty.json()["errors"][0]["field"] == "body"
+    listed = await send(ioc, b"[]")
+    assert listed.status_code == 422
+    assert listed.json()["errors"][0]["field"] == "body"
+    missing = await send(ioc, {"camera_id": "TNG-CAM-0042"})
+    assert "body.event_id" in {e["field"] for e in missing.json()["errors"]}
+    assert await count(db, CameraAlert) == 0
+
+
+async def test_snapshots_in_the_url_safe_alphabet_without_padding_are_accepted(
+    ioc: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_camera(db)
+    picture = jpeg()
+    url_safe = base64.urlsafe_b64encode(picture).decode().rstrip("=")
+    response = await send(ioc, alert_body(snapshot=url_safe))
+    assert response.status_code == 202, response.text
+    original = (await db.execute(sa.select(CameraSnapshot))).scalar_one()
+    assert original.content == picture
