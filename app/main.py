@@ -18,11 +18,9 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.routing import include_flat, router_lifespans, serve_first
 
-# Each domain's router, mounted in this order. Routes are matched one by one in this order
-# (twice per request in FastAPI 0.16x), so Thai Nguyen ID's, which every app start and token
-# refresh hits, come first, then the OpenID Connect provider's (partner apps' token traffic).
-# Before them only the three signed camera webhooks: bursts of alerts with 100 KB pictures, whose
-# acknowledgement has a latency target (matched last, routing cost more than their handling).
+# Each domain's router. Their routes are served from one flat table in this order (see
+# app.core.routing); the order decides only between routes that could answer the same path, and
+# HOT_ROUTES below are tried before all others.
 DOMAIN_ROUTERS = [
     "app.cameras.internal_router",
     "app.identity.router",

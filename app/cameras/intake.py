@@ -82,17 +82,18 @@ class _Writes:
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect.name
         alert = insert_for(dialect.name, CameraAlert.__table__).on_conflict_do_nothing()
-        self.alert = Direct(alert, writes=True)._for(dialect)
-        self.snapshot = Direct(sa.insert(CameraSnapshot.__table__), writes=True)._for(dialect)
-        self.job = Direct(sa.insert(Job.__table__), writes=True)._for(dialect)
-        self.seen = Direct(SEEN, writes=True)._for(dialect)
+        self.alert = Direct(alert, writes=True).compiled_for(dialect)
+        snapshot = sa.insert(CameraSnapshot.__table__)
+        self.snapshot = Direct(snapshot, writes=True).compiled_for(dialect)
+        self.job = Direct(sa.insert(Job.__table__), writes=True).compiled_for(dialect)
+        self.seen = Direct(SEEN, writes=True).compiled_for(dialect)
         # The Job model's defaults for every column, as `enqueue` would write them.
         template = Job(kind=PROCESS_JOB, payload={})
         self.job_defaults = {c.name: getattr(template, c.name) for c in Job.__table__.columns}
         # PostgreSQL: the whole transaction as one statement, one round trip (data-modifying
         # common table expressions), by what it has to write.
         self.combined = {
-            (snapshot, seen): Direct(_combined(snapshot, seen), writes=True)._for(dialect)
+            (snapshot, seen): Direct(_combined(snapshot, seen), writes=True).compiled_for(dialect)
             for snapshot in (False, True) for seen in (False, True)
         } if dialect.name == "postgresql" else {}
 
@@ -135,7 +136,7 @@ def _compiled() -> _Writes:
 
 
 def _args(compiled: Any, params: dict[str, Any]) -> list[Any]:
-    return Direct._args(compiled.binds, params)
+    return Direct.bind_args(compiled.binds, params)
 
 
 async def accept_alert(meta: WebhookMeta, alert: CameraAlertIn, *,

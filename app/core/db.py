@@ -350,7 +350,9 @@ class Direct:
         self._retry = not writes
         self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, dialect: sa.Dialect) -> _Compiled:
+    def compiled_for(self, dialect: sa.Dialect) -> _Compiled:
+        """The SQL and value processors for `dialect`, compiled once; for a caller that runs
+        several statements in one transaction of its own (the camera intake)."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             done = self.statement.compile(dialect=dialect)
@@ -370,7 +372,8 @@ class Direct:
         return compiled
 
     @staticmethod
-    def _args(binds: list[_Bind], params: dict[str, Any]) -> list[Any]:
+    def bind_args(binds: list[_Bind], params: dict[str, Any]) -> list[Any]:
+        """The driver's positional arguments, each value through its column type's processor."""
         args = []
         for bind in binds:
             value = params[bind.name] if bind.default is _REQUIRED else params.get(
@@ -380,8 +383,8 @@ class Direct:
 
     async def fetch_all(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         dialect = get_engine().dialect
-        compiled = self._for(dialect)
-        args = self._args(compiled.binds, params)
+        compiled = self.compiled_for(dialect)
+        args = self.bind_args(compiled.binds, params)
         try:
             rows = await self._run(dialect.name, compiled.sql, args)
         except DRIVER_UNAVAILABLE as exc:
