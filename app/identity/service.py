@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
@@ -859,6 +860,13 @@ async def active_user_ids(session: AsyncSession, user_ids: list[uuid.UUID]) -> l
 async def locales(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Each account's app language (in batches: announcements reach whole wards)."""
     out: dict[uuid.UUID, str] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        # One array parameter: an IN list of 1,000 ids is 1,000 parameters for SQLAlchemy to
+        # render and the driver to encode (measured: the largest cost of a fan-out batch job
+        # outside the FCM client).
+        ids = sa.bindparam("ids", user_ids, type_=postgresql.ARRAY(sa.Uuid()))
+        rows = await session.execute(sa.select(User.id, User.locale).where(User.id == sa.any_(ids)))
+        return {user_id: locale for user_id, locale in rows}
     for start in range(0, len(user_ids), 1000):
         rows = await session.execute(
             sa.select(User.id, User.locale).where(User.id.in_(user_ids[start : start + 1000]))
