@@ -20,7 +20,6 @@ import importlib
 import os
 import random
 import socket
-import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -167,7 +166,6 @@ class Worker:
         lease_seconds: float | None = None,
         poll_interval: float | None = None,
         batch_size: int = 10,
-        hand_back_after: float = 0.5,
     ) -> None:
         settings = get_settings()
         self.sessions = sessions
@@ -175,7 +173,6 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds or settings.job_lease_seconds)
         self.poll_interval = poll_interval or settings.worker_poll_interval_seconds
         self.batch_size = batch_size
-        self.hand_back_after = hand_back_after
         self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
         self._periodic_slots: dict[str, int] = {}
         self.schedules_periodic = settings.worker_schedules_periodic_jobs
@@ -326,28 +323,10 @@ class Worker:
                     outcome=outcome, error=error)
 
     async def run_once(self) -> int:
-        """Claim a batch and run it. Once the batch has run for `hand_back_after` seconds, the
-        jobs not started yet go back to the queue for idle workers: claiming in batches saves
-        round trips on short jobs, but with long ones (a fan-out's batches) the last worker would
-        otherwise run its whole claim alone while the others wait."""
         jobs = await self.claim()
-        started = time.monotonic()
-        for index, job in enumerate(jobs):
-            if index and time.monotonic() - started > self.hand_back_after:
-                await self._hand_back(jobs[index:])
-                return index
+        for job in jobs:
             await self.run_job(job)
         return len(jobs)
-
-    async def _hand_back(self, jobs: list[Job]) -> None:
-        """Unclaim jobs we never started, as if never claimed (the attempt is not counted)."""
-        async with self.sessions() as session, session.begin():
-            for job in jobs:
-                await session.execute(
-                    sa.update(Job).where(self._ours(job))
-                    .values(status=PENDING, locked_by=None, locked_until=None,
-                            attempts=Job.attempts - 1)
-                )
 
     async def run_forever(self) -> None:
         log.info("worker_started", worker=self.name)

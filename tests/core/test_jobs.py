@@ -455,24 +455,6 @@ async def test_lease_of_a_job_starts_when_it_starts_not_when_its_batch_was_claim
     assert [(await fetch(job_id)).status for job_id in (first, second)] == [DONE, DONE]
 
 
-async def test_a_batch_running_long_hands_its_unstarted_jobs_back_for_idle_workers(
-    db: AsyncSession, hooks: dict[str, Any]
-) -> None:
-    ids = [await add_job(db, HOOK, {"hook": "slow", "key": f"slow-{i}"}) for i in range(3)]
-
-    async def slow() -> None:  # real time: the hand-back is about throughput, not the clock
-        await asyncio.sleep(0.05)
-
-    hooks.update(slow=slow)
-    assert await worker("busy", hand_back_after=0.01).run_once() == 1
-
-    first, *rest = [await fetch(job_id) for job_id in ids]
-    assert (first.status, first.attempts) == (DONE, 1)
-    assert [(job.status, job.attempts, job.locked_by) for job in rest] == [(PENDING, 0, None)] * 2
-    assert await worker("idle").run_once() == 2  # short enough for the default: both run
-    assert [(await fetch(job_id)).status for job_id in ids] == [DONE] * 3
-
-
 async def test_concurrent_claims_never_share_a_job(db: AsyncSession, database_url: str) -> None:
     for n in range(20):
         await enqueue(db, EFFECT, {"key": str(n)})
