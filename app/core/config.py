@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
     database_pool_size: int = 10
     database_pool_pre_ping: bool = True
-    database_direct_connections: int = 2
+    database_direct_connections: int | None = None  # by database: see db.direct_connections
     database_echo: bool = False
 
     secret_key: str = DEV_SECRET_KEY

@@ -128,3 +128,21 @@ async def test_a_returned_connection_goes_to_the_longest_waiter_not_a_newcomer(d
     finally:
         await held.close()
         await engine.dispose()
+
+
+def test_held_connections_default_to_two_on_postgresql_four_on_sqlite_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.core.config import get_settings
+    from app.core.db import direct_connections
+
+    monkeypatch.delenv("DATABASE_DIRECT_CONNECTIONS", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert (direct_connections("postgresql"), direct_connections("sqlite")) == (2, 4)
+        monkeypatch.setenv("DATABASE_DIRECT_CONNECTIONS", "3")
+        get_settings.cache_clear()
+        assert (direct_connections("postgresql"), direct_connections("sqlite")) == (3, 3)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
