@@ -27,10 +27,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.core.audit import AuditEvent
-from app.core.db import Direct, UTCDateTime, get_engine
+from app.core.db import Direct, get_engine
 from app.identity.models import User
 from app.oauth.models import ClientSession
+from app.tokens import service as tokens
 from app.tokens.models import AuthSession, RefreshToken
 
 
@@ -92,70 +92,11 @@ async def read(token_hash: str) -> Found | None:
                  row["user_status"] == "active")
 
 
-# The checks are correlated scalar subqueries, not joins, so the plan starts from the token's
-# primary key (see `app.tokens.service._ROTATE_APP_TOKEN` for why). The row lock taken by the
-# UPDATE makes a concurrent second spend of the same token re-check `used_at` and spend nothing.
-_ROTATE = Direct(
-    sa.text(
-        """
-        WITH spent AS (
-            UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
-            WHERE t.id = :token_id AND t.used_at IS NULL
-              AND (SELECT s.client_id = :client_id AND s.revoked_at IS NULL AND s.expires_at > :now
-                          AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
-                   FROM auth_sessions AS s WHERE s.id = t.session_id)
-            RETURNING t.session_id
-        ), touched AS (
-            UPDATE auth_sessions AS s SET last_used_at = :now, ip = COALESCE(:ip, s.ip)
-            WHERE s.id IN (SELECT session_id FROM spent)
-            RETURNING s.id AS session_id
-        ), successor AS (
-            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
-            SELECT :successor_id, session_id, :successor_hash, :now FROM spent
-        ), audited AS (
-            INSERT INTO audit_events (id, at, actor_id, actor_role, action, subject_id,
-                                      resource, reason, ip, request_id, details)
-            SELECT :audit_id, :now, :actor_id, :actor_role, :action, :subject_id, :resource,
-                   NULL, :ip, :request_id, :details
-            FROM touched
-        )
-        SELECT session_id FROM touched
-        """
-    )
-    .bindparams(
-        sa.bindparam("now", type_=UTCDateTime()),
-        sa.bindparam("token_id", type_=sa.Uuid()),
-        sa.bindparam("client_id", type_=sa.String()),
-        sa.bindparam("successor_id", type_=sa.Uuid()),
-        sa.bindparam("successor_hash", type_=sa.String()),
-        sa.bindparam("ip", type_=sa.String()),
-        sa.bindparam("audit_id", type_=sa.Uuid()),
-        sa.bindparam("actor_id", type_=sa.Uuid()),
-        sa.bindparam("actor_role", type_=sa.String()),
-        sa.bindparam("action", type_=sa.String()),
-        sa.bindparam("subject_id", type_=sa.Uuid()),
-        sa.bindparam("resource", type_=sa.String()),
-        sa.bindparam("request_id", type_=sa.String()),
-        sa.bindparam("details", type_=AuditEvent.__table__.c.details.type),  # type: ignore[attr-defined]
-    )
-    .columns(sa.column("session_id", sa.Uuid())),
-    writes=True,
-)
-
-
 async def rotate(
     found: Found, *, client_id: str, now: datetime, successor_id: uuid.UUID,
     successor_hash: str, audit: dict[str, Any],
 ) -> bool:
-    """Spend, touch, store the successor and audit, in one statement; False: nothing changed.
-
-    `audit` is an `audit_events` row as `audit_log` builds it (its `at` is `now`)."""
-    row = await _ROTATE.fetch_one({
-        "now": now, "token_id": found.token_id, "client_id": client_id,
-        "successor_id": successor_id, "successor_hash": successor_hash,
-        "audit_id": audit["id"], "actor_id": audit["actor_id"],
-        "actor_role": audit["actor_role"], "action": audit["action"],
-        "subject_id": audit["subject_id"], "resource": audit["resource"],
-        "ip": audit["ip"], "request_id": audit["request_id"], "details": audit["details"],
-    })
-    return row is not None
+    """Spend, touch, store the successor and audit, in one statement; False: nothing changed."""
+    return await tokens.rotate_client_refresh_token(
+        found.token_id, client_id=client_id, now=now, successor_id=successor_id,
+        successor_hash=successor_hash, audit=audit)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import clock
+from app.core.audit import AuditEvent
 from app.core.config import get_settings
 from app.core.db import Direct, UTCDateTime, get_engine, new_id, session_factory
 from app.core.errors import TOKEN_INVALID, AppError
@@ -272,19 +273,21 @@ class Rotated:
     refresh_token: str
 
 
-# PostgreSQL: the whole common case of an app refresh in one statement and one round trip (its
-# own transaction): spend the token if it is unused, its session alive and its account active;
-# touch the session; store the successor. Two refreshes racing with one token: the row lock
-# makes the second re-check `used_at` and spend nothing. The checks are correlated scalar
-# subqueries, not joins, so that every plan starts from the token's unique index: with joins and
-# no statistics yet (a freshly loaded table), PostgreSQL chose to walk all of a user's sessions.
-_ROTATE_APP_TOKEN = Direct(
-    sa.text(
-        """
+def _rotation(token_match: str, session_match: str, then: str) -> str:
+    """The common case of a refresh as one PostgreSQL statement and one round trip (its own
+    transaction): spend the token (`token_match`) if it is unused, its session alive and ours
+    (`session_match`) and its account active; touch the session; store the successor; `then`
+    (more CTEs, and the final SELECT over `touched`). Two refreshes racing with one token: the
+    row lock makes the second re-check `used_at` and spend nothing. The checks are correlated
+    scalar subqueries, not joins, so that every plan starts from the token's unique index: with
+    joins and no statistics yet (a freshly loaded table), PostgreSQL chose to walk all of a
+    user's sessions."""
+    # Only this module's constant fragments go into the text (built once, at import).
+    return f"""
         WITH spent AS (
             UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
-            WHERE t.token_hash = :token_hash AND t.used_at IS NULL
-              AND (SELECT s.client_id IS NULL AND s.revoked_at IS NULL AND s.expires_at > :now
+            WHERE {token_match} AND t.used_at IS NULL
+              AND (SELECT {session_match} AND s.revoked_at IS NULL AND s.expires_at > :now
                           AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
                    FROM auth_sessions AS s WHERE s.id = t.session_id)
             RETURNING t.session_id
@@ -295,23 +298,80 @@ _ROTATE_APP_TOKEN = Direct(
         ), successor AS (
             INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
             SELECT :successor_id, session_id, :successor_hash, :now FROM spent
-        )
+        ){then}
+        """  # noqa: S608
+
+
+_ROTATION_BINDS = (
+    sa.bindparam("now", type_=UTCDateTime()),
+    sa.bindparam("successor_id", type_=sa.Uuid()),
+    sa.bindparam("successor_hash", type_=sa.String()),
+    sa.bindparam("ip", type_=sa.String()),
+)
+
+# The first-party app's refresh (sessions without a client).
+_ROTATE_APP_TOKEN = Direct(
+    sa.text(_rotation(
+        "t.token_hash = :token_hash", "s.client_id IS NULL",
+        """
         SELECT touched.session_id, touched.user_id,
                (SELECT u.role FROM users AS u WHERE u.id = touched.user_id) AS role
-        FROM touched
-        """
-    )
-    .bindparams(
-        sa.bindparam("now", type_=UTCDateTime()),
-        sa.bindparam("successor_id", type_=sa.Uuid()),
-        sa.bindparam("token_hash", type_=sa.String()),
-        sa.bindparam("successor_hash", type_=sa.String()),
-        sa.bindparam("ip", type_=sa.String()),
-    )
+        FROM touched""",
+    ))
+    .bindparams(*_ROTATION_BINDS, sa.bindparam("token_hash", type_=sa.String()))
     .columns(sa.column("session_id", sa.Uuid()), sa.column("user_id", sa.Uuid()),
              sa.column("role", sa.String())),
     writes=True,
 )
+
+# A partner client's refresh (OpenID Connect), with its `oauth.token_issued` audit entry.
+_ROTATE_CLIENT_TOKEN = Direct(
+    sa.text(_rotation(
+        "t.id = :token_id", "s.client_id = :client_id",
+        """, audited AS (
+            INSERT INTO audit_events (id, at, actor_id, actor_role, action, subject_id,
+                                      resource, reason, ip, request_id, details)
+            SELECT :audit_id, :now, :actor_id, :actor_role, :action, :subject_id, :resource,
+                   NULL, :ip, :request_id, :details
+            FROM touched
+        )
+        SELECT session_id FROM touched""",
+    ))
+    .bindparams(
+        *_ROTATION_BINDS,
+        sa.bindparam("token_id", type_=sa.Uuid()),
+        sa.bindparam("client_id", type_=sa.String()),
+        sa.bindparam("audit_id", type_=sa.Uuid()),
+        sa.bindparam("actor_id", type_=sa.Uuid()),
+        sa.bindparam("actor_role", type_=sa.String()),
+        sa.bindparam("action", type_=sa.String()),
+        sa.bindparam("subject_id", type_=sa.Uuid()),
+        sa.bindparam("resource", type_=sa.String()),
+        sa.bindparam("request_id", type_=sa.String()),
+        sa.bindparam("details", type_=AuditEvent.__table__.c.details.type),  # type: ignore[attr-defined]
+    )
+    .columns(sa.column("session_id", sa.Uuid())),
+    writes=True,
+)
+
+
+async def rotate_client_refresh_token(
+    token_id: uuid.UUID, *, client_id: str, now: datetime, successor_id: uuid.UUID,
+    successor_hash: str, audit: dict[str, Any],
+) -> bool:
+    """A partner client's refresh when all is well, with its audit row, in one statement
+    (PostgreSQL); False: nothing changed, and the caller takes `rotate_refresh_token`.
+
+    `audit` is an `audit_events` row as `app.oauth.audit_log` builds it (its `at` is `now`)."""
+    row = await _ROTATE_CLIENT_TOKEN.fetch_one({
+        "now": now, "token_id": token_id, "client_id": client_id,
+        "successor_id": successor_id, "successor_hash": successor_hash,
+        "audit_id": audit["id"], "actor_id": audit["actor_id"],
+        "actor_role": audit["actor_role"], "action": audit["action"],
+        "subject_id": audit["subject_id"], "resource": audit["resource"],
+        "ip": audit["ip"], "request_id": audit["request_id"], "details": audit["details"],
+    })
+    return row is not None
 
 
 async def rotate_app_refresh_token(presented: str, *, ip: str | None) -> Rotated | None:
