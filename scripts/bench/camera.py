@@ -243,6 +243,22 @@ def honest_verdict(sent: int, status: dict, answers: list[dict], stored: dict[st
     ])
 
 
+def signed_alert(signer: Webhook, snapshot: str, event_id: str) -> tuple[bytes, dict[str, str]]:
+    """An accident alert with a plate box and `snapshot`, signed now as the IOC signs it."""
+    body = json.dumps({
+        "event_id": event_id, "camera_id": CAMERA, "type": "accident",
+        "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
+        "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
+        "snapshot": snapshot,
+    })
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    headers = {"content-type": "application/json", "webhook-id": msg_id,
+               "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": signer.sign(msg_id, now, body)}
+    return body.encode(), headers
+
+
 async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None) -> None:
     """CPU per acknowledgement, in process (see the module docstring)."""
     import cProfile
@@ -265,19 +281,9 @@ async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None
                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
 
     def signed(index: int) -> tuple[dict[str, Any], bytes]:
-        body = json.dumps({
-            "event_id": f"cpu-{index}", "camera_id": CAMERA, "type": "accident",
-            "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
-            "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
-            "snapshot": snapshot,
-        })
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(UTC)
-        headers = {"host": "127.0.0.1:8000", "content-type": "application/json",
-                   "content-length": str(len(body)), "webhook-id": msg_id,
-                   "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": signer.sign(msg_id, now, body)}
-        return scope("POST", "/internal/v1/camera-alerts", headers), body.encode()
+        body, headers = signed_alert(signer, snapshot, f"cpu-{index}")
+        headers.update({"host": "127.0.0.1:8000", "content-length": str(len(body))})
+        return scope("POST", "/internal/v1/camera-alerts", headers), body
 
     async def call(request: tuple[dict[str, Any], bytes]) -> int:
         sent = [False]
@@ -371,19 +377,8 @@ async def main() -> None:
         signer = Webhook(SECRET)
 
         def alert(index: int) -> bytes:
-            body = json.dumps({
-                "event_id": f"bench-{index}", "camera_id": CAMERA, "type": "accident",
-                "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
-                "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
-                "snapshot": snapshot,
-            })
-            msg_id = f"msg_{uuid.uuid4().hex}"
-            now = datetime.now(UTC)
-            headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                       "webhook-signature": signer.sign(msg_id, now, body),
-                       "Content-Type": "application/json"}
-            return http_request("POST", "/internal/v1/camera-alerts", port, headers,
-                                body.encode())
+            body, headers = signed_alert(signer, snapshot, f"bench-{index}")
+            return http_request("POST", "/internal/v1/camera-alerts", port, headers, body)
 
         bare = [http_request("GET", "/healthz", port)] * args.alerts
         await hammer(port, bare[:100], 10)  # warm-up
