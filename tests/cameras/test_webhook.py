@@ -61,6 +61,18 @@ async def test_signed_alert_with_snapshot_is_stored_and_queued(
     assert camera.last_seen_at is not None
 
 
+async def test_snapshots_are_stored_out_of_line_without_a_compression_attempt(
+    db: AsyncSession, backend: str
+) -> None:
+    """JPEG does not compress: PostgreSQL's default (EXTENDED) tried pglz on every picture."""
+    if backend != "postgresql":
+        pytest.skip("a PostgreSQL storage setting; SQLite stores blobs as they come")
+    storage = await db.scalar(sa.text(
+        "SELECT attstorage::text FROM pg_attribute "
+        "WHERE attrelid = 'camera_snapshots'::regclass AND attname = 'content'"))
+    assert storage == "e"  # EXTERNAL: out of line, uncompressed
+
+
 async def test_redelivery_with_same_webhook_id_returns_first_answer_and_changes_nothing(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
