@@ -67,6 +67,9 @@ class Job(SQLModel, table=True):
 
 Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
+# Kinds a worker claims one at a time, with no other job: big jobs (a batch of 1,000 pushes)
+# claimed ten at a time would leave one worker with the last ten while the others sit idle.
+CLAIMED_ALONE: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,14 @@ def current_job() -> RunningJob:
     return running
 
 
-def job_handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the handler of a job kind (in a domain's `tasks.py`)."""
+def job_handler(kind: str, *, claimed_alone: bool = False) -> Callable[[Handler], Handler]:
+    """Register the handler of a job kind (in a domain's `tasks.py`). `claimed_alone`: for
+    long jobs that several workers should share, a worker takes one such job per claim."""
 
     def register(func: Handler) -> Handler:
         HANDLERS[kind] = func
+        if claimed_alone:
+            CLAIMED_ALONE.add(kind)
         return func
 
     return register
@@ -153,6 +159,19 @@ class UnknownJobKind(LookupError):
     pass
 
 
+def _one_claim(rows: list[Any]) -> list[uuid.UUID]:
+    """The ids to claim, oldest first: a kind claimed alone by itself when it comes first, else
+    the jobs before the first one of such a kind (left, unlocked, to the next claim)."""
+    if rows and rows[0].kind in CLAIMED_ALONE:
+        return [rows[0].id]
+    taken = []
+    for row in rows:
+        if row.kind in CLAIMED_ALONE:
+            break
+        taken.append(row.id)
+    return taken
+
+
 class JobTimeout(Exception):
     pass
 
@@ -209,7 +228,8 @@ class Worker:
         async with self.sessions() as session, session.begin():
             rows = (await session.execute(pick)).all()
             abandoned = [r for r in rows if r.status == RUNNING and r.attempts >= r.max_attempts]
-            fresh = [r.id for r in rows if r.status == PENDING or r.attempts < r.max_attempts]
+            fresh = _one_claim([r for r in rows
+                                if r.status == PENDING or r.attempts < r.max_attempts])
             if abandoned:
                 await self._park_abandoned(session, abandoned, now)
             if not fresh:

@@ -52,7 +52,7 @@ async def announcement_fanout(session: AsyncSession, payload: dict[str, Any]) ->
     await announcements.fan_out(session, uuid.UUID(payload["announcement_id"]))
 
 
-@job_handler(announcements.BATCH_JOB)
+@job_handler(announcements.BATCH_JOB, claimed_alone=True)
 async def announcement_batch(session: AsyncSession, payload: dict[str, Any]) -> None:
     after = payload.get("after")
     await announcements.send_batch(

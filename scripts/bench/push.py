@@ -482,8 +482,8 @@ async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
         await session.flush()
         await announcements.fan_out(session, ann.id)
     worker = core_jobs.Worker(sessions)
-    first, *rest = await worker.claim()
-    await worker.run_job(first)  # connections, the OAuth token, caches
+    for first in await worker.claim():  # one batch job per claim
+        await worker.run_job(first)  # connections, the OAuth token, caches
     in_send = [0.0]
     send = FcmBackend.send
 
@@ -498,7 +498,7 @@ async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
     pg_before = {pid: cpu_seconds(pid) for pid in await pg_backend_pids(url)}
     fake_before = cpu_seconds(fake.process.pid)
     began = time.process_time()
-    jobs = rest
+    jobs = await worker.claim()
     while jobs:
         for job in jobs:
             await worker.run_job(job)

@@ -32,7 +32,7 @@ from app.core.jobs import DEAD, DONE, PENDING, RUNNING, Job, Worker, backoff, en
 from app.identity.tasks import SEND_SMS
 from tests.conftest import count
 from tests.support import job_handlers
-from tests.support.job_handlers import EFFECT, FAIL, HOOK, RECORD
+from tests.support.job_handlers import BIG, EFFECT, FAIL, HOOK, RECORD
 
 LEASE = timedelta(seconds=60)
 
@@ -499,6 +499,23 @@ async def test_batch_is_claimed_in_order_with_attempts_counted_once(db: AsyncSes
     assert [job.id for job in claimed] == ids[:3]
     assert {(job.status, job.attempts, job.locked_by) for job in claimed} == {(RUNNING, 1, "w1")}
     assert [(await fetch(job_id)).status for job_id in ids] == [RUNNING] * 3 + [PENDING] * 2
+
+
+async def test_kind_claimed_alone_is_shared_one_job_per_claim_among_workers(
+    db: AsyncSession,
+) -> None:
+    small = await add_job(db, EFFECT, {"key": "small"})
+    bigs = [await add_job(db, BIG, {"key": f"big-{n}"}) for n in range(3)]
+    after = await add_job(db, EFFECT, {"key": "after"})
+    first, second = worker("w1", batch_size=10), worker("w2", batch_size=10)
+
+    # Jobs before a big one come in one batch, without it; then one big job per claim.
+    assert [job.id for job in await first.claim()] == [small]
+    assert [job.id for job in await second.claim()] == [bigs[0]]
+    assert [job.id for job in await first.claim()] == [bigs[1]]
+    assert [job.id for job in await second.claim()] == [bigs[2]]
+    assert [job.id for job in await first.claim()] == [after]
+    assert [(await fetch(job_id)).attempts for job_id in [small, *bigs, after]] == [1] * 5
 
 
 async def test_worker_loop_survives_the_database_failing_under_it(db: AsyncSession) -> None:

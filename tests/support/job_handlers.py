@@ -21,7 +21,8 @@ EFFECT = "test.effect"
 RECORD = "test.record"
 FAIL = "test.fail"
 HOOK = "test.hook"
-TEST_KINDS = (EFFECT, RECORD, FAIL, HOOK)
+BIG = "test.big"  # claimed alone, like an announcement's batch of 1,000 pushes
+TEST_KINDS = (EFFECT, RECORD, FAIL, HOOK, BIG)
 
 # Coroutines the test wants run inside a handler (HOOK jobs), by name.
 hooks: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -45,6 +46,11 @@ async def effect(session: AsyncSession, payload: dict[str, Any]) -> None:
             # Polled: the test that releases the handler may live in another process.
             while not await anyio.Path(release).exists():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+
+
+@job_handler(BIG, claimed_alone=True)
+async def big(session: AsyncSession, payload: dict[str, Any]) -> None:
+    await _write_effect(session, "test.effect", payload["key"])
 
 
 @job_handler(RECORD)
