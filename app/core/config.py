@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     run_worker_in_process: bool = True
     worker_poll_interval_seconds: float = 1.0
+    # `python -m app worker` lowers its CPU priority by this much (0-19, as `nice`): on a host
+    # shared with the API, a burst of picture processing must not slow the acknowledgements.
+    worker_niceness: int = Field(default=10, ge=0, le=19)
     job_lease_seconds: int = 300
     job_max_attempts: int = 8
     job_modules: list[str] = Field(default_factory=list)
