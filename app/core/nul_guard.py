@@ -62,7 +62,9 @@ def in_url(scope: Scope) -> list[str]:
 def in_body(scope: Scope, body: bytes) -> list[str]:
     if _content_kind(scope) == "form":
         return _form_fields("body", body)
-    if _JSON_ESCAPE not in body:
+    # The escape starts with a backslash: one byte, found by memchr (2 us in a 136 KB camera
+    # alert, where the six-byte search took 70 us), and most bodies have none.
+    if b"\\" not in body or _JSON_ESCAPE not in body:
         return []
     try:
         data = json.loads(body)
