@@ -24,6 +24,9 @@ from app.core.logging import get_logger
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = get_logger("http")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The labelled children of the request metrics, by (method, route template, status): a bounded
+# set, since the method is one of the above and the route a template, never a raw path.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -193,8 +196,13 @@ class RequestContextMiddleware:
         method = scope.get("method", "")
         if method not in _METHODS:
             method = "other"  # clients choose methods: keep the label set bounded
-        metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
+        counted = _series.get((method, template, status))
+        if counted is None:  # prometheus-client's labels() costs ~20 us a call: once per series
+            counted = _series[(method, template, status)] = (
+                metrics.HTTP_REQUESTS.labels(method, template, str(status)),
+                metrics.HTTP_LATENCY.labels(method, template))
+        counted[0].inc()
+        counted[1].observe(elapsed)
         fields = {"method": method, "path": scope["path"], "route": template, "status": status,
                   "ms": round(elapsed * 1000, 2)}
         if status >= 500:
