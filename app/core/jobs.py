@@ -164,7 +164,7 @@ def _one_claim(rows: list[Any]) -> list[uuid.UUID]:
     the jobs before the first one of such a kind (left, unlocked, to the next claim)."""
     if rows and rows[0].kind in CLAIMED_ALONE:
         return [rows[0].id]
-    taken = []
+    taken: list[uuid.UUID] = []
     for row in rows:
         if row.kind in CLAIMED_ALONE:
             break

@@ -12,8 +12,14 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
   (one timeline entry and one evidence picture per alert: none processed twice); retries are
   counted apart, since a failed attempt commits nothing.
 
-    python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--workers 0]
+    python scripts/bench/camera.py [--alerts 1000] [--concurrency 50] [--warm-up 50]
+                                   [--serve-workers 1] [--workers 0]
                                    [--database-url postgresql+asyncpg://postgres@127.0.0.1/x]
+
+The warm-up alerts are sent and processed before the measured ones (a cold process's first
+alerts wait for connections and compiled statements); they join the verdict's counts. The
+production layout is `--serve-workers 2 --workers 2` on PostgreSQL: the separate workers run at
+lower CPU priority (WORKER_NICENESS), so a burst is acknowledged first and processed right after.
 
 With --ack-cpu, no server is started: the app is driven in this process by direct ASGI calls
 (no HTTP client, no worker), one signed alert at a time, and the CPU time (all threads of the
