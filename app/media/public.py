@@ -229,7 +229,7 @@ async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ig
         await session.delete(variant)
     uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
     for upload in uploads.scalars():
-        await tus_service.terminate(session, upload)
+        await tus_service.terminate(session, upload, while_written=True)
     await session.flush()
     return []
 

@@ -134,7 +134,7 @@ async def patch(
 
 @router.delete("/{upload_id}", status_code=204, response_model=None,
                summary="tus termination: drop an upload",
-               responses={**JUDGED, **responses(tus_errors.TUS_NOT_FOUND)})
+               responses={**JUDGED, **responses(tus_errors.TUS_NOT_FOUND, tus_errors.TUS_LOCKED)})
 async def delete(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> Response:

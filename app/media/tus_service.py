@@ -11,9 +11,10 @@ Concurrency: one writer per upload across every server process of the host: a PA
 exclusive, non-blocking OS lock (flock) on the upload's part file before it reads the offset, and
 keeps it until the new offset (and, on the last byte, the media object) is committed. A second
 PATCH meanwhile, in this process or another, is answered 423 as tusd does, before it has
-touched a byte; the client asks HEAD and goes on. The kernel drops the lock with the process, so
-a crashed worker blocks nobody. The offset is still advanced with a compare-and-set. Unfinished
-uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
+touched a byte; the client asks HEAD and goes on. A termination (DELETE, or the expiry job, which
+is then retried later) takes the same lock to remove the file. The kernel drops the lock with the
+process, so a crashed worker blocks nobody. The offset is still advanced with a compare-and-set.
+Unfinished uploads expire after MEDIA_TUS_EXPIRATION_HOURS (a delayed job).
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.U
 
 
 @contextlib.asynccontextmanager
-async def _sole_writer(upload_id: uuid.UUID) -> AsyncIterator[None]:
+async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> AsyncIterator[None]:
     """Hold the upload's writer lock, or answer 423 at once (no waiting behind a slow phone).
+    Without its part file there is nothing to write: 404, or with `missing_ok` nothing to hold.
 
     An flock belongs to an open file description: it excludes a second open() of the file in
     this process as well as in the other workers, and the kernel releases it when the
@@ -149,7 +151,12 @@ async def _sole_writer(upload_id: uuid.UUID) -> AsyncIterator[None]:
     try:
         fd = os.open(part_path(upload_id), os.O_RDWR)
     except FileNotFoundError:
-        raise fail(tus_errors.TUS_NOT_FOUND) from None
+        if not missing_ok:
+            raise fail(tus_errors.TUS_NOT_FOUND) from None
+        fd = None
+    if fd is None:
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -297,8 +304,17 @@ def _staged(path: Path, upload: TusUpload) -> StagedFile:
                       size=upload.length, head=head, tail=tail, sha256=digest.hexdigest())
 
 
-async def terminate(session: AsyncSession, upload: TusUpload) -> None:
-    await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
+async def terminate(session: AsyncSession, upload: TusUpload, *,
+                    while_written: bool = False) -> None:
+    """Remove the upload and its bytes. Under the writer lock, so 423 while a PATCH writes it
+    (as tusd answers): a writer never finds the file gone while it judges the last byte. A PATCH
+    that comes after finds no file (404). `while_written`: remove it anyway (an account's erasure
+    must not stop half done); such a writer then finds the upload gone when it commits."""
+    if while_written:
+        await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
+    else:
+        async with _sole_writer(upload.id, missing_ok=True):
+            await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
     await session.delete(upload)
     await session.flush()
 

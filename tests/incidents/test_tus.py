@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import hashlib
 import os
 import socket
@@ -191,6 +192,29 @@ async def test_termination_removes_the_upload_and_its_bytes(client, db):
     assert not tus_service.part_path(uuid.UUID(upload_id)).exists()
     assert (await client.head(f"/api/v1/uploads/{upload_id}",
                               headers={**me, **TUS})).status_code == 404
+
+
+async def test_termination_while_a_patch_writes_is_refused_and_keeps_the_bytes(client, db):
+    me = await citizen(client, db, "0912800011")
+    upload_id = await create(client, me, 100)
+    await patch(client, me, upload_id, 0, b"x" * 40)
+    part = tus_service.part_path(uuid.UUID(upload_id))
+    writer = os.open(part, os.O_RDWR)  # the lock a PATCH holds, say on another server process
+    try:
+        fcntl.flock(writer, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = await client.delete(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    finally:
+        os.close(writer)
+
+    assert refused.status_code == 423, refused.text
+    assert refused.json()["code"] == "media.upload_locked"
+    assert part.read_bytes() == b"x" * 40
+    head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    assert head.headers["upload-offset"] == "40"
+    # The writer done, the termination goes through.
+    response = await client.delete(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    assert response.status_code == 204
+    assert not part.exists()
 
 
 async def test_unfinished_uploads_expire_after_a_day(client, db):
