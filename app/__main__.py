@@ -53,17 +53,26 @@ def run_in_session(work: Callable[[Any], Awaitable[Any]]) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.core import listeners
+
     settings = get_settings()
     host, port = args.host or settings.host, args.port or settings.port
     options: dict[str, Any] = {"factory": True, "proxy_headers": True, "log_config": None,
                                "access_log": False}
-    if settings.internal_port is None:
-        uvicorn.run("app.main:create_app", host=host, port=port, workers=args.workers, **options)
-        return 0
-    # A second listener for /internal/ (one app, one lifespan, one worker): the app tells the
-    # two apart by the local port (app.core.internal.ListenerSplitMiddleware).
     config = uvicorn.Config("app.main:create_app", host=host, port=port, **options)
-    sockets = [_bind(host, port), _bind(settings.internal_host, settings.internal_port)]
+    # With several processes, a listening socket per process (app.core.listeners).
+    reuse_port = args.workers > 1 and listeners.REUSE_PORT
+    addresses = [(host, port)]
+    if settings.internal_port is not None:
+        # A second listener for /internal/ (one app, one lifespan, one worker): the app tells
+        # the two apart by the local port (app.core.internal.ListenerSplitMiddleware).
+        addresses.append((settings.internal_host, settings.internal_port))
+    sockets = []
+    for address in addresses:
+        try:
+            sockets.append(listeners.bind(*address, reuse_port=reuse_port))
+        except OSError as exc:
+            return fail(args, "serve.cannot_listen", f"cannot listen on {address}: {exc}")
     if args.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
@@ -72,17 +81,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.Server(config).run(sockets=sockets)
     return 0
-
-
-def _bind(host: str, port: int) -> Any:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
