@@ -89,6 +89,37 @@ async def test_redelivery_with_same_webhook_id_returns_first_answer_and_changes_
     assert len(await _jobs(db, "camera.process_alert")) == 1
 
 
+async def test_redelivery_is_answered_as_the_first_time_after_the_camera_was_disabled(
+    ioc: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    camera = await make_camera(db)
+    body = alert_body()
+    first = await send(ioc, body, msg_id="msg_before_disabling")
+    camera.status = "disabled"
+    await db.commit()
+    again = await send(ioc, body, msg_id="msg_before_disabling")
+    assert again.status_code == 202 and again.json() == first.json()
+    fresh = await send(ioc, alert_body(), msg_id="msg_after_disabling")
+    assert fresh.json()["code"] == "camera_alert.camera_disabled"
+    assert await count(db, CameraAlert) == 1
+
+
+async def test_redelivery_is_answered_as_the_first_time_under_a_snapshot_limit_lowered_since(
+    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    camera_settings: object,
+) -> None:
+    await make_camera(db)
+    body = alert_body(snapshot=b64(jpeg(400, 300)))
+    first = await send(ioc, body, msg_id="msg_big_picture")
+    assert first.status_code == 202
+    monkeypatch.setattr(camera_settings, "camera_snapshot_max_bytes", 1_000)
+    again = await send(ioc, body, msg_id="msg_big_picture")
+    assert again.status_code == 202 and again.json() == first.json()
+    other = await send(ioc, {**body, "event_id": "other"}, msg_id="msg_new_big_picture")
+    assert other.json()["code"] == "camera_alert.snapshot_too_large"
+    assert await count(db, CameraAlert) == 1
+
+
 async def test_same_event_under_a_new_webhook_id_is_not_stored_twice(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
