@@ -11,8 +11,8 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pybase64
 import sqlalchemy as sa
-from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
@@ -102,10 +102,19 @@ async def update_camera(session: AsyncSession, camera_id: uuid.UUID, data: Camer
 # ---------------------------------------------------------------- intake
 
 
-# Base64 decoded by pydantic-core (Rust): the standard library's `a2b_base64` is a byte-by-byte
-# loop that cost 0.8 ms CPU for a 100 KB picture, this 0.1 ms. It accepts the standard and the
-# URL-safe alphabet, with or without padding.
-_BASE64 = TypeAdapter(bytes, config=ConfigDict(val_json_bytes="base64"))
+def _base64(text: str) -> bytes:
+    """Decode the standard or the URL-safe alphabet (not both at once), padding optional.
+
+    pybase64 (SIMD): 9 us for a 136 KB snapshot, where pydantic-core took 273 us and the standard
+    library 320 us, on the hottest request of the service. Like the standard library it accepts
+    non-zero bits after the last full byte; anything else outside the alphabet is refused."""
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        return pybase64.b64decode(padded, validate=True)
+    except ValueError:  # binascii.Error and a non-ASCII text are ValueErrors
+        if "+" in text or "/" in text:
+            raise
+        return pybase64.b64decode(padded, altchars=b"-_", validate=True)
 
 
 def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
@@ -116,11 +125,8 @@ def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
         raise AppError(errors.SNAPSHOT_TOO_LARGE,
                        params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
     try:
-        if "\\" in text:  # no base64 character, and read as an escape below
-            raise ValueError(text)
-        # As a JSON string (a `"` inside ends it early: invalid JSON, refused as well).
-        data = _BASE64.validate_json(b'"' + text.encode() + b'"')
-    except (ValidationError, ValueError):  # UnicodeEncodeError (a lone surrogate) is one
+        data = _base64(text)
+    except ValueError:
         raise AppError(errors.SNAPSHOT_INVALID, params={"reason": "not base64"}) from None
     if len(data) > limit:
         raise AppError(errors.SNAPSHOT_TOO_LARGE,

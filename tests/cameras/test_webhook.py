@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cameras.models import Camera, CameraAlert, CameraSnapshot
+from app.cameras.service import decode_snapshot
 from app.core import clock
+from app.core.errors import AppError
 from app.core.jobs import Job
 from tests.cameras.support import (
     ALERTS,
@@ -330,3 +333,37 @@ async def test_snapshots_in_the_url_safe_alphabet_without_padding_are_accepted(
     assert response.status_code == 202, response.text
     original = (await db.execute(sa.select(CameraSnapshot))).scalar_one()
     assert original.content == picture
+
+
+def _snapshot_variants() -> dict[str, str]:
+    picture = jpeg()
+    standard, url_safe = base64.b64encode(picture).decode(), base64.urlsafe_b64encode(picture)
+    return {"standard": standard, "standard, unpadded": standard.rstrip("="),
+            "url-safe": url_safe.decode(), "url-safe, unpadded": url_safe.decode().rstrip("=")}
+
+
+@pytest.mark.parametrize("variant", sorted(_snapshot_variants()))
+def test_snapshot_base64_in_either_alphabet_with_or_without_padding_decodes(
+        variant: str) -> None:
+    data, size = decode_snapshot(_snapshot_variants()[variant])
+    assert data == jpeg() and size == (640, 360)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda text: text.replace("+", "-", 1),  # both alphabets at once
+    lambda text: text[:100] + " " + text[100:],
+    lambda text: text[:76] + "\n" + text[76:],
+    lambda text: text[:100] + "é" + text[100:],
+    lambda text: text[:100] + "\ud800" + text[100:],  # a lone surrogate
+    lambda text: text[:100] + "=" + text[100:],
+    lambda text: text.rstrip("=") + "A",  # one character past a whole group
+    lambda text: text[:100] + '"' + text[100:],
+    lambda text: text[:100] + "\\u0041" + text[100:],
+])
+def test_snapshot_base64_with_anything_else_is_refused_as_not_base64(mangle: Any) -> None:
+    text = base64.b64encode(jpeg()).decode()
+    assert "+" in text and "/" in text
+    with pytest.raises(AppError) as refused:
+        decode_snapshot(mangle(text))
+    assert refused.value.error.code == "camera_alert.snapshot_invalid"
+    assert refused.value.params["reason"] == "not base64"
