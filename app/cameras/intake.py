@@ -52,10 +52,10 @@ _first = (sa.select(CameraAlert.response)
           .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
           .limit(1).scalar_subquery())
 _one = sa.select(sa.literal(1).label("one")).subquery()
-# One round trip for both look-ups: the first answer to this webhook-id (a redelivery) and the
-# camera (left-joined: it may be unknown).
+# SQLite: one round trip for both look-ups: the first answer to this webhook-id (a redelivery)
+# and the camera (left-joined: it may be unknown).
 LOOKUP = Direct(
-    sa.select(_first.label("first"), Camera.id, Camera.code, Camera.status, Camera.last_seen_at)
+    sa.select(_first.label("first"), Camera.id, Camera.status, Camera.last_seen_at)
     .select_from(_one).outerjoin(Camera, Camera.code == sa.bindparam("code"))
 )
 # After a conflict: the answer of the alert that won (same webhook-id, or same camera and event).
