@@ -11,8 +11,10 @@ from app.cameras import integrations, service
 from app.core.jobs import job_handler
 
 
-@job_handler(service.PROCESS_JOB)
+@job_handler(service.PROCESS_JOB, waits_out_bursts=True)
 async def process_alert(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Waits out bursts: while an operations centre sends many alerts at once, their
+    acknowledgements come first (each alert is stored; processing lags by seconds at most)."""
     await service.process_alert(session, uuid.UUID(payload["alert_id"]))
 
 

@@ -44,6 +44,8 @@ PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
 BACKOFF_CAP_SECONDS = 3600.0
 # Longest pause of the worker loop after repeated database errors.
 MAX_ERROR_PAUSE_SECONDS = 30.0
+# A burst of a kind that waits out bursts is over once no job of it arrived for this long.
+BURST_QUIET_SECONDS = 0.25
 
 
 class Job(SQLModel, table=True):
@@ -70,6 +72,10 @@ HANDLERS: dict[str, Handler] = {}
 # Kinds a worker claims one at a time, with no other job: big jobs (a batch of 1,000 pushes)
 # claimed ten at a time would leave one worker with the last ten while the others sit idle.
 CLAIMED_ALONE: set[str] = set()
+# Kinds that arrive in bursts from an intake that must answer fast (camera alerts): while their
+# burst goes on, their jobs wait (at most WORKER_BURST_SETTLE_SECONDS), so on a shared host the
+# processing does not take the CPU and database the acknowledgements need.
+WAITS_OUT_BURSTS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -93,14 +99,19 @@ def current_job() -> RunningJob:
     return running
 
 
-def job_handler(kind: str, *, claimed_alone: bool = False) -> Callable[[Handler], Handler]:
+def job_handler(
+    kind: str, *, claimed_alone: bool = False, waits_out_bursts: bool = False
+) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind (in a domain's `tasks.py`). `claimed_alone`: for
-    long jobs that several workers should share, a worker takes one such job per claim."""
+    long jobs that several workers should share, a worker takes one such job per claim.
+    `waits_out_bursts`: for jobs enqueued by a fast intake, see WAITS_OUT_BURSTS."""
 
     def register(func: Handler) -> Handler:
         HANDLERS[kind] = func
         if claimed_alone:
             CLAIMED_ALONE.add(kind)
+        if waits_out_bursts:
+            WAITS_OUT_BURSTS.add(kind)
         return func
 
     return register
@@ -185,6 +196,8 @@ class Worker:
         lease_seconds: float | None = None,
         poll_interval: float | None = None,
         batch_size: int = 10,
+        burst_settle_seconds: float | None = None,
+        burst_quiet_seconds: float = BURST_QUIET_SECONDS,
     ) -> None:
         settings = get_settings()
         self.sessions = sessions
@@ -195,6 +208,11 @@ class Worker:
         self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
         self._periodic_slots: dict[str, int] = {}
         self.schedules_periodic = settings.worker_schedules_periodic_jobs
+        self.burst_settle = timedelta(seconds=settings.worker_burst_settle_seconds
+                                      if burst_settle_seconds is None else burst_settle_seconds)
+        self.burst_quiet = timedelta(seconds=burst_quiet_seconds)
+        # Set by a claim that left a burst's jobs waiting: when to look at them again.
+        self.burst_recheck_at: datetime | None = None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -226,6 +244,9 @@ class Worker:
             .with_for_update(skip_locked=True)
         )
         async with self.sessions() as session, session.begin():
+            self.burst_recheck_at = await self._burst_recheck_at(session, now)
+            if self.burst_recheck_at is not None:
+                pick = pick.where(sa.not_(self._burst_pending(now)))
             rows = (await session.execute(pick)).all()
             abandoned = [r for r in rows if r.status == RUNNING and r.attempts >= r.max_attempts]
             fresh = _one_claim([r for r in rows
@@ -247,6 +268,30 @@ class Worker:
             jobs = list(claimed.scalars())
             session.expunge_all()  # plain values for the caller, whatever expire_on_commit says
         return sorted(jobs, key=lambda job: (job.run_after, job.id))
+
+    @staticmethod
+    def _burst_pending(now: datetime) -> sa.ColumnElement[bool]:
+        return sa.and_(Job.status == PENDING, Job.run_after <= now,
+                       Job.kind.in_(sorted(WAITS_OUT_BURSTS)))
+
+    async def _burst_recheck_at(self, session: AsyncSession, now: datetime) -> datetime | None:
+        """While jobs of a bursty kind still arrive (the newest is under `burst_quiet` old) and
+        the oldest has waited less than `burst_settle`, they wait: the time to look again, or
+        None to run them now. Two index look-ups on (status, run_after)."""
+        if not WAITS_OUT_BURSTS or not self.burst_settle:
+            return None
+        pending = self._burst_pending(now)
+        newest = sa.select(sa.func.max(Job.run_after)).where(pending).scalar_subquery()
+        oldest = sa.select(sa.func.min(Job.run_after)).where(pending).scalar_subquery()
+        row = (await session.execute(sa.select(newest, oldest))).one()
+        if row[0] is None:  # none waiting
+            return None
+        newest_at, oldest_at = row
+        quiet_at = newest_at + self.burst_quiet
+        latest_at = oldest_at + self.burst_settle
+        if now >= quiet_at or now >= latest_at:
+            return None
+        return min(quiet_at, latest_at)
 
     async def _park_abandoned(self, session: AsyncSession, rows: list[Any], now: datetime) -> None:
         for row in rows:
@@ -364,6 +409,9 @@ class Worker:
                 pause = min(MAX_ERROR_PAUSE_SECONDS,
                             self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
                 ran = 0
+            if ran == 0 and self.burst_recheck_at is not None:
+                until_recheck = (self.burst_recheck_at - clock.now()).total_seconds()
+                pause = min(pause, max(until_recheck, 0.01))
             if ran == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=pause)
