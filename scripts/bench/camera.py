@@ -6,6 +6,8 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
 - baseline: a bare endpoint of the same app (`GET /healthz`), same request count and concurrency;
 - N alerts signed with the standardwebhooks package, each with a ~100 KB JPEG snapshot, from C
   concurrent senders: acknowledgement p50/p99 and alerts/s;
+- the tail of the first wave (each sender's first request, all sent at once, so they queue
+  behind one another) apart from the rest's; with --timeline, the acknowledgements per 100 ms;
 - time until every alert is processed by the worker (blurred pictures, incident joined or opened
   with the picture as evidence, staff notified), and a verdict from the acknowledged alert ids
   (each stored and processed: none lost) and from effects that have no dedupe key of their own
@@ -119,9 +121,12 @@ async def wait_up(base: str, procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def hammer(port: int, requests: list[bytes], concurrency: int,
-                 answers: list[dict] | None = None) -> tuple[list[float], float, dict]:
+                 answers: list[dict] | None = None,
+                 timeline: list[tuple[float, float]] | None = None,
+                 ) -> tuple[list[float], float, dict]:
     """Send prepared HTTP/1.1 requests over `concurrency` keep-alive connections; latencies (ms),
-    wall time, status counts. The JSON bodies of 202 answers are kept in `answers` when given.
+    wall time, status counts. The JSON bodies of 202 answers are kept in `answers` when given,
+    and (seconds since the first was sent, latency ms) of each request in `timeline`.
 
     A plain asyncio sender with the requests signed ahead: an httpx client with 50 requests in
     flight spent milliseconds of CPU per request in its own pool and was the bottleneck (it
@@ -129,6 +134,7 @@ async def hammer(port: int, requests: list[bytes], concurrency: int,
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
     pending = iter(requests)
+    first_sent = time.perf_counter()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -153,12 +159,34 @@ async def hammer(port: int, requests: list[bytes], concurrency: int,
                     continue
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[code] = statuses.get(code, 0) + 1
+                if timeline is not None:
+                    timeline.append((started - first_sent, latencies[-1]))
         finally:
             writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return latencies, time.perf_counter() - started, statuses
+
+
+def waves(timeline: list[tuple[float, float]], concurrency: int) -> str:
+    """The first `concurrency` requests leave together (each sender's first), so they queue
+    behind one another; the later ones leave as answers come back. Their tails, apart."""
+    ordered = [latency for _, latency in sorted(timeline)]
+    first, rest = ordered[:concurrency], ordered[concurrency:]
+    if not rest:
+        return ""
+    return (f"  the first {len(first)} (sent together): slowest {max(first):.1f} ms; "
+            f"the other {len(rest)}: p50 {statistics.median(rest):.1f}, "
+            f"p99 {percentile(rest, 99):.1f} ms")
+
+
+def per_100_ms(timeline: list[tuple[float, float]]) -> str:
+    buckets: dict[int, list[float]] = {}
+    for sent, latency in timeline:
+        buckets.setdefault(int(sent * 10), []).append(latency)
+    return "  sent in each 100 ms: " + " ".join(
+        f"{n / 10:.1f}s:{len(b)}/{max(b):.0f}" for n, b in sorted(buckets.items()))
 
 
 def http_request(method: str, path: str, port: int, headers: dict[str, str] | None = None,
@@ -370,6 +398,8 @@ async def main() -> None:
     parser.add_argument("--ack-cpu", action="store_true",
                         help="CPU per acknowledgement in process (no server, no worker)")
     parser.add_argument("--profile", help="with --ack-cpu: write a cProfile of the acks here")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print the acknowledgements per 100 ms: count/slowest ms")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-camera-"))
@@ -419,7 +449,8 @@ async def main() -> None:
         await wait_processed(url, time.perf_counter(), args.timeout)
         alerts = [alert(index) for index in range(args.alerts)]  # signed just before sending
         sent_at = time.perf_counter()
-        lat, wall, status = await hammer(port, alerts, args.concurrency, answers)
+        timeline: list[tuple[float, float]] = []
+        lat, wall, status = await hammer(port, alerts, args.concurrency, answers, timeline)
         await wait_processed(url, sent_at, args.timeout)
         processed_after = time.perf_counter() - sent_at
         final = await counts(url)
@@ -444,6 +475,9 @@ async def main() -> None:
           f"{percentile(lat, 99):8.1f} {args.alerts / wall:9.0f}  {status}")
     print(f"ack p99 / baseline p99: {percentile(lat, 99) / percentile(base_lat, 99):.1f}x; "
           f"target p99 < 100 ms: {'met' if percentile(lat, 99) < 100 else 'NOT met'}")
+    print(waves(timeline, args.concurrency))
+    if args.timeline:
+        print(per_100_ms(timeline))
     print(f"all processed {processed_after:.1f} s after the first alert was sent "
           f"(target 60 s: {'met' if processed_after <= 60 else 'NOT met'}); "
           f"{final['alerts processed'] / processed_after:.1f} alerts/s through the worker")
