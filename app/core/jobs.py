@@ -50,10 +50,14 @@ BURST_QUIET_SECONDS = 0.25
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
-    __table_args__ = (sa.Index("ix_jobs_due", "status", "run_after"),)
+    __table_args__ = (
+        sa.Index("ix_jobs_due", "status", "run_after"),
+        # A kind's due jobs (a burst's newest and oldest: one probe each), a kind's jobs.
+        sa.Index("ix_jobs_kind_due", "kind", "status", "run_after"),
+    )
 
     id: uuid.UUID = id_field()
-    kind: str = Field(max_length=100, index=True)
+    kind: str = Field(max_length=100)
     payload: dict[str, Any] = json_field()
     status: str = Field(default=PENDING, max_length=16)
     attempts: int = 0
@@ -277,7 +281,7 @@ class Worker:
     async def _burst_recheck_at(self, session: AsyncSession, now: datetime) -> datetime | None:
         """While jobs of a bursty kind still arrive (the newest is under `burst_quiet` old) and
         the oldest has waited less than `burst_settle`, they wait: the time to look again, or
-        None to run them now. Two index look-ups on (status, run_after)."""
+        None to run them now. For one kind, one probe each into (kind, status, run_after)."""
         if not WAITS_OUT_BURSTS or not self.burst_settle:
             return None
         pending = self._burst_pending(now)
