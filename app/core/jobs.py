@@ -247,6 +247,7 @@ class Worker:
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
         )
+        self.burst_recheck_at = None
         async with self.sessions() as session, session.begin():
             self.burst_recheck_at = await self._burst_recheck_at(session, now)
             if self.burst_recheck_at is not None:
@@ -406,6 +407,10 @@ class Worker:
                     await schedule_periodic(self.sessions, self._periodic_slots)
                 ran = await self.run_once()
                 self.failed_rounds = 0
+                if ran == 0 and self.burst_recheck_at is not None:
+                    # A burst's jobs wait: look again when it should have settled.
+                    until_recheck = (self.burst_recheck_at - clock.now()).total_seconds()
+                    pause = min(pause, max(until_recheck, 0.01))
             except Exception:
                 # The database restarting or failing over must not end the worker: wait, retry.
                 self.failed_rounds += 1
@@ -413,9 +418,6 @@ class Worker:
                 pause = min(MAX_ERROR_PAUSE_SECONDS,
                             self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
                 ran = 0
-            if ran == 0 and self.burst_recheck_at is not None:
-                until_recheck = (self.burst_recheck_at - clock.now()).total_seconds()
-                pause = min(pause, max(until_recheck, 0.01))
             if ran == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=pause)

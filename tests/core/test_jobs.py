@@ -590,6 +590,26 @@ async def test_worker_loop_looks_again_when_a_burst_settles_not_at_its_next_poll
     assert len(await effects("lone-alert")) == 1
 
 
+async def test_worker_loop_backs_off_from_a_failing_database_even_after_a_burst(
+    db: AsyncSession,
+) -> None:
+    await db.execute(sa.text("ALTER TABLE jobs RENAME TO jobs_away"))  # every query now fails
+    await db.commit()
+    loop_worker = worker("loop", poll_interval=0.2)
+    loop_worker.burst_recheck_at = clock.now()  # left by a claim before the database failed
+    task = asyncio.create_task(loop_worker.run_forever())
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        loop_worker.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await db.execute(sa.text("ALTER TABLE jobs_away RENAME TO jobs"))
+        await db.commit()
+    # Pauses of 0.2, 0.4, 0.8 s after the failures: rounds at 0, 0.2 and 0.6 s, not a retry
+    # every few milliseconds.
+    assert 1 <= loop_worker.failed_rounds <= 4
+
+
 async def test_worker_loop_survives_the_database_failing_under_it(db: AsyncSession) -> None:
     job_id = await add_job(db, EFFECT, {"key": "after-outage"})
     await db.execute(sa.text("ALTER TABLE jobs RENAME TO jobs_away"))  # every query now fails
