@@ -3,6 +3,7 @@ uploads are first streamed to a local staging file, then handed to the backend."
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -49,13 +50,25 @@ class LocalStorage(StorageBackend):
         return target
 
     async def put_file(self, key: str, staged: Path) -> None:
+        """Durable when it returns: the caller commits rows that name the file next, so a power
+        cut must not leave a row whose file never reached the disk (and the kernel's late
+        writeback of unsynced files would stall the database's own flushes at random)."""
         target = self.path(key)
 
         def move() -> None:
+            created = [d for d in (target.parent, *target.parent.parents)
+                       if d.is_relative_to(self.root) and not d.exists()]
             target.parent.mkdir(parents=True, exist_ok=True)
+            _fsync(staged)
             # Staging lives under the root, so this is an atomic rename (a copy only across
-            # filesystems).
+            # filesystems: then the copy is flushed too).
+            renamed = staged.stat().st_dev == target.parent.stat().st_dev
             shutil.move(staged, target)
+            if not renamed:
+                _fsync(target)
+            # The new name, and the names of the directories made for it.
+            for directory in {target.parent, *(d.parent for d in created)}:
+                _fsync(directory)
 
         await anyio.to_thread.run_sync(move)
 
@@ -69,6 +82,15 @@ class LocalStorage(StorageBackend):
 
     async def exists(self, key: str) -> bool:
         return await anyio.Path(self.path(key)).is_file()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries, to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def staging_dir() -> Path:
