@@ -50,9 +50,9 @@ class LocalStorage(StorageBackend):
         return target
 
     async def put_file(self, key: str, staged: Path) -> None:
-        """Durable when it returns: the caller commits rows that name the file next, so a power
-        cut must not leave a row whose file never reached the disk (and the kernel's late
-        writeback of unsynced files would stall the database's own flushes at random)."""
+        """Durable when it returns: the caller's transaction, which records the file, commits
+        after this, so a power cut must not leave a row whose file never reached the disk (and
+        the kernel's late writeback of unsynced files stalled the database's own flushes)."""
         target = self.path(key)
 
         def move() -> None:
