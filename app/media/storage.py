@@ -52,7 +52,7 @@ class LocalStorage(StorageBackend):
     async def put_file(self, key: str, staged: Path) -> None:
         """Durable when it returns: the caller's transaction, which records the file, commits
         after this, so a power cut must not leave a row whose file never reached the disk (and
-        the kernel's late writeback of unsynced files stalled the database's own flushes)."""
+        the kernel's late writeback of unsynced files can stall the database's own flushes)."""
         target = self.path(key)
 
         def move() -> None:
