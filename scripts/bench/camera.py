@@ -141,6 +141,7 @@ async def hammer(port: int, requests: list[bytes], concurrency: int,
         try:
             for raw in pending:
                 started = time.perf_counter()
+                failed = False
                 try:
                     writer.write(raw)
                     await writer.drain()
@@ -151,16 +152,14 @@ async def hammer(port: int, requests: list[bytes], concurrency: int,
                     if answers is not None and code == 202:
                         answers.append(json.loads(body))
                 except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                    code = type(exc).__name__  # counted, not fatal: the figures say it
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    statuses[code] = statuses.get(code, 0) + 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    continue
+                    code, failed = type(exc).__name__, True  # counted, not fatal
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[code] = statuses.get(code, 0) + 1
                 if timeline is not None:
                     timeline.append((started - first_sent, latencies[-1]))
+                if failed:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
         finally:
             writer.close()
 
@@ -174,8 +173,6 @@ def waves(timeline: list[tuple[float, float]], concurrency: int) -> str:
     behind one another; the later ones leave as answers come back. Their tails, apart."""
     ordered = [latency for _, latency in sorted(timeline)]
     first, rest = ordered[:concurrency], ordered[concurrency:]
-    if not rest:
-        return ""
     return (f"  the first {len(first)} (sent together): slowest {max(first):.1f} ms; "
             f"the other {len(rest)}: p50 {statistics.median(rest):.1f}, "
             f"p99 {percentile(rest, 99):.1f} ms")
@@ -475,7 +472,8 @@ async def main() -> None:
           f"{percentile(lat, 99):8.1f} {args.alerts / wall:9.0f}  {status}")
     print(f"ack p99 / baseline p99: {percentile(lat, 99) / percentile(base_lat, 99):.1f}x; "
           f"target p99 < 100 ms: {'met' if percentile(lat, 99) < 100 else 'NOT met'}")
-    print(waves(timeline, args.concurrency))
+    if len(timeline) > args.concurrency:
+        print(waves(timeline, args.concurrency))
     if args.timeline:
         print(per_100_ms(timeline))
     print(f"all processed {processed_after:.1f} s after the first alert was sent "
