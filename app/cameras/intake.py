@@ -36,8 +36,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.cameras import errors
+from app.cameras import errors, metrics
 from app.cameras.dialect import insert_for
+from app.cameras.metrics import ACCEPTED, REDELIVERY
 from app.cameras.models import DISABLED, OFFLINE, Camera, CameraAlert, CameraSnapshot
 from app.cameras.schemas import CameraAlertIn
 from app.cameras.service import PROCESS_JOB, SEEN_RESOLUTION, decode_snapshot
@@ -163,11 +164,20 @@ async def accept_alert(meta: WebhookMeta, alert: CameraAlertIn, *,
     """Store the alert and enqueue its processing; a redelivery gets the first answer back."""
     writes = _compiled()
     if writes.dialect == "postgresql":
-        return await _accept_in_one(writes, meta, alert, source)
+        answer, outcome = await _accept_in_one(writes, meta, alert, source)
+    else:
+        answer, outcome = await _accept(writes, meta, alert, source)
+    metrics.count_alert(source, alert.type.value, outcome)
+    return answer
+
+
+async def _accept(writes: _Writes, meta: WebhookMeta, alert: CameraAlertIn,
+                  source: str) -> tuple[dict[str, Any], str]:
+    """SQLite: a read, then one transaction (see the module docstring)."""
     found = await LOOKUP.fetch_one({"webhook_id": meta.id, "code": alert.camera_id})
     assert found is not None  # a row of the one-row subquery, whatever the camera
     if found["first"] is not None:
-        return dict(found["first"])
+        return dict(found["first"]), REDELIVERY
     _refuse_camera(alert, found["status"])
     intake = _Intake(writes, meta, alert, source, decode_snapshot(alert.snapshot)
                      if alert.snapshot else None)
@@ -181,14 +191,14 @@ async def accept_alert(meta: WebhookMeta, alert: CameraAlertIn, *,
         statements.append((writes.seen, {"camera_id": found["id"], "at": intake.now,
                                          "stale_before": intake.stale_before}))
     if await _run(writes, statements):
-        return intake.answer
+        return intake.answer, ACCEPTED
     if (first := await _first_answer(meta, found["id"], alert)) is None:  # pragma: no cover
         raise RuntimeError("alert insert conflicted but no alert found")
-    return first
+    return first, REDELIVERY
 
 
 async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertIn,
-                         source: str) -> dict[str, Any]:
+                         source: str) -> tuple[dict[str, Any], str]:
     """PostgreSQL: one statement (`_in_one`); the rarer outcomes (a redelivery, a refused
     camera) are told apart afterwards."""
     try:
@@ -196,7 +206,7 @@ async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertI
     except AppError:
         # A redelivery is answered as the first time, even under a limit lowered since.
         if (first := await _first_answer(meta, None, alert)) is not None:
-            return first
+            return first, REDELIVERY
         raise
     intake = _Intake(writes, meta, alert, source, snapshot)
     params: dict[str, Any] = {"code": alert.camera_id, "at": intake.now,
@@ -207,9 +217,9 @@ async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertI
     found = await writes.in_one[snapshot is not None].fetch_one(params)
     assert found is not None  # a row of the one-row subquery, whatever the camera
     if found["inserted"] == 1:
-        return intake.answer
+        return intake.answer, ACCEPTED
     if (first := await _first_answer(meta, found["camera_id"], alert)) is not None:
-        return first
+        return first, REDELIVERY
     _refuse_camera(alert, found["status"])
     raise RuntimeError("alert insert conflicted but no alert found")  # pragma: no cover
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.cameras import errors, imaging, integrations, pictures
+from app.cameras import errors, imaging, integrations, metrics, pictures
 from app.cameras.dialect import insert
 from app.cameras.models import (
     ACTIVE,
@@ -29,7 +29,7 @@ from app.cameras.models import (
 from app.cameras.schemas import CameraCreate, CameraUpdate
 from app.core import clock, writelock
 from app.core.config import get_settings
-from app.core.db import new_id
+from app.core.db import after_commit, new_id
 from app.core.errors import AppError
 from app.core.jobs import Job
 from app.core.logging import get_logger
@@ -217,6 +217,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
         alert.staff_notified = True
     alert.status, alert.processed_at = "processed", clock.now()
     await session.flush()
+    delay = (alert.processed_at - alert.received_at).total_seconds()
+    after_commit(session, metrics.PROCESSING_DELAY.labels(alert.type).observe, delay)
     log.info("camera_alert_processed", alert_id=str(alert.id), camera=camera.code,
              type=alert.type, incident_id=alert.incident_id, snapshot=alert.snapshot_status)
 

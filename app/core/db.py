@@ -32,6 +32,7 @@ from uuid6 import uuid7
 
 from app.core import clock
 from app.core.config import get_settings
+from app.core.logging import get_logger
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -48,6 +49,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else clock.as_utc(value)
+
+
+log = get_logger(__name__)
 
 
 def new_id() -> uuid.UUID:
@@ -158,6 +162,29 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
         else:
             if session.in_transaction():  # nothing to commit for a request that never used it
                 await session.commit()
+
+
+def after_commit(session: AsyncSession, callback: Callable[..., object], *args: Any) -> None:
+    """Call `callback(*args)` once the session's transaction has committed, never if it rolls
+    back: for effects outside the database (metrics) that must not count a failed attempt."""
+    session.sync_session.info.setdefault(_AFTER_COMMIT, []).append((callback, args))
+
+
+_AFTER_COMMIT = "after_commit_callbacks"
+
+
+@event.listens_for(sa.orm.Session, "after_commit")
+def _run_after_commit(session: sa.orm.Session) -> None:
+    for callback, args in session.info.pop(_AFTER_COMMIT, ()):
+        try:
+            callback(*args)
+        except Exception:  # the transaction has committed: its caller must not think otherwise
+            log.exception("after_commit_callback_failed")
+
+
+@event.listens_for(sa.orm.Session, "after_rollback")
+def _drop_after_commit(session: sa.orm.Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:

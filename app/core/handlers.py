@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core import errors
+from app.core import errors, metrics
 from app.core.config import get_settings
 from app.core.i18n import negotiate
 from app.core.logging import get_logger
@@ -57,6 +57,7 @@ def problem_response(
     )
     if status is not None:
         body["status"] = status
+    metrics.count_problem(err.code)
     response = JSONResponse(body, status_code=body["status"], headers=headers)
     response.headers["content-type"] = errors.PROBLEM_JSON
     response.headers["content-language"] = language

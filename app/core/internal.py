@@ -18,7 +18,7 @@ import orjson
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core import errors
+from app.core import errors, metrics
 from app.core.config import get_settings
 from app.core.i18n import negotiate
 
@@ -108,6 +108,7 @@ class ListenerSplitMiddleware:
         for key, value in scope.get("headers", []):
             if key == b"accept-language":
                 language = negotiate(value.decode("latin-1"))
+        metrics.count_problem(errors.NOT_FOUND.code)
         body = orjson.dumps(errors.problem_body(errors.NOT_FOUND, language,
                                                 instance=scope["path"]))
         await send({

@@ -322,6 +322,8 @@ class Worker:
 
     async def run_job(self, job: Job) -> None:
         """Run one claimed job. Never raises: failures are recorded on the job."""
+        metrics.JOB_WAIT.labels(job.kind).observe(
+            max(0.0, (clock.now() - job.run_after).total_seconds()))
         token = _current.set(RunningJob(job.id, job.kind, job.attempts, self.name))
         try:
             await self._run(job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
@@ -17,6 +18,25 @@ HTTP_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 JOBS_FINISHED = Counter("jobs_finished_total", "Background jobs finished", ["kind", "outcome"])
+# How far behind the queue runs: from a job's due time to a worker starting it (each attempt).
+JOB_WAIT = Histogram(
+    "job_wait_seconds",
+    "From a job's due time to a worker starting it",
+    ["kind"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+# Every problem+json answer by its stable code: a spike of one code (`camera_alert.bad_signature`
+# after a secret rotation, `auth.invalid_otp`) tells operators what clients are getting wrong.
+PROBLEMS = Counter("problems_total", "problem+json answers by their stable code", ["code"])
+_problem_series: dict[str, Any] = {}
+
+
+def count_problem(code: str) -> None:
+    """One problem+json answer of `code` (the labelled child cached: labels() costs ~20 us)."""
+    counted = _problem_series.get(code)
+    if counted is None:  # codes come from the catalogue in app code, never from clients
+        counted = _problem_series[code] = PROBLEMS.labels(code)
+    counted.inc()
 OTP_SENT = Counter("otp_sent_total", "OTP codes sent", ["purpose"])
 LOGINS = Counter("logins_total", "Login attempts", ["outcome"])
 

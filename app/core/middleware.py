@@ -169,6 +169,7 @@ class RequestContextMiddleware:
         params: dict[str, Any] | None, extra: dict[str, Any] | None = None,
     ) -> None:
         language = negotiate(_header(scope, b"accept-language"))
+        metrics.count_problem(err.code)
         body = orjson.dumps(
             errors.problem_body(
                 err, language, params=params, instance=scope["path"], request_id=request_id,

@@ -10,27 +10,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
+from tests.support.metrics import sample, scrape
 
 
 def requests_total(exposition: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(exposition):
-        if family.name == "http_requests":  # the parser drops the `_total` of counters
-            for sample in family.samples:
-                if sample.name == "http_requests_total" and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return sample.value
-    return 0.0
-
-
-async def scrape(client: httpx.AsyncClient) -> str:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return response.text
+    return sample(exposition, "http_requests_total", **labels)
 
 
 async def test_metrics_count_requests_by_route_template_not_raw_path(client):
@@ -118,3 +104,18 @@ async def test_a_new_request_does_not_inherit_the_previous_request_id(failing_cl
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert records
     assert {r["request_id"] for r in records} == {response.headers["x-request-id"]}
+
+
+async def test_problems_are_counted_by_their_code(client):
+    """Operators see which refusals clients get, not only their status."""
+    citizen = f"/api/v1/staff/citizens/{uuid.uuid4()}"
+    before = await scrape(client)
+    answers = [await client.get(citizen), await client.get(citizen),
+               await client.get(f"/does-not-exist/{uuid.uuid4()}")]
+    codes = [answer.json()["code"] for answer in answers]
+    assert codes[0] == codes[1] != codes[2]
+
+    after = await scrape(client)
+    for code in set(codes):
+        assert sample(after, "problems_total", code=code) == (
+            sample(before, "problems_total", code=code) + codes.count(code))
