@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, jobs
 from app.core.config import get_settings
+from app.core.security import constant_time_equals
 from app.media import formats
 from app.media.config_ext import get_media_ext_settings
 from app.media.derived import MediaProcessing, MediaVariant
@@ -179,7 +180,7 @@ def url_signer(ttl_seconds: int | None = None) -> Callable[[uuid.UUID, str], str
 def verify_signature(media_id: uuid.UUID, name: str, expires: int, sig: str) -> bool:
     if expires < int(clock.now().timestamp()):
         return False
-    return hmac.compare_digest(_signature(media_id, name, expires), sig)
+    return constant_time_equals(_signature(media_id, name, expires), sig)
 
 
 # ---------------------------------------------------------------- worker side

@@ -4,6 +4,7 @@ the worker, originals only for the reporter and staff, signed expiring links, mo
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -174,6 +175,15 @@ async def test_signed_links_expire_and_cannot_be_altered(client, db):
 
     assert tampered.status_code == expired.status_code == 403
     assert expired.json()["code"] == "media.link_invalid"
+
+
+async def test_a_signature_of_any_characters_is_refused_not_crashing(client):
+    media_id, expires = uuid.uuid4(), int(clock.now().timestamp()) + 3600
+    for sig in ("âÿ\u0084Ám1", "𝟘" * 20, ""):
+        response = await client.get(f"/api/v1/media/signed/{media_id}/original",
+                                    params={"exp": expires, "sig": sig})
+        assert response.status_code == 403, sig
+        assert response.json()["code"] == "media.link_invalid"
 
 
 async def test_a_photo_that_does_not_decode_is_marked_failed_and_never_public(client, db):
