@@ -272,9 +272,10 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     ).all()
     total = bounds[0].total if bounds else 0
     uptos = [row.id for row in bounds]
-    ranges: list[tuple[uuid.UUID | None, uuid.UUID]] = list(
-        zip([None, *uptos[:-1]], uptos, strict=True)
-    )
+    # Each range starts after the previous one's bound (the first from the beginning); an
+    # empty audience has no range at all.
+    starts: list[uuid.UUID | None] = [None, *uptos][: len(uptos)]
+    ranges = list(zip(starts, uptos, strict=True))
     for start, upto in ranges:
         await enqueue(
             session,

@@ -86,6 +86,24 @@ async def test_ward_staff_announce_to_their_ward_only(client, db, push_log, ward
     assert again["report"]["opened"] == 1
 
 
+async def test_an_announcement_to_a_ward_without_citizens_is_sent_to_nobody(
+    client, db, push_log, wards
+) -> None:
+    staff = await account(client, db, "0917000009", role="ward_staff", ward="TNG-PDP")
+    created = await client.post("/api/v1/staff/announcements", headers=staff.headers, json=BODY)
+    assert created.status_code == 201, created.text
+
+    await run_jobs()
+
+    report = (await client.get(f"/api/v1/staff/announcements/{created.json()['id']}",
+                               headers=staff.headers)).json()
+    assert report["status"] == "sent" and report["report"]["recipients"] == 0
+    assert pushes(push_log) == []
+    failed = await db.scalar(sa.select(sa.func.count()).select_from(Job)
+                             .where(Job.last_error.is_not(None)))
+    assert failed == 0
+
+
 async def test_ward_staff_cannot_address_another_ward_or_the_city(client, db, wards) -> None:
     staff = await account(client, db, "0917000002", role="ward_admin", ward="TNG-PDP")
     other = await client.post(
