@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers
 
 from app.core import clock
 from app.core import errors as core_errors
@@ -77,11 +78,25 @@ async def _pairs(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
 
 
+def _headers(request: Request) -> Headers:
+    """The request's headers as authlib may read them: without an Authorization header that
+    authlib's own parser raises on (a scheme with no credentials, Basic credentials that are
+    not UTF-8). Without it the client is simply not authenticated by it: invalid_client."""
+    value = request.headers.get("authorization")
+    try:
+        extract_basic_authorization({"Authorization": value})
+    except ValueError:  # UnicodeDecodeError included
+        headers = request.headers.mutablecopy()
+        del headers["authorization"]
+        return headers
+    return request.headers
+
+
 def _oauth_request(request: Request, path: str, pairs: list[tuple[str, str]],
                    method: str | None = None) -> OAuthRequest:
     method = method or request.method
     # Starlette's headers: case-insensitive, as authlib reads them ("Authorization").
-    return OAuthRequest(method, _url(path), request.headers,
+    return OAuthRequest(method, _url(path), _headers(request),
                         query=pairs if method == "GET" else [],
                         form=pairs if method == "POST" else [])
 
@@ -472,7 +487,7 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
                     endpoint: str | None = None) -> None:
     """Read on the loop what authlib will ask for, so it can run inline (see server.Bridge)."""
     data = dict(reversed(pairs))
-    basic_id, _ = extract_basic_authorization(request.headers)
+    basic_id, _ = extract_basic_authorization(_headers(request))
     asserted = _assertion_subject(data.get("client_assertion"))
     for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
