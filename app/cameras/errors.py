@@ -49,6 +49,11 @@ CAMERA_CODE_TAKEN = error_code(
     "camera.code_taken", 409,
     "Mã camera '{code}' đã được sử dụng.", "The camera code '{code}' is already in use.",
 )
+CAMERA_OUTSIDE_SERVICE_AREA = error_code(
+    "camera.outside_service_area", 422,
+    "Vị trí camera nằm ngoài địa bàn phục vụ của thành phố.",
+    "The camera's location is outside the city's service area.",
+)
 ALERT_NOT_FOUND = error_code(
     "camera_alert.not_found", 404,
     "Không tìm thấy cảnh báo camera.", "The camera alert was not found.",

@@ -70,8 +70,15 @@ async def save_evidence(original: bytes, pictures: imaging.Processed) -> Evidenc
     return Evidence(pictures=pictures, saved=saved)
 
 
-def opens_incident(alert: CameraAlert) -> bool:
-    return alert.type in INCIDENT_CATEGORY
+def within_service_area(lat: float, lon: float) -> bool:
+    return incidents.within_service_area(lat, lon)
+
+
+def opens_incident(alert: CameraAlert, camera: Camera) -> bool:
+    """An incident of the alert's kind, where the incidents domain takes them. A camera outside
+    the service area (registered before the area was narrowed) still reaches its ward's staff,
+    as an event without an incident, rather than failing its job until it is dead."""
+    return alert.type in INCIDENT_CATEGORY and within_service_area(camera.lat, camera.lon)
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,9 @@ async def join_or_open_incident(
     """The alert's incident; its picture becomes the incident's evidence: a media item of the
     system (no owner account) whose public versions are the blurred ones, the original being
     for staff only (and withdrawn with the alert's original, see `withdraw_evidence`)."""
-    category = INCIDENT_CATEGORY.get(alert.type)
-    if category is None:
+    if not opens_incident(alert, camera):
         return None
+    category = INCIDENT_CATEGORY[alert.type]
     media_id = None
     if evidence is not None:
         media_id = (await media.record_system_evidence(session, evidence.saved)).id

@@ -53,7 +53,8 @@ BODY_ERRORS = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON,
 @admin.post(
     "", response_model=CameraOut, status_code=status.HTTP_201_CREATED,
     summary="Register a camera",
-    responses=responses(*AUTH_ERRORS, errors.CAMERA_CODE_TAKEN, WARD_NOT_FOUND, *BODY_ERRORS),
+    responses=responses(*AUTH_ERRORS, errors.CAMERA_CODE_TAKEN, errors.CAMERA_OUTSIDE_SERVICE_AREA,
+                        WARD_NOT_FOUND, *BODY_ERRORS),
 )
 async def create_camera(body: CameraCreate, _: CityAdmin, session: DbSession) -> Camera:
     return await service.create_camera(session, body)
@@ -79,7 +80,8 @@ async def get_camera(camera_id: uuid.UUID, _: CityAdmin, session: DbSession) -> 
 @admin.patch(
     "/{camera_id}", response_model=CameraOut,
     summary="Change a camera (name, place, ward, direction; disable or enable it)",
-    responses=responses(*AUTH_ERRORS, errors.CAMERA_NOT_FOUND, WARD_NOT_FOUND, *BODY_ERRORS),
+    responses=responses(*AUTH_ERRORS, errors.CAMERA_NOT_FOUND, errors.CAMERA_OUTSIDE_SERVICE_AREA,
+                        WARD_NOT_FOUND, *BODY_ERRORS),
 )
 async def update_camera(
     camera_id: uuid.UUID, body: CameraUpdate, _: CityAdmin, session: DbSession

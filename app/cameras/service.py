@@ -43,8 +43,15 @@ OFFLINE_CHECK_JOB = "camera.offline_check"
 # ---------------------------------------------------------------- registry
 
 
+def _check_location(lat: float, lon: float) -> None:
+    """Its alerts become incidents for the city's staff: it must stand where they serve."""
+    if not integrations.within_service_area(lat, lon):
+        raise AppError(errors.CAMERA_OUTSIDE_SERVICE_AREA, extra={"lat": lat, "lon": lon})
+
+
 async def create_camera(session: AsyncSession, data: CameraCreate) -> Camera:
     await admin_units.get_ward(session, data.ward_code)
+    _check_location(data.lat, data.lon)
     if await camera_by_code(session, data.code) is not None:
         raise AppError(errors.CAMERA_CODE_TAKEN, params={"code": data.code})
     camera = Camera(**data.model_dump())
@@ -92,6 +99,8 @@ async def update_camera(session: AsyncSession, camera_id: uuid.UUID, data: Camer
         elif status == ACTIVE and camera.status == DISABLED:
             # Re-enabled: silent until it speaks again, so not flagged offline at once.
             camera.status, camera.last_seen_at = ACTIVE, clock.now()
+    if "lat" in changes or "lon" in changes:
+        _check_location(changes.get("lat", camera.lat), changes.get("lon", camera.lon))
     for field, value in changes.items():
         setattr(camera, field, value)
     camera.updated_at = clock.now()
@@ -196,7 +205,7 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     made = await _pictures(session, alert)
     evidence = None
     if made is not None and isinstance(made[1], imaging.Processed) and (
-            integrations.opens_incident(alert)):
+            integrations.opens_incident(alert, camera)):
         evidence = await integrations.save_evidence(*made)
     # Everything slow is done: from here on the transaction writes (and on SQLite holds the
     # database's write lock until the job's commit). Requests in flight go first.

@@ -66,8 +66,13 @@ def mask_name(full_name: str | None) -> str | None:
     return " ".join([*words[:-1], words[-1][0] + "."])
 
 
+def within_service_area(lat: float, lon: float) -> bool:
+    """Inside the area the city's staff serve (INCIDENT_SERVICE_AREA)."""
+    return geo.point_in_polygon(lon, lat, get_incident_settings().incident_service_area)
+
+
 def _check_location(lat: float, lon: float) -> None:
-    if not geo.point_in_polygon(lon, lat, get_incident_settings().incident_service_area):
+    if not within_service_area(lat, lon):
         raise AppError(errors.OUTSIDE_SERVICE_AREA, extra={"lat": lat, "lon": lon})
 
 

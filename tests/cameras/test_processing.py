@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,7 @@ from app.core import clock
 from app.core.audit import AuditEvent
 from app.core.jobs import DEAD, Job
 from app.incidents import service as incidents
+from app.incidents.config import get_incident_settings
 from app.incidents.models import Incident
 from app.media import service as media_service
 from app.notifications import service as notifications
@@ -177,6 +179,35 @@ async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     assert sent[0]["message"]["data"]["alert_id"] == str(alert.id)
     dead = (await db.execute(sa.select(Job).where(Job.status == DEAD))).scalars().all()
     assert dead == []
+
+
+async def test_an_alert_from_outside_the_service_area_reaches_the_ward_without_an_incident(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A camera registered before the service area was narrowed: the incidents domain refuses
+    its place, so its accident is an event for the ward's staff, not a job failing until dead."""
+    await make_camera(db)
+    staff = await account(client, db, "0911000006", "ward_staff", "TNG-PDP")
+    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
+                                        token="staff-outside-token", platform="android",
+                                        app_version="1.0", locale="vi")
+    await db.commit()
+    elsewhere = [(106.0, 22.0), (106.1, 22.0), (106.1, 22.1), (106.0, 22.1)]  # (lon, lat)
+    monkeypatch.setattr(get_incident_settings(), "incident_service_area", elsewhere)
+
+    assert (await send(ioc, alert_body(snapshot=b64(jpeg())))).status_code == 202
+    await run_jobs()
+
+    alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
+    assert alert.status == "processed" and alert.incident_id is None and alert.staff_notified
+    assert alert.snapshot_status == "processed" and alert.evidence_media_id is None
+    assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 0
+    sent = pushes(push_log)
+    assert [assert_valid_push(m["message"]) for m in sent] == ["camera.event"]
+    failed = await db.scalar(sa.select(sa.func.count()).select_from(Job)
+                             .where(Job.last_error.is_not(None)))
+    assert failed == 0
 
 
 async def test_originals_need_a_reason_are_audited_and_expire(

@@ -89,6 +89,27 @@ async def test_city_admin_manages_cameras_and_others_cannot(
     assert missing.status_code == 404 and missing.json()["code"] == "camera.not_found"
 
 
+async def test_a_camera_must_stand_where_the_city_serves(
+    client: httpx.AsyncClient, db: AsyncSession, wards: None
+) -> None:
+    """Its alerts become incidents for the city's staff: a camera in Hanoi (or at 0,0, a
+    typing slip) would open incidents the incidents domain refuses."""
+    admin = await account(client, db, "0912000011", "city_admin")
+    for lat, lon in ((21.0285, 105.8542), (0.0, 0.0)):
+        refused = await client.post("/api/v1/admin/cameras", headers=admin.headers,
+                                    json={**NEW_CAMERA, "lat": lat, "lon": lon})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "camera.outside_service_area"
+
+    camera = (await client.post("/api/v1/admin/cameras", json=NEW_CAMERA,
+                                headers=admin.headers)).json()
+    moved = await client.patch(f"/api/v1/admin/cameras/{camera['id']}", json={"lat": 21.0285},
+                               headers=admin.headers)
+    assert moved.status_code == 422 and moved.json()["code"] == "camera.outside_service_area"
+    kept = await client.get(f"/api/v1/admin/cameras/{camera['id']}", headers=admin.headers)
+    assert (kept.json()["lat"], kept.json()["lon"]) == (NEW_CAMERA["lat"], NEW_CAMERA["lon"])
+
+
 async def test_ward_staff_see_only_their_wards_cameras(
     client: httpx.AsyncClient, db: AsyncSession, wards: None
 ) -> None:
