@@ -91,7 +91,9 @@ class DevicePosition(SQLModel, table=True):
 
     __tablename__ = "device_positions"
 
-    token: str = Field(primary_key=True, max_length=512)
+    # A push token, as long as app.notifications lets one be (a longer column refused the
+    # position of a registered device with a 500 on PostgreSQL).
+    token: str = Field(primary_key=True, max_length=1024)
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     cell: str = Field(max_length=32, index=True)
     reported_at: datetime = utc_field(default_now=True)

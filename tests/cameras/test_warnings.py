@@ -59,6 +59,15 @@ async def test_a_device_reports_only_a_coarse_cell_and_keeps_no_history(
     assert (await db.execute(sa.select(DevicePosition))).first() is None
 
 
+async def test_a_device_with_the_longest_push_token_allowed_reports_its_position(
+    client: httpx.AsyncClient, db: AsyncSession, wards: None
+) -> None:
+    longest = "f" * 1024  # app.notifications registers tokens this long
+    await citizen_near(client, db, "0913000009", LAT, LON, token=longest)
+    rows = (await db.execute(sa.select(DevicePosition))).scalars().all()
+    assert [r.token for r in rows] == [longest]
+
+
 async def test_positions_only_for_own_devices_and_with_traffic_alerts_on(
     client: httpx.AsyncClient, db: AsyncSession, wards: None
 ) -> None:
