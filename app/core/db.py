@@ -182,9 +182,12 @@ def _run_after_commit(session: sa.orm.Session) -> None:
             log.exception("after_commit_callback_failed")
 
 
-@event.listens_for(sa.orm.Session, "after_rollback")
-def _drop_after_commit(session: sa.orm.Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+@event.listens_for(sa.orm.Session, "after_soft_rollback")
+def _drop_after_commit(session: sa.orm.Session, previous: sa.orm.SessionTransaction) -> None:
+    # Every rollback of the whole transaction, even one that had nothing to undo at the
+    # database; a savepoint's rollback keeps them (the transaction may still commit).
+    if previous.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:

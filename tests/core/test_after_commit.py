@@ -48,3 +48,17 @@ async def test_a_failing_callback_does_not_make_the_commit_look_failed(db: Async
     await db.commit()
 
     assert seen == ["still run"]
+
+
+async def test_a_savepoint_rolled_back_keeps_the_transactions_callbacks(
+    db: AsyncSession,
+) -> None:
+    seen: list[str] = []
+    await db.execute(sa.text("SELECT 1"))
+    after_commit(db, seen.append, "outer")
+    savepoint = await db.begin_nested()
+    await savepoint.rollback()
+
+    await db.commit()
+
+    assert seen == ["outer"]
