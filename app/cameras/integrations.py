@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +46,7 @@ CAMERA_OFFLINE_JOB = notices.KIND
 CAMERA_EVENT_JOB = notices.EVENT_KIND
 # A device position older than this is not "near" anything any more.
 POSITION_FRESH_FOR = timedelta(hours=6)
+TRAFFIC_ALERTS = "traffic_alerts"  # the citizens' notification category of warnings
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,20 @@ def should_warn(alert: CameraAlert) -> bool:
     return threshold is not None and alert.confidence >= threshold
 
 
+def _interval_start() -> datetime:
+    return clock.now() - timedelta(minutes=get_settings().camera_warning_interval_minutes)
+
+
+async def _warned_lately(session: AsyncSession, cell: str) -> bool:
+    """A read ahead of `_claim_place`, which alone decides (atomically)."""
+    last = await session.scalar(sa.select(WarningSent.last_sent_at).where(WarningSent.cell == cell))
+    return last is not None and last >= _interval_start()
+
+
 async def _claim_place(session: AsyncSession, cell: str, alert_id: uuid.UUID) -> bool:
     """Atomically take the right to warn this place now: true at most once per interval, even
     with several workers processing alerts of the same place at once."""
-    now = clock.now()
-    cutoff = now - timedelta(minutes=get_settings().camera_warning_interval_minutes)
+    now, cutoff = clock.now(), _interval_start()
     statement = insert(session, WarningSent).values(cell=cell, last_sent_at=now,
                                                      last_alert_id=alert_id)
     statement = statement.on_conflict_do_update(
@@ -189,14 +199,17 @@ async def warn_nearby_citizens(
     if not should_warn(alert):
         return 0
     cell = grid.cell_of(camera.lat, camera.lon)
+    if await _warned_lately(session, cell):
+        return 0  # the usual case during a burst at one place: no look at who is near
     cells = grid.cells_around(cell, get_settings().camera_warning_cell_rings)
     fresh = clock.now() - POSITION_FRESH_FOR
-    nearby = (await session.execute(
+    nearby = list((await session.execute(
         sa.select(DevicePosition.user_id).distinct()
         .where(DevicePosition.cell.in_(cells), DevicePosition.reported_at >= fresh)
-    )).scalars()
+        .order_by(DevicePosition.user_id)
+    )).scalars())
     # Someone who turned traffic alerts off since reporting is not asked again.
-    users = [u for u in nearby if await traffic_alerts_on(session, u)]
+    users = await notifications.with_category_on(session, nearby, TRAFFIC_ALERTS)
     if not users or not await _claim_place(session, cell, alert.id):
         return 0
     await enqueue(session, "traffic.warning", {
@@ -211,5 +224,4 @@ async def device_belongs_to(session: AsyncSession, user_id: uuid.UUID, token: st
 
 
 async def traffic_alerts_on(session: AsyncSession, user_id: uuid.UUID) -> bool:
-    preferences = await notifications.get_preferences(session, user_id)
-    return bool(preferences.get("categories", {}).get("traffic_alerts", False))
+    return bool(await notifications.with_category_on(session, [user_id], TRAFFIC_ALERTS))

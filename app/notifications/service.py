@@ -377,6 +377,21 @@ async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str
     }
 
 
+async def with_category_on(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], category: str
+) -> list[uuid.UUID]:
+    """Those of `user_ids` who have not turned `category` off (a category is on until turned
+    off), in their order: one query per thousand, not two per person."""
+    off: set[uuid.UUID] = set()
+    for start in range(0, len(user_ids), 1000):
+        rows = await session.execute(
+            sa.select(NotificationPreference.user_id, NotificationPreference.categories)
+            .where(NotificationPreference.user_id.in_(user_ids[start:start + 1000])))
+        off.update(user_id for user_id, categories in rows
+                   if not (categories or {}).get(category, True))
+    return [user_id for user_id in user_ids if user_id not in off]
+
+
 async def set_preferences(
     session: AsyncSession,
     user_id: uuid.UUID,

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras.models import CameraAlert, DevicePosition
+from app.cameras import integrations
+from app.cameras.models import Camera, CameraAlert, DevicePosition
 from app.core import clock, personal_data
 from app.incidents.models import Incident
 from app.notifications import service as notifications
@@ -20,6 +21,7 @@ from tests.cameras.support import LAT, LON, alert_body, make_camera, send
 from tests.notifications.contracts import assert_valid_push
 from tests.notifications.helpers import Account, account
 from tests.support.flows import run_jobs
+from tests.support.statements import statements
 
 
 async def citizen_near(client: httpx.AsyncClient, db: AsyncSession, phone: str, lat: float,
@@ -123,6 +125,31 @@ async def test_an_accident_warns_citizens_nearby_once_per_place_and_interval(
     assert (await send(ioc, alert_body(confidence=0.99))).status_code == 202
     await run_jobs()
     assert len(await warned(db)) == 4
+
+
+async def test_warning_many_citizens_costs_the_statements_of_warning_two(
+    client: httpx.AsyncClient, db: AsyncSession, wards: None
+) -> None:
+    """A crowded place must not cost a query per citizen (there were two each)."""
+    elsewhere = (21.5610, 105.8330)  # ~4 km away: another place, another interval
+    for i in range(2):
+        await citizen_near(client, db, f"09130002{i:02d}", LAT, LON)
+    crowd = [await citizen_near(client, db, f"09130003{i:02d}", *elsewhere) for i in range(12)]
+    await notifications.set_preferences(db, crowd[0].id, categories={"traffic_alerts": False},
+                                        quiet_hours=None, language=None)
+    await db.commit()
+
+    costs = []
+    for lat, lon in ((LAT, LON), elsewhere):
+        camera = Camera(code=f"CAM-{lat}", name="Ngã tư", lat=lat, lon=lon, ward_code="TNG-PDP")
+        alert = CameraAlert(id=uuid.uuid4(), type="accident", confidence=0.95)
+        with statements() as seen:
+            warned = await integrations.warn_nearby_citizens(db, alert=alert, camera=camera,
+                                                             incident_id=uuid.uuid4())
+        costs.append((warned, len(seen)))
+
+    assert [warned for warned, _ in costs] == [2, 11]
+    assert costs[0][1] == costs[1][1], costs
 
 
 async def test_a_fire_opens_a_fire_incident_and_warns_citizens_nearby_once_per_interval(

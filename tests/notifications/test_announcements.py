@@ -3,14 +3,11 @@ fan-out in batch jobs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from app.core import clock
-from app.core.db import get_engine
 from app.core.jobs import Job, enqueue
 from app.notifications.announcements import BATCH_JOB
 from app.notifications.models import Device
@@ -26,6 +23,7 @@ from tests.notifications.helpers import (
     sign_in,
 )
 from tests.support.flows import run_jobs
+from tests.support.statements import statements
 
 BODY = {
     "title_vi": "Cắt điện",
@@ -241,22 +239,6 @@ async def test_city_admin_ward_announcement_needs_an_existing_ward(client, db, w
         "/api/v1/staff/announcements", headers=admin.headers, json={**BODY, "ward_code": "NOWHERE"}
     )
     assert unknown.status_code == 404
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements the application runs meanwhile."""
-    engine = get_engine().sync_engine
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_listing_announcements_costs_the_same_queries_for_one_or_many(
