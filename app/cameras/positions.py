@@ -43,6 +43,15 @@ async def forget(session: AsyncSession, user_id: uuid.UUID, token: str) -> None:
                                                           DevicePosition.user_id == user_id))
 
 
+async def forget_stale(session: AsyncSession) -> int:
+    """Positions too old to put anyone near anything (`POSITION_FRESH_FOR`) serve no warning:
+    they go, so that a citizen who stopped reporting leaves no place behind."""
+    cutoff = clock.now() - integrations.POSITION_FRESH_FOR
+    result = await session.execute(sa.delete(DevicePosition)
+                                   .where(DevicePosition.reported_at < cutoff))
+    return result.rowcount or 0
+
+
 async def forget_user(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
     await session.execute(sa.delete(DevicePosition).where(DevicePosition.user_id == user_id))
     return []

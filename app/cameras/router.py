@@ -168,7 +168,8 @@ async def staff_snapshot(
     "/{token}/location", response_model=DevicePositionOut,
     summary="Report this device's coarse position, for warnings about incidents nearby",
     description="Only while the citizen has traffic alerts turned on. The server keeps the grid "
-    "cell (about 1 km) of the latest report, never the point and never a history.",
+    "cell (about 1 km) of the latest report, never the point and never a history, and deletes "
+    "it once it is 6 hours old.",
     responses=responses(*AUTH_ERRORS, errors.DEVICE_NOT_FOUND, errors.NOT_OPTED_IN,
                         *BODY_ERRORS),
 )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import integrations, service
-from app.core.jobs import job_handler
+from app.cameras import integrations, positions, service
+from app.core.jobs import job_handler, periodic
 
 
 @job_handler(service.PROCESS_JOB, waits_out_bursts=True)
@@ -32,3 +33,8 @@ async def camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None
 @job_handler(integrations.CAMERA_EVENT_JOB)
 async def camera_event(session: AsyncSession, payload: dict[str, Any]) -> None:
     await integrations.tell_ward_camera_event(session, payload)
+
+
+@periodic("cameras.forget_stale_positions", every=timedelta(hours=1))
+async def forget_stale_positions(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    await positions.forget_stale(session)

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cameras import integrations
 from app.cameras.models import Camera, CameraAlert, DevicePosition
 from app.core import clock, personal_data
+from app.core.db import session_factory
+from app.core.jobs import schedule_periodic
 from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
@@ -210,3 +212,23 @@ async def test_stale_positions_are_not_near_anything(
     assert (await send(ioc, alert_body(occurred_at=clock.now().isoformat()))).status_code == 202
     await run_jobs()
     assert await warned(db) == []
+
+
+async def test_positions_go_once_too_old_to_warn_anyone(
+    client: httpx.AsyncClient, db: AsyncSession, wards: None
+) -> None:
+    """Never a history, and no last place kept for good either: a citizen who stops reporting
+    leaves nothing behind once the position could no longer warn them."""
+    await citizen_near(client, db, "0913000031", LAT, LON, token="tok-old")
+    clock.advance(timedelta(hours=5))
+    await citizen_near(client, db, "0913000032", LAT, LON, token="tok-recent")
+    await schedule_periodic(session_factory())
+    await run_jobs()
+    assert sorted((await db.execute(sa.select(DevicePosition.token))).scalars()) == [
+        "tok-old", "tok-recent"]
+
+    clock.advance(timedelta(hours=2))  # the first is 7 hours old, the second 2
+    await schedule_periodic(session_factory())
+    await run_jobs()
+
+    assert list((await db.execute(sa.select(DevicePosition.token))).scalars()) == ["tok-recent"]
