@@ -126,7 +126,7 @@ async def alert_ward_staff(
         "incident_id": str(incident_id), "alert_type": alert.type, "ward_code": camera.ward_code,
         "camera_name": camera.name, "event_id": f"camera-alert:{alert.id}",
     }
-    staff = await recipients.ward_staff(session, camera.ward_code)
+    staff = await recipients.ward_staff_on_duty(session, camera.ward_code)
     await notifications.notify(session, staff, STAFF_ALERT, payload,
                                dedupe_key=f"{STAFF_ALERT}:{payload['event_id']}")
 
@@ -142,7 +142,7 @@ async def alert_ward_staff_without_incident(
 
 
 async def tell_ward_camera_event(session: AsyncSession, payload: dict[str, Any]) -> None:
-    staff = await recipients.ward_staff(session, payload["ward_code"])
+    staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
     await notifications.notify(session, staff, notices.EVENT_KIND, payload,
                                dedupe_key=f"{notices.EVENT_KIND}:{payload['event_id']}")
 
@@ -158,7 +158,7 @@ async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:
 
 async def tell_ward_camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
     """The active staff of the camera's ward: one inbox entry (and push) each, even if retried."""
-    staff = await recipients.ward_staff(session, payload["ward_code"])
+    staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
     await notifications.notify(session, staff, notices.KIND, payload,
                                dedupe_key=f"{notices.KIND}:{payload['event_id']}")
 

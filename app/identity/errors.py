@@ -93,3 +93,8 @@ DOCUMENT_MISMATCH = error_code(
     "Số trên giấy tờ không khớp với số CCCD công dân đã khai báo.",
     "The number on the document does not match the citizen's declared CCCD.",
 )
+NOT_WARD_STAFF = error_code(
+    "identity.not_ward_staff", 403,
+    "Chỉ cán bộ của một phường/xã mới nhận ca trực.",
+    "Only staff of a ward take duty shifts.",
+)

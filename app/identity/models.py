@@ -96,6 +96,18 @@ class ConsentRecord(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=64)
 
 
+class StaffDuty(SQLModel, table=True):
+    """A ward staff member on duty until `until`: urgent ward notices (camera alerts) go to the
+    staff on duty. One row per person; going off duty deletes it, an expired one is off."""
+
+    __tablename__ = "staff_duty"
+
+    user_id: uuid.UUID = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    ward_code: str = Field(max_length=32, index=True)
+    started_at: datetime = utc_field(default_now=True)
+    until: datetime = utc_field()
+
+
 def signed_in_account() -> tuple[sa.Join, tuple[sa.ColumnElement[bool], ...]]:
     """Accounts joined to their sign-ins, and what makes a bearer token's caller real: the
     account active and the session behind the token alive. Bind `user_id`, `session_id`, `now`.

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from app.core import errors as core_errors
 from app.core import personal_data
 from app.core.errors import AppError, responses
-from app.identity import errors, schemas, service
+from app.identity import duty, errors, schemas, service
 from app.identity.dependencies import (
     BEARER_SECURITY,
     CurrentPrincipal,
@@ -31,6 +31,7 @@ router = APIRouter()
 auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 me = APIRouter(prefix="/api/v1/me", tags=["me"])
 staff = APIRouter(prefix="/api/v1/staff/citizens", tags=["staff: citizens"])
+duty_router = APIRouter(prefix="/api/v1/staff/duty", tags=["staff: duty"])
 
 AUTH_ERRORS = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
 BODY_ERRORS = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON,
@@ -280,6 +281,43 @@ async def revoke_verification(
     return await service.profile_view(session, citizen, owner=False)
 
 
+async def _duty_view(session: DbSession, principal: Principal) -> schemas.DutyOut:
+    user = principal.user
+    mine = await duty.current(session, user.id)
+    ward = await duty.on_duty(session, user.ward_code) if user.ward_code else []
+    return schemas.DutyOut(
+        on_duty=mine is not None, until=mine.until if mine else None, ward_code=user.ward_code,
+        ward_on_duty=[schemas.DutyShift.model_validate(d) for d in ward])
+
+
+DUTY = ("Urgent notices of a ward (a camera's alert, a camera gone silent) go to its staff on "
+        "duty, or to all its staff while nobody is.")
+
+
+@duty_router.get("", response_model=schemas.DutyOut, summary="My duty shift and my ward's",
+                 description=DUTY, responses=responses(*AUTH_ERRORS, core_errors.FORBIDDEN))
+async def get_duty(principal: StaffPrincipal, session: DbSession) -> Any:
+    return await _duty_view(session, principal)
+
+
+@duty_router.put(
+    "", response_model=schemas.DutyOut, summary="Go on duty (or change when my shift ends)",
+    description=DUTY, responses=responses(*AUTH_ERRORS, core_errors.FORBIDDEN,
+                                          errors.NOT_WARD_STAFF, *BODY_ERRORS),
+)
+async def start_duty(body: schemas.DutyIn, principal: StaffPrincipal, session: DbSession) -> Any:
+    await duty.start(session, principal.user, body.hours)
+    return await _duty_view(session, principal)
+
+
+@duty_router.delete("", status_code=status.HTTP_204_NO_CONTENT, summary="Go off duty",
+                    description=DUTY, responses=responses(*AUTH_ERRORS, core_errors.FORBIDDEN))
+async def end_duty(principal: StaffPrincipal, session: DbSession) -> Response:
+    await duty.end(session, principal.user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 router.include_router(me)  # GET /api/v1/me is its first route: the app's most frequent request
 router.include_router(auth)
 router.include_router(staff)
+router.include_router(duty_router)

@@ -164,3 +164,25 @@ class UserCreated(BaseModel):
     full_name: str | None
     role: Role
     ward_code: str | None
+
+
+class DutyIn(BaseModel):
+    hours: float = Field(default=12, gt=0, le=24,
+                         description="Length of the shift from now, in hours (default 12).")
+
+
+class DutyShift(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: uuid.UUID
+    started_at: datetime
+    until: datetime
+
+
+class DutyOut(BaseModel):
+    on_duty: bool = Field(description="Whether I am on duty now.")
+    until: datetime | None = Field(description="When my shift ends (null: off duty).")
+    ward_code: str | None
+    ward_on_duty: list[DutyShift] = Field(
+        description="The shifts running now in my ward. While it is empty, the ward's urgent "
+                    "notices (camera alerts) go to all its staff.")

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.identity import duty
 from app.identity import service as identity
 from app.notifications.models import NotificationPreference
 
@@ -53,6 +54,11 @@ def audience(
 
 async def ward_staff(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     return await identity.ward_staff_ids(session, ward_code)
+
+
+async def ward_staff_on_duty(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
+    """For a ward's urgent notices: its staff on duty, or all its staff while nobody is."""
+    return await duty.recipients(session, ward_code)
 
 
 async def active_users(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:

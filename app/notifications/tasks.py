@@ -88,7 +88,7 @@ async def incident_status_changed(session: AsyncSession, payload: dict[str, Any]
 async def camera_alert(session: AsyncSession, payload: dict[str, Any]) -> None:
     staff = _uuids(payload.get("staff_ids"))
     if not staff and payload.get("ward_code"):
-        staff = await recipients.ward_staff(session, payload["ward_code"])
+        staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
     await _event(session, "camera.alert", staff, payload)
 
 

@@ -160,6 +160,32 @@ async def test_a_snapshot_opencv_cannot_decode_still_makes_an_incident(
     assert variants == {"original"}
 
 
+async def test_camera_alerts_go_to_the_staff_on_duty_or_to_all_while_nobody_is(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
+) -> None:
+    await make_camera(db)
+    on_duty = await account(client, db, "0911000021", "ward_staff", "TNG-PDP")
+    off_duty = await account(client, db, "0911000022", "ward_staff", "TNG-PDP")
+    for person, token in ((on_duty, "on-duty-phone"), (off_duty, "off-duty-phone")):
+        await notifications.register_device(db, user_id=person.id, auth_session_id=None,
+                                            token=token, platform="android", app_version="1.0",
+                                            locale="vi")
+    await db.commit()
+    shift = await client.put("/api/v1/staff/duty", json={"hours": 0.1}, headers=on_duty.headers)
+    assert shift.status_code == 200
+
+    assert (await send(ioc, alert_body(event_id="ioc-duty-1"))).status_code == 202
+    await run_jobs()
+    assert [m["message"]["token"] for m in pushes(push_log)] == ["on-duty-phone"]
+
+    clock.advance(timedelta(minutes=7))  # the shift has ended: nobody is on duty
+    assert (await send(ioc, alert_body(event_id="ioc-duty-2", occurred_at=clock.now().isoformat(),
+                                       type="crowd"))).status_code == 202
+    await run_jobs()
+    later = [m["message"]["token"] for m in pushes(push_log)][1:]
+    assert sorted(later) == ["off-duty-phone", "on-duty-phone"]
+
+
 async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:

@@ -1,0 +1,63 @@
+"""Who of a ward's staff is on duty: urgent notices of the ward (a camera's accident, a camera
+gone silent) go to them. A shift is declared by the staff member (`PUT /api/v1/staff/duty`) and
+ends by itself; while nobody of a ward is on duty, such notices go to all its staff, so that
+none is lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.errors import AppError
+
+# The module, not its names: identity.service reaches this module through the notifications
+# domain while it is still being imported.
+from app.identity import errors, service
+from app.identity.models import StaffDuty, User
+
+
+async def start(session: AsyncSession, user: User, hours: float) -> StaffDuty:
+    """On duty from now for `hours` (again: the shift is extended or shortened)."""
+    if user.role not in service.WARD_STAFF_ROLES or not user.ward_code:
+        raise AppError(errors.NOT_WARD_STAFF)
+    now = clock.now()
+    duty = await session.get(StaffDuty, user.id)
+    if duty is None:
+        duty = StaffDuty(user_id=user.id, ward_code=user.ward_code, started_at=now, until=now)
+        session.add(duty)
+    elif duty.until <= now:  # an ended shift: a new one
+        duty.started_at = now
+    duty.ward_code, duty.until = user.ward_code, now + timedelta(hours=hours)
+    await session.flush()
+    return duty
+
+
+async def end(session: AsyncSession, user: User) -> None:
+    await session.execute(sa.delete(StaffDuty).where(StaffDuty.user_id == user.id))
+
+
+async def current(session: AsyncSession, user_id: uuid.UUID) -> StaffDuty | None:
+    duty = await session.get(StaffDuty, user_id)
+    return duty if duty is not None and duty.until > clock.now() else None
+
+
+async def on_duty(session: AsyncSession, ward_code: str) -> list[StaffDuty]:
+    """The shifts running now in the ward, of staff still active and still of that ward."""
+    rows = await session.execute(
+        sa.select(StaffDuty).join(User, User.id == StaffDuty.user_id)
+        .where(StaffDuty.ward_code == ward_code, StaffDuty.until > clock.now(),
+               User.ward_code == ward_code, User.status == "active",
+               User.role.in_(service.WARD_STAFF_ROLES))
+        .order_by(StaffDuty.started_at)
+    )
+    return list(rows.scalars())
+
+
+async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
+    """Who gets the ward's urgent notices: the staff on duty, or all its staff when none is."""
+    shifts = await on_duty(session, ward_code)
+    return [d.user_id for d in shifts] or await service.ward_staff_ids(session, ward_code)
