@@ -17,6 +17,8 @@ from standardwebhooks import Webhook
 from app.cameras import service
 from app.cameras.models import Camera
 from app.cameras.schemas import CameraCreate
+from app.notifications import service as notifications
+from tests.notifications.helpers import Account, account
 
 SECRET = "whsec_" + base64.b64encode(b"camera-test-secret-0123456789abcd").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"camera-old-secret-0123456789abcd!").decode()
@@ -82,3 +84,15 @@ async def make_camera(
 
 def old(minutes: int) -> datetime:
     return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+async def staff_with_phone(
+    client: httpx.AsyncClient, db: AsyncSession, phone: str, token: str, *,
+    ward: str = "TNG-PDP", platform: str = "android", locale: str = "vi",
+) -> Account:
+    """A ward staff member whose phone gets pushes (its device registered, as the app does)."""
+    staff = await account(client, db, phone, "ward_staff", ward)
+    await notifications.register_device(db, user_id=staff.id, auth_session_id=None, token=token,
+                                        platform=platform, app_version="1.0", locale=locale)
+    await db.commit()
+    return staff

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import PROJECT_ROOT
 from app.incidents.models import Incident
-from app.notifications import service as notifications
 from app.notifications.models import Notification
 from tests.cameras.support import (
     SECRET,
@@ -36,9 +35,9 @@ from tests.cameras.support import (
     jpeg,
     make_camera,
     signed_headers,
+    staff_with_phone,
 )
 from tests.notifications.contracts import assert_valid_push
-from tests.notifications.helpers import account
 
 pytestmark = pytest.mark.slow
 
@@ -133,11 +132,7 @@ async def test_operations_centre_against_a_real_server(
     http: httpx.AsyncClient,
 ) -> None:
     await make_camera(db)
-    staff = await account(client, db, "0914000001", "ward_staff", "TNG-PDP")
-    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-e2e-token", platform="android",
-                                        app_version="1.0", locale="vi")
-    await db.commit()
+    staff = await staff_with_phone(client, db, "0914000001", "staff-e2e-token")
     plate = {"label": "plate", "x": 0.40, "y": 0.55, "width": 0.25, "height": 0.12}
     picture = jpeg(960, 540, seed=7)
     accident = alert_body(snapshot=b64(picture), boxes=[plate], plate_text="20A-123.45")

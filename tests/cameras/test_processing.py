@@ -23,10 +23,9 @@ from app.incidents import service as incidents
 from app.incidents.config import get_incident_settings
 from app.incidents.models import Incident
 from app.media import service as media_service
-from app.notifications import service as notifications
 from app.notifications.models import Notification
 from tests.cameras.faces import drawn_face
-from tests.cameras.support import alert_body, b64, jpeg, make_camera, send
+from tests.cameras.support import alert_body, b64, jpeg, make_camera, send, staff_with_phone
 from tests.notifications.contracts import assert_valid_push
 from tests.notifications.helpers import account, sign_in
 from tests.support.flows import run_jobs
@@ -54,12 +53,8 @@ async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_a
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    staff = await account(client, db, "0911000001", "ward_staff", "TNG-PDP")
+    staff = await staff_with_phone(client, db, "0911000001", "staff-phone-token")
     other_ward = await account(client, db, "0911000002", "ward_staff", "TNG-GS")
-    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-phone-token", platform="android",
-                                        app_version="1.0", locale="vi")
-    await db.commit()
     picture = jpeg(640, 360)
     response = await send(ioc, alert_body(snapshot=b64(picture), boxes=[PLATE],
                                           plate_text="20A-123.45"))
@@ -164,13 +159,8 @@ async def test_camera_alerts_go_to_the_staff_on_duty_or_to_all_while_nobody_is(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    on_duty = await account(client, db, "0911000021", "ward_staff", "TNG-PDP")
-    off_duty = await account(client, db, "0911000022", "ward_staff", "TNG-PDP")
-    for person, token in ((on_duty, "on-duty-phone"), (off_duty, "off-duty-phone")):
-        await notifications.register_device(db, user_id=person.id, auth_session_id=None,
-                                            token=token, platform="android", app_version="1.0",
-                                            locale="vi")
-    await db.commit()
+    on_duty = await staff_with_phone(client, db, "0911000021", "on-duty-phone")
+    await staff_with_phone(client, db, "0911000022", "off-duty-phone")
     shift = await client.put("/api/v1/staff/duty", json={"hours": 0.1}, headers=on_duty.headers)
     assert shift.status_code == 200
 
@@ -190,11 +180,8 @@ async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    staff = await account(client, db, "0911000005", "ward_staff", "TNG-PDP")
-    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-crowd-token", platform="ios",
-                                        app_version="1.0", locale="en")
-    await db.commit()
+    await staff_with_phone(client, db, "0911000005", "staff-crowd-token", platform="ios",
+                           locale="en")
     assert (await send(ioc, alert_body(type="crowd", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
@@ -214,11 +201,7 @@ async def test_an_alert_from_outside_the_service_area_reaches_the_ward_without_a
     """A camera registered before the service area was narrowed: the incidents domain refuses
     its place, so its accident is an event for the ward's staff, not a job failing until dead."""
     await make_camera(db)
-    staff = await account(client, db, "0911000006", "ward_staff", "TNG-PDP")
-    await notifications.register_device(db, user_id=staff.id, auth_session_id=None,
-                                        token="staff-outside-token", platform="android",
-                                        app_version="1.0", locale="vi")
-    await db.commit()
+    await staff_with_phone(client, db, "0911000006", "staff-outside-token")
     elsewhere = [(106.0, 22.0), (106.1, 22.0), (106.1, 22.1), (106.0, 22.1)]  # (lon, lat)
     monkeypatch.setattr(get_incident_settings(), "incident_service_area", elsewhere)
 
