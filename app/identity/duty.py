@@ -6,7 +6,8 @@ none is lost."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,16 +46,25 @@ async def current(session: AsyncSession, user_id: uuid.UUID) -> StaffDuty | None
     return duty if duty is not None and duty.until > clock.now() else None
 
 
-async def on_duty(session: AsyncSession, ward_code: str) -> list[StaffDuty]:
+@dataclass(frozen=True)
+class Shift:
+    user_id: uuid.UUID
+    full_name: str | None
+    started_at: datetime
+    until: datetime
+
+
+async def on_duty(session: AsyncSession, ward_code: str) -> list[Shift]:
     """The shifts running now in the ward, of staff still active and still of that ward."""
     rows = await session.execute(
-        sa.select(StaffDuty).join(User, User.id == StaffDuty.user_id)
+        sa.select(StaffDuty.user_id, User.full_name, StaffDuty.started_at, StaffDuty.until)
+        .join(User, User.id == StaffDuty.user_id)
         .where(StaffDuty.ward_code == ward_code, StaffDuty.until > clock.now(),
                User.ward_code == ward_code, User.status == "active",
                User.role.in_(service.WARD_STAFF_ROLES))
         .order_by(StaffDuty.started_at)
     )
-    return list(rows.scalars())
+    return [Shift(*row) for row in rows]
 
 
 async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:

@@ -175,6 +175,7 @@ class DutyShift(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     user_id: uuid.UUID
+    full_name: str | None
     started_at: datetime
     until: datetime
 
