@@ -157,7 +157,8 @@ async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:
 
 
 async def tell_ward_camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
-    """The active staff of the camera's ward: one inbox entry (and push) each, even if retried."""
+    """The camera's ward's staff on duty (all of them while nobody is): one inbox entry (and
+    push) each, even if retried."""
     staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
     await notifications.notify(session, staff, notices.KIND, payload,
                                dedupe_key=f"{notices.KIND}:{payload['event_id']}")

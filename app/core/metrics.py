@@ -26,8 +26,11 @@ JOB_WAIT = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 # Every problem+json answer by its stable code: a spike of one code (`camera_alert.bad_signature`
-# after a secret rotation, `auth.invalid_otp`) tells operators what clients are getting wrong.
+# after a secret rotation, `otp.invalid`) tells operators what clients are getting wrong.
 PROBLEMS = Counter("problems_total", "problem+json answers by their stable code", ["code"])
+OTP_SENT = Counter("otp_sent_total", "OTP codes sent", ["purpose"])
+LOGINS = Counter("logins_total", "Login attempts", ["outcome"])
+
 _problem_series: dict[str, Any] = {}
 
 
@@ -37,8 +40,6 @@ def count_problem(code: str) -> None:
     if counted is None:  # codes come from the catalogue in app code, never from clients
         counted = _problem_series[code] = PROBLEMS.labels(code)
     counted.inc()
-OTP_SENT = Counter("otp_sent_total", "OTP codes sent", ["purpose"])
-LOGINS = Counter("logins_total", "Login attempts", ["outcome"])
 
 
 def render(accept: str | None = None) -> tuple[bytes, str]:

@@ -6,8 +6,9 @@ none is lost."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,6 +66,14 @@ async def on_duty(session: AsyncSession, ward_code: str) -> list[Shift]:
         .order_by(StaffDuty.started_at)
     )
     return [Shift(*row) for row in rows]
+
+
+async def view(session: AsyncSession, user: User) -> dict[str, Any]:
+    """My shift, and the shifts running now in my ward."""
+    mine = await current(session, user.id)
+    ward = await on_duty(session, user.ward_code) if user.ward_code else []
+    return {"on_duty": mine is not None, "until": mine.until if mine else None,
+            "ward_code": user.ward_code, "ward_on_duty": [asdict(shift) for shift in ward]}
 
 
 async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:

@@ -281,15 +281,6 @@ async def revoke_verification(
     return await service.profile_view(session, citizen, owner=False)
 
 
-async def _duty_view(session: DbSession, principal: Principal) -> schemas.DutyOut:
-    user = principal.user
-    mine = await duty.current(session, user.id)
-    ward = await duty.on_duty(session, user.ward_code) if user.ward_code else []
-    return schemas.DutyOut(
-        on_duty=mine is not None, until=mine.until if mine else None, ward_code=user.ward_code,
-        ward_on_duty=[schemas.DutyShift.model_validate(d) for d in ward])
-
-
 DUTY = ("Urgent notices of a ward (a camera's alert, a camera gone silent) go to its staff on "
         "duty, or to all its staff while nobody is.")
 
@@ -297,7 +288,7 @@ DUTY = ("Urgent notices of a ward (a camera's alert, a camera gone silent) go to
 @duty_router.get("", response_model=schemas.DutyOut, summary="My duty shift and my ward's",
                  description=DUTY, responses=responses(*AUTH_ERRORS, core_errors.FORBIDDEN))
 async def get_duty(principal: StaffPrincipal, session: DbSession) -> Any:
-    return await _duty_view(session, principal)
+    return await duty.view(session, principal.user)
 
 
 @duty_router.put(
@@ -307,7 +298,7 @@ async def get_duty(principal: StaffPrincipal, session: DbSession) -> Any:
 )
 async def start_duty(body: schemas.DutyIn, principal: StaffPrincipal, session: DbSession) -> Any:
     await duty.start(session, principal.user, body.hours)
-    return await _duty_view(session, principal)
+    return await duty.view(session, principal.user)
 
 
 @duty_router.delete("", status_code=status.HTTP_204_NO_CONTENT, summary="Go off duty",

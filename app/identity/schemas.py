@@ -172,8 +172,6 @@ class DutyIn(BaseModel):
 
 
 class DutyShift(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     user_id: uuid.UUID
     full_name: str | None
     started_at: datetime

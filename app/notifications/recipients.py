@@ -52,10 +52,6 @@ def audience(
     return identity.citizen_ids(ward_code if scope == "ward" else None, **page)  # type: ignore[arg-type]
 
 
-async def ward_staff(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
-    return await identity.ward_staff_ids(session, ward_code)
-
-
 async def ward_staff_on_duty(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     """For a ward's urgent notices: its staff on duty, or all its staff while nobody is."""
     return await duty.recipients(session, ward_code)
