@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core import clock, personal_data
 from app.core.errors import AppError
+from app.core.personal_data import Retained
 
 # The module, not its names: identity.service reaches this module through the notifications
 # domain while it is still being imported.
@@ -80,3 +81,18 @@ async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     """Who gets the ward's urgent notices: the staff on duty, or all its staff when none is."""
     shifts = await on_duty(session, ward_code)
     return [d.user_id for d in shifts] or await service.ward_staff_ids(session, ward_code)
+
+
+async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    duty = await session.get(StaffDuty, user_id)
+    return [] if duty is None else [{"ward_code": duty.ward_code,
+                                     "started_at": duty.started_at.isoformat(),
+                                     "until": duty.until.isoformat()}]
+
+
+async def erase_user(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
+    await session.execute(sa.delete(StaffDuty).where(StaffDuty.user_id == user_id))
+    return []
+
+
+personal_data.register("staff_duty", exporter=export_user, eraser=erase_user)

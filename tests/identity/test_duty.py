@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core import clock, personal_data
 from tests.notifications.helpers import account
 from tests.support.flows import seed_wards
 
@@ -42,6 +42,8 @@ async def test_ward_staff_go_on_duty_for_a_shift_that_ends_by_itself(
     assert ended["on_duty"] is False and ended["until"] is None and ended["ward_on_duty"] == []
 
     assert (await client.put(DUTY, json={}, headers=officer.headers)).json()["on_duty"] is True
+    exported = await personal_data.export_all(db, officer.id)
+    assert [d["ward_code"] for d in exported["staff_duty"]] == ["TNG-PDP"]
     assert (await client.delete(DUTY, headers=officer.headers)).status_code == 204
     assert (await client.get(DUTY, headers=officer.headers)).json()["on_duty"] is False
 
