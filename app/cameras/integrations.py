@@ -47,6 +47,9 @@ CAMERA_EVENT_JOB = notices.EVENT_KIND
 # A device position older than this is not "near" anything any more.
 POSITION_FRESH_FOR = timedelta(hours=6)
 TRAFFIC_ALERTS = "traffic_alerts"  # the citizens' notification category of warnings
+# Citizens per warning job: a crowded place becomes several jobs, so that no job's payload or
+# its statements' lists of ids grow with the crowd (PostgreSQL takes at most 32,767 parameters).
+WARNING_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -213,10 +216,12 @@ async def warn_nearby_citizens(
     users = await notifications.with_category_on(session, nearby, TRAFFIC_ALERTS)
     if not users or not await _claim_place(session, cell, alert.id):
         return 0
-    await enqueue(session, "traffic.warning", {
-        "user_ids": [str(u) for u in users], "incident_id": str(incident_id),
-        "alert_type": alert.type, "place": camera.name, "event_id": f"camera-warning:{alert.id}",
-    })
+    for start in range(0, len(users), WARNING_BATCH):
+        await enqueue(session, "traffic.warning", {
+            "user_ids": [str(u) for u in users[start:start + WARNING_BATCH]],
+            "incident_id": str(incident_id), "alert_type": alert.type, "place": camera.name,
+            "event_id": f"camera-warning:{alert.id}",
+        })
     return len(users)
 
 

@@ -15,7 +15,7 @@ from app.cameras import integrations
 from app.cameras.models import Camera, CameraAlert, DevicePosition
 from app.core import clock, personal_data
 from app.core.db import session_factory
-from app.core.jobs import schedule_periodic
+from app.core.jobs import Job, schedule_periodic
 from app.incidents.models import Incident
 from app.notifications import service as notifications
 from app.notifications.models import Notification
@@ -152,6 +152,22 @@ async def test_warning_many_citizens_costs_the_statements_of_warning_two(
 
     assert [warned for warned, _ in costs] == [2, 11]
     assert costs[0][1] == costs[1][1], costs
+
+
+async def test_a_crowd_is_warned_in_batches_each_citizen_once(
+    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(integrations, "WARNING_BATCH", 2)
+    await make_camera(db)
+    crowd = [await citizen_near(client, db, f"09130004{i:02d}", LAT, LON) for i in range(5)]
+
+    assert (await send(ioc, alert_body(confidence=0.95))).status_code == 202
+    await run_jobs()
+
+    jobs = (await db.execute(sa.select(Job).where(Job.kind == "traffic.warning"))).scalars()
+    assert sorted(len(job.payload["user_ids"]) for job in jobs) == [1, 2, 2]
+    assert sorted(map(str, await warned(db))) == sorted(str(person.id) for person in crowd)
 
 
 async def test_a_fire_opens_a_fire_incident_and_warns_citizens_nearby_once_per_interval(
