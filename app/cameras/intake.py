@@ -38,7 +38,6 @@ import sqlalchemy as sa
 
 from app.cameras import errors, metrics
 from app.cameras.dialect import insert_for
-from app.cameras.metrics import ACCEPTED, REDELIVERY
 from app.cameras.models import DISABLED, OFFLINE, Camera, CameraAlert, CameraSnapshot
 from app.cameras.schemas import CameraAlertIn
 from app.cameras.service import PROCESS_JOB, SEEN_RESOLUTION, decode_snapshot
@@ -177,7 +176,7 @@ async def _accept(writes: _Writes, meta: WebhookMeta, alert: CameraAlertIn,
     found = await LOOKUP.fetch_one({"webhook_id": meta.id, "code": alert.camera_id})
     assert found is not None  # a row of the one-row subquery, whatever the camera
     if found["first"] is not None:
-        return dict(found["first"]), REDELIVERY
+        return dict(found["first"]), metrics.REDELIVERY
     _refuse_camera(alert, found["status"])
     intake = _Intake(writes, meta, alert, source, decode_snapshot(alert.snapshot)
                      if alert.snapshot else None)
@@ -191,10 +190,10 @@ async def _accept(writes: _Writes, meta: WebhookMeta, alert: CameraAlertIn,
         statements.append((writes.seen, {"camera_id": found["id"], "at": intake.now,
                                          "stale_before": intake.stale_before}))
     if await _run(writes, statements):
-        return intake.answer, ACCEPTED
+        return intake.answer, metrics.ACCEPTED
     if (first := await _first_answer(meta, found["id"], alert)) is None:  # pragma: no cover
         raise RuntimeError("alert insert conflicted but no alert found")
-    return first, REDELIVERY
+    return first, metrics.REDELIVERY
 
 
 async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertIn,
@@ -206,7 +205,7 @@ async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertI
     except AppError:
         # A redelivery is answered as the first time, even under a limit lowered since.
         if (first := await _first_answer(meta, None, alert)) is not None:
-            return first, REDELIVERY
+            return first, metrics.REDELIVERY
         raise
     intake = _Intake(writes, meta, alert, source, snapshot)
     params: dict[str, Any] = {"code": alert.camera_id, "at": intake.now,
@@ -217,9 +216,9 @@ async def _accept_in_one(writes: _Writes, meta: WebhookMeta, alert: CameraAlertI
     found = await writes.in_one[snapshot is not None].fetch_one(params)
     assert found is not None  # a row of the one-row subquery, whatever the camera
     if found["inserted"] == 1:
-        return intake.answer, ACCEPTED
+        return intake.answer, metrics.ACCEPTED
     if (first := await _first_answer(meta, found["camera_id"], alert)) is not None:
-        return first, REDELIVERY
+        return first, metrics.REDELIVERY
     _refuse_camera(alert, found["status"])
     raise RuntimeError("alert insert conflicted but no alert found")  # pragma: no cover
 

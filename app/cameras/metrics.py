@@ -3,9 +3,9 @@ cameras, broken pictures) are counted by their code in `problems_total`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import Counter, Histogram
+
+from app.core import metrics
 
 ACCEPTED, REDELIVERY = "accepted", "redelivery"
 
@@ -22,13 +22,8 @@ PROCESSING_DELAY = Histogram(
     ["type"],
     buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
 )
-_alert_series: dict[tuple[str, str, str], Any] = {}
 
 
 def count_alert(source: str, type_: str, outcome: str) -> None:
-    """One alert answered (the labelled child cached: this is the hottest route)."""
-    key = (source, type_, outcome)
-    counted = _alert_series.get(key)
-    if counted is None:  # sources, types and outcomes are our own enums: a bounded set
-        counted = _alert_series[key] = ALERTS.labels(*key)
-    counted.inc()
+    """One alert answered (sources, types and outcomes are our own enums)."""
+    metrics.inc(ALERTS, source, type_, outcome)
