@@ -38,6 +38,7 @@ from app.core.config import get_settings  # noqa: E402
 from app.core.db import dispose_engine, session_factory  # noqa: E402
 from app.main import create_app, import_models  # noqa: E402
 from tests.support import databases  # noqa: E402
+from tests.support.servers import two_servers  # noqa: E402, F401
 
 KEEP_BETWEEN_TESTS = {"alembic_version", "signing_keys"}
 
