@@ -1,7 +1,9 @@
 """Settings from environment variables (and `.env`), with safe development defaults.
 
 Every setting is documented in README.md and `.env.example`. In production the service refuses to
-start with the development secrets.
+start with the development secrets or with any setting that is safe only on a developer's machine
+(an `http://` issuer, file sinks, internal routes on the public listener); each refusal names the
+setting to change.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ class Settings(BaseSettings):
     otp_resend_interval_seconds: int = 60
     otp_per_phone_per_hour: int = 5
     otp_per_ip_per_hour: int = 30
+    # Code checks across every challenge: 5 attempts a code would otherwise be 5 per code sent.
+    otp_checks_per_phone_per_hour: int = 10
+    otp_checks_per_ip_per_hour: int = 60
+    # CCCD declarations: enough to correct a typo, too few to enumerate who is registered.
+    cccd_declarations_per_account_per_day: int = 5
+    cccd_declarations_per_ip_per_day: int = 20
 
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_days: int = 30
@@ -117,9 +125,14 @@ class Settings(BaseSettings):
     audit_retention_days: int = 1825
 
     # Internal endpoints (/internal/...): camera webhooks and other machine-to-machine calls.
+    # Must be false in production (the internal listener, INTERNAL_PORT, serves them there).
     internal_routes_on_public_listener: bool = True
     internal_host: str = "127.0.0.1"
     internal_port: int | None = None
+    # /docs, /redoc and /openapi.json on the public listener. Default: yes outside production; in
+    # production only on the internal listener unless set to true (a published API reference).
+    # /metrics is never public in production.
+    api_docs_public: bool | None = None
     internal_allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
                                  "192.168.0.0/16", "fc00::/7"]
@@ -186,20 +199,37 @@ class Settings(BaseSettings):
             self.pii_blind_index_key = self.secret_key + ":blind-index"
         if self.sms_backend == "http" and not self.sms_gateway_url:
             raise ValueError("SMS_BACKEND=http needs SMS_GATEWAY_URL")
+        if self.api_docs_public is None:
+            self.api_docs_public = self.environment != "production"
         if self.environment == "production":
-            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
-                raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
-            if self.pii_encryption_key == DEV_PII_KEY:
-                raise ValueError("PII_ENCRYPTION_KEY must be set in production")
-            if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
-                raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
-            if self.sms_backend == "file":
-                raise ValueError("SMS_BACKEND=file is for development only")
-            if self.push_backend == "fcm" and self.fcm_credentials_file is None:
-                raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+            self._refuse_unsafe_production_settings()
         if not 1 <= self.push_batch_size <= 500:
             raise ValueError("PUSH_BATCH_SIZE must be 1..500 (FCM's limit per batch)")
         return self
+
+    def _refuse_unsafe_production_settings(self) -> None:
+        """Each message names the setting to change: the operator reads it in the start-up error."""
+        if not self.public_base_url.startswith("https://"):
+            raise ValueError("PUBLIC_BASE_URL must be an https:// URL in production (it is the "
+                             "OpenID Connect issuer; cookies are Secure only over https)")
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
+        if self.pii_encryption_key == DEV_PII_KEY:
+            raise ValueError("PII_ENCRYPTION_KEY must be set in production")
+        if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
+            raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
+        if self.sms_backend == "file":
+            raise ValueError("SMS_BACKEND=file is for development only")
+        if self.push_backend == "file":
+            raise ValueError("PUSH_BACKEND=file is for development only")
+        if self.push_backend == "fcm" and self.fcm_credentials_file is None:
+            raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+        if self.internal_routes_on_public_listener:
+            raise ValueError("INTERNAL_ROUTES_ON_PUBLIC_LISTENER must be false in production "
+                             "(serve /internal/ on INTERNAL_PORT)")
+        if self.internal_port is None or self.internal_port == self.port:
+            raise ValueError("INTERNAL_PORT must be set in production, apart from PORT (internal "
+                             "routes and /metrics are served only there)")
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,9 +4,12 @@ may call them.
 `serve` can listen on a second, internal port (`INTERNAL_PORT`, typically reachable only inside
 the city's network). `ListenerSplitMiddleware` keeps the two apart: with
 `INTERNAL_ROUTES_ON_PUBLIC_LISTENER=false` the public listener answers 404 for `/internal/...`, and
-the internal listener serves only `/internal/...` and the health/metrics endpoints. The listener
-is told by the local port of the connection (`scope["server"]`), so one process and one lifespan
-serve both. `require_internal_network` then limits callers to `INTERNAL_ALLOWED_NETWORKS`.
+the internal listener serves only `/internal/...`, the health/metrics endpoints and the API
+reference. In production the public listener never serves `/metrics` (it tells an attacker about
+traffic and errors), and serves `/docs`, `/redoc` and `/openapi.json` only with
+`API_DOCS_PUBLIC=true`. The listener is told by the local port of the connection
+(`scope["server"]`), so one process and one lifespan serve both. `require_internal_network` then
+limits callers to `INTERNAL_ALLOWED_NETWORKS`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from app.core.i18n import negotiate
 INTERNAL_PREFIX = "/internal/"
 # Served on both listeners: probes and scrapers usually sit inside the network.
 SHARED_PATHS = ("/healthz", "/readyz", "/metrics")
+METRICS_PATH = "/metrics"
+# FastAPI's API reference (its default URLs).
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 INTERNAL_NETWORK_FORBIDDEN = errors.error_code(
     "internal.network_forbidden", 403,
@@ -99,8 +105,14 @@ class ListenerSplitMiddleware:
             settings.internal_port is not None and server[1] == settings.internal_port
         )
         if on_internal_listener:
-            return is_internal or path in SHARED_PATHS
-        return not is_internal or settings.internal_routes_on_public_listener
+            return is_internal or path in SHARED_PATHS or path in DOCS_PATHS
+        if is_internal:
+            return settings.internal_routes_on_public_listener
+        if path == METRICS_PATH:
+            return settings.environment != "production"
+        if path in DOCS_PATHS:
+            return bool(settings.api_docs_public)
+        return True
 
     @staticmethod
     async def _not_found(scope: Scope, send: Send) -> None:

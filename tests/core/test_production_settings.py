@@ -1,0 +1,100 @@
+"""Production refuses settings that are safe only on a developer's machine, and keeps operational
+endpoints (/metrics, the API reference) off the public listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings, get_settings
+
+SAFE: dict[str, Any] = {
+    "environment": "production",
+    "public_base_url": "https://id.thainguyen.gov.vn",
+    "secret_key": "s" * 48,
+    "pii_encryption_key": "cHJvZHVjdGlvbi1waWkta2V5LTMyLWJ5dGVzLWxvbmc=",
+    "password_hash_time_cost": 3,
+    "password_hash_memory_kib": 65536,
+    "sms_backend": "http",
+    "sms_gateway_url": "https://sms.example.vn/send",
+    "push_backend": "fcm",
+    "fcm_credentials_file": Path("/etc/tnid/fcm.json"),
+    "internal_routes_on_public_listener": False,
+    "internal_port": 8001,
+}
+
+
+def test_a_safe_production_configuration_starts() -> None:
+    settings = Settings(**SAFE)
+    assert settings.issuer == "https://id.thainguyen.gov.vn"
+    assert settings.api_docs_public is False
+
+
+@pytest.mark.parametrize(("unsafe", "named"), [
+    ({"public_base_url": "http://id.thainguyen.gov.vn"}, "PUBLIC_BASE_URL"),
+    ({"public_base_url": ""}, "PUBLIC_BASE_URL"),  # derives http://HOST:PORT
+    ({"push_backend": "file"}, "PUSH_BACKEND"),
+    ({"sms_backend": "file"}, "SMS_BACKEND"),
+    ({"internal_routes_on_public_listener": True}, "INTERNAL_ROUTES_ON_PUBLIC_LISTENER"),
+    ({"internal_port": None}, "INTERNAL_PORT"),
+    ({"internal_port": 8000, "port": 8000}, "INTERNAL_PORT"),
+    ({"secret_key": "short"}, "SECRET_KEY"),
+])
+def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict[str, Any],
+                                                        named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        Settings(**(SAFE | unsafe))
+
+
+def test_the_same_settings_are_accepted_in_development() -> None:
+    settings = Settings(**(SAFE | {"environment": "development", "public_base_url": "",
+                                   "push_backend": "file", "sms_backend": "file",
+                                   "internal_routes_on_public_listener": True}))
+    assert settings.issuer.startswith("http://")
+    assert settings.api_docs_public is True
+
+
+def client_on(app: object, port: int) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url=f"http://server:{port}")
+
+
+@pytest.fixture
+def production_layout(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    settings = get_settings()
+    monkeypatch.setattr(settings, "environment", "production")
+    monkeypatch.setattr(settings, "internal_port", 8001)
+    monkeypatch.setattr(settings, "internal_routes_on_public_listener", False)
+    monkeypatch.setattr(settings, "api_docs_public", False)
+    return settings
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs", "/redoc"])
+async def test_production_serves_metrics_and_docs_only_on_the_internal_listener(
+    app: object, production_layout: Settings, path: str,
+) -> None:
+    async with client_on(app, 8000) as public, client_on(app, 8001) as internal:
+        hidden = await public.get(path)
+        assert hidden.status_code == 404
+        assert hidden.json()["code"] == "http.not_found"
+        assert (await internal.get(path)).status_code == 200
+        # The public listener still serves the API and the probes.
+        assert (await public.get("/healthz")).status_code == 200
+
+
+async def test_an_operator_may_publish_the_api_reference_but_never_the_metrics(
+    app: object, production_layout: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(production_layout, "api_docs_public", True)
+    async with client_on(app, 8000) as public:
+        assert (await public.get("/openapi.json")).status_code == 200
+        assert (await public.get("/metrics")).status_code == 404
+
+
+async def test_outside_production_metrics_stay_on_both_listeners(app: object) -> None:
+    async with client_on(app, 8000) as public:
+        assert (await public.get("/metrics")).status_code == 200
