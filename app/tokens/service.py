@@ -91,13 +91,31 @@ def issue_access_token(
     return jwt.encode(header, claims, key, algorithms=[ACCESS_TOKEN_ALG]), ttl
 
 
+# Longer than any access token this service signs (~700 bytes with DPoP and acr): anything longer
+# is refused before it is decoded.
+MAX_TOKEN_LENGTH = 4096
+_HEADER_KEYS = frozenset({"alg", "kid", "typ"})
+
+
 def _header_kid(token: str) -> str | None:
+    """The key id of a token shaped like one of our access tokens, else None.
+
+    The header is the attacker's text until the signature checks out: it must be a JSON object
+    with exactly our fields (`alg` ES256, `typ` at+jwt, a string `kid`), nothing more (a `crit`
+    or a `jwk` is never ours), and the token of a bounded length."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        return None
     try:
         segment = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        return header.get("kid") if header.get("typ") == "at+jwt" else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
+    if not isinstance(header, dict) or set(header) - _HEADER_KEYS:
+        return None
+    kid = header.get("kid")
+    if header.get("typ") != "at+jwt" or header.get("alg") != ACCESS_TOKEN_ALG:
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 100 else None
 
 
 async def verify_access_token(
@@ -147,7 +165,7 @@ async def _verify_signature(session: AsyncSession | None, token: str) -> dict[st
         raise AppError(TOKEN_INVALID)
     try:
         decoded = jwt.decode(token, KeySet([key]), algorithms=[ACCESS_TOKEN_ALG])
-    except (JoseError, ValueError):
+    except (JoseError, ValueError, TypeError):
         raise AppError(TOKEN_INVALID) from None
     if len(_verified) >= _VERIFIED_MAX:
         del _verified[next(iter(_verified))]  # the oldest entry
