@@ -618,7 +618,7 @@ def decode_access_token(token: str) -> dict[str, Any] | None:
             return None
         try:
             claims = jwt.decode(token, KeySet([key]), algorithms=[tokens.ACCESS_TOKEN_ALG]).claims
-        except (JoseError, ValueError):
+        except (JoseError, ValueError, TypeError):
             return None
         if len(_verified) >= _VERIFIED_MAX:
             del _verified[next(iter(_verified))]  # the oldest entry
@@ -740,7 +740,7 @@ def decode_id_token_hint(hint: str) -> dict[str, Any] | None:
     """Our own ID token, signature checked; expiry ignored (OpenID RP-Initiated Logout 1.0)."""
     try:
         header = jwt.decode(hint, key_store.jwks_keyset(), algorithms=list(ID_TOKEN_ALGS))
-    except (JoseError, ValueError, KeyError):
+    except (JoseError, ValueError, KeyError, TypeError):
         return None
     claims = header.claims
     return claims if claims.get("iss") == get_settings().issuer else None
