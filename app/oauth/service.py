@@ -258,7 +258,8 @@ async def claims_for(
                 "country": "VN",
                 "formatted": f"{ward.name}, {province.name if province else 'Thái Nguyên'}",
             }
-    if "cccd" in scopes and client.allow_cccd and user.identity_level >= 1 and ident:
+    # Only a CCCD that staff checked in person (level 2): a declared one may be someone else's.
+    if "cccd" in scopes and client.allow_cccd and user.identity_level >= 2 and ident:
         claims["cccd"] = identity.identity_view(ident, owner=True)["cccd"]
     return claims
 

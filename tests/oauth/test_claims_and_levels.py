@@ -47,15 +47,22 @@ async def claims_via(live_url: str, rp: Any, browser: Browser, scope: str
     return info.json(), await id_token_claims(live_url, body["id_token"])
 
 
-async def test_cccd_is_released_to_an_allowed_client_for_a_level_1_citizen(
+async def test_a_declared_cccd_is_withheld_until_staff_verify_it_at_level_2(
     live_url: str, browser: Browser, db: AsyncSession
 ) -> None:
+    """A CCCD declared (level 1) may be someone else's number: partners get it only at level 2."""
     rp = await make_client(db, scope="openid profile cccd", allow_cccd=True)
     await declare(db)
     info, id_claims = await claims_via(live_url, rp, browser, "openid profile cccd")
-    assert info["cccd"] == CCCD
+    assert "cccd" not in info
     assert info["birthdate"] == "1990-03-08" and info["gender"] == "female"
     assert id_claims["acr"] == "urn:thainguyen:id:loa:1"
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=2))
+    await db.commit()
+    info, id_claims = await claims_via(live_url, rp, browser, "openid profile cccd")
+    assert info["cccd"] == CCCD
+    assert id_claims["acr"] == "urn:thainguyen:id:loa:2"
 
 
 async def test_cccd_is_withheld_below_level_1(
