@@ -2,19 +2,22 @@
 
 Entries are written in the same transaction as the action they record, so an action that rolled
 back leaves no entry and a committed one always has its entry. Kept for AUDIT_RETENTION_DAYS even
-when the subject deletes the account (a legal record; see DELETE /api/v1/me).
+when the subject deletes the account (a legal record; see DELETE /api/v1/me), and no longer: the
+periodic `maintenance.purge_audit_events` deletes older entries.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from app.core import clock
+from app.core.config import get_settings
 from app.core.db import id_field, json_field, utc_field
 
 
@@ -84,3 +87,28 @@ async def events_about(session: AsyncSession, subject_id: uuid.UUID) -> list[Aud
         sa.select(AuditEvent).where(AuditEvent.subject_id == subject_id).order_by(AuditEvent.at)
     )
     return list(rows.scalars())
+
+
+# What an entry says about the person who acted: the subject's own, but another person's personal
+# data (a staff member's account, address and request) when someone else acted.
+ACTOR_FIELDS = ("actor_id", "ip", "request_id")
+
+
+async def export_about(session: AsyncSession, subject_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The entries about a person, as their personal-data export shows them: what was done with
+    their data, when, by which role and why; who acted and from where only for their own actions.
+    Another person's data (a staff member's IP address, account id) is not theirs to receive."""
+    out = []
+    for event in await events_about(session, subject_id):
+        row = event.model_dump(mode="json")
+        if event.actor_id != subject_id:
+            row.update(dict.fromkeys(ACTOR_FIELDS))
+        out.append(row)
+    return out
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete the entries older than AUDIT_RETENTION_DAYS; returns how many."""
+    cutoff = clock.now() - timedelta(days=get_settings().audit_retention_days)
+    result = await session.execute(sa.delete(AuditEvent).where(AuditEvent.at < cutoff))
+    return int(result.rowcount or 0)

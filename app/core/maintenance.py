@@ -1,7 +1,8 @@
 """Housekeeping that keeps personal data and tables from growing without end.
 
 Finished jobs carry payloads such as SMS bodies with phone numbers: they are deleted after
-JOB_RETENTION_DAYS (dead ones after DEAD_JOB_RETENTION_DAYS, long enough to investigate).
+JOB_RETENTION_DAYS (dead ones after DEAD_JOB_RETENTION_DAYS, long enough to investigate). Audit
+entries are deleted once older than AUDIT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock, ratelimit
+from app.core import audit, clock, ratelimit
 from app.core.config import get_settings
 from app.core.jobs import DEAD, DONE, Job, periodic
 from app.core.logging import get_logger
@@ -42,3 +43,8 @@ async def purge_jobs(session: AsyncSession, _payload: dict[str, Any]) -> None:
 @periodic("maintenance.purge_rate_limits", every=timedelta(hours=1))
 async def purge_rate_limits(session: AsyncSession, _payload: dict[str, Any]) -> None:
     await ratelimit.purge_expired(session)
+
+
+@periodic("maintenance.purge_audit_events", every=timedelta(hours=1))
+async def purge_audit_events(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    log.info("audit_events_purged", deleted=await audit.purge_expired(session))
