@@ -118,7 +118,7 @@ class DossierOut(DossierSummary):
     form: dict[str, Any]
     documents: list[DocumentOut]
     legal_due_at: datetime | None
-    assignee_id: uuid.UUID | None
+    assignee_id: uuid.UUID | None = Field(description="Shown to staff only")
     supplement_note: str | None
     supplement_documents: list[str]
     supplement_due_at: datetime | None = Field(

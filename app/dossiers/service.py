@@ -394,7 +394,10 @@ async def view(
                        "stage": d.stage, "content_type": files[d.media_id].content_type,
                        "size_bytes": files[d.media_id].size_bytes, "added_at": d.added_at}
                       for d in docs if d.media_id in files],
-        "legal_due_at": dossier.legal_due_at, "assignee_id": dossier.assignee_id,
+        "legal_due_at": dossier.legal_due_at,
+        # Which staff member handles it is the staff's business (and their personal data): the
+        # citizen sees roles and steps, never a staff account.
+        "assignee_id": dossier.assignee_id if staff else None,
         "supplement_note": dossier.supplement_note,
         "supplement_documents": dossier.supplement_documents,
         "supplement_due_at": dossier.supplement_due_at,
@@ -412,12 +415,20 @@ async def view(
             "at": e.at, "action": e.action,
             "label": getattr(TRANSITIONS.get(e.action), language, e.action),
             "from_status": e.from_status, "to_status": e.to_status, "actor_role": e.actor_role,
-            "actor_id": e.actor_id if staff else None, "note": e.note, "data": e.data,
+            "actor_id": e.actor_id if staff else None, "note": e.note,
+            "data": e.data if staff else _citizen_data(e.data),
         } for e in events],
     }
     if staff:
         out |= {"citizen_id": dossier.citizen_id, "applicant_name": dossier.applicant_name}
     return out
+
+
+STAFF_ONLY_EVENT_DATA = frozenset({"assignee_id"})
+
+
+def _citizen_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in STAFF_ONLY_EVENT_DATA}
 
 
 async def _view_parts(

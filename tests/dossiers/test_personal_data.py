@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,3 +46,38 @@ async def test_erasure_keeps_dossier_records_and_their_files_but_deletes_loose_f
     dossier = (await db.execute(sa.select(Dossier))).scalar_one()
     assert dossier.status == "withdrawn"  # nobody is left to receive a result
     assert loose not in remaining
+
+
+def from_office(app: object) -> httpx.AsyncClient:
+    """A staff member's requests, from the ward office's address."""
+    transport = httpx.ASGITransport(app=app, client=("10.20.30.40", 50000))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_the_citizens_export_holds_no_staff_members_personal_data(
+    app: object, client: httpx.AsyncClient, citizen: Person, pdp_staff: Person
+) -> None:
+    media_id = await upload_pdf(client, citizen.headers)
+    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
+                              headers=idem(citizen.headers))).json()["code"]
+    staff_url = f"/api/v1/staff/dossiers/{code}"
+    async with from_office(app) as office:
+        assert (await office.get(staff_url, headers=pdp_staff.headers)).status_code == 200
+        for body in ({"action": "receive"}, {"action": "assign", "assignee_id": pdp_staff.id}):
+            answer = await office.post(f"{staff_url}/transitions", json=body,
+                                       headers=pdp_staff.headers)
+            assert answer.status_code == 200, answer.text
+
+    export = (await client.get("/api/v1/me/export", headers=citizen.headers)).json()
+    everything = json.dumps(export)
+    assert "10.20.30.40" not in everything  # the office's address
+    assert pdp_staff.id not in everything  # the staff member's account
+    # What was done with the citizen's data stays in the export.
+    assert {"dossiers.staff_read", "dossiers.receive", "dossiers.assign"} <= {
+        e["action"] for e in export["account"]["audit_log"]}
+    assert [e["action"] for e in export["dossiers"][0]["timeline"]] == [
+        "submit", "receive", "assign"]
+    # Staff still see who handles it.
+    async with from_office(app) as office:
+        seen = (await office.get(staff_url, headers=pdp_staff.headers)).json()
+    assert seen["assignee_id"] == pdp_staff.id
