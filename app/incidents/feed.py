@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.db import Direct
 from app.core.errors import AppError
-from app.incidents import errors, geo
+from app.incidents import errors, geo, renditions
 from app.incidents.config import get_incident_settings
 from app.incidents.models import FEED_PREDICATE, Incident, IncidentMedia
 from app.incidents.service import decode_cursor, encode_cursor
@@ -161,18 +161,13 @@ def _group(
 def _public_view(
     media_id: uuid.UUID, rows: list[Any], sign: Callable[[uuid.UUID, str], str]
 ) -> dict[str, Any] | None:
-    """The public branch of service._media_view, from plain rows (a test holds them equal):
-    nothing until the file is processed."""
+    """The file as `renditions.render` shows it to the public, from plain rows (the statement
+    joined only public links and processed files): nothing until the file is processed."""
     found = media_public.Ready.of(rows)
     if found is None:
         return None
-    versions, video = found.versions, found.kind == "video"
-    shown = "video" if video else "w1280"
-    return {
-        "id": media_id, "visibility": "public", "ready": True, "kind": found.kind,
-        "processing": "ready", "error_code": found.error_code, "width": found.width,
-        "height": found.height, "duration_s": found.duration_s,
-        **({"thumbnail_url": sign(media_id, "w320")} if "w320" in versions else {}),
-        **({"poster_url": sign(media_id, "w1280")} if video and "w1280" in versions else {}),
-        "url": sign(media_id, shown) if shown in versions else None,
-    }
+    item = renditions.Item(
+        media_id, "public", None, found.kind, "ready", error_code=found.error_code,
+        width=found.width, height=found.height, duration_s=found.duration_s,
+        versions=found.versions)
+    return renditions.render(item, renditions.PUBLIC, sign)

@@ -28,7 +28,7 @@ from app.core import clock
 from app.core.errors import AppError
 from app.core.i18n import negotiate
 from app.identity.dependencies import DbSession, current_principal
-from app.incidents import errors, service
+from app.incidents import errors, renditions, service
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
 from app.incidents.models import Incident
@@ -307,7 +307,8 @@ async def _records(
     session: AsyncSession, incidents: list[Incident], language: str
 ) -> list[dict[str, Any]]:
     notes = await service.latest_notes(session, [i.id for i in incidents])
-    media = await service.media_views_by_incident(session, [i.id for i in incidents], "public")
+    media = await service.media_views_by_incident(session, [i.id for i in incidents],
+                                                  renditions.PUBLIC)
     agencies: dict[str | None, str] = {None: "Tỉnh Thái Nguyên"}
     out = []
     for incident in incidents:

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.core import errors as core_errors
 from app.core.errors import responses
@@ -19,6 +20,7 @@ from app.identity.dependencies import (
 )
 from app.incidents import errors, feed, schemas, service, views
 from app.incidents.categories import CATEGORIES
+from app.media import service as media_service
 
 router = APIRouter()
 public = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -56,7 +58,7 @@ async def report(
         address=body.address, description=body.description, media_ids=body.media_ids,
         anonymous=body.anonymous, confirm_new=body.confirm_new, idempotency_key=idempotency_key,
     )
-    return await views.detail(session, incident, "owner")
+    return await views.detail(session, incident, "owner", principal.user)
 
 
 @public.get(
@@ -96,7 +98,8 @@ async def get_incident(
     incident = await service.get_visible(session, incident_id, user)
     audience = views.audience_of(incident, user)
     # Staff reading through the public endpoint get the public shape (no reporter identity).
-    return await views.detail(session, incident, "public" if audience == "staff" else audience)
+    return await views.detail(session, incident, "public" if audience == "staff" else audience,
+                              user)
 
 
 @public.post(
@@ -132,7 +135,8 @@ async def my_incidents(
     me_id = principal.user.id
     # Followers of someone else's report see it as the public does (blurred media only).
     items = await views.summaries(
-        session, incidents, lambda i: "owner" if i.reporter_id == me_id else "public"
+        session, incidents, lambda i: "owner" if i.reporter_id == me_id else "public",
+        principal.user,
     )
     for item, incident in zip(items, incidents, strict=True):
         item["relation"] = "reporter" if incident.reporter_id == me_id else "subscriber"
@@ -146,7 +150,7 @@ async def my_incidents(
     responses=responses(errors.INVALID_CURSOR, core_errors.FORBIDDEN, *AUTH),
 )
 async def staff_list(
-    principal: StaffPrincipal, session: DbSession,
+    principal: StaffPrincipal, session: DbSession, request: Request,
     status_: Annotated[schemas.Status | None, Query(alias="status")] = None,
     category: Annotated[schemas.CategoryCode | None, Query()] = None,
     ward_code: Annotated[str | None, Query(max_length=32)] = None,
@@ -156,7 +160,9 @@ async def staff_list(
         session, principal.user, status=status_, category=category, ward_code=ward_code,
         limit=limit, cursor=cursor,
     )
-    return {"items": await views.summaries(session, incidents, "staff"),
+    await service.staff_view_audit(session, incidents, audit_context(request, principal),
+                                   "incident.staff_list")
+    return {"items": await views.summaries(session, incidents, "staff", principal.user),
             "next_cursor": next_cursor}
 
 
@@ -169,8 +175,9 @@ async def staff_get(
     incident_id: uuid.UUID, principal: StaffPrincipal, session: DbSession, request: Request,
 ) -> Any:
     incident = await service.get_for_staff(session, principal.user, incident_id)
-    await service.staff_view_audit(session, incident, audit_context(request, principal))
-    return await views.detail(session, incident, "staff")
+    await service.staff_view_audit(session, [incident], audit_context(request, principal),
+                                   "incident.staff_read")
+    return await views.detail(session, incident, "staff", principal.user)
 
 
 @staff.post(
@@ -190,7 +197,7 @@ async def transition(
         session, principal.user, incident_id, body.action, body.note, body.duplicate_of,
         audit_context(request, principal),
     )
-    return await views.detail(session, incident, "staff")
+    return await views.detail(session, incident, "staff", principal.user)
 
 
 @staff.post(
@@ -209,7 +216,29 @@ async def moderate_media(
         session, principal.user, incident_id, media_id, body.action, body.note,
         audit_context(request, principal),
     )
-    return await views.detail(session, incident, "staff")
+    return await views.detail(session, incident, "staff", principal.user)
+
+
+@staff.get(
+    "/{incident_id}/media/{media_id}/original", response_class=StreamingResponse,
+    summary="The unblurred original of a photo or video (audited, with a reason)",
+    description="Faces and licence plates as received. Staff views of incidents link only to "
+    "blurred versions; the original is read here, and each read is written to the audit log "
+    "with the `reason` given.",
+    responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
+               **responses(errors.NOT_FOUND, errors.MEDIA_NOT_FOUND,
+                           core_errors.VALIDATION_FAILED, core_errors.FORBIDDEN, *AUTH)},
+)
+async def staff_media_original(
+    incident_id: uuid.UUID, media_id: uuid.UUID, principal: StaffPrincipal, session: DbSession,
+    request: Request, reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> StreamingResponse:
+    media = await service.original_for_staff(session, principal.user, incident_id, media_id,
+                                             reason, audit_context(request, principal))
+    return StreamingResponse(
+        media_service.content(media), media_type=media.content_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+                 "Content-Length": str(media.size_bytes)})
 
 
 router.include_router(public)

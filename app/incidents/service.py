@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit, clock, deep_links, jobs, ratelimit
+from app.core import errors as core_errors
 from app.core.audit import AuditContext
 from app.core.errors import AppError
 from app.core.personal_data import Retained
 from app.identity.models import User
 from app.identity.roles import Role
-from app.incidents import errors, geo
+from app.incidents import errors, geo, renditions
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
 from app.incidents.models import (
@@ -481,12 +482,37 @@ async def public_timeline(session: AsyncSession, incident_id: uuid.UUID) -> list
 
 
 async def staff_view_audit(
-    session: AsyncSession, incident: Incident, ctx: AuditContext
+    session: AsyncSession, incidents: list[Incident], ctx: AuditContext, action: str
 ) -> None:
-    """Staff see who reported (even anonymous reports): that read of personal data is audited."""
-    if incident.reporter_id is not None:
-        await audit.record(session, ctx, "incident.staff_read", subject_id=incident.reporter_id,
+    """Every staff read of incidents is audited, one entry per incident, whether a citizen
+    reported it (staff then see who, even of anonymous reports) or a camera did (its pictures
+    may show people)."""
+    for incident in incidents:
+        await audit.record(session, ctx, action, subject_id=incident.reporter_id,
                            resource=f"incident:{incident.id}")
+
+
+async def original_for_staff(
+    session: AsyncSession, staff: User, incident_id: uuid.UUID, media_id: uuid.UUID,
+    reason: str | None, ctx: AuditContext,
+) -> MediaObject:
+    """The unblurred original of a file of the incident, for staff of its ward, with the reason
+    written to the audit log. The only way staff reach an original."""
+    incident = await get_for_staff(session, staff, incident_id)
+    if not reason or not reason.strip():
+        raise AppError(core_errors.VALIDATION_FAILED, extra={"errors": [{
+            "field": "query.reason", "code": "missing",
+            "message": "a reason is required to see the unblurred original"}]})
+    link = await session.get(IncidentMedia, (incident_id, media_id))
+    media = await media_service.get(session, media_id) if link is not None else None
+    if media is None or not media.storage_key:  # a camera original past its retention
+        raise AppError(errors.MEDIA_NOT_FOUND)
+    await audit.record(session, ctx, "incident.media_original_read",
+                       subject_id=incident.reporter_id, resource=f"incident:{incident.id}",
+                       reason=reason.strip(),
+                       details={"media_id": str(media_id),
+                                "uploader_id": str(media.owner_id) if media.owner_id else None})
+    return media
 
 
 # ---------------------------------------------------------------- lists
@@ -648,37 +674,25 @@ async def _attach_media(
     await media_public.request_processing(session, media)
 
 
-def _media_view(link: IncidentMedia, found: media_public.Described | None,
-                audience: str) -> dict[str, Any] | None:
-    ready = found is not None and found.ready
-    if audience == "public" and (link.visibility != "public" or not ready):
-        return None
-    view: dict[str, Any] = {"id": link.media_id, "visibility": link.visibility, "ready": ready,
-                            "kind": found.kind if found else None}
+def _item(link: IncidentMedia, found: media_public.Described | None) -> renditions.Item:
     if found is None:
-        return view
+        return renditions.Item(link.media_id, link.visibility, None, None, None, present=False)
     state = found.processing
-    if state is not None:
-        view.update(processing=state.status, error_code=state.error_code)
-    if state is not None and ready:
-        view.update(width=state.width, height=state.height, duration_s=state.duration_s)
-    variants = found.variants
-    if "w320" in variants:
-        view["thumbnail_url"] = media_public.signed_url(link.media_id, "w320")
-    if found.kind == "video" and "w1280" in variants:
-        view["poster_url"] = media_public.signed_url(link.media_id, "w1280")
-    if audience == "public":
-        name = "video" if found.kind == "video" else "w1280"
-        view["url"] = media_public.signed_url(link.media_id, name) if name in variants else None
-    else:
-        # The reporter and staff see the original (with its metadata) as well.
-        view["url"] = media_public.signed_url(link.media_id, media_public.ORIGINAL)
-    return view
+    return renditions.Item(
+        link.media_id, link.visibility, found.media.owner_id, found.kind,
+        state.status if state is not None else None,
+        error_code=state.error_code if state is not None else None,
+        width=state.width if state is not None else None,
+        height=state.height if state is not None else None,
+        duration_s=state.duration_s if state is not None else None,
+        versions=frozenset(found.variants),
+    )
 
 
 async def media_views_by_incident(
-    session: AsyncSession, incident_ids: list[uuid.UUID], audience: str
+    session: AsyncSession, incident_ids: list[uuid.UUID], viewer: renditions.Viewer
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each incident's files as `viewer` may see them (`renditions.render`)."""
     if not incident_ids:
         return {}
     links = list((await session.execute(
@@ -686,9 +700,10 @@ async def media_views_by_incident(
         .order_by(IncidentMedia.incident_id, IncidentMedia.position)
     )).scalars())
     described = await media_public.describe(session, [link.media_id for link in links])
+    sign = media_public.url_signer()
     out: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for link in links:
-        view = _media_view(link, described.get(link.media_id), audience)
+        view = renditions.render(_item(link, described.get(link.media_id)), viewer, sign)
         if view is not None:
             out.setdefault(link.incident_id, []).append(view)
     return out

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.incidents import schemas, service
 from app.incidents.models import Incident
+from app.incidents.renditions import Viewer
 
 Audience = Literal["public", "owner", "staff"]
 
@@ -35,22 +36,29 @@ def audience_of(incident: Incident, user: Any | None) -> Audience:
     return "public"
 
 
+def viewer_of(audience: Audience, user: Any | None) -> Viewer:
+    """Whose files are "theirs" (originals) and whether staff rules apply (`renditions`)."""
+    return Viewer(user_id=user.id if user is not None else None, staff=audience == "staff")
+
+
 async def detail(
-    session: AsyncSession, incident: Incident, audience: Audience,
+    session: AsyncSession, incident: Incident, audience: Audience, user: Any | None,
 ) -> dict[str, Any]:
+    """`user`: who is looking (None: nobody signed in); media follow `renditions.render`."""
     data = _base(incident, audience)
     data["timeline"] = [
         schemas.EventOut.model_validate(e, from_attributes=True)
         for e in await service.public_timeline(session, incident.id)
     ]
-    media = await service.media_views_by_incident(session, [incident.id], audience)
+    media = await service.media_views_by_incident(session, [incident.id],
+                                                   viewer_of(audience, user))
     data["media"] = media.get(incident.id, [])
     return data
 
 
 async def summaries(
     session: AsyncSession, incidents: list[Incident],
-    audience: Audience | Callable[[Incident], Audience],
+    audience: Audience | Callable[[Incident], Audience], user: Any | None,
 ) -> list[dict[str, Any]]:
     """List items: no timeline; media in one query per audience for the whole page."""
     of = audience if callable(audience) else (lambda _incident: audience)
@@ -58,7 +66,8 @@ async def summaries(
     media: dict[Any, list[dict[str, Any]]] = {}
     for kind in set(audiences.values()):
         ids = [i for i, a in audiences.items() if a == kind]
-        media.update(await service.media_views_by_incident(session, ids, kind))
+        media.update(await service.media_views_by_incident(session, ids,
+                                                           viewer_of(kind, user)))
     out = []
     for incident in incidents:
         data = _base(incident, audiences[incident.id])

@@ -38,7 +38,9 @@ async def signed_content(
     if found is None:
         raise AppError(errors.MEDIA_NOT_FOUND)
     if name == public.ORIGINAL:
-        if not found.media.storage_key:  # withdrawn (an expired camera original)
+        # Evidence the system recorded (a camera's picture, faces and plates as taken) has no
+        # uploader to link its original to: staff read it through the audited endpoint only.
+        if not found.media.storage_key or found.media.owner_id is None:
             raise AppError(errors.MEDIA_NOT_FOUND)
         key, content_type, size = (found.media.storage_key, found.media.content_type,
                                    found.media.size_bytes)

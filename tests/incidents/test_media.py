@@ -153,8 +153,11 @@ async def test_staff_hide_show_and_redact_media(client, db):
                                    headers=officer)).json()
     assert [e["action"] for e in staff_view["timeline"]][-4:] == [
         "verify", "media_hide", "media_show", "media_redact"]
-    # The original is still there for staff.
-    assert await fetch(client, staff_view["media"][0]["url"])
+    # The original is still there for staff, through the audited endpoint only.
+    assert staff_view["media"][0]["url"] is None
+    kept = await client.get(f"{url}/original", params={"reason": "Xác minh biển số"},
+                            headers=officer)
+    assert kept.status_code == 200 and kept.content[:3] == b"\xff\xd8\xff"
 
 
 async def test_signed_links_expire_and_cannot_be_altered(client, db):
