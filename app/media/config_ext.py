@@ -17,7 +17,16 @@ class MediaExtSettings(BaseSettings):
 
     # A decompression bomb is refused from its header, before any pixel is decoded.
     media_max_image_pixels: int = 50_000_000
+    # Above this many pixels a photo must not decode to more than this many times its file size
+    # (3 bytes a pixel): a real photo compresses about 10:1, a flat bomb 1000:1.
+    media_ratio_check_min_pixels: int = 4_000_000
+    media_max_compression_ratio: float = 200
     media_max_video_seconds: float = 300
+    # A video is judged on what decoding it costs, not only on its declared duration: a frame
+    # rate of 60,000 fps makes a tiny duration of a huge number of frames.
+    media_max_video_fps: float = 120
+    media_max_video_frames: int = 18_000  # 5 minutes at 60 fps
+    media_max_video_frame_pixels: int = 3840 * 2160
     # Public versions: long sides of the thumbnails; detection runs on a copy this large.
     media_thumbnail_sizes: tuple[int, int] = (320, 1280)
     media_detect_max_side: int = 640

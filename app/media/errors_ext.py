@@ -10,6 +10,17 @@ VIDEO_TOO_LONG = error_code(
     "Video quá dài ({seconds} giây, tối đa {limit} giây).",
     "The video is too long ({seconds} s, at most {limit} s).",
 )
+COMPRESSION_TOO_HIGH = error_code(
+    "media.compression_too_high", 422,
+    "Ảnh bị nén bất thường ({pixels} điểm ảnh trong {size} byte); hãy gửi ảnh chụp gốc.",
+    "The image is compressed abnormally ({pixels} pixels in {size} bytes); send the original "
+    "photo.",
+)
+VIDEO_TOO_HEAVY = error_code(
+    "media.video_too_heavy", 422,
+    "Video có quá nhiều khung hình hoặc khung hình quá lớn ({reason}).",
+    "The video has too many frames or frames too large ({reason}).",
+)
 LINK_INVALID = error_code(
     "media.link_invalid", 403,
     "Đường dẫn tệp không hợp lệ hoặc đã hết hạn.", "The media link is invalid or has expired.",

@@ -168,6 +168,7 @@ def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
         raise AppError(errors_ext.TOO_MANY_PIXELS,
                        params={"pixels": pixels, "limit": settings.media_max_image_pixels},
                        extra={"pixels": pixels, "limit": settings.media_max_image_pixels})
+    check_compression(pixels, path.stat().st_size)
     if not decode:
         return Probe("photo", size[0], size[1])
     image = decode_photo(path, content_type)
@@ -177,21 +178,60 @@ def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
     return Probe("photo", width, height)
 
 
+def check_compression(pixels: int, file_size: int) -> None:
+    """A large picture must not decode to many times its file size (a decompression bomb that
+    stays under the pixel limit: 7000 x 7000 flat pixels in 143 KB)."""
+    settings = get_media_ext_settings()
+    if pixels <= settings.media_ratio_check_min_pixels:
+        return
+    if pixels * 3 > settings.media_max_compression_ratio * max(1, file_size):
+        raise AppError(errors_ext.COMPRESSION_TOO_HIGH,
+                       params={"pixels": pixels, "size": file_size},
+                       extra={"pixels": pixels, "size_bytes": file_size,
+                              "max_ratio": settings.media_max_compression_ratio})
+
+
+def too_heavy(reason: str, **extra: float) -> AppError:
+    return AppError(errors_ext.VIDEO_TOO_HEAVY, params={"reason": reason},
+                    extra={"reason": reason, **extra})
+
+
+def check_frame(width: int, height: int) -> None:
+    limit = get_media_ext_settings().media_max_video_frame_pixels
+    if width * height > limit:
+        raise too_heavy("frame_size", width=width, height=height, limit=limit)
+
+
+def check_video_rate(fps: float, frames: int) -> None:
+    """Declared frame rate and count, judged before the frames are decoded."""
+    settings = get_media_ext_settings()
+    if fps > settings.media_max_video_fps:
+        raise too_heavy("frame_rate", fps=fps, limit=settings.media_max_video_fps)
+    if frames > settings.media_max_video_frames:
+        raise too_heavy("frame_count", frames=frames, limit=settings.media_max_video_frames)
+
+
 def probe_video(path: Path) -> Probe:
+    """Open the video and read its header figures; only then (within the limits) decode one
+    frame."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise Corrupt("does not open")
-        ok, frame = capture.read()
-        if not ok or frame is None:
-            raise Corrupt("no frame")
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0)
         frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if fps <= 0 or frames <= 0:
             raise Corrupt("no frame rate or frame count")
+        check_frame(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+        check_video_rate(fps, frames)
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise Corrupt("no frame")
         height, width = frame.shape[:2]
+        check_frame(width, height)
         return Probe("video", width, height, duration_s=round(frames / fps, 3), fps=fps,
                      frames=frames)
     finally:

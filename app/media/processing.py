@@ -16,8 +16,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from app.core.errors import AppError
+from app.media import errors_ext
 from app.media.config_ext import get_media_ext_settings
-from app.media.inspect import Corrupt, decode_photo, probe_video
+from app.media.inspect import Corrupt, check_frame, decode_photo, probe_video, too_heavy
 
 Box = tuple[int, int, int, int]
 _local = threading.local()
@@ -165,11 +167,28 @@ def process_video(src: Path, out_dir: Path) -> Result:
     boxes: list[Box] = []
     index = 0
     path = out_dir / "video.mp4"
+    settings = get_media_ext_settings()
+    # The header may lie: what is decoded is bounded too (frames, their size, their timestamps).
+    # Containers' frame counts can be estimates: a little slack over the declared count.
+    max_frames = min(settings.media_max_video_frames, int((probe.frames or 0) * 1.05) + 30)
+    max_ms = settings.media_max_video_seconds * 1000
     try:
         while True:
+            if index >= max_frames:
+                if capture.grab():  # one frame more than declared (or allowed): refused
+                    raise too_heavy("frame_count", limit=max_frames)
+                break
             ok, frame = capture.read()
             if not ok:
                 break
+            check_frame(frame.shape[1], frame.shape[0])
+            if capture.get(cv2.CAP_PROP_POS_MSEC) > max_ms:
+                seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                raise AppError(errors_ext.VIDEO_TOO_LONG,
+                               params={"seconds": round(seconds),
+                                       "limit": int(settings.media_max_video_seconds)},
+                               extra={"duration_s": seconds,
+                                      "limit": settings.media_max_video_seconds})
             frame = resize_long_side(frame, PUBLIC_VIDEO_SIDE)
             if writer is None:
                 height, width = frame.shape[:2]
