@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import sqlalchemy as sa
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
+from joserfc.errors import JoseError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit
 from app.core.audit import AuditContext
 from app.core.errors import AppError
 from app.core.security import constant_time_equals, keyed_hash, random_token
-from app.oauth import errors
+from app.oauth import errors, jose_rules, outbound
 from app.oauth.models import OAuthClient
 
 SCOPES = ("openid", "profile", "phone", "address", "cccd", "offline_access")
@@ -53,6 +53,59 @@ def _check_uri(uri: str, what: str) -> str:
     return uri
 
 
+def _check_outbound_uri(uri: str, what: str) -> str:
+    """A URL the provider itself calls (jwks_uri, backchannel_logout_uri, sector_identifier_uri):
+    a redirect-style URI that must not name an internal address (outbound.check_target; the
+    address it resolves to is checked again at every call)."""
+    _check_uri(uri, what)
+    try:
+        outbound.check_target(uri)
+    except outbound.OutboundRefused:
+        raise AppError(errors.CLIENT_INVALID,
+                       params={"reason": f"{what} {uri!r} names an internal address"},
+                       extra={"field": what}) from None
+    return uri
+
+
+def _check_jwks(jwks: dict[str, Any]) -> None:
+    """A JWK set with at least one key strong enough to verify a client assertion."""
+    try:
+        jose_rules.usable_key_set(jwks)
+    except (ValueError, KeyError, TypeError, JoseError) as exc:
+        raise AppError(errors.CLIENT_INVALID, params={
+            "reason": "jwks must hold an RSA key of 2048+ bits or an EC P-256 key"},
+            extra={"field": "jwks"}) from exc
+
+
+async def verified_sector(sector_identifier_uri: str, redirect_uris: list[str]) -> str:
+    """OpenID Connect Core 8.1: the https `sector_identifier_uri` answers a JSON array holding
+    every redirect URI of the client; the sector is then its host. Fetched at registration."""
+    parts = urlsplit(sector_identifier_uri)
+    local_test = parts.scheme == "http" and parts.hostname in {"127.0.0.1", "::1", "localhost"} \
+        and outbound.private_targets_allowed()  # a local fake in development and tests
+    if not (parts.scheme == "https" or local_test) or not parts.hostname:
+        raise AppError(errors.SECTOR_INVALID, params={"reason": "it must be an https URL"})
+    _check_outbound_uri(sector_identifier_uri, "sector-identifier-uri")
+    try:
+        listed = await outbound.get_json(sector_identifier_uri)
+    except (outbound.OutboundFailed, outbound.OutboundRefused) as exc:
+        raise AppError(errors.SECTOR_INVALID,
+                       params={"reason": f"it cannot be fetched ({exc})"}) from None
+    if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+        raise AppError(errors.SECTOR_INVALID, params={"reason": "it is not a JSON array of URIs"})
+    missing = [u for u in redirect_uris if u not in listed]
+    if missing:
+        raise AppError(errors.SECTOR_INVALID,
+                       params={"reason": f"it does not list {', '.join(missing)}"})
+    return parts.hostname.lower()
+
+
+def own_sector(client_id: str) -> str:
+    """The sector of a client without a verified sector_identifier_uri: the client alone, so no
+    two clients share pairwise subjects by accident (loopback hosts, private-use schemes)."""
+    return f"client:{client_id}"
+
+
 @dataclass
 class NewClient:
     client: OAuthClient
@@ -77,7 +130,7 @@ async def create_client(
     allow_cccd: bool = False,
     require_par: bool = False,
     require_dpop: bool = False,
-    sector_identifier: str | None = None,
+    sector_identifier_uri: str | None = None,
     id_token_alg: str = "RS256",  # noqa: S107 (an algorithm name)
     ctx: AuditContext | None = None,
 ) -> NewClient:
@@ -112,19 +165,24 @@ async def create_client(
     logout_uris = [_check_uri(u, "post-logout-redirect-uri")
                    for u in post_logout_redirect_uris or []]
     if backchannel_logout_uri:
-        _check_uri(backchannel_logout_uri, "backchannel-logout-uri")
+        _check_outbound_uri(backchannel_logout_uri, "backchannel-logout-uri")
     if jwks_uri:
-        _check_uri(jwks_uri, "jwks-uri")
-    sector = sector_identifier or (urlsplit(uris[0]).hostname if uris else None) or name
+        _check_outbound_uri(jwks_uri, "jwks-uri")
+    if jwks is not None:
+        _check_jwks(jwks)
+    client_id = "tn_" + secrets.token_hex(12)
+    sector = await verified_sector(sector_identifier_uri, uris) if sector_identifier_uri \
+        else own_sector(client_id)
     secret = random_token("tns_", 32) if client_type == "confidential" and auth_method.startswith(
         "client_secret") else None
     client = OAuthClient(
-        id="tn_" + secrets.token_hex(12),
+        id=client_id,
         name=name, client_type=client_type, auth_method=auth_method,
         secret_hash=hash_secret(secret) if secret else None,
         redirect_uris=uris, post_logout_redirect_uris=logout_uris, grant_types=grants,
         scope=" ".join(dict.fromkeys(scopes)), min_loa=min_loa, first_party=first_party,
-        allow_cccd=allow_cccd, sector_identifier=sector, jwks=jwks, jwks_uri=jwks_uri,
+        allow_cccd=allow_cccd, sector_identifier=sector,
+        sector_identifier_uri=sector_identifier_uri or None, jwks=jwks, jwks_uri=jwks_uri,
         backchannel_logout_uri=backchannel_logout_uri, require_par=require_par,
         require_dpop=require_dpop, id_token_alg=id_token_alg,
     )
@@ -160,7 +218,8 @@ def describe(row: OAuthClient) -> dict[str, Any]:
             "backchannel_logout_uri": row.backchannel_logout_uri, "jwks": row.jwks,
             "jwks_uri": row.jwks_uri, "first_party": row.first_party,
             "allow_cccd": row.allow_cccd, "require_par": row.require_par,
-            "require_dpop": row.require_dpop, "created_at": row.created_at}
+            "require_dpop": row.require_dpop,
+            "sector_identifier_uri": row.sector_identifier_uri, "created_at": row.created_at}
 
 
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:
@@ -191,6 +250,8 @@ async def update_client(
         if not redirect_uris and "authorization_code" in row.grant_types:
             raise invalid("at least one redirect-uri")
         changes["redirect_uris"] = [_check_uri(u, "redirect-uri") for u in redirect_uris]
+        if row.sector_identifier_uri:  # every redirect URI stays listed there (OIDC Core 8.1)
+            await verified_sector(row.sector_identifier_uri, changes["redirect_uris"])
     if post_logout_redirect_uris is not None:
         changes["post_logout_redirect_uris"] = [
             _check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris]
@@ -205,15 +266,17 @@ async def update_client(
         changes["min_loa"] = min_loa
     if backchannel_logout_uri is not UNSET:
         if backchannel_logout_uri:
-            _check_uri(backchannel_logout_uri, "backchannel-logout-uri")
+            _check_outbound_uri(backchannel_logout_uri, "backchannel-logout-uri")
         changes["backchannel_logout_uri"] = backchannel_logout_uri or None
     if jwks is not UNSET:
         if jwks is not None and not isinstance(jwks.get("keys"), list):
             raise invalid("jwks must be a JWK set ({\"keys\": [...]})")
+        if jwks is not None:
+            _check_jwks(jwks)
         changes["jwks"] = jwks
     if jwks_uri is not UNSET:
         if jwks_uri:
-            _check_uri(jwks_uri, "jwks-uri")
+            _check_outbound_uri(jwks_uri, "jwks-uri")
         changes["jwks_uri"] = jwks_uri or None
     if row.auth_method == "private_key_jwt" and not (
         changes.get("jwks", row.jwks) or changes.get("jwks_uri", row.jwks_uri)
@@ -297,29 +360,6 @@ async def client_view(session: AsyncSession, client_id: str) -> Client | None:
     return view
 
 
-_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-JWKS_CACHE_SECONDS = 300.0
-
-
-async def fetch_jwks(_session: AsyncSession | None, uri: str) -> dict[str, Any] | None:
-    """A private_key_jwt client's keys from its registered `jwks_uri` (cached 5 minutes).
-    Registered by a city admin, so not an open fetcher; still short timeouts, no redirects."""
-    now = time.monotonic()
-    hit = _jwks_cache.get(uri)
-    if hit is not None and now - hit[0] < JWKS_CACHE_SECONDS:
-        return hit[1]
-    try:
-        async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http:
-            response = await http.get(uri, headers={"Accept": "application/json"})
-        data = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        data = None
-    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        return hit[1] if hit else None  # keep the last good set through an outage
-    _jwks_cache[uri] = (now, data)
-    return data
-
-
 def forget_client(client_id: str) -> None:
     _cache.pop(client_id, None)
 
@@ -341,7 +381,6 @@ class Client(ClientMixin):
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
         self.client_id = row.id
-        self.fetched_jwks: dict[str, Any] | None = None
         self.scopes = set(scope_to_list(row.scope) or [])
         if not row.allow_cccd:
             self.scopes.discard("cccd")  # never even asked for on the consent page

@@ -13,3 +13,8 @@ APP_NOT_FOUND = error_code(
     "oauth.app_not_found", 404,
     "Bạn chưa cho phép ứng dụng này.", "You have not allowed this application.",
 )
+SECTOR_INVALID = error_code(
+    "oauth.sector_identifier_invalid", 422,
+    "sector_identifier_uri không dùng được: {reason}.",
+    "The sector_identifier_uri cannot be used: {reason}.",
+)

@@ -32,7 +32,10 @@ class OAuthClient(SQLModel, table=True):
     min_loa: int = 0
     first_party: bool = False
     allow_cccd: bool = False
+    # Pairwise subjects are computed per sector: `client:<id>` (the client alone), or the host of
+    # a verified sector_identifier_uri (OIDC Core 8.1), kept to check redirect URI changes.
     sector_identifier: str = Field(max_length=300)
+    sector_identifier_uri: str | None = Field(default=None, max_length=500)
     jwks: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     jwks_uri: str | None = Field(default=None, max_length=500)
     backchannel_logout_uri: str | None = Field(default=None, max_length=500)
@@ -74,6 +77,8 @@ class AuthorizationCode(SQLModel, table=True):
     acr: str = Field(max_length=64)
     auth_time: datetime = utc_field()
     dpop_jkt: str | None = Field(default=None, max_length=64)
+    # The identity level the client required (its min_loa, raised by acr_values).
+    required_loa: int = 0
     created_at: datetime = utc_field(default_now=True)
     expires_at: datetime = utc_field()
     used_at: datetime | None = utc_field(nullable=True)
@@ -108,6 +113,9 @@ class ClientSession(SQLModel, table=True):
     client_id: str = Field(max_length=100, index=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
     dpop_jkt: str | None = Field(default=None, max_length=64)
+    # The identity level the client required when it was authorized: the family ends if the
+    # citizen's level falls below it (`app.tokens.service.identity_level_changed`).
+    required_loa: int = 0
 
 
 class UsedJti(SQLModel, table=True):

@@ -33,7 +33,7 @@ from app.identity.dependencies import (
     require_roles,
 )
 from app.identity.roles import Role
-from app.oauth import audit_log, clients, dpop, errors, pages, schemas, service
+from app.oauth import audit_log, client_keys, clients, dpop, errors, pages, schemas, service
 from app.oauth.clients import SCOPES, Client
 from app.oauth.server import Bridge, run, server
 from app.oauth.server import Request as OAuthRequest
@@ -287,7 +287,7 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
 
     grantee = service.Grantee(user_id=user.id, browser_session_id=browser.id,
                               auth_time=browser.auth_time,
-                              acr=service.acr_for(user.identity_level))
+                              acr=service.acr_for(user.identity_level), required_loa=required)
     status, _body, headers = await run(b, lambda: server.create_authorization_response(
         oauth_request, grant_user=grantee, grant=grant))
     if stored is not None:
@@ -450,6 +450,7 @@ def _dpop_error(description: str) -> Response:
              summary="Token endpoint (authorization_code, refresh_token, client_credentials)")
 async def token(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
+    await client_keys.prefetch_for_assertion(pairs)  # before the database: see client_keys
     try:
         jkt = await _dpop(request, db, "/oauth/token")
     except dpop.DPoPError as exc:
@@ -492,9 +493,6 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
     for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
-    view = b.clients.get(asserted) if asserted else None
-    if view is not None and not view.row.jwks and view.row.jwks_uri:
-        view.fetched_jwks = await clients.fetch_jwks(b.db, view.row.jwks_uri)
     if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
         for client_id, client in b.clients.items():
             if client is not None:
@@ -512,6 +510,7 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
              status_code=201, summary="Pushed authorization request (RFC 9126)")
 async def par(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
+    await client_keys.prefetch_for_assertion(pairs)
     data = dict(reversed(pairs))
     if "request_uri" in data:
         return _answer(400, {"error": "invalid_request",
@@ -573,6 +572,7 @@ async def introspect(request: Request, db: DbSession) -> Response:
 async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) -> Response:
     b = Bridge(db, _ctx(request))
     pairs = await _pairs(request)
+    await client_keys.prefetch_for_assertion(pairs)
     await _prefetch(b, request, pairs, endpoint=name)
     status, body, headers = await run(b, lambda: server.create_endpoint_response(
         name, _oauth_request(request, path, pairs)))

@@ -33,14 +33,16 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.oauth import audit_log, replay, service
-from app.oauth.clients import Client, client_view, fetch_jwks
+from app.oauth import audit_log, client_keys, jose_rules, replay, service
+from app.oauth.clients import Client, client_view
 from app.oauth.service import Grantee, GrantRefused
 
 T = TypeVar("T")
@@ -263,17 +265,28 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return bridge().call(replay.first_use, f"pkjwt:{claims['sub']}:{jti}"[:100],
                              expires_at=expires)
 
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        """authlib's check, with the algorithms the discovery document advertises (joserfc's
+        default list lacks PS256): the key is the client's, the algorithm one of these."""
+        try:
+            token = jwt.decode(assertion, resolve_key,
+                               algorithms=list(jose_rules.CLIENT_ASSERTION_ALGS))
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
     def resolve_client_public_key(self, client: Client) -> KeySet:
+        """The client's registered keys, or those fetched from its jwks_uri before the request
+        touched the database (app.oauth.client_keys): never a network call here."""
         jwks = client.row.jwks
         if not jwks and client.row.jwks_uri:
-            if client.fetched_jwks is None:
-                client.fetched_jwks = bridge().call(fetch_jwks, client.row.jwks_uri)
-            jwks = client.fetched_jwks
+            jwks = client_keys.cached(client.row.jwks_uri)
         if not jwks:
             raise InvalidClientError(description="The client's keys are not available.")
         try:
-            return KeySet.import_key_set(jwks)
-        except (ValueError, KeyError, TypeError):
+            return jose_rules.usable_key_set(jwks)
+        except (ValueError, KeyError, TypeError, JoseError):
             raise InvalidClientError(description="The client's keys are unusable.") from None
 
 

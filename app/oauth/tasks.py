@@ -6,19 +6,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.jobs import job_handler, periodic
-from app.oauth import replay, service
+from app.core.logging import get_logger
+from app.oauth import outbound, replay, service
 from app.oauth.models import (
     AuthorizationCode,
     AuthorizationRequest,
     OAuthClient,
     RevokedAccessToken,
 )
+
+log = get_logger(__name__)
 
 
 @job_handler(service.BACKCHANNEL_LOGOUT)
@@ -27,11 +29,14 @@ async def send_backchannel_logout(session: AsyncSession, payload: dict[str, Any]
     if client is None or not client.backchannel_logout_uri:
         return  # the client went away or no longer asks: nothing to tell
     token = service.logout_token(client, sub=payload["sub"], sid=payload["sid"])
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
-        response = await http.post(client.backchannel_logout_uri, data={"logout_token": token},
-                                   headers={"Cache-Control": "no-store"})
-    if response.status_code not in (200, 204):
-        raise RuntimeError(f"back-channel logout answered {response.status_code}")
+    try:  # never to an internal address (outbound: checked again after resolving the host)
+        status = await outbound.post_form(client.backchannel_logout_uri,
+                                          {"logout_token": token})
+    except outbound.OutboundRefused:
+        log.warning("oauth_backchannel_logout_refused", client_id=client.id)
+        return  # retrying cannot help; the partner must register a public endpoint
+    if status not in (200, 204):
+        raise RuntimeError(f"back-channel logout answered {status}")
 
 
 # A code presented again long after it expired can no longer be told from garbage, but within a
