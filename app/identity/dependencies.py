@@ -164,7 +164,8 @@ async def direct_staff(caller: CurrentBearer) -> StaffCaller:
     """Staff for read paths that need no session (the dossier queue): 401 when the session has
     ended, 403 for other roles, as `StaffPrincipal`."""
     row = await _CALLER_SCOPE.fetch_one(
-        {"user_id": caller.user_id, "session_id": caller.session_id, "now": clock.now()})
+        {"user_id": caller.user_id, "session_id": caller.session_id, "now": clock.now()}
+    )
     if row is None:
         raise session_ended()
     if row["role"] not in STAFF_ROLES:

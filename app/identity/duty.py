@@ -61,9 +61,13 @@ async def on_duty(session: AsyncSession, ward_code: str) -> list[Shift]:
     rows = await session.execute(
         sa.select(StaffDuty.user_id, User.full_name, StaffDuty.started_at, StaffDuty.until)
         .join(User, User.id == StaffDuty.user_id)
-        .where(StaffDuty.ward_code == ward_code, StaffDuty.until > clock.now(),
-               User.ward_code == ward_code, User.status == "active",
-               User.role.in_(service.WARD_STAFF_ROLES))
+        .where(
+            StaffDuty.ward_code == ward_code,
+            StaffDuty.until > clock.now(),
+            User.ward_code == ward_code,
+            User.status == "active",
+            User.role.in_(service.WARD_STAFF_ROLES),
+        )
         .order_by(StaffDuty.started_at)
     )
     return [Shift(*row) for row in rows]
@@ -73,8 +77,12 @@ async def view(session: AsyncSession, user: User) -> dict[str, Any]:
     """My shift, and the shifts running now in my ward."""
     mine = await current(session, user.id)
     ward = await on_duty(session, user.ward_code) if user.ward_code else []
-    return {"on_duty": mine is not None, "until": mine.until if mine else None,
-            "ward_code": user.ward_code, "ward_on_duty": [asdict(shift) for shift in ward]}
+    return {
+        "on_duty": mine is not None,
+        "until": mine.until if mine else None,
+        "ward_code": user.ward_code,
+        "ward_on_duty": [asdict(shift) for shift in ward],
+    }
 
 
 async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
@@ -85,9 +93,17 @@ async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
 
 async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
     duty = await session.get(StaffDuty, user_id)
-    return [] if duty is None else [{"ward_code": duty.ward_code,
-                                     "started_at": duty.started_at.isoformat(),
-                                     "until": duty.until.isoformat()}]
+    return (
+        []
+        if duty is None
+        else [
+            {
+                "ward_code": duty.ward_code,
+                "started_at": duty.started_at.isoformat(),
+                "until": duty.until.isoformat(),
+            }
+        ]
+    )
 
 
 async def erase_user(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:

@@ -61,9 +61,18 @@ class TokenResponse(BaseModel):
     session_id: uuid.UUID
 
 
+class AssistedRegistration(BaseModel):
+    """A community helper registered someone: the account exists, and no session was opened for
+    the helper to hold. The citizen signs in on their own device."""
+
+    registered: Literal[True] = True
+    signed_in: Literal[False] = False
+
+
 class IdentityOut(BaseModel):
-    cccd: str = Field(description="Full to its owner, masked to everyone else",
-                      examples=["019203001234"])
+    cccd: str = Field(
+        description="Full to its owner, masked to everyone else", examples=["019203001234"]
+    )
     full_name: str
     date_of_birth: date
     gender: Literal["male", "female"]
@@ -87,8 +96,10 @@ class ProfileOut(BaseModel):
     ward_code: str | None
     locale: str
     email: str | None
-    identity_level: int = Field(description="0 phone verified, 1 identity declared, 2 verified in "
-                                "person (Decree 69/2024/ND-CP)")
+    identity_level: int = Field(
+        description="0 phone verified, 1 identity declared, 2 verified in "
+        "person (Decree 69/2024/ND-CP)"
+    )
     identity: IdentityOut | None
     verification: VerificationOut | None
     created_at: datetime
@@ -148,10 +159,22 @@ class CitizenOut(BaseModel):
     verification: VerificationOut | None
 
 
+class DocumentDetails(StrictBody):
+    full_name: str = Field(min_length=1, max_length=200, examples=["Nguyễn Văn An"])
+    date_of_birth: date = Field(examples=["1990-05-17"])
+    gender: Literal["male", "female"]
+
+
 class VerifyIdentityIn(StrictBody):
     document_kind: Literal["cccd_chip", "cccd", "passport"] = Field(examples=["cccd_chip"])
     cccd: str = Field(max_length=20, description="Number read from the document shown in person")
     note: str | None = Field(default=None, max_length=500)
+    document: DocumentDetails | None = Field(
+        default=None,
+        description="The name, birth date and gender printed on the document. Needed when the "
+        "citizen could not declare this number because another, unverified account declared it "
+        "first: the verification then gives the number to the document's holder.",
+    )
 
 
 class RevokeVerificationIn(StrictBody):
@@ -167,8 +190,9 @@ class UserCreated(BaseModel):
 
 
 class DutyIn(BaseModel):
-    hours: float = Field(default=12, gt=0, le=24,
-                         description="Length of the shift from now, in hours (default 12).")
+    hours: float = Field(
+        default=12, gt=0, le=24, description="Length of the shift from now, in hours (default 12)."
+    )
 
 
 class DutyShift(BaseModel):
@@ -184,4 +208,5 @@ class DutyOut(BaseModel):
     ward_code: str | None
     ward_on_duty: list[DutyShift] = Field(
         description="The shifts running now in my ward. While it is empty, the ward's urgent "
-                    "notices (camera alerts) go to all its staff.")
+        "notices (camera alerts) go to all its staff."
+    )

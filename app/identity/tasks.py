@@ -10,15 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.jobs import job_handler, periodic
-from app.identity import sms
+from app.core.security import decrypt_pii
+from app.identity import service, sms
 from app.identity.models import OtpChallenge
 
-SEND_SMS = "identity.send_sms"
 
-
-@job_handler(SEND_SMS)
-async def send_sms(_session: AsyncSession, payload: dict[str, Any]) -> None:
-    await sms.get_backend().send(payload["to"], payload["body"])
+@job_handler(service.SEND_SMS)
+async def send_sms(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """Send a code's SMS, if it is one this number may receive (`otp_deliverable`). The text
+    travels sealed in the outbox; jobs queued before it was sealed carry `body` in clear."""
+    if "purpose" in payload and not await service.otp_deliverable(
+        session, payload["to"], payload["purpose"]
+    ):
+        return
+    body = payload.get("body") or decrypt_pii(payload["body_sealed"], context="sms")
+    await sms.get_backend().send(payload["to"], body)
 
 
 @periodic("identity.purge_otp_challenges", every=timedelta(hours=1))

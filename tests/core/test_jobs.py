@@ -29,7 +29,7 @@ from app.core.audit import AuditEvent, record
 from app.core.config import PROJECT_ROOT, get_settings
 from app.core.db import get_session, make_engine, session_factory
 from app.core.jobs import DEAD, DONE, PENDING, RUNNING, Job, Worker, backoff, enqueue
-from app.identity.tasks import SEND_SMS
+from app.identity.service import SEND_SMS
 from tests.conftest import count
 from tests.support import job_handlers
 from tests.support.job_handlers import BIG, BURSTY, EFFECT, FAIL, HOOK, RECORD

@@ -4,6 +4,8 @@ import sqlalchemy as sa
 
 from app.core.audit import AuditEvent
 from app.identity.models import CitizenIdentity
+from app.tokens.models import AuthSession
+from tests.conftest import count
 from tests.support.flows import bearer, login, make_user, register, seed_wards
 
 IDENTITY = {"cccd": "019303001234", "full_name": "Nguyễn Thị Bình",
@@ -210,8 +212,12 @@ async def test_community_helper_registers_a_citizen_only_with_the_citizens_code(
     helper_user = await make_user(db, "0981000009", "community_helper", "TNG-TL")
     helper = await login(client, "0981000009")
 
-    tokens = await register(client, sms_log, "0912200013", headers=bearer(helper))
+    answer = await register(client, sms_log, "0912200013", headers=bearer(helper))
 
+    # The helper holds no session of the citizen's: no token in the answer, none opened.
+    assert answer == {"registered": True, "signed_in": False}
+    assert await count(db, AuthSession) == 1  # the helper's own
+    tokens = await login(client, "0912200013")  # the citizen, on their own device
     me = (await client.get("/api/v1/me", headers=bearer(tokens))).json()
     assert me["ward_code"] == "TNG-TL"
     event = (await db.execute(sa.select(AuditEvent).where(

@@ -27,13 +27,21 @@ async def test_local_and_international_forms_are_one_account(client, sms_log, db
     await register(client, sms_log, "0912345678")
     clock.advance(timedelta(seconds=61))
     await request_code(client, "+84912345678")  # same answer, but no SMS to a registered number
+    await request_code(client, "0912345679")  # an unregistered number, for comparison
 
-    response = await client.post("/api/v1/auth/register", json={
+    again = await client.post("/api/v1/auth/register", json={
         "phone": "+84 912 345 678", "otp": "000000", "password": PASSWORD, "full_name": "X"})
+    unknown = await client.post("/api/v1/auth/register", json={
+        "phone": "0912345679", "otp": "000000", "password": PASSWORD, "full_name": "X"})
 
-    assert response.status_code == 409
-    assert response.json()["code"] == "identity.phone_already_registered"
+    # The code is checked first: a registered number answers as an unregistered one does.
+    assert (again.status_code, again.json()["code"]) == (400, "otp.invalid")
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "otp.invalid")
+    assert again.json()["detail"] == unknown.json()["detail"]
     assert await count(db, User) == 1
+    signed_in = await client.post("/api/v1/auth/login",
+                                  json={"phone": "+84 912 345 678", "password": PASSWORD})
+    assert signed_in.status_code == 200
 
 
 async def test_wrong_code_counts_attempts_and_locks_after_five(client, sms_log, db):

@@ -20,7 +20,7 @@ from app.core import clock
 from app.core.config import PROJECT_ROOT, get_settings
 from app.core.jobs import DONE, PENDING, Job
 from app.identity import sms
-from app.identity.tasks import SEND_SMS
+from app.identity.service import SEND_SMS
 from scripts.fake_sms_gateway import FakeSmsGateway
 from tests.support.flows import PASSWORD, run_jobs
 
