@@ -18,6 +18,8 @@ from app.cameras.schemas import (
     CameraList,
     CameraOut,
     CameraUpdate,
+    DeviceLocationForget,
+    DeviceLocationIn,
     DevicePositionIn,
     DevicePositionOut,
 )
@@ -164,26 +166,61 @@ async def staff_snapshot(
 # ---------------------------------------------------------------- device positions
 
 
+POSITION_DESCRIPTION = (
+    "Only while the citizen has traffic alerts turned on. The server keeps the grid cell (about "
+    "1 km) of the latest report, never the point and never a history, and deletes it once it is "
+    "6 hours old. The push token is in the body: a URL is written to logs along the way."
+)
+LEGACY_PATH = ("Deprecated: the push token in the path. Use the same method on "
+               "`/api/v1/devices/location` with the token in the body; this path goes in the next "
+               "version of the API.")
+
+
 @devices.put(
-    "/{token}/location", response_model=DevicePositionOut,
+    "/location", response_model=DevicePositionOut,
     summary="Report this device's coarse position, for warnings about incidents nearby",
-    description="Only while the citizen has traffic alerts turned on. The server keeps the grid "
-    "cell (about 1 km) of the latest report, never the point and never a history, and deletes "
-    "it once it is 6 hours old.",
+    description=POSITION_DESCRIPTION,
     responses=responses(*AUTH_ERRORS, errors.DEVICE_NOT_FOUND, errors.NOT_OPTED_IN,
                         *BODY_ERRORS),
 )
 async def put_location(
+    body: DeviceLocationIn, principal: CurrentPrincipal, session: DbSession
+) -> Any:
+    return await positions.report(session, principal.user.id, body.token, body.lat, body.lon)
+
+
+@devices.delete(
+    "/location", status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget this device's position", responses=responses(*AUTH_ERRORS, *BODY_ERRORS),
+)
+async def delete_location(
+    body: DeviceLocationForget, principal: CurrentPrincipal, session: DbSession
+) -> Response:
+    await positions.forget(session, principal.user.id, body.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@devices.put(
+    "/{token}/location", response_model=DevicePositionOut, deprecated=True,
+    summary="Report this device's coarse position (deprecated path)",
+    description=LEGACY_PATH,
+    responses=responses(*AUTH_ERRORS, errors.DEVICE_NOT_FOUND, errors.NOT_OPTED_IN,
+                        *BODY_ERRORS),
+)
+async def put_location_legacy(
     token: str, body: DevicePositionIn, principal: CurrentPrincipal, session: DbSession
 ) -> Any:
     return await positions.report(session, principal.user.id, token, body.lat, body.lon)
 
 
 @devices.delete(
-    "/{token}/location", status_code=status.HTTP_204_NO_CONTENT,
-    summary="Forget this device's position", responses=responses(*AUTH_ERRORS),
+    "/{token}/location", status_code=status.HTTP_204_NO_CONTENT, deprecated=True,
+    summary="Forget this device's position (deprecated path)", description=LEGACY_PATH,
+    responses=responses(*AUTH_ERRORS),
 )
-async def delete_location(token: str, principal: CurrentPrincipal, session: DbSession) -> Response:
+async def delete_location_legacy(
+    token: str, principal: CurrentPrincipal, session: DbSession
+) -> Response:
     await positions.forget(session, principal.user.id, token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

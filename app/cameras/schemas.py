@@ -253,6 +253,18 @@ class DevicePositionIn(BaseModel):
     lon: float = Field(ge=-180, le=180, examples=[105.8482])
 
 
+class DeviceLocationIn(DevicePositionIn):
+    """The device's push token travels in the body, never in a URL (URLs end up in logs)."""
+
+    token: str = Field(min_length=1, max_length=1024, examples=["fcm-registration-token"])
+
+
+class DeviceLocationForget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=1024, examples=["fcm-registration-token"])
+
+
 class DevicePositionOut(BaseModel):
     cell: str = Field(examples=["2159:10584"])
     reported_at: datetime

@@ -224,6 +224,9 @@ class Settings(BaseSettings):
             raise ValueError("PUSH_BACKEND=file is for development only")
         if self.push_backend == "fcm" and self.fcm_credentials_file is None:
             raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+        if self.log_level.upper() == "DEBUG":
+            raise ValueError("LOG_LEVEL=DEBUG is for development only (database drivers then log "
+                             "every query's parameters: personal data, secrets)")
         if self.internal_routes_on_public_listener:
             raise ValueError("INTERNAL_ROUTES_ON_PUBLIC_LISTENER must be false in production "
                              "(serve /internal/ on INTERNAL_PORT)")

@@ -29,6 +29,19 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
+# Path parameters that carry a secret (a device's push token, on deprecated paths): a request to
+# a route taking one is logged with the route's template as its path, never the raw path.
+SECRET_PATH_PARAMS = frozenset({"token"})
+
+
+def loggable_path(scope: Scope) -> str:
+    """The request's path as logs may show it (see SECRET_PATH_PARAMS)."""
+    params = scope.get("path_params")
+    if params and not SECRET_PATH_PARAMS.isdisjoint(params):
+        return getattr(scope.get("route"), "path", None) or "(redacted)"
+    return scope["path"]
+
+
 class BodyTooLarge(StarletteHTTPException):
     """Raised from `receive` once a streamed body (no or a lying Content-Length) passes the limit.
 
@@ -148,7 +161,8 @@ class RequestContextMiddleware:
                                      {"limit": exc.limit})
             status = 413
         except Exception:
-            log.exception("unhandled_error", method=scope.get("method"), path=scope["path"])
+            log.exception("unhandled_error", method=scope.get("method"),
+                          path=loggable_path(scope))
             if response_started:
                 # Half a response is out: the server must cut the connection, never finish it
                 # with something that looks complete.
@@ -204,8 +218,8 @@ class RequestContextMiddleware:
                 metrics.HTTP_LATENCY.labels(method, template))
         counted[0].inc()
         counted[1].observe(elapsed)
-        fields = {"method": method, "path": scope["path"], "route": template, "status": status,
-                  "ms": round(elapsed * 1000, 2)}
+        fields = {"method": method, "path": loggable_path(scope), "route": template,
+                  "status": status, "ms": round(elapsed * 1000, 2)}
         if status >= 500:
             log.error("request", **fields)
         else:

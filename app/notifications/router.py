@@ -56,13 +56,33 @@ async def list_devices(principal: CurrentPrincipal, session: DbSession) -> Any:
 
 
 @devices.delete(
-    "/{token}",
+    "",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Stop pushes to this token",
+    description="The token is in the body: a URL is written to logs along the way.",
+    responses=responses(errors.DEVICE_NOT_FOUND, *AUTH, *BODY),
+)
+async def delete_device(
+    body: schemas.DeviceTokenIn, principal: CurrentPrincipal, session: DbSession
+) -> Response:
+    await service.delete_device(session, principal.user.id, body.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@devices.delete(
+    "/{token}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    deprecated=True,
+    summary="Stop pushes to this token (deprecated path)",
+    description="Deprecated: the push token in the path. Use `DELETE /api/v1/devices` with the "
+    "token in the body; this path goes in the next version of the API.",
     responses=responses(errors.DEVICE_NOT_FOUND, *AUTH),
 )
-async def delete_device(token: str, principal: CurrentPrincipal, session: DbSession) -> Response:
+async def delete_device_legacy(
+    token: str, principal: CurrentPrincipal, session: DbSession
+) -> Response:
     await service.delete_device(session, principal.user.id, token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

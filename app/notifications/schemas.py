@@ -18,6 +18,14 @@ class DeviceIn(BaseModel):
     locale: str | None = Field(default=None, max_length=16, examples=["vi-VN"])
 
 
+class DeviceTokenIn(BaseModel):
+    """A push token in a request body: tokens never travel in URLs (URLs end up in logs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=1024, examples=["fcm-registration-token"])
+
+
 class DeviceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

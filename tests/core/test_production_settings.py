@@ -43,6 +43,7 @@ def test_a_safe_production_configuration_starts() -> None:
     ({"internal_port": None}, "INTERNAL_PORT"),
     ({"internal_port": 8000, "port": 8000}, "INTERNAL_PORT"),
     ({"secret_key": "short"}, "SECRET_KEY"),
+    ({"log_level": "debug"}, "LOG_LEVEL"),
 ])
 def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict[str, Any],
                                                         named: str) -> None:
