@@ -420,3 +420,42 @@ async def test_cccd_declarations_are_limited_so_numbers_cannot_be_enumerated(cli
         codes.append(response.json().get("code"))
     assert codes[-1] == "request.rate_limited"
     assert "request.rate_limited" not in codes[:-1]
+
+
+# ---------------------------------------------------------------- limits under concurrency
+
+
+async def test_a_rate_limit_admits_exactly_its_limit_across_two_servers(client, db, backend):
+    if backend != "postgresql":
+        pytest.skip("the two-process race runs on PostgreSQL")
+    limit = get_settings().otp_per_ip_per_hour
+    one_address = {"X-Forwarded-For": "198.51.100.77"}
+
+    with two_server_processes() as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/v1/auth/otp",
+                        headers=one_address,
+                        json={"phone": f"09124{n:05d}", "purpose": "register"},
+                    )
+                    for n in range(2 * limit)
+                )
+            )
+
+    assert answers(responses) == {"202": limit, "request.rate_limited": limit}
+    assert await count(db, OtpChallenge) == limit
+
+
+async def test_a_code_used_at_once_from_two_servers_works_once(client, sms_log, db, backend):
+    if backend != "postgresql":
+        pytest.skip("the two-process race runs on PostgreSQL")
+    code = await reset_code_for_registered(client, sms_log, "0912300071")
+
+    with two_server_processes() as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            seen = answers(await reset_burst(http, "0912300071", [code] * 5))
+
+    assert seen["204"] == 1, seen
+    assert set(seen) <= {"204", "otp.expired", "otp.too_many_attempts"}, seen
