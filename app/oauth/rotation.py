@@ -5,8 +5,9 @@ two statements and writes in five (BEGIN, spend, successor, session touch, audit
 each through the session's unit of work; on a refresh that cost more CPU than signing its two
 JWTs. Here the common case is two `Direct` statements, each atomic by itself:
 
-- `read`: the token, its session, the client link (the DPoP key the family is bound to) and the
-  account's status, by the token's keyed hash;
+- `read`: the token, its session, the client link (the DPoP key the family is bound to, the
+  level the client required) and the account's status and identity level now, by the token's
+  keyed hash;
 - `rotate`: one statement that spends the token only if it is still unused, its session alive,
   owned by this client and its account active; touches the session; stores the successor; and
   writes the `oauth.token_issued` audit entry. All of it, or (no row back) nothing.
@@ -59,6 +60,8 @@ class Found:
     family: Family
     dpop_jkt: str | None
     user_active: bool
+    user_level: int  # the account's identity level now, not the one the family started at
+    required_loa: int  # what the client required when it was authorized
 
 
 _tokens = RefreshToken.__table__  # type: ignore[attr-defined]
@@ -71,7 +74,7 @@ _READ = Direct(
         _tokens.c.id.label("token_id"), _tokens.c.used_at, _sessions.c.id.label("session_id"),
         _sessions.c.user_id, _sessions.c.client_id, _sessions.c.scope, _sessions.c.auth_time,
         _sessions.c.acr, _sessions.c.revoked_at, _sessions.c.expires_at, _links.c.dpop_jkt,
-        _users.c.status.label("user_status"),
+        _links.c.required_loa, _users.c.status.label("user_status"), _users.c.identity_level,
     )
     .select_from(
         _tokens.join(_sessions, _sessions.c.id == _tokens.c.session_id)
@@ -89,7 +92,8 @@ async def read(token_hash: str) -> Found | None:
     family = Family(row["session_id"], row["user_id"], row["client_id"], row["scope"],
                     row["auth_time"], row["acr"], row["revoked_at"], row["expires_at"])
     return Found(row["token_id"], row["used_at"] is not None, family, row["dpop_jkt"],
-                 row["user_status"] == "active")
+                 row["user_status"] == "active", row["identity_level"],
+                 row["required_loa"] or 0)
 
 
 async def rotate(

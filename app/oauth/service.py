@@ -60,6 +60,12 @@ def level_of(acr: str) -> int | None:
     return None
 
 
+def current_acr(acr: str | None, level_now: int) -> str:
+    """A family's acr as it stands now: never above the account's current identity level."""
+    started = level_of(acr or "")
+    return acr_for(min(started if started is not None else 0, level_now))
+
+
 def required_level(client: OAuthClient, acr_values: str | None) -> int:
     """The client's minimum, raised by the lowest level the request says it accepts."""
     asked = [lv for lv in (level_of(a) for a in (acr_values or "").split()) if lv is not None]
@@ -275,6 +281,7 @@ class Grantee:
     browser_session_id: uuid.UUID | None = None
     auth_time: datetime | None = None
     acr: str = acr_for(0)
+    required_loa: int = 0  # what the client required (min_loa, acr_values) at authorization
     code: AuthorizationCode | None = None
     refresh_token: str | None = None
     session: AuthSession | rotation.Family | None = None  # rotation.Family: read on PostgreSQL
@@ -299,7 +306,7 @@ async def save_code(
         browser_session_id=grantee.browser_session_id, redirect_uri=redirect_uri, scope=scope,
         nonce=params.get("nonce"), code_challenge=params["code_challenge"],
         code_challenge_method="S256", acr=grantee.acr, auth_time=grantee.auth_time or now,
-        dpop_jkt=params.get("dpop_jkt"), created_at=now,
+        dpop_jkt=params.get("dpop_jkt"), required_loa=grantee.required_loa, created_at=now,
         expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
     ))
     await db.flush()
@@ -412,24 +419,28 @@ async def issue_for_code(
     user = await identity.get_active_user(db, code.user_id)
     if user is None:
         raise GrantRefused("The account is no longer active.")
+    if user.identity_level < code.required_loa:
+        raise GrantRefused("The account no longer has the identity level this client requires.")
     if not await spend_code(db, code):
         raise GrantRefused("The code was already used.")
+    acr = current_acr(code.acr, user.identity_level)  # the level may have fallen since
     auth_session, refresh = await tokens.start_session(
-        db, user_id=user.id, client_id=client.id, scope=code.scope, acr=code.acr,
+        db, user_id=user.id, client_id=client.id, scope=code.scope, acr=acr,
         auth_time=code.auth_time, ip=ctx.ip, user_agent=user_agent, device_name=client.name[:200],
     )
     db.add(ClientSession(auth_session_id=auth_session.id, client_id=client.id, user_id=user.id,
-                         browser_session_id=code.browser_session_id, dpop_jkt=jkt))
+                         browser_session_id=code.browser_session_id, dpop_jkt=jkt,
+                         required_loa=code.required_loa))
     await db.execute(sa.update(AuthorizationCode).where(AuthorizationCode.id == code.id)
                      .values(issued_session_id=auth_session.id))
     await db.flush()
     sub = subject_for(client, user.id)
     access, ttl = _access_token(client, sub=sub, session_id=auth_session.id, scope=code.scope,
-                                acr=code.acr, jkt=jkt)
+                                acr=acr, jkt=jkt)
     answer = _token_answer(access, ttl, code.scope, jkt)
     if "openid" in scope_set(code.scope):
         answer["id_token"] = make_id_token(client, sub=sub, auth_time=code.auth_time,
-                                           acr=code.acr, sid=str(auth_session.id),
+                                           acr=acr, sid=str(auth_session.id),
                                            nonce=code.nonce, access_token=access)
     if include_refresh:
         answer["refresh_token"] = refresh
@@ -448,11 +459,13 @@ async def lookup_refresh(
     PostgreSQL one `Direct` statement (`rotation.read`), outside the request's transaction."""
     if rotation.available():
         found = await rotation.read(tokens._hash_refresh(presented))
-        if found is None or not _family_serves(found.family, client_id):
+        if found is None or not _family_serves(found.family, client_id) \
+                or found.user_level < found.required_loa:
             return None
         family = found.family
         return Grantee(user_id=family.user_id, auth_time=family.auth_time,
-                       acr=family.acr or acr_for(0), refresh_token=presented, session=family,
+                       acr=current_acr(family.acr, found.user_level), refresh_token=presented,
+                       session=family, required_loa=found.required_loa,
                        dpop_jkt=found.dpop_jkt,
                        extra={"found": found, "user_active": found.user_active})
     return await _lookup_refresh_orm(db, presented, client_id)
@@ -471,19 +484,22 @@ async def _lookup_refresh_orm(
                               {"token_hash": tokens._hash_refresh(presented)})).first()
     if found is None:
         return None
-    token_row, auth_session, dpop_jkt = found
+    token_row, auth_session, dpop_jkt, required_loa = found
     if not _family_serves(auth_session, client_id):
         return None
     user = await identity.get_active_user(db, auth_session.user_id)
+    level_now = user.identity_level if user else 0
+    if level_now < (required_loa or 0):
+        return None
     return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
-                   acr=auth_session.acr or acr_for(0), refresh_token=presented,
-                   session=auth_session, dpop_jkt=dpop_jkt,
+                   acr=current_acr(auth_session.acr, level_now), refresh_token=presented,
+                   session=auth_session, dpop_jkt=dpop_jkt, required_loa=required_loa or 0,
                    extra={"token_row": token_row, "user_active": user is not None})
 
 
 # Built once: building and cache-keying a statement per request costs more than running it.
 _REFRESH_LOOKUP = (
-    sa.select(RefreshToken, AuthSession, ClientSession.dpop_jkt)
+    sa.select(RefreshToken, AuthSession, ClientSession.dpop_jkt, ClientSession.required_loa)
     .join(AuthSession, AuthSession.id == RefreshToken.session_id)
     .outerjoin(ClientSession, ClientSession.auth_session_id == AuthSession.id)
     .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
@@ -534,6 +550,7 @@ async def commit_refresh(
         if await rotation.rotate(found, client_id=client.id, now=now, successor_id=new_id(),
                                  successor_hash=tokens._hash_refresh(successor),
                                  audit=audit_row):
+            await _keep_capped_acr(db, grantee)
             return
     if found is not None:
         # Read again, in the request's transaction: what changed since the first read decides.
@@ -562,6 +579,15 @@ async def commit_refresh(
                            resource=f"oauth_client:{client.id}",
                            details={"grant_type": "refresh_token",
                                     "session_id": str(grantee.session.id)})
+    await _keep_capped_acr(db, grantee)
+
+
+async def _keep_capped_acr(db: AsyncSession, grantee: Grantee) -> None:
+    """The refresh said a lower level than the family started at (the account's level fell):
+    the family keeps saying it, to introspection too."""
+    family = grantee.session
+    if family is not None and family.acr is not None and grantee.acr != family.acr:
+        await tokens.cap_session_acr(db, family.id, grantee.acr)
 
 
 def issue_client_credentials(
@@ -586,6 +612,7 @@ class TokenInfo:
     jti: str | None = None
     exp: int = 0
     payload: dict[str, Any] | None = None  # the introspection answer, once computed
+    acr_now: str | None = None  # the family's acr as it stands now (capped on a level change)
 
     def check_client(self, client: Any) -> bool:
         return self.client_id == client.get_client_id()
@@ -639,16 +666,19 @@ async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
         return None
     active = int(claims.get("exp", 0)) > clock.now().timestamp()
     session_id = None
+    acr_now = None
     if claims.get("sid"):
         session_id = uuid.UUID(claims["sid"])
         if active:
-            active = await tokens.active_session(db, session_id) is not None
+            family = await tokens.active_session(db, session_id)
+            active = family is not None
+            acr_now = family.acr if family is not None else None
     elif active:
         active = not await revocations.is_revoked(db, claims["jti"])
     if active:
         active = await client_view(db, claims["client_id"]) is not None
     return TokenInfo("access_token", claims["client_id"], active, claims, session_id,
-                     claims.get("jti"), int(claims.get("exp", 0)))
+                     claims.get("jti"), int(claims.get("exp", 0)), acr_now=acr_now)
 
 
 async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
@@ -663,7 +693,7 @@ async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
               "exp": int(auth_session.expires_at.timestamp()),
               "iat": int(row.created_at.timestamp()), "sid": str(auth_session.id)}
     return TokenInfo("refresh_token", auth_session.client_id, active, claims, auth_session.id,
-                     exp=claims["exp"])
+                     exp=claims["exp"], acr_now=auth_session.acr)
 
 
 async def find_token(db: AsyncSession, token: str, hint: str | None) -> TokenInfo | None:
@@ -684,6 +714,9 @@ async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, 
     for name in ("sub", "iat", "aud", "jti", "acr", "cnf", "sid"):
         if name in info.claims:
             payload[name] = info.claims[name]
+    if info.acr_now is not None:
+        # The level the citizen has now: a token signed before staff revoked level 2 says more.
+        payload["acr"] = info.acr_now
     if info.kind == "refresh_token" and info.session_id is not None:
         client = await db.get(OAuthClient, info.client_id)
         session = await db.get(AuthSession, info.session_id)
@@ -816,6 +849,27 @@ async def erase_personal_data(db: AsyncSession, user_id: uuid.UUID) -> list[Any]
     await db.execute(sa.delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))
     await db.execute(sa.delete(ClientSession).where(ClientSession.user_id == user_id))
     return []
+
+
+# ---------------------------------------------------------------- identity level changes
+
+
+async def end_sessions_above_level(db: AsyncSession, user_id: uuid.UUID, new_level: int) -> None:
+    """The citizen's identity level fell to `new_level`: end their partner token families whose
+    client required more (its min_loa now, or the level asked for at authorization), and tell
+    the clients that registered back-channel logout. Subscribed to `app.tokens` at start."""
+    links = (await db.execute(
+        sa.select(ClientSession)
+        .join(AuthSession, AuthSession.id == ClientSession.auth_session_id)
+        .join(OAuthClient, OAuthClient.id == ClientSession.client_id)
+        .where(ClientSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > clock.now(),
+               sa.or_(ClientSession.required_loa > new_level, OAuthClient.min_loa > new_level))
+    )).scalars().all()
+    await _end_client_sessions(db, list(links), reason="identity_level_lowered")
+
+
+tokens.on_identity_level_changed(end_sessions_above_level)
 
 
 def _register_personal_data() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,9 @@ from app.tokens.keys import key_store
 from app.tokens.models import AuthSession, RefreshToken
 
 ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name, not a secret
+# A session's `acr`: the identity level (Decree 69/2024) its sign-in stood on.
+ACR_PREFIX = "urn:thainguyen:id:loa:"
+LEVELS = (0, 1, 2)
 REFRESH_PREFIX = "rt_"
 # Access tokens whose signature already checked out, with their key id and claims. A client sends
 # the same token for up to its lifetime, and ECDSA verification is the costliest step of
@@ -538,3 +541,56 @@ async def refresh_token_state(
         )
     ).first()
     return (row[0], row[1]) if row else None
+
+
+# ---------------------------------------------------------------- identity level changes
+
+
+def acr_for(level: int) -> str:
+    return f"{ACR_PREFIX}{level}"
+
+
+def level_of(acr: str | None) -> int | None:
+    if acr and acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX):] in {"0", "1", "2"}:
+        return int(acr[len(ACR_PREFIX):])
+    return None
+
+
+async def cap_session_acr(db: AsyncSession, session_id: uuid.UUID, acr: str) -> None:
+    """A session's acr, lowered to the level its account has now."""
+    await db.execute(sa.update(AuthSession).where(AuthSession.id == session_id).values(acr=acr))
+
+
+LevelChangeHook = Callable[[AsyncSession, uuid.UUID, int], Awaitable[None]]
+_level_change_hooks: list[LevelChangeHook] = []
+
+
+def on_identity_level_changed(hook: LevelChangeHook) -> None:
+    """Subscribe (at start) to a change of a citizen's identity level: `hook(db, user_id,
+    new_level)` runs in the transaction of the change, before the sessions' acr is capped. The
+    OpenID Connect provider ends there the partner sessions that required a higher level."""
+    if hook not in _level_change_hooks:
+        _level_change_hooks.append(hook)
+
+
+async def identity_level_changed(db: AsyncSession, user_id: uuid.UUID, new_level: int) -> int:
+    """A citizen's identity level is now `new_level`: the sessions that relied on more end or
+    step down, in the caller's transaction.
+
+    Subscribers end what required more (partner sessions, with back-channel logout); then every
+    remaining live session whose `acr` says more than `new_level` is capped at it, so refreshed
+    ID and access tokens and introspection say the level the citizen has now. A raised level
+    changes nothing: a session's acr is what its sign-in stood on. Returns the sessions capped."""
+    for hook in list(_level_change_hooks):
+        await hook(db, user_id, new_level)
+    higher = [acr_for(level) for level in LEVELS if level > new_level]
+    if not higher:
+        return 0
+    result = await db.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.acr.in_(higher))
+        .values(acr=acr_for(max(new_level, 0)))
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0

@@ -1,0 +1,153 @@
+"""Attacks on partner sessions: a level the citizen lost, another user's logout hint, refresh
+tokens a partner was never allowed, token answers cached on the way."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.audit import AuditContext
+from app.core.jobs import Job
+from app.identity import service as identity
+from app.identity.models import User
+from app.oauth.service import BACKCHANNEL_LOGOUT
+from app.tokens.models import AuthSession
+from tests.oauth.support import Browser, exchange, id_token_claims, make_client, refresh
+from tests.support.flows import bearer, login, make_user, seed_wards
+
+pytestmark = pytest.mark.slow
+
+CCCD = "019190123456"  # Thái Nguyên, female born 1990
+LOA = "urn:thainguyen:id:loa:"
+BCL = "https://rp.example.vn/backchannel-logout"
+WARD = "TNG-PDP"
+
+
+async def _citizen(db: AsyncSession) -> User:
+    return (await db.execute(sa.select(User).where(User.phone == "+84912345678"))).scalar_one()
+
+
+async def _verified_at_level_2(client: httpx.AsyncClient, db: AsyncSession) -> tuple[str, dict]:
+    """The browser's citizen, declared and verified in person by their ward's staff."""
+    await seed_wards(db)
+    await make_user(db, "0981000101", "ward_staff", WARD)
+    staff = await login(client, "0981000101")
+    await db.execute(sa.update(User).where(User.phone == "+84912345678").values(ward_code=WARD))
+    await db.commit()
+    citizen = await _citizen(db)
+    await identity.declare_identity(db, citizen, cccd=CCCD, full_name="Nguyễn Thị Lan",
+                                    date_of_birth=date(1990, 3, 8), gender="female",
+                                    ctx=AuditContext())
+    await db.commit()
+    verified = await client.post(f"/api/v1/staff/citizens/{citizen.id}/verifications",
+                                 json={"document_kind": "cccd_chip", "cccd": CCCD},
+                                 headers=bearer(staff))
+    assert verified.status_code == 201, verified.text
+    return str(citizen.id), staff
+
+
+async def _signed_in(live_url: str, browser: Browser, rp: Any, **extra: str) -> dict[str, Any]:
+    code, verifier, _ = await browser.code_for(
+        rp.client.id, scope="openid profile offline_access", extra=extra or None)
+    answer = await exchange(live_url, rp, code, verifier)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def _introspect(live_url: str, rp: Any, token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        answer = await http.post("/oauth/introspect", data={"token": token},
+                                 auth=(rp.client.id, rp.client_secret))
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _partner(db: AsyncSession, name: str, **options: Any) -> Any:
+    return make_client(db, name=name, scope="openid profile offline_access",
+                       backchannel_logout_uri=BCL, **options)
+
+
+async def test_revoking_level_2_caps_or_ends_the_partner_sessions_that_relied_on_it(
+    live_url: str, browser: Browser, client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    citizen_id, staff = await _verified_at_level_2(client, db)
+    casual = await _partner(db, "Không yêu cầu mức")  # min_loa 0: informed, not reliant
+    strict = await _partner(db, "Yêu cầu mức 2", min_loa=2)
+    asked = await _partner(db, "Hỏi mức 2 qua acr_values")
+    tokens = {
+        "casual": await _signed_in(live_url, browser, casual),
+        "strict": await _signed_in(live_url, browser, strict),
+        "asked": await _signed_in(live_url, browser, asked, acr_values=f"{LOA}2"),
+    }
+    for answer in tokens.values():
+        assert (await id_token_claims(live_url, answer["id_token"]))["acr"] == f"{LOA}2"
+
+    revoked = await client.post(f"/api/v1/staff/citizens/{citizen_id}/verifications/revoke",
+                                json={"reason": "Giấy tờ bị báo mất"}, headers=bearer(staff))
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["identity_level"] == 1
+
+    # The partner that did not require level 2 keeps its session, which now says level 1:
+    # refreshed ID and access tokens, and introspection of the token signed before.
+    assert (await _introspect(live_url, casual, tokens["casual"]["access_token"]))["acr"] == \
+        f"{LOA}1"
+    refreshed = await refresh(live_url, casual, tokens["casual"]["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await id_token_claims(live_url, refreshed.json()["id_token"]))["acr"] == f"{LOA}1"
+    assert (await _introspect(live_url, casual, refreshed.json()["access_token"]))["acr"] == \
+        f"{LOA}1"
+
+    # The partners that required level 2 have their sessions ended, and are told.
+    ended_sids = set()
+    for name, rp in (("strict", strict), ("asked", asked)):
+        assert (await refresh(live_url, rp, tokens[name]["refresh_token"])).json()["error"] == \
+            "invalid_grant"
+        assert (await _introspect(live_url, rp, tokens[name]["access_token"])) == \
+            {"active": False}
+        ended_sids.add((await id_token_claims(live_url, tokens[name]["id_token"]))["sid"])
+    jobs = (await db.execute(sa.select(Job).where(Job.kind == BACKCHANNEL_LOGOUT))).scalars()
+    assert {job.payload["sid"] for job in jobs} == ended_sids
+    live = (await db.execute(sa.select(AuthSession.acr).where(
+        AuthSession.user_id == (await _citizen(db)).id, AuthSession.revoked_at.is_(None))))
+    assert set(live.scalars()) <= {f"{LOA}0", f"{LOA}1"}  # browser and app sessions too
+
+
+async def test_a_refresh_reads_the_level_the_citizen_has_now(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    """Even if a level changed without the sessions being capped, a refresh or an
+    introspection never says more than the account's level now."""
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=2))
+    await db.commit()
+    rp = await _partner(db, "Đối tác")
+    first = await _signed_in(live_url, browser, rp)
+    assert (await id_token_claims(live_url, first["id_token"]))["acr"] == f"{LOA}2"
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=1))  # behind the token service's back
+    await db.commit()
+    refreshed = await refresh(live_url, rp, first["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    assert (await id_token_claims(live_url, refreshed.json()["id_token"]))["acr"] == f"{LOA}1"
+    assert (await _introspect(live_url, rp, refreshed.json()["access_token"]))["acr"] == \
+        f"{LOA}1"
+
+
+async def test_a_partner_requiring_level_2_gets_no_refresh_once_the_level_fell(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=2))
+    await db.commit()
+    rp = await _partner(db, "Yêu cầu mức 2", min_loa=2)
+    first = await _signed_in(live_url, browser, rp)
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=1))  # behind the token service's back
+    await db.commit()
+    assert (await refresh(live_url, rp, first["refresh_token"])).json()["error"] == \
+        "invalid_grant"
