@@ -1102,10 +1102,13 @@ async def export_account(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
             if identity
             else None
         ),
-        "identity_verifications": [_row(v) for v in verifications],
+        # Which ward verified, not which staff account: another person's data is not theirs.
+        "identity_verifications": [
+            _row(v, exclude={"verified_by_id", "revoked_by_id"}) for v in verifications
+        ],
         "consents": [_row(c) for c in consents],
         "sessions": [_row(s) for s in await tokens.list_active_sessions(session, user_id)],
-        "audit_log": [_row(e) for e in await audit.events_about(session, user_id)],
+        "audit_log": await audit.export_about(session, user_id),
     }
 
 

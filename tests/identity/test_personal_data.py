@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+import uuid
+
+import httpx
 import sqlalchemy as sa
 
 from app.core.audit import AuditEvent
 from app.identity.models import CitizenIdentity, ConsentRecord, User
 from app.tokens.models import AuthSession
-from tests.support.flows import PASSWORD, bearer, login, register
+from tests.support.flows import PASSWORD, bearer, login, make_user, register, seed_wards
 
 IDENTITY = {"cccd": "019090001234", "full_name": "Phạm Văn Dũng",
             "date_of_birth": "1990-03-01", "gender": "male"}
@@ -86,3 +90,32 @@ async def test_staff_accounts_cannot_delete_themselves(client, sms_log, db):
 
     assert response.status_code == 409
     assert response.json()["code"] == "identity.staff_account_cannot_self_delete"
+
+
+async def test_export_names_no_staff_member_who_acted_on_the_citizen(app, client, sms_log, db):
+    await seed_wards(db)
+    staff_user = await make_user(db, "0981300009", "ward_staff", "TNG-PDP")
+    staff = await login(client, "0981300009")
+    citizen = await register(client, sms_log, "0912300009")
+    await client.put("/api/v1/me/identity", json=IDENTITY, headers=bearer(citizen))
+    citizen_id = (await client.get("/api/v1/me", headers=bearer(citizen))).json()["id"]
+    user = await db.get(User, uuid.UUID(citizen_id))
+    user.ward_code = "TNG-PDP"
+    await db.commit()
+    transport = httpx.ASGITransport(app=app, client=("10.20.30.40", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as office:
+        read = await office.get(f"/api/v1/staff/citizens/{citizen_id}",
+                                params={"reason": "Xác thực tại quầy"}, headers=bearer(staff))
+        verified = await office.post(f"/api/v1/staff/citizens/{citizen_id}/verifications",
+                                     json={"document_kind": "cccd_chip", "cccd": IDENTITY["cccd"]},
+                                     headers=bearer(staff))
+    assert (read.status_code, verified.status_code) == (200, 201), verified.text
+
+    export = (await client.get("/api/v1/me/export", headers=bearer(citizen))).json()
+
+    everything = json.dumps(export)
+    assert "10.20.30.40" not in everything and str(staff_user.id) not in everything
+    account = export["account"]
+    assert account["identity_verifications"][0]["ward_code"] == "TNG-PDP"
+    assert {"identity.staff_read", "identity.verified_level2"} <= {
+        e["action"] for e in account["audit_log"]}
