@@ -15,7 +15,9 @@ PDF, JPEG, PNG = "application/pdf", "image/jpeg", "image/png"
 SCANS = [PDF, JPEG, PNG]
 MB = 1024 * 1024
 
-CCCD = {"type": "string", "pattern": "^[0-9]{12}$", "description": "Số CCCD/định danh cá nhân"}
+# "x-pii": encrypted at rest (app.dossiers.form_pii), as the account's own CCCD is.
+CCCD = {"type": "string", "pattern": "^[0-9]{12}$", "description": "Số CCCD/định danh cá nhân",
+        "x-pii": "cccd"}
 NAME = {"type": "string", "minLength": 2, "maxLength": 100}
 GENDER = {"type": "string", "enum": ["male", "female"]}
 DATE = {"type": "string", "format": "date"}

@@ -27,7 +27,7 @@ from app.core.db import Direct, UTCDateTime
 from app.core.errors import AppError
 from app.core.i18n import Language
 from app.core.personal_data import Retained
-from app.dossiers import errors
+from app.dossiers import errors, form_pii
 from app.dossiers.calendar import get_calendar, local_date
 from app.dossiers.catalogue import PROCEDURES
 from app.dossiers.config import get_dossier_settings
@@ -268,11 +268,12 @@ async def submit(
     now = clock.now()
     dossier = Dossier(
         code="", procedure_code=procedure.code,
-        citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED, form=body.form,
+        citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED,
         applicant_name=citizen.full_name,
         applicant_phone_last4=citizen.phone[-4:] if citizen.phone else None,
         period=f"{local_date(now):%Y-%m}", submitted_at=now, updated_at=now,
     )
+    dossier.form = form_pii.seal(procedure.form_schema, body.form, dossier.id)
     # A provisional unique code: the daily number is taken last, so the agency's counter row
     # stays locked for as little of the transaction as possible.
     dossier.code = f"~{dossier.id.hex}"
@@ -389,7 +390,7 @@ async def view(
         procedure, docs, files, events = await _view_parts(session, dossier)
     actor = Actor.STAFF if staff else Actor.CITIZEN
     out = _summary(dossier, procedure, language) | {
-        "form": dossier.form,
+        "form": form_pii.unseal(dossier.form, dossier.id),
         "documents": [{"document_code": d.document_code, "media_id": d.media_id,
                        "stage": d.stage, "content_type": files[d.media_id].content_type,
                        "size_bytes": files[d.media_id].size_bytes, "added_at": d.added_at}
@@ -785,7 +786,7 @@ async def supplement(
     procedure = await get_procedure(session, dossier.procedure_code)
     if body.form is not None:
         validate_form(procedure.form_schema, body.form)
-        dossier.form = body.form
+        dossier.form = form_pii.seal(procedure.form_schema, body.form, dossier.id)
     await check_documents(session, procedure, citizen.id, body.documents, require_all=False)
     await _attach(session, dossier, body.documents, "supplement", citizen.id)
     now, before = clock.now(), dossier.status
