@@ -3,6 +3,11 @@
 A proof is a JWT signed by the client's key, whose public JWK is in its header; its thumbprint
 (RFC 7638) is what tokens are bound to (`cnf.jkt`). Each proof's `jti` is remembered until it could
 no longer pass the freshness check, so a proof cannot be replayed.
+
+Freshness: `iat` at most OAUTH_DPOP_MAX_AGE_SECONDS (60) old and OAUTH_DPOP_MAX_FUTURE_SECONDS (5)
+ahead, and a server nonce (RFC 9449 §8) in every proof: a proof made in advance by whoever held the
+key for a moment is useless. A nonce is an HMAC of a time window under SECRET_KEY (stateless: any
+process accepts what another issued); one is valid during its window and the next.
 """
 
 from __future__ import annotations
@@ -20,14 +25,40 @@ from joserfc.util import to_bytes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
-from app.core.config import get_settings
-from app.oauth import replay
+from app.core.security import constant_time_equals, keyed_hash
+from app.oauth import jose_rules, replay
+from app.oauth.config import get_oauth_settings
 
-ALGS = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+ALGS = jose_rules.DPOP_ALGS
 
 
 class DPoPError(Exception):
     """The proof is missing, malformed, stale or replayed (`invalid_dpop_proof`)."""
+
+
+class NonceNeeded(DPoPError):
+    """The proof lacks a current server nonce (`use_dpop_nonce`; send `new_nonce()` with it)."""
+
+
+def _nonce_for(window: int) -> str:
+    return f"{window}.{keyed_hash(str(window), purpose='dpop-nonce')[:32]}"
+
+
+def new_nonce() -> str:
+    """The nonce clients must put in their next proofs (the `DPoP-Nonce` header)."""
+    window = int(clock.now().timestamp()) // get_oauth_settings().dpop_nonce_window_seconds
+    return _nonce_for(window)
+
+
+def nonce_ok(nonce: object) -> bool:
+    if not isinstance(nonce, str) or len(nonce) > 64:
+        return False
+    window, _, _mac = nonce.partition(".")
+    if not window.isdigit():
+        return False
+    current = int(clock.now().timestamp()) // get_oauth_settings().dpop_nonce_window_seconds
+    return int(window) in (current, current - 1) and constant_time_equals(
+        nonce, _nonce_for(int(window)))
 
 
 def _htu(url: str) -> str:
@@ -56,6 +87,8 @@ async def verify_proof(
         if key_type is None:
             raise DPoPError("kty")
         key = key_type.import_key(jwk)
+        if not jose_rules.key_fits(key, header["alg"]):
+            raise DPoPError("key too weak for its algorithm")
         claims = json.loads(
             jws.deserialize_compact(proof, key, algorithms=[header["alg"]]).payload
         )
@@ -63,11 +96,13 @@ async def verify_proof(
         raise DPoPError("malformed") from exc
     if not isinstance(claims, dict):
         raise DPoPError("claims")
+    settings = get_oauth_settings()
     now = clock.now().timestamp()
-    max_age = get_settings().oauth_dpop_max_age_seconds
+    max_age = settings.dpop_max_age_seconds
     iat = claims.get("iat")
     jti = claims.get("jti")
-    if not isinstance(iat, int | float) or abs(now - iat) > max_age:
+    if not isinstance(iat, int | float) or not \
+            -settings.dpop_max_future_seconds <= now - iat <= max_age:
         raise DPoPError("iat")
     if not isinstance(jti, str) or not jti or len(jti) > 200:
         raise DPoPError("jti")
@@ -76,10 +111,12 @@ async def verify_proof(
         raise DPoPError("htm/htu")
     if access_token is not None and claims.get("ath") != ath(access_token):
         raise DPoPError("ath")
+    if settings.dpop_nonce_required and not nonce_ok(claims.get("nonce")):
+        raise NonceNeeded("a DPoP nonce is required: use the DPoP-Nonce header's")
     jkt = key.thumbprint()
     fresh = await replay.first_use(
         db, "dpop:" + hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest(),
-        expires_at=clock.now() + timedelta(seconds=2 * max_age),
+        expires_at=clock.now() + timedelta(seconds=max_age + settings.dpop_max_future_seconds + 60),
     )
     if not fresh:
         raise DPoPError("replayed")

@@ -442,8 +442,11 @@ async def _dpop(request: Request, db: AsyncSession, path: str) -> str | None:
     return await dpop.verify_proof(db, proof, method=request.method, url=_url(path))
 
 
-def _dpop_error(description: str) -> Response:
-    return _answer(400, {"error": "invalid_dpop_proof", "error_description": description}, {})
+def _dpop_error(exc: dpop.DPoPError) -> Response:
+    if isinstance(exc, dpop.NonceNeeded):  # RFC 9449 §8: retry with this nonce
+        return _answer(400, {"error": "use_dpop_nonce", "error_description": str(exc)},
+                       {"DPoP-Nonce": dpop.new_nonce()})
+    return _answer(400, {"error": "invalid_dpop_proof", "error_description": str(exc)}, {})
 
 
 @router.post("/oauth/token", tags=["openid connect"], response_model=schemas.TokenAnswer,
@@ -455,7 +458,7 @@ async def token(request: Request, db: DbSession) -> Response:
         jkt = await _dpop(request, db, "/oauth/token")
     except dpop.DPoPError as exc:
         await db.rollback()
-        return _dpop_error(str(exc))
+        return _dpop_error(exc)
     b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"), dpop_jkt=jkt)
     await _prefetch(b, request, pairs)
     status, body, headers = await run(b, lambda: server.create_token_response(
@@ -468,6 +471,8 @@ async def token(request: Request, db: DbSession) -> Response:
             status, body = 400, {"error": "invalid_grant", "error_description": exc.description}
     if status >= 400 and not b.must_commit:
         await db.rollback()
+    if jkt:
+        headers = {**headers, "DPoP-Nonce": dpop.new_nonce()}  # the nonce for the next proofs
     return _answer(status, body, headers)
 
 
@@ -541,7 +546,7 @@ async def par(request: Request, db: DbSession) -> Response:
             jkt = await _dpop(request, db, "/oauth/par")
         except dpop.DPoPError as exc:
             await db.rollback()
-            return _dpop_error(str(exc))
+            return _dpop_error(exc)
         if jkt:
             pairs.append(("dpop_jkt", jkt))
     params = {k: v for k, v in dict(reversed(pairs)).items()
@@ -616,6 +621,10 @@ async def userinfo(request: Request, db: DbSession) -> Response:
             presented = await dpop.verify_proof(db, request.headers.get("dpop", ""),
                                                 method=request.method,
                                                 url=_url("/oauth/userinfo"), access_token=access)
+        except dpop.NonceNeeded:  # RFC 9449 §9: the resource server's nonce challenge
+            response = _bearer_error("use_dpop_nonce", scheme="DPoP")
+            response.headers["DPoP-Nonce"] = dpop.new_nonce()
+            return response
         except dpop.DPoPError:
             return _bearer_error("invalid_dpop_proof", scheme="DPoP")
         if presented != jkt:
@@ -658,14 +667,19 @@ async def logout(request: Request, db: DbSession) -> Response:
                            "post_logout_redirect_uri is not registered")
     confirmed = request.method == "POST" and data.get("confirm") == "yes" and \
         pages.csrf_ok(request, data.get("csrf_token"), "logout")
-    if hint_claims is None and not confirmed:
+    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
+    # Without asking only when the hint names the citizen signed in here: another citizen's ID
+    # token (or one of ours sent by a forged link) must not sign this browser out unawares.
+    hint_is_visitor = hint_claims is not None and service.hint_names(hint_claims, client, browser)
+    if not hint_is_visitor and not confirmed:
         carry = [(k, v) for k, v in data.items()
-                 if k in {"post_logout_redirect_uri", "state", "client_id", "ui_locales"}]
+                 if k in {"post_logout_redirect_uri", "state", "client_id", "ui_locales",
+                          "id_token_hint"}]
         return pages.render(request, "logout.html", lang, csrf_bound_to="logout", carry=carry,
                             done=False)
-    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
-    await service.logout(db, browser=browser, client_sid=(hint_claims or {}).get("sid"),
-                         ctx=_ctx(request))
+    # The session the hint names ends too when it is the visitor's, or nobody is signed in here.
+    client_sid = (hint_claims or {}).get("sid") if hint_is_visitor or browser is None else None
+    await service.logout(db, browser=browser, client_sid=client_sid, ctx=_ctx(request))
     if target:
         response: Response = RedirectResponse(_with_params(target, {"state": data.get("state")}),
                                               status_code=302)

@@ -17,7 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.oauth import clients
+from app.oauth import clients, dpop
 from tests.support.flows import PASSWORD, make_user
 
 REDIRECT = "https://rp.example.vn/callback"
@@ -116,10 +116,20 @@ class Browser:
         return answer["code"], verifier, params
 
 
+CURRENT_NONCE: Any = object()  # dpop_proof's default: the server's current DPoP nonce
+
+
 def dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = None,
-               iat: int | None = None, jti: str | None = None) -> str:
+               iat: int | None = None, jti: str | None = None,
+               nonce: str | None = CURRENT_NONCE) -> str:
+    """A DPoP proof; with the nonce the server currently asks for (the stateless nonce a
+    `use_dpop_nonce` answer would give: see test_dpop_nonce_is_demanded...), None for none."""
     claims: dict[str, Any] = {"htm": method, "htu": url, "iat": iat or int(time.time()),
                               "jti": jti or uuid.uuid4().hex}
+    if nonce is CURRENT_NONCE:
+        nonce = dpop.new_nonce()
+    if nonce is not None:
+        claims["nonce"] = nonce
     if access_token:
         digest = hashlib.sha256(access_token.encode()).digest()
         claims["ath"] = base64.urlsafe_b64encode(digest).decode().rstrip("=")
