@@ -780,6 +780,15 @@ def decode_id_token_hint(hint: str) -> dict[str, Any] | None:
     return claims if claims.get("iss") == get_settings().issuer else None
 
 
+def hint_names(
+    hint: dict[str, Any], client: OAuthClient | None, browser: AuthSession | None
+) -> bool:
+    """Whether an ID token hint (already verified) is about the citizen signed in to `browser`."""
+    if browser is None or client is None or hint.get("aud") != client.id:
+        return False
+    return hint.get("sub") == subject_for(client, browser.user_id)
+
+
 async def _end_client_sessions(
     db: AsyncSession, links: list[ClientSession], *, reason: str, notify: bool = True
 ) -> None:

@@ -17,7 +17,17 @@ from app.identity import service as identity
 from app.identity.models import User
 from app.oauth.service import BACKCHANNEL_LOGOUT
 from app.tokens.models import AuthSession
-from tests.oauth.support import Browser, exchange, id_token_claims, make_client, refresh
+from tests.oauth.support import (
+    Browser,
+    base_params,
+    exchange,
+    hidden_fields,
+    id_token_claims,
+    make_citizen,
+    make_client,
+    query_of,
+    refresh,
+)
 from tests.support.flows import bearer, login, make_user, seed_wards
 
 pytestmark = pytest.mark.slow
@@ -150,4 +160,57 @@ async def test_a_partner_requiring_level_2_gets_no_refresh_once_the_level_fell(
                      .values(identity_level=1))  # behind the token service's back
     await db.commit()
     assert (await refresh(live_url, rp, first["refresh_token"])).json()["error"] == \
+        "invalid_grant"
+
+
+async def _browser_signed_in(browser: Browser, rp: Any) -> bool:
+    """Whether the browser's sign-in still holds (prompt=none gets a code)."""
+    _, params = base_params(rp.client.id, prompt="none")
+    answer = await browser.authorize(params)
+    return answer.status_code == 302 and "code" in query_of(answer.headers["location"])
+
+
+async def test_another_citizens_id_token_hint_does_not_sign_this_browser_out_unasked(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    rp = await _partner(db, "Đối tác")
+    alice_tokens = await _signed_in(live_url, browser, rp)
+    await make_citizen(db, phone="0912345679")
+    bob = Browser(live_url)
+    try:
+        await bob.code_for(rp.client.id, phone="0912345679")
+        # A link (or a page) makes Bob's browser present Alice's ID token as the hint.
+        page = await bob.http.get("/oauth/logout", params={
+            "id_token_hint": alice_tokens["id_token"],
+            "post_logout_redirect_uri": "https://rp.example.vn/bye"})
+        assert page.status_code == 200 and 'name="confirm"' in page.text  # asked, not done
+        assert await _browser_signed_in(bob, rp)
+        assert await _browser_signed_in(browser, rp)
+        assert (await refresh(live_url, rp, alice_tokens["refresh_token"])).status_code == 200
+        # A forged confirmation (no CSRF token) changes nothing either.
+        forged = {**hidden_fields(page.text), "csrf_token": "x" * 40}
+        assert (await bob.http.post("/oauth/logout", data=forged)).status_code == 200
+        assert await _browser_signed_in(bob, rp)
+        # Bob confirms: Bob is signed out; Alice's sessions are not Bob's to end.
+        done = await bob.http.post("/oauth/logout", data=hidden_fields(page.text))
+        assert done.status_code == 302
+        assert done.headers["location"].startswith("https://rp.example.vn/bye")
+        assert not await _browser_signed_in(bob, rp)
+        assert await _browser_signed_in(browser, rp)
+        links = await db.execute(sa.select(AuthSession.revoked_at).where(
+            AuthSession.user_id == (await _citizen(db)).id))
+        assert all(revoked is None for revoked in links.scalars())
+    finally:
+        await bob.close()
+
+
+async def test_the_citizens_own_id_token_hint_signs_out_without_asking(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    rp = await _partner(db, "Đối tác")
+    tokens = await _signed_in(live_url, browser, rp)
+    bye = await browser.http.get("/oauth/logout", params={"id_token_hint": tokens["id_token"]})
+    assert bye.status_code == 200 and 'name="confirm"' not in bye.text
+    assert not await _browser_signed_in(browser, rp)
+    assert (await refresh(live_url, rp, tokens["refresh_token"])).json()["error"] == \
         "invalid_grant"
