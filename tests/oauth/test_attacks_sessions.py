@@ -214,3 +214,34 @@ async def test_the_citizens_own_id_token_hint_signs_out_without_asking(
     assert not await _browser_signed_in(browser, rp)
     assert (await refresh(live_url, rp, tokens["refresh_token"])).json()["error"] == \
         "invalid_grant"
+
+
+async def test_token_bearing_answers_are_never_stored_by_a_cache(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    """RFC 6749 5.1 and OIDC Core 5.3.2: a shared cache on the way must keep no token."""
+    rp = await _partner(db, "Đối tác", grant_types=[
+        "authorization_code", "refresh_token", "client_credentials"])
+    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid profile offline_access")
+    answers = {"code": await exchange(live_url, rp, code, verifier)}
+    tokens = answers["code"].json()
+    answers["refresh"] = await refresh(live_url, rp, tokens["refresh_token"])
+    auth = (rp.client.id, rp.client_secret)
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        answers["client_credentials"] = await http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=auth)
+        access = answers["refresh"].json()["access_token"]
+        answers["userinfo"] = await http.get("/oauth/userinfo",
+                                             headers={"Authorization": f"Bearer {access}"})
+        answers["introspect"] = await http.post("/oauth/introspect", data={"token": access},
+                                                auth=auth)
+        answers["refused"] = await http.post("/oauth/token", data={
+            "grant_type": "refresh_token", "refresh_token": "rt_unknown"}, auth=auth)
+        answers["par"] = await http.post("/oauth/par", data=base_params(rp.client.id)[1],
+                                         auth=auth)
+    for name in ("code", "refresh", "client_credentials"):
+        assert "access_token" in answers[name].json(), (name, answers[name].text)
+    for name, answer in answers.items():
+        assert answer.status_code < 500, (name, answer.text)
+        assert answer.headers.get("cache-control") == "no-store", name
+        assert answer.headers.get("pragma") == "no-cache", name
