@@ -1,5 +1,6 @@
 """200 submissions at once on PostgreSQL: 200 distinct, gap-free codes; retries with the same
-Idempotency-Key (racing the original) create nothing new."""
+Idempotency-Key (racing the original) create nothing new. The same over two server processes,
+and the public look-up's rate limits (per code, per address) under concurrent guessing."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dossiers.config import get_dossier_settings
 from app.dossiers.models import Dossier, DossierEvent, DossierIdempotencyKey
 from tests.support.dossiers import Person, birth_body, idem, person, upload_pdf
+from tests.support.servers import forwarded_for
 
 SUBMISSIONS = 200
 RETRIES = 60
@@ -77,3 +80,61 @@ async def test_two_staff_acting_at_once_cannot_both_win(
     events = (await db.execute(
         sa.select(sa.func.count()).select_from(DossierEvent))).scalar_one()
     assert events == 2  # submit and the one winning action
+
+
+# ------------------------------------------------ the same limits across two server processes
+
+ACROSS = 80
+ACROSS_RETRIES = 30
+
+
+async def test_codes_and_idempotency_hold_across_two_server_processes(
+    client: httpx.AsyncClient, db: AsyncSession, catalogue: None, two_servers: str
+) -> None:
+    citizens = [await person(client, db, f"091210{i:04d}") for i in range(4)]
+    media = {c.id: await upload_pdf(client, c.headers) for c in citizens}
+
+    async def send(http: httpx.AsyncClient, n: int) -> httpx.Response:
+        who = citizens[n % len(citizens)]
+        return await http.post("/api/v1/dossiers", json=birth_body(media[who.id]),
+                               headers={**who.headers, "Idempotency-Key": f"across-{n:04d}"})
+
+    async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
+        responses = await asyncio.gather(*[send(http, n) for n in range(ACROSS)],
+                                         *[send(http, n) for n in range(ACROSS_RETRIES)])
+    assert sorted({r.status_code for r in responses}) == [200, 201], \
+        {r.status_code: r.text for r in responses if r.status_code not in (200, 201)}
+    assert sum(r.status_code == 201 for r in responses) == ACROSS
+    codes = [r.json()["code"] for r in responses[:ACROSS]]
+    for n, retry in enumerate(responses[ACROSS:]):
+        assert retry.json()["code"] == codes[n]
+    numbers = sorted(int(code.rsplit("-", 1)[1]) for code in codes)
+    assert numbers == list(range(1, ACROSS + 1))
+    stored = (await db.execute(sa.select(sa.func.count()).select_from(Dossier))).scalar_one()
+    assert stored == ACROSS
+
+
+async def test_public_lookup_limits_hold_across_two_server_processes(
+    client: httpx.AsyncClient, db: AsyncSession, catalogue: None, two_servers: str
+) -> None:
+    """Guessing the 4 digits of one dossier from many addresses at once, and many codes from
+    one address at once: each limit lets through exactly its number of attempts."""
+    settings = get_dossier_settings()
+    citizen = await person(client, db, "0912345678")
+    media_id = await upload_pdf(client, citizen.headers)
+    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
+                              headers=idem(citizen.headers))).json()["code"]
+    guesses = settings.public_lookup_per_code_per_hour * 4
+    scans = settings.public_lookup_per_ip_per_minute * 3
+    async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
+        by_code = await asyncio.gather(*[
+            http.get(f"/api/v1/public/dossiers/{code}", params={"phone_last4": f"{n:04d}"},
+                     headers=forwarded_for(n))
+            for n in range(guesses)])
+        by_ip = await asyncio.gather(*[
+            http.get(f"/api/v1/public/dossiers/TNG-PDP-000000-{n:04d}",
+                     params={"phone_last4": "0000"}, headers=forwarded_for(1000))
+            for n in range(scans)])
+    assert sum(r.status_code != 429 for r in by_code) == settings.public_lookup_per_code_per_hour
+    assert {r.status_code for r in by_code} == {404, 429}  # "5678" is not among the guesses
+    assert sum(r.status_code != 429 for r in by_ip) == settings.public_lookup_per_ip_per_minute
