@@ -32,6 +32,15 @@ from app.oauth.config import get_oauth_settings
 ALGS = jose_rules.DPOP_ALGS
 
 
+class _ProofRegistry(jws.JWSRegistry):
+    # The proof carries its public key: an RSA JWK (2048 to 4096 bits) makes a header longer
+    # than joserfc's default bound of 512 bytes, which would refuse every RS256/PS256 proof.
+    max_header_length = 2048
+
+
+_REGISTRY = _ProofRegistry(algorithms=list(ALGS))
+
+
 class DPoPError(Exception):
     """The proof is missing, malformed, stale or replayed (`invalid_dpop_proof`)."""
 
@@ -76,7 +85,9 @@ async def verify_proof(
 ) -> str:
     """Check a DPoP proof for this request; return the key's thumbprint (jkt)."""
     try:
-        compact = jws.extract_compact(to_bytes(proof))
+        if len(proof) > 8192:
+            raise DPoPError("too long")
+        compact = jws.extract_compact(to_bytes(proof), registry=_REGISTRY)
         header = compact.headers()
         if header.get("typ") != "dpop+jwt" or header.get("alg") not in ALGS:
             raise DPoPError("typ or alg")
@@ -90,7 +101,7 @@ async def verify_proof(
         if not jose_rules.key_fits(key, header["alg"]):
             raise DPoPError("key too weak for its algorithm")
         claims = json.loads(
-            jws.deserialize_compact(proof, key, algorithms=[header["alg"]]).payload
+            jws.deserialize_compact(proof, key, registry=_REGISTRY).payload
         )
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise DPoPError("malformed") from exc

@@ -33,7 +33,17 @@ from app.identity.dependencies import (
     require_roles,
 )
 from app.identity.roles import Role
-from app.oauth import audit_log, client_keys, clients, dpop, errors, pages, schemas, service
+from app.oauth import (
+    audit_log,
+    client_keys,
+    clients,
+    dpop,
+    errors,
+    jose_rules,
+    pages,
+    schemas,
+    service,
+)
 from app.oauth.clients import SCOPES, Client
 from app.oauth.server import Bridge, run, server
 from app.oauth.server import Request as OAuthRequest
@@ -154,7 +164,8 @@ async def discovery() -> Any:
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": list(service.ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+        "token_endpoint_auth_signing_alg_values_supported": list(
+            jose_rules.CLIENT_ASSERTION_ALGS),
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "code_challenge_methods_supported": ["S256"],
