@@ -25,7 +25,10 @@ DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused setting's error must not print the other settings' values
+    # (secrets) into a start-up log.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"

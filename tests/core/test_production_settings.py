@@ -99,3 +99,20 @@ async def test_an_operator_may_publish_the_api_reference_but_never_the_metrics(
 async def test_outside_production_metrics_stay_on_both_listeners(app: object) -> None:
     async with client_on(app, 8000) as public:
         assert (await public.get("/metrics")).status_code == 200
+
+
+def test_serve_refuses_to_start_naming_the_setting_and_printing_no_secret() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from app.core.config import PROJECT_ROOT
+
+    secret = "a-real-production-secret-" + "k" * 24
+    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": secret,
+           "PUBLIC_BASE_URL": "http://id.thainguyen.gov.vn"}
+    done = subprocess.run([sys.executable, "-m", "app", "serve", "--port", "1"], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "PUBLIC_BASE_URL" in done.stderr and "settings.invalid" in done.stderr
+    assert secret not in done.stdout + done.stderr
