@@ -227,6 +227,9 @@ class Settings(BaseSettings):
             raise ValueError("PUSH_BACKEND=file is for development only")
         if self.push_backend == "fcm" and self.fcm_credentials_file is None:
             raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
+        if self.push_backend == "fcm" and not self.fcm_base_url.startswith("https://"):
+            raise ValueError("FCM_BASE_URL must be an https:// URL in production (pushes carry "
+                             "device tokens and personal notifications)")
         if self.log_level.upper() == "DEBUG":
             raise ValueError("LOG_LEVEL=DEBUG is for development only (database drivers then log "
                              "every query's parameters: personal data, secrets)")

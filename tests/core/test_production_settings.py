@@ -38,6 +38,7 @@ def test_a_safe_production_configuration_starts() -> None:
     ({"public_base_url": "http://id.thainguyen.gov.vn"}, "PUBLIC_BASE_URL"),
     ({"public_base_url": ""}, "PUBLIC_BASE_URL"),  # derives http://HOST:PORT
     ({"push_backend": "file"}, "PUSH_BACKEND"),
+    ({"fcm_base_url": "http://fake-fcm:8080"}, "FCM_BASE_URL"),
     ({"sms_backend": "file"}, "SMS_BACKEND"),
     ({"internal_routes_on_public_listener": True}, "INTERNAL_ROUTES_ON_PUBLIC_LISTENER"),
     ({"internal_port": None}, "INTERNAL_PORT"),
