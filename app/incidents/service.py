@@ -658,6 +658,10 @@ async def _attach_media(
 ) -> None:
     if not media:
         return
+    # Attached: never purged as an orphan. One purged meanwhile (past its retention) is gone.
+    present = await media_service.mark_attached(session, [m.id for m in media])
+    if missing := [str(m.id) for m in media if m.id not in present]:
+        raise AppError(errors.MEDIA_INVALID, extra={"media_ids": missing})
     existing = (await session.execute(
         sa.select(sa.func.count()).select_from(IncidentMedia)
         .where(IncidentMedia.incident_id == incident.id)

@@ -1,7 +1,7 @@
 """Settings of the media extensions: photo/video processing, tus uploads, S3, signed URLs.
 
-Env: MEDIA_MAX_IMAGE_PIXELS, MEDIA_MAX_VIDEO_SECONDS, MEDIA_TUS_*, MEDIA_S3_*,
-MEDIA_URL_TTL_SECONDS.
+Env: MEDIA_MAX_IMAGE_PIXELS, MEDIA_MAX_VIDEO_*, MEDIA_QUOTA_BYTES, MEDIA_UPLOADS_PER_HOUR,
+MEDIA_ORPHAN_RETENTION_HOURS, MEDIA_TUS_*, MEDIA_S3_*, MEDIA_URL_TTL_SECONDS.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,8 +36,16 @@ class MediaExtSettings(BaseSettings):
     # tus resumable uploads.
     media_tus_max_size_bytes: int = 500 * 1024 * 1024
     media_tus_expiration_hours: int = 24
-    # Bytes a citizen may hold in unfinished and finished uploads together.
-    media_tus_quota_bytes: int = 2 * 1024 * 1024 * 1024
+    # Bytes an account may hold in kept files and unfinished uploads together, however they came
+    # in (multipart or tus). MEDIA_TUS_QUOTA_BYTES is its former name.
+    media_quota_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        validation_alias=AliasChoices("media_quota_bytes", "media_tus_quota_bytes"),
+    )
+    # Upload attempts an account may start per hour (multipart and tus creations together).
+    media_uploads_per_hour: int = 120
+    # An upload no report or dossier took within this time is deleted (and its bytes given back).
+    media_orphan_retention_hours: int = 7 * 24
     # A PATCH whose body stops arriving for this long ends as if cut off: what arrived is kept
     # and the upload's writer lock is let go (a phone that vanished without closing the
     # connection would otherwise hold it until the kernel gives up on the socket). tusd: 60 s.

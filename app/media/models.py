@@ -13,6 +13,12 @@ from app.core.db import id_field, utc_field
 
 class MediaObject(SQLModel, table=True):
     __tablename__ = "media_objects"
+    __table_args__ = (
+        # The hourly purge of uploads never attached reads only these.
+        sa.Index("ix_media_objects_unattached", "created_at",
+                 sqlite_where=sa.text("attached_at IS NULL"),
+                 postgresql_where=sa.text("attached_at IS NULL")),
+    )
 
     id: uuid.UUID = id_field()
     # The account that uploaded it; only they may attach it to anything. None: evidence the
@@ -28,3 +34,16 @@ class MediaObject(SQLModel, table=True):
     # Set when a record the law keeps (a dossier) refers to the file: erasure keeps it then.
     legal_hold: bool = False
     created_at: datetime = utc_field(default_now=True)
+    # When a record (a report, a dossier) first took the file; an upload never attached is
+    # removed after MEDIA_ORPHAN_RETENTION_HOURS.
+    attached_at: datetime | None = utc_field(nullable=True)
+
+
+class MediaQuotaUsage(SQLModel, table=True):
+    """Bytes each account holds in kept files and unfinished uploads: the one counter every way
+    in (multipart, tus) reserves from, in one conditional statement (`app.media.quota`)."""
+
+    __tablename__ = "media_quota_usage"
+
+    owner_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    used_bytes: int = Field(default=0, sa_type=sa.BigInteger)

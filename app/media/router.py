@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.core import errors as core_errors
 from app.core.errors import AppError, responses
 from app.identity.dependencies import CurrentPrincipal, DbSession
-from app.media import errors, service
+from app.media import errors, errors_ext, service
 from app.media.config import get_media_settings
 from app.media.schemas import MediaOut
 from app.media.upload import receive_file
@@ -43,14 +43,17 @@ UPLOAD_BODY = {
     summary="Upload one file (multipart/form-data, field `file`)",
     description="The format is judged from the bytes: PDF, JPEG and PNG are accepted. The body is "
     "streamed to disk and refused as soon as it passes MEDIA_MAX_UPLOAD_BYTES. The file belongs to "
-    "the caller; only they can attach it to a dossier.",
+    "the caller; only they can attach it to a dossier or a report. Counts against the account's "
+    "storage quota (with tus uploads) and its hourly upload rate; a file nothing takes within "
+    "MEDIA_ORPHAN_RETENTION_HOURS is deleted.",
     openapi_extra=UPLOAD_BODY,
     responses=responses(*AUTH, errors.NOT_MULTIPART, errors.FILE_MISSING, errors.TOO_MANY_FILES,
                         errors.EMPTY_FILE, errors.TOO_LARGE, errors.UNSUPPORTED_TYPE,
                         errors.TYPE_MISMATCH, errors.CORRUPT, errors.ACTIVE_CONTENT,
-                        errors.MALFORMED_UPLOAD),
+                        errors.MALFORMED_UPLOAD, errors_ext.TUS_QUOTA, core_errors.RATE_LIMITED),
 )
 async def upload(request: Request, principal: CurrentPrincipal, session: DbSession) -> Any:
+    await service.admit_upload(session, principal.user.id)
     staged, fields = await receive_file(
         request, max_bytes=get_media_settings().media_max_upload_bytes
     )

@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -15,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.errors import AppError
 from app.core.personal_data import Retained
-from app.media import errors, formats, inspect, sniff  # noqa: F401  (formats registers)
+from app.media import errors, formats, inspect, quota, sniff  # noqa: F401  (formats registers)
+from app.media.config_ext import get_media_ext_settings
 from app.media.derived import MediaProcessing, MediaVariant
 from app.media.models import MediaObject
 from app.media.storage import get_storage, new_staging_path
@@ -49,15 +51,23 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
     return fmt
 
 
+async def admit_upload(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Before a body is read: the account's upload rate (`quota.admit`)."""
+    await quota.admit(session, owner_id)
+
+
 async def store_upload(
     session: AsyncSession, owner_id: uuid.UUID, staged: StagedFile, *, purpose: str = "document",
-    accepted: Iterable[str] | None = None,
+    accepted: Iterable[str] | None = None, reserved: bool = False,
 ) -> MediaObject:
-    """Check a staged upload and keep it; the staging file is consumed either way."""
+    """Check a staged upload and keep it; the staging file is consumed either way. Its bytes
+    count against the owner's quota (`reserved`: already counted, a finished tus upload)."""
     try:
         fmt = judge(staged, accepted)
         # Photos and videos are judged on the whole file too (structure, pixels, duration).
         await inspect.check(staged.path, fmt.content_type)
+        if not reserved:
+            await quota.reserve(session, owner_id, staged.size)
         media = MediaObject(
             owner_id=owner_id, purpose=purpose if purpose in PURPOSES else "document",
             content_type=fmt.content_type, size_bytes=staged.size, sha256=staged.sha256,
@@ -195,12 +205,61 @@ async def get_owned(
 
 
 async def hold(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> None:
-    """Mark files a legally kept record refers to, so account erasure keeps them."""
+    """Mark files a legally kept record refers to, so account erasure keeps them (they are
+    attached, too: never purged as orphans)."""
     ids = list(set(media_ids))
     if ids:
         await session.execute(
-            sa.update(MediaObject).where(MediaObject.id.in_(ids)).values(legal_hold=True)
+            sa.update(MediaObject).where(MediaObject.id.in_(ids)).values(
+                legal_hold=True,
+                attached_at=sa.func.coalesce(MediaObject.attached_at, clock.now()))
         )
+
+
+async def mark_attached(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """A record (a report, a dossier) took these files: they are no longer orphans. Returns the
+    ids that still exist (an orphan purged meanwhile is not among them); on PostgreSQL this
+    waits for a purge deleting one of them, and a purge waiting for this skips them."""
+    ids = list(set(media_ids))
+    if not ids:
+        return set()
+    now = clock.now()
+    await session.execute(
+        sa.update(MediaObject).where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None))
+        .values(attached_at=now)
+    )
+    found = await session.execute(sa.select(MediaObject.id).where(MediaObject.id.in_(ids)))
+    return set(found.scalars())
+
+
+async def purge_orphans(session: AsyncSession, *, batch: int = 500) -> int:
+    """Delete uploads no record took within MEDIA_ORPHAN_RETENTION_HOURS, with their files, and
+    give their bytes back to the owners' quotas. A file attached meanwhile is left alone (the
+    delete re-checks `attached_at` row by row)."""
+    hours = get_media_ext_settings().media_orphan_retention_hours
+    cutoff = clock.now() - timedelta(hours=hours)
+    candidates = sa.select(MediaObject.id).where(
+        MediaObject.attached_at.is_(None), MediaObject.created_at < cutoff,
+        MediaObject.owner_id.is_not(None), MediaObject.legal_hold.is_(False),
+    ).order_by(MediaObject.created_at).limit(batch)
+    ids = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return 0
+    gone = (await session.execute(
+        sa.delete(MediaObject)
+        .where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None),
+               MediaObject.legal_hold.is_(False))
+        .returning(MediaObject.owner_id, MediaObject.size_bytes, MediaObject.storage_key)
+        .execution_options(synchronize_session=False)
+    )).all()
+    freed: dict[uuid.UUID, int] = {}
+    for owner_id, size, key in gone:
+        freed[owner_id] = freed.get(owner_id, 0) + size
+        if key:
+            await get_storage().delete(key)
+    for owner_id, size in freed.items():
+        await quota.release(session, owner_id, size)
+    return len(gone)
 
 
 def content(media: MediaObject) -> AsyncIterator[bytes]:
@@ -220,6 +279,7 @@ async def erase_media(session: AsyncSession, user_id: uuid.UUID) -> list[Retaine
     )).scalars())
     for media in rows:
         await get_storage().delete(media.storage_key)
+        await quota.release(session, media.owner_id, media.size_bytes)
         await session.delete(media)
     await session.flush()
     held = (await session.execute(

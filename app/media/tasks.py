@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -11,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.errors import AppError
-from app.core.jobs import job_handler
+from app.core.jobs import job_handler, periodic
 from app.core.logging import get_logger
 from app.media import inspect, processing, public
+from app.media import service as media_service
 from app.media.derived import MediaProcessing, MediaVariant
 from app.media.models import MediaObject
 from app.media.storage import get_storage
@@ -65,3 +67,11 @@ async def expire_tus_upload(session: AsyncSession, payload: dict[str, Any]) -> N
     from app.media import tus_service
 
     await tus_service.expire(session, uuid.UUID(payload["upload_id"]))
+
+
+@periodic("media.purge_orphans", every=timedelta(hours=1))
+async def purge_orphans(session: AsyncSession, _payload: dict[str, Any]) -> None:
+    """Uploads nothing took within MEDIA_ORPHAN_RETENTION_HOURS go, with their bytes."""
+    purged = await media_service.purge_orphans(session)
+    if purged:
+        log.info("media_orphans_purged", count=purged)

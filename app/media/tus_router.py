@@ -77,7 +77,8 @@ async def _write_and_finish(
     "(`filename`, `filetype`). A body of type application/offset+octet-stream is the first "
     "chunk. Answers `Location` and `Upload-Expires`.",
     responses={**JUDGED, **responses(tus_errors.TUS_LENGTH_REQUIRED, tus_errors.TUS_TOO_LARGE,
-                                      tus_errors.TUS_QUOTA, tus_errors.TUS_METADATA)},
+                                      tus_errors.TUS_QUOTA, tus_errors.TUS_METADATA,
+                                      core_errors.RATE_LIMITED)},
 )
 async def create(request: Request, principal: CurrentPrincipal, session: DbSession) -> Response:
     _version(request)

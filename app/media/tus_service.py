@@ -40,6 +40,7 @@ from starlette.requests import ClientDisconnect
 from app.core import clock, jobs
 from app.core.errors import AppError, ErrorCode
 from app.media import errors_ext as tus_errors
+from app.media import quota
 from app.media import service as media_service
 from app.media.config_ext import get_media_ext_settings
 from app.media.models import MediaObject
@@ -97,28 +98,18 @@ def parse_checksum(header: str | None) -> tuple[Any, bytes] | None:
         raise fail(tus_errors.TUS_CHECKSUM_ALGORITHM) from None
 
 
-async def quota_used(session: AsyncSession, owner_id: uuid.UUID) -> int:
-    """Bytes reserved by unfinished uploads plus bytes of files already kept."""
-    reserved = (await session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(TusUpload.length), 0)).where(
-            TusUpload.owner_id == owner_id, TusUpload.completed_at.is_(None),
-            TusUpload.expires_at > clock.now())
-    )).scalar_one()
-    kept = (await session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(MediaObject.size_bytes), 0))
-        .where(MediaObject.owner_id == owner_id)
-    )).scalar_one()
-    return int(reserved) + int(kept)
-
-
 async def create(
     session: AsyncSession, owner_id: uuid.UUID, length: int, metadata: dict[str, str]
 ) -> TusUpload:
     settings = get_media_ext_settings()
     if length > settings.media_tus_max_size_bytes:
         raise fail(tus_errors.TUS_TOO_LARGE, params={"limit": settings.media_tus_max_size_bytes})
-    if await quota_used(session, owner_id) + length > settings.media_tus_quota_bytes:
-        raise fail(tus_errors.TUS_QUOTA, params={"limit": settings.media_tus_quota_bytes})
+    await quota.admit(session, owner_id)
+    try:
+        # The whole length is reserved now, so an upload never fails for quota half-way.
+        await quota.reserve(session, owner_id, length)
+    except AppError as exc:
+        raise fail(exc.error, params=exc.params) from None
     lifetime = timedelta(hours=settings.media_tus_expiration_hours)
     upload = TusUpload(owner_id=owner_id, length=length, meta=metadata,
                        expires_at=clock.now() + lifetime)
@@ -278,8 +269,9 @@ async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:
     path = part_path(upload.id)
     staged = await anyio.to_thread.run_sync(_staged, path, upload)
     try:
-        media = await media_service.store_upload(session, upload.owner_id, staged)
+        media = await media_service.store_upload(session, upload.owner_id, staged, reserved=True)
     except AppError as exc:
+        await quota.release(session, upload.owner_id, upload.length)
         await session.delete(upload)
         raise AppError(exc.error, params=exc.params, extra=exc.extra,
                        headers={**BASE_HEADERS, **exc.headers}, commit=True) from None
@@ -315,6 +307,8 @@ async def terminate(session: AsyncSession, upload: TusUpload, *,
     else:
         async with _sole_writer(upload.id, missing_ok=True):
             await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
+    if upload.completed_at is None:  # a finished one's bytes are its file's now
+        await quota.release(session, upload.owner_id, upload.length)
     await session.delete(upload)
     await session.flush()
 

@@ -169,7 +169,7 @@ async def test_bad_creation_requests(client, db, monkeypatch):
     bad_meta = await client.post("/api/v1/uploads/", headers={
         **base, "Upload-Length": "5", "Upload-Metadata": "filename not-base64!"})
     anonymous = await client.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "5"})
-    monkeypatch.setattr(get_media_ext_settings(), "media_tus_quota_bytes", 1000)
+    monkeypatch.setattr(get_media_ext_settings(), "media_quota_bytes", 1000)
     await create(client, me, 600)
     over_quota = await client.post("/api/v1/uploads/", headers={**base, "Upload-Length": "600"})
 
