@@ -120,6 +120,50 @@ async def test_oversized_upload_is_cut_off_while_streaming(
     assert staging_files() == []
 
 
+@pytest.mark.parametrize("ignored_part", [
+    # A file in a field nobody reads.
+    'name="other"; filename="x.bin"',
+    # A text field past the number of text fields kept.
+    'name="t99"',
+])
+async def test_bytes_in_an_ignored_part_are_cut_off_while_streaming(
+    client: httpx.AsyncClient, owner: Person, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    ignored_part: str,
+) -> None:
+    """Chunked (no Content-Length), the bytes in a part the parser skips: the whole body is
+    capped, not only the file's bytes."""
+    monkeypatch.setattr(get_media_settings(), "media_max_upload_bytes", 256 * 1024)
+    boundary = "b0undary"
+    sent_chunks = 0
+    total_chunks = 64  # 64 x 64 KiB = 4 MiB offered in the skipped part
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent_chunks
+        for n in range(20):  # fill the text fields kept, so a further one is skipped
+            yield (f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\n'
+                   f"x\r\n").encode()
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; "
+               f"{ignored_part}\r\n\r\n").encode()
+        for _ in range(total_chunks):
+            sent_chunks += 1
+            yield b"0" * 65536
+        yield (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+        yield pdf_bytes()
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = await client.post(
+        "/api/v1/media", content=body(),
+        headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+    assert response.status_code == 413, response.text
+    assert response.json()["code"] == "media.too_large"
+    assert sent_chunks < total_chunks  # the server stopped reading early
+    assert await count(db, MediaObject) == 0
+    assert staging_files() == []
+
+
 async def test_active_pdf_name_split_across_chunks_is_still_found(
     client: httpx.AsyncClient, owner: Person, db: AsyncSession
 ) -> None:
