@@ -299,10 +299,11 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
     grantee = service.Grantee(user_id=user.id, browser_session_id=browser.id,
                               auth_time=browser.auth_time,
                               acr=service.acr_for(user.identity_level), required_loa=required)
+    if stored is not None and not await service.finish_request(db, stored.id):
+        # spent meanwhile by a concurrent use of the same request_uri: one code per request
+        return _error_page(request, lang, pages.t(lang, "request_expired"), "invalid_request_uri")
     status, _body, headers = await run(b, lambda: server.create_authorization_response(
         oauth_request, grant_user=grantee, grant=grant))
-    if stored is not None:
-        await service.finish_request(db, stored.id)
     location = headers.get("Location", "")
     if status != 302 or not location:
         return _error_page(request, lang, pages.t(lang, "request_expired"))

@@ -161,10 +161,15 @@ async def load_request(
     return row
 
 
-async def finish_request(db: AsyncSession, request_id: str) -> None:
-    await db.execute(sa.update(AuthorizationRequest)
-                     .where(AuthorizationRequest.id == request_id)
-                     .values(used_at=clock.now()))
+async def finish_request(db: AsyncSession, request_id: str) -> bool:
+    """Spend a stored request: True for the one caller that spent it. One statement, so of
+    concurrent uses of one `request_uri` (two tabs, a replay, two server processes) exactly one
+    goes on to a code: on PostgreSQL the others wait for its row lock, then find it used."""
+    result = await db.execute(sa.update(AuthorizationRequest)
+                              .where(AuthorizationRequest.id == request_id,
+                                     AuthorizationRequest.used_at.is_(None))
+                              .values(used_at=clock.now()))
+    return result.rowcount == 1
 
 
 # ---------------------------------------------------------------- consent

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,16 +22,20 @@ from app.core import clock
 from app.core.errors import AppError
 from app.oauth import client_keys, clients, dpop, outbound, service
 from app.oauth.config import get_oauth_settings
+from app.oauth.models import AuthorizationCode
+from app.oauth.pages import SESSION_COOKIE
 from tests.oauth.partner_fakes import PartnerServer
 from tests.oauth.support import (
     REDIRECT,
     Browser,
+    base_params,
     dpop_proof,
     exchange,
     id_token_claims,
     make_citizen,
     make_client,
 )
+from tests.support.servers import forwarded_for
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -321,3 +326,69 @@ def test_the_jwks_cache_forgets_on_demand() -> None:
     client_keys.forget()
     assert client_keys.cached("https://partner.example/jwks") is None
 
+
+
+# ---------------------------------------------------------------- one-time values, two processes
+
+
+async def _codes_of(db: AsyncSession, client_id: str) -> int:
+    return (await db.execute(sa.select(sa.func.count()).select_from(AuthorizationCode).where(
+        AuthorizationCode.client_id == client_id))).scalar_one()
+
+
+async def test_a_pushed_request_uri_gives_one_code_to_concurrent_uses_across_two_servers(
+    live_url: str, db: AsyncSession, rp: Any, browser: Browser, two_servers: str,
+) -> None:
+    await browser.code_for(rp.client.id)  # signed in, consent given: the next use is instant
+    cookie = browser.http.cookies.get(SESSION_COOKIE)
+    _verifier, params = base_params(rp.client.id)
+    params.pop("__verifier")
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        pushed = await http.post("/oauth/par", data=params,
+                                 auth=(rp.client.id, rp.client_secret))
+    assert pushed.status_code == 201, pushed.text
+    before = await _codes_of(db, rp.client.id)
+
+    async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
+        answers = await asyncio.gather(*[http.get("/oauth/authorize", params={
+            "client_id": rp.client.id, "request_uri": pushed.json()["request_uri"]},
+            headers={"Cookie": f"{SESSION_COOKIE}={cookie}", **forwarded_for(n)})
+            for n in range(20)])
+
+    codes = [a for a in answers
+             if a.status_code == 302 and "code=" in a.headers.get("location", "")]
+    assert all(a.status_code < 500 for a in answers), [a.status_code for a in answers]
+    assert len(codes) == 1, [(a.status_code, a.headers.get("location")) for a in answers]
+    assert await _codes_of(db, rp.client.id) - before == 1  # read committed: sees theirs
+
+
+async def test_one_dpop_proof_is_accepted_once_across_two_servers(
+    live_url: str, db: AsyncSession, rp: Any, two_servers: str,
+) -> None:
+    proof = dpop_proof(ECKey.generate_key("P-256", private=True), "POST",
+                       f"{live_url}/oauth/token")
+    async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
+        answers = await asyncio.gather(*[
+            http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                      auth=(rp.client.id, rp.client_secret),
+                      headers={"DPoP": proof, **forwarded_for(n)}) for n in range(20)])
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] + [400] * 19, statuses
+    assert {a.json()["error"] for a in answers if a.status_code == 400} == {"invalid_dpop_proof"}
+
+
+async def test_one_client_assertion_is_accepted_once_across_two_servers(
+    live_url: str, db: AsyncSession, two_servers: str,
+) -> None:
+    key = RSAKey.generate_key(2048, private=True, auto_kid=True)
+    registered = await make_client(db, name="Đối tác", auth_method="private_key_jwt",
+                                   jwks={"keys": [key.as_dict(private=False)]},
+                                   grant_types=["client_credentials"], redirect_uris=[])
+    signed = assertion(key, registered.client.id, f"{live_url}/oauth/token")
+    async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
+        answers = await asyncio.gather(*[
+            http.post("/oauth/token", data={
+                "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": signed}, headers=forwarded_for(n)) for n in range(20)])
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] + [400] * 19, statuses
