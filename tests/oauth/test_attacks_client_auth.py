@@ -5,10 +5,12 @@ by unrelated partners, and DPoP proofs made in advance."""
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core import clock
 from app.core.errors import AppError
@@ -35,6 +37,7 @@ from tests.oauth.support import (
     make_citizen,
     make_client,
 )
+from tests.support import databases
 from tests.support.servers import forwarded_for
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -392,3 +395,49 @@ async def test_one_client_assertion_is_accepted_once_across_two_servers(
                 "client_assertion": signed}, headers=forwarded_for(n)) for n in range(20)])
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [200] + [400] * 19, statuses
+
+
+# ---------------------------------------------------------------- existing clients' sectors
+
+
+async def test_the_migration_parts_clients_that_shared_a_sector_and_keeps_the_rest(
+    backend: str, tmp_path: Path,
+) -> None:
+    url = await databases.create_database(backend, tmp_path)
+    engine = create_async_engine(url)
+    clients_before = [  # id, redirect URIs, sector as the old default made it
+        ("tn_loop_old", ["http://127.0.0.1/cb"], "127.0.0.1"),
+        ("tn_loop_new", ["http://127.0.0.1:9000/cb"], "127.0.0.1"),
+        ("tn_named_1", ["vn.a.app:/cb"], "Ứng dụng"),
+        ("tn_named_2", ["vn.b.app:/cb"], "Ứng dụng"),
+        ("tn_alone", ["vn.c.app:/cb"], "Ứng dụng riêng"),
+        ("tn_web_1", ["https://rp.example.vn/cb"], "rp.example.vn"),
+        ("tn_web_2", ["https://rp.example.vn/other"], "rp.example.vn"),
+    ]
+    try:
+        await databases.migrate(url, "c8d2e5a1f7b4")
+        async with engine.begin() as conn:
+            for n, (client_id, uris, sector) in enumerate(clients_before):
+                await conn.execute(sa.text(
+                    "INSERT INTO oauth_clients (id, name, client_type, auth_method, redirect_uris,"
+                    " post_logout_redirect_uris, grant_types, scope, min_loa, first_party,"
+                    " allow_cccd, sector_identifier, require_par, require_dpop, id_token_alg,"
+                    " status, created_at) VALUES (:id, 'x', 'public', 'none', :uris, '[]',"
+                    " '[\"authorization_code\"]', 'openid', 0, false, false, :sector, false,"
+                    " false, 'RS256', 'active', :created)"),
+                    {"id": client_id, "uris": json.dumps(uris), "sector": sector,
+                     "created": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=n)})
+        await databases.migrate(url, "652c42558b6e")
+        async with engine.connect() as conn:
+            after = dict((await conn.execute(sa.text(
+                "SELECT id, sector_identifier FROM oauth_clients"))).all())
+    finally:
+        await engine.dispose()
+        await databases.drop_database(url)
+    assert after == {
+        "tn_loop_old": "127.0.0.1",  # the oldest keeps its citizens' subjects
+        "tn_loop_new": "client:tn_loop_new",  # the ones that collided with it are parted
+        "tn_named_1": "Ứng dụng", "tn_named_2": "client:tn_named_2",
+        "tn_alone": "Ứng dụng riêng",  # nobody shares it: unchanged
+        "tn_web_1": "rp.example.vn", "tn_web_2": "rp.example.vn",  # OIDC Core's host default
+    }
