@@ -203,6 +203,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             grant_types=args.grant_type or None, first_party=args.first_party,
             allow_cccd=args.allow_cccd, require_par=args.require_par,
             require_dpop=args.require_dpop, id_token_alg=args.id_token_alg,
+            sector_identifier_uri=args.sector_identifier_uri,
         )
 
     try:
@@ -389,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--scope", default="openid profile phone")
     cc.add_argument("--min-loa", type=int, default=0)
     cc.add_argument("--backchannel-logout-uri")
+    cc.add_argument("--sector-identifier-uri",
+                    help="https JSON array of every redirect URI: share pairwise subjects")
     cc.add_argument("--grant-type", action="append",
                     choices=["authorization_code", "refresh_token", "client_credentials"])
     cc.add_argument("--first-party", action="store_true", help="public sub, no consent page")

@@ -750,7 +750,7 @@ async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: Ac
         post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
         first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
         require_dpop=body.require_dpop, id_token_alg=body.id_token_signed_response_alg,
-        ctx=audit_context(request, principal))
+        sector_identifier_uri=body.sector_identifier_uri, ctx=audit_context(request, principal))
     await db.commit()
     row = created.client
     return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,

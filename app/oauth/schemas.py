@@ -74,6 +74,11 @@ class ClientCreate(BaseModel):
     require_par: bool = False
     require_dpop: bool = False
     id_token_signed_response_alg: str = Field(default="RS256", pattern="^(RS256|ES256)$")
+    sector_identifier_uri: str | None = Field(
+        default=None, max_length=500, description=(
+            "https URL of a JSON array listing every redirect URI (OpenID Connect Core 8.1), "
+            "fetched and checked at registration: clients listed there share pairwise subjects. "
+            "Without it the client's subjects are its own."))
 
 
 class ClientCreated(BaseModel):
@@ -128,6 +133,7 @@ class ClientOut(BaseModel):
     allow_cccd: bool
     require_par: bool
     require_dpop: bool
+    sector_identifier_uri: str | None = None
     created_at: datetime
 
 

@@ -441,3 +441,27 @@ async def test_the_migration_parts_clients_that_shared_a_sector_and_keeps_the_re
         "tn_alone": "Ứng dụng riêng",  # nobody shares it: unchanged
         "tn_web_1": "rp.example.vn", "tn_web_2": "rp.example.vn",  # OIDC Core's host default
     }
+
+
+async def test_admin_api_registers_a_sector_identifier_uri_only_when_it_lists_every_redirect(
+    client: httpx.AsyncClient, db: AsyncSession,
+) -> None:
+    from tests.support.flows import login, make_user
+
+    await make_user(db, "0912000998", "city_admin")
+    auth = {"Authorization": f"Bearer {(await login(client, '0912000998'))['access_token']}"}
+    body = {"name": "Đối tác", "type": "public", "auth_method": "none",
+            "redirect_uris": ["https://a.partner.vn/cb"]}
+    with PartnerServer(["https://a.partner.vn/cb"]) as sector:
+        made = await client.post("/api/v1/admin/oauth/clients", headers=auth,
+                                 json={**body, "sector_identifier_uri": sector.url})
+        refused = await client.post("/api/v1/admin/oauth/clients", headers=auth, json={
+            **body, "redirect_uris": ["https://evil.example/cb"],
+            "sector_identifier_uri": sector.url})
+    assert made.status_code == 201, made.text
+    shown = await client.get(f"/api/v1/admin/oauth/clients/{made.json()['client_id']}",
+                             headers=auth)
+    assert shown.json()["sector_identifier_uri"] == sector.url
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "oauth.sector_identifier_invalid"
