@@ -32,8 +32,8 @@ def _exceeded(limit: int) -> AppError:
 
 
 async def admit(session: AsyncSession, owner_id: uuid.UUID) -> None:
-    """Count one upload attempt of the account (MEDIA_UPLOADS_PER_HOUR, every way in), before
-    its body is read; 429 `request.rate_limited` past the limit."""
+    """Count one upload attempt of the account (MEDIA_UPLOADS_PER_HOUR, every way in: a
+    multipart file, a tus creation); 429 `request.rate_limited` past the limit."""
     await ratelimit.hit(session, f"media.upload:{owner_id}",
                         limit=get_media_ext_settings().media_uploads_per_hour,
                         window_seconds=3600)

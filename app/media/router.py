@@ -53,7 +53,6 @@ UPLOAD_BODY = {
                         errors.MALFORMED_UPLOAD, errors_ext.TUS_QUOTA, core_errors.RATE_LIMITED),
 )
 async def upload(request: Request, principal: CurrentPrincipal, session: DbSession) -> Any:
-    await service.admit_upload(session, principal.user.id)
     staged, fields = await receive_file(
         request, max_bytes=get_media_settings().media_max_upload_bytes
     )

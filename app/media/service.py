@@ -51,19 +51,20 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
     return fmt
 
 
-async def admit_upload(session: AsyncSession, owner_id: uuid.UUID) -> None:
-    """Before a body is read: the account's upload rate (`quota.admit`)."""
-    await quota.admit(session, owner_id)
-
-
 async def store_upload(
     session: AsyncSession, owner_id: uuid.UUID, staged: StagedFile, *, purpose: str = "document",
     accepted: Iterable[str] | None = None, reserved: bool = False,
 ) -> MediaObject:
-    """Check a staged upload and keep it; the staging file is consumed either way. Its bytes
-    count against the owner's quota (`reserved`: already counted, a finished tus upload)."""
+    """Check a staged upload and keep it; the staging file is consumed either way. It counts
+    as an attempt against the account's upload rate and its bytes against its quota
+    (`reserved`: a finished tus upload, admitted and reserved when it was created).
+
+    The rate is counted once the body is in, not before: on SQLite the first write of a
+    transaction locks the database until its end, which must not last a phone's upload."""
     try:
         fmt = judge(staged, accepted)
+        if not reserved:
+            await quota.admit(session, owner_id)
         # Photos and videos are judged on the whole file too (structure, pixels, duration).
         await inspect.check(staged.path, fmt.content_type)
         if not reserved:

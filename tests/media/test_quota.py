@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from app.core import clock
 from app.media import quota
 from app.media import service as media_service
+from app.media.config import get_media_settings
 from app.media.config_ext import get_media_ext_settings
 from app.media.models import MediaObject
 from app.media.storage import get_storage
@@ -91,7 +92,7 @@ async def test_a_refused_file_costs_no_quota(client, db, owner: Person, monkeypa
     assert (await upload(client, owner.headers, FILE)).status_code == 201
 
 
-async def test_uploads_are_rate_limited_before_the_body_is_read(
+async def test_uploads_are_rate_limited_per_account_every_way_in(
     client, db, owner: Person, stranger: Person, monkeypatch
 ) -> None:
     monkeypatch.setattr(get_media_ext_settings(), "media_uploads_per_hour", 3)
@@ -106,6 +107,8 @@ async def test_uploads_are_rate_limited_before_the_body_is_read(
     assert limited.json()["code"] == "request.rate_limited"
     assert other.status_code == 201  # per account
     assert await kept_bytes(db, owner) == 3 * len(FILE)
+    staging = get_media_settings().media_dir / "staging"
+    assert list(staging.glob("*")) == []  # the refused body left nothing behind
 
 
 async def test_erasing_files_gives_their_bytes_back(client, db, owner: Person) -> None:
