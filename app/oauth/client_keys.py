@@ -20,7 +20,7 @@ import asyncio
 import base64
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.core.db import session_factory
@@ -41,7 +41,6 @@ class _Entry:
     failures: int = 0
     retry_at: float = 0.0  # the circuit is open (no fetch) until then
     inflight: asyncio.Future[None] | None = None
-    waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
 
 _entries: dict[str, _Entry] = {}
@@ -61,12 +60,26 @@ def forget(uri: str | None = None) -> None:
         _entries.pop(uri, None)
 
 
-async def keys_for(uri: str) -> dict[str, Any] | None:
-    """The keys at `uri`: cached while fresh, else fetched once for all concurrent callers."""
+# A key id the cached set lacks (the partner rotated its keys) fetches again, at most this often.
+UNKNOWN_KID_REFETCH_SECONDS = 60.0
+
+
+def _has_kid(keys: dict[str, Any], kid: str) -> bool:
+    return any(isinstance(k, dict) and k.get("kid") == kid for k in keys.get("keys", []))
+
+
+async def keys_for(uri: str, kid: str | None = None) -> dict[str, Any] | None:
+    """The keys at `uri`: cached while fresh (and holding `kid` when one is named), else fetched
+    once for all concurrent callers."""
     settings = get_oauth_settings()
     entry = _entries.setdefault(uri, _Entry())
     now = time.monotonic()
-    if entry.keys is not None and now - entry.fetched_at < settings.jwks_cache_seconds:
+    age = now - entry.fetched_at
+    if (
+        entry.keys is not None
+        and age < settings.jwks_cache_seconds
+        and (kid is None or _has_kid(entry.keys, kid) or age < UNKNOWN_KID_REFETCH_SECONDS)
+    ):
         return entry.keys
     if entry.inflight is None:
         if now < entry.retry_at:
@@ -118,6 +131,16 @@ def _claims(assertion: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _kid(assertion: str) -> str | None:
+    try:
+        segment = assertion.split(".")[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
 async def prefetch_for_assertion(pairs: list[tuple[str, str]]) -> None:
     """Before the request uses the database: fetch (or find cached) the keys of the client a
     `private_key_jwt` assertion names, so authlib's hook finds them without a network call.
@@ -140,4 +163,4 @@ async def prefetch_for_assertion(pairs: list[tuple[str, str]]) -> None:
         return
     if view.row.jwks or not view.row.jwks_uri:
         return
-    await keys_for(view.row.jwks_uri)
+    await keys_for(view.row.jwks_uri, kid=_kid(assertion))

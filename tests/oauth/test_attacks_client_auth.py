@@ -128,6 +128,25 @@ async def test_keys_from_a_jwks_uri_serve_many_requests_with_one_fetch(
     assert partner.fetches == 1
 
 
+async def test_a_partner_that_rotates_its_keys_is_fetched_again_for_the_new_key_id(
+    live_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(client_keys, "UNKNOWN_KID_REFETCH_SECONDS", 0.0)
+    old, new = (RSAKey.generate_key(2048, private=True, auto_kid=True) for _ in range(2))
+    with PartnerServer({"keys": [old.as_dict(private=False)]}) as partner:
+        registered = await make_client(db, name="Đối tác", auth_method="private_key_jwt",
+                                       jwks_uri=partner.url, grant_types=["client_credentials"],
+                                       redirect_uris=[])
+        async with httpx.AsyncClient(base_url=live_url) as http:
+            before = await assertion_grant(http, old, registered.client.id, live_url)
+            partner.body = {"keys": [new.as_dict(private=False)]}
+            after = [await assertion_grant(http, new, registered.client.id, live_url)
+                     for _ in range(3)]
+    assert before.status_code == 200, before.text
+    assert [a.status_code for a in after] == [200] * 3, after[0].text
+    assert partner.fetches == 2
+
+
 # ---------------------------------------------------------------- partner URLs and SSRF
 
 
