@@ -275,6 +275,18 @@ async def claims_for(
     return claims
 
 
+OFFLINE_ACCESS = "offline_access"
+
+
+def offline_granted(scope: str) -> bool:
+    """Whether a grant allows a refresh token (OpenID Connect Core 11): only with the
+    `offline_access` scope, which the client must be registered for and the citizen must have
+    consented to on the consent page (first-party clients of the city need no consent page).
+    Without it a partner's access ends with the access token (its family stays, unreachable,
+    until it expires, is revoked or the citizen signs out)."""
+    return OFFLINE_ACCESS in scope_set(scope)
+
+
 # ---------------------------------------------------------------- codes
 
 
@@ -447,7 +459,7 @@ async def issue_for_code(
         answer["id_token"] = make_id_token(client, sub=sub, auth_time=code.auth_time,
                                            acr=acr, sid=str(auth_session.id),
                                            nonce=code.nonce, access_token=access)
-    if include_refresh:
+    if include_refresh and offline_granted(code.scope):
         answer["refresh_token"] = refresh
     await audit.record(db, _as(ctx, user), "oauth.token_issued", subject_id=user.id,
                        resource=f"oauth_client:{client.id}",

@@ -107,7 +107,8 @@ async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
     for i in range(count):
         verifier, challenge = pkce()
         params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                  "scope": "openid profile", "state": str(i), "code_challenge": challenge,
+                  "scope": "openid profile offline_access", "state": str(i),
+                  "code_challenge": challenge,
                   "code_challenge_method": "S256"}
         response = await http.get("/oauth/authorize?" + urlencode(params))
         while not response.headers["location"].startswith(REDIRECT):
@@ -216,7 +217,7 @@ async def main() -> int:
             "Người dùng thử", "--role", "citizen")
         client = run(env, "clients", "create", "--name", "Bench", "--redirect-uri", REDIRECT,
                      "--type", "confidential", "--auth-method", "client_secret_basic",
-                     "--scope", "openid profile")
+                     "--scope", "openid profile offline_access")
         client_id, secret = client["client_id"], client["client_secret"]
         # Server logs (e.g. ClientDisconnect when wrk stops mid-request) go to a file.
         log = open(tempfile.gettempdir() + "/bench-oidc-server.log", "w")  # noqa: SIM115, ASYNC230

@@ -100,7 +100,7 @@ def main() -> int:
                  "--role", "citizen"], full_env)
         client = run_cli(["clients", "create", "--name", "Bench", "--redirect-uri", REDIRECT,
                           "--type", "confidential", "--auth-method", "client_secret_basic",
-                          "--scope", "openid profile"], full_env)
+                          "--scope", "openid profile offline_access"], full_env)
         auth = (client["client_id"], client["client_secret"])
         asyncio.run(run_cases(args, db.name, auth))
     return 0

@@ -41,7 +41,8 @@ def hidden_fields(page: str) -> dict[str, str]:
 async def make_client(db: AsyncSession, **overrides: Any) -> clients.NewClient:
     options: dict[str, Any] = {
         "name": "Ứng dụng Đối tác", "redirect_uris": [REDIRECT], "client_type": "confidential",
-        "auth_method": "client_secret_basic", "scope": "openid profile phone address",
+        "auth_method": "client_secret_basic",
+        "scope": "openid profile phone address offline_access",
         "post_logout_redirect_uris": ["https://rp.example.vn/bye"],
     }
     options.update(overrides)
@@ -101,7 +102,7 @@ class Browser:
                 response = page
         raise AssertionError("too many redirects")
 
-    async def code_for(self, client_id: str, *, scope: str = "openid profile",
+    async def code_for(self, client_id: str, *, scope: str = "openid profile offline_access",
                        extra: dict[str, str] | None = None, **kwargs: Any
                        ) -> tuple[str, str, dict[str, str]]:
         verifier, challenge = pkce()
@@ -170,7 +171,7 @@ def base_params(client_id: str, **extra: str) -> tuple[str, dict[str, str]]:
     (and kept under `__verifier`, which the server ignores as an unknown parameter)."""
     verifier, challenge = pkce()
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-              "scope": "openid profile", "state": "st-123", "nonce": "n-456",
+              "scope": "openid profile offline_access", "state": "st-123", "nonce": "n-456",
               "code_challenge": challenge, "code_challenge_method": "S256", **extra}
     params = {k: v for k, v in params.items() if v != ""}
     params["__verifier"] = verifier

@@ -245,3 +245,41 @@ async def test_token_bearing_answers_are_never_stored_by_a_cache(
         assert answer.status_code < 500, (name, answer.text)
         assert answer.headers.get("cache-control") == "no-store", name
         assert answer.headers.get("pragma") == "no-cache", name
+
+
+async def test_a_partner_gets_a_refresh_token_only_with_offline_access_consented(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    """OIDC Core 11: a refresh token (access while the citizen is away) only with the
+    offline_access scope, which the citizen was asked for on the consent page."""
+    rp = await _partner(db, "Đối tác")
+    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid profile")
+    online = (await exchange(live_url, rp, code, verifier)).json()
+    assert "access_token" in online and "refresh_token" not in online
+    # The consent given for "openid profile" does not cover offline access: asked again.
+    _, params = base_params(rp.client.id, prompt="none")
+    answer = query_of((await browser.authorize(params)).headers["location"])
+    assert answer["error"] == "consent_required" and "code" not in answer
+    consent_page = await browser.follow_until_client(
+        await browser.authorize(base_params(rp.client.id)[1]), consent=None)
+    assert "Truy cập khi bạn không mở ứng dụng" in consent_page.text  # offline_access, shown
+    offline = await _signed_in(live_url, browser, rp)
+    assert offline["refresh_token"] and "offline_access" in offline["scope"].split()
+
+
+async def test_a_partner_not_registered_for_offline_access_gets_no_refresh_token(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    rp = await make_client(db, name="Chỉ trực tuyến", scope="openid profile")
+    answer = await _signed_in(live_url, browser, rp)  # asks for offline_access anyway
+    assert "refresh_token" not in answer and "offline_access" not in answer["scope"].split()
+
+
+async def test_a_first_party_client_gets_offline_access_without_a_consent_page(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    rp = await make_client(db, name="Cổng dịch vụ công", first_party=True)
+    code, verifier, _ = await browser.code_for(rp.client.id, consent=None)
+    answer = (await exchange(live_url, rp, code, verifier)).json()
+    assert answer["refresh_token"]
+    assert (await refresh(live_url, rp, answer["refresh_token"])).status_code == 200

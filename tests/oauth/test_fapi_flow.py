@@ -33,7 +33,8 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     # Registered as the CLI does (`--auth-method private_key_jwt --jwks-file F --require-par
     # --require-dpop`); the CLI itself is exercised by the partner flow test.
     registered = await make_client(
-        db, name="Ngân hàng XYZ", auth_method="private_key_jwt", scope="openid profile",
+        db, name="Ngân hàng XYZ", auth_method="private_key_jwt",
+        scope="openid profile offline_access",
         jwks=clients.load_jwks_file(str(jwks_file)), require_par=True, require_dpop=True)
     client_id = registered.client.id
     assert registered.client_secret is None
@@ -43,7 +44,7 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     verifier = generate_token(64)
     authorize_params = {
         "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-        "scope": "openid profile", "state": "s-par", "nonce": "n-par",
+        "scope": "openid profile offline_access", "state": "s-par", "nonce": "n-par",
         "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256",
     }
     browser = Browser(live_url)
@@ -81,7 +82,8 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     answer = query_of(callback.headers["location"])
     assert answer["state"] == "s-par"
 
-    rp = AsyncOAuth2Client(client_id, client_key, scope="openid profile", redirect_uri=REDIRECT,
+    rp = AsyncOAuth2Client(client_id, client_key, scope="openid profile offline_access",
+                           redirect_uri=REDIRECT,
                            token_endpoint_auth_method=PrivateKeyJWT(token_url))
     # The code was bound to the DPoP key at PAR: a token request without a proof fails.
     with pytest.raises(Exception, match="invalid_grant"):

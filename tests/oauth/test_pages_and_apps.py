@@ -95,7 +95,7 @@ async def test_citizen_lists_and_withdraws_allowed_apps(
                                        backchannel_logout_uri="https://rp2.example.vn/bcl")
     code, verifier, _ = await browser.code_for(rp.client.id, scope="openid phone")
     tokens = (await exchange(live_url, rp, code, verifier)).json()
-    code, verifier, _ = await browser.code_for(rp_with_logout.client.id)
+    code, verifier, _ = await browser.code_for(rp_with_logout.client.id, scope="openid profile")
     await exchange(live_url, rp_with_logout, code, verifier)
     async with httpx.AsyncClient(base_url=live_url) as http:
         app_tokens = (await http.post("/api/v1/auth/login", json={

@@ -84,7 +84,7 @@ async def test_partner_code_pkce_userinfo_refresh_introspect_revoke_logout(
     registered = await asyncio.to_thread(
         cli, database_url, live_url, "clients", "create", "--name", "Cổng dịch vụ ABC",
         "--redirect-uri", REDIRECT, "--type", "confidential",
-        "--auth-method", "client_secret_basic", "--scope", "openid profile phone",
+        "--auth-method", "client_secret_basic", "--scope", "openid profile phone offline_access",
         "--backchannel-logout-uri", receiver.url,
         "--post-logout-redirect-uri", "https://rp.example.vn/bye",
     )
@@ -96,7 +96,8 @@ async def test_partner_code_pkce_userinfo_refresh_introspect_revoke_logout(
     assert meta["issuer"] == live_url
 
     rp = AsyncOAuth2Client(
-        registered["client_id"], registered["client_secret"], scope="openid profile phone",
+        registered["client_id"], registered["client_secret"],
+        scope="openid profile phone offline_access",
         redirect_uri=REDIRECT, code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_basic",
     )

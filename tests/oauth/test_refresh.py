@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def tokens_of_rp(live_url: str, rp: Any, browser: Browser) -> dict[str, Any]:
-    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid profile phone")
+    code, verifier, _ = await browser.code_for(rp.client.id,
+                                               scope="openid profile phone offline_access")
     answer = await exchange(live_url, rp, code, verifier)
     assert answer.status_code == 200, answer.text
     return answer.json()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def tokens(live_url: str, rp: Any, browser: Browser) -> dict[str, Any]:
-    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid profile")
+    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid profile offline_access")
     return (await exchange(live_url, rp, code, verifier)).json()
 
 
