@@ -166,8 +166,6 @@ def _public_view(
     found = media_public.Ready.of(rows)
     if found is None:
         return None
-    item = renditions.Item(
-        media_id, "public", None, found.kind, "ready", error_code=found.error_code,
-        width=found.width, height=found.height, duration_s=found.duration_s,
-        versions=found.versions)
+    item = renditions.Item(media_id, "public", None, found.kind, "ready", found.error_code,
+                           found.width, found.height, found.duration_s, found.versions)
     return renditions.render(item, renditions.PUBLIC, sign)

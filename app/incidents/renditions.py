@@ -34,7 +34,7 @@ class Viewer:
 PUBLIC = Viewer()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Item:
     """What the rule needs to know of one file attached to an incident."""
 
@@ -50,10 +50,6 @@ class Item:
     versions: frozenset[str] = frozenset()
     present: bool = True  # the media row exists
 
-    @property
-    def ready(self) -> bool:
-        return self.processing == "ready"
-
 
 def render(
     item: Item, viewer: Viewer, sign: Callable[[uuid.UUID, str], str]
@@ -61,30 +57,32 @@ def render(
     """The view of `item` for `viewer` (None: not shown to them at all)."""
     own = viewer.user_id is not None and item.uploader_id == viewer.user_id
     public = item.visibility == "public"
-    if not viewer.staff and not own and not (public and item.ready):
+    ready = item.processing == "ready"
+    if not (viewer.staff or own or (public and ready)):
         return None
-    view: dict[str, Any] = {
-        "id": item.media_id,
-        "visibility": item.visibility,
-        "ready": item.ready,
-        "kind": item.kind,
-    }
+    media_id = item.media_id
+    view: dict[str, Any] = {"id": media_id, "visibility": item.visibility, "ready": ready,
+                            "kind": item.kind}
     if not item.present:
         return view
     if item.processing is not None:
-        view.update(processing=item.processing, error_code=item.error_code)
-    if item.ready:
-        view.update(width=item.width, height=item.height, duration_s=item.duration_s)
+        view["processing"] = item.processing
+        view["error_code"] = item.error_code
+    if ready:
+        view["width"] = item.width
+        view["height"] = item.height
+        view["duration_s"] = item.duration_s
     if not public and not viewer.staff:
         return view  # hidden or redacted: listed to its uploader, without a link
     versions = item.versions
+    video = item.kind == "video"
     if "w320" in versions:
-        view["thumbnail_url"] = sign(item.media_id, "w320")
-    if item.kind == "video" and "w1280" in versions:
-        view["poster_url"] = sign(item.media_id, "w1280")
+        view["thumbnail_url"] = sign(media_id, "w320")
+    if video and "w1280" in versions:
+        view["poster_url"] = sign(media_id, "w1280")
     if own and public:
-        view["url"] = sign(item.media_id, ORIGINAL)
+        view["url"] = sign(media_id, ORIGINAL)
     else:
-        shown = "video" if item.kind == "video" else "w1280"
-        view["url"] = sign(item.media_id, shown) if shown in versions else None
+        shown = "video" if video else "w1280"
+        view["url"] = sign(media_id, shown) if shown in versions else None
     return view
