@@ -221,3 +221,28 @@ async def test_concurrent_uploads_across_two_servers_cannot_pass_the_quota(
     unfinished = sum(1 for a in tus if a.status_code == 201) * len(FILE)
     assert await kept_bytes(db, owner) + unfinished == fits * len(FILE) <= limit
     assert await used(db, owner) == fits * len(FILE)
+
+
+async def test_a_file_attached_while_the_purge_runs_is_kept(
+    client, db, owner: Person, backend: str
+) -> None:
+    """The purge re-checks `attached_at` row by row: a report that takes an old upload at the
+    moment the purge deletes it keeps it (PostgreSQL row locks; SQLite serialises writers)."""
+    if backend != "postgresql":
+        pytest.skip("row locks between two transactions are a PostgreSQL property")
+    from app.core.db import session_factory
+
+    media_id = uuid.UUID((await upload(client, owner.headers, FILE)).json()["id"])
+    clock.advance(timedelta(hours=get_media_ext_settings().media_orphan_retention_hours + 1))
+    sessions = session_factory()
+    async with sessions() as attaching, sessions() as purging:
+        assert await media_service.mark_attached(attaching, [media_id]) == {media_id}
+        purge = asyncio.create_task(media_service.purge_orphans(purging))
+        await asyncio.sleep(0.5)
+        assert not purge.done()  # waiting for the attaching transaction
+        await attaching.commit()
+        assert await asyncio.wait_for(purge, 10) == 0
+        await purging.commit()
+
+    assert (await db.get(MediaObject, media_id, populate_existing=True)) is not None
+    assert await used(db, owner) == len(FILE)
