@@ -138,3 +138,30 @@ async def test_public_lookup_limits_hold_across_two_server_processes(
     assert sum(r.status_code != 429 for r in by_code) == settings.public_lookup_per_code_per_hour
     assert {r.status_code for r in by_code} == {404, 429}  # "5678" is not among the guesses
     assert sum(r.status_code != 429 for r in by_ip) == settings.public_lookup_per_ip_per_minute
+
+
+async def test_a_dossier_is_rated_once_however_many_ratings_race(
+    client: httpx.AsyncClient, db: AsyncSession, catalogue: None, two_servers: str
+) -> None:
+    citizen = await person(client, db, "0912345678")
+    officer = await person(client, db, "0981000001", "ward_staff", "TNG-PDP")
+    media_id = await upload_pdf(client, citizen.headers)
+    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
+                              headers=idem(citizen.headers))).json()["code"]
+    result = await upload_pdf(client, officer.headers, purpose="result")
+    for body in ({"action": "receive"}, {"action": "approve"},
+                 {"action": "return_result", "result_media_id": result}):
+        done = await client.post(f"/api/v1/staff/dossiers/{code}/transitions", json=body,
+                                 headers=officer.headers)
+        assert done.status_code == 200, done.text
+    async with httpx.AsyncClient(base_url=two_servers, headers=citizen.headers,
+                                 timeout=60) as http:
+        answers = await asyncio.gather(*[
+            http.post(f"/api/v1/dossiers/{code}/rating", json={"score": 1 + n % 5})
+            for n in range(20)])
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 19
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {
+        "dossier.already_rated"}
+    rated = (await db.execute(sa.select(sa.func.count()).select_from(DossierEvent)
+                              .where(DossierEvent.action == "rate"))).scalar_one()
+    assert rated == 1

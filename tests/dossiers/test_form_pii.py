@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.audit import AuditEvent
+from app.core.db import UTCDateTime
 from app.dossiers import form_pii
 from tests.support import databases
 from tests.support.dossiers import Person, birth_body, idem, upload_pdf
@@ -112,9 +114,10 @@ async def test_the_migration_encrypts_the_numbers_of_forms_stored_in_clear(
                 " supplement_documents, outcome_reasons, updated_at) VALUES (:id, 'X', 'P', :u,"
                 " 'W', 'submitted', :form, '2026-12', :t, 0, 0, 0, '[]', '[]', :t)"
             ).bindparams(sa.bindparam("id", type_=sa.Uuid()), sa.bindparam("u", type_=sa.Uuid()),
-                         sa.bindparam("form", type_=sa.JSON())),
+                         sa.bindparam("form", type_=sa.JSON()),
+                         sa.bindparam("t", type_=UTCDateTime())),
                 {"id": dossier_id, "u": uuid.uuid4(), "form": form,
-                 "t": "2026-12-08 00:00:00+00:00"})
+                 "t": datetime(2026, 12, 8, tzinfo=UTC)})
 
         await _alembic(command.upgrade, fresh_url, MIGRATION)
         sealed = await read()
