@@ -195,3 +195,36 @@ def test_a_video_is_judged_on_its_decoded_duration(tmp_path, monkeypatch) -> Non
         processing.process(source, "video/mp4", "video", tmp_path / "out")
 
     assert refused.value.error.code == "media.video_too_long"
+
+
+async def test_a_bomb_that_reached_storage_fails_in_the_worker_undecoded(
+    client, db, monkeypatch
+) -> None:
+    """Whatever let it in (an older server, a lower limit then), the worker judges the stored
+    file from its header before decoding it."""
+    import uuid
+
+    from app.media.derived import MediaProcessing
+    from app.media.models import MediaObject
+    from app.media.storage import get_storage
+    from tests.incidents.helpers import CENTRE, citizen, file_report
+    from tests.support.flows import run_jobs, seed_wards
+
+    await seed_wards(db)
+    reporter = await citizen(client, db, "0912620001")
+    response = await upload(client, reporter, samples.encode(samples.scene(), ".png"), "a.png",
+                            "image/png")
+    media_id = uuid.UUID(response.json()["id"])
+    stored = await db.get(MediaObject, media_id)
+    get_storage().path(stored.storage_key).write_bytes(flat_png())
+
+    def never(*_args):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(inspect, "decode_photo", never)
+    monkeypatch.setattr(processing, "decode_photo", never)
+    await file_report(client, reporter, CENTRE, media_ids=[str(media_id)])
+    await run_jobs()
+
+    state = await db.get(MediaProcessing, media_id, populate_existing=True)
+    assert (state.status, state.error_code) == ("failed", "media.compression_too_high")
