@@ -117,3 +117,48 @@ def test_serve_refuses_to_start_naming_the_setting_and_printing_no_secret() -> N
     assert done.returncode == 1
     assert "PUBLIC_BASE_URL" in done.stderr and "settings.invalid" in done.stderr
     assert secret not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_production_server_serves_metrics_and_docs_only_on_its_internal_listener(
+    database_url: str, tmp_path: Path,
+) -> None:
+    """`serve` as deployed: production settings, a public and an internal port."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from app.core.config import PROJECT_ROOT
+    from scripts.fake_fcm import write_credentials
+    from tests.support.servers import free_port
+
+    credentials = tmp_path / "fcm.json"
+    write_credentials(credentials, "https://oauth2.invalid", "demo-thainguyen")
+    public, internal = free_port(), free_port()
+    env = {**os.environ, **{k.upper(): str(v) for k, v in SAFE.items()},
+           "FCM_CREDENTIALS_FILE": str(credentials), "INTERNAL_PORT": str(internal),
+           "DATABASE_URL": database_url, "RUN_WORKER_IN_PROCESS": "false",
+           "LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(public)], cwd=PROJECT_ROOT,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(server.communicate()[0].decode()[-3000:])
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{public}/healthz", timeout=1).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        for path in ("/metrics", "/openapi.json", "/docs", "/internal/v1/camera-alerts"):
+            hidden = httpx.get(f"http://127.0.0.1:{public}{path}", timeout=10)
+            assert hidden.status_code == 404, path
+        for path in ("/metrics", "/openapi.json", "/docs", "/healthz"):
+            assert httpx.get(f"http://127.0.0.1:{internal}{path}", timeout=10).is_success, path
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
