@@ -25,7 +25,7 @@ class MediaExtSettings(BaseSettings):
     media_max_video_seconds: float = 300
     # A video is judged on what decoding it costs, not only on its declared duration: a frame
     # rate of 60,000 fps makes a tiny duration of a huge number of frames.
-    media_max_video_fps: float = 120
+    media_max_video_fps: float = 240  # phones film slow motion at 240
     media_max_video_frames: int = 18_000  # 5 minutes at 60 fps
     media_max_video_frame_pixels: int = 3840 * 2160
     # Public versions: long sides of the thumbnails; detection runs on a copy this large.
