@@ -121,17 +121,24 @@ def test_serve_refuses_to_start_naming_the_setting_and_printing_no_secret() -> N
 
 @pytest.mark.slow
 def test_a_production_server_serves_metrics_and_docs_only_on_its_internal_listener(
-    database_url: str, tmp_path: Path,
+    tmp_path: Path,
 ) -> None:
-    """`serve` as deployed: production settings, a public and an internal port."""
+    """`serve` as deployed: production settings (its own database: the test database's signing
+    keys are sealed with the development key), a public and an internal port."""
     import os
     import subprocess
     import sys
     import time
 
+    from alembic import command
+
     from app.core.config import PROJECT_ROOT
     from scripts.fake_fcm import write_credentials
+    from tests.support.databases import alembic_config
     from tests.support.servers import free_port
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'production.db'}"
+    command.upgrade(alembic_config(database_url), "head")
 
     credentials = tmp_path / "fcm.json"
     write_credentials(credentials, "https://oauth2.invalid", "demo-thainguyen")
