@@ -19,6 +19,7 @@ from app.cameras.models import CameraAlert, CameraSnapshot
 from app.core import clock
 from app.core.audit import AuditEvent
 from app.core.jobs import DEAD, Job
+from app.incidents import renditions
 from app.incidents import service as incidents
 from app.incidents.config import get_incident_settings
 from app.incidents.models import Incident
@@ -288,13 +289,18 @@ async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff
     assert detail.status_code == 200
     [shown] = detail.json()["media"]
     assert shown["id"] == str(media.id) and shown["ready"] is True
-    original = await client.get(_path(shown["url"]))
+    # Staff views link the blurred copy; the original is read through the audited endpoint.
+    assert (await client.get(_path(shown["url"]))).content == blurred != picture
+    original_url = (f"/api/v1/staff/incidents/{alert.incident_id}/media/{media.id}/original")
+    original = await client.get(original_url, params={"reason": "Xác minh cảnh báo"},
+                                headers=staff.headers)
     assert original.status_code == 200 and original.content == picture  # staff: as received
     thumb = await client.get(_path(shown["thumbnail_url"]))
     assert thumb.content == (await db.get(CameraSnapshot, (alert.id, "thumbnail"))).content
 
     # What the public would see of it: the blurred copy, never the original.
-    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)], "public")
+    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)],
+                                                    renditions.PUBLIC)
     [public] = views[uuid.UUID(alert.incident_id)]
     assert "/original" not in public["url"]
     assert (await client.get(_path(public["url"]))).content == blurred != picture
@@ -307,8 +313,11 @@ async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff
     detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}",
                               headers=staff.headers)
     [shown] = detail.json()["media"]
-    assert (await client.get(_path(shown["url"]))).status_code == 404
+    gone = await client.get(original_url, params={"reason": "Xác minh cảnh báo"},
+                            headers=staff.headers)
+    assert gone.status_code == 404
     assert (await client.get(_path(shown["thumbnail_url"]))).status_code == 200
-    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)], "public")
+    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)],
+                                                    renditions.PUBLIC)
     assert (await client.get(_path(views[uuid.UUID(alert.incident_id)][0]["url"]))).content \
         == blurred
