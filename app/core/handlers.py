@@ -177,7 +177,7 @@ def _ensure_problem_schema(document: dict[str, Any]) -> None:
 
 def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """Document problem responses as they are sent: `application/problem+json` with `Problem`."""
-    replaced_validation = False
+    needs_problem_schema = False
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -187,15 +187,63 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 plain = content.get("application/json", {})
                 if plain.get("schema", {}).get("$ref") == _REF_PREFIX + "HTTPValidationError":
                     operation["responses"][status] = _validation_response()
-                    replaced_validation = True
+                    needs_problem_schema = True
                 elif errors.PROBLEM_JSON in content and "schema" in plain:
                     content[errors.PROBLEM_JSON]["schema"] = content.pop("application/json")[
                         "schema"
                     ]
-    if replaced_validation:
+            if _document_generic_problems(operation):
+                needs_problem_schema = True
+    if needs_problem_schema:
         _ensure_problem_schema(document)
     _drop_fastapi_validation_schemas(document)
     return document
+
+
+def _generic_problems(operation: dict[str, Any]) -> tuple[errors.ErrorCode, ...]:
+    """The problems any route may answer whatever it does: for a request body, too large (the
+    body limit), unreadable JSON, invalid fields; for a bearer token it asks for, missing or
+    invalid (RFC 6750 3.1: 401)."""
+    found: tuple[errors.ErrorCode, ...] = ()
+    content = operation.get("requestBody", {}).get("content", {})
+    if content:
+        found += (errors.BODY_TOO_LARGE, errors.VALIDATION_FAILED)
+        if any(media.endswith("json") for media in content):
+            found += (errors.MALFORMED_JSON,)
+    if operation.get("security"):
+        found += (errors.UNAUTHENTICATED, errors.TOKEN_INVALID)
+    return found
+
+
+def _document_generic_problems(operation: dict[str, Any]) -> bool:
+    """Document on every operation the problems it answers whatever the route (a body, a token),
+    so no route has to repeat them. Returns whether a `Problem` reference was added."""
+    added = False
+    responses = operation.setdefault("responses", {})
+    for err in _generic_problems(operation):
+        status = str(err.status)
+        example = {err.code: {"value": errors.problem_body(err, "vi")}}
+        documented = responses.get(status)
+        if documented is None:
+            responses[status] = {
+                "description": err.code,
+                "content": {
+                    errors.PROBLEM_JSON: {
+                        "schema": {"$ref": _REF_PREFIX + "Problem"},
+                        "examples": example,
+                    }
+                },
+            }
+            added = True
+            continue
+        problem = documented.get("content", {}).get(errors.PROBLEM_JSON)
+        if problem is None or err.code in problem.get("examples", {}):
+            continue  # documented already (or as something else the route answers with)
+        problem.setdefault("examples", {}).update(example)
+        documented["description"] = ", ".join(
+            filter(None, [documented.get("description"), err.code])
+        )
+    return added
 
 
 def _drop_fastapi_validation_schemas(document: dict[str, Any]) -> None:
