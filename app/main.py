@@ -66,8 +66,6 @@ MODEL_MODULES = [
     "app.tokens.models",
     "app.media.models",
     "app.dossiers.models",
-    "app.media.derived",
-    "app.media.tus_models",
     "app.incidents.models",
     "app.cameras.models",
     "app.notifications.models",

@@ -12,7 +12,6 @@ from app.core.config import PROJECT_ROOT, Settings
 DOMAIN_SETTINGS = [
     ("app.dossiers.config", "DossierSettings"),
     ("app.media.config", "MediaSettings"),
-    ("app.media.config_ext", "MediaExtSettings"),
     ("app.incidents.config", "IncidentSettings"),
 ]
 

@@ -1,4 +1,10 @@
-"""Media settings (env: MEDIA_DIR, MEDIA_MAX_UPLOAD_BYTES, MEDIA_STORAGE_BACKEND)."""
+"""Media settings: where files live, upload limits and quota, tus, photo/video limits and
+processing, signed URLs, S3.
+
+Env: MEDIA_DIR, MEDIA_MAX_UPLOAD_BYTES, MEDIA_MAX_IMAGE_PIXELS, MEDIA_MAX_VIDEO_*,
+MEDIA_QUOTA_BYTES, MEDIA_UPLOADS_PER_HOUR, MEDIA_ORPHAN_RETENTION_HOURS, MEDIA_TUS_*,
+MEDIA_URL_TTL_SECONDS, MEDIA_STORAGE, MEDIA_S3_*.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.config import VAR_DIR
@@ -15,9 +22,54 @@ class MediaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     media_dir: Path = VAR_DIR / "media"
-    media_storage_backend: Literal["local"] = "local"
     # Hard ceiling of one multipart upload; each use (a procedure's document) may set a lower one.
     media_max_upload_bytes: int = 20 * 1024 * 1024
+
+    # A decompression bomb is refused from its header, before any pixel is decoded.
+    media_max_image_pixels: int = 50_000_000
+    # Above this many pixels a photo must not decode to more than this many times its file size
+    # (3 bytes a pixel): a real photo compresses about 10:1, a flat bomb 1000:1.
+    media_ratio_check_min_pixels: int = 4_000_000
+    media_max_compression_ratio: float = 200
+    media_max_video_seconds: float = 300
+    # A video is judged on what decoding it costs, not only on its declared duration: a frame
+    # rate of 60,000 fps makes a tiny duration of a huge number of frames.
+    media_max_video_fps: float = 240  # phones film slow motion at 240
+    media_max_video_frames: int = 18_000  # 5 minutes at 60 fps
+    media_max_video_frame_pixels: int = 3840 * 2160
+    # Public versions: long sides of the thumbnails; detection runs on a copy this large.
+    media_thumbnail_sizes: tuple[int, int] = (320, 1280)
+    media_detect_max_side: int = 640
+    media_jpeg_quality: int = 85
+
+    # tus resumable uploads.
+    media_tus_max_size_bytes: int = 500 * 1024 * 1024
+    media_tus_expiration_hours: int = 24
+    # Bytes an account may hold in kept files and unfinished uploads together, however they came
+    # in (multipart or tus). MEDIA_TUS_QUOTA_BYTES is its former name.
+    media_quota_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        validation_alias=AliasChoices("media_quota_bytes", "media_tus_quota_bytes"),
+    )
+    # Upload attempts an account may start per hour (multipart and tus creations together).
+    media_uploads_per_hour: int = 120
+    # An upload no report or dossier took within this time is deleted (and its bytes given back).
+    media_orphan_retention_hours: int = 7 * 24
+    # A PATCH whose body stops arriving for this long ends as if cut off: what arrived is kept
+    # and the upload's writer lock is let go (a phone that vanished without closing the
+    # connection would otherwise hold it until the kernel gives up on the socket). tusd: 60 s.
+    media_tus_idle_timeout_seconds: float = 60
+
+    # Signed, expiring media URLs.
+    media_url_ttl_seconds: int = 3600
+
+    # Where files are kept: the local disk under MEDIA_DIR, or S3-compatible storage.
+    media_storage: Literal["local", "s3"] = "local"
+    media_s3_endpoint_url: str = ""
+    media_s3_bucket: str = "cthainguyen-media"
+    media_s3_region: str = "ap-southeast-1"
+    media_s3_access_key_id: str = ""
+    media_s3_secret_access_key: str = ""
 
 
 @lru_cache

@@ -1,4 +1,4 @@
-"""Photo and video formats of incident reports, added to the media sniffing registry.
+"""Photo and video formats (incident reports' evidence), added to the sniffing registry.
 
 JPEG and PNG are in the base registry. Here: WebP, HEIC, MP4, MOV, 3GP. ISO-BMFF files (HEIC and
 the videos) and WebP cannot be judged complete from their last bytes; `inspect.py` walks their

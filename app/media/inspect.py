@@ -18,8 +18,8 @@ from pathlib import Path
 import anyio
 
 from app.core.errors import AppError
-from app.media import errors, errors_ext
-from app.media.config_ext import get_media_ext_settings
+from app.media import errors
+from app.media.config import get_media_settings
 from app.media.formats import BMFF_TYPES, PHOTO_TYPES, VIDEO_TYPES
 
 
@@ -157,7 +157,7 @@ def decode_photo(path: Path, content_type: str):  # type: ignore[no-untyped-def]
 
 
 def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     size = header_size(path, content_type)
     if size is None:
         if not decode:
@@ -165,7 +165,7 @@ def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
         raise Corrupt("no image size in the header")
     pixels = size[0] * size[1]
     if pixels > settings.media_max_image_pixels:
-        raise AppError(errors_ext.TOO_MANY_PIXELS,
+        raise AppError(errors.TOO_MANY_PIXELS,
                        params={"pixels": pixels, "limit": settings.media_max_image_pixels},
                        extra={"pixels": pixels, "limit": settings.media_max_image_pixels})
     check_compression(pixels, path.stat().st_size)
@@ -181,30 +181,30 @@ def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
 def check_compression(pixels: int, file_size: int) -> None:
     """A large picture must not decode to many times its file size (a decompression bomb that
     stays under the pixel limit: 7000 x 7000 flat pixels in 143 KB)."""
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     if pixels <= settings.media_ratio_check_min_pixels:
         return
     if pixels * 3 > settings.media_max_compression_ratio * max(1, file_size):
-        raise AppError(errors_ext.COMPRESSION_TOO_HIGH,
+        raise AppError(errors.COMPRESSION_TOO_HIGH,
                        params={"pixels": pixels, "size": file_size},
                        extra={"pixels": pixels, "size_bytes": file_size,
                               "max_ratio": settings.media_max_compression_ratio})
 
 
 def too_heavy(reason: str, **extra: float) -> AppError:
-    return AppError(errors_ext.VIDEO_TOO_HEAVY, params={"reason": reason},
+    return AppError(errors.VIDEO_TOO_HEAVY, params={"reason": reason},
                     extra={"reason": reason, **extra})
 
 
 def check_frame(width: int, height: int) -> None:
-    limit = get_media_ext_settings().media_max_video_frame_pixels
+    limit = get_media_settings().media_max_video_frame_pixels
     if width * height > limit:
         raise too_heavy("frame_size", width=width, height=height, limit=limit)
 
 
 def check_video_rate(fps: float, frames: int) -> None:
     """Declared frame rate and count, judged before the frames are decoded."""
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     if fps > settings.media_max_video_fps:
         raise too_heavy("frame_rate", fps=fps, limit=settings.media_max_video_fps)
     if frames > settings.media_max_video_frames:
@@ -258,9 +258,9 @@ def inspect_file(path: Path, content_type: str, *, deep: bool = True) -> Probe |
         probe = probe_video(path)
     except (Corrupt, OSError, struct.error, ValueError):
         raise AppError(errors.CORRUPT) from None
-    limit = get_media_ext_settings().media_max_video_seconds
+    limit = get_media_settings().media_max_video_seconds
     if probe.duration_s is not None and probe.duration_s > limit:
-        raise AppError(errors_ext.VIDEO_TOO_LONG,
+        raise AppError(errors.VIDEO_TOO_LONG,
                        params={"seconds": round(probe.duration_s), "limit": int(limit)},
                        extra={"duration_s": probe.duration_s, "limit": limit})
     return probe

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from app.core.errors import AppError
-from app.media import errors_ext
-from app.media.config_ext import get_media_ext_settings
+from app.media import errors
+from app.media.config import get_media_settings
 from app.media.inspect import Corrupt, check_frame, decode_photo, probe_video, too_heavy
 
 Box = tuple[int, int, int, int]
@@ -58,7 +58,7 @@ def resize_long_side(image: np.ndarray, side: int) -> np.ndarray:
 
 def detect(image: np.ndarray, max_side: int | None = None) -> Detections:
     """Faces and plates, found on a reduced grey copy, as boxes of the full image (padded)."""
-    max_side = max_side or get_media_ext_settings().media_detect_max_side
+    max_side = max_side or get_media_settings().media_detect_max_side
     height, width = image.shape[:2]
     small = resize_long_side(image, max_side)
     scale = width / small.shape[1]
@@ -99,7 +99,7 @@ def blur_regions(image: np.ndarray, boxes: list[Box]) -> np.ndarray:
 
 def encode_jpeg(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".jpg", image,
-                            [cv2.IMWRITE_JPEG_QUALITY, get_media_ext_settings().media_jpeg_quality])
+                            [cv2.IMWRITE_JPEG_QUALITY, get_media_settings().media_jpeg_quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return data.tobytes()
@@ -129,7 +129,7 @@ class Result:
 
 def _thumbnails(image: np.ndarray, out_dir: Path) -> list[Output]:
     outputs = []
-    for side in get_media_ext_settings().media_thumbnail_sizes:
+    for side in get_media_settings().media_thumbnail_sizes:
         version = resize_long_side(image, side)
         path = out_dir / f"w{side}.jpg"
         path.write_bytes(encode_jpeg(version))
@@ -159,7 +159,7 @@ def process_video(src: Path, out_dir: Path) -> Result:
     # Detect twice a second on a small copy; boxes hold in between (padded for movement).
     # Haar cascades cost ~100 ms per 640 px frame here: every frame would take minutes.
     every = max(1, round(fps / 2))
-    detect_side = min(480, get_media_ext_settings().media_detect_max_side)
+    detect_side = min(480, get_media_settings().media_detect_max_side)
     poster_at = min(probe.frames or 1, round(fps)) - 1
     writer = None
     poster = None
@@ -167,7 +167,7 @@ def process_video(src: Path, out_dir: Path) -> Result:
     boxes: list[Box] = []
     index = 0
     path = out_dir / "video.mp4"
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     # The header may lie: what is decoded is bounded too (frames, their size, their timestamps).
     # Containers' frame counts can be estimates: a little slack over the declared count.
     max_frames = min(settings.media_max_video_frames, int((probe.frames or 0) * 1.05) + 30)
@@ -184,7 +184,7 @@ def process_video(src: Path, out_dir: Path) -> Result:
             check_frame(frame.shape[1], frame.shape[0])
             if capture.get(cv2.CAP_PROP_POS_MSEC) > max_ms:
                 seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-                raise AppError(errors_ext.VIDEO_TOO_LONG,
+                raise AppError(errors.VIDEO_TOO_LONG,
                                params={"seconds": round(seconds),
                                        "limit": int(settings.media_max_video_seconds)},
                                extra={"duration_s": seconds,

@@ -25,9 +25,8 @@ from app.core import clock, jobs
 from app.core.config import get_settings
 from app.core.security import constant_time_equals
 from app.media import formats
-from app.media.config_ext import get_media_ext_settings
-from app.media.derived import MediaProcessing, MediaVariant
-from app.media.models import MediaObject
+from app.media.config import get_media_settings
+from app.media.models import MediaObject, MediaProcessing, MediaVariant
 from app.media.storage import get_storage, staging_dir
 
 PROCESS_JOB = "media.process"
@@ -162,7 +161,7 @@ def signed_url(media_id: uuid.UUID, name: str, ttl_seconds: int | None = None) -
 
 def url_signer(ttl_seconds: int | None = None) -> Callable[[uuid.UUID, str], str]:
     """`signed_url` for a page of files: settings, clock and key are read once."""
-    ttl = ttl_seconds or get_media_ext_settings().media_url_ttl_seconds
+    ttl = ttl_seconds or get_media_settings().media_url_ttl_seconds
     # Rounded up to the next multiple of the TTL/4, so a page of URLs stays cacheable a while.
     step = max(1, ttl // 4)
     expires = (int(clock.now().timestamp()) + ttl + step - 1) // step * step
@@ -209,7 +208,7 @@ def remove_dir(path: Path) -> None:
 
 
 async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object]:
-    from app.media.tus_models import TusUpload
+    from app.media.models import TusUpload
 
     uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
     return {"unfinished_uploads": [u.model_dump(mode="json") for u in uploads.scalars()
@@ -220,7 +219,7 @@ async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ig
     """Before the media section erases the originals: their derived files and the unfinished
     uploads of the person (rows alone would cascade, the files would not)."""
     from app.media import tus_service
-    from app.media.tus_models import TusUpload
+    from app.media.models import TusUpload
 
     held = sa.select(MediaObject.id).where(MediaObject.owner_id == user_id,
                                            MediaObject.legal_hold.is_(False))

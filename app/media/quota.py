@@ -20,29 +20,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import ratelimit
 from app.core.errors import AppError
-from app.media import errors_ext
-from app.media.config_ext import get_media_ext_settings
+from app.media import errors
+from app.media.config import get_media_settings
 from app.media.models import MediaQuotaUsage
 
 _TABLE = MediaQuotaUsage.__table__  # type: ignore[attr-defined]
 
 
 def _exceeded(limit: int) -> AppError:
-    return AppError(errors_ext.TUS_QUOTA, params={"limit": limit}, extra={"limit": limit})
+    return AppError(errors.QUOTA_EXCEEDED, params={"limit": limit}, extra={"limit": limit})
 
 
 async def admit(session: AsyncSession, owner_id: uuid.UUID) -> None:
     """Count one upload attempt of the account (MEDIA_UPLOADS_PER_HOUR, every way in: a
     multipart file, a tus creation); 429 `request.rate_limited` past the limit."""
     await ratelimit.hit(session, f"media.upload:{owner_id}",
-                        limit=get_media_ext_settings().media_uploads_per_hour,
+                        limit=get_media_settings().media_uploads_per_hour,
                         window_seconds=3600)
 
 
 async def reserve(session: AsyncSession, owner_id: uuid.UUID, size: int) -> None:
     """Add `size` bytes to the account's use, or refuse (413 `media.quota_exceeded`) when that
     would pass MEDIA_QUOTA_BYTES. Atomic: checked and counted in one statement."""
-    limit = get_media_ext_settings().media_quota_bytes
+    limit = get_media_settings().media_quota_bytes
     if size > limit:
         raise _exceeded(limit)
     dialect = session.bind.dialect.name if session.bind else "sqlite"

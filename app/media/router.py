@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.core import errors as core_errors
 from app.core.errors import AppError, responses
 from app.identity.dependencies import CurrentPrincipal, DbSession
-from app.media import errors, errors_ext, service
+from app.media import errors, service
 from app.media.config import get_media_settings
 from app.media.schemas import MediaOut
 from app.media.upload import receive_file
@@ -50,7 +50,7 @@ UPLOAD_BODY = {
     responses=responses(*AUTH, errors.NOT_MULTIPART, errors.FILE_MISSING, errors.TOO_MANY_FILES,
                         errors.EMPTY_FILE, errors.TOO_LARGE, errors.UNSUPPORTED_TYPE,
                         errors.TYPE_MISMATCH, errors.CORRUPT, errors.ACTIVE_CONTENT,
-                        errors.MALFORMED_UPLOAD, errors_ext.TUS_QUOTA, core_errors.RATE_LIMITED),
+                        errors.MALFORMED_UPLOAD, errors.QUOTA_EXCEEDED, core_errors.RATE_LIMITED),
 )
 async def upload(request: Request, principal: CurrentPrincipal, session: DbSession) -> Any:
     staged, fields = await receive_file(

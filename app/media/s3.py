@@ -18,7 +18,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from app.media.config_ext import MediaExtSettings
+from app.media.config import MediaSettings
 from app.media.storage import CHUNK, StorageBackend
 
 PART_BYTES = 8 * 1024 * 1024
@@ -38,7 +38,7 @@ class S3Storage(StorageBackend):
                                  retries={"max_attempts": 3, "mode": "standard"})
 
     @classmethod
-    def from_settings(cls, settings: MediaExtSettings) -> S3Storage:
+    def from_settings(cls, settings: MediaSettings) -> S3Storage:
         return cls(endpoint_url=settings.media_s3_endpoint_url, bucket=settings.media_s3_bucket,
                    region=settings.media_s3_region,
                    access_key_id=settings.media_s3_access_key_id,

@@ -17,9 +17,8 @@ from app.core import clock
 from app.core.errors import AppError
 from app.core.personal_data import Retained
 from app.media import errors, formats, inspect, quota, sniff  # noqa: F401  (formats registers)
-from app.media.config_ext import get_media_ext_settings
-from app.media.derived import MediaProcessing, MediaVariant
-from app.media.models import MediaObject
+from app.media.config import get_media_settings
+from app.media.models import MediaObject, MediaProcessing, MediaVariant
 from app.media.storage import get_storage, new_staging_path
 from app.media.upload import StagedFile
 
@@ -237,7 +236,7 @@ async def purge_orphans(session: AsyncSession, *, batch: int = 500) -> int:
     """Delete uploads no record took within MEDIA_ORPHAN_RETENTION_HOURS, with their files, and
     give their bytes back to the owners' quotas. A file attached meanwhile is left alone (the
     delete re-checks `attached_at` row by row)."""
-    hours = get_media_ext_settings().media_orphan_retention_hours
+    hours = get_media_settings().media_orphan_retention_hours
     cutoff = clock.now() - timedelta(hours=hours)
     candidates = sa.select(MediaObject.id).where(
         MediaObject.attached_at.is_(None), MediaObject.created_at < cutoff,

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from app.core.errors import AppError, responses
 from app.identity.dependencies import DbSession
-from app.media import errors, errors_ext, public
+from app.media import errors, public
 from app.media.s3 import S3Storage
 from app.media.storage import LocalStorage, get_storage
 
@@ -26,14 +26,14 @@ router = APIRouter(prefix="/api/v1/media/signed", tags=["media"])
     description="Supports single byte ranges (`Range: bytes=a-b`) so video players can seek.",
     summary="A photo, video or derived version, through a signed expiring link",
     responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
-               **responses(errors_ext.LINK_INVALID, errors.MEDIA_NOT_FOUND)},
+               **responses(errors.LINK_INVALID, errors.MEDIA_NOT_FOUND)},
 )
 async def signed_content(
     media_id: uuid.UUID, name: str, session: DbSession, request: Request,
     exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=100)],
 ) -> Response:
     if not public.verify_signature(media_id, name, exp, sig):
-        raise AppError(errors_ext.LINK_INVALID)
+        raise AppError(errors.LINK_INVALID)
     found = (await public.describe(session, [media_id])).get(media_id)
     if found is None:
         raise AppError(errors.MEDIA_NOT_FOUND)

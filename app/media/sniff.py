@@ -1,8 +1,8 @@
 """Judge a file by its bytes, never by its name or declared type.
 
 Each format checks its leading signature and its trailing structure (a truncated upload or a file
-with bytes appended after its end marker is refused as corrupt). The registry is open: the
-incidents domain registers WebP/HEIC/MP4/... with `register()`.
+with bytes appended after its end marker is refused as corrupt). The registry is open:
+`formats.py` registers WebP/HEIC/MP4/... with `register()`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Where file bytes live. The interface is small so an S3-compatible backend can join later;
-uploads are first streamed to a local staging file, then handed to the backend."""
+"""Where file bytes live: the local disk under MEDIA_DIR, or S3-compatible storage (`s3.py`,
+MEDIA_STORAGE=s3). Uploads are first streamed to a local staging file, then handed to the
+backend."""
 
 from __future__ import annotations
 
@@ -108,17 +109,14 @@ _backend: StorageBackend | None = None
 
 def get_storage() -> StorageBackend:
     global _backend
-    from app.media.config_ext import get_media_ext_settings
-
-    ext = get_media_ext_settings()
-    if ext.media_storage == "s3":
+    settings = get_media_settings()
+    if settings.media_storage == "s3":
         # S3-compatible object storage (app/media/s3.py), chosen with MEDIA_STORAGE=s3.
         if _backend is None or _backend.name != "s3":
             from app.media.s3 import S3Storage
 
-            _backend = S3Storage.from_settings(ext)
+            _backend = S3Storage.from_settings(settings)
         return _backend
-    settings = get_media_settings()
     if not isinstance(_backend, LocalStorage) or _backend.root != settings.media_dir.resolve():
         _backend = LocalStorage(settings.media_dir)
     return _backend

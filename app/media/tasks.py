@@ -16,8 +16,7 @@ from app.core.jobs import job_handler, periodic
 from app.core.logging import get_logger
 from app.media import inspect, processing, public
 from app.media import service as media_service
-from app.media.derived import MediaProcessing, MediaVariant
-from app.media.models import MediaObject
+from app.media.models import MediaObject, MediaProcessing, MediaVariant
 from app.media.storage import get_storage
 
 log = get_logger("media")

@@ -13,20 +13,20 @@ from app.core import errors as core_errors
 from app.core.config import get_settings
 from app.core.errors import responses
 from app.identity.dependencies import CurrentPrincipal, DbSession
-from app.media import errors_ext as tus_errors
+from app.media import errors
 from app.media import tus_service as tus
-from app.media.config_ext import get_media_ext_settings
-from app.media.tus_models import TusUpload
+from app.media.config import get_media_settings
+from app.media.models import TusUpload
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads (tus)"])
 AUTH = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
 OCTETS = "application/offset+octet-stream"
-JUDGED = responses(*AUTH, tus_errors.TUS_VERSION)
+JUDGED = responses(*AUTH, errors.TUS_VERSION)
 
 
 def _version(request: Request) -> None:
     if request.headers.get("tus-resumable") != tus.VERSION:
-        raise tus.fail(tus_errors.TUS_VERSION, headers={"Tus-Version": tus.VERSION})
+        raise tus.fail(errors.TUS_VERSION, headers={"Tus-Version": tus.VERSION})
 
 
 def _state_headers(upload: TusUpload) -> dict[str, str]:
@@ -43,7 +43,7 @@ def _state_headers(upload: TusUpload) -> dict[str, str]:
 def _options() -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers={
         **tus.BASE_HEADERS, "Tus-Version": tus.VERSION, "Tus-Extension": tus.EXTENSIONS,
-        "Tus-Max-Size": str(get_media_ext_settings().media_tus_max_size_bytes),
+        "Tus-Max-Size": str(get_media_settings().media_tus_max_size_bytes),
         "Tus-Checksum-Algorithm": ",".join(tus.ALGORITHMS),
     })
 
@@ -64,7 +64,7 @@ async def _write_and_finish(
     request: Request, session: DbSession, upload: TusUpload, offset: int
 ) -> TusUpload:
     if request.headers.get("content-type", "").split(";")[0].strip() != OCTETS:
-        raise tus.fail(tus_errors.TUS_CONTENT_TYPE)
+        raise tus.fail(errors.TUS_CONTENT_TYPE)
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
     await tus.append(session, upload, offset, request.stream(), checksum)  # completes at the end
     return upload
@@ -76,15 +76,15 @@ async def _write_and_finish(
     description="Headers: `Tus-Resumable: 1.0.0`, `Upload-Length`, optional `Upload-Metadata` "
     "(`filename`, `filetype`). A body of type application/offset+octet-stream is the first "
     "chunk. Answers `Location` and `Upload-Expires`.",
-    responses={**JUDGED, **responses(tus_errors.TUS_LENGTH_REQUIRED, tus_errors.TUS_TOO_LARGE,
-                                      tus_errors.TUS_QUOTA, tus_errors.TUS_METADATA,
+    responses={**JUDGED, **responses(errors.TUS_LENGTH_REQUIRED, errors.TUS_TOO_LARGE,
+                                      errors.QUOTA_EXCEEDED, errors.TUS_METADATA,
                                       core_errors.RATE_LIMITED)},
 )
 async def create(request: Request, principal: CurrentPrincipal, session: DbSession) -> Response:
     _version(request)
     raw = request.headers.get("upload-length", "")
     if not raw.isdigit():
-        raise tus.fail(tus_errors.TUS_LENGTH_REQUIRED)
+        raise tus.fail(errors.TUS_LENGTH_REQUIRED)
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     upload = await tus.create(session, principal.user.id, int(raw), metadata)
     if request.headers.get("content-type", "").startswith(OCTETS):
@@ -97,7 +97,7 @@ async def create(request: Request, principal: CurrentPrincipal, session: DbSessi
 
 
 @router.head("/{upload_id}", response_model=None, summary="tus: the upload's offset",
-             responses={**JUDGED, **responses(tus_errors.TUS_NOT_FOUND)})
+             responses={**JUDGED, **responses(errors.TUS_NOT_FOUND)})
 async def head(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> Response:
@@ -115,10 +115,10 @@ async def head(
     "Upload-Length. The last chunk turns the upload into a media object (`Upload-Media-Id`), "
     "judged like any upload.",
     responses={**JUDGED, **responses(
-        tus_errors.TUS_NOT_FOUND, tus_errors.TUS_OFFSET_MISMATCH, tus_errors.TUS_LOCKED,
-        tus_errors.TUS_CONTENT_TYPE,
-        tus_errors.TUS_PAST_LENGTH, tus_errors.TUS_CHECKSUM_MISMATCH,
-        tus_errors.TUS_CHECKSUM_ALGORITHM, tus_errors.TUS_ALREADY_COMPLETE)},
+        errors.TUS_NOT_FOUND, errors.TUS_OFFSET_MISMATCH, errors.TUS_LOCKED,
+        errors.TUS_CONTENT_TYPE,
+        errors.TUS_PAST_LENGTH, errors.TUS_CHECKSUM_MISMATCH,
+        errors.TUS_CHECKSUM_ALGORITHM, errors.TUS_ALREADY_COMPLETE)},
 )
 async def patch(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
@@ -127,7 +127,7 @@ async def patch(
     upload = await tus.get_mine(session, principal.user.id, upload_id)
     raw = request.headers.get("upload-offset", "")
     if not raw.isdigit():
-        raise tus.fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
+        raise tus.fail(errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
                        headers={"Upload-Offset": str(upload.offset)})
     await _write_and_finish(request, session, upload, int(raw))
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=_state_headers(upload))
@@ -135,7 +135,7 @@ async def patch(
 
 @router.delete("/{upload_id}", status_code=204, response_model=None,
                summary="tus termination: drop an upload",
-               responses={**JUDGED, **responses(tus_errors.TUS_NOT_FOUND, tus_errors.TUS_LOCKED)})
+               responses={**JUDGED, **responses(errors.TUS_NOT_FOUND, errors.TUS_LOCKED)})
 async def delete(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> Response:

@@ -39,14 +39,12 @@ from starlette.requests import ClientDisconnect
 
 from app.core import clock, jobs
 from app.core.errors import AppError, ErrorCode
-from app.media import errors_ext as tus_errors
-from app.media import quota
+from app.media import errors, quota
 from app.media import service as media_service
-from app.media.config_ext import get_media_ext_settings
-from app.media.models import MediaObject
+from app.media.config import get_media_settings
+from app.media.models import MediaObject, TusUpload
 from app.media.sniff import HEAD_BYTES, TAIL_BYTES
 from app.media.storage import staging_dir
-from app.media.tus_models import TusUpload
 from app.media.upload import StagedFile
 
 VERSION = "1.0.0"
@@ -78,11 +76,11 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             continue
         key, _, value = pair.partition(" ")
         if not key or not key.isascii() or key in out:
-            raise fail(tus_errors.TUS_METADATA)
+            raise fail(errors.TUS_METADATA)
         try:
             out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise fail(tus_errors.TUS_METADATA) from None
+            raise fail(errors.TUS_METADATA) from None
     return out
 
 
@@ -91,19 +89,19 @@ def parse_checksum(header: str | None) -> tuple[Any, bytes] | None:
         return None
     name, _, value = header.strip().partition(" ")
     if name not in ALGORITHMS:
-        raise fail(tus_errors.TUS_CHECKSUM_ALGORITHM)
+        raise fail(errors.TUS_CHECKSUM_ALGORITHM)
     try:
         return ALGORITHMS[name], base64.b64decode(value.strip(), validate=True)
     except binascii.Error:
-        raise fail(tus_errors.TUS_CHECKSUM_ALGORITHM) from None
+        raise fail(errors.TUS_CHECKSUM_ALGORITHM) from None
 
 
 async def create(
     session: AsyncSession, owner_id: uuid.UUID, length: int, metadata: dict[str, str]
 ) -> TusUpload:
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     if length > settings.media_tus_max_size_bytes:
-        raise fail(tus_errors.TUS_TOO_LARGE, params={"limit": settings.media_tus_max_size_bytes})
+        raise fail(errors.TUS_TOO_LARGE, params={"limit": settings.media_tus_max_size_bytes})
     await quota.admit(session, owner_id)
     try:
         # The whole length is reserved now, so an upload never fails for quota half-way.
@@ -127,7 +125,7 @@ async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.U
     upload = await session.get(TusUpload, upload_id)
     if (upload is None or upload.owner_id != owner_id
             or (upload.completed_at is None and upload.expires_at <= clock.now())):
-        raise fail(tus_errors.TUS_NOT_FOUND)
+        raise fail(errors.TUS_NOT_FOUND)
     return upload
 
 
@@ -143,7 +141,7 @@ async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> Asy
         fd = os.open(part_path(upload_id), os.O_RDWR)
     except FileNotFoundError:
         if not missing_ok:
-            raise fail(tus_errors.TUS_NOT_FOUND) from None
+            raise fail(errors.TUS_NOT_FOUND) from None
         fd = None
     if fd is None:
         yield
@@ -152,7 +150,7 @@ async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> Asy
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise fail(tus_errors.TUS_LOCKED, headers={"Retry-After": "1"}) from None
+            raise fail(errors.TUS_LOCKED, headers={"Retry-After": "1"}) from None
         yield
     finally:
         os.close(fd)
@@ -170,9 +168,9 @@ async def append(
         await session.commit()
         await _reload(session, upload)
         if upload.completed_at is not None:
-            raise fail(tus_errors.TUS_ALREADY_COMPLETE)
+            raise fail(errors.TUS_ALREADY_COMPLETE)
         if offset != upload.offset:
-            raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
+            raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
                        headers={"Upload-Offset": str(upload.offset)})
         start = upload.offset
         # Nothing of the transaction is needed while the bytes stream in: give the connection
@@ -186,7 +184,7 @@ async def append(
             .values(offset=start + written)
         )
         if moved.rowcount != 1:  # removed (terminated, expired) while the bytes came in
-            raise fail(tus_errors.TUS_OFFSET_MISMATCH, params={"offset": start})
+            raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": start})
         await _reload(session, upload)
         try:
             if upload.offset == upload.length:
@@ -203,7 +201,7 @@ async def append(
 async def _reload(session: AsyncSession, upload: TusUpload) -> None:
     """The committed state of the upload, in place; 404 if it was removed meanwhile."""
     if await session.get(TusUpload, upload.id, populate_existing=True) is None:
-        raise fail(tus_errors.TUS_NOT_FOUND)
+        raise fail(errors.TUS_NOT_FOUND)
 
 
 async def _write(
@@ -218,13 +216,13 @@ async def _write(
     # The server hands the body over in ~64 KiB pieces; each file write is a hop to a worker
     # thread, so pieces are gathered up to WRITE_BYTES first (memory stays at that).
     buffer = bytearray()
-    idle = get_media_ext_settings().media_tus_idle_timeout_seconds
+    idle = get_media_settings().media_tus_idle_timeout_seconds
     async with await anyio.open_file(part_path(upload.id), "r+b") as out:
         await out.seek(start)
         try:
             async for chunk in _until_silent(stream, idle):
                 if written + len(buffer) + len(chunk) > remaining:
-                    problem = fail(tus_errors.TUS_PAST_LENGTH, params={"length": upload.length})
+                    problem = fail(errors.TUS_PAST_LENGTH, params={"length": upload.length})
                     break
                 buffer += chunk
                 if digest is not None:
@@ -240,7 +238,7 @@ async def _write(
             written += len(buffer)
         if problem is None and checksum is not None and (
                 interrupted or digest is None or digest.digest() != checksum[1]):
-            problem = fail(tus_errors.TUS_CHECKSUM_MISMATCH,
+            problem = fail(errors.TUS_CHECKSUM_MISMATCH,
                            headers={"Upload-Offset": str(start)})
         if problem is not None:
             written = 0

@@ -262,9 +262,9 @@ async def test_refused_files_get_a_clear_code(client, db, make, filename, code):
 
 
 async def test_a_video_over_the_maximum_duration_is_refused(client, db, monkeypatch):
-    from app.media.config_ext import get_media_ext_settings
+    from app.media.config import get_media_settings
 
-    monkeypatch.setattr(get_media_ext_settings(), "media_max_video_seconds", 1.5)
+    monkeypatch.setattr(get_media_settings(), "media_max_video_seconds", 1.5)
     me = await citizen(client, db, "0912600012")
 
     response = await upload(client, me, samples.video(seconds=2), "clip.mp4", "video/mp4")
@@ -277,7 +277,7 @@ async def test_a_video_over_the_maximum_duration_is_refused(client, db, monkeypa
 async def test_erasing_an_account_removes_its_photos_and_their_public_versions(client, db):
     import sqlalchemy as sa
 
-    from app.media.derived import MediaVariant
+    from app.media.models import MediaVariant
     from app.media.storage import get_storage
 
     me = await citizen(client, db, "0912600013")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.media import storage as storage_module
-from app.media.config_ext import get_media_ext_settings
+from app.media.config import get_media_settings
 from app.media.models import MediaObject
 from app.media.s3 import PART_BYTES, S3Storage
 from app.media.storage import LocalStorage, StorageBackend
@@ -101,7 +101,7 @@ async def test_keys_are_separate_and_overwrite_replaces(backend, tmp_path):
 
 async def test_a_report_with_media_on_s3(client, db, moto_endpoint, monkeypatch):
     bucket = f"reports-{os.urandom(4).hex()}"
-    settings = get_media_ext_settings()
+    settings = get_media_settings()
     for name, value in (("media_storage", "s3"), ("media_s3_endpoint_url", moto_endpoint),
                         ("media_s3_bucket", bucket), ("media_s3_access_key_id", "testing"),
                         ("media_s3_secret_access_key", "testing")):

@@ -26,9 +26,8 @@ import uvicorn
 from app.core import clock
 from app.core.config import PROJECT_ROOT, get_settings
 from app.media import tus_service
-from app.media.config_ext import get_media_ext_settings
-from app.media.models import MediaObject
-from app.media.tus_models import TusUpload
+from app.media.config import get_media_settings
+from app.media.models import MediaObject, TusUpload
 from tests.conftest import count
 from tests.incidents.helpers import CENTRE, act, citizen, file_report, staff
 from tests.support import media_samples as samples
@@ -158,7 +157,7 @@ async def test_someone_elses_upload_is_404_for_every_method(client, db):
 
 
 async def test_bad_creation_requests(client, db, monkeypatch):
-    from app.media.config_ext import get_media_ext_settings
+    from app.media.config import get_media_settings
 
     me = await citizen(client, db, "0912800008")
     base = {**me, **TUS}
@@ -169,7 +168,7 @@ async def test_bad_creation_requests(client, db, monkeypatch):
     bad_meta = await client.post("/api/v1/uploads/", headers={
         **base, "Upload-Length": "5", "Upload-Metadata": "filename not-base64!"})
     anonymous = await client.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "5"})
-    monkeypatch.setattr(get_media_ext_settings(), "media_quota_bytes", 1000)
+    monkeypatch.setattr(get_media_settings(), "media_quota_bytes", 1000)
     await create(client, me, 600)
     over_quota = await client.post("/api/v1/uploads/", headers={**base, "Upload-Length": "600"})
 
@@ -393,7 +392,7 @@ async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_u
     client, db, live_server, monkeypatch
 ):
     _base, port = live_server
-    monkeypatch.setattr(get_media_ext_settings(), "media_tus_idle_timeout_seconds", 0.5)
+    monkeypatch.setattr(get_media_settings(), "media_tus_idle_timeout_seconds", 0.5)
     me = await citizen(client, db, "0912800031")
     upload_id = await create(client, me, 1001)  # stays an upload
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -15,7 +15,7 @@ import pytest
 
 from app.core.errors import AppError
 from app.media import inspect, processing
-from app.media.config_ext import get_media_ext_settings
+from app.media.config import get_media_settings
 from tests.support import media_samples as samples
 from tests.support.dossiers import Person, upload
 
@@ -120,7 +120,7 @@ async def test_a_video_declaring_60000_fps_is_refused_at_upload(client, owner: P
 async def test_a_video_of_too_many_frames_is_refused_at_upload(
     client, owner: Person, monkeypatch
 ) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_max_video_frames", 50)
+    monkeypatch.setattr(get_media_settings(), "media_max_video_frames", 50)
     clip = samples.video(seconds=10, fps=10, size=(64, 48))
 
     response = await upload(client, owner.headers, clip, "clip.mp4", "video/mp4")
@@ -135,7 +135,7 @@ async def test_a_video_of_too_many_frames_is_refused_at_upload(
 async def test_a_video_of_oversized_frames_is_refused_at_upload(
     client, owner: Person, monkeypatch
 ) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_max_video_frame_pixels", 100_000)
+    monkeypatch.setattr(get_media_settings(), "media_max_video_frame_pixels", 100_000)
     clip = samples.video(seconds=0.5, fps=10, size=(640, 480))
 
     response = await upload(client, owner.headers, clip, "clip.mp4", "video/mp4")
@@ -185,7 +185,7 @@ def test_a_video_whose_header_lies_about_its_frames_is_cut_off_while_decoding(
 
 
 def test_a_video_is_judged_on_its_decoded_duration(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_max_video_seconds", 1)
+    monkeypatch.setattr(get_media_settings(), "media_max_video_seconds", 1)
     source = tmp_path / "clip.mp4"
     source.write_bytes(samples.video(seconds=3, fps=10, size=(64, 48)))
     # The header says half a second; the frames' timestamps run to three seconds.
@@ -204,8 +204,7 @@ async def test_a_bomb_that_reached_storage_fails_in_the_worker_undecoded(
     file from its header before decoding it."""
     import uuid
 
-    from app.media.derived import MediaProcessing
-    from app.media.models import MediaObject
+    from app.media.models import MediaObject, MediaProcessing
     from app.media.storage import get_storage
     from tests.incidents.helpers import CENTRE, citizen, file_report
     from tests.support.flows import run_jobs, seed_wards

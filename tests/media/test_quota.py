@@ -17,7 +17,6 @@ from app.core import clock
 from app.media import quota
 from app.media import service as media_service
 from app.media.config import get_media_settings
-from app.media.config_ext import get_media_ext_settings
 from app.media.models import MediaObject
 from app.media.storage import get_storage
 from tests.incidents.helpers import CENTRE, file_report
@@ -54,7 +53,7 @@ async def tus_create(client, person: Person, length: int) -> httpx.Response:
 async def test_multipart_uploads_count_against_the_quota(
     client, db, owner: Person, monkeypatch
 ) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_quota_bytes", 2 * len(FILE) + 100)
+    monkeypatch.setattr(get_media_settings(), "media_quota_bytes", 2 * len(FILE) + 100)
 
     answers = [await upload(client, owner.headers, FILE) for _ in range(3)]
 
@@ -64,7 +63,7 @@ async def test_multipart_uploads_count_against_the_quota(
 
 
 async def test_multipart_and_tus_share_one_quota(client, db, owner: Person, monkeypatch) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_quota_bytes", 2 * len(FILE) + 100)
+    monkeypatch.setattr(get_media_settings(), "media_quota_bytes", 2 * len(FILE) + 100)
     assert (await upload(client, owner.headers, FILE)).status_code == 201
 
     reserved = await tus_create(client, owner, len(FILE))
@@ -83,7 +82,7 @@ async def test_multipart_and_tus_share_one_quota(client, db, owner: Person, monk
 
 
 async def test_a_refused_file_costs_no_quota(client, db, owner: Person, monkeypatch) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_quota_bytes", len(FILE) + 100)
+    monkeypatch.setattr(get_media_settings(), "media_quota_bytes", len(FILE) + 100)
 
     refused = await upload(client, owner.headers, FILE[:-20])  # truncated: no %%EOF
 
@@ -95,7 +94,7 @@ async def test_a_refused_file_costs_no_quota(client, db, owner: Person, monkeypa
 async def test_uploads_are_rate_limited_per_account_every_way_in(
     client, db, owner: Person, stranger: Person, monkeypatch
 ) -> None:
-    monkeypatch.setattr(get_media_ext_settings(), "media_uploads_per_hour", 3)
+    monkeypatch.setattr(get_media_settings(), "media_uploads_per_hour", 3)
 
     answers = [await upload(client, owner.headers, FILE) for _ in range(3)]
     limited = await upload(client, owner.headers, FILE)
@@ -136,7 +135,7 @@ async def test_uploads_never_attached_are_purged_after_their_retention(
     held = (await upload(client, owner.headers, FILE)).json()["id"]
     await media_service.hold(db, [uuid.UUID(held)])  # a dossier took it
     await db.commit()
-    recent_age = get_media_ext_settings().media_orphan_retention_hours - 1
+    recent_age = get_media_settings().media_orphan_retention_hours - 1
     clock.advance(timedelta(hours=recent_age))
     again = bearer(await login(client, "0912345678"))  # a week later: a new sign-in
     fresh = (await upload(client, again, FILE)).json()["id"]
@@ -233,7 +232,7 @@ async def test_a_file_attached_while_the_purge_runs_is_kept(
     from app.core.db import session_factory
 
     media_id = uuid.UUID((await upload(client, owner.headers, FILE)).json()["id"])
-    clock.advance(timedelta(hours=get_media_ext_settings().media_orphan_retention_hours + 1))
+    clock.advance(timedelta(hours=get_media_settings().media_orphan_retention_hours + 1))
     sessions = session_factory()
     async with sessions() as attaching, sessions() as purging:
         assert await media_service.mark_attached(attaching, [media_id]) == {media_id}
