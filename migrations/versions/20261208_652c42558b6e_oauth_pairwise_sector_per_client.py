@@ -17,7 +17,7 @@ Create Date: 2026-12-08 04:30:00
 """
 import json
 from collections import defaultdict
-from typing import Sequence, Union
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -25,9 +25,9 @@ import sqlmodel
 from alembic import op
 
 revision: str = '652c42558b6e'
-down_revision: Union[str, Sequence[str], None] = 'c8d2e5a1f7b4'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = 'c8d2e5a1f7b4'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def _https_hosts(redirect_uris: object) -> set[str]:
