@@ -15,6 +15,7 @@ class PartnerServer:
         self.body = body
         self.delay = delay
         self.fetches = 0
+        self.posts = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -39,6 +40,14 @@ class PartnerServer:
                 finally:
                     with owner._lock:
                         owner.in_flight -= 1
+
+            def do_POST(self) -> None:  # a back-channel logout
+                with owner._lock:
+                    owner.posts += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core import clock
 from app.core.errors import AppError
-from app.oauth import client_keys, clients, dpop, outbound, service
+from app.oauth import client_keys, clients, dpop, outbound, service, tasks
 from app.oauth.config import get_oauth_settings
 from app.oauth.models import AuthorizationCode
 from app.oauth.pages import SESSION_COOKIE
@@ -203,6 +203,18 @@ async def test_a_partner_url_that_resolves_to_an_internal_address_is_not_called(
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_client")
     assert partner.fetches == 0
     await outbound.resolve_public("93.184.215.14", 443)  # a public address is fine
+
+
+async def test_a_back_channel_logout_to_an_internal_address_is_not_sent(
+    live_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with PartnerServer() as partner:
+        made = await make_client(db, backchannel_logout_uri=partner.url)
+        payload = {"client_id": made.client.id, "sub": "s", "sid": "sid-1"}
+        await tasks.send_backchannel_logout(db, payload)  # allowed here (ENVIRONMENT=test)
+        monkeypatch.setattr(get_oauth_settings(), "outbound_allow_private", False)
+        await tasks.send_backchannel_logout(db, payload)  # as in production: refused, not retried
+    assert partner.posts == 1
 
 
 # ---------------------------------------------------------------- pairwise subjects
