@@ -88,9 +88,9 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
             i += 1 if marker == 0xFF else 2
             continue
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             return width, height
         i += 2 + length
     return None
@@ -115,7 +115,7 @@ def _heic_size(data: bytes) -> tuple[int, int] | None:
     # The largest `ispe` (image spatial extents) property is the primary image's size.
     sizes, start = [], 0
     while (i := data.find(b"ispe", start)) != -1 and i + 16 <= len(data):
-        sizes.append(struct.unpack(">II", data[i + 8:i + 16]))
+        sizes.append(struct.unpack(">II", data[i + 8 : i + 16]))
         start = i + 4
     return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
 
@@ -165,9 +165,11 @@ def _photo(path: Path, content_type: str, decode: bool) -> Probe | None:
         raise Corrupt("no image size in the header")
     pixels = size[0] * size[1]
     if pixels > settings.media_max_image_pixels:
-        raise AppError(errors.TOO_MANY_PIXELS,
-                       params={"pixels": pixels, "limit": settings.media_max_image_pixels},
-                       extra={"pixels": pixels, "limit": settings.media_max_image_pixels})
+        raise AppError(
+            errors.TOO_MANY_PIXELS,
+            params={"pixels": pixels, "limit": settings.media_max_image_pixels},
+            extra={"pixels": pixels, "limit": settings.media_max_image_pixels},
+        )
     check_compression(pixels, path.stat().st_size)
     if not decode:
         return Probe("photo", size[0], size[1])
@@ -185,15 +187,21 @@ def check_compression(pixels: int, file_size: int) -> None:
     if pixels <= settings.media_ratio_check_min_pixels:
         return
     if pixels * 3 > settings.media_max_compression_ratio * max(1, file_size):
-        raise AppError(errors.COMPRESSION_TOO_HIGH,
-                       params={"pixels": pixels, "size": file_size},
-                       extra={"pixels": pixels, "size_bytes": file_size,
-                              "max_ratio": settings.media_max_compression_ratio})
+        raise AppError(
+            errors.COMPRESSION_TOO_HIGH,
+            params={"pixels": pixels, "size": file_size},
+            extra={
+                "pixels": pixels,
+                "size_bytes": file_size,
+                "max_ratio": settings.media_max_compression_ratio,
+            },
+        )
 
 
 def too_heavy(reason: str, **extra: float) -> AppError:
-    return AppError(errors.VIDEO_TOO_HEAVY, params={"reason": reason},
-                    extra={"reason": reason, **extra})
+    return AppError(
+        errors.VIDEO_TOO_HEAVY, params={"reason": reason}, extra={"reason": reason, **extra}
+    )
 
 
 def check_frame(width: int, height: int) -> None:
@@ -224,16 +232,19 @@ def probe_video(path: Path) -> Probe:
         frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if fps <= 0 or frames <= 0:
             raise Corrupt("no frame rate or frame count")
-        check_frame(int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
-                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+        check_frame(
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        )
         check_video_rate(fps, frames)
         ok, frame = capture.read()
         if not ok or frame is None:
             raise Corrupt("no frame")
         height, width = frame.shape[:2]
         check_frame(width, height)
-        return Probe("video", width, height, duration_s=round(frames / fps, 3), fps=fps,
-                     frames=frames)
+        return Probe(
+            "video", width, height, duration_s=round(frames / fps, 3), fps=fps, frames=frames
+        )
     finally:
         capture.release()
 
@@ -260,16 +271,16 @@ def inspect_file(path: Path, content_type: str, *, deep: bool = True) -> Probe |
         raise AppError(errors.CORRUPT) from None
     limit = get_media_settings().media_max_video_seconds
     if probe.duration_s is not None and probe.duration_s > limit:
-        raise AppError(errors.VIDEO_TOO_LONG,
-                       params={"seconds": round(probe.duration_s), "limit": int(limit)},
-                       extra={"duration_s": probe.duration_s, "limit": limit})
+        raise AppError(
+            errors.VIDEO_TOO_LONG,
+            params={"seconds": round(probe.duration_s), "limit": int(limit)},
+            extra={"duration_s": probe.duration_s, "limit": limit},
+        )
     return probe
 
 
 async def check(path: Path, content_type: str, *, deep: bool = False) -> Probe | None:
-    return await anyio.to_thread.run_sync(
-        lambda: inspect_file(path, content_type, deep=deep)
-    )
+    return await anyio.to_thread.run_sync(lambda: inspect_file(path, content_type, deep=deep))
 
 
 # OpenCV refuses to decode images above this many pixels (its own guard against bombs).

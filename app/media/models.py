@@ -17,9 +17,12 @@ class MediaObject(SQLModel, table=True):
     __tablename__ = "media_objects"
     __table_args__ = (
         # The hourly purge of uploads never attached reads only these.
-        sa.Index("ix_media_objects_unattached", "created_at",
-                 sqlite_where=sa.text("attached_at IS NULL"),
-                 postgresql_where=sa.text("attached_at IS NULL")),
+        sa.Index(
+            "ix_media_objects_unattached",
+            "created_at",
+            sqlite_where=sa.text("attached_at IS NULL"),
+            postgresql_where=sa.text("attached_at IS NULL"),
+        ),
     )
 
     id: uuid.UUID = id_field()
@@ -54,8 +57,9 @@ class MediaQuotaUsage(SQLModel, table=True):
 class MediaProcessing(SQLModel, table=True):
     __tablename__ = "media_processing"
 
-    media_id: uuid.UUID = Field(foreign_key="media_objects.id", primary_key=True,
-                                ondelete="CASCADE")
+    media_id: uuid.UUID = Field(
+        foreign_key="media_objects.id", primary_key=True, ondelete="CASCADE"
+    )
     status: str = Field(default="pending", max_length=16)  # pending | ready | failed
     kind: str = Field(max_length=8)  # photo | video
     width: int | None = None
@@ -102,5 +106,6 @@ class TusUpload(SQLModel, table=True):
     expires_at: datetime = utc_field(index=True)
     completed_at: datetime | None = utc_field(nullable=True)
     # The stored file once the upload is complete and accepted.
-    media_id: uuid.UUID | None = Field(default=None, foreign_key="media_objects.id",
-                                       ondelete="SET NULL")
+    media_id: uuid.UUID | None = Field(
+        default=None, foreign_key="media_objects.id", ondelete="SET NULL"
+    )

@@ -68,7 +68,7 @@ def detect(image: np.ndarray, max_side: int | None = None) -> Detections:
     def found(cascade: Any, min_size: tuple[int, int], pad: float) -> list[Box]:
         boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=4, minSize=min_size)
         out = []
-        for x, y, w, h in (boxes if len(boxes) else []):
+        for x, y, w, h in boxes if len(boxes) else []:
             pad_w, pad_h = int(w * scale * pad), int(h * scale * pad)
             x0, y0 = max(0, int(x * scale) - pad_w), max(0, int(y * scale) - pad_h)
             x1 = min(width, int((x + w) * scale) + pad_w)
@@ -78,8 +78,9 @@ def detect(image: np.ndarray, max_side: int | None = None) -> Detections:
 
     # Plate boxes come out tight (often missing an end of the plate): pad them more. Better a
     # little too much blur than a readable character.
-    return Detections(faces=found(face_cascade, (16, 16), 0.15),
-                      plates=found(plate_cascade, (24, 8), 0.3))
+    return Detections(
+        faces=found(face_cascade, (16, 16), 0.15), plates=found(plate_cascade, (24, 8), 0.3)
+    )
 
 
 def blur_regions(image: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -88,18 +89,18 @@ def blur_regions(image: np.ndarray, boxes: list[Box]) -> np.ndarray:
     for x, y, w, h in boxes:
         if w < 2 or h < 2:
             continue
-        region = out[y:y + h, x:x + w]
-        tiny = cv2.resize(region, (max(1, w // 12), max(1, h // 12)),
-                          interpolation=cv2.INTER_AREA)
+        region = out[y : y + h, x : x + w]
+        tiny = cv2.resize(region, (max(1, w // 12), max(1, h // 12)), interpolation=cv2.INTER_AREA)
         blocky = cv2.resize(tiny, (w, h), interpolation=cv2.INTER_NEAREST)
         k = max(3, (min(w, h) // 4) | 1)
-        out[y:y + h, x:x + w] = cv2.GaussianBlur(blocky, (k, k), 0)
+        out[y : y + h, x : x + w] = cv2.GaussianBlur(blocky, (k, k), 0)
     return out
 
 
 def encode_jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", image,
-                            [cv2.IMWRITE_JPEG_QUALITY, get_media_settings().media_jpeg_quality])
+    ok, data = cv2.imencode(
+        ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, get_media_settings().media_jpeg_quality]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return data.tobytes()
@@ -144,8 +145,9 @@ def process_photo(src: Path, content_type: str, out_dir: Path) -> Result:
     found = detect(image)
     public = blur_regions(image, found.boxes)
     height, width = image.shape[:2]
-    return Result("photo", width, height, len(found.faces), len(found.plates),
-                  _thumbnails(public, out_dir))
+    return Result(
+        "photo", width, height, len(found.faces), len(found.plates), _thumbnails(public, out_dir)
+    )
 
 
 PUBLIC_VIDEO_SIDE = 854  # 480p: enough for the feed, cheap to blur frame by frame
@@ -184,16 +186,20 @@ def process_video(src: Path, out_dir: Path) -> Result:
             check_frame(frame.shape[1], frame.shape[0])
             if capture.get(cv2.CAP_PROP_POS_MSEC) > max_ms:
                 seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-                raise AppError(errors.VIDEO_TOO_LONG,
-                               params={"seconds": round(seconds),
-                                       "limit": int(settings.media_max_video_seconds)},
-                               extra={"duration_s": seconds,
-                                      "limit": settings.media_max_video_seconds})
+                raise AppError(
+                    errors.VIDEO_TOO_LONG,
+                    params={
+                        "seconds": round(seconds),
+                        "limit": int(settings.media_max_video_seconds),
+                    },
+                    extra={"duration_s": seconds, "limit": settings.media_max_video_seconds},
+                )
             frame = resize_long_side(frame, PUBLIC_VIDEO_SIDE)
             if writer is None:
                 height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (width, height))
+                writer = cv2.VideoWriter(
+                    str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                )
             if index % every == 0:
                 found = detect(frame, detect_side)
                 boxes = found.boxes
@@ -209,10 +215,21 @@ def process_video(src: Path, out_dir: Path) -> Result:
             writer.release()
     if writer is None or poster is None:
         raise Corrupt("no frames")
-    outputs = [Output("video", path, "video/mp4", poster.shape[1], poster.shape[0]),
-               *_thumbnails(poster, out_dir)]
-    return Result("video", probe.width, probe.height, faces, plates, outputs,
-                  duration_s=probe.duration_s, fps=probe.fps, frames=probe.frames)
+    outputs = [
+        Output("video", path, "video/mp4", poster.shape[1], poster.shape[0]),
+        *_thumbnails(poster, out_dir),
+    ]
+    return Result(
+        "video",
+        probe.width,
+        probe.height,
+        faces,
+        plates,
+        outputs,
+        duration_s=probe.duration_s,
+        fps=probe.fps,
+        frames=probe.frames,
+    )
 
 
 def process(src: Path, content_type: str, kind: str, out_dir: Path) -> Result:

@@ -53,12 +53,14 @@ async def request_processing(session: AsyncSession, media: Iterable[MediaObject]
             continue
         session.add(MediaProcessing(media_id=item.id, kind=kind))
         await session.flush()
-        await jobs.enqueue(session, PROCESS_JOB, {"media_id": str(item.id)},
-                           dedupe_key=f"{PROCESS_JOB}:{item.id}")
+        await jobs.enqueue(
+            session, PROCESS_JOB, {"media_id": str(item.id)}, dedupe_key=f"{PROCESS_JOB}:{item.id}"
+        )
 
 
-async def describe(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
-                                                                                  Described]:
+async def describe(
+    session: AsyncSession, media_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Described]:
     """Each file with its processing state and public versions, in one round trip (lists of
     incidents call this for every page)."""
     ids = list(set(media_ids))
@@ -97,9 +99,14 @@ class Ready:
         first = rows[0]
         if first["media_ready"] is None:
             return None
-        return cls(formats.kind_of(first["media_content_type"]), first["media_width"],
-                   first["media_height"], first["media_duration_s"], first["media_error_code"],
-                   frozenset(r["media_version"] for r in rows if r["media_version"] is not None))
+        return cls(
+            formats.kind_of(first["media_content_type"]),
+            first["media_width"],
+            first["media_height"],
+            first["media_duration_s"],
+            first["media_error_code"],
+            frozenset(r["media_version"] for r in rows if r["media_version"] is not None),
+        )
 
 
 def join_ready_versions(
@@ -114,25 +121,29 @@ def join_ready_versions(
     states = MediaProcessing.__table__  # type: ignore[attr-defined]
     variants = MediaVariant.__table__  # type: ignore[attr-defined]
     joined = (
-        source.outerjoin(states, sa.and_(states.c.media_id == media_id,
-                                         states.c.status == "ready"))
+        source.outerjoin(states, sa.and_(states.c.media_id == media_id, states.c.status == "ready"))
         .outerjoin(objects, objects.c.id == states.c.media_id)
         .outerjoin(variants, variants.c.media_id == states.c.media_id)
     )
-    columns = [states.c.media_id.label("media_ready"),
-               objects.c.content_type.label("media_content_type"),
-               states.c.width.label("media_width"), states.c.height.label("media_height"),
-               states.c.duration_s.label("media_duration_s"),
-               states.c.error_code.label("media_error_code"),
-               variants.c.name.label("media_version")]
+    columns = [
+        states.c.media_id.label("media_ready"),
+        objects.c.content_type.label("media_content_type"),
+        states.c.width.label("media_width"),
+        states.c.height.label("media_height"),
+        states.c.duration_s.label("media_duration_s"),
+        states.c.error_code.label("media_error_code"),
+        variants.c.name.label("media_version"),
+    ]
     return joined, columns
 
 
 async def withdraw_public_versions(session: AsyncSession, media_id: uuid.UUID) -> int:
     """Delete every derived (public) file of a media object; the original stays."""
-    rows = list((await session.execute(
-        sa.select(MediaVariant).where(MediaVariant.media_id == media_id)
-    )).scalars())
+    rows = list(
+        (
+            await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id == media_id))
+        ).scalars()
+    )
     for variant in rows:
         await get_storage().delete(variant.storage_key)
         await session.delete(variant)
@@ -211,8 +222,11 @@ async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object
     from app.media.models import TusUpload
 
     uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
-    return {"unfinished_uploads": [u.model_dump(mode="json") for u in uploads.scalars()
-                                   if u.completed_at is None]}
+    return {
+        "unfinished_uploads": [
+            u.model_dump(mode="json") for u in uploads.scalars() if u.completed_at is None
+        ]
+    }
 
 
 async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ignore[type-arg]
@@ -221,8 +235,9 @@ async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ig
     from app.media import tus_service
     from app.media.models import TusUpload
 
-    held = sa.select(MediaObject.id).where(MediaObject.owner_id == user_id,
-                                           MediaObject.legal_hold.is_(False))
+    held = sa.select(MediaObject.id).where(
+        MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(False)
+    )
     variants = await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id.in_(held)))
     for variant in variants.scalars():
         await get_storage().delete(variant.storage_key)

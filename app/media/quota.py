@@ -34,9 +34,12 @@ def _exceeded(limit: int) -> AppError:
 async def admit(session: AsyncSession, owner_id: uuid.UUID) -> None:
     """Count one upload attempt of the account (MEDIA_UPLOADS_PER_HOUR, every way in: a
     multipart file, a tus creation); 429 `request.rate_limited` past the limit."""
-    await ratelimit.hit(session, f"media.upload:{owner_id}",
-                        limit=get_media_settings().media_uploads_per_hour,
-                        window_seconds=3600)
+    await ratelimit.hit(
+        session,
+        f"media.upload:{owner_id}",
+        limit=get_media_settings().media_uploads_per_hour,
+        window_seconds=3600,
+    )
 
 
 async def reserve(session: AsyncSession, owner_id: uuid.UUID, size: int) -> None:
@@ -62,14 +65,16 @@ async def release(session: AsyncSession, owner_id: uuid.UUID | None, size: int) 
     if owner_id is None or size <= 0:
         return
     await session.execute(
-        sa.update(_TABLE).where(_TABLE.c.owner_id == owner_id)
-        .values(used_bytes=sa.case((_TABLE.c.used_bytes > size, _TABLE.c.used_bytes - size),
-                                   else_=0))
+        sa.update(_TABLE)
+        .where(_TABLE.c.owner_id == owner_id)
+        .values(
+            used_bytes=sa.case((_TABLE.c.used_bytes > size, _TABLE.c.used_bytes - size), else_=0)
+        )
     )
 
 
 async def used(session: AsyncSession, owner_id: uuid.UUID) -> int:
-    value = (await session.execute(
-        sa.select(_TABLE.c.used_bytes).where(_TABLE.c.owner_id == owner_id)
-    )).scalar_one_or_none()
+    value = (
+        await session.execute(sa.select(_TABLE.c.used_bytes).where(_TABLE.c.owner_id == owner_id))
+    ).scalar_one_or_none()
     return int(value or 0)

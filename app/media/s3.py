@@ -27,29 +27,43 @@ PART_BYTES = 8 * 1024 * 1024
 class S3Storage(StorageBackend):
     name = "s3"
 
-    def __init__(self, *, endpoint_url: str | None, bucket: str, region: str,
-                 access_key_id: str | None, secret_access_key: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None,
+        bucket: str,
+        region: str,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+    ) -> None:
         self.endpoint_url = endpoint_url or None
         self.bucket = bucket
         self.region = region
         self._credentials = (access_key_id or None, secret_access_key or None)
         self._session = get_session()
-        self._config = AioConfig(s3={"addressing_style": "path"},
-                                 retries={"max_attempts": 3, "mode": "standard"})
+        self._config = AioConfig(
+            s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}
+        )
 
     @classmethod
     def from_settings(cls, settings: MediaSettings) -> S3Storage:
-        return cls(endpoint_url=settings.media_s3_endpoint_url, bucket=settings.media_s3_bucket,
-                   region=settings.media_s3_region,
-                   access_key_id=settings.media_s3_access_key_id,
-                   secret_access_key=settings.media_s3_secret_access_key)
+        return cls(
+            endpoint_url=settings.media_s3_endpoint_url,
+            bucket=settings.media_s3_bucket,
+            region=settings.media_s3_region,
+            access_key_id=settings.media_s3_access_key_id,
+            secret_access_key=settings.media_s3_secret_access_key,
+        )
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator[Any]:
         async with self._session.create_client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
             aws_access_key_id=self._credentials[0],
-            aws_secret_access_key=self._credentials[1], config=self._config,
+            aws_secret_access_key=self._credentials[1],
+            config=self._config,
         ) as client:
             yield client
 
@@ -60,7 +74,8 @@ class S3Storage(StorageBackend):
             except ClientError:
                 await s3.create_bucket(
                     Bucket=self.bucket,
-                    CreateBucketConfiguration={"LocationConstraint": self.region})
+                    CreateBucketConfiguration={"LocationConstraint": self.region},
+                )
 
     async def put_file(self, key: str, staged: Path) -> None:
         try:
@@ -74,17 +89,23 @@ class S3Storage(StorageBackend):
                 try:
                     number = 1
                     while data := await source.read(PART_BYTES):
-                        part = await s3.upload_part(Bucket=self.bucket, Key=key,
-                                                    UploadId=upload_id, PartNumber=number,
-                                                    Body=data)
+                        part = await s3.upload_part(
+                            Bucket=self.bucket,
+                            Key=key,
+                            UploadId=upload_id,
+                            PartNumber=number,
+                            Body=data,
+                        )
                         parts.append({"ETag": part["ETag"], "PartNumber": number})
                         number += 1
                     await s3.complete_multipart_upload(
-                        Bucket=self.bucket, Key=key, UploadId=upload_id,
-                        MultipartUpload={"Parts": parts})
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                    )
                 except BaseException:
-                    await s3.abort_multipart_upload(Bucket=self.bucket, Key=key,
-                                                    UploadId=upload_id)
+                    await s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                     raise
         finally:
             await anyio.Path(staged).unlink(missing_ok=True)
@@ -99,12 +120,14 @@ class S3Storage(StorageBackend):
                 while chunk := await body.read(chunk_size):
                     yield chunk
 
-    async def open_range(self, key: str, start: int, end: int,
-                         chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
+    async def open_range(
+        self, key: str, start: int, end: int, chunk_size: int = CHUNK
+    ) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) of an object, streamed."""
         async with self._client() as s3:
-            response = await s3.get_object(Bucket=self.bucket, Key=key,
-                                           Range=f"bytes={start}-{end}")
+            response = await s3.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end}"
+            )
             async with response["Body"] as body:
                 while chunk := await body.read(chunk_size):
                     yield chunk

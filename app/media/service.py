@@ -36,23 +36,35 @@ def judge(staged: StagedFile, accepted: Iterable[str] | None = None) -> sniff.Fo
     fmt = sniff.detect(staged.head)
     if fmt is None or fmt.content_type not in allowed:
         label = accepted_labels(allowed)
-        raise AppError(errors.UNSUPPORTED_TYPE, params={"accepted": label},
-                       extra={"accepted": list(allowed)})
+        raise AppError(
+            errors.UNSUPPORTED_TYPE, params={"accepted": label}, extra={"accepted": list(allowed)}
+        )
     if sniff.declared_mismatch(fmt, staged.declared_type, staged.filename):
-        raise AppError(errors.TYPE_MISMATCH, params={"detected": fmt.label},
-                       extra={"detected": fmt.content_type})
+        raise AppError(
+            errors.TYPE_MISMATCH,
+            params={"detected": fmt.label},
+            extra={"detected": fmt.content_type},
+        )
     if not fmt.complete(staged.tail):
         raise AppError(errors.CORRUPT)
     if fmt is sniff.PDF and staged.markers:
         markers = ", ".join(sorted(staged.markers))
-        raise AppError(errors.ACTIVE_CONTENT, params={"markers": markers},
-                       extra={"markers": sorted(staged.markers)})
+        raise AppError(
+            errors.ACTIVE_CONTENT,
+            params={"markers": markers},
+            extra={"markers": sorted(staged.markers)},
+        )
     return fmt
 
 
 async def store_upload(
-    session: AsyncSession, owner_id: uuid.UUID, staged: StagedFile, *, purpose: str = "document",
-    accepted: Iterable[str] | None = None, reserved: bool = False,
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    staged: StagedFile,
+    *,
+    purpose: str = "document",
+    accepted: Iterable[str] | None = None,
+    reserved: bool = False,
 ) -> MediaObject:
     """Check a staged upload and keep it; the staging file is consumed either way. It counts
     as an attempt against the account's upload rate and its bytes against its quota
@@ -69,9 +81,13 @@ async def store_upload(
         if not reserved:
             await quota.reserve(session, owner_id, staged.size)
         media = MediaObject(
-            owner_id=owner_id, purpose=purpose if purpose in PURPOSES else "document",
-            content_type=fmt.content_type, size_bytes=staged.size, sha256=staged.sha256,
-            original_filename=staged.filename, storage_backend=get_storage().name,
+            owner_id=owner_id,
+            purpose=purpose if purpose in PURPOSES else "document",
+            content_type=fmt.content_type,
+            size_bytes=staged.size,
+            sha256=staged.sha256,
+            original_filename=staged.filename,
+            storage_backend=get_storage().name,
             storage_key="",
         )
         now = clock.now()
@@ -106,7 +122,12 @@ class SavedEvidence:
 
 
 async def save_system_evidence(
-    *, original: bytes, width: int, height: int, versions: list[Version], faces: int = 0,
+    *,
+    original: bytes,
+    width: int,
+    height: int,
+    versions: list[Version],
+    faces: int = 0,
     plates: int = 0,
 ) -> SavedEvidence:
     """Write the files of a JPEG the system recorded itself (a camera alert's snapshot): the
@@ -114,9 +135,13 @@ async def save_system_evidence(
     transaction that does not record them leaves unused files under unused ids, never rows
     without files."""
     media = MediaObject(
-        owner_id=None, purpose=SYSTEM_EVIDENCE, content_type="image/jpeg",
-        size_bytes=len(original), sha256=hashlib.sha256(original).hexdigest(),
-        storage_backend=get_storage().name, storage_key="",
+        owner_id=None,
+        purpose=SYSTEM_EVIDENCE,
+        content_type="image/jpeg",
+        size_bytes=len(original),
+        sha256=hashlib.sha256(original).hexdigest(),
+        storage_backend=get_storage().name,
+        storage_key="",
     )
     media.storage_key = f"{clock.now():%Y/%m}/{media.id}.jpg"
     await _put_bytes(media.storage_key, original)
@@ -124,12 +149,27 @@ async def save_system_evidence(
     for version in versions:
         key = f"derived/{media.id}/{version.name}.jpg"
         await _put_bytes(key, version.content)
-        variants.append(MediaVariant(
-            media_id=media.id, name=version.name, content_type="image/jpeg", storage_key=key,
-            width=version.width, height=version.height, size_bytes=len(version.content)))
-    processing = MediaProcessing(media_id=media.id, kind="photo", status="ready", width=width,
-                                 height=height, faces=faces, plates=plates,
-                                 processed_at=clock.now())
+        variants.append(
+            MediaVariant(
+                media_id=media.id,
+                name=version.name,
+                content_type="image/jpeg",
+                storage_key=key,
+                width=version.width,
+                height=version.height,
+                size_bytes=len(version.content),
+            )
+        )
+    processing = MediaProcessing(
+        media_id=media.id,
+        kind="photo",
+        status="ready",
+        width=width,
+        height=height,
+        faces=faces,
+        plates=plates,
+        processed_at=clock.now(),
+    )
     return SavedEvidence(media, processing, tuple(variants))
 
 
@@ -147,12 +187,19 @@ async def record_system_evidence(session: AsyncSession, saved: SavedEvidence) ->
 
 
 async def store_system_evidence(
-    session: AsyncSession, *, original: bytes, width: int, height: int,
-    versions: list[Version], faces: int = 0, plates: int = 0,
+    session: AsyncSession,
+    *,
+    original: bytes,
+    width: int,
+    height: int,
+    versions: list[Version],
+    faces: int = 0,
+    plates: int = 0,
 ) -> MediaObject:
     """`save_system_evidence` and `record_system_evidence` in one call."""
-    saved = await save_system_evidence(original=original, width=width, height=height,
-                                       versions=versions, faces=faces, plates=plates)
+    saved = await save_system_evidence(
+        original=original, width=width, height=height, versions=versions, faces=faces, plates=plates
+    )
     return await record_system_evidence(session, saved)
 
 
@@ -165,11 +212,17 @@ async def _put_bytes(key: str, content: bytes) -> None:
 async def withdraw_original(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> int:
     """Delete the originals of these system evidence files (their public versions stay); a link
     to an original then answers 404. Returns how many were still there."""
-    rows = list((await session.execute(
-        sa.select(MediaObject).where(MediaObject.id.in_(list(media_ids)),
-                                     MediaObject.owner_id.is_(None),
-                                     MediaObject.storage_key != "")
-    )).scalars())
+    rows = list(
+        (
+            await session.execute(
+                sa.select(MediaObject).where(
+                    MediaObject.id.in_(list(media_ids)),
+                    MediaObject.owner_id.is_(None),
+                    MediaObject.storage_key != "",
+                )
+            )
+        ).scalars()
+    )
     for media in rows:
         await get_storage().delete(media.storage_key)
         media.storage_key, media.size_bytes = "", 0
@@ -210,9 +263,11 @@ async def hold(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> None:
     ids = list(set(media_ids))
     if ids:
         await session.execute(
-            sa.update(MediaObject).where(MediaObject.id.in_(ids)).values(
-                legal_hold=True,
-                attached_at=sa.func.coalesce(MediaObject.attached_at, clock.now()))
+            sa.update(MediaObject)
+            .where(MediaObject.id.in_(ids))
+            .values(
+                legal_hold=True, attached_at=sa.func.coalesce(MediaObject.attached_at, clock.now())
+            )
         )
 
 
@@ -225,7 +280,8 @@ async def mark_attached(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -
         return set()
     now = clock.now()
     await session.execute(
-        sa.update(MediaObject).where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None))
+        sa.update(MediaObject)
+        .where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None))
         .values(attached_at=now)
     )
     found = await session.execute(sa.select(MediaObject.id).where(MediaObject.id.in_(ids)))
@@ -238,20 +294,32 @@ async def purge_orphans(session: AsyncSession, *, batch: int = 500) -> int:
     delete re-checks `attached_at` row by row)."""
     hours = get_media_settings().media_orphan_retention_hours
     cutoff = clock.now() - timedelta(hours=hours)
-    candidates = sa.select(MediaObject.id).where(
-        MediaObject.attached_at.is_(None), MediaObject.created_at < cutoff,
-        MediaObject.owner_id.is_not(None), MediaObject.legal_hold.is_(False),
-    ).order_by(MediaObject.created_at).limit(batch)
+    candidates = (
+        sa.select(MediaObject.id)
+        .where(
+            MediaObject.attached_at.is_(None),
+            MediaObject.created_at < cutoff,
+            MediaObject.owner_id.is_not(None),
+            MediaObject.legal_hold.is_(False),
+        )
+        .order_by(MediaObject.created_at)
+        .limit(batch)
+    )
     ids = list((await session.execute(candidates)).scalars())
     if not ids:
         return 0
-    gone = (await session.execute(
-        sa.delete(MediaObject)
-        .where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None),
-               MediaObject.legal_hold.is_(False))
-        .returning(MediaObject.owner_id, MediaObject.size_bytes, MediaObject.storage_key)
-        .execution_options(synchronize_session=False)
-    )).all()
+    gone = (
+        await session.execute(
+            sa.delete(MediaObject)
+            .where(
+                MediaObject.id.in_(ids),
+                MediaObject.attached_at.is_(None),
+                MediaObject.legal_hold.is_(False),
+            )
+            .returning(MediaObject.owner_id, MediaObject.size_bytes, MediaObject.storage_key)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
     freed: dict[uuid.UUID, int] = {}
     for owner_id, size, key in gone:
         freed[owner_id] = freed.get(owner_id, 0) + size
@@ -268,31 +336,47 @@ def content(media: MediaObject) -> AsyncIterator[bytes]:
 
 async def export_media(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await session.execute(sa.select(MediaObject).where(MediaObject.owner_id == user_id))
-    return [m.model_dump(mode="json", exclude={"storage_key", "storage_backend"})
-            for m in rows.scalars()]
+    return [
+        m.model_dump(mode="json", exclude={"storage_key", "storage_backend"})
+        for m in rows.scalars()
+    ]
 
 
 async def erase_media(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
-    rows = list((await session.execute(
-        sa.select(MediaObject).where(MediaObject.owner_id == user_id,
-                                     MediaObject.legal_hold.is_(False))
-    )).scalars())
+    rows = list(
+        (
+            await session.execute(
+                sa.select(MediaObject).where(
+                    MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(False)
+                )
+            )
+        ).scalars()
+    )
     for media in rows:
         await get_storage().delete(media.storage_key)
         await quota.release(session, media.owner_id, media.size_bytes)
         await session.delete(media)
     await session.flush()
-    held = (await session.execute(
-        sa.select(sa.func.count()).select_from(MediaObject).where(
-            MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(True))
-    )).scalar_one()
+    held = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(MediaObject)
+            .where(MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(True))
+        )
+    ).scalar_one()
     if not held:
         return []
-    return [Retained(
-        data=f"{held} documents attached to public-service dossiers",
-        reason_vi="Tài liệu kèm hồ sơ thủ tục hành chính được lưu trữ theo quy định về lưu trữ.",
-        reason_en="Documents attached to administrative dossiers are archived as the law requires.",
-    )]
+    return [
+        Retained(
+            data=f"{held} documents attached to public-service dossiers",
+            reason_vi=(
+                "Tài liệu kèm hồ sơ thủ tục hành chính được lưu trữ theo quy định về lưu trữ."
+            ),
+            reason_en=(
+                "Documents attached to administrative dossiers are archived as the law requires."
+            ),
+        )
+    ]
 
 
 def _register_personal_data() -> None:

@@ -22,15 +22,22 @@ router = APIRouter(prefix="/api/v1/media/signed", tags=["media"])
 
 
 @router.get(
-    "/{media_id}/{name}", response_class=StreamingResponse,
+    "/{media_id}/{name}",
+    response_class=StreamingResponse,
     description="Supports single byte ranges (`Range: bytes=a-b`) so video players can seek.",
     summary="A photo, video or derived version, through a signed expiring link",
-    responses={200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
-               **responses(errors.LINK_INVALID, errors.MEDIA_NOT_FOUND)},
+    responses={
+        200: {"content": {"image/jpeg": {}, "video/mp4": {}}},
+        **responses(errors.LINK_INVALID, errors.MEDIA_NOT_FOUND),
+    },
 )
 async def signed_content(
-    media_id: uuid.UUID, name: str, session: DbSession, request: Request,
-    exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=100)],
+    media_id: uuid.UUID,
+    name: str,
+    session: DbSession,
+    request: Request,
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=100)],
 ) -> Response:
     if not public.verify_signature(media_id, name, exp, sig):
         raise AppError(errors.LINK_INVALID)
@@ -42,8 +49,11 @@ async def signed_content(
         # uploader to link its original to: staff read it through the audited endpoint only.
         if not found.media.storage_key or found.media.owner_id is None:
             raise AppError(errors.MEDIA_NOT_FOUND)
-        key, content_type, size = (found.media.storage_key, found.media.content_type,
-                                   found.media.size_bytes)
+        key, content_type, size = (
+            found.media.storage_key,
+            found.media.content_type,
+            found.media.size_bytes,
+        )
     elif name in found.variants:
         variant = found.variants[name]
         key, content_type, size = variant.storage_key, variant.content_type, variant.size_bytes
@@ -59,11 +69,19 @@ async def signed_content(
     if wanted is not None and isinstance(storage, S3Storage):
         start, end = wanted
         return StreamingResponse(
-            storage.open_range(key, start, end), status_code=206, media_type=content_type,
-            headers={**headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start + 1),
-                     "Content-Range": f"bytes {start}-{end}/{size}"})
+            storage.open_range(key, start, end),
+            status_code=206,
+            media_type=content_type,
+            headers={
+                **headers,
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(end - start + 1),
+                "Content-Range": f"bytes {start}-{end}/{size}",
+            },
+        )
     return StreamingResponse(
-        storage.open(key), media_type=content_type,
+        storage.open(key),
+        media_type=content_type,
         headers={**headers, "Accept-Ranges": "bytes", "Content-Length": str(size)},
     )
 

@@ -44,22 +44,34 @@ def _jpeg_complete(tail: bytes) -> bool:
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
-PDF = register(Format(
-    "application/pdf", (".pdf",), "PDF",
-    matches=lambda head: head.startswith(b"%PDF-1.") or head.startswith(b"%PDF-2."),
-    complete=_pdf_complete,
-))
-JPEG = register(Format(
-    "image/jpeg", (".jpg", ".jpeg", ".jpe", ".jfif"), "JPEG",
-    matches=lambda head: head.startswith(b"\xff\xd8\xff"),
-    complete=_jpeg_complete,
-))
-PNG = register(Format(
-    "image/png", (".png",), "PNG",
-    # The signature and then the IHDR chunk, always first.
-    matches=lambda head: head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR",
-    complete=lambda tail: tail.endswith(PNG_IEND),
-))
+PDF = register(
+    Format(
+        "application/pdf",
+        (".pdf",),
+        "PDF",
+        matches=lambda head: head.startswith(b"%PDF-1.") or head.startswith(b"%PDF-2."),
+        complete=_pdf_complete,
+    )
+)
+JPEG = register(
+    Format(
+        "image/jpeg",
+        (".jpg", ".jpeg", ".jpe", ".jfif"),
+        "JPEG",
+        matches=lambda head: head.startswith(b"\xff\xd8\xff"),
+        complete=_jpeg_complete,
+    )
+)
+PNG = register(
+    Format(
+        "image/png",
+        (".png",),
+        "PNG",
+        # The signature and then the IHDR chunk, always first.
+        matches=lambda head: head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR",
+        complete=lambda tail: tail.endswith(PNG_IEND),
+    )
+)
 
 
 def detect(head: bytes) -> Format | None:

@@ -57,8 +57,11 @@ class LocalStorage(StorageBackend):
         target = self.path(key)
 
         def move() -> None:
-            created = [d for d in (target.parent, *target.parent.parents)
-                       if d.is_relative_to(self.root) and not d.exists()]
+            created = [
+                d
+                for d in (target.parent, *target.parent.parents)
+                if d.is_relative_to(self.root) and not d.exists()
+            ]
             target.parent.mkdir(parents=True, exist_ok=True)
             _fsync(staged)
             # Staging lives under the root, so this is an atomic rename (a copy only across

@@ -36,9 +36,11 @@ async def process_media(session: AsyncSession, payload: dict[str, Any]) -> None:
         try:
             # Deep inspection first: the upload only checked what is cheap.
             await anyio.to_thread.run_sync(
-                lambda: inspect.inspect_file(source, media.content_type, deep=True))
+                lambda: inspect.inspect_file(source, media.content_type, deep=True)
+            )
             result = await anyio.to_thread.run_sync(
-                processing.process, source, media.content_type, state.kind, work / "out")
+                processing.process, source, media.content_type, state.kind, work / "out"
+            )
         except (AppError, inspect.Corrupt) as exc:
             code = exc.error.code if isinstance(exc, AppError) else "media.corrupt"
             state.status, state.error_code, state.processed_at = "failed", code, clock.now()
@@ -49,9 +51,17 @@ async def process_media(session: AsyncSession, payload: dict[str, Any]) -> None:
             key = f"derived/{media_id}/{output.name}{output.path.suffix}"
             size = output.path.stat().st_size
             await get_storage().put_file(key, output.path)
-            session.add(MediaVariant(media_id=media_id, name=output.name,
-                                     content_type=output.content_type, storage_key=key,
-                                     width=output.width, height=output.height, size_bytes=size))
+            session.add(
+                MediaVariant(
+                    media_id=media_id,
+                    name=output.name,
+                    content_type=output.content_type,
+                    storage_key=key,
+                    width=output.width,
+                    height=output.height,
+                    size_bytes=size,
+                )
+            )
         state.status, state.processed_at, state.error_code = "ready", clock.now(), None
         state.width, state.height = result.width, result.height
         state.duration_s, state.fps, state.frames = result.duration_s, result.fps, result.frames

@@ -30,8 +30,12 @@ def _version(request: Request) -> None:
 
 
 def _state_headers(upload: TusUpload) -> dict[str, str]:
-    headers = {**tus.BASE_HEADERS, "Upload-Offset": str(upload.offset),
-               "Upload-Length": str(upload.length), "Cache-Control": "no-store"}
+    headers = {
+        **tus.BASE_HEADERS,
+        "Upload-Offset": str(upload.offset),
+        "Upload-Length": str(upload.length),
+        "Cache-Control": "no-store",
+    }
     if upload.completed_at is None:
         headers["Upload-Expires"] = format_datetime(upload.expires_at, usegmt=True)
     if upload.media_id is not None:
@@ -41,21 +45,26 @@ def _state_headers(upload: TusUpload) -> dict[str, str]:
 
 
 def _options() -> Response:
-    return Response(status_code=status.HTTP_204_NO_CONTENT, headers={
-        **tus.BASE_HEADERS, "Tus-Version": tus.VERSION, "Tus-Extension": tus.EXTENSIONS,
-        "Tus-Max-Size": str(get_media_settings().media_tus_max_size_bytes),
-        "Tus-Checksum-Algorithm": ",".join(tus.ALGORITHMS),
-    })
+    return Response(
+        status_code=status.HTTP_204_NO_CONTENT,
+        headers={
+            **tus.BASE_HEADERS,
+            "Tus-Version": tus.VERSION,
+            "Tus-Extension": tus.EXTENSIONS,
+            "Tus-Max-Size": str(get_media_settings().media_tus_max_size_bytes),
+            "Tus-Checksum-Algorithm": ",".join(tus.ALGORITHMS),
+        },
+    )
 
 
-@router.options("/", status_code=204, response_model=None,
-                summary="tus: what this server supports")
+@router.options("/", status_code=204, response_model=None, summary="tus: what this server supports")
 async def options_root() -> Response:
     return _options()
 
 
-@router.options("/{upload_id}", status_code=204, response_model=None,
-                summary="tus: what this server supports")
+@router.options(
+    "/{upload_id}", status_code=204, response_model=None, summary="tus: what this server supports"
+)
 async def options_upload(upload_id: str) -> Response:
     return _options()
 
@@ -71,14 +80,23 @@ async def _write_and_finish(
 
 
 @router.post(
-    "/", status_code=status.HTTP_201_CREATED, response_model=None,
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=None,
     summary="tus creation (and creation-with-upload)",
     description="Headers: `Tus-Resumable: 1.0.0`, `Upload-Length`, optional `Upload-Metadata` "
     "(`filename`, `filetype`). A body of type application/offset+octet-stream is the first "
     "chunk. Answers `Location` and `Upload-Expires`.",
-    responses={**JUDGED, **responses(errors.TUS_LENGTH_REQUIRED, errors.TUS_TOO_LARGE,
-                                      errors.QUOTA_EXCEEDED, errors.TUS_METADATA,
-                                      core_errors.RATE_LIMITED)},
+    responses={
+        **JUDGED,
+        **responses(
+            errors.TUS_LENGTH_REQUIRED,
+            errors.TUS_TOO_LARGE,
+            errors.QUOTA_EXCEEDED,
+            errors.TUS_METADATA,
+            core_errors.RATE_LIMITED,
+        ),
+    },
 )
 async def create(request: Request, principal: CurrentPrincipal, session: DbSession) -> Response:
     _version(request)
@@ -96,8 +114,12 @@ async def create(request: Request, principal: CurrentPrincipal, session: DbSessi
     return Response(status_code=status.HTTP_201_CREATED, headers=headers)
 
 
-@router.head("/{upload_id}", response_model=None, summary="tus: the upload's offset",
-             responses={**JUDGED, **responses(errors.TUS_NOT_FOUND)})
+@router.head(
+    "/{upload_id}",
+    response_model=None,
+    summary="tus: the upload's offset",
+    responses={**JUDGED, **responses(errors.TUS_NOT_FOUND)},
+)
 async def head(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> Response:
@@ -107,18 +129,28 @@ async def head(
 
 
 @router.patch(
-    "/{upload_id}", status_code=204, response_model=None,
+    "/{upload_id}",
+    status_code=204,
+    response_model=None,
     summary="tus: append bytes at Upload-Offset",
     description="409 when Upload-Offset is not the server's offset; 423 while another PATCH of "
     "the same upload is writing (on any server process; ask HEAD and retry); 460 when "
     "Upload-Checksum (sha1 or sha256) does not match (the chunk is discarded); 413 past "
     "Upload-Length. The last chunk turns the upload into a media object (`Upload-Media-Id`), "
     "judged like any upload.",
-    responses={**JUDGED, **responses(
-        errors.TUS_NOT_FOUND, errors.TUS_OFFSET_MISMATCH, errors.TUS_LOCKED,
-        errors.TUS_CONTENT_TYPE,
-        errors.TUS_PAST_LENGTH, errors.TUS_CHECKSUM_MISMATCH,
-        errors.TUS_CHECKSUM_ALGORITHM, errors.TUS_ALREADY_COMPLETE)},
+    responses={
+        **JUDGED,
+        **responses(
+            errors.TUS_NOT_FOUND,
+            errors.TUS_OFFSET_MISMATCH,
+            errors.TUS_LOCKED,
+            errors.TUS_CONTENT_TYPE,
+            errors.TUS_PAST_LENGTH,
+            errors.TUS_CHECKSUM_MISMATCH,
+            errors.TUS_CHECKSUM_ALGORITHM,
+            errors.TUS_ALREADY_COMPLETE,
+        ),
+    },
 )
 async def patch(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
@@ -127,15 +159,22 @@ async def patch(
     upload = await tus.get_mine(session, principal.user.id, upload_id)
     raw = request.headers.get("upload-offset", "")
     if not raw.isdigit():
-        raise tus.fail(errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
-                       headers={"Upload-Offset": str(upload.offset)})
+        raise tus.fail(
+            errors.TUS_OFFSET_MISMATCH,
+            params={"offset": upload.offset},
+            headers={"Upload-Offset": str(upload.offset)},
+        )
     await _write_and_finish(request, session, upload, int(raw))
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=_state_headers(upload))
 
 
-@router.delete("/{upload_id}", status_code=204, response_model=None,
-               summary="tus termination: drop an upload",
-               responses={**JUDGED, **responses(errors.TUS_NOT_FOUND, errors.TUS_LOCKED)})
+@router.delete(
+    "/{upload_id}",
+    status_code=204,
+    response_model=None,
+    summary="tus termination: drop an upload",
+    responses={**JUDGED, **responses(errors.TUS_NOT_FOUND, errors.TUS_LOCKED)},
+)
 async def delete(
     upload_id: uuid.UUID, request: Request, principal: CurrentPrincipal, session: DbSession
 ) -> Response:

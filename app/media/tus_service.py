@@ -54,10 +54,21 @@ EXPIRE_JOB = "media.tus_expire"
 BASE_HEADERS = {"Tus-Resumable": VERSION}
 WRITE_BYTES = 1024 * 1024
 
-def fail(err: ErrorCode, *, params: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None, commit: bool = False) -> AppError:
-    return AppError(err, params=params or {}, extra=params or {},
-                    headers={**BASE_HEADERS, **(headers or {})}, commit=commit)
+
+def fail(
+    err: ErrorCode,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    commit: bool = False,
+) -> AppError:
+    return AppError(
+        err,
+        params=params or {},
+        extra=params or {},
+        headers={**BASE_HEADERS, **(headers or {})},
+        commit=commit,
+    )
 
 
 def part_path(upload_id: uuid.UUID) -> Path:
@@ -109,22 +120,30 @@ async def create(
     except AppError as exc:
         raise fail(exc.error, params=exc.params) from None
     lifetime = timedelta(hours=settings.media_tus_expiration_hours)
-    upload = TusUpload(owner_id=owner_id, length=length, meta=metadata,
-                       expires_at=clock.now() + lifetime)
+    upload = TusUpload(
+        owner_id=owner_id, length=length, meta=metadata, expires_at=clock.now() + lifetime
+    )
     session.add(upload)
     await session.flush()
     await anyio.Path(part_path(upload.id)).touch()
-    await jobs.enqueue(session, EXPIRE_JOB, {"upload_id": str(upload.id)},
-                       delay=timedelta(hours=settings.media_tus_expiration_hours),
-                       dedupe_key=f"{EXPIRE_JOB}:{upload.id}")
+    await jobs.enqueue(
+        session,
+        EXPIRE_JOB,
+        {"upload_id": str(upload.id)},
+        delay=timedelta(hours=settings.media_tus_expiration_hours),
+        dedupe_key=f"{EXPIRE_JOB}:{upload.id}",
+    )
     return upload
 
 
 async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.UUID) -> TusUpload:
     """404 for someone else's upload, and for an unfinished one past its expiry."""
     upload = await session.get(TusUpload, upload_id)
-    if (upload is None or upload.owner_id != owner_id
-            or (upload.completed_at is None and upload.expires_at <= clock.now())):
+    if (
+        upload is None
+        or upload.owner_id != owner_id
+        or (upload.completed_at is None and upload.expires_at <= clock.now())
+    ):
         raise fail(errors.TUS_NOT_FOUND)
     return upload
 
@@ -157,7 +176,10 @@ async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> Asy
 
 
 async def append(
-    session: AsyncSession, upload: TusUpload, offset: int, stream: AsyncIterator[bytes],
+    session: AsyncSession,
+    upload: TusUpload,
+    offset: int,
+    stream: AsyncIterator[bytes],
     checksum: tuple[Any, bytes] | None,
 ) -> int:
     """Write a PATCH body at `offset` and return the new offset; the last byte makes the media
@@ -170,8 +192,11 @@ async def append(
         if upload.completed_at is not None:
             raise fail(errors.TUS_ALREADY_COMPLETE)
         if offset != upload.offset:
-            raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": upload.offset},
-                       headers={"Upload-Offset": str(upload.offset)})
+            raise fail(
+                errors.TUS_OFFSET_MISMATCH,
+                params={"offset": upload.offset},
+                headers={"Upload-Offset": str(upload.offset)},
+            )
         start = upload.offset
         # Nothing of the transaction is needed while the bytes stream in: give the connection
         # back to the pool (a video over a weak network takes minutes).
@@ -180,7 +205,8 @@ async def append(
         if problem is not None:
             raise problem
         moved = await session.execute(
-            sa.update(TusUpload).where(TusUpload.id == upload.id, TusUpload.offset == start)
+            sa.update(TusUpload)
+            .where(TusUpload.id == upload.id, TusUpload.offset == start)
             .values(offset=start + written)
         )
         if moved.rowcount != 1:  # removed (terminated, expired) while the bytes came in
@@ -205,7 +231,9 @@ async def _reload(session: AsyncSession, upload: TusUpload) -> None:
 
 
 async def _write(
-    upload: TusUpload, start: int, stream: AsyncIterator[bytes],
+    upload: TusUpload,
+    start: int,
+    stream: AsyncIterator[bytes],
     checksum: tuple[Any, bytes] | None,
 ) -> tuple[int, AppError | None, bool]:
     remaining = upload.length - start
@@ -236,10 +264,12 @@ async def _write(
         if buffer and problem is None:
             await out.write(bytes(buffer))
             written += len(buffer)
-        if problem is None and checksum is not None and (
-                interrupted or digest is None or digest.digest() != checksum[1]):
-            problem = fail(errors.TUS_CHECKSUM_MISMATCH,
-                           headers={"Upload-Offset": str(start)})
+        if (
+            problem is None
+            and checksum is not None
+            and (interrupted or digest is None or digest.digest() != checksum[1])
+        ):
+            problem = fail(errors.TUS_CHECKSUM_MISMATCH, headers={"Upload-Offset": str(start)})
         if problem is not None:
             written = 0
         await out.truncate(start + written)
@@ -271,8 +301,13 @@ async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:
     except AppError as exc:
         await quota.release(session, upload.owner_id, upload.length)
         await session.delete(upload)
-        raise AppError(exc.error, params=exc.params, extra=exc.extra,
-                       headers={**BASE_HEADERS, **exc.headers}, commit=True) from None
+        raise AppError(
+            exc.error,
+            params=exc.params,
+            extra=exc.extra,
+            headers={**BASE_HEADERS, **exc.headers},
+            commit=True,
+        ) from None
     upload.completed_at, upload.media_id = clock.now(), media.id
     session.add(upload)
     await session.flush()
@@ -289,13 +324,20 @@ def _staged(path: Path, upload: TusUpload) -> StagedFile:
         handle.seek(max(0, upload.length - TAIL_BYTES))
         tail = handle.read()
     meta = upload.meta or {}
-    return StagedFile(path=path, filename=(meta.get("filename") or meta.get("name")),
-                      declared_type=(meta.get("filetype") or meta.get("type")),
-                      size=upload.length, head=head, tail=tail, sha256=digest.hexdigest())
+    return StagedFile(
+        path=path,
+        filename=(meta.get("filename") or meta.get("name")),
+        declared_type=(meta.get("filetype") or meta.get("type")),
+        size=upload.length,
+        head=head,
+        tail=tail,
+        sha256=digest.hexdigest(),
+    )
 
 
-async def terminate(session: AsyncSession, upload: TusUpload, *,
-                    while_written: bool = False) -> None:
+async def terminate(
+    session: AsyncSession, upload: TusUpload, *, while_written: bool = False
+) -> None:
     """Remove the upload and its bytes. Under the writer lock, so 423 while a PATCH writes it
     (as tusd answers): a writer never finds the file gone while it judges the last byte. A PATCH
     that comes after finds no file (404). `while_written`: remove it anyway (an account's erasure

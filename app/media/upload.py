@@ -149,8 +149,9 @@ async def receive_file(
             async for chunk in request.stream():
                 body_read += len(chunk)
                 if body_read > body_limit:
-                    raise AppError(errors.TOO_LARGE, params={"limit": max_bytes},
-                                   extra={"limit": max_bytes})
+                    raise AppError(
+                        errors.TOO_LARGE, params={"limit": max_bytes}, extra={"limit": max_bytes}
+                    )
                 try:
                     parser.write(chunk)
                 except MultipartParseError:
@@ -160,8 +161,11 @@ async def receive_file(
                 for piece in state.pending:
                     staged.size += len(piece)
                     if staged.size > max_bytes:
-                        raise AppError(errors.TOO_LARGE, params={"limit": max_bytes},
-                                       extra={"limit": max_bytes})
+                        raise AppError(
+                            errors.TOO_LARGE,
+                            params={"limit": max_bytes},
+                            extra={"limit": max_bytes},
+                        )
                     if len(staged.head) < HEAD_BYTES:
                         staged.head += piece[: HEAD_BYTES - len(staged.head)]
                     staged.tail = (staged.tail + piece)[-TAIL_BYTES:]

@@ -18,12 +18,14 @@ from tests.support.flows import run_jobs, seed_wards
 
 
 async def upload(client, headers, content: bytes, filename: str, content_type: str):
-    return await client.post("/api/v1/media", headers=headers,
-                             files={"file": (filename, content, content_type)})
+    return await client.post(
+        "/api/v1/media", headers=headers, files={"file": (filename, content, content_type)}
+    )
 
 
-async def uploaded(client, headers, content: bytes, filename: str = "anh.jpg",
-                   content_type: str = "image/jpeg") -> str:
+async def uploaded(
+    client, headers, content: bytes, filename: str = "anh.jpg", content_type: str = "image/jpeg"
+) -> str:
     response = await upload(client, headers, content, filename, content_type)
     assert response.status_code == 201, response.text
     return response.json()["id"]
@@ -37,8 +39,9 @@ async def fetch(client, url: str) -> bytes:
 
 
 async def nearby_media(client) -> list[dict]:
-    items = (await client.get("/api/v1/incidents/nearby",
-                              params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()["items"]
+    items = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()["items"]
     return [m for item in items for m in item["media"]]
 
 
@@ -65,11 +68,11 @@ async def test_the_public_sees_a_blurred_photo_without_exif_and_the_reporter_the
     picture = samples.decode(shown)
     assert picture.shape[:2] == (480, 640)
     x, y, w, h = samples.PLATE_BOX
-    plate_before = samples.sharpness(samples.scene()[y:y + h, x:x + w])
-    assert samples.sharpness(picture[y:y + h, x:x + w]) < plate_before * 0.05
+    plate_before = samples.sharpness(samples.scene()[y : y + h, x : x + w])
+    assert samples.sharpness(picture[y : y + h, x : x + w]) < plate_before * 0.05
     cx, cy = samples.FACE_CENTRE
-    face_before = samples.sharpness(samples.scene()[cy - 60:cy + 60, cx - 60:cx + 60])
-    assert samples.sharpness(picture[cy - 60:cy + 60, cx - 60:cx + 60]) < face_before * 0.2
+    face_before = samples.sharpness(samples.scene()[cy - 60 : cy + 60, cx - 60 : cx + 60])
+    assert samples.sharpness(picture[cy - 60 : cy + 60, cx - 60 : cx + 60]) < face_before * 0.2
     thumb = samples.decode(await fetch(client, public["thumbnail_url"]))
     assert max(thumb.shape[:2]) == 320
 
@@ -105,10 +108,16 @@ async def test_a_video_report_gets_a_probe_a_poster_and_a_blurred_public_copy(cl
 async def test_photos_of_another_citizen_or_documents_cannot_be_attached(client, db):
     reporter = await citizen(client, db, "0912600003")
     other = await citizen(client, db, "0912600004")
-    theirs = await uploaded(client, other, samples.encode(samples.scene(), ".png"), "a.png",
-                            "image/png")
-    pdf = await uploaded(client, reporter, b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n%%EOF\n",
-                         "a.pdf", "application/pdf")
+    theirs = await uploaded(
+        client, other, samples.encode(samples.scene(), ".png"), "a.png", "image/png"
+    )
+    pdf = await uploaded(
+        client,
+        reporter,
+        b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n%%EOF\n",
+        "a.pdf",
+        "application/pdf",
+    )
     mine = await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg"))
 
     for ids in ([theirs], [pdf]):
@@ -116,8 +125,9 @@ async def test_photos_of_another_citizen_or_documents_cannot_be_attached(client,
         assert refused["code"] == "incident.media_invalid"
         assert refused["media_ids"] == ids
     await file_report(client, reporter, CENTRE, media_ids=[mine])
-    reused = await file_report(client, reporter, CENTRE, category="accident", media_ids=[mine],
-                               expect=422)
+    reused = await file_report(
+        client, reporter, CENTRE, category="accident", media_ids=[mine], expect=422
+    )
     assert reused["code"] == "incident.media_invalid"
 
 
@@ -140,8 +150,9 @@ async def test_staff_hide_show_and_redact_media(client, db):
     assert (await client.post(url, json={"action": "show"}, headers=officer)).status_code == 200
     assert len(await nearby_media(client)) == 1
 
-    redacted = await client.post(url, json={"action": "redact", "note": "Lộ biển số"},
-                                 headers=officer)
+    redacted = await client.post(
+        url, json={"action": "redact", "note": "Lộ biển số"}, headers=officer
+    )
     assert redacted.json()["media"][0]["visibility"] == "redacted"
     assert await nearby_media(client) == []
     parts = urlsplit(shown["url"])
@@ -149,14 +160,18 @@ async def test_staff_hide_show_and_redact_media(client, db):
     assert gone.status_code == 404
     again = await client.post(url, json={"action": "show"}, headers=officer)
     assert again.status_code == 409 and again.json()["code"] == "incident.invalid_media_action"
-    staff_view = (await client.get(f"/api/v1/staff/incidents/{body['id']}",
-                                   headers=officer)).json()
+    staff_view = (await client.get(f"/api/v1/staff/incidents/{body['id']}", headers=officer)).json()
     assert [e["action"] for e in staff_view["timeline"]][-4:] == [
-        "verify", "media_hide", "media_show", "media_redact"]
+        "verify",
+        "media_hide",
+        "media_show",
+        "media_redact",
+    ]
     # The original is still there for staff, through the audited endpoint only.
     assert staff_view["media"][0]["url"] is None
-    kept = await client.get(f"{url}/original", params={"reason": "Xác minh biển số"},
-                            headers=officer)
+    kept = await client.get(
+        f"{url}/original", params={"reason": "Xác minh biển số"}, headers=officer
+    )
     assert kept.status_code == 200 and kept.content[:3] == b"\xff\xd8\xff"
 
 
@@ -183,8 +198,9 @@ async def test_signed_links_expire_and_cannot_be_altered(client, db):
 async def test_a_signature_of_any_characters_is_refused_not_crashing(client):
     media_id, expires = uuid.uuid4(), int(clock.now().timestamp()) + 3600
     for sig in ("âÿ\u0084Ám1", "𝟘" * 20, ""):
-        response = await client.get(f"/api/v1/media/signed/{media_id}/original",
-                                    params={"exp": expires, "sig": sig})
+        response = await client.get(
+            f"/api/v1/media/signed/{media_id}/original", params={"exp": expires, "sig": sig}
+        )
         assert response.status_code == 403, sig
         assert response.json()["code"] == "media.link_invalid"
 
@@ -194,8 +210,10 @@ async def test_a_photo_that_does_not_decode_is_marked_failed_and_never_public(cl
     reporter = await citizen(client, db, "0912600008")
     officer = await staff(client, db, "0981600008", "TNG-PDP")
     # Right signature and end marker, a plausible header, garbage inside.
-    fake = (b"\xff\xd8\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11"
-            b"\x01" + b"\x13" * 500 + b"\xff\xd9")
+    fake = (
+        b"\xff\xd8\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11"
+        b"\x01" + b"\x13" * 500 + b"\xff\xd9"
+    )
     media_id = await uploaded(client, reporter, fake)
     body = await file_report(client, reporter, CENTRE, media_ids=[media_id])
     await run_jobs()
@@ -212,21 +230,31 @@ async def test_a_photo_that_does_not_decode_is_marked_failed_and_never_public(cl
 
 def png_claiming(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
-                                                                0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize(("make", "filename", "declared", "detected"), [
-    (lambda: samples.encode(samples.scene(), ".webp"), "a.webp", "image/webp", "image/webp"),
-    (samples.heic, "IMG_0001.HEIC", "image/heic", "image/heic"),
-    (lambda: samples.video(ext=".mov"), "clip.mov", "video/quicktime", "video/quicktime"),
-    (lambda: samples.video(ext=".3gp"), "clip.3gp", "video/3gpp", "video/3gpp"),
-    (samples.video, "clip", "application/octet-stream", "video/mp4"),
-])
+@pytest.mark.parametrize(
+    ("make", "filename", "declared", "detected"),
+    [
+        (lambda: samples.encode(samples.scene(), ".webp"), "a.webp", "image/webp", "image/webp"),
+        (samples.heic, "IMG_0001.HEIC", "image/heic", "image/heic"),
+        (lambda: samples.video(ext=".mov"), "clip.mov", "video/quicktime", "video/quicktime"),
+        (lambda: samples.video(ext=".3gp"), "clip.3gp", "video/3gpp", "video/3gpp"),
+        (samples.video, "clip", "application/octet-stream", "video/mp4"),
+    ],
+)
 async def test_photo_and_video_formats_are_recognised_by_their_bytes(
     client, db, make, filename, declared, detected
 ):
@@ -238,21 +266,24 @@ async def test_photo_and_video_formats_are_recognised_by_their_bytes(
     assert response.json()["content_type"] == detected
 
 
-@pytest.mark.parametrize(("make", "filename", "code"), [
-    # Truncated: the last box runs past the end of the file.
-    (lambda: samples.video()[:-100], "clip.mp4", "media.corrupt"),
-    # A polyglot: a ZIP archive glued after a valid video.
-    (lambda: samples.video() + b"PK\x03\x04" + b"\x00" * 60, "clip.mp4", "media.corrupt"),
-    (lambda: samples.encode(samples.scene(), ".webp")[:-10], "a.webp", "media.corrupt"),
-    (lambda: samples.heic()[:-50], "a.heic", "media.corrupt"),
-    # A decompression bomb: tiny file, ten billion pixels announced.
-    (lambda: png_claiming(100_000, 100_000), "bomb.png", "media.too_many_pixels"),
-    (lambda: b"GIF89a" + b"\x00" * 100, "a.gif", "media.unsupported_type"),
-    (lambda: b"just some text, honestly a jpeg", "a.jpg", "media.unsupported_type"),
-    (lambda: samples.video(fourcc="MJPG", ext=".avi"), "a.avi", "media.unsupported_type"),
-    # Bytes of a video, named as a photo.
-    (samples.video, "anh.jpg", "media.type_mismatch"),
-])
+@pytest.mark.parametrize(
+    ("make", "filename", "code"),
+    [
+        # Truncated: the last box runs past the end of the file.
+        (lambda: samples.video()[:-100], "clip.mp4", "media.corrupt"),
+        # A polyglot: a ZIP archive glued after a valid video.
+        (lambda: samples.video() + b"PK\x03\x04" + b"\x00" * 60, "clip.mp4", "media.corrupt"),
+        (lambda: samples.encode(samples.scene(), ".webp")[:-10], "a.webp", "media.corrupt"),
+        (lambda: samples.heic()[:-50], "a.heic", "media.corrupt"),
+        # A decompression bomb: tiny file, ten billion pixels announced.
+        (lambda: png_claiming(100_000, 100_000), "bomb.png", "media.too_many_pixels"),
+        (lambda: b"GIF89a" + b"\x00" * 100, "a.gif", "media.unsupported_type"),
+        (lambda: b"just some text, honestly a jpeg", "a.jpg", "media.unsupported_type"),
+        (lambda: samples.video(fourcc="MJPG", ext=".avi"), "a.avi", "media.unsupported_type"),
+        # Bytes of a video, named as a photo.
+        (samples.video, "anh.jpg", "media.type_mismatch"),
+    ],
+)
 async def test_refused_files_get_a_clear_code(client, db, make, filename, code):
     me = await citizen(client, db, "0912600011")
 
@@ -287,8 +318,9 @@ async def test_erasing_an_account_removes_its_photos_and_their_public_versions(c
     keys = (await db.execute(sa.select(MediaVariant.storage_key))).scalars().all()
     assert len(keys) == 2 and all([await get_storage().exists(k) for k in keys])
 
-    response = await client.request("DELETE", "/api/v1/me", headers=me,
-                                    json={"password": "mot-mat-khau-dai-2026"})
+    response = await client.request(
+        "DELETE", "/api/v1/me", headers=me, json={"password": "mot-mat-khau-dai-2026"}
+    )
 
     assert response.status_code == 200, response.text
     assert [await get_storage().exists(k) for k in keys] == [False, False]
@@ -309,8 +341,8 @@ def test_a_heic_photo_is_processed_like_any_other(tmp_path):
     public = w1280.path.read_bytes()
     assert public[:3] == b"\xff\xd8\xff" and b"Exif" not in public
     x, y, w, h = samples.PLATE_BOX
-    before = samples.sharpness(samples.scene()[y:y + h, x:x + w])
-    assert samples.sharpness(samples.decode(public)[y:y + h, x:x + w]) < before * 0.05
+    before = samples.sharpness(samples.scene()[y : y + h, x : x + w])
+    assert samples.sharpness(samples.decode(public)[y : y + h, x : x + w]) < before * 0.05
 
 
 async def test_the_feed_shows_each_file_as_the_public_page_of_its_incident_does(client, db):
@@ -320,27 +352,37 @@ async def test_the_feed_shows_each_file_as_the_public_page_of_its_incident_does(
     await seed_wards(db)
     reporter = await citizen(client, db, "0912600011")
     officer = await staff(client, db, "0981600011", "TNG-PDP")
-    broken = (b"\xff\xd8\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03"
-              b"\x11\x01" + b"\x13" * 500 + b"\xff\xd9")
-    files = [await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg")),
-             await uploaded(client, reporter, samples.video(seconds=1), "clip.mp4", "video/mp4"),
-             await uploaded(client, reporter, broken),
-             await uploaded(client, reporter, samples.encode(samples.scene(), ".png"),
-                            "anh.png", "image/png")]
+    broken = (
+        b"\xff\xd8\xff\xc0\x00\x11\x08\x01\x00\x01\x00\x03\x01\x22\x00\x02\x11\x01\x03"
+        b"\x11\x01" + b"\x13" * 500 + b"\xff\xd9"
+    )
+    files = [
+        await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg")),
+        await uploaded(client, reporter, samples.video(seconds=1), "clip.mp4", "video/mp4"),
+        await uploaded(client, reporter, broken),
+        await uploaded(
+            client, reporter, samples.encode(samples.scene(), ".png"), "anh.png", "image/png"
+        ),
+    ]
     many = await file_report(client, reporter, CENTRE, media_ids=files)
     await run_jobs()
     hidden = f"/api/v1/staff/incidents/{many['id']}/media/{files[3]}"
     assert (await client.post(hidden, json={"action": "hide"}, headers=officer)).status_code == 200
     late = await uploaded(client, reporter, samples.encode(samples.scene(), ".jpg"))
-    pending = await file_report(client, reporter, CENTRE, category="accident",
-                                media_ids=[late], confirm_new=True)
+    pending = await file_report(
+        client, reporter, CENTRE, category="accident", media_ids=[late], confirm_new=True
+    )
     for incident in (many, pending):
         await act(client, officer, incident["id"], "verify")
 
     pages, cursor = [], None
     while True:  # one incident a page: the media rows of one never spill into the next
-        params = {"lat": CENTRE[0], "lon": CENTRE[1], "limit": 1, **({"cursor": cursor}
-                                                                     if cursor else {})}
+        params = {
+            "lat": CENTRE[0],
+            "lon": CENTRE[1],
+            "limit": 1,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = (await client.get("/api/v1/incidents/nearby", params=params)).json()
         pages += page["items"]
         cursor = page["next_cursor"]
@@ -352,6 +394,8 @@ async def test_the_feed_shows_each_file_as_the_public_page_of_its_incident_does(
         detail = (await client.get(f"/api/v1/incidents/{item['id']}")).json()
         assert item["media"] == detail["media"]
     assert pages[0]["media"] == []
-    assert [(m["id"], m["kind"]) for m in pages[1]["media"]] == [(files[0], "photo"),
-                                                                 (files[1], "video")]
+    assert [(m["id"], m["kind"]) for m in pages[1]["media"]] == [
+        (files[0], "photo"),
+        (files[1], "video"),
+    ]
     assert all(m["url"] and m["thumbnail_url"] for m in pages[1]["media"])

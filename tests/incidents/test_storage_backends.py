@@ -41,8 +41,13 @@ def moto_endpoint() -> Iterator[str]:
 
 
 def s3_backend(endpoint: str, bucket: str) -> S3Storage:
-    return S3Storage(endpoint_url=endpoint, bucket=bucket, region="ap-southeast-1",
-                     access_key_id="testing", secret_access_key="testing")
+    return S3Storage(
+        endpoint_url=endpoint,
+        bucket=bucket,
+        region="ap-southeast-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -102,9 +107,13 @@ async def test_keys_are_separate_and_overwrite_replaces(backend, tmp_path):
 async def test_a_report_with_media_on_s3(client, db, moto_endpoint, monkeypatch):
     bucket = f"reports-{os.urandom(4).hex()}"
     settings = get_media_settings()
-    for name, value in (("media_storage", "s3"), ("media_s3_endpoint_url", moto_endpoint),
-                        ("media_s3_bucket", bucket), ("media_s3_access_key_id", "testing"),
-                        ("media_s3_secret_access_key", "testing")):
+    for name, value in (
+        ("media_storage", "s3"),
+        ("media_s3_endpoint_url", moto_endpoint),
+        ("media_s3_bucket", bucket),
+        ("media_s3_access_key_id", "testing"),
+        ("media_s3_secret_access_key", "testing"),
+    ):
         monkeypatch.setattr(settings, name, value)
     monkeypatch.setattr(storage_module, "_backend", None)
     s3 = storage_module.get_storage()
@@ -115,8 +124,9 @@ async def test_a_report_with_media_on_s3(client, db, moto_endpoint, monkeypatch)
     officer = await staff(client, db, "0981900001", "TNG-PDP")
     photo = samples.jpeg_with_gps()
 
-    upload = await client.post("/api/v1/media", headers=me,
-                               files={"file": ("anh.jpg", photo, "image/jpeg")})
+    upload = await client.post(
+        "/api/v1/media", headers=me, files={"file": ("anh.jpg", photo, "image/jpeg")}
+    )
     stored = await db.get(MediaObject, uuid.UUID(upload.json()["id"]))
     assert stored.storage_backend == "s3"
     assert await s3.exists(stored.storage_key)
@@ -124,8 +134,9 @@ async def test_a_report_with_media_on_s3(client, db, moto_endpoint, monkeypatch)
     await run_jobs()
     await act(client, officer, report["id"], "verify")
 
-    items = (await client.get("/api/v1/incidents/nearby",
-                              params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()["items"]
+    items = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()["items"]
     [media] = items[0]["media"]
     assert media["ready"]
     url = media["url"].split("://", 1)[1].split("/", 1)[1]

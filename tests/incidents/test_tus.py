@@ -42,16 +42,26 @@ def meta(**values: str) -> str:
 
 
 async def create(client, headers, length: int, **extra) -> str:
-    response = await client.post("/api/v1/uploads/", headers={
-        **headers, **TUS, "Upload-Length": str(length),
-        "Upload-Metadata": meta(filename="clip.mp4", filetype="video/mp4"), **extra})
+    response = await client.post(
+        "/api/v1/uploads/",
+        headers={
+            **headers,
+            **TUS,
+            "Upload-Length": str(length),
+            "Upload-Metadata": meta(filename="clip.mp4", filetype="video/mp4"),
+            **extra,
+        },
+    )
     assert response.status_code == 201, response.text
     return response.headers["location"].rsplit("/", 1)[1]
 
 
 async def patch(client, headers, upload_id: str, offset: int, body: bytes, **extra):
-    return await client.patch(f"/api/v1/uploads/{upload_id}", content=body, headers={
-        **headers, **TUS, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra})
+    return await client.patch(
+        f"/api/v1/uploads/{upload_id}",
+        content=body,
+        headers={**headers, **TUS, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra},
+    )
 
 
 def checksum(algorithm: str, data: bytes) -> str:
@@ -64,7 +74,12 @@ async def test_options_announce_version_extensions_size_and_algorithms(client, d
     assert response.status_code == 204
     assert response.headers["tus-version"] == "1.0.0"
     assert set(response.headers["tus-extension"].split(",")) == {
-        "creation", "creation-with-upload", "expiration", "checksum", "termination"}
+        "creation",
+        "creation-with-upload",
+        "expiration",
+        "checksum",
+        "termination",
+    }
     assert response.headers["tus-max-size"] == str(500 * 1024 * 1024)
     assert response.headers["tus-checksum-algorithm"] == "sha1,sha256"
 
@@ -75,11 +90,18 @@ async def test_chunks_with_checksums_make_a_media_object(client, db):
     upload_id = await create(client, me, len(clip))
     half = len(clip) // 2
 
-    first = await patch(client, me, upload_id, 0, clip[:half],
-                        **{"Upload-Checksum": checksum("sha1", clip[:half])})
+    first = await patch(
+        client, me, upload_id, 0, clip[:half], **{"Upload-Checksum": checksum("sha1", clip[:half])}
+    )
     head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
-    last = await patch(client, me, upload_id, half, clip[half:],
-                       **{"Upload-Checksum": checksum("sha256", clip[half:])})
+    last = await patch(
+        client,
+        me,
+        upload_id,
+        half,
+        clip[half:],
+        **{"Upload-Checksum": checksum("sha256", clip[half:])},
+    )
 
     assert first.status_code == 204 and first.headers["upload-offset"] == str(half)
     assert head.headers["upload-offset"] == str(half)
@@ -95,8 +117,11 @@ async def test_creation_with_upload_takes_the_first_chunk_in_the_post(client, db
     me = await citizen(client, db, "0912800002")
     photo = samples.encode(samples.scene(), ".jpg")
 
-    response = await client.post("/api/v1/uploads/", content=photo, headers={
-        **me, **TUS, "Upload-Length": str(len(photo)), "Content-Type": OCTETS})
+    response = await client.post(
+        "/api/v1/uploads/",
+        content=photo,
+        headers={**me, **TUS, "Upload-Length": str(len(photo)), "Content-Type": OCTETS},
+    )
 
     assert response.status_code == 201, response.text
     assert response.headers["upload-offset"] == str(len(photo))
@@ -120,10 +145,10 @@ async def test_a_wrong_checksum_is_460_and_the_chunk_is_discarded(client, db):
     me = await citizen(client, db, "0912800004")
     upload_id = await create(client, me, 100)
 
-    wrong = await patch(client, me, upload_id, 0, b"a" * 10,
-                        **{"Upload-Checksum": checksum("sha1", b"b" * 10)})
-    unknown = await patch(client, me, upload_id, 0, b"a" * 10,
-                          **{"Upload-Checksum": "md5 AAAA"})
+    wrong = await patch(
+        client, me, upload_id, 0, b"a" * 10, **{"Upload-Checksum": checksum("sha1", b"b" * 10)}
+    )
+    unknown = await patch(client, me, upload_id, 0, b"a" * 10, **{"Upload-Checksum": "md5 AAAA"})
     head = await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
 
     assert wrong.status_code == 460 and wrong.json()["code"] == "media.checksum_mismatch"
@@ -163,10 +188,13 @@ async def test_bad_creation_requests(client, db, monkeypatch):
     base = {**me, **TUS}
     no_version = await client.post("/api/v1/uploads/", headers={**me, "Upload-Length": "5"})
     no_length = await client.post("/api/v1/uploads/", headers=base)
-    too_big = await client.post("/api/v1/uploads/",
-                                headers={**base, "Upload-Length": str(501 * 1024 * 1024)})
-    bad_meta = await client.post("/api/v1/uploads/", headers={
-        **base, "Upload-Length": "5", "Upload-Metadata": "filename not-base64!"})
+    too_big = await client.post(
+        "/api/v1/uploads/", headers={**base, "Upload-Length": str(501 * 1024 * 1024)}
+    )
+    bad_meta = await client.post(
+        "/api/v1/uploads/",
+        headers={**base, "Upload-Length": "5", "Upload-Metadata": "filename not-base64!"},
+    )
     anonymous = await client.post("/api/v1/uploads/", headers={**TUS, "Upload-Length": "5"})
     monkeypatch.setattr(get_media_settings(), "media_quota_bytes", 1000)
     await create(client, me, 600)
@@ -189,8 +217,9 @@ async def test_termination_removes_the_upload_and_its_bytes(client, db):
 
     assert response.status_code == 204
     assert not tus_service.part_path(uuid.UUID(upload_id)).exists()
-    assert (await client.head(f"/api/v1/uploads/{upload_id}",
-                              headers={**me, **TUS})).status_code == 404
+    assert (
+        await client.head(f"/api/v1/uploads/{upload_id}", headers={**me, **TUS})
+    ).status_code == 404
 
 
 async def test_termination_while_a_patch_writes_is_refused_and_keeps_the_bytes(client, db):
@@ -220,8 +249,9 @@ async def test_unfinished_uploads_expire_after_a_day(client, db):
     me = await citizen(client, db, "0912800010")
     upload_id = await create(client, me, 100)
     finished = samples.encode(samples.scene(), ".png")
-    done_id = await create(client, me, len(finished),
-                           **{"Upload-Metadata": meta(filename="anh.png")})
+    done_id = await create(
+        client, me, len(finished), **{"Upload-Metadata": meta(filename="anh.png")}
+    )
     done = await patch(client, me, done_id, 0, finished)
     assert done.status_code == 204, done.text
 
@@ -257,8 +287,11 @@ async def test_a_large_patch_streams_without_holding_the_file_in_memory(client, 
 
     tracemalloc.start()
     try:
-        response = await client.patch(f"/api/v1/uploads/{upload_id}", content=body(), headers={
-            **me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS})
+        response = await client.patch(
+            f"/api/v1/uploads/{upload_id}",
+            content=body(),
+            headers={**me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS},
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -281,8 +314,10 @@ def second_process(database_url: str, tmp_root: Path) -> Iterator[str]:
     log = (tmp_root / f"tus-second-process-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env={**os.environ, "DATABASE_URL": database_url},
-        stdout=log, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -319,9 +354,13 @@ async def test_two_patches_of_one_upload_on_two_processes_never_interleave(
 
     async with httpx.AsyncClient(base_url=second_process, timeout=30) as other:
         # A phone's PATCH on the other process, stalled mid-body on a weak network.
-        first = asyncio.create_task(other.patch(f"/api/v1/uploads/{upload_id}",
-                                                content=slow_phone(), headers={
-            **me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS}))
+        first = asyncio.create_task(
+            other.patch(
+                f"/api/v1/uploads/{upload_id}",
+                content=slow_phone(),
+                headers={**me, **TUS, "Upload-Offset": "0", "Content-Type": OCTETS},
+            )
+        )
         for _ in range(500):  # until its first bytes are on disk: it holds the upload
             if part.stat().st_size:
                 break
@@ -369,13 +408,14 @@ async def live_server(app, db, monkeypatch):
         sock.close()
 
 
-async def _cut_off_patch(port: int, path: str, token: str, total: int,
-                          pieces: list[bytes]) -> None:
+async def _cut_off_patch(port: int, path: str, token: str, total: int, pieces: list[bytes]) -> None:
     """A PATCH announcing `total` bytes whose connection drops after `pieces` went through."""
     _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-            f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
-            f"Content-Length: {total}\r\n\r\n")
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
+        f"Content-Length: {total}\r\n\r\n"
+    )
     writer.write(head.encode())
     for piece in pieces:
         writer.write(piece)
@@ -397,10 +437,15 @@ async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_u
     upload_id = await create(client, me, 1001)  # stays an upload
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     token = me["Authorization"].split()[1]
-    writer.write((f"PATCH /api/v1/uploads/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
-                  f"Upload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
-                  f"Content-Length: 1000\r\n\r\n").encode() + b"\xaa" * 400)
+    writer.write(
+        (
+            f"PATCH /api/v1/uploads/{upload_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Upload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
+            f"Content-Length: 1000\r\n\r\n"
+        ).encode()
+        + b"\xaa" * 400
+    )
     await writer.drain()
 
     try:
@@ -426,8 +471,11 @@ async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_f
     await seed_wards(db)
     me = await citizen(client, db, "0912800020")
     officer = await staff(client, db, "0981800020", "TNG-PDP")
-    photo = await client.post("/api/v1/media", headers=me,
-                              files={"file": ("anh.jpg", samples.jpeg_with_gps(), "image/jpeg")})
+    photo = await client.post(
+        "/api/v1/media",
+        headers=me,
+        files={"file": ("anh.jpg", samples.jpeg_with_gps(), "image/jpeg")},
+    )
     clip = samples.video(seconds=2, fps=10)
     clip_path = tmp_path / "clip.mp4"
     clip_path.write_bytes(clip)
@@ -439,7 +487,9 @@ async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_f
     path = url.removeprefix(base)
     token = me["Authorization"].split()[1]
     third = len(clip) // 3
-    await _cut_off_patch(port, path, token, len(clip), [clip[:third // 2], clip[third // 2:third]])
+    await _cut_off_patch(
+        port, path, token, len(clip), [clip[: third // 2], clip[third // 2 : third]]
+    )
     for _ in range(200):  # until the server has noticed the drop and saved what arrived
         offset = int((await client.head(path, headers={**me, **TUS})).headers["upload-offset"])
         if offset:
@@ -449,22 +499,25 @@ async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_f
 
     # Back online: the client asks where it was and sends the rest, with checksums.
     # tuspy is synchronous (requests): it runs in a thread, the server on this loop.
-    resumed = await asyncio.to_thread(tus.uploader, str(clip_path), url=url,
-                                      chunk_size=64 * 1024, upload_checksum=True)
+    resumed = await asyncio.to_thread(
+        tus.uploader, str(clip_path), url=url, chunk_size=64 * 1024, upload_checksum=True
+    )
     assert resumed.offset == offset
     await asyncio.to_thread(resumed.upload)
     head = await client.head(path, headers={**me, **TUS})
     video_id = head.headers["upload-media-id"]
 
-    report = await file_report(client, me, CENTRE, category="accident",
-                               media_ids=[photo.json()["id"], video_id])
+    report = await file_report(
+        client, me, CENTRE, category="accident", media_ids=[photo.json()["id"], video_id]
+    )
     await run_jobs()
     await act(client, officer, report["id"], "verify")
     staff_list = (await client.get("/api/v1/staff/incidents", headers=officer)).json()
     assert [i["id"] for i in staff_list["items"]] == [report["id"]]
 
-    items = (await client.get("/api/v1/incidents/nearby",
-                              params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()["items"]
+    items = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()["items"]
     [found] = items
     assert [(m["kind"], m["ready"]) for m in found["media"]] == [("photo", True), ("video", True)]
     shown = await client.get(found["media"][0]["url"].removeprefix(base))

@@ -211,8 +211,9 @@ async def test_a_bomb_that_reached_storage_fails_in_the_worker_undecoded(
 
     await seed_wards(db)
     reporter = await citizen(client, db, "0912620001")
-    response = await upload(client, reporter, samples.encode(samples.scene(), ".png"), "a.png",
-                            "image/png")
+    response = await upload(
+        client, reporter, samples.encode(samples.scene(), ".png"), "a.png", "image/png"
+    )
     media_id = uuid.UUID(response.json()["id"])
     stored = await db.get(MediaObject, media_id)
     get_storage().path(stored.storage_key).write_bytes(flat_png())
