@@ -128,6 +128,25 @@ async def test_keys_from_a_jwks_uri_serve_many_requests_with_one_fetch(
     assert partner.fetches == 1
 
 
+async def test_through_a_partner_outage_its_last_good_keys_still_serve(
+    live_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = RSAKey.generate_key(2048, private=True, auto_kid=True)
+    with PartnerServer({"keys": [key.as_dict(private=False)]}) as partner:
+        registered = await make_client(db, name="Đối tác", auth_method="private_key_jwt",
+                                       jwks_uri=partner.url, grant_types=["client_credentials"],
+                                       redirect_uris=[])
+        async with httpx.AsyncClient(base_url=live_url, timeout=30) as http:
+            before = await assertion_grant(http, key, registered.client.id, live_url)
+            monkeypatch.setattr(get_oauth_settings(), "jwks_cache_seconds", 0.0)  # stale now
+            partner.delay = get_oauth_settings().outbound_timeout_seconds + 0.5  # and down
+            during = [await assertion_grant(http, key, registered.client.id, live_url)
+                      for _ in range(3)]
+    assert before.status_code == 200, before.text
+    assert [a.status_code for a in during] == [200] * 3, during[0].text
+    assert partner.fetches == 2  # one failed refetch, then the circuit stays open
+
+
 async def test_a_partner_that_rotates_its_keys_is_fetched_again_for_the_new_key_id(
     live_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
