@@ -106,7 +106,9 @@ async def test_a_slow_jwks_uri_neither_stalls_a_code_exchange_nor_is_fetched_twi
 
     await browser.close()
     assert during.status_code == 200, during.text
-    assert attacked < 4 * baseline + 0.05, (attacked, baseline)
+    # Before the fix the exchange waited behind 60 fetches for seconds (over 100 times its
+    # time alone); now it does not wait for them at all. A ratio, with room for a busy machine.
+    assert attacked / baseline < 10, (attacked, baseline)
     assert {(a.status_code, a.json()["error"]) for a in answers + second} == {
         (400, "invalid_client")}
     assert slow.max_in_flight == 1
