@@ -1,5 +1,6 @@
 """tus 1.0 at /api/v1/uploads/ (for videos from phones on weak networks). Thin: headers in and
-out; the rules are in tus_service.py."""
+out; the rules are in tus_service.py. A PATCH commits in steps, in one named unit of work
+(`_append_unit_of_work`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.core import errors as core_errors
 from app.core.config import get_settings
-from app.core.errors import responses
+from app.core.errors import AppError, responses
 from app.identity.dependencies import CurrentPrincipal, DbSession
 from app.media import errors
 from app.media import tus_service as tus
@@ -69,14 +70,36 @@ async def options_upload(upload_id: str) -> Response:
     return _options()
 
 
-async def _write_and_finish(
+async def _append_unit_of_work(
     request: Request, session: DbSession, upload: TusUpload, offset: int
-) -> TusUpload:
+) -> None:
+    """A PATCH body (or a creation's first chunk) appended at `offset`: the tus PATCH's unit of
+    work, the one request path that commits before it ends, in steps under the upload's writer
+    lock (a second writer meanwhile gets 423), so that the next writer reads what this one did:
+
+    1. what the request did so far (a creation) is committed, and the upload is read again in a
+       transaction begun under the lock;
+    2. the body streams into the part file with no transaction open (a video over a weak
+       network takes minutes; nothing holds a connection or SQLite's lock meanwhile);
+    3. the new offset, and on the last byte the media object (or a refused file's removal), is
+       committed before the lock goes, even when the client is gone: an acknowledged offset is
+       durable.
+    """
     if request.headers.get("content-type", "").split(";")[0].strip() != OCTETS:
         raise tus.fail(errors.TUS_CONTENT_TYPE)
     checksum = tus.parse_checksum(request.headers.get("upload-checksum"))
-    await tus.append(session, upload, offset, request.stream(), checksum)  # completes at the end
-    return upload
+    async with tus.sole_writer(upload.id):
+        await session.commit()  # 1
+        start = await tus.resume_at(session, upload, offset)
+        await session.commit()  # 2
+        written = await tus.receive(upload, start, request.stream(), checksum)
+        try:
+            await tus.advance(session, upload, start, written)
+        except AppError as exc:
+            if exc.commit:  # 3, a refused file
+                await session.commit()
+            raise
+        await session.commit()  # 3
 
 
 @router.post(
@@ -106,7 +129,7 @@ async def create(request: Request, principal: CurrentPrincipal, session: DbSessi
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     upload = await tus.create(session, principal.user.id, int(raw), metadata)
     if request.headers.get("content-type", "").startswith(OCTETS):
-        await _write_and_finish(request, session, upload, 0)
+        await _append_unit_of_work(request, session, upload, 0)
     elif upload.length == 0:
         await tus.complete(session, upload)
     headers = _state_headers(upload)
@@ -164,7 +187,7 @@ async def patch(
             params={"offset": upload.offset},
             headers={"Upload-Offset": str(upload.offset)},
         )
-    await _write_and_finish(request, session, upload, int(raw))
+    await _append_unit_of_work(request, session, upload, int(raw))
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=_state_headers(upload))
 
 

@@ -9,7 +9,8 @@ multipart upload (`media.service.store_upload`) and becomes a media object.
 
 Concurrency: one writer per upload across every server process of the host: a PATCH takes an
 exclusive, non-blocking OS lock (flock) on the upload's part file before it reads the offset, and
-keeps it until the new offset (and, on the last byte, the media object) is committed. A second
+keeps it until the new offset (and, on the last byte, the media object) is committed: the
+PATCH's unit of work, `tus_router._append_unit_of_work`, the one place that commits. A second
 PATCH meanwhile, in this process or another, is answered 423 as tusd does, before it has
 touched a byte; the client asks HEAD and goes on. A termination (DELETE, or the expiry job, which
 is then retried later) takes the same lock to remove the file. The kernel drops the lock with the
@@ -149,9 +150,10 @@ async def get_mine(session: AsyncSession, owner_id: uuid.UUID, upload_id: uuid.U
 
 
 @contextlib.asynccontextmanager
-async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> AsyncIterator[None]:
+async def sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> AsyncIterator[None]:
     """Hold the upload's writer lock, or answer 423 at once (no waiting behind a slow phone).
     Without its part file there is nothing to write: 404, or with `missing_ok` nothing to hold.
+    A PATCH (`tus_router`) holds it until what it wrote is committed.
 
     An flock belongs to an open file description: it excludes a second open() of the file in
     this process as well as in the other workers, and the kernel releases it when the
@@ -175,72 +177,37 @@ async def _sole_writer(upload_id: uuid.UUID, *, missing_ok: bool = False) -> Asy
         os.close(fd)
 
 
-async def append(
-    session: AsyncSession,
-    upload: TusUpload,
-    offset: int,
-    stream: AsyncIterator[bytes],
-    checksum: tuple[Any, bytes] | None,
-) -> int:
-    """Write a PATCH body at `offset` and return the new offset; the last byte makes the media
-    object. Commits, under the writer lock: the next writer must read what this one did."""
-    async with _sole_writer(upload.id):
-        # Read the upload again now that no one else writes it: another process may have moved
-        # it on since this request loaded it.
-        await session.commit()
-        await _reload(session, upload)
-        if upload.completed_at is not None:
-            raise fail(errors.TUS_ALREADY_COMPLETE)
-        if offset != upload.offset:
-            raise fail(
-                errors.TUS_OFFSET_MISMATCH,
-                params={"offset": upload.offset},
-                headers={"Upload-Offset": str(upload.offset)},
-            )
-        start = upload.offset
-        # Nothing of the transaction is needed while the bytes stream in: give the connection
-        # back to the pool (a video over a weak network takes minutes).
-        await session.commit()
-        written, problem, _interrupted = await _write(upload, start, stream, checksum)
-        if problem is not None:
-            raise problem
-        moved = await session.execute(
-            sa.update(TusUpload)
-            .where(TusUpload.id == upload.id, TusUpload.offset == start)
-            .values(offset=start + written)
+async def resume_at(session: AsyncSession, upload: TusUpload, offset: int) -> int:
+    """Where this PATCH writes: the upload's committed offset, which the client's must match.
+    Call under the writer lock, in a transaction begun after it was taken: another process may
+    have moved the upload on since this request loaded it."""
+    await _reload(session, upload)
+    if upload.completed_at is not None:
+        raise fail(errors.TUS_ALREADY_COMPLETE)
+    if offset != upload.offset:
+        raise fail(
+            errors.TUS_OFFSET_MISMATCH,
+            params={"offset": upload.offset},
+            headers={"Upload-Offset": str(upload.offset)},
         )
-        if moved.rowcount != 1:  # removed (terminated, expired) while the bytes came in
-            raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": start})
-        await _reload(session, upload)
-        try:
-            if upload.offset == upload.length:
-                await complete(session, upload)
-        except AppError as exc:
-            if exc.commit:  # a refused file: its removal is committed before another writer
-                await session.commit()
-            raise
-        # Kept even when the client is gone (nobody is left to answer), and before the lock goes.
-        await session.commit()
     return upload.offset
 
 
-async def _reload(session: AsyncSession, upload: TusUpload) -> None:
-    """The committed state of the upload, in place; 404 if it was removed meanwhile."""
-    if await session.get(TusUpload, upload.id, populate_existing=True) is None:
-        raise fail(errors.TUS_NOT_FOUND)
-
-
-async def _write(
+async def receive(
     upload: TusUpload,
     start: int,
     stream: AsyncIterator[bytes],
     checksum: tuple[Any, bytes] | None,
-) -> tuple[int, AppError | None, bool]:
+) -> int:
+    """Write a PATCH body into the part file at `start` and return how many bytes were kept.
+    No database: the caller holds no transaction while a phone sends (minutes on a weak
+    network). A checksum mismatch (or a checksummed body cut off) and bytes past the declared
+    length keep nothing and raise."""
     remaining = upload.length - start
     digest = checksum[0]() if checksum else None
     written = 0
     problem: AppError | None = None
-    interrupted = False
+    interrupted = False  # a checksum cannot be verified on part of a body
     # The server hands the body over in ~64 KiB pieces; each file write is a hop to a worker
     # thread, so pieces are gathered up to WRITE_BYTES first (memory stays at that).
     buffer = bytearray()
@@ -273,7 +240,30 @@ async def _write(
         if problem is not None:
             written = 0
         await out.truncate(start + written)
-    return written, problem, interrupted
+    if problem is not None:
+        raise problem
+    return written
+
+
+async def advance(session: AsyncSession, upload: TusUpload, start: int, written: int) -> None:
+    """Move the offset from `start` by `written` (compare-and-set: 409 if the upload was
+    terminated or expired while the bytes came in); the last byte makes the media object."""
+    moved = await session.execute(
+        sa.update(TusUpload)
+        .where(TusUpload.id == upload.id, TusUpload.offset == start)
+        .values(offset=start + written)
+    )
+    if moved.rowcount != 1:
+        raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": start})
+    await _reload(session, upload)
+    if upload.offset == upload.length:
+        await complete(session, upload)
+
+
+async def _reload(session: AsyncSession, upload: TusUpload) -> None:
+    """The committed state of the upload, in place; 404 if it was removed meanwhile."""
+    if await session.get(TusUpload, upload.id, populate_existing=True) is None:
+        raise fail(errors.TUS_NOT_FOUND)
 
 
 async def _until_silent(stream: AsyncIterator[bytes], idle: float) -> AsyncIterator[bytes]:
@@ -293,7 +283,7 @@ async def _until_silent(stream: AsyncIterator[bytes], idle: float) -> AsyncItera
 async def complete(session: AsyncSession, upload: TusUpload) -> MediaObject:
     """The last byte is in: judge the file like any upload and keep it as a media object.
 
-    A refused file is removed along with its upload (the refusal is committed)."""
+    A refused file is removed along with its upload: the error says to commit that."""
     path = part_path(upload.id)
     staged = await anyio.to_thread.run_sync(_staged, path, upload)
     try:
@@ -345,7 +335,7 @@ async def terminate(
     if while_written:
         await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
     else:
-        async with _sole_writer(upload.id, missing_ok=True):
+        async with sole_writer(upload.id, missing_ok=True):
             await anyio.Path(part_path(upload.id)).unlink(missing_ok=True)
     if upload.completed_at is None:  # a finished one's bytes are its file's now
         await quota.release(session, upload.owner_id, upload.length)
