@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from app.core import handlers, health, heap
+from app.core import handlers, health, heap, jobs
 from app.core.config import get_settings
 from app.core.db import dispose_engine, session_factory
 from app.core.internal import ListenerSplitMiddleware
@@ -46,7 +46,7 @@ HOT_ROUTES = [
     ("POST", "/oauth/introspect"),
     ("POST", "/internal/v1/camera-alerts"),
 ]
-# Each domain's job handlers (imported by the worker).
+# Each domain's job handlers (registered with core below; imported by the worker).
 DOMAIN_TASK_MODULES: list[str] = [
     "app.core.maintenance",
     "app.identity.tasks",
@@ -56,6 +56,7 @@ DOMAIN_TASK_MODULES: list[str] = [
     "app.oauth.tasks",
     "app.dossiers.tasks",
 ]
+jobs.register_job_modules(DOMAIN_TASK_MODULES)
 # Every module declaring tables, so Alembic and the tests see the whole schema.
 MODEL_MODULES = [
     "app.core.jobs",

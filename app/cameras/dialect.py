@@ -11,8 +11,4 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def insert(session: AsyncSession, table: Any) -> Any:
-    return insert_for(session.get_bind().dialect.name, table)
-
-
-def insert_for(dialect: str, table: Any) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)

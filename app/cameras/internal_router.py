@@ -65,8 +65,8 @@ _ACCEPTED = TypeAdapter(AlertAccepted)
     }}}}},
 )
 @direct(CameraAlertIn)
-async def receive_alert(alert: CameraAlertIn, meta: Webhook) -> Response:
-    answer = await intake.accept_alert(meta, alert)
+async def receive_alert(alert: CameraAlertIn, meta: Webhook, session: DbSession) -> Response:
+    answer = await intake.accept_alert(session, meta, alert)
     return Response(_ACCEPTED.dump_json(_ACCEPTED.validate_python(answer)),
                     status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
@@ -80,11 +80,11 @@ async def receive_alert(alert: CameraAlertIn, meta: Webhook) -> Response:
     "with `status: ignored`.",
     responses=responses(*WEBHOOK_ERRORS, *ALERT_ERRORS, *BODY_ERRORS),
 )
-async def receive_frigate_event(event: FrigateEvent, meta: Webhook) -> Any:
+async def receive_frigate_event(event: FrigateEvent, meta: Webhook, session: DbSession) -> Any:
     alert = frigate.to_alert(event)
     if isinstance(alert, str):
         return FrigateIgnored(reason=alert)
-    return await intake.accept_alert(meta, alert, source="frigate")
+    return await intake.accept_alert(session, meta, alert, source="frigate")
 
 
 @router.post(

@@ -26,7 +26,7 @@ EVENT_KIND = "camera.event"
 
 # Every parameter has a default so that any template renders (the notifications tests render
 # every registered kind with generic parameters); the cameras domain always sends them all.
-class CameraOfflineParams(templates._Params):
+class CameraOfflineParams(templates.TemplateParams):
     camera_id: str = Field(default="", max_length=64)
     camera_code: str = Field(default="", max_length=64)
     camera_name: str = Field(default="", max_length=200)
@@ -69,7 +69,7 @@ TEMPLATE = templates.Template(
 templates.TEMPLATES.setdefault(KIND, TEMPLATE)
 
 
-class CameraEventParams(templates._Params):
+class CameraEventParams(templates.TemplateParams):
     alert_id: str = Field(default="", max_length=64)
     alert_type: str = Field(default="", max_length=64)
     camera_code: str = Field(default="", max_length=64)

@@ -1,12 +1,12 @@
 """Camera registry and alert processing: the rules. Services flush, never commit.
 
-The intake of alerts (the acknowledgement, on the request path) is `app.cameras.intake`: one
-read and one short transaction on the driver's connection. Everything slow happens in the worker
-(`process_alert`).
+The intake of alerts (the acknowledgement, on the request path) is `app.cameras.intake`.
+Everything slow happens in the worker (`process_alert`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
-from app.cameras import errors, imaging, integrations, metrics, pictures
+from app.cameras import errors, imaging, integrations, metrics
 from app.cameras.dialect import insert
 from app.cameras.models import (
     ACTIVE,
@@ -27,11 +27,10 @@ from app.cameras.models import (
     CameraSnapshot,
 )
 from app.cameras.schemas import CameraCreate, CameraUpdate
-from app.core import clock, writelock
+from app.core import clock, jobs
 from app.core.config import get_settings
-from app.core.db import after_commit, new_id
+from app.core.db import after_commit
 from app.core.errors import AppError
-from app.core.jobs import Job
 from app.core.logging import get_logger
 
 log = get_logger("cameras")
@@ -157,7 +156,7 @@ async def heartbeat(session: AsyncSession, code: str) -> Camera:
     if camera is None:
         raise AppError(errors.CAMERA_UNKNOWN, params={"camera_id": code})
     if camera.status != DISABLED:
-        await _seen(session, camera.id, clock.now())
+        await mark_seen(session, camera.id, clock.now())
         await session.refresh(camera)
     return camera
 
@@ -167,7 +166,7 @@ async def heartbeat(session: AsyncSession, code: str) -> Camera:
 SEEN_RESOLUTION = timedelta(seconds=5)
 
 
-async def _seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
+async def mark_seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
     """The camera spoke: remember when, and bring it back from offline."""
     await session.execute(
         sa.update(Camera).where(
@@ -190,10 +189,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     """Pictures, the incident, the ward's staff, nearby citizens. Runs in the worker, in the job's
     transaction: all of it commits together or the job is retried from the start.
 
-    The pictures are made first, in a thread and with nothing written yet (on SQLite the write
-    lock is taken only for the short write part that follows)."""
-    # Requests in flight in this process (a burst of alerts being acknowledged) go first.
-    await writelock.foreground_quiet()
+    The pictures are made first, in a thread and with nothing written yet (on SQLite the
+    database's write lock is taken only by the short write part that follows)."""
     # One round trip for both (the FK cascades: an alert never outlives its camera).
     found = (await session.execute(
         sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)
@@ -207,10 +204,6 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     if made is not None and isinstance(made[1], imaging.Processed) and (
             integrations.opens_incident(alert, camera)):
         evidence = await integrations.save_evidence(*made)
-    # Everything slow is done: from here on the transaction writes (and on SQLite holds the
-    # database's write lock until the job's commit). Requests in flight go first.
-    await writelock.foreground_quiet()
-    await writelock.before_first_write(session)
     await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
                                                     evidence=evidence)
@@ -235,13 +228,22 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
 async def _pictures(
     session: AsyncSession, alert: CameraAlert
 ) -> tuple[bytes, imaging.Processed | imaging.SnapshotError] | None:
-    """The blurred pictures of the alert's snapshot (None without one), made in the imaging
-    pool; started ahead for the other alerts this worker has claimed, so that OpenCV runs on
-    the other cores while this job writes."""
+    """The original and its blurred pictures (None without one), made by OpenCV in a thread so
+    that the worker's other jobs go on meanwhile."""
     if alert.snapshot_status == "none":
         return None
-    await pictures.prefetch_claimed(session, alert.id, PROCESS_JOB)
-    return await pictures.result(session, alert.id, alert.boxes)
+    original = (await session.execute(
+        sa.select(CameraSnapshot.content).where(CameraSnapshot.alert_id == alert.id,
+                                                CameraSnapshot.variant == "original")
+    )).scalar_one_or_none()
+    if original is None:
+        return None
+    try:
+        made = await asyncio.to_thread(imaging.process, original, alert.boxes,
+                                       get_settings().camera_snapshot_max_pixels)
+    except imaging.SnapshotError as exc:  # an answer, not a failure of the job
+        return original, exc
+    return original, made
 
 
 async def _store_pictures(
@@ -311,13 +313,8 @@ async def schedule_offline_check(session: AsyncSession) -> None:
     now = clock.now()
     slot = math.floor(now.timestamp() / interval) + 1
     run_after = datetime.fromtimestamp(slot * interval, tz=UTC)
-    await session.execute(
-        insert(session, Job).values(
-            id=new_id(), kind=OFFLINE_CHECK_JOB, payload={}, status="pending", attempts=0,
-            max_attempts=settings.job_max_attempts, run_after=run_after,
-            dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}", created_at=now,
-        ).on_conflict_do_nothing()
-    )
+    await jobs.enqueue(session, OFFLINE_CHECK_JOB, {}, delay=run_after - now,
+                       dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}")
 
 
 async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:

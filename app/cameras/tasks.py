@@ -12,10 +12,8 @@ from app.cameras import integrations, positions, service
 from app.core.jobs import job_handler, periodic
 
 
-@job_handler(service.PROCESS_JOB, waits_out_bursts=True)
+@job_handler(service.PROCESS_JOB)
 async def process_alert(session: AsyncSession, payload: dict[str, Any]) -> None:
-    """Waits out bursts: while an operations centre sends many alerts at once, their
-    acknowledgements come first (each alert is stored; processing lags by seconds at most)."""
     await service.process_alert(session, uuid.UUID(payload["alert_id"]))
 
 

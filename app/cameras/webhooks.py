@@ -9,12 +9,11 @@ so an unsigned caller learns nothing about the body schema.
 A route marked `@direct(Model)` (the alert intake, the hottest request of the service, with a
 100 KB body) skips FastAPI's request handling: the signature is checked over the raw bytes, which
 pydantic then parses and validates in one pass (`model_validate_json`, no intermediate dict), and
-the endpoint is called as `endpoint(model, meta)` and returns its Response. Its FastAPI signature
-still describes it for the OpenAPI document. Validation errors are raised as FastAPI's would be
-(`RequestValidationError`, located under `body`), so the problems are the same.
-
-While any signed request is being answered, `app.core.writelock.foreground()` says so: background
-work of the same process (the in-process worker) lets it go first.
+the endpoint is called as `endpoint(model, meta, session)` with the request's unit of work (what
+`DbSession` gives other routes: committed before the answer is sent, rolled back on an error) and
+returns its Response. Its FastAPI signature still describes it for the OpenAPI document.
+Validation errors are raised as FastAPI's would be (`RequestValidationError`, located under
+`body`), so the problems are the same.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ from standardwebhooks import Webhook
 from starlette.datastructures import Headers
 
 from app.cameras import errors
-from app.core import writelock
 from app.core.config import get_settings
+from app.core.db import unit_of_work
 from app.core.errors import AppError
 from app.core.internal import require_internal_network
 
@@ -96,7 +95,8 @@ Endpoint = Callable[..., Coroutine[Any, Any, Response]]
 
 
 def direct(model: type[BaseModel]) -> Callable[[Endpoint], Endpoint]:
-    """Mark an endpoint `async def f(body: model, meta: WebhookMeta) -> Response` to be called
+    """Mark an endpoint `async def f(body: model, meta: WebhookMeta, session: AsyncSession)
+    -> Response` to be called
     by `SignedWebhookRoute` without FastAPI's request handling (see the module docstring)."""
 
     def mark(endpoint: Endpoint) -> Endpoint:
@@ -136,21 +136,21 @@ class SignedWebhookRoute(APIRoute):
             endpoint = self.endpoint
 
             async def direct_handler(request: Request) -> Response:
-                with writelock.foreground():
-                    await require_internal_network(request)
-                    body = await request.body()
-                    meta = verify(body, request.headers)
-                    return await endpoint(_parse(model, request, body), meta)
+                await require_internal_network(request)
+                body = await request.body()
+                meta = verify(body, request.headers)
+                parsed = _parse(model, request, body)
+                async with unit_of_work() as session:
+                    return await endpoint(parsed, meta, session)
 
             return direct_handler
 
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            with writelock.foreground():
-                await require_internal_network(request)
-                body = await request.body()  # cached: FastAPI parses the same bytes afterwards
-                request.state.webhook = verify(body, request.headers)
-                return await original(request)
+            await require_internal_network(request)
+            body = await request.body()  # cached: FastAPI parses the same bytes afterwards
+            request.state.webhook = verify(body, request.headers)
+            return await original(request)
 
         return handler

@@ -50,12 +50,8 @@ class Settings(BaseSettings):
 
     run_worker_in_process: bool = True
     worker_poll_interval_seconds: float = 1.0
-    # `python -m app worker` lowers its CPU priority by this much (0-19, as `nice`): on a host
-    # shared with the API, a burst of picture processing must not slow the acknowledgements.
-    worker_niceness: int = Field(default=10, ge=0, le=19)
-    # Jobs of bursty kinds (camera alerts) wait while their burst goes on, at most this long
-    # behind (app.core.jobs.WAITS_OUT_BURSTS); 0 runs them as soon as they are due.
-    worker_burst_settle_seconds: float = Field(default=3.0, ge=0, le=60)
+    # Jobs a worker runs at once (each a task on its event loop; OpenCV work in threads).
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
     job_lease_seconds: int = 300
     job_max_attempts: int = 8
     job_modules: list[str] = Field(default_factory=list)

@@ -331,7 +331,7 @@ def _is_locked(exc: BaseException) -> bool:
 
 
 @asynccontextmanager
-async def driver_connection() -> AsyncIterator[Any]:
+async def _driver_connection() -> AsyncIterator[Any]:
     """The database driver's own connection (asyncpg or aiosqlite), for `Direct` statements.
 
     No transaction is open on it: on PostgreSQL each statement commits by itself; on SQLite a
@@ -394,9 +394,8 @@ class Direct:
         self._retry = not writes
         self._compiled: dict[str, _Compiled] = {}
 
-    def compiled_for(self, dialect: sa.Dialect) -> _Compiled:
-        """The SQL and value processors for `dialect`, compiled once; for a caller that runs
-        several statements in one transaction of its own (the camera intake)."""
+    def _compiled_for(self, dialect: sa.Dialect) -> _Compiled:
+        """The SQL and value processors for `dialect`, compiled once."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             done = self.statement.compile(dialect=dialect)
@@ -416,7 +415,7 @@ class Direct:
         return compiled
 
     @staticmethod
-    def bind_args(binds: list[_Bind], params: dict[str, Any]) -> list[Any]:
+    def _bind_args(binds: list[_Bind], params: dict[str, Any]) -> list[Any]:
         """The driver's positional arguments, each value through its column type's processor."""
         args = []
         for bind in binds:
@@ -427,8 +426,8 @@ class Direct:
 
     async def fetch_all(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         dialect = get_engine().dialect
-        compiled = self.compiled_for(dialect)
-        args = self.bind_args(compiled.binds, params)
+        compiled = self._compiled_for(dialect)
+        args = self._bind_args(compiled.binds, params)
         try:
             rows = await self._run(dialect.name, compiled.sql, args)
         except DRIVER_UNAVAILABLE as exc:
@@ -442,7 +441,7 @@ class Direct:
 
     @staticmethod
     async def _run(dialect: str, sql: str, args: list[Any]) -> Any:
-        async with driver_connection() as conn:
+        async with _driver_connection() as conn:
             if dialect != "sqlite":
                 return await conn.fetch(sql, *args)
             rows = await conn.execute_fetchall(sql, args)

@@ -10,12 +10,17 @@ runs the job again from the start. Failures retry with exponential backoff and j
 Each claim increments `attempts`; the pair (`locked_by`, `attempts`) names one claim, and every
 later write of the worker (lease renewal, done, failure) is fenced on it, so a worker that lost
 its lease can never overwrite the state of a job another worker has since claimed.
+
+A worker runs up to WORKER_CONCURRENCY jobs at once, each a task on its event loop with its own
+session; a handler puts CPU-bound work (OpenCV) in a thread so the loop stays free.
+
+Core knows no domain: the app registers the modules that declare job handlers
+(`register_job_modules`), and a worker imports them (`load_job_modules`) before it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import os
 import random
@@ -44,15 +49,12 @@ PENDING, RUNNING, DONE, DEAD = "pending", "running", "done", "dead"
 BACKOFF_CAP_SECONDS = 3600.0
 # Longest pause of the worker loop after repeated database errors.
 MAX_ERROR_PAUSE_SECONDS = 30.0
-# A burst of a kind that waits out bursts is over once no job of it arrived for this long.
-BURST_QUIET_SECONDS = 0.25
 
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         sa.Index("ix_jobs_due", "status", "run_after"),
-        # A kind's due jobs (a burst's newest and oldest: one probe each), a kind's jobs.
         sa.Index("ix_jobs_kind_due", "kind", "status", "run_after"),
     )
 
@@ -76,10 +78,8 @@ HANDLERS: dict[str, Handler] = {}
 # Kinds a worker claims one at a time, with no other job: big jobs (a batch of 1,000 pushes)
 # claimed ten at a time would leave one worker with the last ten while the others sit idle.
 CLAIMED_ALONE: set[str] = set()
-# Kinds that arrive in bursts from an intake that must answer fast (camera alerts): while their
-# burst goes on, their jobs wait (at most WORKER_BURST_SETTLE_SECONDS), so on a shared host the
-# processing does not take the CPU and database the acknowledgements need.
-WAITS_OUT_BURSTS: set[str] = set()
+# Modules declaring job handlers, registered by the app (see `register_job_modules`).
+_JOB_MODULES: dict[str, None] = {}
 
 
 @dataclass(frozen=True)
@@ -103,19 +103,14 @@ def current_job() -> RunningJob:
     return running
 
 
-def job_handler(
-    kind: str, *, claimed_alone: bool = False, waits_out_bursts: bool = False
-) -> Callable[[Handler], Handler]:
+def job_handler(kind: str, *, claimed_alone: bool = False) -> Callable[[Handler], Handler]:
     """Register the handler of a job kind (in a domain's `tasks.py`). `claimed_alone`: for
-    long jobs that several workers should share, a worker takes one such job per claim.
-    `waits_out_bursts`: for jobs enqueued by a fast intake, see WAITS_OUT_BURSTS."""
+    long jobs that several workers should share, a worker takes one such job per claim."""
 
     def register(func: Handler) -> Handler:
         HANDLERS[kind] = func
         if claimed_alone:
             CLAIMED_ALONE.add(kind)
-        if waits_out_bursts:
-            WAITS_OUT_BURSTS.add(kind)
         return func
 
     return register
@@ -200,8 +195,7 @@ class Worker:
         lease_seconds: float | None = None,
         poll_interval: float | None = None,
         batch_size: int = 10,
-        burst_settle_seconds: float | None = None,
-        burst_quiet_seconds: float = BURST_QUIET_SECONDS,
+        concurrency: int | None = None,
     ) -> None:
         settings = get_settings()
         self.sessions = sessions
@@ -209,14 +203,10 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds or settings.job_lease_seconds)
         self.poll_interval = poll_interval or settings.worker_poll_interval_seconds
         self.batch_size = batch_size
+        self.concurrency = max(1, concurrency or settings.worker_concurrency)
         self.failed_rounds = 0  # consecutive loop rounds that hit an error (database down, ...)
         self._periodic_slots: dict[str, int] = {}
         self.schedules_periodic = settings.worker_schedules_periodic_jobs
-        self.burst_settle = timedelta(seconds=settings.worker_burst_settle_seconds
-                                      if burst_settle_seconds is None else burst_settle_seconds)
-        self.burst_quiet = timedelta(seconds=burst_quiet_seconds)
-        # Set by a claim that left a burst's jobs waiting: when to look at them again.
-        self.burst_recheck_at: datetime | None = None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -234,24 +224,21 @@ class Worker:
         return sa.and_(Job.id == job.id, Job.status == RUNNING, Job.locked_by == self.name,
                        Job.attempts == job.attempts)
 
-    async def claim(self) -> list[Job]:
-        """Take up to `batch_size` due jobs (or jobs whose lease ran out) under our name, oldest
-        due first. A job whose last allowed attempt was abandoned (its worker died: a crash in
-        native code, out of memory) is parked dead instead of crashing workers forever."""
+    async def claim(self, limit: int | None = None) -> list[Job]:
+        """Take up to `limit` (at most `batch_size`) due jobs (or jobs whose lease ran out) under
+        our name, oldest due first. A job whose last allowed attempt was abandoned (its worker
+        died: a crash in native code, out of memory) is parked dead instead of crashing workers
+        forever."""
         now = clock.now()
         due = self._due(now)
         pick = (
             sa.select(Job.id, Job.kind, Job.status, Job.attempts, Job.max_attempts)
             .where(due)
             .order_by(Job.run_after, Job.id)
-            .limit(self.batch_size)
+            .limit(min(limit or self.batch_size, self.batch_size))
             .with_for_update(skip_locked=True)
         )
-        self.burst_recheck_at = None
         async with self.sessions() as session, session.begin():
-            self.burst_recheck_at = await self._burst_recheck_at(session, now)
-            if self.burst_recheck_at is not None:
-                pick = pick.where(sa.not_(self._burst_pending(now)))
             rows = (await session.execute(pick)).all()
             abandoned = [r for r in rows if r.status == RUNNING and r.attempts >= r.max_attempts]
             fresh = _one_claim([r for r in rows
@@ -273,30 +260,6 @@ class Worker:
             jobs = list(claimed.scalars())
             session.expunge_all()  # plain values for the caller, whatever expire_on_commit says
         return sorted(jobs, key=lambda job: (job.run_after, job.id))
-
-    @staticmethod
-    def _burst_pending(now: datetime) -> sa.ColumnElement[bool]:
-        return sa.and_(Job.status == PENDING, Job.run_after <= now,
-                       Job.kind.in_(sorted(WAITS_OUT_BURSTS)))
-
-    async def _burst_recheck_at(self, session: AsyncSession, now: datetime) -> datetime | None:
-        """While jobs of a bursty kind still arrive (the newest is under `burst_quiet` old) and
-        the oldest has waited less than `burst_settle`, they wait: the time to look again, or
-        None to run them now. For one kind, one probe each into (kind, status, run_after)."""
-        if not WAITS_OUT_BURSTS or not self.burst_settle:
-            return None
-        pending = self._burst_pending(now)
-        newest = sa.select(sa.func.max(Job.run_after)).where(pending).scalar_subquery()
-        oldest = sa.select(sa.func.min(Job.run_after)).where(pending).scalar_subquery()
-        row = (await session.execute(sa.select(newest, oldest))).one()
-        if row[0] is None:  # none waiting
-            return None
-        newest_at, oldest_at = row
-        quiet_at = newest_at + self.burst_quiet
-        latest_at = oldest_at + self.burst_settle
-        if now >= quiet_at or now >= latest_at:
-            return None
-        return min(quiet_at, latest_at)
 
     async def _park_abandoned(self, session: AsyncSession, rows: list[Any], now: datetime) -> None:
         for row in rows:
@@ -395,34 +358,51 @@ class Worker:
                     outcome=outcome, error=error)
 
     async def run_once(self) -> int:
+        """Claim one batch and run it, up to `concurrency` jobs at a time; the number claimed."""
         jobs = await self.claim()
-        for job in jobs:
-            await self.run_job(job)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def run(job: Job) -> None:
+            async with slots:
+                await self.run_job(job)
+
+        await asyncio.gather(*(run(job) for job in jobs))
         return len(jobs)
 
     async def run_forever(self) -> None:
+        """Keep up to `concurrency` jobs running, claiming as slots free up; on stop, let the
+        running ones finish."""
         log.info("worker_started", worker=self.name)
-        while not self._stopping.is_set():
-            pause = self.poll_interval
-            try:
-                if self.schedules_periodic:
-                    await schedule_periodic(self.sessions, self._periodic_slots)
-                ran = await self.run_once()
-                self.failed_rounds = 0
-                if ran == 0 and self.burst_recheck_at is not None:
-                    # A burst's jobs wait: look again when it should have settled.
-                    until_recheck = (self.burst_recheck_at - clock.now()).total_seconds()
-                    pause = min(pause, max(until_recheck, 0.01))
-            except Exception:
-                # The database restarting or failing over must not end the worker: wait, retry.
-                self.failed_rounds += 1
-                log.exception("worker_loop_error", failed_rounds=self.failed_rounds)
-                pause = min(MAX_ERROR_PAUSE_SECONDS,
-                            self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
-                ran = 0
-            if ran == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=pause)
+        running: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                pause = self.poll_interval
+                free = self.concurrency - len(running)
+                if free > 0:
+                    try:
+                        if self.schedules_periodic:
+                            await schedule_periodic(self.sessions, self._periodic_slots)
+                        jobs = await self.claim(free)
+                        self.failed_rounds = 0
+                    except Exception:
+                        # The database restarting or failing over must not end the worker.
+                        self.failed_rounds += 1
+                        log.exception("worker_loop_error", failed_rounds=self.failed_rounds)
+                        pause = min(MAX_ERROR_PAUSE_SECONDS,
+                                    self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
+                        jobs = []
+                    running.update(asyncio.create_task(self.run_job(job)) for job in jobs)
+                    if jobs:
+                        continue  # more may be due: claim again while slots are free
+                # Nothing due (or every slot taken): wait for a slot, the next poll or the stop.
+                await asyncio.wait({stopping, *running}, timeout=pause,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                running = {task for task in running if not task.done()}
+        finally:
+            stopping.cancel()
+            if running:
+                await asyncio.gather(*running)
         log.info("worker_stopped", worker=self.name)
 
 
@@ -468,9 +448,12 @@ async def schedule_periodic(
     return scheduled
 
 
-def load_job_modules() -> None:
-    """Import every domain's tasks module (and JOB_MODULES) so their handlers register."""
-    from app.main import DOMAIN_TASK_MODULES
+def register_job_modules(modules: list[str]) -> None:
+    """Called by the app at start with its domains' tasks modules."""
+    _JOB_MODULES.update(dict.fromkeys(modules))
 
-    for module in [*DOMAIN_TASK_MODULES, *get_settings().job_modules]:
+
+def load_job_modules() -> None:
+    """Import the registered modules (and JOB_MODULES) so that their handlers register."""
+    for module in [*_JOB_MODULES, *get_settings().job_modules]:
         importlib.import_module(module)

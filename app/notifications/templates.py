@@ -27,6 +27,10 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
 
+# The base of a template's parameters, for the templates other domains register (cameras).
+TemplateParams = _Params
+
+
 class DossierParams(_Params):
     dossier_id: str = Field(min_length=1, max_length=64)
     dossier_code: str = Field(default="", max_length=64)

@@ -64,7 +64,6 @@ def server(database_url: str, tmp_root: Path) -> Iterator[Server]:
         "WORKER_POLL_INTERVAL_SECONDS": "0.1", "PUSH_BACKEND": "file",
         "PUSH_FILE_PATH": str(push_file), "INTERNAL_PORT": str(internal_port),
         "INTERNAL_ROUTES_ON_PUBLIC_LISTENER": "false", "LOG_LEVEL": "WARNING",
-        "WORKER_BURST_SETTLE_SECONDS": "3",  # as in production: a lone alert waits 0.25 s
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(public_port)],

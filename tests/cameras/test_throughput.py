@@ -1,20 +1,18 @@
 """What the acknowledgement and the worker do under a burst: every alert acknowledged and stored
-once, concurrent redeliveries answered alike, pictures made ahead for a claimed batch and each
-alert processed exactly once."""
+once, concurrent redeliveries answered alike, a claimed batch processed concurrently and each
+alert exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cameras import pictures, service
+from app.cameras import service
 from app.cameras.models import CameraAlert, CameraSnapshot
-from app.core import writelock
 from app.core.db import session_factory
 from app.core.jobs import Job, Worker, load_job_modules
 from app.incidents.models import IncidentEvent, IncidentMedia
@@ -46,7 +44,7 @@ async def test_a_burst_of_concurrent_alerts_is_acknowledged_and_stored_once_each
     assert originals == 24
 
 
-async def test_a_claimed_batch_is_blurred_ahead_and_each_alert_processed_once(
+async def test_a_claimed_batch_is_processed_concurrently_and_each_alert_once(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     await make_camera(db)
@@ -54,22 +52,10 @@ async def test_a_claimed_batch_is_blurred_ahead_and_each_alert_processed_once(
         body = alert_body(snapshot=b64(jpeg(480, 270, seed=seed)), boxes=[PLATE])
         assert (await send(ioc, body)).status_code == 202
     load_job_modules()
-    worker = Worker(session_factory(), name="batch-worker", batch_size=10)
-    started: list[int] = []
-    submit = pictures._submit
+    worker = Worker(session_factory(), name="batch-worker", batch_size=10, concurrency=4)
 
-    def counting_submit(data: bytes, boxes: list) -> object:
-        started.append(len(data))
-        return submit(data, boxes)
+    assert await worker.run_once() == 6
 
-    pictures._submit = counting_submit  # type: ignore[assignment]
-    try:
-        assert await worker.run_once() == 6
-    finally:
-        pictures._submit = submit  # type: ignore[assignment]
-    # All six pictures were started once, by the first job, for the whole batch.
-    assert len(started) == 6
-    assert pictures._ahead == {}
     alerts = list((await db.execute(sa.select(CameraAlert))).scalars())
     assert {(a.status, a.snapshot_status) for a in alerts} == {("processed", "processed")}
     assert await count(db, IncidentEvent) == 6  # one timeline entry per alert: 1 opened, 5 joined
@@ -79,31 +65,3 @@ async def test_a_claimed_batch_is_blurred_ahead_and_each_alert_processed_once(
         for alert in alerts:
             await service.process_alert(session, alert.id)
     assert await count(db, IncidentEvent) == 6
-
-
-async def test_processing_lets_requests_in_flight_go_first_but_not_forever(
-    db: AsyncSession
-) -> None:
-    with writelock.foreground():
-        assert writelock.foreground_busy()
-        started = time.monotonic()
-        await writelock.foreground_quiet(max_wait=0.2)  # the request is slow: processing goes on
-        assert 0.15 < time.monotonic() - started < 2
-        waiting = asyncio.create_task(writelock.foreground_quiet(max_wait=30))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-    # The answer is made: processing resumes at once.
-    await asyncio.wait_for(waiting, 2)
-    assert not writelock.foreground_busy()
-    await writelock.foreground_quiet(max_wait=30)  # nothing in flight: no wait
-
-
-async def test_a_session_transaction_counts_as_a_request_in_flight_until_it_ends(
-    db: AsyncSession
-) -> None:
-    async with session_factory()() as session:
-        await session.execute(sa.select(1))
-        writelock.foreground_session(session)
-        assert writelock.foreground_busy()
-        await session.commit()
-        assert not writelock.foreground_busy()

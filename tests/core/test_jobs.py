@@ -32,7 +32,7 @@ from app.core.jobs import DEAD, DONE, PENDING, RUNNING, Job, Worker, backoff, en
 from app.identity.service import SEND_SMS
 from tests.conftest import count
 from tests.support import job_handlers
-from tests.support.job_handlers import BIG, BURSTY, EFFECT, FAIL, HOOK, RECORD
+from tests.support.job_handlers import BIG, EFFECT, FAIL, HOOK, RECORD
 
 LEASE = timedelta(seconds=60)
 
@@ -438,7 +438,8 @@ async def test_lease_of_a_job_starts_when_it_starts_not_when_its_batch_was_claim
 ) -> None:
     first = await add_job(db, HOOK, {"hook": "long", "key": "first"})
     second = await add_job(db, HOOK, {"hook": "check", "key": "second"})
-    batch, other = worker("batch"), worker("other")
+    # One job at a time: the second waits for the first, its lease must not run meanwhile.
+    batch, other = worker("batch", concurrency=1), worker("other")
     stolen: list[Job] = []
 
     async def long() -> None:  # the first job of the batch outlives the batch's lease
@@ -518,85 +519,62 @@ async def test_kind_claimed_alone_is_shared_one_job_per_claim_among_workers(
     assert [(await fetch(job_id)).attempts for job_id in [small, *bigs, after]] == [1] * 5
 
 
-def settling_worker(name: str = "w1", **options: Any) -> Worker:
-    """A worker whose bursts are long enough that no test is timed by the real clock: a burst is
-    over 30 s after its last job, and its jobs wait at most 60 s."""
-    return worker(name, burst_quiet_seconds=30, burst_settle_seconds=60, **options)
-
-
-async def test_jobs_of_a_bursty_kind_wait_while_their_burst_goes_on(db: AsyncSession) -> None:
-    burst = [await add_job(db, BURSTY, {"key": f"alert-{n}"}) for n in range(3)]
-    other = await add_job(db, EFFECT, {"key": "sms"})
-    settling = settling_worker()
-
-    assert [job.id for job in await settling.claim()] == [other]  # other kinds do not wait
-    newest = (await fetch(burst[-1])).run_after
-    assert settling.burst_recheck_at == newest + timedelta(seconds=30)
-    assert [(await fetch(job_id)).status for job_id in burst] == [PENDING] * 3
-
-    advance_to(newest + timedelta(seconds=30))  # nothing new for the quiet time: burst over
-    assert [job.id for job in await settling.claim()] == burst
-    assert settling.burst_recheck_at is None
-
-
-async def test_bursty_jobs_wait_at_most_the_settle_time_behind(db: AsyncSession) -> None:
-    first = await add_job(db, BURSTY, {"key": "first"})
-    settling = settling_worker()
-    clock.advance(timedelta(seconds=25))
-    second = await add_job(db, BURSTY, {"key": "second"})
-    clock.advance(timedelta(seconds=25))
-    third = await add_job(db, BURSTY, {"key": "third"})
-    assert await settling.claim() == []  # the burst goes on, the first has waited 50 s
-    assert settling.burst_recheck_at == (await fetch(first)).run_after + timedelta(seconds=60)
-
-    advance_to(settling.burst_recheck_at)
-    fourth = await add_job(db, BURSTY, {"key": "fourth"})  # still going on, but 60 s is the bound
-    assert [job.id for job in await settling.claim()] == [first, second, third, fourth]
-
-
-async def test_bursty_jobs_run_at_once_when_the_settle_time_is_zero(db: AsyncSession) -> None:
-    burst = [await add_job(db, BURSTY, {"key": f"alert-{n}"}) for n in range(2)]
-
-    no_wait = worker(burst_quiet_seconds=30, burst_settle_seconds=0)
-
-    assert [job.id for job in await no_wait.claim()] == burst
-
-
-async def test_bursty_job_whose_lease_ran_out_is_taken_over_during_a_burst(
-    db: AsyncSession,
+async def test_worker_runs_its_claimed_jobs_concurrently_never_more_than_its_bound(
+    db: AsyncSession, hooks: dict[str, Any]
 ) -> None:
-    stalled = await add_job(db, BURSTY, {"key": "stalled"})
-    assert [job.id for job in await worker("gone", burst_settle_seconds=0).claim()] == [stalled]
-    advance_to((await fetch(stalled)).locked_until)
-    await add_job(db, BURSTY, {"key": "new"})  # a new burst begins
+    ids = [await add_job(db, HOOK, {"hook": "slow", "key": f"slow-{n}"}) for n in range(5)]
+    running, most = 0, 0
 
-    assert [job.id for job in await settling_worker("w2").claim()] == [stalled]
+    async def slow() -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.2)
+        running -= 1
+
+    hooks["slow"] = slow
+    started = time.monotonic()
+    assert await worker(concurrency=2).run_once() == 5
+
+    assert most == 2  # two at a time: never one after another, never more than the bound
+    assert time.monotonic() - started < 0.2 * 5
+    assert [(await fetch(job_id)).status for job_id in ids] == [DONE] * 5
+    assert [len(await effects(f"slow-{n}")) for n in range(5)] == [1] * 5
 
 
-async def test_worker_loop_looks_again_when_a_burst_settles_not_at_its_next_poll(
-    db: AsyncSession,
+async def test_worker_loop_runs_a_new_job_while_a_long_one_is_still_running(
+    db: AsyncSession, hooks: dict[str, Any]
 ) -> None:
-    job_id = await add_job(db, BURSTY, {"key": "lone-alert"})
-    # A lone job is a burst of one: it waits the quiet time (0.3 s), then runs, long before
-    # the 30-second poll.
-    loop_worker = worker("loop", poll_interval=30, burst_quiet_seconds=0.3,
-                         burst_settle_seconds=60)
+    release = asyncio.Event()
+
+    async def long() -> None:
+        await asyncio.wait_for(release.wait(), 15)
+
+    hooks["long"] = long
+    long_id = await add_job(db, HOOK, {"hook": "long", "key": "long"})
+    loop_worker = worker("loop", poll_interval=0.02, concurrency=2)
     task = asyncio.create_task(loop_worker.run_forever())
     try:
-        await _wait_until_done(job_id, task)
+        give_up = time.monotonic() + 15
+        while (await fetch(long_id)).status != RUNNING:
+            assert time.monotonic() < give_up
+            await asyncio.sleep(0.02)
+        # Claimed after the long one, done before it: no job waits behind another.
+        await _wait_until_done(await add_job(db, EFFECT, {"key": "short"}), task)
+        assert (await fetch(long_id)).status == RUNNING
+        release.set()
+        await _wait_until_done(long_id, task)
     finally:
+        release.set()
         loop_worker.stop()
         await asyncio.wait_for(task, timeout=10)
-    assert len(await effects("lone-alert")) == 1
+    assert [len(await effects(key)) for key in ("long", "short")] == [1, 1]
 
 
-async def test_worker_loop_backs_off_from_a_failing_database_even_after_a_burst(
-    db: AsyncSession,
-) -> None:
+async def test_worker_loop_backs_off_from_a_failing_database(db: AsyncSession) -> None:
     await db.execute(sa.text("ALTER TABLE jobs RENAME TO jobs_away"))  # every query now fails
     await db.commit()
     loop_worker = worker("loop", poll_interval=0.2)
-    loop_worker.burst_recheck_at = clock.now()  # left by a claim before the database failed
     task = asyncio.create_task(loop_worker.run_forever())
     try:
         await asyncio.sleep(1.0)

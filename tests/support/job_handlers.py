@@ -22,8 +22,7 @@ RECORD = "test.record"
 FAIL = "test.fail"
 HOOK = "test.hook"
 BIG = "test.big"  # claimed alone, like an announcement's batch of 1,000 pushes
-BURSTY = "test.bursty"  # waits out bursts, like a camera alert's processing
-TEST_KINDS = (EFFECT, RECORD, FAIL, HOOK, BIG, BURSTY)
+TEST_KINDS = (EFFECT, RECORD, FAIL, HOOK, BIG)
 
 # Coroutines the test wants run inside a handler (HOOK jobs), by name.
 hooks: dict[str, Callable[[], Awaitable[None]]] = {}
@@ -51,11 +50,6 @@ async def effect(session: AsyncSession, payload: dict[str, Any]) -> None:
 
 @job_handler(BIG, claimed_alone=True)
 async def big(session: AsyncSession, payload: dict[str, Any]) -> None:
-    await _write_effect(session, "test.effect", payload["key"])
-
-
-@job_handler(BURSTY, waits_out_bursts=True)
-async def bursty(session: AsyncSession, payload: dict[str, Any]) -> None:
     await _write_effect(session, "test.effect", payload["key"])
 
 
