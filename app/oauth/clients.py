@@ -48,8 +48,9 @@ def _check_uri(uri: str, what: str) -> str:
         or ("." in parts.scheme and parts.scheme not in {"http", "https"})
     )
     if not ok or parts.fragment:
-        raise AppError(errors.CLIENT_INVALID, params={"reason": f"{what} {uri!r}"},
-                       extra={"field": what})
+        raise AppError(
+            errors.CLIENT_INVALID, params={"reason": f"{what} {uri!r}"}, extra={"field": what}
+        )
     return uri
 
 
@@ -61,9 +62,11 @@ def _check_outbound_uri(uri: str, what: str) -> str:
     try:
         outbound.check_target(uri)
     except outbound.OutboundRefused:
-        raise AppError(errors.CLIENT_INVALID,
-                       params={"reason": f"{what} {uri!r} names an internal address"},
-                       extra={"field": what}) from None
+        raise AppError(
+            errors.CLIENT_INVALID,
+            params={"reason": f"{what} {uri!r} names an internal address"},
+            extra={"field": what},
+        ) from None
     return uri
 
 
@@ -72,31 +75,38 @@ def _check_jwks(jwks: dict[str, Any]) -> None:
     try:
         jose_rules.usable_key_set(jwks)
     except (ValueError, KeyError, TypeError, JoseError) as exc:
-        raise AppError(errors.CLIENT_INVALID, params={
-            "reason": "jwks must hold an RSA key of 2048+ bits or an EC P-256 key"},
-            extra={"field": "jwks"}) from exc
+        raise AppError(
+            errors.CLIENT_INVALID,
+            params={"reason": "jwks must hold an RSA key of 2048+ bits or an EC P-256 key"},
+            extra={"field": "jwks"},
+        ) from exc
 
 
 async def verified_sector(sector_identifier_uri: str, redirect_uris: list[str]) -> str:
     """OpenID Connect Core 8.1: the https `sector_identifier_uri` answers a JSON array holding
     every redirect URI of the client; the sector is then its host. Fetched at registration."""
     parts = urlsplit(sector_identifier_uri)
-    local_test = parts.scheme == "http" and parts.hostname in {"127.0.0.1", "::1", "localhost"} \
-        and outbound.private_targets_allowed()  # a local fake in development and tests
+    local_test = (
+        parts.scheme == "http"
+        and parts.hostname in {"127.0.0.1", "::1", "localhost"}
+        and outbound.private_targets_allowed()
+    )  # a local fake in development and tests
     if not (parts.scheme == "https" or local_test) or not parts.hostname:
         raise AppError(errors.SECTOR_INVALID, params={"reason": "it must be an https URL"})
     _check_outbound_uri(sector_identifier_uri, "sector-identifier-uri")
     try:
         listed = await outbound.get_json(sector_identifier_uri)
     except (outbound.OutboundFailed, outbound.OutboundRefused) as exc:
-        raise AppError(errors.SECTOR_INVALID,
-                       params={"reason": f"it cannot be fetched ({exc})"}) from None
+        raise AppError(
+            errors.SECTOR_INVALID, params={"reason": f"it cannot be fetched ({exc})"}
+        ) from None
     if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
         raise AppError(errors.SECTOR_INVALID, params={"reason": "it is not a JSON array of URIs"})
     missing = [u for u in redirect_uris if u not in listed]
     if missing:
-        raise AppError(errors.SECTOR_INVALID,
-                       params={"reason": f"it does not list {', '.join(missing)}"})
+        raise AppError(
+            errors.SECTOR_INVALID, params={"reason": f"it does not list {', '.join(missing)}"}
+        )
     return parts.hostname.lower()
 
 
@@ -162,8 +172,9 @@ async def create_client(
     if not redirect_uris and "authorization_code" in grants:
         raise invalid("at least one redirect-uri")
     uris = [_check_uri(u, "redirect-uri") for u in redirect_uris]
-    logout_uris = [_check_uri(u, "post-logout-redirect-uri")
-                   for u in post_logout_redirect_uris or []]
+    logout_uris = [
+        _check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris or []
+    ]
     if backchannel_logout_uri:
         _check_outbound_uri(backchannel_logout_uri, "backchannel-logout-uri")
     if jwks_uri:
@@ -171,26 +182,52 @@ async def create_client(
     if jwks is not None:
         _check_jwks(jwks)
     client_id = "tn_" + secrets.token_hex(12)
-    sector = await verified_sector(sector_identifier_uri, uris) if sector_identifier_uri \
+    sector = (
+        await verified_sector(sector_identifier_uri, uris)
+        if sector_identifier_uri
         else own_sector(client_id)
-    secret = random_token("tns_", 32) if client_type == "confidential" and auth_method.startswith(
-        "client_secret") else None
+    )
+    secret = (
+        random_token("tns_", 32)
+        if client_type == "confidential" and auth_method.startswith("client_secret")
+        else None
+    )
     client = OAuthClient(
         id=client_id,
-        name=name, client_type=client_type, auth_method=auth_method,
+        name=name,
+        client_type=client_type,
+        auth_method=auth_method,
         secret_hash=hash_secret(secret) if secret else None,
-        redirect_uris=uris, post_logout_redirect_uris=logout_uris, grant_types=grants,
-        scope=" ".join(dict.fromkeys(scopes)), min_loa=min_loa, first_party=first_party,
-        allow_cccd=allow_cccd, sector_identifier=sector,
-        sector_identifier_uri=sector_identifier_uri or None, jwks=jwks, jwks_uri=jwks_uri,
-        backchannel_logout_uri=backchannel_logout_uri, require_par=require_par,
-        require_dpop=require_dpop, id_token_alg=id_token_alg,
+        redirect_uris=uris,
+        post_logout_redirect_uris=logout_uris,
+        grant_types=grants,
+        scope=" ".join(dict.fromkeys(scopes)),
+        min_loa=min_loa,
+        first_party=first_party,
+        allow_cccd=allow_cccd,
+        sector_identifier=sector,
+        sector_identifier_uri=sector_identifier_uri or None,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        backchannel_logout_uri=backchannel_logout_uri,
+        require_par=require_par,
+        require_dpop=require_dpop,
+        id_token_alg=id_token_alg,
     )
     session.add(client)
     await session.flush()
-    await audit.record(session, ctx, "oauth.client_created", resource=f"oauth_client:{client.id}",
-                       details={"name": name, "type": client_type, "auth_method": auth_method,
-                                "scope": client.scope})
+    await audit.record(
+        session,
+        ctx,
+        "oauth.client_created",
+        resource=f"oauth_client:{client.id}",
+        details={
+            "name": name,
+            "type": client_type,
+            "auth_method": auth_method,
+            "scope": client.scope,
+        },
+    )
     return NewClient(client, secret)
 
 
@@ -210,16 +247,27 @@ async def find_client(session: AsyncSession, client_id: str) -> OAuthClient:
 
 def describe(row: OAuthClient) -> dict[str, Any]:
     """A client as city admins see it (the admin API and the CLI): never its secret."""
-    return {"client_id": row.id, "name": row.name, "type": row.client_type,
-            "auth_method": row.auth_method, "status": row.status, "scope": row.scope,
-            "redirect_uris": row.redirect_uris,
-            "post_logout_redirect_uris": row.post_logout_redirect_uris,
-            "grant_types": row.grant_types, "min_loa": row.min_loa,
-            "backchannel_logout_uri": row.backchannel_logout_uri, "jwks": row.jwks,
-            "jwks_uri": row.jwks_uri, "first_party": row.first_party,
-            "allow_cccd": row.allow_cccd, "require_par": row.require_par,
-            "require_dpop": row.require_dpop,
-            "sector_identifier_uri": row.sector_identifier_uri, "created_at": row.created_at}
+    return {
+        "client_id": row.id,
+        "name": row.name,
+        "type": row.client_type,
+        "auth_method": row.auth_method,
+        "status": row.status,
+        "scope": row.scope,
+        "redirect_uris": row.redirect_uris,
+        "post_logout_redirect_uris": row.post_logout_redirect_uris,
+        "grant_types": row.grant_types,
+        "min_loa": row.min_loa,
+        "backchannel_logout_uri": row.backchannel_logout_uri,
+        "jwks": row.jwks,
+        "jwks_uri": row.jwks_uri,
+        "first_party": row.first_party,
+        "allow_cccd": row.allow_cccd,
+        "require_par": row.require_par,
+        "require_dpop": row.require_dpop,
+        "sector_identifier_uri": row.sector_identifier_uri,
+        "created_at": row.created_at,
+    }
 
 
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:
@@ -228,11 +276,18 @@ async def list_clients(session: AsyncSession) -> list[OAuthClient]:
 
 
 async def update_client(
-    session: AsyncSession, client_id: str, *, ctx: AuditContext | None = None,
-    name: str | None = None, redirect_uris: list[str] | None = None,
-    post_logout_redirect_uris: list[str] | None = None, scope: str | None = None,
-    min_loa: int | None = None, backchannel_logout_uri: str | None = UNSET,
-    jwks: dict[str, Any] | None = UNSET, jwks_uri: str | None = UNSET,
+    session: AsyncSession,
+    client_id: str,
+    *,
+    ctx: AuditContext | None = None,
+    name: str | None = None,
+    redirect_uris: list[str] | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    scope: str | None = None,
+    min_loa: int | None = None,
+    backchannel_logout_uri: str | None = UNSET,
+    jwks: dict[str, Any] | None = UNSET,
+    jwks_uri: str | None = UNSET,
 ) -> OAuthClient:
     """Change what a city admin may change after registration; unchanged settings stay. The
     client's type, authentication method and grants are fixed (register a new client instead)."""
@@ -254,7 +309,8 @@ async def update_client(
             await verified_sector(row.sector_identifier_uri, changes["redirect_uris"])
     if post_logout_redirect_uris is not None:
         changes["post_logout_redirect_uris"] = [
-            _check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris]
+            _check_uri(u, "post-logout-redirect-uri") for u in post_logout_redirect_uris
+        ]
     if scope is not None:
         scopes = scope_to_list(scope) or []
         if "openid" not in scopes or any(s not in SCOPES for s in scopes):
@@ -270,7 +326,7 @@ async def update_client(
         changes["backchannel_logout_uri"] = backchannel_logout_uri or None
     if jwks is not UNSET:
         if jwks is not None and not isinstance(jwks.get("keys"), list):
-            raise invalid("jwks must be a JWK set ({\"keys\": [...]})")
+            raise invalid('jwks must be a JWK set ({"keys": [...]})')
         if jwks is not None:
             _check_jwks(jwks)
         changes["jwks"] = jwks
@@ -287,13 +343,22 @@ async def update_client(
         setattr(row, key, value)
     await session.flush()
     forget_client(row.id)
-    await audit.record(session, ctx, "oauth.client_updated", resource=f"oauth_client:{row.id}",
-                       details={"changed": changed})
+    await audit.record(
+        session,
+        ctx,
+        "oauth.client_updated",
+        resource=f"oauth_client:{row.id}",
+        details={"changed": changed},
+    )
     return row
 
 
 async def set_client_status(
-    session: AsyncSession, client_id: str, status: str, *, ctx: AuditContext | None = None,
+    session: AsyncSession,
+    client_id: str,
+    status: str,
+    *,
+    ctx: AuditContext | None = None,
     reason: str | None = None,
 ) -> OAuthClient:
     """Disable (or enable again) a client. While disabled it gets `invalid_client` at every
@@ -308,8 +373,14 @@ async def set_client_status(
     await session.flush()
     forget_client(row.id)
     action = "oauth.client_disabled" if status == "disabled" else "oauth.client_enabled"
-    await audit.record(session, ctx, action, resource=f"oauth_client:{row.id}", reason=reason,
-                       details={"previous_status": before})
+    await audit.record(
+        session,
+        ctx,
+        action,
+        resource=f"oauth_client:{row.id}",
+        reason=reason,
+        details={"previous_status": before},
+    )
     return row
 
 
@@ -320,14 +391,16 @@ async def rotate_secret(
     processes within CLIENT_CACHE_SECONDS)."""
     row = await find_client(session, client_id)
     if not row.auth_method.startswith("client_secret"):
-        raise AppError(errors.CLIENT_INVALID,
-                       params={"reason": f"a {row.auth_method} client has no secret"})
+        raise AppError(
+            errors.CLIENT_INVALID, params={"reason": f"a {row.auth_method} client has no secret"}
+        )
     secret = random_token("tns_", 32)
     row.secret_hash = hash_secret(secret)
     await session.flush()
     forget_client(row.id)
-    await audit.record(session, ctx, "oauth.client_secret_rotated",
-                       resource=f"oauth_client:{row.id}")
+    await audit.record(
+        session, ctx, "oauth.client_secret_rotated", resource=f"oauth_client:{row.id}"
+    )
     return NewClient(row, secret)
 
 

@@ -67,7 +67,8 @@ def nonce_ok(nonce: object) -> bool:
         return False
     current = int(clock.now().timestamp()) // get_oauth_settings().dpop_nonce_window_seconds
     return int(window) in (current, current - 1) and constant_time_equals(
-        nonce, _nonce_for(int(window)))
+        nonce, _nonce_for(int(window))
+    )
 
 
 def _htu(url: str) -> str:
@@ -100,9 +101,7 @@ async def verify_proof(
         key = key_type.import_key(jwk)
         if not jose_rules.key_fits(key, header["alg"]):
             raise DPoPError("key too weak for its algorithm")
-        claims = json.loads(
-            jws.deserialize_compact(proof, key, registry=_REGISTRY).payload
-        )
+        claims = json.loads(jws.deserialize_compact(proof, key, registry=_REGISTRY).payload)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise DPoPError("malformed") from exc
     if not isinstance(claims, dict):
@@ -112,13 +111,18 @@ async def verify_proof(
     max_age = settings.dpop_max_age_seconds
     iat = claims.get("iat")
     jti = claims.get("jti")
-    if not isinstance(iat, int | float) or not \
-            -settings.dpop_max_future_seconds <= now - iat <= max_age:
+    if (
+        not isinstance(iat, int | float)
+        or not -settings.dpop_max_future_seconds <= now - iat <= max_age
+    ):
         raise DPoPError("iat")
     if not isinstance(jti, str) or not jti or len(jti) > 200:
         raise DPoPError("jti")
-    if claims.get("htm") != method or not isinstance(claims.get("htu"), str) \
-            or _htu(claims["htu"]) != _htu(url):
+    if (
+        claims.get("htm") != method
+        or not isinstance(claims.get("htu"), str)
+        or _htu(claims["htu"]) != _htu(url)
+    ):
         raise DPoPError("htm/htu")
     if access_token is not None and claims.get("ath") != ath(access_token):
         raise DPoPError("ath")
@@ -126,7 +130,8 @@ async def verify_proof(
         raise NonceNeeded("a DPoP nonce is required: use the DPoP-Nonce header's")
     jkt = key.thumbprint()
     fresh = await replay.first_use(
-        db, "dpop:" + hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest(),
+        db,
+        "dpop:" + hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest(),
         expires_at=clock.now() + timedelta(seconds=max_age + settings.dpop_max_future_seconds + 60),
     )
     if not fresh:

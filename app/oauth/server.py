@@ -123,8 +123,14 @@ async def run(b: Bridge, func: Callable[[], T]) -> T:
 class Request(OAuth2Request):
     """An OAuth2Request from a body already read on the event loop."""
 
-    def __init__(self, method: str, uri: str, headers: Any,
-                 query: list[tuple[str, str]], form: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Any,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]],
+    ) -> None:
         super().__init__(method, uri, headers=headers)
         self._query = _first(query)
         self._form = _first(form)
@@ -161,11 +167,13 @@ class S256Only(CodeChallenge):
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
         if not data.get("code_challenge"):
-            raise InvalidRequestError("PKCE is required: send code_challenge with S256.",
-                                      redirect_uri=redirect_uri)
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge with S256.", redirect_uri=redirect_uri
+            )
         if data.get("code_challenge_method") != "S256":
-            raise InvalidRequestError("code_challenge_method must be S256.",
-                                      redirect_uri=redirect_uri)
+            raise InvalidRequestError(
+                "code_challenge_method must be S256.", redirect_uri=redirect_uri
+            )
         super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
@@ -179,9 +187,15 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         b = bridge()
-        b.call(service.save_code, code, client_id=request.client.client_id,
-               grantee=request.user, redirect_uri=request.payload.redirect_uri,
-               scope=request.scope, params=dict(request.payload.data))
+        b.call(
+            service.save_code,
+            code,
+            client_id=request.client.client_id,
+            grantee=request.user,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope,
+            params=dict(request.payload.data),
+        )
 
     def query_authorization_code(self, code: str, client: Client) -> Any:
         b = bridge()
@@ -195,8 +209,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: Any) -> Grantee:
         row = authorization_code.row
-        return Grantee(user_id=row.user_id, browser_session_id=row.browser_session_id,
-                       auth_time=row.auth_time, acr=row.acr, code=row)
+        return Grantee(
+            user_id=row.user_id,
+            browser_session_id=row.browser_session_id,
+            auth_time=row.auth_time,
+            acr=row.acr,
+            code=row,
+        )
 
 
 class _CodeView:
@@ -237,8 +256,9 @@ class _RefreshView:
         self.grantee = grantee
 
     def check_client(self, client: Client) -> bool:
-        return self.grantee.session is not None and \
-            self.grantee.session.client_id == client.client_id
+        return (
+            self.grantee.session is not None and self.grantee.session.client_id == client.client_id
+        )
 
     def get_scope(self) -> str:
         return self.grantee.session.scope if self.grantee.session else ""
@@ -256,21 +276,28 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self) -> list[str]:
         issuer = get_settings().issuer
-        return [issuer, f"{issuer}/oauth/token", f"{issuer}/oauth/par",
-                f"{issuer}/oauth/introspect", f"{issuer}/oauth/revoke"]
+        return [
+            issuer,
+            f"{issuer}/oauth/token",
+            f"{issuer}/oauth/par",
+            f"{issuer}/oauth/introspect",
+            f"{issuer}/oauth/revoke",
+        ]
 
     def validate_jti(self, claims: Any, jti: str) -> bool:
         exp = int(claims.get("exp", 0))
         expires = clock.now() + timedelta(seconds=max(60, exp - int(clock.now().timestamp()) + 60))
-        return bridge().call(replay.first_use, f"pkjwt:{claims['sub']}:{jti}"[:100],
-                             expires_at=expires)
+        return bridge().call(
+            replay.first_use, f"pkjwt:{claims['sub']}:{jti}"[:100], expires_at=expires
+        )
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         """authlib's check, with the algorithms the discovery document advertises (joserfc's
         default list lacks PS256): the key is the client's, the algorithm one of these."""
         try:
-            token = jwt.decode(assertion, resolve_key,
-                               algorithms=list(jose_rules.CLIENT_ASSERTION_ALGS))
+            token = jwt.decode(
+                assertion, resolve_key, algorithms=list(jose_rules.CLIENT_ASSERTION_ALGS)
+            )
         except JoseError as exc:
             raise InvalidClientError(description=exc.description) from exc
         self.verify_claims(token.claims)
@@ -356,29 +383,47 @@ class Server(AuthorizationServer):
     def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, dict]:
         return status, body, dict(headers)
 
-    def _generate_token(self, grant_type: str, client: Client, user: Any = None,
-                        scope: str | None = None, expires_in: int | None = None,
-                        include_refresh_token: bool = True) -> dict[str, Any]:
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: Any = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
         b = bridge()
         try:
             if grant_type == "authorization_code":
-                return b.call(service.issue_for_code, client.row, user,
-                              include_refresh=include_refresh_token, jkt=b.dpop_jkt, ctx=b.ctx,
-                              user_agent=b.user_agent)
+                return b.call(
+                    service.issue_for_code,
+                    client.row,
+                    user,
+                    include_refresh=include_refresh_token,
+                    jkt=b.dpop_jkt,
+                    ctx=b.ctx,
+                    user_agent=b.user_agent,
+                )
             if grant_type == "refresh_token":
                 answer = service.refresh_answer(client.row, user, scope, jkt=b.dpop_jkt)
-                b.defer(service.commit_refresh, client.row, user, answer["refresh_token"],
-                        ctx=b.ctx)
+                b.defer(
+                    service.commit_refresh, client.row, user, answer["refresh_token"], ctx=b.ctx
+                )
                 return answer
             if grant_type == "client_credentials":
                 if client.row.require_dpop and not b.dpop_jkt:
                     raise GrantRefused("This client must use DPoP.")
                 answer, _ = service.issue_client_credentials(
-                    client.row, client.get_allowed_scope(scope), b.dpop_jkt)
+                    client.row, client.get_allowed_scope(scope), b.dpop_jkt
+                )
                 # No row is written for this token; its audit entry goes in the next batch.
-                b.defer(audit_log.queue_from, b.ctx, "oauth.token_issued",
-                        resource=f"oauth_client:{client.client_id}",
-                        details={"grant_type": "client_credentials", "scope": answer["scope"]})
+                b.defer(
+                    audit_log.queue_from,
+                    b.ctx,
+                    "oauth.token_issued",
+                    resource=f"oauth_client:{client.client_id}",
+                    details={"grant_type": "client_credentials", "scope": answer["scope"]},
+                )
                 return answer
         except GrantRefused as exc:
             b.must_commit = b.must_commit or exc.commit
@@ -390,5 +435,8 @@ server = Server()
 
 
 def json_body(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode() if not isinstance(body, bytes | str) \
+    return (
+        json.dumps(body, ensure_ascii=False).encode()
+        if not isinstance(body, bytes | str)
         else (body.encode() if isinstance(body, str) else body)
+    )

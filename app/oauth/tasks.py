@@ -30,8 +30,7 @@ async def send_backchannel_logout(session: AsyncSession, payload: dict[str, Any]
         return  # the client went away or no longer asks: nothing to tell
     token = service.logout_token(client, sub=payload["sub"], sid=payload["sid"])
     try:  # never to an internal address (outbound: checked again after resolving the host)
-        status = await outbound.post_form(client.backchannel_logout_uri,
-                                          {"logout_token": token})
+        status = await outbound.post_form(client.backchannel_logout_uri, {"logout_token": token})
     except outbound.OutboundRefused:
         log.warning("oauth_backchannel_logout_refused", client_id=client.id)
         return  # retrying cannot help; the partner must register a public endpoint
@@ -49,9 +48,10 @@ async def purge_expired(session: AsyncSession, _payload: dict[str, Any]) -> None
     """One-time values, stored requests, codes and revocation records past their use."""
     now = clock.now()
     await replay.purge(session)
-    await session.execute(sa.delete(AuthorizationRequest).where(
-        AuthorizationRequest.expires_at < now))
-    await session.execute(sa.delete(AuthorizationCode).where(
-        AuthorizationCode.expires_at < now - CODE_KEEP))
-    await session.execute(sa.delete(RevokedAccessToken).where(
-        RevokedAccessToken.expires_at < now))
+    await session.execute(
+        sa.delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now)
+    )
+    await session.execute(
+        sa.delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - CODE_KEEP)
+    )
+    await session.execute(sa.delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))

@@ -54,16 +54,35 @@ async def discovery(live_url: str) -> dict[str, Any]:
 
 
 def dpop_by_pyjwt(key: Any, alg: str, url: str) -> str:
-    return pyjwt.encode({"htm": "POST", "htu": url, "iat": int(time.time()),
-                         "jti": uuid.uuid4().hex, "nonce": dpop.new_nonce()},
-                        key, algorithm=alg, headers={"typ": "dpop+jwt", "jwk": public_jwk(key)})
+    return pyjwt.encode(
+        {
+            "htm": "POST",
+            "htu": url,
+            "iat": int(time.time()),
+            "jti": uuid.uuid4().hex,
+            "nonce": dpop.new_nonce(),
+        },
+        key,
+        algorithm=alg,
+        headers={"typ": "dpop+jwt", "jwk": public_jwk(key)},
+    )
 
 
 def assertion_by_pyjwt(key: Any, alg: str, client_id: str, audience: str) -> str:
     now = int(time.time())
-    return pyjwt.encode({"iss": client_id, "sub": client_id, "aud": audience, "iat": now,
-                         "exp": now + 60, "jti": uuid.uuid4().hex},
-                        key, algorithm=alg, headers={"kid": "k1"})
+    return pyjwt.encode(
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        },
+        key,
+        algorithm=alg,
+        headers={"kid": "k1"},
+    )
 
 
 DPOP_ALGS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
@@ -74,8 +93,9 @@ ID_TOKEN_ALGS = ["RS256", "ES256"]
 async def test_discovery_advertises_exactly_the_algorithms_tested_here(live_url: str) -> None:
     config = await discovery(live_url)
     assert sorted(config["dpop_signing_alg_values_supported"]) == sorted(DPOP_ALGS)
-    assert sorted(config["token_endpoint_auth_signing_alg_values_supported"]) == \
-        sorted(ASSERTION_ALGS)
+    assert sorted(config["token_endpoint_auth_signing_alg_values_supported"]) == sorted(
+        ASSERTION_ALGS
+    )
     assert sorted(config["id_token_signing_alg_values_supported"]) == sorted(ID_TOKEN_ALGS)
     # No request objects (request / request_uri by value): nothing of theirs to advertise.
     assert config["request_parameter_supported"] is False
@@ -84,13 +104,20 @@ async def test_discovery_advertises_exactly_the_algorithms_tested_here(live_url:
 
 @pytest.mark.parametrize("alg", DPOP_ALGS)
 async def test_dpop_proofs_of_every_advertised_algorithm_bind_a_token(
-    live_url: str, db: AsyncSession, rp: Any, alg: str,
+    live_url: str,
+    db: AsyncSession,
+    rp: Any,
+    alg: str,
 ) -> None:
     key = private_key(alg)
     proof = dpop_by_pyjwt(key, alg, f"{live_url}/oauth/token")
     async with httpx.AsyncClient(base_url=live_url) as http:
-        answer = await http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                 auth=(rp.client.id, rp.client_secret), headers={"DPoP": proof})
+        answer = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(rp.client.id, rp.client_secret),
+            headers={"DPoP": proof},
+        )
     assert answer.status_code == 200, answer.text
     assert answer.json()["token_type"] == "DPoP"
     claims = pyjwt.decode(answer.json()["access_token"], options={"verify_signature": False})
@@ -98,8 +125,11 @@ async def test_dpop_proofs_of_every_advertised_algorithm_bind_a_token(
 
 
 def rfc7638(jwk: dict[str, Any]) -> str:
-    members = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
-               "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    members = {
+        "RSA": ("e", "kty", "n"),
+        "EC": ("crv", "kty", "x", "y"),
+        "OKP": ("crv", "kty", "x"),
+    }[jwk["kty"]]
     canonical = "{" + ",".join(f'"{m}":"{jwk[m]}"' for m in members) + "}"
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -107,58 +137,95 @@ def rfc7638(jwk: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256"])
 async def test_dpop_proofs_with_keys_too_weak_for_their_algorithm_are_refused(
-    live_url: str, db: AsyncSession, rp: Any, alg: str,
+    live_url: str,
+    db: AsyncSession,
+    rp: Any,
+    alg: str,
 ) -> None:
     proof = dpop_by_pyjwt(private_key(alg, weak=True), alg, f"{live_url}/oauth/token")
     async with httpx.AsyncClient(base_url=live_url) as http:
-        answer = await http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                 auth=(rp.client.id, rp.client_secret), headers={"DPoP": proof})
+        answer = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(rp.client.id, rp.client_secret),
+            headers={"DPoP": proof},
+        )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "invalid_dpop_proof"
 
 
 @pytest.mark.parametrize("alg", ASSERTION_ALGS)
 async def test_client_assertions_of_every_advertised_algorithm_authenticate(
-    live_url: str, db: AsyncSession, alg: str,
+    live_url: str,
+    db: AsyncSession,
+    alg: str,
 ) -> None:
     key = private_key(alg)
-    registered = await make_client(db, name=f"Đối tác {alg}", auth_method="private_key_jwt",
-                                   jwks={"keys": [public_jwk(key, kid="k1")]},
-                                   grant_types=["client_credentials"], redirect_uris=[])
+    registered = await make_client(
+        db,
+        name=f"Đối tác {alg}",
+        auth_method="private_key_jwt",
+        jwks={"keys": [public_jwk(key, kid="k1")]},
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+    )
     client_id = registered.client.id
     async with httpx.AsyncClient(base_url=live_url) as http:
-        answer = await http.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion_by_pyjwt(key, alg, client_id,
-                                                   f"{live_url}/oauth/token")})
+        answer = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion_by_pyjwt(
+                    key, alg, client_id, f"{live_url}/oauth/token"
+                ),
+            },
+        )
     assert answer.status_code == 200, answer.text
 
 
 async def test_a_client_assertion_in_an_unadvertised_algorithm_is_refused(
-    live_url: str, db: AsyncSession,
+    live_url: str,
+    db: AsyncSession,
 ) -> None:
     key = private_key("RS256")
-    registered = await make_client(db, name="Đối tác", auth_method="private_key_jwt",
-                                   jwks={"keys": [public_jwk(key, kid="k1")]},
-                                   grant_types=["client_credentials"], redirect_uris=[])
+    registered = await make_client(
+        db,
+        name="Đối tác",
+        auth_method="private_key_jwt",
+        jwks={"keys": [public_jwk(key, kid="k1")]},
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+    )
     async with httpx.AsyncClient(base_url=live_url) as http:
-        answer = await http.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion_by_pyjwt(key, "RS512", registered.client.id,
-                                                   f"{live_url}/oauth/token")})
+        answer = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion_by_pyjwt(
+                    key, "RS512", registered.client.id, f"{live_url}/oauth/token"
+                ),
+            },
+        )
     assert answer.json()["error"] == "invalid_client"
 
 
 async def test_client_keys_too_weak_are_refused_at_registration(db: AsyncSession) -> None:
     with pytest.raises(AppError) as refused:
-        await make_client(db, auth_method="private_key_jwt",
-                          jwks={"keys": [public_jwk(private_key("RS256", weak=True))]})
+        await make_client(
+            db,
+            auth_method="private_key_jwt",
+            jwks={"keys": [public_jwk(private_key("RS256", weak=True))]},
+        )
     assert refused.value.error.code == "oauth.client_invalid"
 
 
 @pytest.mark.parametrize("alg", ID_TOKEN_ALGS)
 async def test_id_tokens_of_every_advertised_algorithm_verify_with_the_published_keys(
-    live_url: str, db: AsyncSession, alg: str,
+    live_url: str,
+    db: AsyncSession,
+    alg: str,
 ) -> None:
     await make_citizen(db)
     registered = await make_client(db, name=f"Đối tác {alg}", id_token_alg=alg)
@@ -166,10 +233,16 @@ async def test_id_tokens_of_every_advertised_algorithm_verify_with_the_published
     code, verifier, params = await browser.code_for(registered.client.id)
     await browser.close()
     async with httpx.AsyncClient(base_url=live_url) as http:
-        answer = await http.post("/oauth/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "code_verifier": verifier},
-            auth=(registered.client.id, registered.client_secret))
+        answer = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+            auth=(registered.client.id, registered.client_secret),
+        )
         published = (await http.get("/oauth/jwks")).json()
     id_token = answer.json()["id_token"]
     header = pyjwt.get_unverified_header(id_token)
@@ -179,6 +252,7 @@ async def test_id_tokens_of_every_advertised_algorithm_verify_with_the_published
         assert key.key.key_size >= 2048
     else:
         assert key.key.curve.name == "secp256r1"
-    claims = pyjwt.decode(id_token, key.key, algorithms=[alg], audience=registered.client.id,
-                          issuer=live_url)
+    claims = pyjwt.decode(
+        id_token, key.key, algorithms=[alg], audience=registered.client.id, issuer=live_url
+    )
     assert claims["nonce"] == params["nonce"]
