@@ -52,14 +52,6 @@ def cached(uri: str) -> dict[str, Any] | None:
     return entry.keys if entry else None
 
 
-def forget(uri: str | None = None) -> None:
-    """Drop what is known of one URL (all when None): the next use fetches again."""
-    if uri is None:
-        _entries.clear()
-    else:
-        _entries.pop(uri, None)
-
-
 # A key id the cached set lacks (the partner rotated its keys) fetches again, at most this often.
 UNKNOWN_KID_REFETCH_SECONDS = 60.0
 

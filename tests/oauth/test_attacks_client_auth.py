@@ -515,11 +515,6 @@ async def test_userinfo_challenges_a_dpop_proof_without_nonce(
     assert retried.status_code == 200, retried.text
 
 
-def test_the_jwks_cache_forgets_on_demand() -> None:
-    client_keys.forget()
-    assert client_keys.cached("https://partner.example/jwks") is None
-
-
 # ---------------------------------------------------------------- one-time values, two processes
 
 
