@@ -507,14 +507,19 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
     data = dict(reversed(pairs))
     basic_id, _ = extract_basic_authorization(_headers(request))
     asserted = _assertion_subject(data.get("client_assertion"))
+    refreshing = data.get("grant_type") == "refresh_token" and data.get("refresh_token")
+    # The refresh token's row first (on PostgreSQL a `Direct` statement), before the request's
+    # session holds a pooled connection: waiting for one connection while holding another is
+    # how a burst of refreshes at a fresh process exhausted the pool (500s after 30 s).
+    early = await service.read_refresh(data["refresh_token"]) if refreshing else None
     for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
-    if data.get("grant_type") == "refresh_token" and data.get("refresh_token"):
+    if refreshing:
         for client_id, client in b.clients.items():
             if client is not None:
                 b.refresh[(data["refresh_token"], client_id)] = await service.lookup_refresh(
-                    b.db, data["refresh_token"], client_id)
+                    b.db, data["refresh_token"], client_id, found=early)
     token_string = data.get("token")
     if endpoint and token_string:
         info = await service.find_token(b.db, token_string, data.get("token_type_hint"))

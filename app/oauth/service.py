@@ -468,14 +468,21 @@ async def issue_for_code(
     return answer
 
 
+async def read_refresh(presented: str) -> rotation.Found | None:
+    """The refresh token's row as `lookup_refresh` needs it, read ahead (PostgreSQL only)."""
+    return await rotation.read(tokens._hash_refresh(presented)) if rotation.available() else None
+
+
 async def lookup_refresh(
-    db: AsyncSession, presented: str, client_id: str
+    db: AsyncSession, presented: str, client_id: str, *, found: rotation.Found | None = None
 ) -> Grantee | None:
     """What a refresh needs, read up front (the rotation itself is `commit_refresh`): the
     token, its session, the session's link to the client and the account's status. On
-    PostgreSQL one `Direct` statement (`rotation.read`), outside the request's transaction."""
+    PostgreSQL one `Direct` statement (`rotation.read`, or `found` read ahead by
+    `read_refresh`), outside the request's transaction."""
     if rotation.available():
-        found = await rotation.read(tokens._hash_refresh(presented))
+        if found is None:
+            found = await rotation.read(tokens._hash_refresh(presented))
         if found is None or not _family_serves(found.family, client_id) \
                 or found.user_level < found.required_loa:
             return None

@@ -3,6 +3,7 @@ tokens a partner was never allowed, token answers cached on the way."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,8 @@ from app.core.jobs import Job
 from app.identity import service as identity
 from app.identity.models import User
 from app.oauth.service import BACKCHANNEL_LOGOUT
-from app.tokens.models import AuthSession
+from app.tokens import service as token_service
+from app.tokens.models import AuthSession, RefreshToken
 from tests.oauth.support import (
     Browser,
     base_params,
@@ -29,6 +31,7 @@ from tests.oauth.support import (
     refresh,
 )
 from tests.support.flows import bearer, login, make_user, seed_wards
+from tests.support.servers import forwarded_for, two_server_processes
 
 pytestmark = pytest.mark.slow
 
@@ -283,3 +286,38 @@ async def test_a_first_party_client_gets_offline_access_without_a_consent_page(
     answer = (await exchange(live_url, rp, code, verifier)).json()
     assert answer["refresh_token"]
     assert (await refresh(live_url, rp, answer["refresh_token"])).status_code == 200
+
+
+async def test_one_partner_refresh_token_presented_at_once_everywhere_has_one_successor_at_most(
+    live_url: str, browser: Browser, db: AsyncSession, backend: str
+) -> None:
+    """Two server processes; no grace window for retries (OAUTH_REFRESH_GRACE_SECONDS=0): the
+    atomic spend lets one request win, every other one is reuse and ends the family."""
+    if backend != "postgresql":
+        pytest.skip("the two-process race runs on PostgreSQL")
+    rp = await _partner(db, "Đối tác")
+    presented = (await _signed_in(live_url, browser, rp))["refresh_token"]
+    family_id = (await db.execute(sa.select(RefreshToken.session_id).where(
+        RefreshToken.token_hash == token_service._hash_refresh(presented)))).scalar_one()
+    await db.commit()
+    with two_server_processes({"OAUTH_REFRESH_GRACE_SECONDS": "0"}) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            answers = await asyncio.gather(*(
+                http.post("/oauth/token", data={"grant_type": "refresh_token",
+                                                "refresh_token": presented},
+                          auth=(rp.client.id, rp.client_secret), headers=forwarded_for(n))
+                for n in range(24)))
+    served = [a for a in answers if a.status_code == 200]
+    assert len(served) <= 1, [a.text for a in served]
+    refused = [a for a in answers if a.status_code != 200]
+    assert refused and {(a.status_code, a.json().get("error")) for a in refused} == \
+        {(400, "invalid_grant")}, {a.text for a in refused}
+    rows = (await db.execute(sa.select(RefreshToken).where(
+        RefreshToken.session_id == family_id))).scalars().all()
+    assert len(rows) <= 2  # the token presented and at most one successor
+    family = (await db.execute(sa.select(AuthSession).where(AuthSession.id == family_id)
+                               .execution_options(populate_existing=True))).scalar_one()
+    assert family.revoked_at is not None and family.revoke_reason == "refresh_token_reuse"
+    for answer in served:  # the successor the winner got died with its family
+        assert (await refresh(live_url, rp, answer.json()["refresh_token"])).json()["error"] \
+            == "invalid_grant"
