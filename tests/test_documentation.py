@@ -13,6 +13,7 @@ DOMAIN_SETTINGS = [
     ("app.dossiers.config", "DossierSettings"),
     ("app.media.config", "MediaSettings"),
     ("app.incidents.config", "IncidentSettings"),
+    ("app.oauth.config", "OAuthSettings"),
 ]
 
 

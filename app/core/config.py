@@ -88,7 +88,6 @@ class Settings(BaseSettings):
     oauth_access_token_ttl_seconds: int = 600
     oauth_id_token_ttl_seconds: int = 600
     oauth_refresh_grace_seconds: int = 10
-    oauth_dpop_max_age_seconds: int = 300
     oauth_browser_session_days: int = 7
 
     password_min_length: int = 8
