@@ -321,3 +321,23 @@ async def test_one_partner_refresh_token_presented_at_once_everywhere_has_one_su
     for answer in served:  # the successor the winner got died with its family
         assert (await refresh(live_url, rp, answer.json()["refresh_token"])).json()["error"] \
             == "invalid_grant"
+
+
+async def test_a_code_issued_before_the_level_fell_says_the_level_now(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=2))
+    await db.commit()
+    casual = await _partner(db, "Không yêu cầu mức")
+    strict = await _partner(db, "Yêu cầu mức 2", min_loa=2)
+    codes = {rp.client.id: await browser.code_for(rp.client.id) for rp in (casual, strict)}
+    await db.execute(sa.update(User).where(User.phone == "+84912345678")
+                     .values(identity_level=1))
+    await db.commit()
+    code, verifier, _ = codes[casual.client.id]
+    answer = (await exchange(live_url, casual, code, verifier)).json()
+    assert (await id_token_claims(live_url, answer["id_token"]))["acr"] == f"{LOA}1"
+    code, verifier, _ = codes[strict.client.id]
+    refused = await exchange(live_url, strict, code, verifier)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
