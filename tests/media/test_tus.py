@@ -1,5 +1,6 @@
-"""tus 1.0 resumable uploads at /api/v1/uploads/: the protocol's answers, its bad inputs, and a
-citizen's whole path with the tuspy client against a real server, interrupted and resumed."""
+"""tus 1.0 resumable uploads at /api/v1/uploads/: the protocol's answers, its bad inputs, one
+writer per upload across server processes, a body that goes silent. (A citizen's whole path with
+the tuspy client, ending in an incident report: tests/incidents/test_reporting_by_tus.py.)"""
 
 from __future__ import annotations
 
@@ -21,17 +22,17 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from app.core import clock
-from app.core.config import PROJECT_ROOT, get_settings
+from app.core.config import PROJECT_ROOT
 from app.media import tus_service
 from app.media.config import get_media_settings
 from app.media.models import MediaObject, TusUpload
 from tests.conftest import count
-from tests.incidents.helpers import CENTRE, act, citizen, file_report, staff
+from tests.media.helpers import citizen
 from tests.support import media_samples as samples
-from tests.support.flows import run_jobs, seed_wards
+from tests.support.flows import run_jobs
+from tests.support.live import serve_on_this_loop
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -385,47 +386,13 @@ async def test_two_patches_of_one_upload_on_two_processes_never_interleave(
     assert part.read_bytes() == b"\xaa" * size + b"\xbb" * size
 
 
-# ---------------------------------------------------------------- as a citizen would
+# ---------------------------------------------------------------- over a real socket
 
 
 @pytest.fixture
 async def live_server(app, db, monkeypatch):
-    """The same app on a real socket (uvicorn on this event loop), for real HTTP clients."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110  (uvicorn offers no event to await)
-        await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    monkeypatch.setattr(get_settings(), "public_base_url", base)
-    try:
-        yield base, port
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-async def _cut_off_patch(port: int, path: str, token: str, total: int, pieces: list[bytes]) -> None:
-    """A PATCH announcing `total` bytes whose connection drops after `pieces` went through."""
-    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: {OCTETS}\r\n"
-        f"Content-Length: {total}\r\n\r\n"
-    )
-    writer.write(head.encode())
-    for piece in pieces:
-        writer.write(piece)
-        await writer.drain()
-        # The server shares this event loop: let it read and store the piece, as it would
-        # over a slow mobile link, before the next one (bytes still in flight when a link
-        # dies are lost, as on a real network).
-        await asyncio.sleep(0.05)
-    writer.close()
-    await writer.wait_closed()
+    async with serve_on_this_loop(app, monkeypatch) as served:
+        yield served
 
 
 async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_upload(
@@ -460,68 +427,3 @@ async def test_a_patch_whose_body_goes_silent_keeps_what_arrived_and_frees_the_u
     assert retried.headers["upload-offset"] == "1000"
     part = tus_service.part_path(uuid.UUID(upload_id))
     assert part.read_bytes() == b"\xaa" * 400 + b"\xbb" * 600
-
-
-async def test_photo_by_multipart_and_video_by_tuspy_resumed_then_verified_and_found(
-    client, db, live_server, tmp_path
-):
-    from tusclient import client as tus_client
-
-    base, port = live_server
-    await seed_wards(db)
-    me = await citizen(client, db, "0912800020")
-    officer = await staff(client, db, "0981800020", "TNG-PDP")
-    photo = await client.post(
-        "/api/v1/media",
-        headers=me,
-        files={"file": ("anh.jpg", samples.jpeg_with_gps(), "image/jpeg")},
-    )
-    clip = samples.video(seconds=2, fps=10)
-    clip_path = tmp_path / "clip.mp4"
-    clip_path.write_bytes(clip)
-    tus = tus_client.TusClient(f"{base}/api/v1/uploads/", headers=me)
-
-    # The phone starts the upload; the network drops a third of the way into the first PATCH.
-    first = tus.uploader(str(clip_path), chunk_size=len(clip), metadata={"filename": "clip.mp4"})
-    url = await asyncio.to_thread(first.create_url)
-    path = url.removeprefix(base)
-    token = me["Authorization"].split()[1]
-    third = len(clip) // 3
-    await _cut_off_patch(
-        port, path, token, len(clip), [clip[: third // 2], clip[third // 2 : third]]
-    )
-    for _ in range(200):  # until the server has noticed the drop and saved what arrived
-        offset = int((await client.head(path, headers={**me, **TUS})).headers["upload-offset"])
-        if offset:
-            break
-        await asyncio.sleep(0.02)
-    assert offset == third
-
-    # Back online: the client asks where it was and sends the rest, with checksums.
-    # tuspy is synchronous (requests): it runs in a thread, the server on this loop.
-    resumed = await asyncio.to_thread(
-        tus.uploader, str(clip_path), url=url, chunk_size=64 * 1024, upload_checksum=True
-    )
-    assert resumed.offset == offset
-    await asyncio.to_thread(resumed.upload)
-    head = await client.head(path, headers={**me, **TUS})
-    video_id = head.headers["upload-media-id"]
-
-    report = await file_report(
-        client, me, CENTRE, category="accident", media_ids=[photo.json()["id"], video_id]
-    )
-    await run_jobs()
-    await act(client, officer, report["id"], "verify")
-    staff_list = (await client.get("/api/v1/staff/incidents", headers=officer)).json()
-    assert [i["id"] for i in staff_list["items"]] == [report["id"]]
-
-    items = (
-        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
-    ).json()["items"]
-    [found] = items
-    assert [(m["kind"], m["ready"]) for m in found["media"]] == [("photo", True), ("video", True)]
-    shown = await client.get(found["media"][0]["url"].removeprefix(base))
-    assert b"Exif" not in shown.content and b"PhoneMaker" not in shown.content
-    assert found["media"][1]["duration_s"] == 2.0
-    video = await client.get(found["media"][1]["url"].removeprefix(base))
-    assert video.status_code == 200 and video.content != clip
