@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -93,6 +94,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_niceness:
+        os.nice(settings.worker_niceness)  # inherited by OpenCV's threads
     import_models()
     load_job_modules()
     heap.settle()

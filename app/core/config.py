@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     run_worker_in_process: bool = True
     worker_poll_interval_seconds: float = 1.0
+    # `python -m app worker` lowers its CPU priority by this much (0-19, as `nice`): on a host
+    # shared with the API, a burst of picture processing must not slow the acknowledgements.
+    worker_niceness: int = Field(default=10, ge=0, le=19)
     # Jobs a worker runs at once (each a task on its event loop; OpenCV work in threads).
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     job_lease_seconds: int = 300
