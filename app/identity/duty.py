@@ -16,16 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock, personal_data
 from app.core.errors import AppError
 from app.core.personal_data import Retained
-
-# The module, not its names: identity.service reaches this module through the notifications
-# domain while it is still being imported.
-from app.identity import errors, service
+from app.identity import errors
 from app.identity.models import StaffDuty, User
+from app.identity.service import WARD_STAFF_ROLES, ward_staff_ids
 
 
 async def start(session: AsyncSession, user: User, hours: float) -> StaffDuty:
     """On duty from now for `hours` (again: the shift is extended or shortened)."""
-    if user.role not in service.WARD_STAFF_ROLES or not user.ward_code:
+    if user.role not in WARD_STAFF_ROLES or not user.ward_code:
         raise AppError(errors.NOT_WARD_STAFF)
     now = clock.now()
     duty = await session.get(StaffDuty, user.id)
@@ -66,7 +64,7 @@ async def on_duty(session: AsyncSession, ward_code: str) -> list[Shift]:
             StaffDuty.until > clock.now(),
             User.ward_code == ward_code,
             User.status == "active",
-            User.role.in_(service.WARD_STAFF_ROLES),
+            User.role.in_(WARD_STAFF_ROLES),
         )
         .order_by(StaffDuty.started_at)
     )
@@ -88,7 +86,7 @@ async def view(session: AsyncSession, user: User) -> dict[str, Any]:
 async def recipients(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     """Who gets the ward's urgent notices: the staff on duty, or all its staff when none is."""
     shifts = await on_duty(session, ward_code)
-    return [d.user_id for d in shifts] or await service.ward_staff_ids(session, ward_code)
+    return [d.user_id for d in shifts] or await ward_staff_ids(session, ward_code)
 
 
 async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ export and erasure. Services flush; the request's session commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -45,7 +46,6 @@ from app.identity.models import (
 from app.identity.passwords import check_password
 from app.identity.phone import mask_phone, normalize_vn_mobile
 from app.identity.roles import STAFF_ROLES, WARD_BOUND_ROLES, Role
-from app.notifications import service as notifications
 from app.tokens import errors as token_errors
 from app.tokens import service as tokens
 
@@ -526,7 +526,7 @@ async def _refresh_in(session: AsyncSession, refresh_token: str, ip: str | None)
             # The family was revoked as stolen: its devices must stop receiving pushes too.
             stolen = await tokens.find_session_by_refresh_token(session, refresh_token)
             if stolen is not None:
-                await notifications.remove_devices_of_session(session, stolen.id)
+                await _session_ended(session, stolen.id)
         raise
     user = await session.get(User, auth_session.user_id)
     if user is None or user.status != "active":
@@ -541,14 +541,43 @@ async def _refresh_in(session: AsyncSession, refresh_token: str, ip: str | None)
     return SignIn(user.id, access, successor, ttl, auth_session.id)
 
 
+# ---------------------------------------------------------------- hooks for higher layers
+# Domains above identity react to the end of sign-ins without identity knowing them: each
+# subscribes at its service module's import (the app imports every domain's router and tasks
+# module at start). A hook runs in the caller's transaction.
+
+SessionHook = Callable[[AsyncSession, uuid.UUID], Awaitable[object]]
+_session_ended_hooks: list[SessionHook] = []
+_all_sessions_ended_hooks: list[SessionHook] = []
+
+
+def on_session_ended(hook: SessionHook) -> None:
+    """Subscribe to the end of one sign-in: `hook(db, session_id)` (logout, a session revoked by
+    its owner, a refresh token family revoked as stolen)."""
+    if hook not in _session_ended_hooks:
+        _session_ended_hooks.append(hook)
+
+
+def on_all_sessions_ended(hook: SessionHook) -> None:
+    """Subscribe to the end of every sign-in of an account: `hook(db, user_id)` (password
+    reset). Erasure has its own hooks: app.core.personal_data."""
+    if hook not in _all_sessions_ended_hooks:
+        _all_sessions_ended_hooks.append(hook)
+
+
+async def _session_ended(session: AsyncSession, session_id: uuid.UUID) -> None:
+    for hook in list(_session_ended_hooks):
+        await hook(session, session_id)
+
+
 async def logout(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
     await end_session(session, session_id, reason="logout")
 
 
 async def end_session(session: AsyncSession, session_id: uuid.UUID, *, reason: str) -> None:
-    """Revoke a sign-in and unregister the push tokens registered under it."""
+    """Revoke a sign-in; subscribers drop what hung off it (its devices' push tokens)."""
     await tokens.revoke_session(session, session_id, reason=reason)
-    await notifications.remove_devices_of_session(session, session_id)
+    await _session_ended(session, session_id)
 
 
 async def reset_password(
@@ -565,7 +594,8 @@ async def reset_password(
     user.locked_until = None
     user.updated_at = clock.now()
     ended = await tokens.revoke_user_sessions(session, user.id, reason="password_reset")
-    await notifications.remove_user_devices(session, user.id)
+    for hook in list(_all_sessions_ended_hooks):
+        await hook(session, user.id)
     await audit.record(
         session,
         ctx,

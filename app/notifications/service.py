@@ -1,8 +1,9 @@
 """Notifications: devices, the inbox, preferences, and `notify` for the other domains.
 
 Other domains call `notify(session, user_ids, kind, params)` in their own transaction: the inbox
-rows and the push job commit with the change that caused them, or not at all. Identity calls
-`remove_devices_of_session` at logout and `remove_user_devices` when every session ends.
+rows and the push job commit with the change that caused them, or not at all. A device's token
+goes when its sign-in ends and every token when all of them end: subscriptions to identity's hooks
+at the end of this module.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.jobs import enqueue
 from app.core.personal_data import Retained
+from app.identity import service as identity
 from app.notifications import errors, recipients, templates
 from app.notifications.delivery import PUSH_JOB, insert_notes
 from app.notifications.ids import new_ids
@@ -463,4 +465,7 @@ async def erase_notifications(session: AsyncSession, user_id: uuid.UUID) -> list
     return []
 
 
+# Subscriptions (at import; the app imports this module at start through the router and tasks).
+identity.on_session_ended(remove_devices_of_session)
+identity.on_all_sessions_ended(remove_user_devices)
 personal_data.register("notifications", exporter=export_notifications, eraser=erase_notifications)
