@@ -323,9 +323,7 @@ async def send_batch(
         .where(Announcement.id == ann.id)
         .values(
             batches_done=done,
-            status=sa.case(
-                (done >= Announcement.batches_total, "sent"), else_=Announcement.status
-            ),
+            status=sa.case((done >= Announcement.batches_total, "sent"), else_=Announcement.status),
         )
     )
 

@@ -110,18 +110,23 @@ class FcmBackend:
     def _client(self, settings: Settings) -> fb_http.HttpxAsyncClient:
         no_retry = fb_retry.HttpxRetry(max_retries=0)  # our retries are jobs
         client = fb_http.HttpxAsyncClient(
-            credential=self._google_credential, timeout=int(settings.fcm_timeout_seconds),
+            credential=self._google_credential,
+            timeout=int(settings.fcm_timeout_seconds),
             retry_config=no_retry,
         )
         library_client = client._async_client
         if settings.fcm_http_client == "library":
             # The operator's way back to the library's own HTTP/2 client (httpx), if a front
             # end ever misbehaves with pipelining: slower, but nothing of ours under it.
-            limits = httpx.Limits(max_connections=settings.fcm_max_connections,
-                                  max_keepalive_connections=settings.fcm_max_connections)
+            limits = httpx.Limits(
+                max_connections=settings.fcm_max_connections,
+                max_keepalive_connections=settings.fcm_max_connections,
+            )
             transport = fb_retry.HttpxRetryTransport(retry=no_retry, limits=limits)
             client._async_client = httpx.AsyncClient(
-                http2=True, timeout=settings.fcm_timeout_seconds, headers=client._headers,
+                http2=True,
+                timeout=settings.fcm_timeout_seconds,
+                headers=client._headers,
                 auth=fb_http.GoogleAuthCredentialFlow(self._google_credential),
                 mounts={"http://": transport, "https://": transport},
             )

@@ -51,9 +51,7 @@ class Notification(SQLModel, table=True):
         ),
         # One inbox row per recipient of an announcement; its reports and a batch's check for
         # recipients told already read it by range.
-        sa.Index(
-            "uq_notifications_announcement_user", "announcement_id", "user_id", unique=True
-        ),
+        sa.Index("uq_notifications_announcement_user", "announcement_id", "user_id", unique=True),
     )
 
     id: uuid.UUID = id_field()

@@ -30,8 +30,9 @@ async def languages(
         preferred = {user_id: pref.language for user_id, pref in preferences.items()}
     for start in range(0, len(ids) if preferences is None else 0, 1000):
         rows = await session.execute(
-            sa.select(NotificationPreference.user_id, NotificationPreference.language)
-            .where(NotificationPreference.user_id.in_(ids[start : start + 1000]))
+            sa.select(NotificationPreference.user_id, NotificationPreference.language).where(
+                NotificationPreference.user_id.in_(ids[start : start + 1000])
+            )
         )
         preferred.update({user_id: language for user_id, language in rows})
     account_locales = await identity.locales(session, ids)

@@ -403,10 +403,13 @@ async def with_category_on(
     off: set[uuid.UUID] = set()
     for start in range(0, len(user_ids), 1000):
         rows = await session.execute(
-            sa.select(NotificationPreference.user_id, NotificationPreference.categories)
-            .where(NotificationPreference.user_id.in_(user_ids[start:start + 1000])))
-        off.update(user_id for user_id, categories in rows
-                   if not (categories or {}).get(category, True))
+            sa.select(NotificationPreference.user_id, NotificationPreference.categories).where(
+                NotificationPreference.user_id.in_(user_ids[start : start + 1000])
+            )
+        )
+        off.update(
+            user_id for user_id, categories in rows if not (categories or {}).get(category, True)
+        )
     return [user_id for user_id in user_ids if user_id not in off]
 
 

@@ -33,7 +33,8 @@ async def test_ward_staff_go_on_duty_for_a_shift_that_ends_by_itself(
     seen = (await client.get(DUTY, headers=colleague.headers)).json()
     assert seen["on_duty"] is False
     assert [(s["user_id"], s["full_name"]) for s in seen["ward_on_duty"]] == [
-        (str(officer.id), officer.user.full_name)]
+        (str(officer.id), officer.user.full_name)
+    ]
 
     shortened = await client.put(DUTY, json={"hours": 0.1}, headers=officer.headers)
     assert shortened.json()["until"] < shift["until"]

@@ -38,8 +38,12 @@ def gateway() -> Iterator[FakeSmsGateway]:
 @pytest.fixture
 def sms_over_http(gateway: FakeSmsGateway) -> Iterator[FakeSmsGateway]:
     """SMS_BACKEND=http pointed at the fake gateway, for this test only."""
-    wanted = {"SMS_BACKEND": "http", "SMS_GATEWAY_URL": gateway.url,
-              "SMS_GATEWAY_API_KEY": KEY, "SMS_SENDER_NAME": "TNID-TEST"}
+    wanted = {
+        "SMS_BACKEND": "http",
+        "SMS_GATEWAY_URL": gateway.url,
+        "SMS_GATEWAY_API_KEY": KEY,
+        "SMS_SENDER_NAME": "TNID-TEST",
+    }
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     get_settings.cache_clear()
@@ -89,8 +93,7 @@ async def test_gateway_server_error_raises_then_the_next_send_succeeds(gateway):
 
 
 async def test_unreachable_gateway_raises():
-    backend = sms.HttpSmsBackend(f"http://127.0.0.1:{free_port()}/messages", KEY, "TNID",
-                                 timeout=2)
+    backend = sms.HttpSmsBackend(f"http://127.0.0.1:{free_port()}/messages", KEY, "TNID", timeout=2)
 
     with pytest.raises(sms.SmsGatewayError, match="unreachable"):
         await backend.send(TO, TEXT)
@@ -102,8 +105,9 @@ async def test_send_sms_job_fails_is_retried_by_the_worker_and_then_delivered(
     assert isinstance(sms.get_backend(), sms.HttpSmsBackend)
     sms_over_http.fail_next(1, status=503)
 
-    response = await client.post("/api/v1/auth/otp",
-                                 json={"phone": "0912345678", "purpose": "register"})
+    response = await client.post(
+        "/api/v1/auth/otp", json={"phone": "0912345678", "purpose": "register"}
+    )
     assert response.status_code == 202
     await run_jobs()
 
@@ -126,8 +130,15 @@ async def test_send_sms_job_fails_is_retried_by_the_worker_and_then_delivered(
     assert message["sender"] == "TNID-TEST"
     code = re.search(r"\b(\d{6})\b", message["body"]).group(1)  # type: ignore[union-attr]
 
-    registered = await client.post("/api/v1/auth/register", json={
-        "phone": "0912345678", "otp": code, "password": PASSWORD, "full_name": "Nguyễn Văn An"})
+    registered = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "phone": "0912345678",
+            "otp": code,
+            "password": PASSWORD,
+            "full_name": "Nguyễn Văn An",
+        },
+    )
     assert registered.status_code == 201, registered.text
 
 
@@ -153,9 +164,17 @@ def test_file_backend_is_the_default():
 
 def test_fake_gateway_runs_standalone():
     process = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / "fake_sms_gateway.py"), "--port", "0",
-         "--api-key", KEY],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "fake_sms_gateway.py"),
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert process.stdout is not None

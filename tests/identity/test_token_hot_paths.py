@@ -214,7 +214,7 @@ async def test_one_statement_rotation_spends_the_token_touches_the_session_and_s
     assert rotated is not None and str(rotated.session_id) == first["session_id"]
     auth_session = await db.get(AuthSession, rotated.session_id)
     assert auth_session is not None and auth_session.ip == "198.51.100.7"
-    spent = (await db.execute(sa.select(RefreshToken).where(RefreshToken.used_at.is_not(None))))
+    spent = await db.execute(sa.select(RefreshToken).where(RefreshToken.used_at.is_not(None)))
     spent_row = spent.scalar_one()
     assert (await _refresh(client, first["refresh_token"])).status_code == 401  # reuse
     assert spent_row.replaced_by_id is not None
@@ -254,25 +254,37 @@ async def test_my_profile_shows_declared_identity_and_in_person_verification(cli
     from app.identity import service as identity
 
     tokens_ = await _signed_in(client, db, "0912000103")
-    declared = await client.put("/api/v1/me/identity", headers=bearer(tokens_), json={
-        "cccd": "001303001234", "full_name": "Nguyễn Thị Bình", "date_of_birth": "2003-05-14",
-        "gender": "female",
-    })
+    declared = await client.put(
+        "/api/v1/me/identity",
+        headers=bearer(tokens_),
+        json={
+            "cccd": "001303001234",
+            "full_name": "Nguyễn Thị Bình",
+            "date_of_birth": "2003-05-14",
+            "gender": "female",
+        },
+    )
     assert declared.status_code == 200, declared.text
 
     me = (await client.get("/api/v1/me", headers=bearer(tokens_))).json()
 
     user = await identity.find_user_by_phone(db, "+84912000103")
     assert user is not None
-    expected = json.loads(json.dumps(await identity.profile_view(db, user, owner=True),
-                                     default=str))
+    expected = json.loads(
+        json.dumps(await identity.profile_view(db, user, owner=True), default=str)
+    )
     assert me["identity"]["cccd"] == "001303001234"
     assert me["identity_level"] == 1
     assert {k: v for k, v in me.items() if k not in {"created_at", "identity"}} == {
-        k: v for k, v in expected.items() if k not in {"created_at", "identity"}}
+        k: v for k, v in expected.items() if k not in {"created_at", "identity"}
+    }
 
 
 async def count_spent(db) -> int:
-    return (await db.execute(
-        sa.select(sa.func.count()).select_from(RefreshToken).where(RefreshToken.used_at.is_not(None))
-    )).scalar_one()
+    return (
+        await db.execute(
+            sa.select(sa.func.count())
+            .select_from(RefreshToken)
+            .where(RefreshToken.used_at.is_not(None))
+        )
+    ).scalar_one()

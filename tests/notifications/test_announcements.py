@@ -93,12 +93,16 @@ async def test_an_announcement_to_a_ward_without_citizens_is_sent_to_nobody(
 
     await run_jobs()
 
-    report = (await client.get(f"/api/v1/staff/announcements/{created.json()['id']}",
-                               headers=staff.headers)).json()
+    report = (
+        await client.get(
+            f"/api/v1/staff/announcements/{created.json()['id']}", headers=staff.headers
+        )
+    ).json()
     assert report["status"] == "sent" and report["report"]["recipients"] == 0
     assert pushes(push_log) == []
-    failed = await db.scalar(sa.select(sa.func.count()).select_from(Job)
-                             .where(Job.last_error.is_not(None)))
+    failed = await db.scalar(
+        sa.select(sa.func.count()).select_from(Job).where(Job.last_error.is_not(None))
+    )
     assert failed == 0
 
 

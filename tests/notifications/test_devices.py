@@ -112,8 +112,9 @@ async def test_revoking_a_session_from_the_sessions_list_removes_its_tokens(clie
     await add_device(client, other, "tok-old-phone")
     await add_device(client, an, "tok-current")
 
-    response = await client.delete(f"/api/v1/me/sessions/{other.tokens['session_id']}",
-                                   headers=an.headers)
+    response = await client.delete(
+        f"/api/v1/me/sessions/{other.tokens['session_id']}", headers=an.headers
+    )
 
     assert response.status_code == 204
     assert [d.token for d in await devices_of(an.id)] == ["tok-current"]
@@ -122,12 +123,14 @@ async def test_revoking_a_session_from_the_sessions_list_removes_its_tokens(clie
 async def test_a_stolen_refresh_token_replayed_removes_the_familys_tokens(client, db) -> None:
     an = await account(client, db, "0912000032")
     await add_device(client, an, "tok-family")
-    first = await client.post("/api/v1/auth/refresh",
-                              json={"refresh_token": an.tokens["refresh_token"]})
+    first = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": an.tokens["refresh_token"]}
+    )
     assert first.status_code == 200
 
-    replay = await client.post("/api/v1/auth/refresh",
-                               json={"refresh_token": an.tokens["refresh_token"]})
+    replay = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": an.tokens["refresh_token"]}
+    )
 
     assert replay.json()["code"] == "auth.refresh_token_reused"
     assert await devices_of(an.id) == []
@@ -141,9 +144,14 @@ async def test_password_reset_removes_every_token(client, db, sms_log) -> None:
     await add_device(client, await sign_in(db, an.user), "tok-b")
     await request_code(client, "0912000033", "reset_password")
 
-    response = await client.post("/api/v1/auth/password-reset", json={
-        "phone": "0912000033", "otp": last_code(sms_log, "+84912000033"),
-        "new_password": "mat-khau-moi-2026"})
+    response = await client.post(
+        "/api/v1/auth/password-reset",
+        json={
+            "phone": "0912000033",
+            "otp": last_code(sms_log, "+84912000033"),
+            "new_password": "mat-khau-moi-2026",
+        },
+    )
 
     assert response.status_code == 204
     assert await devices_of(an.id) == []

@@ -203,8 +203,10 @@ async def _has_sms_to(path: Path, phone_e164: str) -> bool:
     def read() -> str:
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
-    return any(f'"to": "{phone_e164}"' in line or f'"to":"{phone_e164}"' in line
-               for line in (await asyncio.to_thread(read)).splitlines())
+    return any(
+        f'"to": "{phone_e164}"' in line or f'"to":"{phone_e164}"' in line
+        for line in (await asyncio.to_thread(read)).splitlines()
+    )
 
 
 async def _at_least(fake: Spawned, token: str, count: int) -> list[dict[str, Any]] | None:

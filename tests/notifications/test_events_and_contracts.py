@@ -138,9 +138,13 @@ async def test_events_for_erased_or_unknown_accounts_are_dropped_quietly(db, pus
 
 # Kinds that other domains register with their own templates (e.g. app.cameras.notices).
 OTHER_DOMAIN_SAMPLES = {
-    "camera.offline": {"camera_id": "0193a1b2-0000-7000-8000-0000000000c1",
-                       "camera_code": "CAM-PDP-01", "camera_name": "Z115",
-                       "ward_code": "TNG-PDP", "offline_since": "2026-11-25T08:00:00+00:00"},
+    "camera.offline": {
+        "camera_id": "0193a1b2-0000-7000-8000-0000000000c1",
+        "camera_code": "CAM-PDP-01",
+        "camera_name": "Z115",
+        "ward_code": "TNG-PDP",
+        "offline_since": "2026-11-25T08:00:00+00:00",
+    },
 }
 
 
@@ -148,13 +152,17 @@ OTHER_DOMAIN_SAMPLES = {
 @pytest.mark.parametrize("language", ["vi", "en"])
 def test_every_template_renders_every_label_in_both_languages(kind: str, language: str) -> None:
     template = templates.TEMPLATES[kind]
-    base = EVENTS.get(kind) or OTHER_DOMAIN_SAMPLES.get(kind) or {
-        "announcement_id": "0193a1b2-0000-7000-8000-000000000005",
-        "title_vi": "Cắt điện",
-        "body_vi": "Cắt điện từ 8h đến 11h.",
-        "title_en": "Power cut",
-        "body_en": "No power 8-11am.",
-    }
+    base = (
+        EVENTS.get(kind)
+        or OTHER_DOMAIN_SAMPLES.get(kind)
+        or {
+            "announcement_id": "0193a1b2-0000-7000-8000-000000000005",
+            "title_vi": "Cắt điện",
+            "body_vi": "Cắt điện từ 8h đến 11h.",
+            "title_en": "Power cut",
+            "body_en": "No power 8-11am.",
+        }
+    )
     # Citizen-written text (titles, place names) stays as written; here it is ASCII so that any
     # Vietnamese left in an English text can only come from the template.
     base = {**base, **{k: "Z115" for k in ("incident_title", "place", "camera_name") if k in base}}

@@ -30,11 +30,13 @@ async def test_a_device_is_removed_with_its_token_in_the_body(client, db: AsyncS
     await add_device(client, an, "tok-body-delete")
 
     # Someone else's token: not theirs to remove.
-    theirs = await client.request("DELETE", "/api/v1/devices",
-                                  json={"token": "tok-body-delete"}, headers=binh.headers)
+    theirs = await client.request(
+        "DELETE", "/api/v1/devices", json={"token": "tok-body-delete"}, headers=binh.headers
+    )
     assert theirs.status_code == 404 and theirs.json()["code"] == "device.not_found"
-    mine = await client.request("DELETE", "/api/v1/devices", json={"token": "tok-body-delete"},
-                                headers=an.headers)
+    mine = await client.request(
+        "DELETE", "/api/v1/devices", json={"token": "tok-body-delete"}, headers=an.headers
+    )
     assert mine.status_code == 204
     assert await devices_of(an.id) == []
     missing = await client.request("DELETE", "/api/v1/devices", json={}, headers=an.headers)
@@ -47,18 +49,26 @@ async def test_a_device_reports_and_forgets_its_position_with_its_token_in_the_b
     an = await account(client, db, "0912600003")
     await add_device(client, an, "tok-body-location")
 
-    reported = await client.put("/api/v1/devices/location",
-                                json={"token": "tok-body-location", "lat": LAT, "lon": LON},
-                                headers=an.headers)
+    reported = await client.put(
+        "/api/v1/devices/location",
+        json={"token": "tok-body-location", "lat": LAT, "lon": LON},
+        headers=an.headers,
+    )
     assert reported.status_code == 200, reported.text
     assert reported.json()["cell"] == "2159:10584"
     stranger = await account(client, db, "0912600004")
-    refused = await client.put("/api/v1/devices/location",
-                               json={"token": "tok-body-location", "lat": LAT, "lon": LON},
-                               headers=stranger.headers)
+    refused = await client.put(
+        "/api/v1/devices/location",
+        json={"token": "tok-body-location", "lat": LAT, "lon": LON},
+        headers=stranger.headers,
+    )
     assert refused.status_code == 404
-    forgotten = await client.request("DELETE", "/api/v1/devices/location",
-                                     json={"token": "tok-body-location"}, headers=an.headers)
+    forgotten = await client.request(
+        "DELETE",
+        "/api/v1/devices/location",
+        json={"token": "tok-body-location"},
+        headers=an.headers,
+    )
     assert forgotten.status_code == 204
     assert (await db.execute(sa.select(DevicePosition))).first() is None
 
@@ -78,12 +88,20 @@ def logging_server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Pat
     allows: DEBUG logs the database driver's parameters); yields its URL and its output."""
     port = free_port()
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
-           "RUN_WORKER_IN_PROCESS": "false"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        "RUN_WORKER_IN_PROCESS": "false",
+    }
     with log_path.open("wb") as log_file:
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
@@ -113,8 +131,9 @@ async def test_no_log_line_carries_a_push_token(
     async with httpx.AsyncClient(base_url=base, headers=an.headers, timeout=10) as http:
         answers = [
             await http.post("/api/v1/devices", json={"token": secret, "platform": "android"}),
-            await http.put("/api/v1/devices/location",
-                           json={"token": secret, "lat": LAT, "lon": LON}),
+            await http.put(
+                "/api/v1/devices/location", json={"token": secret, "lat": LAT, "lon": LON}
+            ),
             await http.put(f"/api/v1/devices/{secret}/location", json={"lat": LAT, "lon": LON}),
             await http.delete(f"/api/v1/devices/{secret}/location"),
             await http.request("DELETE", "/api/v1/devices/location", json={"token": secret}),
