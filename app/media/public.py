@@ -26,7 +26,7 @@ from app.core.config import get_settings
 from app.core.security import constant_time_equals
 from app.media import formats
 from app.media.config import get_media_settings
-from app.media.models import MediaObject, MediaProcessing, MediaVariant
+from app.media.models import MediaObject, MediaProcessing, MediaVariant, TusUpload
 from app.media.storage import get_storage, staging_dir
 
 PROCESS_JOB = "media.process"
@@ -219,8 +219,6 @@ def remove_dir(path: Path) -> None:
 
 
 async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object]:
-    from app.media.models import TusUpload
-
     uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
     return {
         "unfinished_uploads": [
@@ -233,7 +231,6 @@ async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ig
     """Before the media section erases the originals: their derived files and the unfinished
     uploads of the person (rows alone would cascade, the files would not)."""
     from app.media import tus_service
-    from app.media.models import TusUpload
 
     held = sa.select(MediaObject.id).where(
         MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(False)

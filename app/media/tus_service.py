@@ -61,14 +61,12 @@ def fail(
     *,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-    commit: bool = False,
 ) -> AppError:
     return AppError(
         err,
         params=params or {},
         extra=params or {},
         headers={**BASE_HEADERS, **(headers or {})},
-        commit=commit,
     )
 
 
