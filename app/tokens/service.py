@@ -260,10 +260,13 @@ async def rotate_refresh_token(
         used_at = token.used_at
         if used_at is None:  # `known` was read before a concurrent request spent it
             used_at = (await db.execute(_USED_AT, {"token_id": token.id})).scalar() or now
-        if grace and now - used_at <= timedelta(seconds=grace):
-            # A concurrent retry within the grace window: issue another successor, linked instead.
-            await db.execute(_RELINK, {"token_id": token.id, "successor_id": successor_id})
-        else:
+        # A retry within the grace window (the answer to the first use was lost) gets another
+        # successor, linked instead; one retry only, and atomically so: a token presented three
+        # times, or many times at once, is reuse whatever the window.
+        retry = grace and now - used_at <= timedelta(seconds=grace)
+        if not retry or (await db.execute(
+            _RELINK, {"token_id": token.id, "successor_id": successor_id}
+        )).rowcount != 1:
             await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
             raise AppError(errors.REFRESH_REUSED, commit=True)
     else:
@@ -431,9 +434,19 @@ _SPEND = (
         replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type),
     )
 )
+# Relinks a spent token to a retry's successor only while it still names the successor of its
+# spend (made in the same statement or call, so created at its `used_at`): the first retry wins,
+# any other finds another successor there and changes nothing.
+_first_successor = _tokens_table.alias("first_successor")
 _RELINK = (
     sa.update(_tokens_table)
-    .where(_tokens_table.c.id == sa.bindparam("token_id"))
+    .where(
+        _tokens_table.c.id == sa.bindparam("token_id"),
+        sa.exists().where(
+            _first_successor.c.id == _tokens_table.c.replaced_by_id,
+            _first_successor.c.created_at == _tokens_table.c.used_at,
+        ),
+    )
     .values(
         replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type)
     )

@@ -341,3 +341,50 @@ async def test_a_code_issued_before_the_level_fell_says_the_level_now(
     code, verifier, _ = codes[strict.client.id]
     refused = await exchange(live_url, strict, code, verifier)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+
+
+async def test_the_grace_window_serves_one_retry_and_a_third_presentation_is_reuse(
+    live_url: str, browser: Browser, db: AsyncSession
+) -> None:
+    rp = await _partner(db, "Đối tác")
+    presented = (await _signed_in(live_url, browser, rp))["refresh_token"]
+    first = await refresh(live_url, rp, presented)
+    retry = await refresh(live_url, rp, presented)  # the first answer was lost: served
+    assert first.status_code == retry.status_code == 200
+    third = await refresh(live_url, rp, presented)  # within the window still, but a third use
+    assert third.status_code == 400 and third.json()["error"] == "invalid_grant"
+    for served in (first, retry):
+        assert (await refresh(live_url, rp, served.json()["refresh_token"])).json()["error"] \
+            == "invalid_grant"
+
+
+async def test_a_burst_inside_the_grace_window_is_reuse_not_a_fork_of_the_family(
+    live_url: str, browser: Browser, db: AsyncSession, backend: str
+) -> None:
+    """With the default grace window (a lost answer's retry is served), 24 presentations at
+    once on two processes do not fork the family into 24 live branches: one retry at most,
+    then reuse, which ends the family."""
+    if backend != "postgresql":
+        pytest.skip("the two-process race runs on PostgreSQL")
+    rp = await _partner(db, "Đối tác")
+    presented = (await _signed_in(live_url, browser, rp))["refresh_token"]
+    family_id = (await db.execute(sa.select(RefreshToken.session_id).where(
+        RefreshToken.token_hash == token_service._hash_refresh(presented)))).scalar_one()
+    await db.commit()
+    with two_server_processes() as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            answers = await asyncio.gather(*(
+                http.post("/oauth/token", data={"grant_type": "refresh_token",
+                                                "refresh_token": presented},
+                          auth=(rp.client.id, rp.client_secret), headers=forwarded_for(n))
+                for n in range(24)))
+    served = [a for a in answers if a.status_code == 200]
+    assert len(served) <= 2, [a.text for a in served]
+    assert {(a.status_code, a.json().get("error")) for a in answers if a.status_code != 200} \
+        == {(400, "invalid_grant")}
+    rows = (await db.execute(sa.select(RefreshToken).where(
+        RefreshToken.session_id == family_id))).scalars().all()
+    assert len(rows) <= 3  # the token presented, its successor and one retry's at most
+    family = (await db.execute(sa.select(AuthSession).where(AuthSession.id == family_id)
+                               .execution_options(populate_existing=True))).scalar_one()
+    assert family.revoked_at is not None and family.revoke_reason == "refresh_token_reuse"

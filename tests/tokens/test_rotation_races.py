@@ -9,6 +9,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import AppError
+from app.tokens import errors
 from app.tokens import service as tokens
 from app.tokens.models import AuthSession, RefreshToken
 from tests.support.flows import login, make_user
@@ -50,3 +52,22 @@ async def test_one_app_refresh_token_presented_at_once_everywhere_has_one_succes
         again = await client.post("/api/v1/auth/refresh",
                                   json={"refresh_token": answer.json()["refresh_token"]})
         assert again.status_code == 401
+
+
+async def test_within_the_grace_window_one_retry_is_served_and_the_next_is_reuse(
+    client: httpx.AsyncClient, db: AsyncSession
+) -> None:
+    await make_user(db, "0912777002", "citizen")
+    presented = (await login(client, "0912777002"))["refresh_token"]
+    family, _ = await tokens.rotate_refresh_token(db, presented, grace_seconds=30)
+    await db.commit()
+    await tokens.rotate_refresh_token(db, presented, grace_seconds=30)  # a lost answer's retry
+    await db.commit()
+    try:
+        await tokens.rotate_refresh_token(db, presented, grace_seconds=30)
+    except AppError as exc:
+        assert exc.error is errors.REFRESH_REUSED
+    else:
+        raise AssertionError("a third presentation was served")
+    await db.commit()
+    assert await tokens.active_session(db, family.id) is None
