@@ -103,13 +103,15 @@ def exercise_operation(
     fuzz_examples: int,
     session: requests.Session,
     other_methods: bool = True,
+    path_parameters: dict[str, str] | None = None,
 ) -> list[Finding]:
     """Every case of schemathesis's coverage phase (deterministic: boundary values, missing and
     wrongly typed fields, unexpected methods), then `fuzz_examples` Hypothesis examples with a
     fixed seed, valid and invalid data both. Every distinct failure is returned, not only the
     first; nothing is shrunk, so the time stays bounded. `other_methods=False` leaves out the
     coverage cases that send a method the path does not have (routing answers them, before any
-    token is read: one caller is enough)."""
+    token is read: one caller is enough). With `path_parameters` (real resources the caller
+    can see), only the fuzzing runs, with those parameters fixed and everything else generated."""
     findings: dict[tuple[str, str], Finding] = {}
 
     def call(case: Any) -> None:
@@ -125,6 +127,9 @@ def exercise_operation(
                         role, operation.label, type(failure).__name__, _describe(failure, case)
                     )
 
+    if path_parameters:
+        _fuzz(operation, call, fuzz_examples, path_parameters)
+        return list(findings.values())
     schema = operation.schema
     modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
     for case in schema.iter_coverage_cases(
@@ -140,11 +145,17 @@ def exercise_operation(
     return list(findings.values())
 
 
-def _fuzz(operation: APIOperation, call: Callable[[Any], None], examples: int) -> None:
-    strategies = [operation.as_strategy(GenerationMode.POSITIVE)]
+def _fuzz(
+    operation: APIOperation,
+    call: Callable[[Any], None],
+    examples: int,
+    path_parameters: dict[str, str] | None = None,
+) -> None:
+    fixed = {"path_parameters": path_parameters} if path_parameters else {}
+    strategies = [operation.as_strategy(GenerationMode.POSITIVE, **fixed)]
     # An operation with nothing that can be made invalid has no negative strategy.
     with contextlib.suppress(Exception):
-        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
+        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE, **fixed))
 
     @seed(SEED)
     @settings(
