@@ -30,27 +30,44 @@ async def test_one_app_refresh_token_presented_at_once_everywhere_has_one_succes
     await db.commit()
 
     async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
-        answers = await asyncio.gather(*(
-            http.post("/api/v1/auth/refresh", json={"refresh_token": presented},
-                      headers=forwarded_for(n))
-            for n in range(ATTEMPTS)))
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/v1/auth/refresh",
+                    json={"refresh_token": presented},
+                    headers=forwarded_for(n),
+                )
+                for n in range(ATTEMPTS)
+            )
+        )
 
     served = [a for a in answers if a.status_code == 200]
     assert len(served) <= 1, [a.text for a in served]
     refused = [a for a in answers if a.status_code != 200]
     assert {a.status_code for a in refused} == {401}, {a.text for a in refused}
-    assert {a.json()["code"] for a in refused} <= {"auth.refresh_token_reused",
-                                                   "auth.refresh_token_invalid"}
+    assert {a.json()["code"] for a in refused} <= {
+        "auth.refresh_token_reused",
+        "auth.refresh_token_invalid",
+    }
     assert any(a.json()["code"] == "auth.refresh_token_reused" for a in refused)
-    rows = (await db.execute(sa.select(RefreshToken).where(
-        RefreshToken.session_id == family_id))).scalars().all()
+    rows = (
+        (await db.execute(sa.select(RefreshToken).where(RefreshToken.session_id == family_id)))
+        .scalars()
+        .all()
+    )
     assert len(rows) <= 2  # the token presented and at most one successor
-    ended = (await db.execute(sa.select(AuthSession).where(AuthSession.id == family_id)
-                              .execution_options(populate_existing=True))).scalar_one()
+    ended = (
+        await db.execute(
+            sa.select(AuthSession)
+            .where(AuthSession.id == family_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     assert ended.revoked_at is not None and ended.revoke_reason == "refresh_token_reuse"
     for answer in served:  # the successor the winner got died with its family
-        again = await client.post("/api/v1/auth/refresh",
-                                  json={"refresh_token": answer.json()["refresh_token"]})
+        again = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": answer.json()["refresh_token"]}
+        )
         assert again.status_code == 401
 
 
