@@ -71,31 +71,10 @@ _OAUTH_UNDOCUMENTED = {  # app/oauth/router.py declares only the success of thes
     "GET /oauth/consent": 400,
     "POST /oauth/consent": 400,
 }
-_OPEN311 = [  # app/incidents: an unknown `{fmt}` (not json/xml) answers an undeclared 404
-    "GET /open311/v2/discovery.{fmt}",
-    "GET /open311/v2/services.{fmt}",
-    "GET /open311/v2/services/{code}.{fmt}",
-    "GET /open311/v2/requests.{fmt}",
-    "POST /open311/v2/requests.{fmt}",
-    "GET /open311/v2/requests/{request_id}.{fmt}",
-]
 KNOWN: set[tuple[str, str, str, str]] = {
     *(
         ("anonymous", op, "UndefinedStatusCode", f"Received: {status}")
         for op, status in _OAUTH_UNDOCUMENTED.items()
-    ),
-    *(("anonymous", op, "UndefinedStatusCode", "Received: 404") for op in _OPEN311),
-    # app/incidents/router.py: GET /api/v1/incidents/{incident_id} declares a required bearer
-    # token but answers without one (public incidents; others 404): its token is optional.
-    *(
-        (role, "GET /api/v1/incidents/{incident_id}", "IgnoredAuth", "got `404 Not Found`")
-        for role in ROLES
-    ),
-    # app/identity/router.py register: a signed-in caller other than a community helper gets
-    # 403 auth.forbidden, undeclared.
-    *(
-        (role, "POST /api/v1/auth/register", "UndefinedStatusCode", "Received: 403")
-        for role in ROLES
     ),
 }
 

@@ -81,6 +81,8 @@ bearer_token = _SignedBearer(
 CurrentBearer = Annotated[BearerToken, Depends(bearer_token)]
 # For an endpoint that calls `bearer_token` itself: documents the scheme as the dependency would.
 BEARER_SECURITY = {"security": [{bearer.scheme_name: []}]}
+# Routes that serve anyone and more to a signed-in caller: the token is optional.
+OPTIONAL_BEARER_SECURITY = {"security": [{bearer.scheme_name: []}, {}]}
 
 
 def session_ended() -> AppError:

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from app.admin_units import errors as admin_units_errors
 from app.core import errors as core_errors
 from app.core import personal_data
 from app.core.errors import AppError, responses
 from app.identity import duty, errors, schemas, service
 from app.identity.dependencies import (
     BEARER_SECURITY,
+    OPTIONAL_BEARER_SECURITY,
     CurrentPrincipal,
     DbSession,
     Principal,
@@ -105,8 +107,10 @@ async def request_otp(body: schemas.OtpRequest, request: Request, session: DbSes
         errors.OTP_EXPIRED,
         errors.OTP_TOO_MANY_ATTEMPTS,
         core_errors.RATE_LIMITED,
+        core_errors.FORBIDDEN,
         *BODY_ERRORS,
     ),
+    openapi_extra=OPTIONAL_BEARER_SECURITY,
 )
 async def register(
     body: schemas.RegisterRequest,
@@ -219,7 +223,9 @@ async def get_me(request: Request) -> Any:
     "",
     response_model=schemas.ProfileOut,
     summary="Change my profile",
-    responses=responses(*AUTH_ERRORS, *BODY_ERRORS, errors.ROLE_INVALID),
+    responses=responses(
+        *AUTH_ERRORS, *BODY_ERRORS, errors.ROLE_INVALID, admin_units_errors.WARD_NOT_FOUND
+    ),
 )
 async def patch_me(
     body: schemas.ProfilePatch, principal: CurrentPrincipal, session: DbSession, request: Request

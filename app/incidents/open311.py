@@ -177,10 +177,20 @@ def _service(code: str, language: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- endpoints
 
 MEDIA = {"application/json": {}, "text/xml": {}}
+# Open311's own error list (`[{"code", "description"}]`), not problem+json: what its clients parse.
+OPEN311_ERROR = {"content": MEDIA}
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"content": MEDIA},
+    400: {"description": "Invalid request (Open311 error list)", **OPEN311_ERROR},
+    403: {"description": "Not allowed (Open311 error list)", **OPEN311_ERROR},
+    404: {"description": "Unknown format (use .json or .xml), jurisdiction or item "
+                         "(Open311 error list)", **OPEN311_ERROR},
+    429: {"description": "Rate limited (Open311 error list)", **OPEN311_ERROR},
+}
 
 
 @router.get("/discovery.{fmt}", response_model=DiscoveryOut, summary="Open311 discovery",
-            responses={200: {"content": MEDIA}})
+            responses=ANSWERS)
 async def discovery(fmt: str, request: Request) -> Response:
     async def run() -> Response:
         from app.core.config import get_settings
@@ -201,7 +211,7 @@ async def discovery(fmt: str, request: Request) -> Response:
 
 
 @router.get("/services.{fmt}", response_model=list[ServiceOut], summary="Open311 service list",
-            responses={200: {"content": MEDIA}})
+            responses=ANSWERS)
 async def services(fmt: str, request: Request) -> Response:
     async def run() -> Response:
         language = negotiate(request.headers.get("accept-language"))
@@ -212,7 +222,7 @@ async def services(fmt: str, request: Request) -> Response:
 
 @router.get("/services/{code}.{fmt}", response_model=ServiceDefinitionOut,
             summary="Open311 service definition (no extra attributes)",
-            responses={200: {"content": MEDIA}})
+            responses=ANSWERS)
 async def service_definition(code: str, fmt: str, request: Request) -> Response:
     async def run() -> Response:
         if code not in CATEGORIES:
@@ -260,7 +270,7 @@ async def _reporter(session: AsyncSession, request: Request, api_key: str | None
 
 @router.post("/requests.{fmt}", response_model=list[CreatedOut],
              summary="Open311: file a service request (form-encoded)",
-             responses={200: {"content": MEDIA}})
+             responses=ANSWERS)
 async def create_request(fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         form = await request.form()
@@ -353,7 +363,7 @@ def _csv(raw: str | None) -> list[str]:
 
 @router.get("/requests.{fmt}", response_model=list[RequestOut],
             summary="Open311: service requests (public incidents)",
-            responses={200: {"content": MEDIA}})
+            responses=ANSWERS)
 async def list_requests(fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         params = request.query_params
@@ -387,7 +397,7 @@ async def list_requests(fmt: str, request: Request, session: DbSession) -> Respo
 
 
 @router.get("/requests/{request_id}.{fmt}", response_model=list[RequestOut],
-            summary="Open311: one service request", responses={200: {"content": MEDIA}})
+            summary="Open311: one service request", responses=ANSWERS)
 async def get_request(request_id: str, fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         try:

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.core import errors as core_errors
 from app.core.errors import responses
 from app.identity.dependencies import (
+    OPTIONAL_BEARER_SECURITY,
     CurrentPrincipal,
     DbSession,
     Principal,
@@ -89,6 +90,7 @@ async def nearby(
     description="Anyone sees verified, in-progress and resolved incidents; the reporter, those who "
     "follow it and staff of its ward also see it before verification.",
     responses=responses(errors.NOT_FOUND, core_errors.TOKEN_INVALID),
+    openapi_extra=OPTIONAL_BEARER_SECURITY,
 )
 async def get_incident(
     incident_id: uuid.UUID, session: DbSession,
