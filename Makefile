@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench openapi migrate seed worker clean
+.PHONY: run test lint format bench openapi settings-doc migrate seed worker clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -42,6 +42,10 @@ bench: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/python -m app openapi
+
+## settings-doc: docs/settings.md from the settings classes (a test fails when it is not current)
+settings-doc: $(STAMP)
+	$(BIN)/python -m app settings-doc
 
 migrate: $(STAMP)
 	$(BIN)/python -m app migrate

@@ -327,6 +327,15 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings_doc(args: argparse.Namespace) -> int:
+    from app.core.config import SETTINGS_DOC, settings_reference
+    from app.main import settings_classes
+
+    SETTINGS_DOC.write_text(settings_reference(settings_classes()), encoding="utf-8")
+    emit(args, {"written": [str(SETTINGS_DOC)]}, f"wrote {SETTINGS_DOC}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -348,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "migrate the database to the latest revision")
     add("seed-demo", cmd_seed_demo, "seed demo wards and staff (once)")
     add("openapi", cmd_openapi, "write openapi/openapi.json and mobile_contracts/errors.json")
+    add("settings-doc", cmd_settings_doc, "write docs/settings.md from the settings classes")
 
     users = sub.add_parser("users", help="manage accounts")
     users = users.add_subparsers(dest="sub", required=True)
@@ -432,9 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
+    from app.main import settings_classes
+
     args = build_parser().parse_args(argv)
     try:
         get_settings()
+        for settings_class in settings_classes():  # every domain's too, not at first use
+            settings_class()
     except ValidationError as exc:
         # One line naming each refused setting (production refuses development-only values).
         reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from pydantic_settings import BaseSettings
 
 from app.core import handlers, health, heap, jobs
 from app.core.config import get_settings
@@ -72,11 +73,32 @@ MODEL_MODULES = [
     "app.notifications.models",
     "app.oauth.models",
 ]
+# Every settings class, core's first: `python -m app` validates them all at start (production
+# refuses unsafe values), and docs/settings.md is generated from them (`make settings-doc`).
+SETTINGS_CLASSES = [
+    "app.core.config:Settings",
+    "app.identity.config:IdentitySettings",
+    "app.oauth.config:OAuthSettings",
+    "app.dossiers.config:DossierSettings",
+    "app.incidents.config:IncidentSettings",
+    "app.media.config:MediaSettings",
+    "app.notifications.config:NotificationSettings",
+]
 # Coroutines `f(session)` run once at start-up in one transaction (reference data, ...).
 DOMAIN_STARTUP_HOOKS = [
     "app.dossiers.service:sync_catalogue",
     "app.cameras.service:schedule_offline_check",
 ]
+
+
+def settings_classes() -> list[type[BaseSettings]]:
+    import importlib
+
+    classes = []
+    for path in SETTINGS_CLASSES:
+        module, _, name = path.partition(":")
+        classes.append(getattr(importlib.import_module(module), name))
+    return classes
 
 
 def import_models() -> None:

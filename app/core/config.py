@@ -1,17 +1,20 @@
 """Settings from environment variables (and `.env`), with safe development defaults.
 
-Every setting is documented in README.md and `.env.example`. In production the service refuses to
-start with the development secrets or with any setting that is safe only on a developer's machine
-(an `http://` issuer, file sinks, internal routes on the public listener); each refusal names the
-setting to change.
+Core's settings; each domain has its own class in its `config.py` (`app.main.SETTINGS_CLASSES`
+lists them all). The comments above each field are its documentation: docs/settings.md is
+generated from them (`settings_reference`, `make settings-doc`), and `.env.example` names every
+setting. In production the service refuses to start with the development secrets or with any
+setting that is safe only on a developer's machine (an `http://` issuer, file sinks, internal
+routes on the public listener); each refusal names the setting to change.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,131 +28,151 @@ DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="
 
 
 class Settings(BaseSettings):
+    """Core: the environment, the database, secrets, logs, the listeners, the worker (and, until
+    their domains take them, the app's token lifetimes, the OpenID provider's and cameras')."""
+
     # hide_input_in_errors: a refused setting's error must not print the other settings' values
     # (secrets) into a start-up log.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
+    # `production` refuses development-only values, each refusal naming the setting to change.
     environment: Literal["development", "production", "test"] = "development"
+    # The address `serve` listens on.
     host: str = "127.0.0.1"
+    # The port `serve` listens on.
     port: int = 8000
+    # The externally visible base URL: the OpenID Connect issuer and every absolute link derive
+    # from it. Default: http://HOST:PORT; https:// in production.
     public_base_url: str = ""
+    # `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user@host/db`.
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
+    # PostgreSQL pool size per process (overflow as much again).
     database_pool_size: int = 10
+    # Ping each pooled connection before use (one round trip): a database restart costs no
+    # request.
     database_pool_pre_ping: bool = True
-    database_direct_connections: int | None = None  # by database: see db.direct_connections
+    # Connections per process held open for the allow-listed hottest reads (app.core.db.Direct),
+    # taken out of the pool. Default: 2 on PostgreSQL, 4 on SQLite (see db.direct_connections).
+    database_direct_connections: int | None = None
+    # Log SQL.
     database_echo: bool = False
 
+    # Keyed hashes of OTP codes and refresh tokens, DPoP nonces; 32+ random characters in
+    # production.
     secret_key: str = DEV_SECRET_KEY
+    # 32 bytes, base64url: the AES-256-GCM key of CCCD numbers and signing keys at rest.
     pii_encryption_key: str = DEV_PII_KEY
+    # HMAC key of the CCCD blind index (never change it once data exists). Default: derived from
+    # SECRET_KEY.
     pii_blind_index_key: str = ""
 
+    # The level of the structured logs on stdout; DEBUG is refused in production (database
+    # drivers then log every query's parameters).
     log_level: str = "INFO"
+    # `console` for humans.
     log_format: Literal["json", "console"] = "json"
+    # Larger request bodies get 413 (uploads have their own limits).
     max_request_body_bytes: int = 1_048_576
 
+    # Run the job worker inside `serve` (false when `python -m app worker` runs separately).
     run_worker_in_process: bool = True
+    # An idle worker's poll interval.
     worker_poll_interval_seconds: float = 1.0
     # `python -m app worker` lowers its CPU priority by this much (0-19, as `nice`): on a host
     # shared with the API, a burst of picture processing must not slow the acknowledgements.
     worker_niceness: int = Field(default=10, ge=0, le=19)
     # Jobs a worker runs at once (each a task on its event loop; OpenCV work in threads).
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # A claimed job whose worker died is retried after this.
     job_lease_seconds: int = 300
+    # Attempts before a job is parked as dead.
     job_max_attempts: int = 8
+    # Extra modules with job handlers (JSON list).
     job_modules: list[str] = Field(default_factory=list)
+    # This worker enqueues the periodic housekeeping (safe on every worker: one job per slot).
     worker_schedules_periodic_jobs: bool = True
+    # Finished jobs (their payloads may hold phone numbers) are deleted after this.
     job_retention_days: int = 7
+    # Jobs parked as dead are deleted after this.
     dead_job_retention_days: int = 30
 
-    sms_backend: Literal["file", "http"] = "file"
-    sms_file_path: Path = VAR_DIR / "sms.jsonl"
-    sms_gateway_url: str = ""
-    sms_gateway_api_key: str = ""
-    sms_sender_name: str = "TNID"
-
-    otp_ttl_seconds: int = 300
-    otp_max_attempts: int = 5
-    otp_resend_interval_seconds: int = 60
-    otp_per_phone_per_hour: int = 5
-    otp_per_ip_per_hour: int = 30
-    # Code checks across every challenge: 5 attempts a code would otherwise be 5 per code sent.
-    otp_checks_per_phone_per_hour: int = 10
-    otp_checks_per_ip_per_hour: int = 60
-    # CCCD declarations: enough to correct a typo, too few to enumerate who is registered.
-    cccd_declarations_per_account_per_day: int = 5
-    cccd_declarations_per_ip_per_day: int = 20
-
+    # Lifetime of the app's access tokens (app.tokens).
     access_token_ttl_seconds: int = 900
+    # Lifetime of the app's refresh tokens.
     refresh_token_ttl_days: int = 30
+    # Grace for a concurrent retry with a just-used refresh token.
     refresh_reuse_grace_seconds: int = 0
+    # `aud` of the mobile app's access tokens.
     first_party_audience: str = "thainguyen-app"
 
-    # OpenID Connect provider (app.oauth)
+    # OpenID Connect provider (app.oauth): lifetime of an authorization code.
     oauth_code_ttl_seconds: int = 120
+    # Lifetime of a pushed or saved authorization request.
     oauth_request_ttl_seconds: int = 600
+    # Lifetime of partner apps' access tokens.
     oauth_access_token_ttl_seconds: int = 600
+    # Lifetime of ID tokens.
     oauth_id_token_ttl_seconds: int = 600
+    # Partner refresh tokens: grace for a concurrent retry before reuse revokes the family.
     oauth_refresh_grace_seconds: int = 10
+    # The sign-in session at the provider's pages.
     oauth_browser_session_days: int = 7
 
-    password_min_length: int = 8
-    # argon2id cost; lower only in tests (the suite hashes hundreds of passwords).
+    # argon2id cost of every password and secret hash (app.core.security): passes, memory and
+    # lanes; lower only in tests (the suite hashes hundreds of passwords). Production refuses
+    # less than OWASP's minimum (2 passes, 19 MiB).
     password_hash_time_cost: int = 3
-    password_hash_memory_kib: int = 65536
-    password_hash_parallelism: int = 2
-    login_free_failures: int = 5
-    login_lock_base_seconds: int = 30
-    login_lock_max_seconds: int = 900
-    login_per_ip_per_minute: int = 60
-
-    # Push notifications (app.notifications). FCM_BASE_URL and the credentials' token_uri let the
-    # real firebase-admin client talk to a local fake (scripts/fake_fcm.py).
-    push_backend: Literal["file", "fcm"] = "file"
-    push_file_path: Path = VAR_DIR / "push.jsonl"
-    fcm_credentials_file: Path | None = None
-    fcm_base_url: str = "https://fcm.googleapis.com"
-    fcm_project_id: str = ""
-    fcm_timeout_seconds: float = 30.0
-    # Keep-alive connections per worker; each carries up to 100 pipelined requests (see
-    # app/notifications/http1.py), or HTTP/2 streams with FCM_HTTP_CLIENT=library.
-    fcm_max_connections: int = 10
-    fcm_http_client: Literal["pipelined", "library"] = "pipelined"
-    push_batch_size: int = 500
-    push_max_attempts: int = 10
-    push_retry_base_seconds: float = 2.0
-    push_retry_max_seconds: float = 900.0
-    push_max_devices_per_user: int = 10
-    announcement_batch_size: int = 1000
-
-    privacy_policy_version: str = "2026-01"
+    password_hash_memory_kib: int = 65536  # argon2id memory, KiB
+    password_hash_parallelism: int = 2  # argon2id lanes
+    # How long the audit log is kept (stated in erasure replies).
     audit_retention_days: int = 1825
 
     # Internal endpoints (/internal/...): camera webhooks and other machine-to-machine calls.
     # Must be false in production (the internal listener, INTERNAL_PORT, serves them there).
     internal_routes_on_public_listener: bool = True
+    # A second listener of `serve` for /internal/... (and health, metrics) only: its address.
     internal_host: str = "127.0.0.1"
+    # Its port; required in production, apart from PORT.
     internal_port: int | None = None
     # /docs, /redoc and /openapi.json on the public listener. Default: yes outside production; in
     # production only on the internal listener unless set to true (a published API reference).
     # /metrics is never public in production.
     api_docs_public: bool | None = None
+    # Networks (CIDR, comma-separated or a JSON list) allowed to call /internal/...; others get
+    # 403 `internal.network_forbidden`.
     internal_allowed_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
-                                 "192.168.0.0/16", "fc00::/7"]
+        default_factory=lambda: [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
     )
 
-    # Camera alerts (app/cameras).
+    # Camera alerts (app/cameras): the Standard Webhooks `whsec_...` secrets of the alert
+    # webhook, several (comma-separated) during a rotation; none: the webhook answers 503.
     camera_webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Largest alert snapshot in decoded JPEG bytes; keep MAX_REQUEST_BODY_BYTES above 4/3 of it.
     camera_snapshot_max_bytes: int = 524_288
+    # Largest alert snapshot in pixels.
     camera_snapshot_max_pixels: int = 24_000_000
+    # A camera silent this long is flagged offline to its ward.
     camera_offline_after_seconds: int = 900
+    # How often silent cameras are looked for.
     camera_offline_check_interval_seconds: int = 300
+    # Unblurred snapshots and plate texts are deleted after this (blurred copies stay).
     camera_original_retention_days: int = 30
+    # Alert types that warn nearby citizens, with the confidence each needs (JSON).
     camera_warning_thresholds: dict[str, float] = Field(
         default_factory=lambda: {"accident": 0.8, "flooding": 0.7, "fire": 0.8}
     )
+    # "Nearby" a camera: its ~1 km grid cell and this many rings of neighbours.
     camera_warning_cell_rings: int = 1
+    # At most one warning per place in this interval.
     camera_warning_interval_minutes: int = 30
 
     @field_validator("internal_allowed_networks", "camera_webhook_secrets", mode="before")
@@ -178,8 +201,10 @@ class Settings(BaseSettings):
             except (binascii.Error, ValueError):
                 key = b""
             if not secret.startswith("whsec_") or len(key) < 18:
-                raise ValueError("each CAMERA_WEBHOOK_SECRETS entry must be whsec_ + base64 "
-                                 "of at least 18 random bytes")
+                raise ValueError(
+                    "each CAMERA_WEBHOOK_SECRETS entry must be whsec_ + base64 "
+                    "of at least 18 random bytes"
+                )
         return value
 
     @field_validator("internal_allowed_networks")
@@ -198,45 +223,40 @@ class Settings(BaseSettings):
         self.public_base_url = self.public_base_url.rstrip("/")
         if not self.pii_blind_index_key:
             self.pii_blind_index_key = self.secret_key + ":blind-index"
-        if self.sms_backend == "http" and not self.sms_gateway_url:
-            raise ValueError("SMS_BACKEND=http needs SMS_GATEWAY_URL")
         if self.api_docs_public is None:
             self.api_docs_public = self.environment != "production"
         if self.environment == "production":
             self._refuse_unsafe_production_settings()
-        if not 1 <= self.push_batch_size <= 500:
-            raise ValueError("PUSH_BATCH_SIZE must be 1..500 (FCM's limit per batch)")
         return self
 
     def _refuse_unsafe_production_settings(self) -> None:
         """Each message names the setting to change: the operator reads it in the start-up error."""
         if not self.public_base_url.startswith("https://"):
-            raise ValueError("PUBLIC_BASE_URL must be an https:// URL in production (it is the "
-                             "OpenID Connect issuer; cookies are Secure only over https)")
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an https:// URL in production (it is the "
+                "OpenID Connect issuer; cookies are Secure only over https)"
+            )
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
             raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
         if self.pii_encryption_key == DEV_PII_KEY:
             raise ValueError("PII_ENCRYPTION_KEY must be set in production")
         if self.password_hash_memory_kib < 19456 or self.password_hash_time_cost < 2:
             raise ValueError("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
-        if self.sms_backend == "file":
-            raise ValueError("SMS_BACKEND=file is for development only")
-        if self.push_backend == "file":
-            raise ValueError("PUSH_BACKEND=file is for development only")
-        if self.push_backend == "fcm" and self.fcm_credentials_file is None:
-            raise ValueError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
-        if self.push_backend == "fcm" and not self.fcm_base_url.startswith("https://"):
-            raise ValueError("FCM_BASE_URL must be an https:// URL in production (pushes carry "
-                             "device tokens and personal notifications)")
         if self.log_level.upper() == "DEBUG":
-            raise ValueError("LOG_LEVEL=DEBUG is for development only (database drivers then log "
-                             "every query's parameters: personal data, secrets)")
+            raise ValueError(
+                "LOG_LEVEL=DEBUG is for development only (database drivers then log "
+                "every query's parameters: personal data, secrets)"
+            )
         if self.internal_routes_on_public_listener:
-            raise ValueError("INTERNAL_ROUTES_ON_PUBLIC_LISTENER must be false in production "
-                             "(serve /internal/ on INTERNAL_PORT)")
+            raise ValueError(
+                "INTERNAL_ROUTES_ON_PUBLIC_LISTENER must be false in production "
+                "(serve /internal/ on INTERNAL_PORT)"
+            )
         if self.internal_port is None or self.internal_port == self.port:
-            raise ValueError("INTERNAL_PORT must be set in production, apart from PORT (internal "
-                             "routes and /metrics are served only there)")
+            raise ValueError(
+                "INTERNAL_PORT must be set in production, apart from PORT (internal "
+                "routes and /metrics are served only there)"
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -250,3 +270,108 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# ---------------------------------------------------------------- the settings reference
+
+
+SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"
+
+
+def settings_reference(classes: list[type[BaseSettings]]) -> str:
+    """docs/settings.md: each class's variables with their default and their documentation
+    (`Field(description=...)`, else the comment lines right above the field and its own line's
+    comment). The same classes always give the same text on any machine."""
+    out = [
+        "# Settings reference",
+        "",
+        "Generated from the settings classes by `make settings-doc` (`python -m app "
+        "settings-doc`); `tests/test_documentation.py` fails when this page is not current. "
+        "Each setting is an environment variable (or a line of `.env`; `.env.example` names "
+        "them all). `python -m app` validates every class at start: in `ENVIRONMENT=production` "
+        "it refuses development-only values, naming the setting to change.",
+    ]
+    for cls in classes:
+        out += ["", f"## {cls.__name__} (`{_module_path(cls)}`)", ""]
+        about = cls.__doc__ or (sys.modules[cls.__module__].__doc__ or "").split("\n\n")[0]
+        if about:
+            out += [" ".join(about.split()), ""]
+        out += ["| Variable | Default | Description |", "|---|---|---|"]
+        prefix = cls.model_config.get("env_prefix") or ""
+        comments = _field_comments(cls)
+        for name, field in cls.model_fields.items():
+            text = field.description or comments.get(name, "")
+            values = _choices(field.annotation)
+            if values:
+                text = f"{text} One of {values}.".strip()
+            cells = [f"`{(prefix + name).upper()}`", _default(field), text]
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _module_path(cls: type) -> str:
+    return cls.__module__.replace(".", "/") + ".py"
+
+
+def _default(field: Any) -> str:
+    import json
+
+    from pydantic_core import PydanticUndefined
+
+    if field.default_factory is not None:
+        value = field.default_factory()
+    elif field.default is PydanticUndefined:
+        return "required"
+    else:
+        value = field.default
+    if value is None:
+        return "unset"
+    if value == "":
+        return "empty"
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, str | Path | int | float):
+        text = str(value)
+    else:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    # Paths under the project show relative to it: the page must not depend on the checkout.
+    return "`" + text.replace(f"{PROJECT_ROOT}/", "") + "`"
+
+
+def _choices(annotation: Any) -> str:
+    from typing import get_args, get_origin
+
+    if get_origin(annotation) is not Literal:
+        return ""
+    return ", ".join(f"`{value}`" for value in get_args(annotation))
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    source = textwrap.dedent(inspect.getsource(cls))
+    lines = source.splitlines()
+    comments: dict[int, tuple[str, bool]] = {}  # line -> (text, alone on its line)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT and not token.string.startswith(("# noqa", "# type:")):
+            row, column = token.start
+            comments[row] = (token.string.lstrip("#").strip(), not lines[row - 1][:column].strip())
+    found: dict[str, str] = {}
+    klass = ast.parse(source).body[0]
+    assert isinstance(klass, ast.ClassDef)
+    for node in klass.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        above: list[str] = []
+        row = node.lineno - 1
+        while row in comments and comments[row][1]:
+            above.insert(0, comments[row][0])
+            row -= 1
+        end = node.end_lineno or node.lineno
+        own = [comments[r][0] for r in range(node.lineno, end + 1) if r in comments]
+        found[node.target.id] = " ".join(above + [c for c in own if c])
+    return found

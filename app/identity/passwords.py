@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from app.core.config import get_settings
+from app.identity.config import get_identity_settings
 
 PasswordProblem = Literal["too_short", "too_long", "common", "contains_phone"]
 MAX_LENGTH = 128
@@ -20,7 +20,7 @@ def common_passwords() -> frozenset[str]:
 
 
 def check_password(password: str, *, phone: str | None = None) -> PasswordProblem | None:
-    if len(password) < get_settings().password_min_length:
+    if len(password) < get_identity_settings().password_min_length:
         return "too_short"
     if len(password) > MAX_LENGTH:
         return "too_long"

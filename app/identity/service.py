@@ -35,6 +35,7 @@ from app.core.security import (
 )
 from app.identity import errors
 from app.identity.cccd import check_cccd, mask_cccd
+from app.identity.config import get_identity_settings
 from app.identity.models import (
     CitizenIdentity,
     ConsentRecord,
@@ -97,7 +98,7 @@ def require_phone(raw: str) -> str:
 def require_strong_password(password: str, phone: str | None) -> None:
     problem = check_password(password, phone=phone)
     if problem:
-        minimum = get_settings().password_min_length
+        minimum = get_identity_settings().password_min_length
         vi, en = PASSWORD_REASONS[problem]
         raise AppError(
             errors.WEAK_PASSWORD,
@@ -137,7 +138,7 @@ async def send_otp(
     phone has an account (the answer, the resend wait, the limits, the statements run): the
     worker decides at delivery whether the SMS goes out (`tasks.send_sms`), so neither the
     answer nor its timing tells who is registered."""
-    settings = get_settings()
+    settings = get_identity_settings()
     phone = require_phone(raw_phone)
     await ratelimit.hit(
         session, f"otp:ip:{ip}", limit=settings.otp_per_ip_per_hour, window_seconds=3600
@@ -206,7 +207,7 @@ async def consume_otp(
     concurrent guesses can never be compared more times than `otp_max_attempts` (nor the real
     code be accepted after the limit). Checks are also limited per phone and per IP across
     challenges. Failures commit (`commit=True`): they must count."""
-    settings = get_settings()
+    settings = get_identity_settings()
     await ratelimit.hit(
         session,
         f"otp-check:ip:{ip}",
@@ -334,7 +335,7 @@ async def register(
         ConsentRecord(
             user_id=user.id,
             purpose="thainguyen_id_account",
-            policy_version=get_settings().privacy_policy_version,
+            policy_version=get_identity_settings().privacy_policy_version,
             ip=ctx.ip,
         )
     )
@@ -354,7 +355,7 @@ async def register(
 
 def _lock_seconds(failures: int) -> int:
     """Free failures, then 30 s, 60 s, 120 s... capped: a lock never lasts beyond the cap."""
-    settings = get_settings()
+    settings = get_identity_settings()
     over = failures - settings.login_free_failures
     if over < 0:
         return 0
@@ -393,7 +394,7 @@ def _not_locked(now: datetime) -> sa.ColumnElement[bool]:
 def _locked_until_after(failures: sa.ColumnElement[int], now: datetime) -> sa.ColumnElement[Any]:
     """`_lock_seconds` as SQL over the new count of failures: no lock below the free failures,
     then one step per failure up to the cap."""
-    settings = get_settings()
+    settings = get_identity_settings()
     users = User.__table__  # type: ignore[attr-defined]
     steps = []
     count = settings.login_free_failures
@@ -470,7 +471,7 @@ async def authenticate(
     concurrent guesses from any number of addresses are counted one by one and none of them is
     answered once the account is locked. Locks are capped (`login_lock_max_seconds`) and a
     password reset lifts them: nobody is locked out for good."""
-    settings = get_settings()
+    settings = get_identity_settings()
     await ratelimit.hit(
         session, f"login:ip:{ctx.ip}", limit=settings.login_per_ip_per_minute, window_seconds=60
     )
@@ -820,7 +821,7 @@ async def declare_identity(
     so the collision answer (another account declared this number first) cannot be used to
     enumerate who is registered; a collision is settled in person at the ward
     (`verify_in_person`), where the document holder's level 2 takes the number back."""
-    settings = get_settings()
+    settings = get_identity_settings()
     await ratelimit.hit(
         session,
         f"cccd-declare:user:{user.id}",

@@ -14,7 +14,7 @@ import anyio
 import httpx
 
 from app.core import clock
-from app.core.config import get_settings
+from app.identity.config import get_identity_settings
 
 
 class SmsBackend(Protocol):
@@ -63,7 +63,7 @@ class HttpSmsBackend:
 
 
 def get_backend() -> SmsBackend:
-    settings = get_settings()
+    settings = get_identity_settings()
     if settings.sms_backend == "http":
         if not settings.sms_gateway_url:
             raise SmsGatewayError("SMS_BACKEND=http needs SMS_GATEWAY_URL")

@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin_units import service as admin_units
 from app.core import audit, clock
 from app.core.audit import AuditContext
-from app.core.config import get_settings
 from app.core.errors import AppError
 from app.core.jobs import enqueue
 from app.identity.models import User
 from app.identity.roles import Role
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
+from app.notifications.config import get_notification_settings
 from app.notifications.delivery import load_preferences, push_loaded
 from app.notifications.models import Announcement, Delivery, Device, Notification
 from app.notifications.service import build_notifications
@@ -254,7 +254,7 @@ async def fan_out(session: AsyncSession, ann_id: uuid.UUID) -> None:
     ann = await session.get(Announcement, ann_id, with_for_update=True)
     if ann is None or ann.status != "scheduled":
         return  # cancelled, or already fanned out
-    size = get_settings().announcement_batch_size
+    size = get_notification_settings().announcement_batch_size
     # The ranges' upper bounds in one statement: every size-th citizen in id order, and the
     # last (the database numbers the audience; no page of ids comes over the wire).
     audience = recipients.audience(ann.scope, ann.ward_code).order_by(None).subquery()

@@ -21,8 +21,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 from firebase_admin import messaging
 
 from app.core import clock
-from app.core.config import Settings, get_settings
 from app.notifications import templates
+from app.notifications.config import NotificationSettings, get_notification_settings
 
 Status = Literal["sent", "retry", "unregistered", "invalid", "failed"]
 
@@ -221,7 +221,7 @@ class FileBackend:
 _backends: dict[tuple[Any, ...], PushBackend] = {}
 
 
-def _key(settings: Settings) -> tuple[Any, ...]:
+def _key(settings: NotificationSettings) -> tuple[Any, ...]:
     # An httpx client belongs to the event loop it first ran on: one backend per loop.
     loop = id(asyncio.get_running_loop())
     return (
@@ -235,7 +235,7 @@ def _key(settings: Settings) -> tuple[Any, ...]:
 
 
 def get_backend() -> PushBackend:
-    settings = get_settings()
+    settings = get_notification_settings()
     key = _key(settings)
     backend = _backends.get(key)
     if backend is None:

@@ -26,6 +26,7 @@ from app.core.config import get_settings
 from app.core.jobs import enqueue
 from app.core.logging import get_logger
 from app.notifications.backends import Outcome, build_messages, get_backend
+from app.notifications.config import get_notification_settings
 from app.notifications.ids import new_ids
 from app.notifications.models import (
     Delivery,
@@ -87,7 +88,7 @@ def quiet_hours_end(pref: NotificationPreference, at: datetime) -> datetime:
 
 def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
     """Exponential back-off with jitter, never sooner than FCM's Retry-After."""
-    settings = get_settings()
+    settings = get_notification_settings()
     ceiling = min(
         settings.push_retry_max_seconds, settings.push_retry_base_seconds * 2 ** max(0, attempt - 1)
     )
@@ -334,7 +335,7 @@ async def _enqueue_retry(
 
 async def retry_deliveries(session: AsyncSession, delivery_ids: Sequence[uuid.UUID]) -> None:
     """Send again the deliveries still waiting for a retry."""
-    settings = get_settings()
+    settings = get_notification_settings()
     rows = (
         await session.execute(
             sa.select(Delivery, Notification, Device)

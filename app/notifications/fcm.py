@@ -27,9 +27,9 @@ from firebase_admin import _http_client as fb_http
 from firebase_admin import _retry as fb_retry
 from firebase_admin import credentials, exceptions, messaging
 
-from app.core.config import Settings
 from app.core.logging import get_logger
 from app.notifications.backends import Outcome
+from app.notifications.config import NotificationSettings
 from app.notifications.http1 import Http1Pool, LeanClient
 
 log = get_logger("notifications.fcm")
@@ -88,7 +88,7 @@ def classify(exc: exceptions.FirebaseError) -> Outcome:
 class FcmBackend:
     name = "fcm"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotificationSettings) -> None:
         if settings.fcm_credentials_file is None:
             raise RuntimeError("PUSH_BACKEND=fcm needs FCM_CREDENTIALS_FILE")
         certificate = credentials.Certificate(str(settings.fcm_credentials_file))
@@ -107,7 +107,7 @@ class FcmBackend:
         self._service = service
         self._refresh_lock = asyncio.Lock()
 
-    def _client(self, settings: Settings) -> fb_http.HttpxAsyncClient:
+    def _client(self, settings: NotificationSettings) -> fb_http.HttpxAsyncClient:
         no_retry = fb_retry.HttpxRetry(max_retries=0)  # our retries are jobs
         client = fb_http.HttpxAsyncClient(
             credential=self._google_credential,

@@ -22,13 +22,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, personal_data
-from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.jobs import enqueue
 from app.core.personal_data import Retained
 from app.identity import service as identity
 from app.notifications import errors, recipients, templates
+from app.notifications.config import get_notification_settings
 from app.notifications.delivery import PUSH_JOB, insert_notes
 from app.notifications.ids import new_ids
 from app.notifications.models import (
@@ -99,7 +99,7 @@ async def _one_registration_at_a_time(session: AsyncSession, user_id: uuid.UUID)
 
 async def _evict_extra_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Keep the most recently seen PUSH_MAX_DEVICES_PER_USER tokens of an account."""
-    limit = get_settings().push_max_devices_per_user
+    limit = get_notification_settings().push_max_devices_per_user
     stale = (
         (
             await session.execute(
@@ -305,7 +305,7 @@ async def notify(
 
 
 async def enqueue_push(session: AsyncSession, notification_ids: Sequence[uuid.UUID]) -> None:
-    size = get_settings().push_batch_size
+    size = get_notification_settings().push_batch_size
     for start in range(0, len(notification_ids), size):
         chunk = notification_ids[start : start + size]
         await enqueue(session, PUSH_JOB, {"notification_ids": [str(i) for i in chunk]})

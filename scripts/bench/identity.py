@@ -340,9 +340,9 @@ def bench_backend(backend: str, args: argparse.Namespace) -> BackendResult:
         }
         outcome.tokens_exhausted = refresh.counters.get("exhausted", 0) > 0
         outcome.spent_tokens, outcome.revoked_sessions = asyncio.run(_token_outcome(db.url))
-        from app.core.config import get_settings
+        from app.identity.config import get_identity_settings
 
-        outcome.login_limit_per_minute = get_settings().login_per_ip_per_minute
+        outcome.login_limit_per_minute = get_identity_settings().login_per_ip_per_minute
     return outcome
 
 

@@ -79,11 +79,11 @@ async def baseline_client(fake_url: str, credentials: str, seconds: float) -> in
     """One bare client: once connected it says `ready` and reads the start time from stdin;
     answers the messages accepted between it and `seconds` later."""
     os.environ.update(PUSH_BACKEND="fcm", FCM_BASE_URL=fake_url, FCM_CREDENTIALS_FILE=credentials)
-    from app.core.config import get_settings
     from app.notifications.backends import build_messages, close_backends, get_backend
+    from app.notifications.config import get_notification_settings
     from app.notifications.fcm import FcmBackend
 
-    get_settings.cache_clear()
+    get_notification_settings.cache_clear()
     # As a worker gets it: the same FcmBackend, made the same way, the process's heap settled
     # for the garbage collector as a worker's is at start-up (app.core.heap).
     from app.core import heap
@@ -466,10 +466,12 @@ async def in_process(args: argparse.Namespace, fake: Spawned, url: str) -> None:
     from app.main import import_models
     from app.notifications import announcements
     from app.notifications.backends import close_backends
+    from app.notifications.config import get_notification_settings
     from app.notifications.fcm import FcmBackend
     from app.notifications.models import Announcement
 
     get_settings.cache_clear()
+    get_notification_settings.cache_clear()
     configure_logging("WARNING", "json")
     import_models()
     core_jobs.load_job_modules()

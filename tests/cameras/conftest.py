@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import get_settings
 from app.notifications.backends import close_backends
+from app.notifications.config import get_notification_settings
 from tests.cameras.support import SECRET
 from tests.support.flows import seed_wards
 
@@ -41,7 +42,7 @@ async def push_log(tmp_root: Path, monkeypatch: pytest.MonkeyPatch,
     """Pushes go to a fresh file sink (never var/push.jsonl of the work tree)."""
     path = tmp_root / "camera-push.jsonl"
     path.unlink(missing_ok=True)
-    settings = get_settings()
+    settings = get_notification_settings()
     monkeypatch.setattr(settings, "push_backend", "file")
     monkeypatch.setattr(settings, "push_file_path", path)
     yield path

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from app.core import clock
 from app.core.audit import AuditEvent
-from app.core.config import get_settings
 from app.core.jobs import Job
+from app.identity.config import get_identity_settings
 from app.identity.models import CitizenIdentity, OtpChallenge, User
 from app.identity.service import SEND_SMS
 from app.tokens.models import AuthSession
@@ -99,7 +99,7 @@ def assert_at_most_five_codes_compared(seen: Counter[str], attempts: int) -> Non
     # Every answer that says something about the code (wrong, or right) is one of the five
     # attempts; every other guess was refused before any comparison.
     assert "500" not in str(seen), seen
-    assert attempts == get_settings().otp_max_attempts
+    assert attempts == get_identity_settings().otp_max_attempts
     assert seen["otp.invalid"] + seen["204"] <= attempts, seen
     assert seen["otp.invalid"] <= attempts - 1, seen
 
@@ -111,7 +111,7 @@ async def test_fifty_concurrent_guesses_compare_at_most_five_codes(
     client, sms_log, db, monkeypatch
 ):
     for name in ("otp_checks_per_phone_per_hour", "otp_checks_per_ip_per_hour"):
-        monkeypatch.setattr(get_settings(), name, 100_000)  # only the per-code limit left
+        monkeypatch.setattr(get_identity_settings(), name, 100_000)  # only the per-code limit left
     code = await reset_code_for_registered(client, sms_log, "0912300001")
 
     seen = answers(await reset_burst(client, "0912300001", guesses_around(code, 50)))
@@ -142,9 +142,11 @@ async def test_fifty_guesses_across_two_servers_compare_at_most_five_codes(
 async def test_code_checks_are_limited_per_phone_across_fresh_codes(
     client, sms_log, db, monkeypatch
 ):
-    monkeypatch.setattr(get_settings(), "otp_per_phone_per_hour", 100)  # codes, not checks
+    monkeypatch.setattr(get_identity_settings(), "otp_per_phone_per_hour", 100)  # codes, not checks
+    # The limits count in fixed hours: the ten minutes below must not straddle two of them.
+    clock.advance(timedelta(seconds=3600 - clock.now().timestamp() % 3600 + 1))
     await register(client, sms_log, "0912300003")
-    limit = get_settings().otp_checks_per_phone_per_hour
+    limit = get_identity_settings().otp_checks_per_phone_per_hour
     codes = []
     for n in range(limit):  # a fresh code (5 attempts each) does not buy more guesses
         clock.advance(timedelta(seconds=61))
@@ -160,7 +162,7 @@ async def test_code_checks_are_limited_per_phone_across_fresh_codes(
 
 
 async def test_code_checks_are_limited_per_address_across_phones(client, sms_log, db, monkeypatch):
-    monkeypatch.setattr(get_settings(), "otp_checks_per_ip_per_hour", 3)
+    monkeypatch.setattr(get_identity_settings(), "otp_checks_per_ip_per_hour", 3)
     codes = []
     for n in range(4):
         phone = f"091230010{n}"
@@ -199,7 +201,7 @@ async def login_burst(http: httpx.AsyncClient, phone: str, total: int) -> list[h
 
 
 async def assert_locked_after_free_failures(client, db, phone: str, seen: Counter[str]) -> None:
-    free = get_settings().login_free_failures
+    free = get_identity_settings().login_free_failures
     assert seen == {"auth.invalid_credentials": free, "auth.account_locked": 40 - free}, seen
     db.expire_all()
     user = (await db.execute(sa.select(User).where(User.phone == e164(phone)))).scalar_one()
@@ -242,7 +244,7 @@ async def test_a_lock_never_outlasts_its_cap_nor_a_password_reset(client, sms_lo
         await login_burst(client, "0912300013", 40)
 
     user = (await db.execute(sa.select(User).where(User.phone == e164("0912300013")))).scalar_one()
-    cap = timedelta(seconds=get_settings().login_lock_max_seconds)
+    cap = timedelta(seconds=get_identity_settings().login_lock_max_seconds)
     assert user.locked_until is not None and user.locked_until - clock.now() <= cap
     clock.advance(cap + timedelta(seconds=1))
     assert (
@@ -410,7 +412,7 @@ async def test_a_squatted_cccd_goes_to_its_holder_at_the_ward(client, sms_log, d
 
 async def test_cccd_declarations_are_limited_so_numbers_cannot_be_enumerated(client, sms_log, db):
     prober = await register(client, sms_log, "0912300061")
-    limit = get_settings().cccd_declarations_per_account_per_day
+    limit = get_identity_settings().cccd_declarations_per_account_per_day
     codes = []
     for n in range(limit + 1):
         number = f"0193030{n:05d}"
@@ -428,7 +430,7 @@ async def test_cccd_declarations_are_limited_so_numbers_cannot_be_enumerated(cli
 async def test_a_rate_limit_admits_exactly_its_limit_across_two_servers(client, db, backend):
     if backend != "postgresql":
         pytest.skip("the two-process race runs on PostgreSQL")
-    limit = get_settings().otp_per_ip_per_hour
+    limit = get_identity_settings().otp_per_ip_per_hour
     one_address = {"X-Forwarded-For": "198.51.100.77"}
 
     with two_server_processes() as base:

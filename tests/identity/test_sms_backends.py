@@ -17,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.core import clock
-from app.core.config import PROJECT_ROOT, get_settings
+from app.core.config import PROJECT_ROOT
 from app.core.jobs import DONE, PENDING, Job
 from app.identity import sms
+from app.identity.config import get_identity_settings
 from app.identity.service import SEND_SMS
 from scripts.fake_sms_gateway import FakeSmsGateway
 from tests.support.flows import PASSWORD, run_jobs
@@ -46,7 +47,7 @@ def sms_over_http(gateway: FakeSmsGateway) -> Iterator[FakeSmsGateway]:
     }
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
-    get_settings.cache_clear()
+    get_identity_settings.cache_clear()
     try:
         yield gateway
     finally:
@@ -55,7 +56,7 @@ def sms_over_http(gateway: FakeSmsGateway) -> Iterator[FakeSmsGateway]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        get_settings.cache_clear()
+        get_identity_settings.cache_clear()
 
 
 def free_port() -> int:
@@ -158,7 +159,7 @@ async def test_file_sink_writes_one_json_object_per_line(tmp_path: Path):
 
 
 def test_file_backend_is_the_default():
-    assert get_settings().sms_backend == "file"
+    assert get_identity_settings().sms_backend == "file"
     assert isinstance(sms.get_backend(), sms.FileSmsBackend)
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.admin_units import service as admin_units
 from app.admin_units.data import all_units
 from app.admin_units.models import AdminUnit
-from app.core.config import get_settings
 from app.notifications.backends import close_backends
+from app.notifications.config import get_notification_settings
 from scripts.fake_fcm import Spawned, spawn
 
 
@@ -30,7 +30,7 @@ class SettingsOverride:
             key = name.upper()
             self._saved.setdefault(key, os.environ.get(key))
             os.environ[key] = str(value)
-        get_settings.cache_clear()
+        get_notification_settings.cache_clear()
 
     def restore(self) -> None:
         for key, value in self._saved.items():
@@ -38,7 +38,7 @@ class SettingsOverride:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        get_settings.cache_clear()
+        get_notification_settings.cache_clear()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import get_settings
+from app.notifications.config import get_notification_settings
 from app.notifications.models import Device
 from tests.notifications.helpers import account
 
@@ -20,7 +20,7 @@ async def test_the_device_cap_holds_against_concurrent_registrations(
     client, db: AsyncSession, two_servers: str
 ) -> None:
     an = await account(client, db, "0912700001")
-    limit = get_settings().push_max_devices_per_user
+    limit = get_notification_settings().push_max_devices_per_user
     async with httpx.AsyncClient(base_url=two_servers, headers=an.headers, timeout=60) as http:
         answers = await asyncio.gather(
             *[
