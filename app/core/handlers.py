@@ -20,6 +20,7 @@ from app.core import errors, metrics
 from app.core.config import get_settings
 from app.core.i18n import negotiate
 from app.core.logging import get_logger
+from app.core.middleware import loggable_path
 
 log = get_logger("errors")
 
@@ -109,21 +110,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, err, headers=headers)
     # A status without a code of its own (nothing of ours raises one): keep the status, so the
     # body never contradicts the response line.
-    log.warning("unmapped_http_status", status=exc.status_code, path=request.url.path)
+    log.warning("unmapped_http_status", status=exc.status_code, path=loggable_path(request.scope))
     fallback = errors.INTERNAL if exc.status_code >= 500 else errors.BAD_REQUEST
     return problem_response(request, fallback, headers=headers, status=exc.status_code)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Backstop only: RequestContextMiddleware answers unexpected exceptions first.
-    log.exception("unhandled_error", path=request.url.path, error=type(exc).__name__)
+    log.exception("unhandled_error", path=loggable_path(request.scope), error=type(exc).__name__)
     return problem_response(request, errors.INTERNAL)
 
 
 async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
     """The database refused or timed out (SQLite's writer lock under load, a failover): the
     request changed nothing, so tell the client to retry instead of answering a bare 500."""
-    log.warning("database_unavailable", path=request.url.path, error=str(exc)[:200])
+    log.warning("database_unavailable", path=loggable_path(request.scope), error=str(exc)[:200])
     return problem_response(request, errors.UNAVAILABLE, headers={"Retry-After": "1"})
 
 
