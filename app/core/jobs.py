@@ -73,6 +73,9 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = utc_field(nullable=True)
 
 
+_JOBS = Job.__table__
+_INSERT_JOB = sa.insert(_JOBS)
+
 Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 # Kinds a worker claims one at a time, with no other job: big jobs (a batch of 1,000 pushes)
@@ -137,17 +140,16 @@ async def enqueue(
         dedupe_key=dedupe_key,
         max_attempts=max_attempts or get_settings().job_max_attempts,
     )
-    if dedupe_key is None:
-        session.add(job)
-        await session.flush()
+    row = {column.name: getattr(job, column.name) for column in _JOBS.columns}
+    if dedupe_key is None:  # a Core INSERT: a third of the ORM's flush of one object
+        await session.execute(_INSERT_JOB, row)
         return job
     # ON CONFLICT DO NOTHING rather than catching the IntegrityError: on PostgreSQL a failed
     # statement aborts the caller's whole transaction, and SQLite savepoints are unreliable here.
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    row = {column.name: getattr(job, column.name) for column in Job.__table__.columns}
     await session.execute(
-        insert(Job.__table__).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        insert(_JOBS).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
     existing = await session.execute(sa.select(Job).where(Job.dedupe_key == dedupe_key))
     return existing.scalar_one()
