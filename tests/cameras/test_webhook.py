@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cameras.models import Camera, CameraAlert, CameraSnapshot
 from app.cameras.service import decode_snapshot
 from app.core import clock
+from app.core import jobs as core_jobs
 from app.core.errors import AppError
 from app.core.jobs import Job
 from tests.cameras.support import (
@@ -62,6 +63,31 @@ async def test_signed_alert_with_snapshot_is_stored_and_queued(
     assert [j.payload for j in jobs] == [{"alert_id": answer["alert_id"]}]
     await db.refresh(camera)
     assert camera.last_seen_at is not None
+
+
+async def test_an_alert_whose_processing_job_cannot_be_queued_is_not_stored_either(
+    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert, its picture and its job are written in the request's one transaction: the
+    database failing on the job leaves no alert that nothing would ever process."""
+    await make_camera(db)
+
+    async def database_fails(*_args: Any, **_kwargs: Any) -> None:
+        raise sa.exc.OperationalError("INSERT INTO jobs ...", {}, Exception("database is locked"))
+
+    enqueue = core_jobs.enqueue
+    monkeypatch.setattr(core_jobs, "enqueue", database_fails)
+    response = await send(ioc, alert_body(snapshot=b64(jpeg())), msg_id="msg_no_job")
+
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "service.unavailable"
+    assert (await count(db, CameraAlert), await count(db, CameraSnapshot)) == (0, 0)
+    # The operations centre retries: now the alert is stored, once, with its job.
+    monkeypatch.setattr(core_jobs, "enqueue", enqueue)
+    again = await send(ioc, alert_body(snapshot=b64(jpeg())), msg_id="msg_no_job")
+    assert again.status_code == 202, again.text
+    assert (await count(db, CameraAlert), await count(db, CameraSnapshot)) == (1, 1)
+    assert len(await _jobs(db, "camera.process_alert")) == 1
 
 
 async def test_snapshots_are_stored_out_of_line_without_a_compression_attempt(
