@@ -505,16 +505,7 @@ async def authenticate(
 
 
 async def refresh(refresh_token: str, ip: str | None) -> SignIn:
-    """Rotate an app refresh token. Its own unit of work: the common case needs no session."""
-    rotated = await tokens.rotate_app_refresh_token(refresh_token, ip=ip)
-    if rotated is not None:
-        access, ttl = tokens.issue_access_token(
-            subject=str(rotated.user_id),
-            session_id=rotated.session_id,
-            scope="app",
-            extra_claims={"role": rotated.role},
-        )
-        return SignIn(rotated.user_id, access, rotated.refresh_token, ttl, rotated.session_id)
+    """Rotate an app refresh token (the token service's one rotation), in its own unit of work."""
     async with unit_of_work() as session:
         return await _refresh_in(session, refresh_token, ip)
 

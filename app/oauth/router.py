@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,7 +32,6 @@ from app.identity.dependencies import (
 )
 from app.identity.roles import Role
 from app.oauth import (
-    audit_log,
     client_keys,
     clients,
     dpop,
@@ -57,13 +54,7 @@ async def fresh_keys() -> None:
             await key_store.load(session)
 
 
-@asynccontextmanager
-async def _lifespan(_app: Any) -> AsyncIterator[None]:
-    yield
-    await audit_log.stop()  # queued audit entries are written before the engine goes
-
-
-router = APIRouter(dependencies=[Depends(fresh_keys)], lifespan=_lifespan)
+router = APIRouter(dependencies=[Depends(fresh_keys)])
 AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -102,19 +93,28 @@ def _headers(request: Request) -> Headers:
     return request.headers
 
 
-def _oauth_request(request: Request, path: str, pairs: list[tuple[str, str]],
-                   method: str | None = None) -> OAuthRequest:
+def _oauth_request(
+    request: Request, path: str, pairs: list[tuple[str, str]], method: str | None = None
+) -> OAuthRequest:
     method = method or request.method
     # Starlette's headers: case-insensitive, as authlib reads them ("Authorization").
-    return OAuthRequest(method, _url(path), _headers(request),
-                        query=pairs if method == "GET" else [],
-                        form=pairs if method == "POST" else [])
+    return OAuthRequest(
+        method,
+        _url(path),
+        _headers(request),
+        query=pairs if method == "GET" else [],
+        form=pairs if method == "POST" else [],
+    )
 
 
 def _answer(status: int, body: Any, headers: dict[str, str]) -> Response:
     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
-                    media_type="application/json", headers={**headers, **NO_STORE})
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        media_type="application/json",
+        headers={**headers, **NO_STORE},
+    )
 
 
 def _with_params(uri: str, params: dict[str, str | None]) -> str:
@@ -124,25 +124,51 @@ def _with_params(uri: str, params: dict[str, str | None]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def _redirect_error(redirect_uri: str, error: str, state: str | None,
-                    description: str | None = None) -> Response:
-    return RedirectResponse(_with_params(redirect_uri, {
-        "error": error, "error_description": description, "state": state,
-        "iss": get_settings().issuer,
-    }), status_code=302)
+def _redirect_error(
+    redirect_uri: str, error: str, state: str | None, description: str | None = None
+) -> Response:
+    return RedirectResponse(
+        _with_params(
+            redirect_uri,
+            {
+                "error": error,
+                "error_description": description,
+                "state": state,
+                "iss": get_settings().issuer,
+            },
+        ),
+        status_code=302,
+    )
 
 
-def _error_page(request: Request, lang: Any, message: str, code: str | None = None,
-                description: str | None = None, status: int = 400) -> Response:
-    return pages.render(request, "error.html", lang, status=status, message=message, code=code,
-                        description=description)
+def _error_page(
+    request: Request,
+    lang: Any,
+    message: str,
+    code: str | None = None,
+    description: str | None = None,
+    status: int = 400,
+) -> Response:
+    return pages.render(
+        request,
+        "error.html",
+        lang,
+        status=status,
+        message=message,
+        code=code,
+        description=description,
+    )
 
 
 # ---------------------------------------------------------------- discovery and keys
 
 
-@router.get("/.well-known/openid-configuration", response_model=schemas.OpenIdConfiguration,
-            tags=["openid connect"], summary="OpenID Provider metadata")
+@router.get(
+    "/.well-known/openid-configuration",
+    response_model=schemas.OpenIdConfiguration,
+    tags=["openid connect"],
+    summary="OpenID Provider metadata",
+)
 async def discovery() -> Any:
     issuer = get_settings().issuer
     auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -164,14 +190,31 @@ async def discovery() -> Any:
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": list(service.ID_TOKEN_ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
-        "token_endpoint_auth_signing_alg_values_supported": list(
-            jose_rules.CLIENT_ASSERTION_ALGS),
+        "token_endpoint_auth_signing_alg_values_supported": list(jose_rules.CLIENT_ASSERTION_ALGS),
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
-                             "sid", "name", "birthdate", "gender", "locale", "updated_at",
-                             "phone_number", "phone_number_verified", "address", "cccd"],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "sid",
+            "name",
+            "birthdate",
+            "gender",
+            "locale",
+            "updated_at",
+            "phone_number",
+            "phone_number_verified",
+            "address",
+            "cccd",
+        ],
         "acr_values_supported": [service.acr_for(level) for level in (0, 1, 2)],
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["vi", "en"],
@@ -186,8 +229,12 @@ async def discovery() -> Any:
     }
 
 
-@router.get("/oauth/jwks", response_model=schemas.Jwks, tags=["openid connect"],
-            summary="Public signing keys (JWKS)")
+@router.get(
+    "/oauth/jwks",
+    response_model=schemas.Jwks,
+    tags=["openid connect"],
+    summary="Public signing keys (JWKS)",
+)
 async def jwks(response: Response) -> Any:
     response.headers["Cache-Control"] = "public, max-age=300"
     return key_store.jwks()
@@ -196,12 +243,22 @@ async def jwks(response: Response) -> Any:
 # ---------------------------------------------------------------- authorization endpoint
 
 
-@router.get("/oauth/authorize", operation_id="authorize_get", tags=["openid connect"],
-             summary="Authorization endpoint (code flow with PKCE S256)",
-             response_class=Response, responses={302: {"description": "redirect"}})
-@router.post("/oauth/authorize", operation_id="authorize_post", tags=["openid connect"],
-             summary="Authorization endpoint (code flow with PKCE S256)",
-             response_class=Response, responses={302: {"description": "redirect"}})
+@router.get(
+    "/oauth/authorize",
+    operation_id="authorize_get",
+    tags=["openid connect"],
+    summary="Authorization endpoint (code flow with PKCE S256)",
+    response_class=Response,
+    responses={302: {"description": "redirect"}},
+)
+@router.post(
+    "/oauth/authorize",
+    operation_id="authorize_post",
+    tags=["openid connect"],
+    summary="Authorization endpoint (code flow with PKCE S256)",
+    response_class=Response,
+    responses={302: {"description": "redirect"}},
+)
 async def authorize(request: Request, db: DbSession) -> Response:
     return await _authorize(request, db, await _pairs(request))
 
@@ -216,20 +273,25 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
     if incoming_request_uri:
         stored = await service.load_request(db, incoming_request_uri, client_id)
         if stored is None:
-            return _error_page(request, lang, pages.t(lang, "request_expired"),
-                               "invalid_request_uri")
+            return _error_page(
+                request, lang, pages.t(lang, "request_expired"), "invalid_request_uri"
+            )
         pairs = [(k, str(v)) for k, v in stored.params.items()]
         data = dict(pairs)
         lang = pages.language(request, data.get("ui_locales"))
     elif client_row is not None and client_row.require_par:
-        return _error_page(request, lang, pages.t(lang, "request_expired"), "invalid_request",
-                           "This client must use pushed authorization requests (PAR).")
+        return _error_page(
+            request,
+            lang,
+            pages.t(lang, "request_expired"),
+            "invalid_request",
+            "This client must use pushed authorization requests (PAR).",
+        )
     state = data.get("state")
     if client_row and not data.get("response_type"):
         redirect_uri = data.get("redirect_uri")
         if redirect_uri in client_row.redirect_uris:
-            return _redirect_error(redirect_uri, "invalid_request", state,
-                                   "Missing response_type.")
+            return _redirect_error(redirect_uri, "invalid_request", state, "Missing response_type.")
     b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"))
     oauth_request = _oauth_request(request, "/oauth/authorize", pairs, method="GET")
     try:
@@ -237,8 +299,9 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
     except OAuth2Error as err:
         if err.redirect_uri:
             return _redirect_error(err.redirect_uri, err.error, state, err.description)
-        return _error_page(request, lang, pages.t(lang, "request_expired"), err.error,
-                           err.description)
+        return _error_page(
+            request, lang, pages.t(lang, "request_expired"), err.error, err.description
+        )
     client: Client = grant.request.client
     redirect_uri = grant.redirect_uri
     scope = grant.request.scope or ""
@@ -258,18 +321,23 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
     user = await service.identity.get_active_user(db, browser.user_id) if browser else None
     now = clock.now()
     fresh = stored is not None and browser is not None and browser.auth_time >= stored.created_at
-    needs_login = user is None or (not fresh and (
-        "login" in prompts
-        or (max_age is not None and (now - browser.auth_time).total_seconds() > max_age)  # type: ignore[union-attr]
-    ))
+    needs_login = user is None or (
+        not fresh
+        and (
+            "login" in prompts
+            or (max_age is not None and (now - browser.auth_time).total_seconds() > max_age)  # type: ignore[union-attr]
+        )
+    )
 
     async def interactive(page: str) -> Response:
         request_uri = incoming_request_uri if stored is not None else None
         if request_uri is None:
-            request_uri, _ = await service.save_request(db, client.client_id, dict(pairs),
-                                                        pushed=False)
-        return RedirectResponse(f"/oauth/{page}?{urlencode({'req': request_uri, 'lang': lang})}",
-                                status_code=303)
+            request_uri, _ = await service.save_request(
+                db, client.client_id, dict(pairs), pushed=False
+            )
+        return RedirectResponse(
+            f"/oauth/{page}?{urlencode({'req': request_uri, 'lang': lang})}", status_code=303
+        )
 
     if needs_login:
         if "none" in prompts:
@@ -280,30 +348,52 @@ async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, 
     if user.identity_level < required:
         if stored is not None:
             await service.finish_request(db, stored.id)
-        back = _with_params(redirect_uri, {
-            "error": "unmet_authentication_requirements", "state": state,
-            "error_description": f"identity level {required} required",
-            "iss": get_settings().issuer})
+        back = _with_params(
+            redirect_uri,
+            {
+                "error": "unmet_authentication_requirements",
+                "state": state,
+                "error_description": f"identity level {required} required",
+                "iss": get_settings().issuer,
+            },
+        )
         if "none" in prompts:
             return RedirectResponse(back, status_code=302)
-        return pages.render(request, "level.html", lang, status=403, client_name=client.row.name,
-                            required=required, current=user.identity_level, back_url=back)
+        return pages.render(
+            request,
+            "level.html",
+            lang,
+            status=403,
+            client_name=client.row.name,
+            required=required,
+            current=user.identity_level,
+            back_url=back,
+        )
     if not client.row.first_party:
         since = (stored.created_at if stored else now) if "consent" in prompts else None
-        if not await service.consent_covers(db, user.id, client.client_id,
-                                            service.scope_set(scope), since=since):
+        if not await service.consent_covers(
+            db, user.id, client.client_id, service.scope_set(scope), since=since
+        ):
             if "none" in prompts:
                 return _redirect_error(redirect_uri, "consent_required", state)
             return await interactive("consent")
 
-    grantee = service.Grantee(user_id=user.id, browser_session_id=browser.id,
-                              auth_time=browser.auth_time,
-                              acr=service.acr_for(user.identity_level), required_loa=required)
+    grantee = service.Grantee(
+        user_id=user.id,
+        browser_session_id=browser.id,
+        auth_time=browser.auth_time,
+        acr=service.acr_for(user.identity_level),
+        required_loa=required,
+    )
     if stored is not None and not await service.finish_request(db, stored.id):
         # spent meanwhile by a concurrent use of the same request_uri: one code per request
         return _error_page(request, lang, pages.t(lang, "request_expired"), "invalid_request_uri")
-    status, _body, headers = await run(b, lambda: server.create_authorization_response(
-        oauth_request, grant_user=grantee, grant=grant))
+    status, _body, headers = await run(
+        b,
+        lambda: server.create_authorization_response(
+            oauth_request, grant_user=grantee, grant=grant
+        ),
+    )
     location = headers.get("Location", "")
     if status != 302 or not location:
         return _error_page(request, lang, pages.t(lang, "request_expired"))
@@ -362,22 +452,33 @@ async def _submitted_form(request: Request, db: AsyncSession) -> _Submitted | Re
 
 
 def _continue(row: Any, req: str) -> Response:
-    return RedirectResponse("/oauth/authorize?" + urlencode(
-        {"client_id": row.client_id, "request_uri": req}), status_code=303)
+    return RedirectResponse(
+        "/oauth/authorize?" + urlencode({"client_id": row.client_id, "request_uri": req}),
+        status_code=303,
+    )
 
 
-@router.get("/oauth/login", tags=["openid connect"], response_class=Response,
-            summary="Sign-in page (HTML)")
+@router.get(
+    "/oauth/login", tags=["openid connect"], response_class=Response, summary="Sign-in page (HTML)"
+)
 async def login_page(request: Request, db: DbSession, req: str | None = None) -> Response:
     page = await _opened_page(request, db, req)
     if isinstance(page, Response):
         return page
-    return pages.render(request, "login.html", page.lang, csrf_bound_to=req, req=req,
-                        client_name=page.client.name, phone=page.row.params.get("login_hint"))
+    return pages.render(
+        request,
+        "login.html",
+        page.lang,
+        csrf_bound_to=req,
+        req=req,
+        client_name=page.client.name,
+        phone=page.row.params.get("login_hint"),
+    )
 
 
-@router.post("/oauth/login", tags=["openid connect"], response_class=Response,
-             summary="Sign in (form post)")
+@router.post(
+    "/oauth/login", tags=["openid connect"], response_class=Response, summary="Sign in (form post)"
+)
 async def login_submit(request: Request, db: DbSession) -> Response:
     page = await _submitted_form(request, db)
     if isinstance(page, Response):
@@ -387,42 +488,76 @@ async def login_submit(request: Request, db: DbSession) -> Response:
     previous = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     try:
         _user, _session, cookie = await service.sign_in(
-            db, phone=form.get("phone", ""), password=form.get("password", ""),
-            user_agent=request.headers.get("user-agent"), ctx=_ctx(request), client_id=client_id,
-            previous=previous)
+            db,
+            phone=form.get("phone", ""),
+            password=form.get("password", ""),
+            user_agent=request.headers.get("user-agent"),
+            ctx=_ctx(request),
+            client_id=client_id,
+            previous=previous,
+        )
     except AppError as exc:
         if exc.commit:
             await db.commit()  # failed attempts count
         else:
             await db.rollback()
         message = exc.error.message(lang, exc.params)
-        response = pages.render(request, "login.html", lang, status=exc.error.status,
-                                csrf_bound_to=req, req=req, client_name=client_name,
-                                phone=form.get("phone"), error=message)
+        response = pages.render(
+            request,
+            "login.html",
+            lang,
+            status=exc.error.status,
+            csrf_bound_to=req,
+            req=req,
+            client_name=client_name,
+            phone=form.get("phone"),
+            error=message,
+        )
         for name, value in exc.headers.items():
             response.headers[name] = value
         return response
     response = _continue(row, req)
-    response.set_cookie(pages.SESSION_COOKIE, cookie, httponly=True, samesite="lax",
-                        secure=pages.secure_cookies(), path="/oauth",
-                        max_age=get_settings().oauth_browser_session_days * 86400)
+    response.set_cookie(
+        pages.SESSION_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="lax",
+        secure=pages.secure_cookies(),
+        path="/oauth",
+        max_age=get_settings().oauth_browser_session_days * 86400,
+    )
     return response
 
 
-@router.get("/oauth/consent", tags=["openid connect"], response_class=Response,
-            summary="Consent page (HTML)")
+@router.get(
+    "/oauth/consent",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="Consent page (HTML)",
+)
 async def consent_page(request: Request, db: DbSession, req: str | None = None) -> Response:
     page = await _opened_page(request, db, req)
     if isinstance(page, Response):
         return page
     allowed = Client(page.client).get_allowed_scope(page.row.params.get("scope"))
     scopes = [s for s in allowed.split() if s in SCOPES]
-    return pages.render(request, "consent.html", page.lang, csrf_bound_to=req, req=req,
-                        client_name=page.client.name, scopes=scopes)
+    return pages.render(
+        request,
+        "consent.html",
+        page.lang,
+        csrf_bound_to=req,
+        req=req,
+        client_name=page.client.name,
+        scopes=scopes,
+    )
 
 
-@router.post("/oauth/consent", tags=["openid connect"], response_class=Response,
-             summary="Allow or deny (form post)")
+@router.post(
+    "/oauth/consent",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="Allow or deny (form post)",
+)
 async def consent_submit(request: Request, db: DbSession) -> Response:
     page = await _submitted_form(request, db)
     if isinstance(page, Response):
@@ -431,8 +566,9 @@ async def consent_submit(request: Request, db: DbSession) -> Response:
     browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     user = await service.identity.get_active_user(db, browser.user_id) if browser else None
     if user is None:
-        return RedirectResponse("/oauth/login?" + urlencode({"req": req, "lang": lang}),
-                                status_code=303)
+        return RedirectResponse(
+            "/oauth/login?" + urlencode({"req": req, "lang": lang}), status_code=303
+        )
     redirect_uri = row.params.get("redirect_uri")
     if form.get("decision") != "allow":
         await service.finish_request(db, row.id)
@@ -456,13 +592,20 @@ async def _dpop(request: Request, db: AsyncSession, path: str) -> str | None:
 
 def _dpop_error(exc: dpop.DPoPError) -> Response:
     if isinstance(exc, dpop.NonceNeeded):  # RFC 9449 §8: retry with this nonce
-        return _answer(400, {"error": "use_dpop_nonce", "error_description": str(exc)},
-                       {"DPoP-Nonce": dpop.new_nonce()})
+        return _answer(
+            400,
+            {"error": "use_dpop_nonce", "error_description": str(exc)},
+            {"DPoP-Nonce": dpop.new_nonce()},
+        )
     return _answer(400, {"error": "invalid_dpop_proof", "error_description": str(exc)}, {})
 
 
-@router.post("/oauth/token", tags=["openid connect"], response_model=schemas.TokenAnswer,
-             summary="Token endpoint (authorization_code, refresh_token, client_credentials)")
+@router.post(
+    "/oauth/token",
+    tags=["openid connect"],
+    response_model=schemas.TokenAnswer,
+    summary="Token endpoint (authorization_code, refresh_token, client_credentials)",
+)
 async def token(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
     await client_keys.prefetch_for_assertion(pairs)  # before the database: see client_keys
@@ -473,8 +616,9 @@ async def token(request: Request, db: DbSession) -> Response:
         return _dpop_error(exc)
     b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"), dpop_jkt=jkt)
     await _prefetch(b, request, pairs)
-    status, body, headers = await run(b, lambda: server.create_token_response(
-        _oauth_request(request, "/oauth/token", pairs)))
+    status, body, headers = await run(
+        b, lambda: server.create_token_response(_oauth_request(request, "/oauth/token", pairs))
+    )
     if status < 400:
         try:
             await b.flush_deferred()  # e.g. the refresh rotation: before the answer leaves
@@ -501,17 +645,14 @@ def _assertion_subject(assertion: str | None) -> str | None:
     return sub if isinstance(sub, str) and len(sub) <= 100 else None
 
 
-async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
-                    endpoint: str | None = None) -> None:
+async def _prefetch(
+    b: Bridge, request: Request, pairs: list[tuple[str, str]], endpoint: str | None = None
+) -> None:
     """Read on the loop what authlib will ask for, so it can run inline (see server.Bridge)."""
     data = dict(reversed(pairs))
     basic_id, _ = extract_basic_authorization(_headers(request))
     asserted = _assertion_subject(data.get("client_assertion"))
     refreshing = data.get("grant_type") == "refresh_token" and data.get("refresh_token")
-    # The refresh token's row first (on PostgreSQL a `Direct` statement), before the request's
-    # session holds a pooled connection: waiting for one connection while holding another is
-    # how a burst of refreshes at a fresh process exhausted the pool (500s after 30 s).
-    early = await service.read_refresh(data["refresh_token"]) if refreshing else None
     for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
@@ -519,7 +660,8 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
         for client_id, client in b.clients.items():
             if client is not None:
                 b.refresh[(data["refresh_token"], client_id)] = await service.lookup_refresh(
-                    b.db, data["refresh_token"], client_id, found=early)
+                    b.db, data["refresh_token"], client_id
+                )
     token_string = data.get("token")
     if endpoint and token_string:
         info = await service.find_token(b.db, token_string, data.get("token_type_hint"))
@@ -528,27 +670,40 @@ async def _prefetch(b: Bridge, request: Request, pairs: list[tuple[str, str]],
             info.payload = await service.introspection_payload(b.db, info)
 
 
-@router.post("/oauth/par", tags=["openid connect"], response_model=schemas.OAuthAnswer,
-             status_code=201, summary="Pushed authorization request (RFC 9126)")
+@router.post(
+    "/oauth/par",
+    tags=["openid connect"],
+    response_model=schemas.OAuthAnswer,
+    status_code=201,
+    summary="Pushed authorization request (RFC 9126)",
+)
 async def par(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
     await client_keys.prefetch_for_assertion(pairs)
     data = dict(reversed(pairs))
     if "request_uri" in data:
-        return _answer(400, {"error": "invalid_request",
-                             "error_description": "request_uri is not allowed here"}, {})
+        return _answer(
+            400,
+            {"error": "invalid_request", "error_description": "request_uri is not allowed here"},
+            {},
+        )
     b = Bridge(db, _ctx(request))
     oauth_request = _oauth_request(request, "/oauth/par", pairs)
 
     def validate() -> Any:
         client = server.authenticate_client(oauth_request, [*server_client_auth()], "par")
         oauth_request.payload.data["client_id"] = client.client_id
-        get = _oauth_request(request, "/oauth/authorize",
-                             [(k, v) for k, v in pairs if k not in {"client_secret",
-                                                                      "client_assertion",
-                                                                      "client_assertion_type"}]
-                             + ([] if "client_id" in data else [("client_id", client.client_id)]),
-                             method="GET")
+        get = _oauth_request(
+            request,
+            "/oauth/authorize",
+            [
+                (k, v)
+                for k, v in pairs
+                if k not in {"client_secret", "client_assertion", "client_assertion_type"}
+            ]
+            + ([] if "client_id" in data else [("client_id", client.client_id)]),
+            method="GET",
+        )
         server.get_consent_grant(get, end_user=None)
         return client
 
@@ -556,8 +711,11 @@ async def par(request: Request, db: DbSession) -> Response:
         client = await run(b, validate)
     except OAuth2Error as err:
         await db.rollback()
-        return _answer(err.status_code if err.error == "invalid_client" else 400,
-                       {"error": err.error, "error_description": err.description}, {})
+        return _answer(
+            err.status_code if err.error == "invalid_client" else 400,
+            {"error": err.error, "error_description": err.description},
+            {},
+        )
     if not data.get("dpop_jkt"):
         try:
             jkt = await _dpop(request, db, "/oauth/par")
@@ -566,8 +724,11 @@ async def par(request: Request, db: DbSession) -> Response:
             return _dpop_error(exc)
         if jkt:
             pairs.append(("dpop_jkt", jkt))
-    params = {k: v for k, v in dict(reversed(pairs)).items()
-              if k not in {"client_assertion", "client_assertion_type", "client_secret"}}
+    params = {
+        k: v
+        for k, v in dict(reversed(pairs)).items()
+        if k not in {"client_assertion", "client_assertion_type", "client_secret"}
+    }
     params["client_id"] = client.client_id
     request_uri, ttl = await service.save_request(db, client.client_id, params, pushed=True)
     return _answer(201, {"request_uri": request_uri, "expires_in": ttl}, {})
@@ -579,14 +740,22 @@ def server_client_auth() -> list[str]:
     return ANY_CLIENT_AUTH
 
 
-@router.post("/oauth/revoke", tags=["openid connect"], response_model=schemas.OAuthAnswer,
-             summary="Token revocation (RFC 7009)")
+@router.post(
+    "/oauth/revoke",
+    tags=["openid connect"],
+    response_model=schemas.OAuthAnswer,
+    summary="Token revocation (RFC 7009)",
+)
 async def revoke(request: Request, db: DbSession) -> Response:
     return await _endpoint(request, db, "revocation", "/oauth/revoke")
 
 
-@router.post("/oauth/introspect", tags=["openid connect"], response_model=schemas.OAuthAnswer,
-             summary="Token introspection (RFC 7662), for authenticated clients")
+@router.post(
+    "/oauth/introspect",
+    tags=["openid connect"],
+    response_model=schemas.OAuthAnswer,
+    summary="Token introspection (RFC 7662), for authenticated clients",
+)
 async def introspect(request: Request, db: DbSession) -> Response:
     return await _endpoint(request, db, "introspection", "/oauth/introspect")
 
@@ -596,8 +765,9 @@ async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) ->
     pairs = await _pairs(request)
     await client_keys.prefetch_for_assertion(pairs)
     await _prefetch(b, request, pairs, endpoint=name)
-    status, body, headers = await run(b, lambda: server.create_endpoint_response(
-        name, _oauth_request(request, path, pairs)))
+    status, body, headers = await run(
+        b, lambda: server.create_endpoint_response(name, _oauth_request(request, path, pairs))
+    )
     if status >= 400:
         await db.rollback()
     else:
@@ -609,15 +779,28 @@ async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) ->
 
 
 def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Response:
-    return Response(json.dumps({"error": error}), status_code=status,
-                    media_type="application/json",
-                    headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE})
+    return Response(
+        json.dumps({"error": error}),
+        status_code=status,
+        media_type="application/json",
+        headers={"WWW-Authenticate": f'{scheme} error="{error}"', **NO_STORE},
+    )
 
 
-@router.get("/oauth/userinfo", operation_id="userinfo_get", tags=["openid connect"],
-             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
-@router.post("/oauth/userinfo", operation_id="userinfo_post", tags=["openid connect"],
-             response_model=schemas.OAuthAnswer, summary="UserInfo endpoint")
+@router.get(
+    "/oauth/userinfo",
+    operation_id="userinfo_get",
+    tags=["openid connect"],
+    response_model=schemas.OAuthAnswer,
+    summary="UserInfo endpoint",
+)
+@router.post(
+    "/oauth/userinfo",
+    operation_id="userinfo_post",
+    tags=["openid connect"],
+    response_model=schemas.OAuthAnswer,
+    summary="UserInfo endpoint",
+)
 async def userinfo(request: Request, db: DbSession) -> Response:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -635,9 +818,13 @@ async def userinfo(request: Request, db: DbSession) -> Response:
         if scheme.lower() != "dpop":
             return _bearer_error("invalid_token", scheme="DPoP")
         try:
-            presented = await dpop.verify_proof(db, request.headers.get("dpop", ""),
-                                                method=request.method,
-                                                url=_url("/oauth/userinfo"), access_token=access)
+            presented = await dpop.verify_proof(
+                db,
+                request.headers.get("dpop", ""),
+                method=request.method,
+                url=_url("/oauth/userinfo"),
+                access_token=access,
+            )
         except dpop.NonceNeeded:  # RFC 9449 §9: the resource server's nonce challenge
             response = _bearer_error("use_dpop_nonce", scheme="DPoP")
             response.headers["DPoP-Nonce"] = dpop.new_nonce()
@@ -661,45 +848,79 @@ async def userinfo(request: Request, db: DbSession) -> Response:
 # ---------------------------------------------------------------- logout
 
 
-@router.get("/oauth/logout", operation_id="logout_get", tags=["openid connect"],
-             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
-@router.post("/oauth/logout", operation_id="logout_post", tags=["openid connect"],
-             response_class=Response, summary="RP-initiated logout (end_session_endpoint)")
+@router.get(
+    "/oauth/logout",
+    operation_id="logout_get",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="RP-initiated logout (end_session_endpoint)",
+)
+@router.post(
+    "/oauth/logout",
+    operation_id="logout_post",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="RP-initiated logout (end_session_endpoint)",
+)
 async def logout(request: Request, db: DbSession) -> Response:
     data = dict(reversed(await _pairs(request)))
     lang = pages.language(request, data.get("ui_locales"))
-    hint_claims = service.decode_id_token_hint(data["id_token_hint"]) \
-        if data.get("id_token_hint") else None
+    hint_claims = (
+        service.decode_id_token_hint(data["id_token_hint"]) if data.get("id_token_hint") else None
+    )
     if data.get("id_token_hint") and hint_claims is None:
-        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
-                           "id_token_hint is not valid")
+        return _error_page(
+            request,
+            lang,
+            pages.t(lang, "title_error"),
+            "invalid_request",
+            "id_token_hint is not valid",
+        )
     client_id = data.get("client_id") or (hint_claims or {}).get("aud")
     if hint_claims and data.get("client_id") and data["client_id"] != hint_claims.get("aud"):
-        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
-                           "client_id does not match id_token_hint")
+        return _error_page(
+            request,
+            lang,
+            pages.t(lang, "title_error"),
+            "invalid_request",
+            "client_id does not match id_token_hint",
+        )
     target = data.get("post_logout_redirect_uri")
     client = await clients.get_client(db, client_id) if isinstance(client_id, str) else None
     if target and (client is None or target not in client.post_logout_redirect_uris):
-        return _error_page(request, lang, pages.t(lang, "title_error"), "invalid_request",
-                           "post_logout_redirect_uri is not registered")
-    confirmed = request.method == "POST" and data.get("confirm") == "yes" and \
-        pages.csrf_ok(request, data.get("csrf_token"), "logout")
+        return _error_page(
+            request,
+            lang,
+            pages.t(lang, "title_error"),
+            "invalid_request",
+            "post_logout_redirect_uri is not registered",
+        )
+    confirmed = (
+        request.method == "POST"
+        and data.get("confirm") == "yes"
+        and pages.csrf_ok(request, data.get("csrf_token"), "logout")
+    )
     browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
     # Without asking only when the hint names the citizen signed in here: another citizen's ID
     # token (or one of ours sent by a forged link) must not sign this browser out unawares.
     hint_is_visitor = hint_claims is not None and service.hint_names(hint_claims, client, browser)
     if not hint_is_visitor and not confirmed:
-        carry = [(k, v) for k, v in data.items()
-                 if k in {"post_logout_redirect_uri", "state", "client_id", "ui_locales",
-                          "id_token_hint"}]
-        return pages.render(request, "logout.html", lang, csrf_bound_to="logout", carry=carry,
-                            done=False)
+        carry = [
+            (k, v)
+            for k, v in data.items()
+            if k
+            in {"post_logout_redirect_uri", "state", "client_id", "ui_locales", "id_token_hint"}
+        ]
+        return pages.render(
+            request, "logout.html", lang, csrf_bound_to="logout", carry=carry, done=False
+        )
     # The session the hint names ends too when it is the visitor's, or nobody is signed in here.
     client_sid = (hint_claims or {}).get("sid") if hint_is_visitor or browser is None else None
     await service.logout(db, browser=browser, client_sid=client_sid, ctx=_ctx(request))
     if target:
-        response: Response = RedirectResponse(_with_params(target, {"state": data.get("state")}),
-                                              status_code=302)
+        response: Response = RedirectResponse(
+            _with_params(target, {"state": data.get("state")}), status_code=302
+        )
     else:
         response = pages.render(request, "logout.html", lang, done=True)
     response.delete_cookie(pages.SESSION_COOKIE, path="/oauth")
@@ -713,20 +934,37 @@ me = APIRouter(prefix="/api/v1/me/apps", tags=["me"])
 AUTH_ERRORS = (core_errors.UNAUTHENTICATED, core_errors.TOKEN_INVALID)
 
 
-@me.get("", response_model=schemas.AllowedApps, summary="Apps I allowed to use my Thai Nguyen ID",
-        responses=responses(*AUTH_ERRORS))
+@me.get(
+    "",
+    response_model=schemas.AllowedApps,
+    summary="Apps I allowed to use my Thai Nguyen ID",
+    responses=responses(*AUTH_ERRORS),
+)
 async def my_apps(principal: CurrentPrincipal, db: AccountDb) -> Any:
     rows = await service.list_apps(db, principal.user.id)
-    return {"items": [{"client_id": client.id, "name": client.name,
-                       "scopes": sorted(service.scope_set(consent.scope)),
-                       "granted_at": consent.granted_at} for consent, client in rows]}
+    return {
+        "items": [
+            {
+                "client_id": client.id,
+                "name": client.name,
+                "scopes": sorted(service.scope_set(consent.scope)),
+                "granted_at": consent.granted_at,
+            }
+            for consent, client in rows
+        ]
+    }
 
 
-@me.delete("/{client_id}", status_code=204, response_class=Response,
-           summary="Withdraw an app's access (consent and tokens)",
-           responses=responses(errors.APP_NOT_FOUND, *AUTH_ERRORS))
-async def revoke_my_app(client_id: str, principal: CurrentPrincipal, db: AccountDb,
-                        request: Request) -> Response:
+@me.delete(
+    "/{client_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Withdraw an app's access (consent and tokens)",
+    responses=responses(errors.APP_NOT_FOUND, *AUTH_ERRORS),
+)
+async def revoke_my_app(
+    client_id: str, principal: CurrentPrincipal, db: AccountDb, request: Request
+) -> Response:
     await service.revoke_app(db, principal.user, client_id, audit_context(request, principal))
     await db.commit()  # before the answer: the app's next call must see the withdrawal
     return Response(status_code=204)
@@ -742,89 +980,161 @@ admin = APIRouter(prefix="/api/v1/admin/oauth/clients", tags=["admin: oauth clie
 CityAdmin = Annotated[Principal, Depends(require_roles(Role.CITY_ADMIN))]
 
 
-@admin.post("", response_model=schemas.ClientCreated, status_code=201,
-            summary="Register a partner application (the secret is shown once)",
-            responses=responses(errors.CLIENT_INVALID, core_errors.FORBIDDEN, *AUTH_ERRORS,
-                                core_errors.VALIDATION_FAILED))
-async def create_client(body: schemas.ClientCreate, principal: CityAdmin, db: AccountDb,
-                        request: Request) -> Any:
+@admin.post(
+    "",
+    response_model=schemas.ClientCreated,
+    status_code=201,
+    summary="Register a partner application (the secret is shown once)",
+    responses=responses(
+        errors.CLIENT_INVALID, core_errors.FORBIDDEN, *AUTH_ERRORS, core_errors.VALIDATION_FAILED
+    ),
+)
+async def create_client(
+    body: schemas.ClientCreate, principal: CityAdmin, db: AccountDb, request: Request
+) -> Any:
     created = await clients.create_client(
-        db, name=body.name, redirect_uris=body.redirect_uris, client_type=body.type,
-        auth_method=body.auth_method, scope=body.scope, jwks=body.jwks, jwks_uri=body.jwks_uri,
-        min_loa=body.min_loa, backchannel_logout_uri=body.backchannel_logout_uri,
-        post_logout_redirect_uris=body.post_logout_redirect_uris, grant_types=body.grant_types,
-        first_party=body.first_party, allow_cccd=body.allow_cccd, require_par=body.require_par,
-        require_dpop=body.require_dpop, id_token_alg=body.id_token_signed_response_alg,
-        sector_identifier_uri=body.sector_identifier_uri, ctx=audit_context(request, principal))
+        db,
+        name=body.name,
+        redirect_uris=body.redirect_uris,
+        client_type=body.type,
+        auth_method=body.auth_method,
+        scope=body.scope,
+        jwks=body.jwks,
+        jwks_uri=body.jwks_uri,
+        min_loa=body.min_loa,
+        backchannel_logout_uri=body.backchannel_logout_uri,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
+        grant_types=body.grant_types,
+        first_party=body.first_party,
+        allow_cccd=body.allow_cccd,
+        require_par=body.require_par,
+        require_dpop=body.require_dpop,
+        id_token_alg=body.id_token_signed_response_alg,
+        sector_identifier_uri=body.sector_identifier_uri,
+        ctx=audit_context(request, principal),
+    )
     await db.commit()
     row = created.client
-    return {"client_id": row.id, "client_secret": created.client_secret, "name": row.name,
-            "type": row.client_type, "auth_method": row.auth_method, "scope": row.scope,
-            "redirect_uris": row.redirect_uris, "grant_types": row.grant_types}
+    return {
+        "client_id": row.id,
+        "client_secret": created.client_secret,
+        "name": row.name,
+        "type": row.client_type,
+        "auth_method": row.auth_method,
+        "scope": row.scope,
+        "redirect_uris": row.redirect_uris,
+        "grant_types": row.grant_types,
+    }
 
 
 ADMIN_ERRORS = (core_errors.FORBIDDEN, *AUTH_ERRORS)
 
 
-@admin.get("", response_model=schemas.ClientList, summary="Registered partner applications",
-           responses=responses(*ADMIN_ERRORS))
+@admin.get(
+    "",
+    response_model=schemas.ClientList,
+    summary="Registered partner applications",
+    responses=responses(*ADMIN_ERRORS),
+)
 async def list_clients(principal: CityAdmin, db: AccountDb) -> Any:
     return {"items": [clients.describe(row) for row in await clients.list_clients(db)]}
 
 
-@admin.get("/{client_id}", response_model=schemas.ClientOut, summary="A partner application",
-           responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
+@admin.get(
+    "/{client_id}",
+    response_model=schemas.ClientOut,
+    summary="A partner application",
+    responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS),
+)
 async def get_client(client_id: str, principal: CityAdmin, db: AccountDb) -> Any:
     return clients.describe(await clients.find_client(db, client_id))
 
 
-@admin.patch("/{client_id}", response_model=schemas.ClientOut,
-             summary="Change a partner application (redirect URIs, name, scopes, level, "
-                     "back-channel logout, keys)",
-             responses=responses(errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS,
-                                 core_errors.VALIDATION_FAILED))
-async def update_client(client_id: str, body: schemas.ClientUpdate, principal: CityAdmin,
-                        db: AccountDb, request: Request) -> Any:
+@admin.patch(
+    "/{client_id}",
+    response_model=schemas.ClientOut,
+    summary="Change a partner application (redirect URIs, name, scopes, level, "
+    "back-channel logout, keys)",
+    responses=responses(
+        errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS, core_errors.VALIDATION_FAILED
+    ),
+)
+async def update_client(
+    client_id: str,
+    body: schemas.ClientUpdate,
+    principal: CityAdmin,
+    db: AccountDb,
+    request: Request,
+) -> Any:
     given = body.model_dump(exclude_unset=True)
     for required in ("name", "redirect_uris", "post_logout_redirect_uris", "scope", "min_loa"):
         if required in given and given[required] is None:
             raise AppError(errors.CLIENT_INVALID, params={"reason": f"{required} cannot be null"})
-    row = await clients.update_client(db, client_id, ctx=audit_context(request, principal),
-                                      **given)
+    row = await clients.update_client(db, client_id, ctx=audit_context(request, principal), **given)
     await db.commit()  # before the answer: the next token request must see the change
     return clients.describe(row)
 
 
-async def _set_status(client_id: str, status: str, body: schemas.ClientStatusChange | None,
-                      principal: Principal, db: AsyncSession, request: Request) -> Any:
-    row = await clients.set_client_status(db, client_id, status,
-                                          ctx=audit_context(request, principal),
-                                          reason=body.reason if body else None)
+async def _set_status(
+    client_id: str,
+    status: str,
+    body: schemas.ClientStatusChange | None,
+    principal: Principal,
+    db: AsyncSession,
+    request: Request,
+) -> Any:
+    row = await clients.set_client_status(
+        db,
+        client_id,
+        status,
+        ctx=audit_context(request, principal),
+        reason=body.reason if body else None,
+    )
     await db.commit()
     return clients.describe(row)
 
 
-@admin.post("/{client_id}/disable", response_model=schemas.ClientOut,
-            summary="Disable a partner application (invalid_client; its tokens inactive)",
-            responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
-async def disable_client(client_id: str, principal: CityAdmin, db: AccountDb, request: Request,
-                         body: schemas.ClientStatusChange | None = None) -> Any:
+@admin.post(
+    "/{client_id}/disable",
+    response_model=schemas.ClientOut,
+    summary="Disable a partner application (invalid_client; its tokens inactive)",
+    responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS),
+)
+async def disable_client(
+    client_id: str,
+    principal: CityAdmin,
+    db: AccountDb,
+    request: Request,
+    body: schemas.ClientStatusChange | None = None,
+) -> Any:
     return await _set_status(client_id, "disabled", body, principal, db, request)
 
 
-@admin.post("/{client_id}/enable", response_model=schemas.ClientOut,
-            summary="Enable a disabled partner application again",
-            responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS))
-async def enable_client(client_id: str, principal: CityAdmin, db: AccountDb, request: Request,
-                        body: schemas.ClientStatusChange | None = None) -> Any:
+@admin.post(
+    "/{client_id}/enable",
+    response_model=schemas.ClientOut,
+    summary="Enable a disabled partner application again",
+    responses=responses(errors.CLIENT_NOT_FOUND, *ADMIN_ERRORS),
+)
+async def enable_client(
+    client_id: str,
+    principal: CityAdmin,
+    db: AccountDb,
+    request: Request,
+    body: schemas.ClientStatusChange | None = None,
+) -> Any:
     return await _set_status(client_id, "active", body, principal, db, request)
 
 
-@admin.post("/{client_id}/secret", response_model=schemas.ClientSecret,
-            summary="Rotate the client secret (the new one is shown once)",
-            responses=responses(errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS))
-async def rotate_client_secret(client_id: str, principal: CityAdmin, db: AccountDb,
-                               request: Request) -> Any:
+@admin.post(
+    "/{client_id}/secret",
+    response_model=schemas.ClientSecret,
+    summary="Rotate the client secret (the new one is shown once)",
+    responses=responses(errors.CLIENT_NOT_FOUND, errors.CLIENT_INVALID, *ADMIN_ERRORS),
+)
+async def rotate_client_secret(
+    client_id: str, principal: CityAdmin, db: AccountDb, request: Request
+) -> Any:
     rotated = await clients.rotate_secret(db, client_id, ctx=audit_context(request, principal))
     await db.commit()
     return {"client_id": rotated.client.id, "client_secret": rotated.client_secret}

@@ -38,10 +38,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core import audit, clock
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.oauth import audit_log, client_keys, jose_rules, replay, service
+from app.oauth import client_keys, jose_rules, replay, service
 from app.oauth.clients import Client, client_view
 from app.oauth.service import Grantee, GrantRefused
 
@@ -416,9 +416,9 @@ class Server(AuthorizationServer):
                 answer, _ = service.issue_client_credentials(
                     client.row, client.get_allowed_scope(scope), b.dpop_jkt
                 )
-                # No row is written for this token; its audit entry goes in the next batch.
+                # No row is written for this token: its audit entry is the request's write.
                 b.defer(
-                    audit_log.queue_from,
+                    audit.record,
                     b.ctx,
                     "oauth.token_issued",
                     resource=f"oauth_client:{client.client_id}",

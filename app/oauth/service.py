@@ -10,24 +10,22 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs
 from app.core.audit import AuditContext
 from app.core.config import get_settings
-from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.security import keyed_hash, random_token
 from app.identity import service as identity
 from app.identity.models import User
-from app.oauth import audit_log, errors, revocations, rotation
+from app.oauth import errors, revocations
 from app.oauth.clients import client_view
 from app.oauth.models import (
     AuthorizationCode,
@@ -40,7 +38,9 @@ from app.oauth.models import (
 from app.tokens import service as tokens
 from app.tokens.errors import REFRESH_REUSED
 from app.tokens.keys import key_store
-from app.tokens.models import AuthSession, RefreshToken
+
+if TYPE_CHECKING:
+    from app.tokens.models import AuthSession
 
 BROWSER_CLIENT = "op:browser"  # the client_id of browser sign-ins at the provider itself
 ID_TOKEN_ALGS = ("RS256", "ES256")  # RS256 unless the client registered ES256
@@ -55,8 +55,8 @@ def acr_for(level: int) -> str:
 
 
 def level_of(acr: str) -> int | None:
-    if acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX):] in {"0", "1", "2"}:
-        return int(acr[len(ACR_PREFIX):])
+    if acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX) :] in {"0", "1", "2"}:
+        return int(acr[len(ACR_PREFIX) :])
     return None
 
 
@@ -80,7 +80,9 @@ async def browser_session(db: AsyncSession, cookie: str | None) -> AuthSession |
         return None
     row = await tokens.find_session_by_refresh_token(db, cookie)
     if (
-        row is None or row.client_id != BROWSER_CLIENT or row.revoked_at is not None
+        row is None
+        or row.client_id != BROWSER_CLIENT
+        or row.revoked_at is not None
         or row.expires_at <= clock.now()
     ):
         return None
@@ -88,8 +90,14 @@ async def browser_session(db: AsyncSession, cookie: str | None) -> AuthSession |
 
 
 async def sign_in(
-    db: AsyncSession, *, phone: str, password: str, user_agent: str | None, ctx: AuditContext,
-    client_id: str | None, previous: AuthSession | None = None,
+    db: AsyncSession,
+    *,
+    phone: str,
+    password: str,
+    user_agent: str | None,
+    ctx: AuditContext,
+    client_id: str | None,
+    previous: AuthSession | None = None,
 ) -> tuple[User, AuthSession, str]:
     """Password sign-in with the app login's brute-force protection; opens a browser session.
 
@@ -98,25 +106,38 @@ async def sign_in(
     user = await identity.authenticate(db, phone_raw=phone, password=password, ctx=ctx)
     settings = get_settings()
     session, cookie = await tokens.start_session(
-        db, user_id=user.id, client_id=BROWSER_CLIENT, device_name="Trình duyệt / Browser",
-        user_agent=user_agent, ip=ctx.ip, acr=acr_for(user.identity_level),
+        db,
+        user_id=user.id,
+        client_id=BROWSER_CLIENT,
+        device_name="Trình duyệt / Browser",
+        user_agent=user_agent,
+        ip=ctx.ip,
+        acr=acr_for(user.identity_level),
     )
     session.expires_at = clock.now() + timedelta(days=settings.oauth_browser_session_days)
     await db.flush()
     if previous is not None:
         if previous.user_id == user.id:
-            await db.execute(sa.update(ClientSession)
-                             .where(ClientSession.browser_session_id == previous.id)
-                             .values(browser_session_id=session.id))
+            await db.execute(
+                sa.update(ClientSession)
+                .where(ClientSession.browser_session_id == previous.id)
+                .values(browser_session_id=session.id)
+            )
         await tokens.revoke_session(db, previous.id, reason="signed_in_again")
-    await audit.record(db, _as(ctx, user), "oauth.sign_in", subject_id=user.id,
-                       details={"client_id": client_id, "browser_session_id": str(session.id)})
+    await audit.record(
+        db,
+        _as(ctx, user),
+        "oauth.sign_in",
+        subject_id=user.id,
+        details={"client_id": client_id, "browser_session_id": str(session.id)},
+    )
     return user, session, cookie
 
 
 def _as(ctx: AuditContext, user: User) -> AuditContext:
-    return AuditContext(actor_id=user.id, actor_role=user.role, ip=ctx.ip,
-                        request_id=ctx.request_id)
+    return AuditContext(
+        actor_id=user.id, actor_role=user.role, ip=ctx.ip, request_id=ctx.request_id
+    )
 
 
 # ---------------------------------------------------------------- authorization requests (+ PAR)
@@ -135,9 +156,16 @@ async def save_request(
     handle = random_token("", 32)
     now = clock.now()
     clean = {k: v for k, v in params.items() if k not in {"request_uri", "client_secret"}}
-    db.add(AuthorizationRequest(id=_request_key(handle), client_id=client_id, params=clean,
-                                pushed=pushed, created_at=now,
-                                expires_at=now + timedelta(seconds=ttl)))
+    db.add(
+        AuthorizationRequest(
+            id=_request_key(handle),
+            client_id=client_id,
+            params=clean,
+            pushed=pushed,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+    )
     await db.flush()
     return REQUEST_URI_PREFIX + handle, ttl
 
@@ -147,17 +175,21 @@ async def load_request(
 ) -> AuthorizationRequest | None:
     if not request_uri.startswith(REQUEST_URI_PREFIX):
         return None
-    row = await db.get(AuthorizationRequest, _request_key(request_uri[len(REQUEST_URI_PREFIX):]))
+    row = await db.get(AuthorizationRequest, _request_key(request_uri[len(REQUEST_URI_PREFIX) :]))
     if (
-        row is None or row.used_at is not None or row.expires_at <= clock.now()
+        row is None
+        or row.used_at is not None
+        or row.expires_at <= clock.now()
         or (not any_client and row.client_id != client_id)
     ):
         return None
     if row.pushed:
         # A pushed request lives 90 s for the redirect; once the citizen is on our pages it
         # may take as long as any interactive request.
-        row.expires_at = max(row.expires_at, row.created_at + timedelta(
-            seconds=get_settings().oauth_request_ttl_seconds))
+        row.expires_at = max(
+            row.expires_at,
+            row.created_at + timedelta(seconds=get_settings().oauth_request_ttl_seconds),
+        )
     return row
 
 
@@ -165,10 +197,11 @@ async def finish_request(db: AsyncSession, request_id: str) -> bool:
     """Spend a stored request: True for the one caller that spent it. One statement, so of
     concurrent uses of one `request_uri` (two tabs, a replay, two server processes) exactly one
     goes on to a code: on PostgreSQL the others wait for its row lock, then find it used."""
-    result = await db.execute(sa.update(AuthorizationRequest)
-                              .where(AuthorizationRequest.id == request_id,
-                                     AuthorizationRequest.used_at.is_(None))
-                              .values(used_at=clock.now()))
+    result = await db.execute(
+        sa.update(AuthorizationRequest)
+        .where(AuthorizationRequest.id == request_id, AuthorizationRequest.used_at.is_(None))
+        .values(used_at=clock.now())
+    )
     return result.rowcount == 1
 
 
@@ -180,12 +213,21 @@ def scope_set(scope: str | None) -> set[str]:
 
 
 async def consent_covers(
-    db: AsyncSession, user_id: uuid.UUID, client_id: str, scopes: set[str],
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    client_id: str,
+    scopes: set[str],
     since: datetime | None = None,
 ) -> bool:
-    row = (await db.execute(sa.select(Consent).where(
-        Consent.user_id == user_id, Consent.client_id == client_id,
-        Consent.revoked_at.is_(None)))).scalar_one_or_none()
+    row = (
+        await db.execute(
+            sa.select(Consent).where(
+                Consent.user_id == user_id,
+                Consent.client_id == client_id,
+                Consent.revoked_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
     if row is None or not scopes <= scope_set(row.scope):
         return False
     return since is None or row.granted_at >= since
@@ -194,41 +236,72 @@ async def consent_covers(
 async def grant_consent(
     db: AsyncSession, user: User, client_id: str, scopes: set[str], ctx: AuditContext
 ) -> None:
-    row = (await db.execute(sa.select(Consent).where(
-        Consent.user_id == user.id, Consent.client_id == client_id))).scalar_one_or_none()
+    row = (
+        await db.execute(
+            sa.select(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id)
+        )
+    ).scalar_one_or_none()
     now = clock.now()
     if row is None:
-        db.add(Consent(user_id=user.id, client_id=client_id, scope=" ".join(sorted(scopes)),
-                       granted_at=now))
+        db.add(
+            Consent(
+                user_id=user.id, client_id=client_id, scope=" ".join(sorted(scopes)), granted_at=now
+            )
+        )
     else:
         kept = scope_set(row.scope) if row.revoked_at is None else set()
         row.scope, row.granted_at, row.revoked_at = " ".join(sorted(kept | scopes)), now, None
     await db.flush()
-    await audit.record(db, _as(ctx, user), "oauth.consent_granted", subject_id=user.id,
-                       resource=f"oauth_client:{client_id}",
-                       details={"scope": " ".join(sorted(scopes))})
+    await audit.record(
+        db,
+        _as(ctx, user),
+        "oauth.consent_granted",
+        subject_id=user.id,
+        resource=f"oauth_client:{client_id}",
+        details={"scope": " ".join(sorted(scopes))},
+    )
 
 
 async def list_apps(db: AsyncSession, user_id: uuid.UUID) -> list[tuple[Consent, OAuthClient]]:
     rows = await db.execute(
-        sa.select(Consent, OAuthClient).join(OAuthClient, OAuthClient.id == Consent.client_id)
+        sa.select(Consent, OAuthClient)
+        .join(OAuthClient, OAuthClient.id == Consent.client_id)
         .where(Consent.user_id == user_id, Consent.revoked_at.is_(None))
-        .order_by(Consent.granted_at.desc()))
+        .order_by(Consent.granted_at.desc())
+    )
     return [(c, o) for c, o in rows.all()]
 
 
 async def revoke_app(db: AsyncSession, user: User, client_id: str, ctx: AuditContext) -> None:
     """Withdraw consent and end every token family of the client for this citizen."""
     result = await db.execute(
-        sa.update(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id,
-                                 Consent.revoked_at.is_(None)).values(revoked_at=clock.now()))
+        sa.update(Consent)
+        .where(
+            Consent.user_id == user.id, Consent.client_id == client_id, Consent.revoked_at.is_(None)
+        )
+        .values(revoked_at=clock.now())
+    )
     if not result.rowcount:
         raise AppError(errors.APP_NOT_FOUND)
-    links = (await db.execute(sa.select(ClientSession).where(
-        ClientSession.user_id == user.id, ClientSession.client_id == client_id))).scalars().all()
+    links = (
+        (
+            await db.execute(
+                sa.select(ClientSession).where(
+                    ClientSession.user_id == user.id, ClientSession.client_id == client_id
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     await _end_client_sessions(db, list(links), reason="consent_revoked")
-    await audit.record(db, _as(ctx, user), "oauth.consent_revoked", subject_id=user.id,
-                       resource=f"oauth_client:{client_id}")
+    await audit.record(
+        db,
+        _as(ctx, user),
+        "oauth.consent_revoked",
+        subject_id=user.id,
+        resource=f"oauth_client:{client_id}",
+    )
 
 
 # ---------------------------------------------------------------- subjects and claims
@@ -260,8 +333,9 @@ async def claims_for(
         claims["phone_number_verified"] = True
     if "address" in scopes and user.ward_code:
         ward = await admin_units.find_unit(db, user.ward_code)
-        province = await admin_units.find_unit(db, ward.parent_code) if ward and ward.parent_code \
-            else None
+        province = (
+            await admin_units.find_unit(db, ward.parent_code) if ward and ward.parent_code else None
+        )
         if ward:
             claims["address"] = {
                 "locality": ward.name,
@@ -301,7 +375,7 @@ class Grantee:
     required_loa: int = 0  # what the client required (min_loa, acr_values) at authorization
     code: AuthorizationCode | None = None
     refresh_token: str | None = None
-    session: AuthSession | rotation.Family | None = None  # rotation.Family: read on PostgreSQL
+    session: AuthSession | None = None
     dpop_jkt: str | None = None  # the key a refresh token family is bound to (DPoP)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -314,18 +388,35 @@ def _code_hash(code: str) -> str:
 
 
 async def save_code(
-    db: AsyncSession, code: str, *, client_id: str, grantee: Grantee, redirect_uri: str,
-    scope: str, params: dict[str, Any],
+    db: AsyncSession,
+    code: str,
+    *,
+    client_id: str,
+    grantee: Grantee,
+    redirect_uri: str,
+    scope: str,
+    params: dict[str, Any],
 ) -> None:
     now = clock.now()
-    db.add(AuthorizationCode(
-        code_hash=_code_hash(code), client_id=client_id, user_id=grantee.user_id,
-        browser_session_id=grantee.browser_session_id, redirect_uri=redirect_uri, scope=scope,
-        nonce=params.get("nonce"), code_challenge=params["code_challenge"],
-        code_challenge_method="S256", acr=grantee.acr, auth_time=grantee.auth_time or now,
-        dpop_jkt=params.get("dpop_jkt"), required_loa=grantee.required_loa, created_at=now,
-        expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
-    ))
+    db.add(
+        AuthorizationCode(
+            code_hash=_code_hash(code),
+            client_id=client_id,
+            user_id=grantee.user_id,
+            browser_session_id=grantee.browser_session_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=params.get("nonce"),
+            code_challenge=params["code_challenge"],
+            code_challenge_method="S256",
+            acr=grantee.acr,
+            auth_time=grantee.auth_time or now,
+            dpop_jkt=params.get("dpop_jkt"),
+            required_loa=grantee.required_loa,
+            created_at=now,
+            expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
+        )
+    )
     await db.flush()
 
 
@@ -333,20 +424,41 @@ async def find_code(
     db: AsyncSession, code: str, client_id: str, ctx: AuditContext
 ) -> tuple[AuthorizationCode | None, bool]:
     """The unused, unexpired code; on reuse, revoke what it issued. Returns (code, revoked)."""
-    row = (await db.execute(sa.select(AuthorizationCode).where(
-        AuthorizationCode.code_hash == _code_hash(code),
-        AuthorizationCode.client_id == client_id))).scalar_one_or_none()
+    row = (
+        await db.execute(
+            sa.select(AuthorizationCode).where(
+                AuthorizationCode.code_hash == _code_hash(code),
+                AuthorizationCode.client_id == client_id,
+            )
+        )
+    ).scalar_one_or_none()
     if row is None:
         return None, False
     if row.used_at is not None:
         if row.issued_session_id is not None:
-            links = (await db.execute(sa.select(ClientSession).where(
-                ClientSession.auth_session_id == row.issued_session_id))).scalars().all()
+            links = (
+                (
+                    await db.execute(
+                        sa.select(ClientSession).where(
+                            ClientSession.auth_session_id == row.issued_session_id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
             await _end_client_sessions(db, list(links), reason="code_reuse", notify=False)
-            await audit.record(db, ctx, "oauth.token_revoked", subject_id=row.user_id,
-                               resource=f"oauth_client:{client_id}",
-                               details={"reason": "authorization_code_reuse",
-                                        "session_id": str(row.issued_session_id)})
+            await audit.record(
+                db,
+                ctx,
+                "oauth.token_revoked",
+                subject_id=row.user_id,
+                resource=f"oauth_client:{client_id}",
+                details={
+                    "reason": "authorization_code_reuse",
+                    "session_id": str(row.issued_session_id),
+                },
+            )
         return None, True
     if row.expires_at <= clock.now():
         return None, False
@@ -358,7 +470,8 @@ async def spend_code(db: AsyncSession, row: AuthorizationCode) -> bool:
     result = await db.execute(
         sa.update(AuthorizationCode)
         .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=clock.now()))
+        .values(used_at=clock.now())
+    )
     return result.rowcount == 1
 
 
@@ -375,21 +488,35 @@ class GrantRefused(Exception):
 
 
 def make_id_token(
-    client: OAuthClient, *, sub: str, auth_time: datetime, acr: str, sid: str,
-    nonce: str | None = None, access_token: str | None = None,
+    client: OAuthClient,
+    *,
+    sub: str,
+    auth_time: datetime,
+    acr: str,
+    sid: str,
+    nonce: str | None = None,
+    access_token: str | None = None,
 ) -> str:
     settings = get_settings()
     now = int(clock.now().timestamp())
     claims: dict[str, Any] = {
-        "iss": settings.issuer, "sub": sub, "aud": client.id, "azp": client.id,
-        "iat": now, "exp": now + settings.oauth_id_token_ttl_seconds,
-        "auth_time": int(auth_time.timestamp()), "acr": acr, "amr": ["pwd"], "sid": sid,
+        "iss": settings.issuer,
+        "sub": sub,
+        "aud": client.id,
+        "azp": client.id,
+        "iat": now,
+        "exp": now + settings.oauth_id_token_ttl_seconds,
+        "auth_time": int(auth_time.timestamp()),
+        "acr": acr,
+        "amr": ["pwd"],
+        "sid": sid,
     }
     if nonce:
         claims["nonce"] = nonce
     if access_token:
         digest = hashlib.sha256(access_token.encode()).digest()
         from base64 import urlsafe_b64encode
+
         claims["at_hash"] = urlsafe_b64encode(digest[:16]).decode().rstrip("=")
     return _sign(client, claims, typ="JWT")
 
@@ -402,8 +529,13 @@ def _sign(client: OAuthClient, claims: dict[str, Any], *, typ: str) -> str:
 
 
 def _access_token(
-    client: OAuthClient, *, sub: str, session_id: uuid.UUID | None, scope: str,
-    acr: str | None, jkt: str | None,
+    client: OAuthClient,
+    *,
+    sub: str,
+    session_id: uuid.UUID | None,
+    scope: str,
+    acr: str | None,
+    jkt: str | None,
 ) -> tuple[str, int]:
     settings = get_settings()
     extra: dict[str, Any] = {}
@@ -412,20 +544,34 @@ def _access_token(
     if jkt:
         extra["cnf"] = {"jkt": jkt}
     return tokens.issue_access_token(
-        subject=sub, session_id=session_id, scope=scope, client_id=client.id,
-        audience=settings.issuer, extra_claims=extra,
+        subject=sub,
+        session_id=session_id,
+        scope=scope,
+        client_id=client.id,
+        audience=settings.issuer,
+        extra_claims=extra,
         ttl_seconds=settings.oauth_access_token_ttl_seconds,
     )
 
 
 def _token_answer(access: str, ttl: int, scope: str, jkt: str | None) -> dict[str, Any]:
-    return {"access_token": access, "token_type": "DPoP" if jkt else "Bearer",
-            "expires_in": ttl, "scope": scope}
+    return {
+        "access_token": access,
+        "token_type": "DPoP" if jkt else "Bearer",
+        "expires_in": ttl,
+        "scope": scope,
+    }
 
 
 async def issue_for_code(
-    db: AsyncSession, client: OAuthClient, grantee: Grantee, *, include_refresh: bool,
-    jkt: str | None, ctx: AuditContext, user_agent: str | None,
+    db: AsyncSession,
+    client: OAuthClient,
+    grantee: Grantee,
+    *,
+    include_refresh: bool,
+    jkt: str | None,
+    ctx: AuditContext,
+    user_agent: str | None,
 ) -> dict[str, Any]:
     code = grantee.code
     assert code is not None
@@ -442,91 +588,106 @@ async def issue_for_code(
         raise GrantRefused("The code was already used.")
     acr = current_acr(code.acr, user.identity_level)  # the level may have fallen since
     auth_session, refresh = await tokens.start_session(
-        db, user_id=user.id, client_id=client.id, scope=code.scope, acr=acr,
-        auth_time=code.auth_time, ip=ctx.ip, user_agent=user_agent, device_name=client.name[:200],
+        db,
+        user_id=user.id,
+        client_id=client.id,
+        scope=code.scope,
+        acr=acr,
+        auth_time=code.auth_time,
+        ip=ctx.ip,
+        user_agent=user_agent,
+        device_name=client.name[:200],
     )
-    db.add(ClientSession(auth_session_id=auth_session.id, client_id=client.id, user_id=user.id,
-                         browser_session_id=code.browser_session_id, dpop_jkt=jkt,
-                         required_loa=code.required_loa))
-    await db.execute(sa.update(AuthorizationCode).where(AuthorizationCode.id == code.id)
-                     .values(issued_session_id=auth_session.id))
+    db.add(
+        ClientSession(
+            auth_session_id=auth_session.id,
+            client_id=client.id,
+            user_id=user.id,
+            browser_session_id=code.browser_session_id,
+            dpop_jkt=jkt,
+            required_loa=code.required_loa,
+        )
+    )
+    await db.execute(
+        sa.update(AuthorizationCode)
+        .where(AuthorizationCode.id == code.id)
+        .values(issued_session_id=auth_session.id)
+    )
     await db.flush()
     sub = subject_for(client, user.id)
-    access, ttl = _access_token(client, sub=sub, session_id=auth_session.id, scope=code.scope,
-                                acr=acr, jkt=jkt)
+    access, ttl = _access_token(
+        client, sub=sub, session_id=auth_session.id, scope=code.scope, acr=acr, jkt=jkt
+    )
     answer = _token_answer(access, ttl, code.scope, jkt)
     if "openid" in scope_set(code.scope):
-        answer["id_token"] = make_id_token(client, sub=sub, auth_time=code.auth_time,
-                                           acr=acr, sid=str(auth_session.id),
-                                           nonce=code.nonce, access_token=access)
+        answer["id_token"] = make_id_token(
+            client,
+            sub=sub,
+            auth_time=code.auth_time,
+            acr=acr,
+            sid=str(auth_session.id),
+            nonce=code.nonce,
+            access_token=access,
+        )
     if include_refresh and offline_granted(code.scope):
         answer["refresh_token"] = refresh
-    await audit.record(db, _as(ctx, user), "oauth.token_issued", subject_id=user.id,
-                       resource=f"oauth_client:{client.id}",
-                       details={"grant_type": "authorization_code", "scope": code.scope,
-                                "session_id": str(auth_session.id), "dpop": bool(jkt)})
+    await audit.record(
+        db,
+        _as(ctx, user),
+        "oauth.token_issued",
+        subject_id=user.id,
+        resource=f"oauth_client:{client.id}",
+        details={
+            "grant_type": "authorization_code",
+            "scope": code.scope,
+            "session_id": str(auth_session.id),
+            "dpop": bool(jkt),
+        },
+    )
     return answer
 
 
-async def read_refresh(presented: str) -> rotation.Found | None:
-    """The refresh token's row as `lookup_refresh` needs it, read ahead (PostgreSQL only)."""
-    return await rotation.read(tokens._hash_refresh(presented)) if rotation.available() else None
-
-
-async def lookup_refresh(
-    db: AsyncSession, presented: str, client_id: str, *, found: rotation.Found | None = None
-) -> Grantee | None:
-    """What a refresh needs, read up front (the rotation itself is `commit_refresh`): the
-    token, its session, the session's link to the client and the account's status. On
-    PostgreSQL one `Direct` statement (`rotation.read`, or `found` read ahead by
-    `read_refresh`), outside the request's transaction."""
-    if rotation.available():
-        if found is None:
-            found = await rotation.read(tokens._hash_refresh(presented))
-        if found is None or not _family_serves(found.family, client_id) \
-                or found.user_level < found.required_loa:
-            return None
-        family = found.family
-        return Grantee(user_id=family.user_id, auth_time=family.auth_time,
-                       acr=current_acr(family.acr, found.user_level), refresh_token=presented,
-                       session=family, required_loa=found.required_loa,
-                       dpop_jkt=found.dpop_jkt,
-                       extra={"found": found, "user_active": found.user_active})
-    return await _lookup_refresh_orm(db, presented, client_id)
-
-
-def _family_serves(family: Any, client_id: str) -> bool:
-    """The client owns the family, and it is neither revoked nor expired."""
-    return family.client_id == client_id and family.revoked_at is None \
-        and family.expires_at > clock.now()
-
-
-async def _lookup_refresh_orm(
-    db: AsyncSession, presented: str, client_id: str
-) -> Grantee | None:
-    found = (await db.execute(_REFRESH_LOOKUP,
-                              {"token_hash": tokens._hash_refresh(presented)})).first()
-    if found is None:
+async def lookup_refresh(db: AsyncSession, presented: str, client_id: str) -> Grantee | None:
+    """What a refresh needs, read up front in the request's transaction (the rotation itself is
+    `commit_refresh`): the token and its session (through `app.tokens`), the session's link to
+    the client (the DPoP key the family is bound to, the level the client required) and the
+    account's status and identity level now."""
+    state = await tokens.refresh_token_state(db, presented)
+    if state is None:
         return None
-    token_row, auth_session, dpop_jkt, required_loa = found
+    auth_session, token_row = state
     if not _family_serves(auth_session, client_id):
         return None
+    link = (await db.execute(_LINK, {"session_id": auth_session.id})).first()
+    dpop_jkt, required_loa = link if link is not None else (None, 0)
     user = await identity.get_active_user(db, auth_session.user_id)
     level_now = user.identity_level if user else 0
     if level_now < (required_loa or 0):
         return None
-    return Grantee(user_id=auth_session.user_id, auth_time=auth_session.auth_time,
-                   acr=current_acr(auth_session.acr, level_now), refresh_token=presented,
-                   session=auth_session, dpop_jkt=dpop_jkt, required_loa=required_loa or 0,
-                   extra={"token_row": token_row, "user_active": user is not None})
+    return Grantee(
+        user_id=auth_session.user_id,
+        auth_time=auth_session.auth_time,
+        acr=current_acr(auth_session.acr, level_now),
+        refresh_token=presented,
+        session=auth_session,
+        dpop_jkt=dpop_jkt,
+        required_loa=required_loa or 0,
+        extra={"token_row": token_row, "user_active": user is not None},
+    )
+
+
+def _family_serves(family: AuthSession, client_id: str) -> bool:
+    """The client owns the family, and it is neither revoked nor expired."""
+    return (
+        family.client_id == client_id
+        and family.revoked_at is None
+        and family.expires_at > clock.now()
+    )
 
 
 # Built once: building and cache-keying a statement per request costs more than running it.
-_REFRESH_LOOKUP = (
-    sa.select(RefreshToken, AuthSession, ClientSession.dpop_jkt, ClientSession.required_loa)
-    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-    .outerjoin(ClientSession, ClientSession.auth_session_id == AuthSession.id)
-    .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
+_LINK = sa.select(ClientSession.dpop_jkt, ClientSession.required_loa).where(
+    ClientSession.auth_session_id == sa.bindparam("session_id")
 )
 
 
@@ -544,65 +705,66 @@ def refresh_answer(
     assert session is not None
     granted = scope or session.scope
     sub = subject_for(client, grantee.user_id)
-    access, ttl = _access_token(client, sub=sub, session_id=session.id, scope=granted,
-                                acr=grantee.acr, jkt=bound)
+    access, ttl = _access_token(
+        client, sub=sub, session_id=session.id, scope=granted, acr=grantee.acr, jkt=bound
+    )
     answer = _token_answer(access, ttl, granted, bound)
     answer["refresh_token"] = tokens.new_refresh_token()
     if "openid" in scope_set(granted):
-        answer["id_token"] = make_id_token(client, sub=sub, auth_time=session.auth_time,
-                                           acr=grantee.acr, sid=str(session.id),
-                                           access_token=access)
+        answer["id_token"] = make_id_token(
+            client,
+            sub=sub,
+            auth_time=session.auth_time,
+            acr=grantee.acr,
+            sid=str(session.id),
+            access_token=access,
+        )
     return answer
 
 
 async def commit_refresh(
-    db: AsyncSession, client: OAuthClient, grantee: Grantee, successor: str, *,
+    db: AsyncSession,
+    client: OAuthClient,
+    grantee: Grantee,
+    successor: str,
+    *,
     ctx: AuditContext,
 ) -> None:
-    """Store the rotation (and its audit entry) the answer announces, or refuse it.
-
-    On PostgreSQL the common case is one statement (`rotation.rotate`); when it changes nothing
-    (the token was spent meanwhile, or its family ended) the ORM path below decides."""
+    """Store the rotation (and its audit entry) the answer announces, or refuse it: the token
+    service's one rotation, with this provider's grace window for a lost answer's retry."""
     assert grantee.refresh_token is not None and grantee.session is not None
-    found = grantee.extra.get("found")
-    if found is not None and not found.used:
-        now = clock.now()
-        audit_row = audit_log.row(ctx, "oauth.token_issued", at=now, subject_id=grantee.user_id,
-                                  resource=f"oauth_client:{client.id}",
-                                  details={"grant_type": "refresh_token",
-                                           "session_id": str(grantee.session.id)})
-        if await rotation.rotate(found, client_id=client.id, now=now, successor_id=new_id(),
-                                 successor_hash=tokens._hash_refresh(successor),
-                                 audit=audit_row):
-            await _keep_capped_acr(db, grantee)
-            return
-    if found is not None:
-        # Read again, in the request's transaction: what changed since the first read decides.
-        fresh = await _lookup_refresh_orm(db, grantee.refresh_token, client.id)
-        if fresh is None:
-            raise GrantRefused("The refresh token is invalid.")
-        if not fresh.extra["user_active"]:
-            raise GrantRefused("The account is no longer active.")
-        grantee = fresh
-    assert grantee.session is not None
     try:
         await tokens.rotate_refresh_token(
-            db, grantee.refresh_token, client_id=client.id, ip=ctx.ip,
-            grace_seconds=get_settings().oauth_refresh_grace_seconds, successor=successor,
-            known=(grantee.extra["token_row"], grantee.session))
+            db,
+            grantee.refresh_token,
+            client_id=client.id,
+            ip=ctx.ip,
+            grace_seconds=get_settings().oauth_refresh_grace_seconds,
+            successor=successor,
+            known=(grantee.extra["token_row"], grantee.session),
+        )
     except AppError as exc:
         if exc.error is REFRESH_REUSED:
-            await audit.record(db, ctx, "oauth.token_revoked", subject_id=grantee.user_id,
-                               resource=f"oauth_client:{client.id}",
-                               details={"reason": "refresh_token_reuse",
-                                        "session_id": str(grantee.session.id)})
-            raise GrantRefused("The refresh token was already used; its family is revoked.",
-                               commit=True) from None
+            await audit.record(
+                db,
+                ctx,
+                "oauth.token_revoked",
+                subject_id=grantee.user_id,
+                resource=f"oauth_client:{client.id}",
+                details={"reason": "refresh_token_reuse", "session_id": str(grantee.session.id)},
+            )
+            raise GrantRefused(
+                "The refresh token was already used; its family is revoked.", commit=True
+            ) from None
         raise GrantRefused("The refresh token is invalid.") from None
-    await audit_log.insert(db, ctx, "oauth.token_issued", subject_id=grantee.user_id,
-                           resource=f"oauth_client:{client.id}",
-                           details={"grant_type": "refresh_token",
-                                    "session_id": str(grantee.session.id)})
+    await audit.record(
+        db,
+        ctx,
+        "oauth.token_issued",
+        subject_id=grantee.user_id,
+        resource=f"oauth_client:{client.id}",
+        details={"grant_type": "refresh_token", "session_id": str(grantee.session.id)},
+    )
     await _keep_capped_acr(db, grantee)
 
 
@@ -618,8 +780,9 @@ def issue_client_credentials(
     client: OAuthClient, scope: str, jkt: str | None
 ) -> tuple[dict[str, Any], str]:
     """A JWT access token for a partner back end (no user): signing only, no database."""
-    access, ttl = _access_token(client, sub=client.id, session_id=None, scope=scope, acr=None,
-                                jkt=jkt)
+    access, ttl = _access_token(
+        client, sub=client.id, session_id=None, scope=scope, acr=None, jkt=jkt
+    )
     return _token_answer(access, ttl, scope, jkt), access
 
 
@@ -637,6 +800,7 @@ class TokenInfo:
     exp: int = 0
     payload: dict[str, Any] | None = None  # the introspection answer, once computed
     acr_now: str | None = None  # the family's acr as it stands now (capped on a level change)
+    user_id: uuid.UUID | None = None  # a refresh token's citizen
 
     def check_client(self, client: Any) -> bool:
         return self.client_id == client.get_client_id()
@@ -651,32 +815,11 @@ class TokenInfo:
         return not self.active
 
 
-# Access tokens whose signature already checked out, with their key id and claims: a resource
-# server introspects the same token many times, and verifying ECDSA is the costliest step. Issuer,
-# audience, expiry, the key (still known) and revocation are checked every time.
-_VERIFIED_MAX = 4096
-_verified: dict[str, tuple[str, dict[str, Any]]] = {}
-
-
 def decode_access_token(token: str) -> dict[str, Any] | None:
     """Signature, issuer and audience of an access token this provider issued (not expiry)."""
-    cached = _verified.get(token)
-    if cached is not None and key_store.verification_key(cached[0]) is not None:
-        claims = cached[1]
-    else:
-        kid = tokens._header_kid(token)
-        key = key_store.verification_key(kid) if kid else None
-        if key is None:
-            return None
-        try:
-            claims = jwt.decode(token, KeySet([key]), algorithms=[tokens.ACCESS_TOKEN_ALG]).claims
-        except (JoseError, ValueError, TypeError):
-            return None
-        if len(_verified) >= _VERIFIED_MAX:
-            del _verified[next(iter(_verified))]  # the oldest entry
-        _verified[token] = (str(kid), claims)
+    claims = tokens.signed_claims(token)
     issuer = get_settings().issuer
-    if claims.get("iss") != issuer or claims.get("aud") != issuer:
+    if claims is None or claims.get("iss") != issuer or claims.get("aud") != issuer:
         return None
     return claims
 
@@ -701,8 +844,16 @@ async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
         active = not await revocations.is_revoked(db, claims["jti"])
     if active:
         active = await client_view(db, claims["client_id"]) is not None
-    return TokenInfo("access_token", claims["client_id"], active, claims, session_id,
-                     claims.get("jti"), int(claims.get("exp", 0)), acr_now=acr_now)
+    return TokenInfo(
+        "access_token",
+        claims["client_id"],
+        active,
+        claims,
+        session_id,
+        claims.get("jti"),
+        int(claims.get("exp", 0)),
+        acr_now=acr_now,
+    )
 
 
 async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
@@ -710,14 +861,29 @@ async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
     if state is None or not state[0].client_id or state[0].client_id == BROWSER_CLIENT:
         return None
     auth_session, row = state
-    active = (auth_session.revoked_at is None and auth_session.expires_at > clock.now()
-              and row.used_at is None
-              and await client_view(db, auth_session.client_id) is not None)
-    claims = {"scope": auth_session.scope, "client_id": auth_session.client_id,
-              "exp": int(auth_session.expires_at.timestamp()),
-              "iat": int(row.created_at.timestamp()), "sid": str(auth_session.id)}
-    return TokenInfo("refresh_token", auth_session.client_id, active, claims, auth_session.id,
-                     exp=claims["exp"], acr_now=auth_session.acr)
+    active = (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > clock.now()
+        and row.used_at is None
+        and await client_view(db, auth_session.client_id) is not None
+    )
+    claims = {
+        "scope": auth_session.scope,
+        "client_id": auth_session.client_id,
+        "exp": int(auth_session.expires_at.timestamp()),
+        "iat": int(row.created_at.timestamp()),
+        "sid": str(auth_session.id),
+    }
+    return TokenInfo(
+        "refresh_token",
+        auth_session.client_id,
+        active,
+        claims,
+        auth_session.id,
+        exp=claims["exp"],
+        acr_now=auth_session.acr,
+        user_id=auth_session.user_id,
+    )
 
 
 async def find_token(db: AsyncSession, token: str, hint: str | None) -> TokenInfo | None:
@@ -732,9 +898,14 @@ async def find_token(db: AsyncSession, token: str, hint: str | None) -> TokenInf
 
 
 async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, Any]:
-    payload: dict[str, Any] = {"active": True, "token_type": info.kind,
-                               "client_id": info.client_id, "scope": info.get_scope(),
-                               "iss": get_settings().issuer, "exp": info.exp}
+    payload: dict[str, Any] = {
+        "active": True,
+        "token_type": info.kind,
+        "client_id": info.client_id,
+        "scope": info.get_scope(),
+        "iss": get_settings().issuer,
+        "exp": info.exp,
+    }
     for name in ("sub", "iat", "aud", "jti", "acr", "cnf", "sid"):
         if name in info.claims:
             payload[name] = info.claims[name]
@@ -743,9 +914,8 @@ async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, 
         payload["acr"] = info.acr_now
     if info.kind == "refresh_token" and info.session_id is not None:
         client = await db.get(OAuthClient, info.client_id)
-        session = await db.get(AuthSession, info.session_id)
-        if client and session:
-            payload["sub"] = subject_for(client, session.user_id)
+        if client and info.user_id:
+            payload["sub"] = subject_for(client, info.user_id)
     if "cnf" in info.claims:
         payload["token_type"] = "DPoP"  # noqa: S105
     return payload
@@ -754,8 +924,15 @@ async def introspection_payload(db: AsyncSession, info: TokenInfo) -> dict[str, 
 async def revoke(db: AsyncSession, info: TokenInfo, ctx: AuditContext) -> None:
     """RFC 7009: a refresh token or a user's access token ends its whole family (session)."""
     if info.session_id is not None:
-        links = (await db.execute(sa.select(ClientSession).where(
-            ClientSession.auth_session_id == info.session_id))).scalars().all()
+        links = (
+            (
+                await db.execute(
+                    sa.select(ClientSession).where(ClientSession.auth_session_id == info.session_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if links:
             await _end_client_sessions(db, list(links), reason="revoked", notify=False)
         else:
@@ -768,10 +945,17 @@ async def revoke(db: AsyncSession, info: TokenInfo, ctx: AuditContext) -> None:
             await db.flush()
             revocations.remember(info.jti)
         subject = None
-    await audit.record(db, ctx, "oauth.token_revoked", subject_id=subject,
-                       resource=f"oauth_client:{info.client_id}",
-                       details={"token_type": info.kind,
-                                "session_id": str(info.session_id) if info.session_id else None})
+    await audit.record(
+        db,
+        ctx,
+        "oauth.token_revoked",
+        subject_id=subject,
+        resource=f"oauth_client:{info.client_id}",
+        details={
+            "token_type": info.kind,
+            "session_id": str(info.session_id) if info.session_id else None,
+        },
+    )
 
 
 async def userinfo_subject(
@@ -822,14 +1006,23 @@ async def _end_client_sessions(
             continue
         client = await db.get(OAuthClient, link.client_id)
         if client and client.backchannel_logout_uri:
-            await jobs.enqueue(db, BACKCHANNEL_LOGOUT, {
-                "client_id": client.id, "sid": str(link.auth_session_id),
-                "sub": subject_for(client, link.user_id),
-            }, dedupe_key=f"bcl:{link.auth_session_id}")
+            await jobs.enqueue(
+                db,
+                BACKCHANNEL_LOGOUT,
+                {
+                    "client_id": client.id,
+                    "sid": str(link.auth_session_id),
+                    "sub": subject_for(client, link.user_id),
+                },
+                dedupe_key=f"bcl:{link.auth_session_id}",
+            )
 
 
 async def logout(
-    db: AsyncSession, *, browser: AuthSession | None, client_sid: str | None,
+    db: AsyncSession,
+    *,
+    browser: AuthSession | None,
+    client_sid: str | None,
     ctx: AuditContext,
 ) -> int:
     """End the browser session and every client session opened from it (plus the one named by
@@ -842,23 +1035,33 @@ async def logout(
             conditions.append(ClientSession.auth_session_id == uuid.UUID(client_sid))
     links: list[ClientSession] = []
     if conditions:
-        links = list((await db.execute(sa.select(ClientSession).where(sa.or_(*conditions))))
-                     .scalars().all())
+        links = list(
+            (await db.execute(sa.select(ClientSession).where(sa.or_(*conditions)))).scalars().all()
+        )
     await _end_client_sessions(db, links, reason="logout")
     if browser is not None:
         await tokens.revoke_session(db, browser.id, reason="logout")
     user_id = browser.user_id if browser else (links[0].user_id if links else None)
     if user_id is not None:
-        await audit.record(db, ctx, "oauth.logout", subject_id=user_id,
-                           details={"client_sessions": len(links)})
+        await audit.record(
+            db, ctx, "oauth.logout", subject_id=user_id, details={"client_sessions": len(links)}
+        )
     return len(links)
 
 
 def logout_token(client: OAuthClient, *, sub: str, sid: str) -> str:
     settings = get_settings()
     now = int(clock.now().timestamp())
-    claims = {"iss": settings.issuer, "aud": client.id, "iat": now, "exp": now + 120,
-              "jti": uuid.uuid4().hex, "sub": sub, "sid": sid, "events": {LOGOUT_EVENT: {}}}
+    claims = {
+        "iss": settings.issuer,
+        "aud": client.id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+        "sub": sub,
+        "sid": sid,
+        "events": {LOGOUT_EVENT: {}},
+    }
     return _sign(client, claims, typ="logout+jwt")
 
 
@@ -866,17 +1069,26 @@ def logout_token(client: OAuthClient, *, sub: str, sid: str) -> str:
 
 
 async def export_personal_data(db: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    return {"allowed_apps": [
-        {"client_id": client.id, "name": client.name, "scope": consent.scope,
-         "granted_at": consent.granted_at.isoformat()}
-        for consent, client in await list_apps(db, user_id)
-    ]}
+    return {
+        "allowed_apps": [
+            {
+                "client_id": client.id,
+                "name": client.name,
+                "scope": consent.scope,
+                "granted_at": consent.granted_at.isoformat(),
+            }
+            for consent, client in await list_apps(db, user_id)
+        ]
+    }
 
 
 async def erase_personal_data(db: AsyncSession, user_id: uuid.UUID) -> list[Any]:
     """Partners are told (back-channel logout) before the account's sessions go."""
-    links = (await db.execute(sa.select(ClientSession).where(ClientSession.user_id == user_id))
-             ).scalars().all()
+    links = (
+        (await db.execute(sa.select(ClientSession).where(ClientSession.user_id == user_id)))
+        .scalars()
+        .all()
+    )
     await _end_client_sessions(db, list(links), reason="account_deleted")
     await db.execute(sa.delete(Consent).where(Consent.user_id == user_id))
     await db.execute(sa.delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))
@@ -891,15 +1103,26 @@ async def end_sessions_above_level(db: AsyncSession, user_id: uuid.UUID, new_lev
     """The citizen's identity level fell to `new_level`: end their partner token families whose
     client required more (its min_loa now, or the level asked for at authorization), and tell
     the clients that registered back-channel logout. Subscribed to `app.tokens` at start."""
-    links = (await db.execute(
-        sa.select(ClientSession)
-        .join(AuthSession, AuthSession.id == ClientSession.auth_session_id)
-        .join(OAuthClient, OAuthClient.id == ClientSession.client_id)
-        .where(ClientSession.user_id == user_id, AuthSession.revoked_at.is_(None),
-               AuthSession.expires_at > clock.now(),
-               sa.or_(ClientSession.required_loa > new_level, OAuthClient.min_loa > new_level))
-    )).scalars().all()
-    await _end_client_sessions(db, list(links), reason="identity_level_lowered")
+    links = (
+        (
+            await db.execute(
+                sa.select(ClientSession)
+                .join(OAuthClient, OAuthClient.id == ClientSession.client_id)
+                .where(
+                    ClientSession.user_id == user_id,
+                    sa.or_(ClientSession.required_loa > new_level, OAuthClient.min_loa > new_level),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    alive = await tokens.active_session_ids(db, [link.auth_session_id for link in links])
+    await _end_client_sessions(
+        db,
+        [link for link in links if link.auth_session_id in alive],
+        reason="identity_level_lowered",
+    )
 
 
 tokens.on_identity_level_changed(end_sessions_above_level)

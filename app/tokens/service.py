@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core import clock
-from app.core.audit import AuditEvent
 from app.core.config import get_settings
-from app.core.db import Direct, UTCDateTime, get_engine, new_id, session_factory
+from app.core.db import new_id, session_factory
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
 from app.tokens import errors
@@ -130,11 +129,9 @@ async def verify_access_token(
     without one, a short session of its own does it.
     """
     settings = get_settings()
-    cached = _verified.get(token)
-    if cached is not None and key_store.verification_key(cached[0]) is not None:
-        claims = cached[1]
-    else:
-        claims = await _verify_signature(session, token)
+    claims = signed_claims(token)
+    if claims is None:
+        claims = await _verify_with_fresh_keys(session, token)
     now = int(clock.now().timestamp())
     expected_aud = audience or settings.first_party_audience
     aud = claims.get("aud")
@@ -151,32 +148,49 @@ async def verify_access_token(
     )
 
 
-async def _verify_signature(session: AsyncSession | None, token: str) -> dict[str, Any]:
+def signed_claims(token: str) -> dict[str, Any] | None:
+    """The claims of an access token signed by a key this process knows, else None.
+
+    The signature only: issuer, audience, expiry and revocation are the caller's to check."""
+    cached = _verified.get(token)
+    if cached is not None and key_store.verification_key(cached[0]) is not None:
+        return cached[1]
     kid = _header_kid(token)
-    if kid is None:
+    key = key_store.verification_key(kid) if kid else None
+    return None if kid is None or key is None else _decode(token, kid, key)
+
+
+async def _verify_with_fresh_keys(session: AsyncSession | None, token: str) -> dict[str, Any]:
+    """`signed_claims` after loading the keys again: a token may name a key made by another
+    process since we loaded."""
+    kid = _header_kid(token)
+    if kid is None or not key_store.stale():
         raise AppError(TOKEN_INVALID)
+    if session is None:
+        async with session_factory()() as own:
+            await key_store.load(own)
+    else:
+        await key_store.load(session)
     key = key_store.verification_key(kid)
-    if key is None and key_store.stale():
-        # A key made by another process since we loaded.
-        if session is None:
-            async with session_factory()() as own:
-                await key_store.load(own)
-        else:
-            await key_store.load(session)
-        key = key_store.verification_key(kid)
-    if key is None:
+    claims = _decode(token, kid, key) if key is not None else None
+    if claims is None:
         raise AppError(TOKEN_INVALID)
+    return claims
+
+
+def _decode(token: str, kid: str, key: Any) -> dict[str, Any] | None:
     try:
         decoded = jwt.decode(token, KeySet([key]), algorithms=[ACCESS_TOKEN_ALG])
     except (JoseError, ValueError, TypeError):
-        raise AppError(TOKEN_INVALID) from None
+        return None
     if len(_verified) >= _VERIFIED_MAX:
         del _verified[next(iter(_verified))]  # the oldest entry
     _verified[token] = (kid, decoded.claims)
     return decoded.claims
 
 
-def _hash_refresh(token: str) -> str:
+def hash_refresh_token(token: str) -> str:
+    """The keyed hash a refresh token is stored and looked up by."""
     return keyed_hash(token, purpose="refresh-token")
 
 
@@ -210,7 +224,7 @@ async def start_session(
     db.add(auth_session)
     await db.flush()  # the parent row first: no ORM relationship orders these inserts
     refresh = random_token(REFRESH_PREFIX)
-    db.add(RefreshToken(session_id=auth_session.id, token_hash=_hash_refresh(refresh)))
+    db.add(RefreshToken(session_id=auth_session.id, token_hash=hash_refresh_token(refresh)))
     await db.flush()
     return auth_session, refresh
 
@@ -235,7 +249,7 @@ async def rotate_refresh_token(
     now = clock.now()
     if known is None:
         row = (
-            await db.execute(_TOKEN_WITH_SESSION, {"token_hash": _hash_refresh(presented)})
+            await db.execute(_TOKEN_WITH_SESSION, {"token_hash": hash_refresh_token(presented)})
         ).first()
         if row is None:
             raise AppError(errors.REFRESH_INVALID)
@@ -264,9 +278,13 @@ async def rotate_refresh_token(
         # successor, linked instead; one retry only, and atomically so: a token presented three
         # times, or many times at once, is reuse whatever the window.
         retry = grace and now - used_at <= timedelta(seconds=grace)
-        if not retry or (await db.execute(
-            _RELINK, {"token_id": token.id, "successor_id": successor_id}
-        )).rowcount != 1:
+        if (
+            not retry
+            or (
+                await db.execute(_RELINK, {"token_id": token.id, "successor_id": successor_id})
+            ).rowcount
+            != 1
+        ):
             await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
             raise AppError(errors.REFRESH_REUSED, commit=True)
     else:
@@ -276,8 +294,12 @@ async def rotate_refresh_token(
     # Core statements on the tables: no unit-of-work flush nor identity-map sync per refresh.
     await db.execute(
         _INSERT_TOKEN,
-        {"id": successor_id, "session_id": auth_session.id,
-         "token_hash": _hash_refresh(successor), "created_at": now},
+        {
+            "id": successor_id,
+            "session_id": auth_session.id,
+            "token_hash": hash_refresh_token(successor),
+            "created_at": now,
+        },
     )
     new_ip = ip or auth_session.ip
     await db.execute(
@@ -287,134 +309,6 @@ async def rotate_refresh_token(
     set_committed_value(auth_session, "ip", new_ip)
     await db.flush()
     return auth_session, successor
-
-
-@dataclass(frozen=True)
-class Rotated:
-    session_id: uuid.UUID
-    user_id: uuid.UUID
-    role: str
-    refresh_token: str
-
-
-def _rotation(token_match: str, session_match: str, then: str) -> str:
-    """The common case of a refresh as one PostgreSQL statement and one round trip (its own
-    transaction): spend the token (`token_match`) if it is unused, its session alive and ours
-    (`session_match`) and its account active; touch the session; store the successor; `then`
-    (more CTEs, and the final SELECT over `touched`). Two refreshes racing with one token: the
-    row lock makes the second re-check `used_at` and spend nothing. The checks are correlated
-    scalar subqueries, not joins, so that every plan starts from the token's unique index: with
-    joins and no statistics yet (a freshly loaded table), PostgreSQL chose to walk all of a
-    user's sessions."""
-    # Only this module's constant fragments go into the text (built once, at import).
-    return f"""
-        WITH spent AS (
-            UPDATE refresh_tokens AS t SET used_at = :now, replaced_by_id = :successor_id
-            WHERE {token_match} AND t.used_at IS NULL
-              AND (SELECT {session_match} AND s.revoked_at IS NULL AND s.expires_at > :now
-                          AND (SELECT u.status = 'active' FROM users AS u WHERE u.id = s.user_id)
-                   FROM auth_sessions AS s WHERE s.id = t.session_id)
-            RETURNING t.session_id
-        ), touched AS (
-            UPDATE auth_sessions AS s SET last_used_at = :now, ip = COALESCE(:ip, s.ip)
-            WHERE s.id IN (SELECT session_id FROM spent)
-            RETURNING s.id AS session_id, s.user_id
-        ), successor AS (
-            INSERT INTO refresh_tokens (id, session_id, token_hash, created_at)
-            SELECT :successor_id, session_id, :successor_hash, :now FROM spent
-        ){then}
-        """  # noqa: S608
-
-
-_ROTATION_BINDS = (
-    sa.bindparam("now", type_=UTCDateTime()),
-    sa.bindparam("successor_id", type_=sa.Uuid()),
-    sa.bindparam("successor_hash", type_=sa.String()),
-    sa.bindparam("ip", type_=sa.String()),
-)
-
-# The first-party app's refresh (sessions without a client).
-_ROTATE_APP_TOKEN = Direct(
-    sa.text(_rotation(
-        "t.token_hash = :token_hash", "s.client_id IS NULL",
-        """
-        SELECT touched.session_id, touched.user_id,
-               (SELECT u.role FROM users AS u WHERE u.id = touched.user_id) AS role
-        FROM touched""",
-    ))
-    .bindparams(*_ROTATION_BINDS, sa.bindparam("token_hash", type_=sa.String()))
-    .columns(sa.column("session_id", sa.Uuid()), sa.column("user_id", sa.Uuid()),
-             sa.column("role", sa.String())),
-    writes=True,
-)
-
-# A partner client's refresh (OpenID Connect), with its `oauth.token_issued` audit entry.
-_ROTATE_CLIENT_TOKEN = Direct(
-    sa.text(_rotation(
-        "t.id = :token_id", "s.client_id = :client_id",
-        """, audited AS (
-            INSERT INTO audit_events (id, at, actor_id, actor_role, action, subject_id,
-                                      resource, reason, ip, request_id, details)
-            SELECT :audit_id, :now, :actor_id, :actor_role, :action, :subject_id, :resource,
-                   NULL, :ip, :request_id, :details
-            FROM touched
-        )
-        SELECT session_id FROM touched""",
-    ))
-    .bindparams(
-        *_ROTATION_BINDS,
-        sa.bindparam("token_id", type_=sa.Uuid()),
-        sa.bindparam("client_id", type_=sa.String()),
-        sa.bindparam("audit_id", type_=sa.Uuid()),
-        sa.bindparam("actor_id", type_=sa.Uuid()),
-        sa.bindparam("actor_role", type_=sa.String()),
-        sa.bindparam("action", type_=sa.String()),
-        sa.bindparam("subject_id", type_=sa.Uuid()),
-        sa.bindparam("resource", type_=sa.String()),
-        sa.bindparam("request_id", type_=sa.String()),
-        sa.bindparam("details", type_=AuditEvent.__table__.c.details.type),  # type: ignore[attr-defined]
-    )
-    .columns(sa.column("session_id", sa.Uuid())),
-    writes=True,
-)
-
-
-async def rotate_client_refresh_token(
-    token_id: uuid.UUID, *, client_id: str, now: datetime, successor_id: uuid.UUID,
-    successor_hash: str, audit: dict[str, Any],
-) -> bool:
-    """A partner client's refresh when all is well, with its audit row, in one statement
-    (PostgreSQL); False: nothing changed, and the caller takes `rotate_refresh_token`.
-
-    `audit` is an `audit_events` row as `app.oauth.audit_log` builds it (its `at` is `now`)."""
-    row = await _ROTATE_CLIENT_TOKEN.fetch_one({
-        "now": now, "token_id": token_id, "client_id": client_id,
-        "successor_id": successor_id, "successor_hash": successor_hash,
-        "audit_id": audit["id"], "actor_id": audit["actor_id"],
-        "actor_role": audit["actor_role"], "action": audit["action"],
-        "subject_id": audit["subject_id"], "resource": audit["resource"],
-        "ip": audit["ip"], "request_id": audit["request_id"], "details": audit["details"],
-    })
-    return row is not None
-
-
-async def rotate_app_refresh_token(presented: str, *, ip: str | None) -> Rotated | None:
-    """The first-party app's refresh when all is well, in one round trip (PostgreSQL).
-
-    None means "not the common case" (an unknown, used or revoked token, an ended session, a
-    disabled account, or SQLite, where one writer at a time makes the full path as fast): the
-    caller then takes `rotate_refresh_token`, which tells those cases apart and acts on them.
-    """
-    if get_engine().dialect.name != "postgresql":
-        return None
-    successor = random_token(REFRESH_PREFIX)
-    row = await _ROTATE_APP_TOKEN.fetch_one({
-        "now": clock.now(), "successor_id": new_id(), "token_hash": _hash_refresh(presented),
-        "successor_hash": _hash_refresh(successor), "ip": ip,
-    })
-    if row is None:
-        return None
-    return Rotated(row["session_id"], row["user_id"], row["role"], successor)
 
 
 # The statements of a refresh, built once (building and cache-keying a statement per request
@@ -447,9 +341,7 @@ _RELINK = (
             _first_successor.c.created_at == _tokens_table.c.used_at,
         ),
     )
-    .values(
-        replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type)
-    )
+    .values(replaced_by_id=sa.bindparam("successor_id", type_=_tokens_table.c.replaced_by_id.type))
 )
 _USED_AT = sa.select(_tokens_table.c.used_at).where(_tokens_table.c.id == sa.bindparam("token_id"))
 _INSERT_TOKEN = sa.insert(_tokens_table)
@@ -495,9 +387,7 @@ async def active_session(db: AsyncSession, session_id: uuid.UUID) -> AuthSession
     return row
 
 
-async def active_session_ids(
-    db: AsyncSession, session_ids: Iterable[uuid.UUID]
-) -> set[uuid.UUID]:
+async def active_session_ids(db: AsyncSession, session_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Which of these sessions are still signed in (neither revoked nor expired), in batches:
     for domains that keep state per sign-in (push tokens) and must drop it once it ends."""
     ids, now, alive = list(set(session_ids)), clock.now(), set()
@@ -531,7 +421,7 @@ async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> Aut
         await db.execute(
             sa.select(AuthSession)
             .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == _hash_refresh(presented))
+            .where(RefreshToken.token_hash == hash_refresh_token(presented))
         )
     ).scalar_one_or_none()
     return row
@@ -550,7 +440,7 @@ async def refresh_token_state(
         await db.execute(
             sa.select(AuthSession, RefreshToken)
             .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == _hash_refresh(presented))
+            .where(RefreshToken.token_hash == hash_refresh_token(presented))
         )
     ).first()
     return (row[0], row[1]) if row else None
@@ -564,8 +454,8 @@ def acr_for(level: int) -> str:
 
 
 def level_of(acr: str | None) -> int | None:
-    if acr and acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX):] in {"0", "1", "2"}:
-        return int(acr[len(ACR_PREFIX):])
+    if acr and acr.startswith(ACR_PREFIX) and acr[len(ACR_PREFIX) :] in {"0", "1", "2"}:
+        return int(acr[len(ACR_PREFIX) :])
     return None
 
 
@@ -601,8 +491,11 @@ async def identity_level_changed(db: AsyncSession, user_id: uuid.UUID, new_level
         return 0
     result = await db.execute(
         sa.update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
-               AuthSession.acr.in_(higher))
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.acr.in_(higher),
+        )
         .values(acr=acr_for(max(new_level, 0)))
         .execution_options(synchronize_session="fetch")
     )

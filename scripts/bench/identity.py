@@ -123,7 +123,7 @@ async def _make_sessions(database_url: str, user_id: uuid.UUID, count: int) -> l
     from app.core.config import get_settings
     from app.core.security import random_token
     from app.tokens.models import AuthSession, RefreshToken
-    from app.tokens.service import REFRESH_PREFIX, _hash_refresh
+    from app.tokens.service import REFRESH_PREFIX, hash_refresh_token
 
     now = clock.now()
     expires = now + timedelta(days=get_settings().refresh_token_ttl_days)
@@ -148,7 +148,9 @@ async def _make_sessions(database_url: str, user_id: uuid.UUID, count: int) -> l
                 tokens.append(token)
                 sessions.append(auth.model_dump())
                 refresh_rows.append(
-                    RefreshToken(session_id=auth.id, token_hash=_hash_refresh(token)).model_dump()
+                    RefreshToken(
+                        session_id=auth.id, token_hash=hash_refresh_token(token)
+                    ).model_dump()
                 )
             async with engine.begin() as conn:
                 await conn.execute(sa.insert(AuthSession.__table__), sessions)  # type: ignore[attr-defined]

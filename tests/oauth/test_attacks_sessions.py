@@ -328,7 +328,7 @@ async def test_one_partner_refresh_token_presented_at_once_everywhere_has_one_su
     family_id = (
         await db.execute(
             sa.select(RefreshToken.session_id).where(
-                RefreshToken.token_hash == token_service._hash_refresh(presented)
+                RefreshToken.token_hash == token_service.hash_refresh_token(presented)
             )
         )
     ).scalar_one()
@@ -419,7 +419,7 @@ async def test_a_burst_inside_the_grace_window_is_reuse_not_a_fork_of_the_family
     family_id = (
         await db.execute(
             sa.select(RefreshToken.session_id).where(
-                RefreshToken.token_hash == token_service._hash_refresh(presented)
+                RefreshToken.token_hash == token_service.hash_refresh_token(presented)
             )
         )
     ).scalar_one()

@@ -1,8 +1,7 @@
 """The refresh_token grant, rule by rule: what it stores, what it signs, and who it refuses.
 
-On PostgreSQL the common case is one read and one write statement (`app.oauth.rotation`), with
-the ORM path deciding whatever that write could not do; on SQLite the ORM path does it all. The
-same behaviour is expected of both."""
+The rotation is the token service's one (`app.tokens.service.rotate_refresh_token`), in the
+request's transaction, on both databases."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.audit import AuditContext, AuditEvent
 from app.identity.models import User
-from app.oauth import rotation, service
+from app.oauth import service
 from app.oauth.clients import client_view
 from app.tokens import service as tokens
 from app.tokens.models import AuthSession, RefreshToken
@@ -31,8 +30,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def tokens_of_rp(live_url: str, rp: Any, browser: Browser) -> dict[str, Any]:
-    code, verifier, _ = await browser.code_for(rp.client.id,
-                                               scope="openid profile phone offline_access")
+    code, verifier, _ = await browser.code_for(
+        rp.client.id, scope="openid profile phone offline_access"
+    )
     answer = await exchange(live_url, rp, code, verifier)
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -40,15 +40,21 @@ async def tokens_of_rp(live_url: str, rp: Any, browser: Browser) -> dict[str, An
 
 async def _refresh_with(live_url: str, rp: Any, token: str, **extra: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        return await http.post("/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": token, **extra},
-            auth=(rp.client.id, rp.client_secret))
+        return await http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token, **extra},
+            auth=(rp.client.id, rp.client_secret),
+        )
 
 
 async def _token_row(db: AsyncSession, token: str) -> RefreshToken:
-    return (await db.execute(sa.select(RefreshToken).where(
-        RefreshToken.token_hash == tokens._hash_refresh(token)
-    ).execution_options(populate_existing=True))).scalar_one()
+    return (
+        await db.execute(
+            sa.select(RefreshToken)
+            .where(RefreshToken.token_hash == tokens.hash_refresh_token(token))
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
 
 
 async def test_a_refresh_spends_the_token_links_its_successor_and_touches_the_session(
@@ -75,16 +81,25 @@ async def test_every_refresh_is_in_the_audit_log(
     first = (await refresh(live_url, rp, tokens_of_rp["refresh_token"])).json()
     await refresh(live_url, rp, first["refresh_token"])
     family = (await _token_row(db, first["refresh_token"])).session_id
-    entries = (await db.execute(sa.select(AuditEvent).where(
-        AuditEvent.action == "oauth.token_issued",
-        AuditEvent.resource == f"oauth_client:{rp.client.id}").order_by(AuditEvent.at)
-    )).scalars().all()
+    entries = (
+        (
+            await db.execute(
+                sa.select(AuditEvent)
+                .where(
+                    AuditEvent.action == "oauth.token_issued",
+                    AuditEvent.resource == f"oauth_client:{rp.client.id}",
+                )
+                .order_by(AuditEvent.at)
+            )
+        )
+        .scalars()
+        .all()
+    )
     issued = [e.details for e in entries]
     assert issued[0]["grant_type"] == "authorization_code"
     assert issued[1:] == [{"grant_type": "refresh_token", "session_id": str(family)}] * 2
     owner = (await db.execute(sa.select(User.id))).scalar_one()
-    assert all(e.subject_id == owner and e.ip == "127.0.0.1" and e.request_id
-               for e in entries[1:])
+    assert all(e.subject_id == owner and e.ip == "127.0.0.1" and e.request_id for e in entries[1:])
 
 
 async def test_the_refreshed_id_token_is_signed_with_the_clients_alg_and_names_its_key(
@@ -109,15 +124,17 @@ async def test_the_refreshed_id_token_is_signed_with_the_clients_alg_and_names_i
 async def test_a_refresh_may_narrow_the_scope_but_never_widen_it(
     live_url: str, rp: Any, tokens_of_rp: dict[str, Any]
 ) -> None:
-    wider = await _refresh_with(live_url, rp, tokens_of_rp["refresh_token"],
-                                scope="openid profile phone address")
+    wider = await _refresh_with(
+        live_url, rp, tokens_of_rp["refresh_token"], scope="openid profile phone address"
+    )
     assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
     narrower = await _refresh_with(live_url, rp, tokens_of_rp["refresh_token"], scope="phone")
     assert narrower.status_code == 200, narrower.text
     assert narrower.json()["scope"] == "phone" and "id_token" not in narrower.json()
     # The family keeps what was granted: its next refresh may ask for all of it again.
-    again = await _refresh_with(live_url, rp, narrower.json()["refresh_token"],
-                                scope="openid profile phone")
+    again = await _refresh_with(
+        live_url, rp, narrower.json()["refresh_token"], scope="openid profile phone"
+    )
     assert again.status_code == 200 and again.json()["id_token"]
 
 
@@ -144,8 +161,9 @@ async def test_a_refresh_after_the_citizen_withdrew_consent_is_refused(
 async def test_two_concurrent_refreshes_with_one_token_are_both_served(
     live_url: str, rp: Any, tokens_of_rp: dict[str, Any], db: AsyncSession
 ) -> None:
-    answers = await asyncio.gather(*(refresh(live_url, rp, tokens_of_rp["refresh_token"])
-                                     for _ in range(2)))
+    answers = await asyncio.gather(
+        *(refresh(live_url, rp, tokens_of_rp["refresh_token"]) for _ in range(2))
+    )
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
     successors = {a.json()["refresh_token"] for a in answers}
     assert len(successors) == 2
@@ -185,30 +203,15 @@ async def test_a_rotation_that_lost_a_race_after_the_grace_window_revokes_the_fa
     client = await client_view(db, rp.client.id)
     assert client is not None
     with pytest.raises(service.GrantRefused) as refused:
-        await service.commit_refresh(db, client.row, grantee, tokens.new_refresh_token(),
-                                     ctx=AuditContext())
+        await service.commit_refresh(
+            db, client.row, grantee, tokens.new_refresh_token(), ctx=AuditContext()
+        )
     assert refused.value.commit
     await db.commit()
-    assert (await refresh(live_url, rp, winner["refresh_token"])).json()["error"] == \
-        "invalid_grant"
-    revoked = (await db.execute(sa.select(AuditEvent).where(
-        AuditEvent.action == "oauth.token_revoked"))).scalars().all()
+    assert (await refresh(live_url, rp, winner["refresh_token"])).json()["error"] == "invalid_grant"
+    revoked = (
+        (await db.execute(sa.select(AuditEvent).where(AuditEvent.action == "oauth.token_revoked")))
+        .scalars()
+        .all()
+    )
     assert [e.details["reason"] for e in revoked] == ["refresh_token_reuse"]
-
-
-async def test_a_rotation_whose_account_was_disabled_meanwhile_is_refused(
-    live_url: str, rp: Any, tokens_of_rp: dict[str, Any], db: AsyncSession
-) -> None:
-    if not rotation.available():
-        pytest.skip("SQLite reads and rotates in one transaction: there is no 'meanwhile'")
-    presented = tokens_of_rp["refresh_token"]
-    grantee = await _stale_read(db, rp, presented)
-    await db.execute(sa.update(User).values(status="disabled"))
-    await db.commit()
-    client = await client_view(db, rp.client.id)
-    assert client is not None
-    with pytest.raises(service.GrantRefused):
-        await service.commit_refresh(db, client.row, grantee, tokens.new_refresh_token(),
-                                     ctx=AuditContext())
-    await db.rollback()
-    assert (await _token_row(db, presented)).used_at is None
