@@ -24,34 +24,49 @@ from app.core import clock, jobs
 from app.core.db import after_commit, new_id
 from app.core.errors import AppError
 
-_first = (sa.select(CameraAlert.response)
-          .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
-          .limit(1).scalar_subquery())
+_first = (
+    sa.select(CameraAlert.response)
+    .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
+    .limit(1)
+    .scalar_subquery()
+)
 # One round trip for both look-ups: the first answer to this webhook-id (a redelivery) and the
 # camera (left-joined: it may be unknown).
-_LOOKUP = (sa.select(_first.label("first"), Camera.id, Camera.status, Camera.last_seen_at)
-           .select_from(sa.select(sa.literal(1).label("one")).subquery())
-           .outerjoin(Camera, Camera.code == sa.bindparam("code")))
+_LOOKUP = (
+    sa.select(_first.label("first"), Camera.id, Camera.status, Camera.last_seen_at)
+    .select_from(sa.select(sa.literal(1).label("one")).subquery())
+    .outerjoin(Camera, Camera.code == sa.bindparam("code"))
+)
 _ALERTS = CameraAlert.__table__
 _INSERT_SNAPSHOT = sa.insert(CameraSnapshot.__table__)
 # After a conflict: the answer of the alert that won (same webhook-id, or same camera and event).
-_FIRST_ANSWER = sa.select(CameraAlert.response).where(sa.or_(
-    CameraAlert.webhook_id == sa.bindparam("webhook_id"),
-    sa.and_(CameraAlert.camera_id == sa.bindparam("camera_id"),
-            CameraAlert.event_id == sa.bindparam("event_id")),
-)).limit(1)
+_FIRST_ANSWER = (
+    sa.select(CameraAlert.response)
+    .where(
+        sa.or_(
+            CameraAlert.webhook_id == sa.bindparam("webhook_id"),
+            sa.and_(
+                CameraAlert.camera_id == sa.bindparam("camera_id"),
+                CameraAlert.event_id == sa.bindparam("event_id"),
+            ),
+        )
+    )
+    .limit(1)
+)
 
 
-async def accept_alert(session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *,
-                       source: str = "ioc") -> dict[str, Any]:
+async def accept_alert(
+    session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, *, source: str = "ioc"
+) -> dict[str, Any]:
     """Store the alert and enqueue its processing; a redelivery gets the first answer back."""
     answer, outcome = await _accept(session, meta, alert, source)
     after_commit(session, metrics.count_alert, source, alert.type.value, outcome)
     return answer
 
 
-async def _accept(session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn,
-                  source: str) -> tuple[dict[str, Any], str]:
+async def _accept(
+    session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn, source: str
+) -> tuple[dict[str, Any], str]:
     # Core on the request's connection: the ORM's execution machinery is not needed here.
     conn = await session.connection()
     found = (await conn.execute(_LOOKUP, {"webhook_id": meta.id, "code": alert.camera_id})).one()
@@ -63,28 +78,59 @@ async def _accept(session: AsyncSession, meta: WebhookMeta, alert: CameraAlertIn
         raise AppError(errors.CAMERA_DISABLED, params={"camera_id": alert.camera_id})
     snapshot = service.decode_snapshot(alert.snapshot) if alert.snapshot else None
     now, alert_id = clock.now(), new_id()
-    answer = {"alert_id": str(alert_id), "camera_id": alert.camera_id,
-              "event_id": alert.event_id, "status": "accepted", "received_at": now.isoformat()}
+    answer = {
+        "alert_id": str(alert_id),
+        "camera_id": alert.camera_id,
+        "event_id": alert.event_id,
+        "status": "accepted",
+        "received_at": now.isoformat(),
+    }
     # The statements are the same each time and the values are parameters: compiled once.
-    inserted = (await conn.execute(
-        insert(session, _ALERTS).on_conflict_do_nothing().returning(_ALERTS.c.id), {
-            "id": alert_id, "camera_id": found.id, "webhook_id": meta.id,
-            "event_id": alert.event_id, "source": source, "type": alert.type.value,
-            "confidence": alert.confidence, "occurred_at": alert.occurred_at.astimezone(UTC),
-            "received_at": now, "plate_text": alert.plate_text,
-            "boxes": [b.model_dump() for b in alert.boxes],
-            "snapshot_status": "received" if snapshot else "none", "response": answer,
-        })).first()
+    inserted = (
+        await conn.execute(
+            insert(session, _ALERTS).on_conflict_do_nothing().returning(_ALERTS.c.id),
+            {
+                "id": alert_id,
+                "camera_id": found.id,
+                "webhook_id": meta.id,
+                "event_id": alert.event_id,
+                "source": source,
+                "type": alert.type.value,
+                "confidence": alert.confidence,
+                "occurred_at": alert.occurred_at.astimezone(UTC),
+                "received_at": now,
+                "plate_text": alert.plate_text,
+                "boxes": [b.model_dump() for b in alert.boxes],
+                "snapshot_status": "received" if snapshot else "none",
+                "response": answer,
+            },
+        )
+    ).first()
     if inserted is None:
-        first = (await conn.execute(_FIRST_ANSWER, {
-            "webhook_id": meta.id, "camera_id": found.id, "event_id": alert.event_id,
-        })).scalar_one()
+        first = (
+            await conn.execute(
+                _FIRST_ANSWER,
+                {
+                    "webhook_id": meta.id,
+                    "camera_id": found.id,
+                    "event_id": alert.event_id,
+                },
+            )
+        ).scalar_one()
         return dict(first), metrics.REDELIVERY
     if snapshot is not None:
         data, (width, height) = snapshot
-        await conn.execute(_INSERT_SNAPSHOT, {
-            "alert_id": alert_id, "variant": "original", "content": data, "width": width,
-            "height": height, "created_at": now})
+        await conn.execute(
+            _INSERT_SNAPSHOT,
+            {
+                "alert_id": alert_id,
+                "variant": "original",
+                "content": data,
+                "width": width,
+                "height": height,
+                "created_at": now,
+            },
+        )
     await jobs.enqueue(session, service.PROCESS_JOB, {"alert_id": str(alert_id)})
     last_seen = found.last_seen_at
     if found.status == OFFLINE or last_seen is None or last_seen < now - service.SEEN_RESOLUTION:

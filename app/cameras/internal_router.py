@@ -30,16 +30,29 @@ from app.core.errors import responses
 from app.core.internal import INTERNAL_NETWORK_FORBIDDEN
 from app.identity.dependencies import DbSession
 
-router = APIRouter(prefix="/internal/v1", tags=["internal: camera alerts"],
-                   route_class=SignedWebhookRoute)
+router = APIRouter(
+    prefix="/internal/v1", tags=["internal: camera alerts"], route_class=SignedWebhookRoute
+)
 
 Webhook = Annotated[WebhookMeta, Depends(webhook_meta)]
-BODY_ERRORS = (core_errors.VALIDATION_FAILED, core_errors.MALFORMED_JSON,
-               core_errors.BODY_TOO_LARGE)
-WEBHOOK_ERRORS = (errors.WEBHOOK_UNSIGNED, errors.WEBHOOK_BAD_SIGNATURE, errors.WEBHOOK_TIMESTAMP,
-                  errors.WEBHOOK_NOT_CONFIGURED, INTERNAL_NETWORK_FORBIDDEN)
-ALERT_ERRORS = (errors.CAMERA_UNKNOWN, errors.CAMERA_DISABLED, errors.SNAPSHOT_INVALID,
-                errors.SNAPSHOT_TOO_LARGE)
+BODY_ERRORS = (
+    core_errors.VALIDATION_FAILED,
+    core_errors.MALFORMED_JSON,
+    core_errors.BODY_TOO_LARGE,
+)
+WEBHOOK_ERRORS = (
+    errors.WEBHOOK_UNSIGNED,
+    errors.WEBHOOK_BAD_SIGNATURE,
+    errors.WEBHOOK_TIMESTAMP,
+    errors.WEBHOOK_NOT_CONFIGURED,
+    INTERNAL_NETWORK_FORBIDDEN,
+)
+ALERT_ERRORS = (
+    errors.CAMERA_UNKNOWN,
+    errors.CAMERA_DISABLED,
+    errors.SNAPSHOT_INVALID,
+    errors.SNAPSHOT_TOO_LARGE,
+)
 SIGNING = (
     "Signed as the Standard Webhooks specification says: `webhook-id` (unique per message; "
     "a redelivery with the same id gets the first answer and changes nothing), "
@@ -54,25 +67,42 @@ _ACCEPTED = TypeAdapter(AlertAccepted)
 
 
 @router.post(
-    "/camera-alerts", response_model=AlertAccepted, status_code=status.HTTP_202_ACCEPTED,
+    "/camera-alerts",
+    response_model=AlertAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
     summary="Receive an alert from the operations centre's cameras",
     description=SIGNING + " The answer (202) means the alert is stored and its processing "
     "queued: pictures blurred, incident joined or opened for ward staff, staff and nearby "
     "citizens told.",
     responses=responses(*WEBHOOK_ERRORS, *ALERT_ERRORS, *BODY_ERRORS),
-    openapi_extra={"requestBody": {"content": {"application/json": {"examples": {
-        "accident": {"summary": "An accident with a snapshot", "value": ALERT_EXAMPLE},
-    }}}}},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "accident": {
+                            "summary": "An accident with a snapshot",
+                            "value": ALERT_EXAMPLE,
+                        },
+                    }
+                }
+            }
+        }
+    },
 )
 @direct(CameraAlertIn)
 async def receive_alert(alert: CameraAlertIn, meta: Webhook, session: DbSession) -> Response:
     answer = await intake.accept_alert(session, meta, alert)
-    return Response(_ACCEPTED.dump_json(_ACCEPTED.validate_python(answer)),
-                    status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
+    return Response(
+        _ACCEPTED.dump_json(_ACCEPTED.validate_python(answer)),
+        status_code=status.HTTP_202_ACCEPTED,
+        media_type="application/json",
+    )
 
 
 @router.post(
-    "/camera-alerts/frigate", response_model=AlertAccepted | FrigateIgnored,
+    "/camera-alerts/frigate",
+    response_model=AlertAccepted | FrigateIgnored,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Receive a Frigate NVR `frigate/events` message (forwarded by an MQTT bridge)",
     description=SIGNING + " The Frigate camera name is the camera's code. Messages that are no "
@@ -88,7 +118,8 @@ async def receive_frigate_event(event: FrigateEvent, meta: Webhook, session: DbS
 
 
 @router.post(
-    "/camera-heartbeats", response_model=HeartbeatOut,
+    "/camera-heartbeats",
+    response_model=HeartbeatOut,
     summary="A camera is alive",
     description=SIGNING + " Keeps a quiet camera from being flagged offline (and brings an "
     "offline one back). Send it more often than CAMERA_OFFLINE_AFTER_SECONDS.",
@@ -96,5 +127,4 @@ async def receive_frigate_event(event: FrigateEvent, meta: Webhook, session: DbS
 )
 async def receive_heartbeat(beat: HeartbeatIn, _: Webhook, session: DbSession) -> Any:
     camera = await service.heartbeat(session, beat.camera_id)
-    return {"camera_id": camera.code, "status": camera.status,
-            "last_seen_at": camera.last_seen_at}
+    return {"camera_id": camera.code, "status": camera.status, "last_seen_at": camera.last_seen_at}

@@ -51,15 +51,20 @@ def _render(p: CameraOfflineParams, lang: Language) -> templates.Rendered:
     since = _since(p.offline_since)
     if lang == "vi":
         when = f" từ {since}" if since else ""
-        return templates.Rendered("Camera mất tín hiệu",
-                                  f"Camera{_named(p)} không gửi tín hiệu{when}.")
+        return templates.Rendered(
+            "Camera mất tín hiệu", f"Camera{_named(p)} không gửi tín hiệu{when}."
+        )
     when = f" since {since}" if since else ""
     return templates.Rendered("Camera offline", f"Camera{_named(p)} has been silent{when}.")
 
 
 TEMPLATE = templates.Template(
-    kind=KIND, category=templates.STAFF_CATEGORY, urgent=False, ttl_seconds=6 * 3600,
-    android_channel="staff_alerts", params=CameraOfflineParams,
+    kind=KIND,
+    category=templates.STAFF_CATEGORY,
+    urgent=False,
+    ttl_seconds=6 * 3600,
+    android_channel="staff_alerts",
+    params=CameraOfflineParams,
     # No camera screen in the app yet: the notice opens the inbox.
     deep_link=lambda p: deep_links.inbox(),
     collapse_key=lambda p: f"camera-offline-{p.camera_id}",
@@ -80,20 +85,29 @@ class CameraEventParams(templates.TemplateParams):
 def _render_event(p: CameraEventParams, lang: Language) -> templates.Rendered:
     if lang == "vi":
         kind = templates.label(templates.ALERT_TYPES, p.alert_type or "", lang) or "Sự cố"
-        return templates.Rendered(f"Cảnh báo camera: {kind}",
-                                  f"{kind} — camera{_named(p)}. Vui lòng kiểm tra ngay.")
+        return templates.Rendered(
+            f"Cảnh báo camera: {kind}", f"{kind} — camera{_named(p)}. Vui lòng kiểm tra ngay."
+        )
     kind = templates.label(templates.ALERT_TYPES, p.alert_type or "", lang) or "Event"
-    return templates.Rendered(f"Camera alert: {kind}",
-                              f"{kind} — camera{_named(p)}. Please check at once.")
+    return templates.Rendered(
+        f"Camera alert: {kind}", f"{kind} — camera{_named(p)}. Please check at once."
+    )
 
 
 EVENT_TEMPLATE = templates.Template(
-    kind=EVENT_KIND, category=templates.STAFF_CATEGORY, urgent=True, ttl_seconds=3600,
-    android_channel="staff_alerts", params=CameraEventParams,
+    kind=EVENT_KIND,
+    category=templates.STAFF_CATEGORY,
+    urgent=True,
+    ttl_seconds=3600,
+    android_channel="staff_alerts",
+    params=CameraEventParams,
     deep_link=lambda p: deep_links.inbox(),
     collapse_key=lambda p: f"camera-event-{p.alert_id}",
     render=_render_event,
-    data=lambda p: {"alert_id": p.alert_id, "alert_type": p.alert_type,
-                    "camera_code": p.camera_code},
+    data=lambda p: {
+        "alert_id": p.alert_id,
+        "alert_type": p.alert_type,
+        "camera_code": p.camera_code,
+    },
 )
 templates.TEMPLATES.setdefault(EVENT_KIND, EVENT_TEMPLATE)

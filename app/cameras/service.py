@@ -131,23 +131,30 @@ def decode_snapshot(text: str) -> tuple[bytes, tuple[int, int]]:
     settings = get_settings()
     limit = settings.camera_snapshot_max_bytes
     if len(text) > (limit + 2) // 3 * 4 + 4:
-        raise AppError(errors.SNAPSHOT_TOO_LARGE,
-                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+        raise AppError(
+            errors.SNAPSHOT_TOO_LARGE,
+            params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels},
+        )
     try:
         data = _base64(text)
     except ValueError:
         raise AppError(errors.SNAPSHOT_INVALID, params={"reason": "not base64"}) from None
     if len(data) > limit:
-        raise AppError(errors.SNAPSHOT_TOO_LARGE,
-                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+        raise AppError(
+            errors.SNAPSHOT_TOO_LARGE,
+            params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels},
+        )
     try:
         size = imaging.inspect_jpeg(data)
     except imaging.SnapshotError as exc:
-        raise AppError(errors.SNAPSHOT_INVALID, params={"reason": exc.reason},
-                       extra={"reason": exc.reason}) from None
+        raise AppError(
+            errors.SNAPSHOT_INVALID, params={"reason": exc.reason}, extra={"reason": exc.reason}
+        ) from None
     if size[0] * size[1] > settings.camera_snapshot_max_pixels:
-        raise AppError(errors.SNAPSHOT_TOO_LARGE,
-                       params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels})
+        raise AppError(
+            errors.SNAPSHOT_TOO_LARGE,
+            params={"limit": limit, "max_pixels": settings.camera_snapshot_max_pixels},
+        )
     return data, size
 
 
@@ -169,15 +176,19 @@ SEEN_RESOLUTION = timedelta(seconds=5)
 async def mark_seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -> None:
     """The camera spoke: remember when, and bring it back from offline."""
     await session.execute(
-        sa.update(Camera).where(
+        sa.update(Camera)
+        .where(
             Camera.id == camera_id,
-            sa.or_(Camera.status == OFFLINE, Camera.last_seen_at.is_(None),
-                   Camera.last_seen_at < at - SEEN_RESOLUTION),
-        ).values(
+            sa.or_(
+                Camera.status == OFFLINE,
+                Camera.last_seen_at.is_(None),
+                Camera.last_seen_at < at - SEEN_RESOLUTION,
+            ),
+        )
+        .values(
             last_seen_at=sa.case((Camera.last_seen_at > at, Camera.last_seen_at), else_=at),
             status=sa.case((Camera.status == OFFLINE, ACTIVE), else_=Camera.status),
-            offline_since=sa.case((Camera.status == OFFLINE, None),
-                                  else_=Camera.offline_since),
+            offline_since=sa.case((Camera.status == OFFLINE, None), else_=Camera.offline_since),
         )
     )
 
@@ -192,28 +203,37 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     The pictures are made first, in a thread and with nothing written yet (on SQLite the
     database's write lock is taken only by the short write part that follows)."""
     # One round trip for both (the FK cascades: an alert never outlives its camera).
-    found = (await session.execute(
-        sa.select(CameraAlert, Camera).join(Camera, Camera.id == CameraAlert.camera_id)
-        .where(CameraAlert.id == alert_id)
-    )).one_or_none()
+    found = (
+        await session.execute(
+            sa.select(CameraAlert, Camera)
+            .join(Camera, Camera.id == CameraAlert.camera_id)
+            .where(CameraAlert.id == alert_id)
+        )
+    ).one_or_none()
     if found is None or found.CameraAlert.status == "processed":
         return
     alert, camera = found.CameraAlert, found.Camera
     made = await _pictures(session, alert)
     evidence = None
-    if made is not None and isinstance(made[1], imaging.Processed) and (
-            integrations.opens_incident(alert, camera)):
+    if (
+        made is not None
+        and isinstance(made[1], imaging.Processed)
+        and (integrations.opens_incident(alert, camera))
+    ):
         evidence = await integrations.save_evidence(*made)
     await _store_pictures(session, alert, made)
-    link = await integrations.join_or_open_incident(session, alert=alert, camera=camera,
-                                                    evidence=evidence)
+    link = await integrations.join_or_open_incident(
+        session, alert=alert, camera=camera, evidence=evidence
+    )
     if link is not None:
         alert.incident_id, alert.incident_joined = str(link.incident_id), link.joined
-        await integrations.alert_ward_staff(session, alert=alert, camera=camera,
-                                            incident_id=link.incident_id)
+        await integrations.alert_ward_staff(
+            session, alert=alert, camera=camera, incident_id=link.incident_id
+        )
         alert.staff_notified = True
         alert.citizens_warned = await integrations.warn_nearby_citizens(
-            session, alert=alert, camera=camera, incident_id=link.incident_id)
+            session, alert=alert, camera=camera, incident_id=link.incident_id
+        )
     else:
         await integrations.alert_ward_staff_without_incident(session, alert=alert, camera=camera)
         alert.staff_notified = True
@@ -221,8 +241,14 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     await session.flush()
     delay = (alert.processed_at - alert.received_at).total_seconds()
     after_commit(session, metrics.PROCESSING_DELAY.labels(alert.type).observe, delay)
-    log.info("camera_alert_processed", alert_id=str(alert.id), camera=camera.code,
-             type=alert.type, incident_id=alert.incident_id, snapshot=alert.snapshot_status)
+    log.info(
+        "camera_alert_processed",
+        alert_id=str(alert.id),
+        camera=camera.code,
+        type=alert.type,
+        incident_id=alert.incident_id,
+        snapshot=alert.snapshot_status,
+    )
 
 
 async def _pictures(
@@ -232,22 +258,27 @@ async def _pictures(
     that the worker's other jobs go on meanwhile."""
     if alert.snapshot_status == "none":
         return None
-    original = (await session.execute(
-        sa.select(CameraSnapshot.content).where(CameraSnapshot.alert_id == alert.id,
-                                                CameraSnapshot.variant == "original")
-    )).scalar_one_or_none()
+    original = (
+        await session.execute(
+            sa.select(CameraSnapshot.content).where(
+                CameraSnapshot.alert_id == alert.id, CameraSnapshot.variant == "original"
+            )
+        )
+    ).scalar_one_or_none()
     if original is None:
         return None
     try:
-        made = await asyncio.to_thread(imaging.process, original, alert.boxes,
-                                       get_settings().camera_snapshot_max_pixels)
+        made = await asyncio.to_thread(
+            imaging.process, original, alert.boxes, get_settings().camera_snapshot_max_pixels
+        )
     except imaging.SnapshotError as exc:  # an answer, not a failure of the job
         return original, exc
     return original, made
 
 
 async def _store_pictures(
-    session: AsyncSession, alert: CameraAlert,
+    session: AsyncSession,
+    alert: CameraAlert,
     made: tuple[bytes, imaging.Processed | imaging.SnapshotError] | None,
 ) -> None:
     """Blurred public copy and thumbnail of the snapshot, or the snapshot marked corrupt."""
@@ -258,16 +289,31 @@ async def _store_pictures(
         alert.snapshot_status = "corrupt"
         log.warning("camera_snapshot_corrupt", alert_id=str(alert.id), reason=result.reason)
         return
-    rows = [{"alert_id": alert.id, "variant": variant, "content": content, "width": width,
-             "height": height, "created_at": clock.now()}
-            for variant, content, (width, height) in (
-                ("public", result.public_jpeg, result.public_size),
-                ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size))]
+    rows = [
+        {
+            "alert_id": alert.id,
+            "variant": variant,
+            "content": content,
+            "width": width,
+            "height": height,
+            "created_at": clock.now(),
+        }
+        for variant, content, (width, height) in (
+            ("public", result.public_jpeg, result.public_size),
+            ("thumbnail", result.thumbnail_jpeg, result.thumbnail_size),
+        )
+    ]
     statement = insert(session, CameraSnapshot).values(rows)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[CameraSnapshot.alert_id, CameraSnapshot.variant],
-        set_={"content": statement.excluded.content, "width": statement.excluded.width,
-              "height": statement.excluded.height}))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[CameraSnapshot.alert_id, CameraSnapshot.variant],
+            set_={
+                "content": statement.excluded.content,
+                "width": statement.excluded.width,
+                "height": statement.excluded.height,
+            },
+        )
+    )
     alert.snapshot_status = "processed"
     alert.faces_blurred, alert.plates_blurred = result.faces, result.plates
 
@@ -282,7 +328,10 @@ async def get_alert(session: AsyncSession, alert_id: uuid.UUID) -> tuple[CameraA
 
 
 async def list_alerts(
-    session: AsyncSession, *, ward_code: str | None, incident_id: str | None = None,
+    session: AsyncSession,
+    *,
+    ward_code: str | None,
+    incident_id: str | None = None,
     limit: int = 50,
 ) -> list[CameraAlert]:
     query = sa.select(CameraAlert).order_by(CameraAlert.received_at.desc()).limit(limit)
@@ -290,7 +339,8 @@ async def list_alerts(
         query = query.where(CameraAlert.incident_id == incident_id)
     if ward_code is not None:
         query = query.join(Camera, Camera.id == CameraAlert.camera_id).where(
-            Camera.ward_code == ward_code)
+            Camera.ward_code == ward_code
+        )
     return list((await session.execute(query)).scalars())
 
 
@@ -313,8 +363,13 @@ async def schedule_offline_check(session: AsyncSession) -> None:
     now = clock.now()
     slot = math.floor(now.timestamp() / interval) + 1
     run_after = datetime.fromtimestamp(slot * interval, tz=UTC)
-    await jobs.enqueue(session, OFFLINE_CHECK_JOB, {}, delay=run_after - now,
-                       dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}")
+    await jobs.enqueue(
+        session,
+        OFFLINE_CHECK_JOB,
+        {},
+        delay=run_after - now,
+        dedupe_key=f"{OFFLINE_CHECK_JOB}:{slot}",
+    )
 
 
 async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
@@ -322,9 +377,13 @@ async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
     ward's staff are told. A camera never heard from counts from its registration."""
     cutoff = clock.now() - timedelta(seconds=get_settings().camera_offline_after_seconds)
     silent = sa.func.coalesce(Camera.last_seen_at, Camera.created_at) < cutoff
-    cameras = list((await session.execute(
-        sa.select(Camera).where(Camera.status == ACTIVE, silent).with_for_update()
-    )).scalars())
+    cameras = list(
+        (
+            await session.execute(
+                sa.select(Camera).where(Camera.status == ACTIVE, silent).with_for_update()
+            )
+        ).scalars()
+    )
     now = clock.now()
     for camera in cameras:
         camera.status, camera.offline_since, camera.updated_at = OFFLINE, now, now
@@ -337,18 +396,26 @@ async def purge_originals(session: AsyncSession) -> int:
     """Unblurred pictures and plate texts are personal data kept only for
     CAMERA_ORIGINAL_RETENTION_DAYS (staff verify alerts long before); blurred copies stay."""
     cutoff = clock.now() - timedelta(days=get_settings().camera_original_retention_days)
-    old = sa.select(CameraAlert.id).where(CameraAlert.received_at < cutoff,
-                                          CameraAlert.status == "processed")
-    result = await session.execute(
-        sa.delete(CameraSnapshot).where(CameraSnapshot.variant == "original",
-                                        CameraSnapshot.alert_id.in_(old))
+    old = sa.select(CameraAlert.id).where(
+        CameraAlert.received_at < cutoff, CameraAlert.status == "processed"
     )
-    await session.execute(sa.update(CameraAlert).where(
-        CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None)).values(plate_text=None))
-    evidence = (await session.execute(
-        sa.select(CameraAlert.evidence_media_id).where(
-            CameraAlert.id.in_(old), CameraAlert.evidence_media_id.is_not(None))
-    )).scalars()
+    result = await session.execute(
+        sa.delete(CameraSnapshot).where(
+            CameraSnapshot.variant == "original", CameraSnapshot.alert_id.in_(old)
+        )
+    )
+    await session.execute(
+        sa.update(CameraAlert)
+        .where(CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None))
+        .values(plate_text=None)
+    )
+    evidence = (
+        await session.execute(
+            sa.select(CameraAlert.evidence_media_id).where(
+                CameraAlert.id.in_(old), CameraAlert.evidence_media_id.is_not(None)
+            )
+        )
+    ).scalars()
     await integrations.withdraw_evidence(session, list(evidence))
     return result.rowcount or 0
 
@@ -357,9 +424,11 @@ async def run_offline_check(session: AsyncSession) -> list[Camera]:
     """The periodic job: offline cameras, expired originals, and the next run."""
     flagged = await flag_offline_cameras(session)
     await purge_originals(session)
-    remaining = (await session.execute(
-        sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
-    )).scalar_one()
+    remaining = (
+        await session.execute(
+            sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
+        )
+    ).scalar_one()
     if remaining:
         await schedule_offline_check(session)
     return flagged

@@ -95,9 +95,8 @@ Endpoint = Callable[..., Coroutine[Any, Any, Response]]
 
 
 def direct(model: type[BaseModel]) -> Callable[[Endpoint], Endpoint]:
-    """Mark an endpoint `async def f(body: model, meta: WebhookMeta, session: AsyncSession)
-    -> Response` to be called
-    by `SignedWebhookRoute` without FastAPI's request handling (see the module docstring)."""
+    """Mark an endpoint `async def f(body: model, meta: WebhookMeta, session) -> Response` to be
+    called by `SignedWebhookRoute` without FastAPI's request handling (see the module docstring)."""
 
     def mark(endpoint: Endpoint) -> Endpoint:
         endpoint.direct_body = model  # type: ignore[attr-defined]
@@ -109,16 +108,27 @@ def direct(model: type[BaseModel]) -> Callable[[Endpoint], Endpoint]:
 def _parse(model: type[BaseModel], request: Request, body: bytes) -> BaseModel:
     """The body as FastAPI would read it into `model`, errors included, in one pass."""
     if not body:
-        raise RequestValidationError([{"type": "missing", "loc": ("body",), "input": None,
-                                       "msg": "Field required"}], body=body)
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "input": None, "msg": "Field required"}],
+            body=body,
+        )
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not (media == "application/json"
-            or (media.startswith("application/") and media.endswith("+json"))):
+    if not (
+        media == "application/json"
+        or (media.startswith("application/") and media.endswith("+json"))
+    ):
         # FastAPI leaves a body without a JSON media type unparsed: not an object.
-        raise RequestValidationError([{
-            "type": "model_attributes_type", "loc": ("body",), "input": body,
-            "msg": "Input should be a valid dictionary or object to extract fields from"}],
-            body=body)
+        raise RequestValidationError(
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ("body",),
+                    "input": body,
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                }
+            ],
+            body=body,
+        )
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -78,6 +78,7 @@ def json_field(*, nullable: bool = False) -> Any:
 _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 _held: _HeldConnections | None = None
+_held_engine: AsyncEngine | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -133,14 +134,16 @@ def session_factory() -> async_sessionmaker[AsyncSession]:
 
 
 async def dispose_engine() -> None:
-    global _engine, _sessionmaker, _held
+    global _engine, _sessionmaker, _held, _held_engine
     if _held is not None:
         await _held.close()
-    if _engine is not None:
-        await _engine.dispose()
+    for engine in (_held_engine, _engine):
+        if engine is not None:
+            await engine.dispose()
     _engine = None
     _sessionmaker = None
     _held = None
+    _held_engine = None
 
 
 @asynccontextmanager
@@ -207,7 +210,11 @@ _Held = tuple[AsyncConnection, Any]
 
 
 class _HeldConnections:
-    """A few connections checked out of the engine's pool for good, lent to `Direct` statements.
+    """A few connections checked out of a pool of their own for good, lent to `Direct` reads.
+
+    Their own pool, not the request sessions': a request holding its session's connection while
+    it waits for a held one (or the reverse) can never exhaust the pool it waits on, however
+    large the burst at a fresh process.
 
     Checking a connection out of SQLAlchemy's pool and back costs four times a one-row query on
     an open asyncpg connection (measured: 0.09 against 0.02 ms CPU). These went through the
@@ -309,9 +316,13 @@ def _disconnect_errors() -> tuple[type[BaseException], ...]:
 
         # InternalClientError: what a connection whose server end was terminated while it sat
         # idle raises at its next use (seen with asyncpg 0.32: "cannot switch to state").
-        errors += [asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.InternalClientError, asyncpg.exceptions.AdminShutdownError,
-                   asyncpg.exceptions.CannotConnectNowError]
+        errors += [
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InternalClientError,
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.CannotConnectNowError,
+        ]
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         pass
     return tuple(errors)
@@ -332,15 +343,13 @@ def _is_locked(exc: BaseException) -> bool:
 
 @asynccontextmanager
 async def _driver_connection() -> AsyncIterator[Any]:
-    """The database driver's own connection (asyncpg or aiosqlite), for `Direct` statements.
-
-    No transaction is open on it: on PostgreSQL each statement commits by itself; on SQLite a
-    data-changing statement opens one (the sqlite3 module does), which the caller commits.
-    """
-    global _held
+    """The database driver's own connection (asyncpg or aiosqlite), for `Direct` reads, from
+    an engine of its own (see `_HeldConnections`). No transaction is open on it."""
+    global _held, _held_engine
     if _held is None:
-        engine = get_engine()
-        _held = _HeldConnections(engine, direct_connections(engine.dialect.name))
+        dialect = get_engine().dialect.name
+        _held_engine = make_engine(get_settings().database_url)
+        _held = _HeldConnections(_held_engine, direct_connections(dialect))
     async with _held.lend() as connection:
         yield connection
 
@@ -377,21 +386,24 @@ class _Compiled:
 
 
 class Direct:
-    """A Core statement run straight on the driver's connection, for the few hottest paths.
+    """A Core SELECT run straight on the driver's connection, for a short named allow-list of
+    read-only hot queries (GET /api/v1/me and the caller's scope, the nearby feed, the staff
+    queues). Never a write: every change happens in the request's transaction.
 
     The ORM session and even a Core `execute` cost several times the query itself (measured:
     0.28 ms CPU against 0.10 ms on PostgreSQL for a one-row read, plus BEGIN and COMMIT round
     trips). The statement is compiled once per dialect by SQLAlchemy, and each value goes through
     its column type's own bind and result processors, so what is written and read is exactly
-    what the ORM would write and read. One statement, one round trip, atomic by itself.
+    what the ORM would read. One statement, one round trip.
 
-    A read that meets a lost connection is tried once more on a new one; a change is not (it may
-    have been committed): the caller gets the error, which the app answers 503 with Retry-After.
+    A read that meets a lost connection is tried once more on a new one; a second failure is
+    the caller's error, which the app answers 503 with Retry-After.
     """
 
-    def __init__(self, statement: sa.Executable, *, writes: bool = False) -> None:
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        if not isinstance(statement, sa.Select):
+            raise TypeError("Direct runs read-only SELECT statements only")
         self.statement = statement
-        self._retry = not writes
         self._compiled: dict[str, _Compiled] = {}
 
     def _compiled_for(self, dialect: sa.Dialect) -> _Compiled:
@@ -400,8 +412,11 @@ class Direct:
         if compiled is None:
             done = self.statement.compile(dialect=dialect)
             binds = [
-                _Bind(name, bind.type._cached_bind_processor(dialect),
-                      _REQUIRED if bind.required else bind.effective_value)
+                _Bind(
+                    name,
+                    bind.type._cached_bind_processor(dialect),
+                    _REQUIRED if bind.required else bind.effective_value,
+                )
                 for name in done.positiontup or ()
                 for bind in (done.binds[name],)
             ]
@@ -419,8 +434,11 @@ class Direct:
         """The driver's positional arguments, each value through its column type's processor."""
         args = []
         for bind in binds:
-            value = params[bind.name] if bind.default is _REQUIRED else params.get(
-                bind.name, bind.default)  # a value built into the statement (a LIMIT, say)
+            value = (
+                params[bind.name]
+                if bind.default is _REQUIRED
+                else params.get(bind.name, bind.default)
+            )  # a value built into the statement (a LIMIT, say)
             args.append(bind.process(value) if bind.process else value)
         return args
 
@@ -431,7 +449,7 @@ class Direct:
         try:
             rows = await self._run(dialect.name, compiled.sql, args)
         except DRIVER_UNAVAILABLE as exc:
-            if not (self._retry and _is_disconnect(exc)):
+            if not _is_disconnect(exc):
                 raise sa.exc.OperationalError(compiled.sql, args, exc) from exc  # type: ignore[arg-type]
             try:
                 rows = await self._run(dialect.name, compiled.sql, args)
@@ -444,10 +462,7 @@ class Direct:
         async with _driver_connection() as conn:
             if dialect != "sqlite":
                 return await conn.fetch(sql, *args)
-            rows = await conn.execute_fetchall(sql, args)
-            if conn.in_transaction:
-                await conn.commit()
-            return rows
+            return await conn.execute_fetchall(sql, args)
 
     async def fetch_one(self, params: dict[str, Any]) -> dict[str, Any] | None:
         rows = await self.fetch_all(params)
@@ -467,16 +482,16 @@ def _result_processor(
         if numeric and not type_.asdecimal:  # type: ignore[attr-defined]
             return lambda value: None if value is None else float(value)
         if numeric:
-            return lambda value: value if value is None or isinstance(value, Decimal) else (
-                Decimal(str(value)))
+            return lambda value: (
+                value if value is None or isinstance(value, Decimal) else (Decimal(str(value)))
+            )
         raise
 
 
 def _row(compiled: _Compiled, row: Any) -> dict[str, Any]:
     return {
         name: process(value) if process else value
-        for name, process, value in zip(compiled.columns, compiled.results, tuple(row),
-                                        strict=True)
+        for name, process, value in zip(compiled.columns, compiled.results, tuple(row), strict=True)
     }
 
 

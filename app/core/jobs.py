@@ -223,8 +223,12 @@ class Worker:
 
     def _ours(self, job: Job) -> sa.ColumnElement[bool]:
         """Still the claim we made: not re-claimed (attempts moved on) nor finished since."""
-        return sa.and_(Job.id == job.id, Job.status == RUNNING, Job.locked_by == self.name,
-                       Job.attempts == job.attempts)
+        return sa.and_(
+            Job.id == job.id,
+            Job.status == RUNNING,
+            Job.locked_by == self.name,
+            Job.attempts == job.attempts,
+        )
 
     async def claim(self, limit: int | None = None) -> list[Job]:
         """Take up to `limit` (at most `batch_size`) due jobs (or jobs whose lease ran out) under
@@ -243,8 +247,9 @@ class Worker:
         async with self.sessions() as session, session.begin():
             rows = (await session.execute(pick)).all()
             abandoned = [r for r in rows if r.status == RUNNING and r.attempts >= r.max_attempts]
-            fresh = _one_claim([r for r in rows
-                                if r.status == PENDING or r.attempts < r.max_attempts])
+            fresh = _one_claim(
+                [r for r in rows if r.status == PENDING or r.attempts < r.max_attempts]
+            )
             if abandoned:
                 await self._park_abandoned(session, abandoned, now)
             if not fresh:
@@ -254,8 +259,12 @@ class Worker:
             claimed = await session.execute(
                 sa.update(Job)
                 .where(Job.id.in_(fresh), due)
-                .values(status=RUNNING, locked_by=self.name, locked_until=now + self.lease,
-                        attempts=Job.attempts + 1)
+                .values(
+                    status=RUNNING,
+                    locked_by=self.name,
+                    locked_until=now + self.lease,
+                    attempts=Job.attempts + 1,
+                )
                 .returning(Job)
                 .execution_options(synchronize_session=False)
             )
@@ -265,13 +274,20 @@ class Worker:
 
     async def _park_abandoned(self, session: AsyncSession, rows: list[Any], now: datetime) -> None:
         for row in rows:
-            error = (f"abandoned: attempt {row.attempts} of {row.max_attempts} never finished "
-                     "(its worker stopped or ran past its lease)")
+            error = (
+                f"abandoned: attempt {row.attempts} of {row.max_attempts} never finished "
+                "(its worker stopped or ran past its lease)"
+            )
             await session.execute(
                 sa.update(Job)
                 .where(Job.id == row.id, Job.status == RUNNING, Job.attempts == row.attempts)
-                .values(status=DEAD, last_error=error, finished_at=now, locked_by=None,
-                        locked_until=None)
+                .values(
+                    status=DEAD,
+                    last_error=error,
+                    finished_at=now,
+                    locked_by=None,
+                    locked_until=None,
+                )
             )
             metrics.JOBS_FINISHED.labels(row.kind, "dead").inc()
             log.error("job_abandoned", job_id=str(row.id), kind=row.kind, attempts=row.attempts)
@@ -288,7 +304,8 @@ class Worker:
     async def run_job(self, job: Job) -> None:
         """Run one claimed job. Never raises: failures are recorded on the job."""
         metrics.JOB_WAIT.labels(job.kind).observe(
-            max(0.0, (clock.now() - job.run_after).total_seconds()))
+            max(0.0, (clock.now() - job.run_after).total_seconds())
+        )
         token = _current.set(RunningJob(job.id, job.kind, job.attempts, self.name))
         try:
             await self._run(job)
@@ -309,8 +326,10 @@ class Worker:
     async def _run(self, job: Job) -> None:
         handler = HANDLERS.get(job.kind)
         if handler is None:
-            raise UnknownJobKind(f"no handler registered for job kind {job.kind!r} (is its "
-                                 "tasks module in DOMAIN_TASK_MODULES or JOB_MODULES?)")
+            raise UnknownJobKind(
+                f"no handler registered for job kind {job.kind!r} (is its "
+                "tasks module in DOMAIN_TASK_MODULES or JOB_MODULES?)"
+            )
         await self._renew_lease(job)
         async with self.sessions() as session, session.begin():
             # A handler may not run past its lease: by then another worker may run the job too,
@@ -351,13 +370,20 @@ class Worker:
             # Fenced: if another worker has claimed the job since, its run is not ours to judge.
             result = await session.execute(sa.update(Job).where(self._ours(job)).values(**values))
         if result.rowcount != 1:
-            log.warning("job_lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name,
-                        error=error)
+            log.warning(
+                "job_lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name, error=error
+            )
             return
         outcome = "dead" if dead else "retry"
         metrics.JOBS_FINISHED.labels(job.kind, outcome).inc()
-        log.warning("job_failed", job_id=str(job.id), kind=job.kind, attempts=job.attempts,
-                    outcome=outcome, error=error)
+        log.warning(
+            "job_failed",
+            job_id=str(job.id),
+            kind=job.kind,
+            attempts=job.attempts,
+            outcome=outcome,
+            error=error,
+        )
 
     async def run_once(self) -> int:
         """Claim one batch and run it, up to `concurrency` jobs at a time; the number claimed."""
@@ -391,15 +417,18 @@ class Worker:
                         # The database restarting or failing over must not end the worker.
                         self.failed_rounds += 1
                         log.exception("worker_loop_error", failed_rounds=self.failed_rounds)
-                        pause = min(MAX_ERROR_PAUSE_SECONDS,
-                                    self.poll_interval * 2 ** min(self.failed_rounds - 1, 10))
+                        pause = min(
+                            MAX_ERROR_PAUSE_SECONDS,
+                            self.poll_interval * 2 ** min(self.failed_rounds - 1, 10),
+                        )
                         jobs = []
                     running.update(asyncio.create_task(self.run_job(job)) for job in jobs)
                     if jobs:
                         continue  # more may be due: claim again while slots are free
                 # Nothing due (or every slot taken): wait for a slot, the next poll or the stop.
-                await asyncio.wait({stopping, *running}, timeout=pause,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {stopping, *running}, timeout=pause, return_when=asyncio.FIRST_COMPLETED
+                )
                 running = {task for task in running if not task.done()}
         finally:
             stopping.cancel()
@@ -443,8 +472,13 @@ async def schedule_periodic(
         if already.get(task.kind) == slot:
             continue
         async with sessions() as session, session.begin():
-            await enqueue(session, task.kind, {"slot": slot},
-                          dedupe_key=f"periodic:{task.kind}:{slot}", max_attempts=3)
+            await enqueue(
+                session,
+                task.kind,
+                {"slot": slot},
+                dedupe_key=f"periodic:{task.kind}:{slot}",
+                max_attempts=3,
+            )
         already[task.kind] = slot
         scheduled += 1
     return scheduled

@@ -59,15 +59,24 @@ def server(database_url: str, tmp_root: Path) -> Iterator[Server]:
     push_file = tmp_root / f"e2e-push-{public_port}.jsonl"
     log = (tmp_root / f"e2e-server-{public_port}.log").open("w")
     env = {
-        **os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test",
-        "CAMERA_WEBHOOK_SECRETS": SECRET, "RUN_WORKER_IN_PROCESS": "true",
-        "WORKER_POLL_INTERVAL_SECONDS": "0.1", "PUSH_BACKEND": "file",
-        "PUSH_FILE_PATH": str(push_file), "INTERNAL_PORT": str(internal_port),
-        "INTERNAL_ROUTES_ON_PUBLIC_LISTENER": "false", "LOG_LEVEL": "WARNING",
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "CAMERA_WEBHOOK_SECRETS": SECRET,
+        "RUN_WORKER_IN_PROCESS": "true",
+        "WORKER_POLL_INTERVAL_SECONDS": "0.1",
+        "PUSH_BACKEND": "file",
+        "PUSH_FILE_PATH": str(push_file),
+        "INTERNAL_PORT": str(internal_port),
+        "INTERNAL_ROUTES_ON_PUBLIC_LISTENER": "false",
+        "LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(public_port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     public = f"http://127.0.0.1:{public_port}"
     try:
@@ -112,8 +121,9 @@ async def post_signed(
     http: httpx.AsyncClient, base: str, body: dict[str, Any] | bytes, **sign: Any
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await http.post(base + "/internal/v1/camera-alerts", content=raw,
-                           headers=signed_headers(raw, **sign))
+    return await http.post(
+        base + "/internal/v1/camera-alerts", content=raw, headers=signed_headers(raw, **sign)
+    )
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -127,7 +137,10 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_operations_centre_against_a_real_server(
-    server: Server, db: AsyncSession, wards: None, client: httpx.AsyncClient,
+    server: Server,
+    db: AsyncSession,
+    wards: None,
+    client: httpx.AsyncClient,
     http: httpx.AsyncClient,
 ) -> None:
     await make_camera(db)
@@ -147,19 +160,26 @@ async def test_operations_centre_against_a_real_server(
     items = await wait_until(incident_listed, what="the incident in the staff queue")
     assert len(items) == 1 and items[0]["category"] == "accident"
     incident_id = items[0]["id"]
-    evidence = (await http.get(
-        server.public + f"/api/v1/staff/camera-alerts?incident_id={incident_id}",
-        headers=staff.headers)).json()["items"]
+    evidence = (
+        await http.get(
+            server.public + f"/api/v1/staff/camera-alerts?incident_id={incident_id}",
+            headers=staff.headers,
+        )
+    ).json()["items"]
     assert [e["id"] for e in evidence] == [alert_id]
     assert evidence[0]["snapshot_status"] == "processed" and evidence[0]["plates_blurred"] >= 1
     thumb = await http.get(
         server.public + f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail",
-        headers=staff.headers)
+        headers=staff.headers,
+    )
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     thumbnail = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
     assert thumbnail.shape[:2] == (180, 320)
-    original_small = cv2.resize(cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR),
-                                (320, 180), interpolation=cv2.INTER_AREA)
+    original_small = cv2.resize(
+        cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR),
+        (320, 180),
+        interpolation=cv2.INTER_AREA,
+    )
     y0, y1 = int(plate["y"] * 180), int((plate["y"] + plate["height"]) * 180)
     x0, x1 = int(plate["x"] * 320), int((plate["x"] + plate["width"]) * 320)
     assert sharpness(thumbnail[y0:y1, x0:x1]) < sharpness(original_small[y0:y1, x0:x1]) / 10
@@ -180,14 +200,19 @@ async def test_operations_centre_against_a_real_server(
     assert again.status_code == 202 and again.json() == accepted.json()
     # Refusals, each with its code.
     raw = json.dumps(alert_body()).encode()
-    tampered = await http.post(server.internal + "/internal/v1/camera-alerts",
-                               content=raw.replace(b"accident", b"flooding"),
-                               headers=signed_headers(raw))
+    tampered = await http.post(
+        server.internal + "/internal/v1/camera-alerts",
+        content=raw.replace(b"accident", b"flooding"),
+        headers=signed_headers(raw),
+    )
     assert (tampered.status_code, tampered.json()["code"]) == (401, "camera_alert.bad_signature")
-    stale = await post_signed(http, server.internal, alert_body(),
-                        at=datetime.now(UTC) - timedelta(minutes=10))
+    stale = await post_signed(
+        http, server.internal, alert_body(), at=datetime.now(UTC) - timedelta(minutes=10)
+    )
     assert (stale.status_code, stale.json()["code"]) == (
-        401, "camera_alert.timestamp_out_of_tolerance")
+        401,
+        "camera_alert.timestamp_out_of_tolerance",
+    )
     unknown = await post_signed(http, server.internal, alert_body("TNG-CAM-NOPE"))
     assert (unknown.status_code, unknown.json()["code"]) == (422, "camera_alert.unknown_camera")
     half = picture[: len(picture) // 2]
@@ -202,16 +227,25 @@ async def test_operations_centre_against_a_real_server(
     assert marker.status_code == 202
 
     async def marker_done() -> bool:
-        alerts = (await http.get(server.public + "/api/v1/staff/camera-alerts",
-                                 headers=staff.headers)).json()["items"]
-        return any(a["id"] == marker.json()["alert_id"] and a["status"] == "processed"
-                   for a in alerts)
+        alerts = (
+            await http.get(server.public + "/api/v1/staff/camera-alerts", headers=staff.headers)
+        ).json()["items"]
+        return any(
+            a["id"] == marker.json()["alert_id"] and a["status"] == "processed" for a in alerts
+        )
 
     await wait_until(marker_done, what="the last alert processed")
     db.expire_all()
     assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 1
-    assert await db.scalar(sa.select(sa.func.count()).select_from(Notification)
-                           .where(Notification.kind == "camera.alert")) == 1
+    assert (
+        await db.scalar(
+            sa.select(sa.func.count())
+            .select_from(Notification)
+            .where(Notification.kind == "camera.alert")
+        )
+        == 1
+    )
+
     # The crowd (no incident category) reached the staff as a camera.event; still one
     # camera.alert push for the accident sent twice.
     async def both_pushed() -> list[dict[str, Any]]:

@@ -38,8 +38,12 @@ async def test_a_burst_of_concurrent_alerts_is_acknowledged_and_stored_once_each
     assert [a.json() for a in first] == [a.json() for a in again]
     assert len({a.json()["alert_id"] for a in first}) == 24
     assert await count(db, CameraAlert) == 24
-    assert await db.scalar(sa.select(sa.func.count()).select_from(Job).where(
-        Job.kind == service.PROCESS_JOB)) == 24
+    assert (
+        await db.scalar(
+            sa.select(sa.func.count()).select_from(Job).where(Job.kind == service.PROCESS_JOB)
+        )
+        == 24
+    )
     originals = await db.scalar(sa.select(sa.func.count()).select_from(CameraSnapshot))
     assert originals == 24
 

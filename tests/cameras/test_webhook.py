@@ -42,9 +42,11 @@ async def test_signed_alert_with_snapshot_is_stored_and_queued(
 ) -> None:
     camera = await make_camera(db)
     picture = jpeg()
-    body = alert_body(snapshot=b64(picture), plate_text="20A-123.45",
-                      boxes=[{"label": "plate", "x": 0.5, "y": 0.6, "width": 0.1,
-                              "height": 0.05}])
+    body = alert_body(
+        snapshot=b64(picture),
+        plate_text="20A-123.45",
+        boxes=[{"label": "plate", "x": 0.5, "y": 0.6, "width": 0.1, "height": 0.05}],
+    )
     response = await send(ioc, body)
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -96,9 +98,12 @@ async def test_snapshots_are_stored_out_of_line_without_a_compression_attempt(
     """JPEG does not compress: PostgreSQL's default (EXTENDED) tried pglz on every picture."""
     if backend != "postgresql":
         pytest.skip("a PostgreSQL storage setting; SQLite stores blobs as they come")
-    storage = await db.scalar(sa.text(
-        "SELECT attstorage::text FROM pg_attribute "
-        "WHERE attrelid = 'camera_snapshots'::regclass AND attname = 'content'"))
+    storage = await db.scalar(
+        sa.text(
+            "SELECT attstorage::text FROM pg_attribute "
+            "WHERE attrelid = 'camera_snapshots'::regclass AND attname = 'content'"
+        )
+    )
     assert storage == "e"  # EXTERNAL: out of line, uncompressed
 
 
@@ -134,7 +139,9 @@ async def test_redelivery_is_answered_as_the_first_time_after_the_camera_was_dis
 
 
 async def test_redelivery_is_answered_as_the_first_time_under_a_snapshot_limit_lowered_since(
-    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    ioc: httpx.AsyncClient,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
     camera_settings: object,
 ) -> None:
     await make_camera(db)
@@ -186,9 +193,17 @@ async def test_unsigned_tampered_old_and_future_alerts_are_refused_with_codes(
     assert await count(db, CameraAlert) == 0
 
 
-@pytest.mark.parametrize("signature", [
-    "garbage", "v1,not-base64!!", "v2,AAAA", "v1,", ",,,", "v1,AAAA v1,BBBB",
-])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "garbage",
+        "v1,not-base64!!",
+        "v2,AAAA",
+        "v1,",
+        ",,,",
+        "v1,AAAA v1,BBBB",
+    ],
+)
 async def test_malformed_signatures_are_refused_not_crashing(
     ioc: httpx.AsyncClient, db: AsyncSession, signature: str
 ) -> None:
@@ -207,12 +222,16 @@ async def test_malformed_timestamps_are_refused(
     headers = {**signed_headers(raw), "webhook-timestamp": stamp}
     response = await ioc.post(ALERTS, content=raw, headers=headers)
     assert response.status_code == 401
-    assert response.json()["code"] in ("camera_alert.bad_signature",
-                                       "camera_alert.timestamp_out_of_tolerance")
+    assert response.json()["code"] in (
+        "camera_alert.bad_signature",
+        "camera_alert.timestamp_out_of_tolerance",
+    )
 
 
 async def test_secrets_rotate_without_downtime(
-    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    ioc: httpx.AsyncClient,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
     camera_settings: object,
 ) -> None:
     await make_camera(db)
@@ -222,11 +241,10 @@ async def test_secrets_rotate_without_downtime(
     # A sender in the middle of a rotation signs with both keys, one of them unknown to us.
     raw = json.dumps(alert_body()).encode()
     headers = signed_headers(raw)
-    unknown = signed_headers(raw, "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
-                             msg_id=headers["webhook-id"])
-    headers["webhook-signature"] = (
-        f"{unknown['webhook-signature']} {headers['webhook-signature']}"
+    unknown = signed_headers(
+        raw, "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", msg_id=headers["webhook-id"]
     )
+    headers["webhook-signature"] = f"{unknown['webhook-signature']} {headers['webhook-signature']}"
     assert (await ioc.post(ALERTS, content=raw, headers=headers)).status_code == 202
     # The old key retired: its signatures stop working.
     monkeypatch.setattr(camera_settings, "camera_webhook_secrets", [SECRET])
@@ -247,12 +265,15 @@ async def test_unknown_and_disabled_cameras_are_refused(
     assert await count(db, CameraAlert) == 0
 
 
-@pytest.mark.parametrize("snapshot", [
-    "not base64 at all!",
-    b64(b"GIF89a not a jpeg"),
-    b64(jpeg()[:-2000]),  # truncated upload
-    b64(b"\xff\xd8\xff\xe0" + b"\x00\x02" + b"\xff\xd9"),  # markers only, no picture
-])
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        "not base64 at all!",
+        b64(b"GIF89a not a jpeg"),
+        b64(jpeg()[:-2000]),  # truncated upload
+        b64(b"\xff\xd8\xff\xe0" + b"\x00\x02" + b"\xff\xd9"),  # markers only, no picture
+    ],
+)
 async def test_broken_snapshots_are_refused(
     ioc: httpx.AsyncClient, db: AsyncSession, snapshot: str
 ) -> None:
@@ -264,7 +285,9 @@ async def test_broken_snapshots_are_refused(
 
 
 async def test_oversized_snapshots_are_refused(
-    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    ioc: httpx.AsyncClient,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
     camera_settings: object,
 ) -> None:
     await make_camera(db)
@@ -283,8 +306,12 @@ async def test_signed_but_invalid_bodies_get_validation_problems(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     await make_camera(db)
-    for body in (alert_body(type="meteor"), alert_body(confidence=1.5),
-                 alert_body(occurred_at="2026-11-25T08:00:00"), {"camera_id": "x"}):
+    for body in (
+        alert_body(type="meteor"),
+        alert_body(confidence=1.5),
+        alert_body(occurred_at="2026-11-25T08:00:00"),
+        {"camera_id": "x"},
+    ):
         response = await send(ioc, body)
         assert response.status_code == 422
         assert response.json()["code"] == "request.validation_failed"
@@ -294,7 +321,9 @@ async def test_signed_but_invalid_bodies_get_validation_problems(
 
 
 async def test_unconfigured_secrets_refuse_everything(
-    ioc: httpx.AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    ioc: httpx.AsyncClient,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
     camera_settings: object,
 ) -> None:
     monkeypatch.setattr(camera_settings, "camera_webhook_secrets", [])
@@ -364,28 +393,34 @@ async def test_snapshots_in_the_url_safe_alphabet_without_padding_are_accepted(
 def _snapshot_variants() -> dict[str, str]:
     picture = jpeg()
     standard, url_safe = base64.b64encode(picture).decode(), base64.urlsafe_b64encode(picture)
-    return {"standard": standard, "standard, unpadded": standard.rstrip("="),
-            "url-safe": url_safe.decode(), "url-safe, unpadded": url_safe.decode().rstrip("=")}
+    return {
+        "standard": standard,
+        "standard, unpadded": standard.rstrip("="),
+        "url-safe": url_safe.decode(),
+        "url-safe, unpadded": url_safe.decode().rstrip("="),
+    }
 
 
 @pytest.mark.parametrize("variant", sorted(_snapshot_variants()))
-def test_snapshot_base64_in_either_alphabet_with_or_without_padding_decodes(
-        variant: str) -> None:
+def test_snapshot_base64_in_either_alphabet_with_or_without_padding_decodes(variant: str) -> None:
     data, size = decode_snapshot(_snapshot_variants()[variant])
     assert data == jpeg() and size == (640, 360)
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda text: text.replace("+", "-", 1),  # both alphabets at once
-    lambda text: text[:100] + " " + text[100:],
-    lambda text: text[:76] + "\n" + text[76:],
-    lambda text: text[:100] + "é" + text[100:],
-    lambda text: text[:100] + "\ud800" + text[100:],  # a lone surrogate
-    lambda text: text[:100] + "=" + text[100:],
-    lambda text: text.rstrip("=") + "A",  # one character past a whole group
-    lambda text: text[:100] + '"' + text[100:],
-    lambda text: text[:100] + "\\u0041" + text[100:],
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda text: text.replace("+", "-", 1),  # both alphabets at once
+        lambda text: text[:100] + " " + text[100:],
+        lambda text: text[:76] + "\n" + text[76:],
+        lambda text: text[:100] + "é" + text[100:],
+        lambda text: text[:100] + "\ud800" + text[100:],  # a lone surrogate
+        lambda text: text[:100] + "=" + text[100:],
+        lambda text: text.rstrip("=") + "A",  # one character past a whole group
+        lambda text: text[:100] + '"' + text[100:],
+        lambda text: text[:100] + "\\u0041" + text[100:],
+    ],
+)
 def test_snapshot_base64_with_anything_else_is_refused_as_not_base64(mangle: Any) -> None:
     text = base64.b64encode(jpeg()).decode()
     assert "+" in text and "/" in text

@@ -48,8 +48,11 @@ async def fetch(job_id: uuid.UUID) -> Job:
 async def effects(key: str) -> list[AuditEvent]:
     """The committed effects of the test handlers' runs for `key`."""
     async with session_factory()() as session:
-        rows = await session.execute(sa.select(AuditEvent).where(
-            AuditEvent.action == "test.effect", AuditEvent.resource == key))
+        rows = await session.execute(
+            sa.select(AuditEvent).where(
+                AuditEvent.action == "test.effect", AuditEvent.resource == key
+            )
+        )
         return list(rows.scalars())
 
 
@@ -133,8 +136,9 @@ async def test_request_that_fails_after_enqueuing_leaves_no_job(db: AsyncSession
 async def test_otp_request_enqueues_its_sms_with_the_request(
     client: httpx.AsyncClient, db: AsyncSession
 ) -> None:
-    response = await client.post("/api/v1/auth/otp",
-                                 json={"phone": "0912555001", "purpose": "register"})
+    response = await client.post(
+        "/api/v1/auth/otp", json={"phone": "0912555001", "purpose": "register"}
+    )
     assert response.status_code == 202, response.text
 
     rows = (await db.execute(sa.select(Job))).scalars().all()
@@ -172,9 +176,20 @@ def _start_worker_process(database_url: str, log_path: Path) -> subprocess.Popen
     }
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "app", "worker",
-             "--lease-seconds", str(int(LEASE.total_seconds())), "--poll-interval", "0.1"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "worker",
+                "--lease-seconds",
+                str(int(LEASE.total_seconds())),
+                "--poll-interval",
+                "0.1",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -191,8 +206,9 @@ async def test_worker_killed_mid_job_leaves_it_to_be_retried_and_it_completes_on
     db: AsyncSession, database_url: str, tmp_path: Path
 ) -> None:
     started, release = tmp_path / "started", tmp_path / "release"
-    job_id = await add_job(db, EFFECT, {"key": "killed", "started": str(started),
-                                        "release": str(release)})
+    job_id = await add_job(
+        db, EFFECT, {"key": "killed", "started": str(started), "release": str(release)}
+    )
     log_path = tmp_path / "worker.log"
     process = _start_worker_process(database_url, log_path)
     try:
@@ -224,8 +240,9 @@ async def test_worker_process_stopped_by_sigterm_finishes_its_job_first(
     db: AsyncSession, database_url: str, tmp_path: Path
 ) -> None:
     started, release = tmp_path / "started", tmp_path / "release"
-    job_id = await add_job(db, EFFECT, {"key": "drained", "started": str(started),
-                                        "release": str(release)})
+    job_id = await add_job(
+        db, EFFECT, {"key": "drained", "started": str(started), "release": str(release)}
+    )
     log_path = tmp_path / "worker.log"
     process = _start_worker_process(database_url, log_path)
     try:
@@ -260,8 +277,9 @@ async def test_job_whose_last_attempt_was_abandoned_is_parked_dead(db: AsyncSess
 async def test_handler_running_past_its_lease_is_stopped_and_retried(
     db: AsyncSession, tmp_path: Path
 ) -> None:
-    job_id = await add_job(db, EFFECT, {"key": "hangs", "release": str(tmp_path / "never"),
-                                       "max_wait": 5})
+    job_id = await add_job(
+        db, EFFECT, {"key": "hangs", "release": str(tmp_path / "never"), "max_wait": 5}
+    )
 
     assert await Worker(session_factory(), name="w", lease_seconds=0.3).run_once() == 1
 
@@ -306,7 +324,7 @@ async def test_failing_job_backs_off_then_is_parked_dead_with_its_last_error(
 
 def test_backoff_grows_exponentially_with_jitter_within_bounds() -> None:
     for attempts in [0, 1, 2, 5, 11, 12, 13, 40, 5000]:
-        ceiling = min(3600.0, 2.0**min(attempts, 12))
+        ceiling = min(3600.0, 2.0 ** min(attempts, 12))
         waits = [backoff(attempts).total_seconds() for _ in range(200)]
         assert all(ceiling / 2 <= wait <= ceiling for wait in waits), (attempts, waits)
         assert len(set(waits)) > 1  # jittered: jobs that failed together spread out
@@ -326,8 +344,10 @@ async def test_workers_never_run_the_same_job_at_once(
 
     engines = [make_engine(database_url) for _ in range(3)]
     # Default expire_on_commit=True on purpose: claimed jobs must not depend on it.
-    workers = [Worker(async_sessionmaker(engine), name=f"worker-{n}", lease_seconds=60)
-               for n, engine in enumerate(engines)]
+    workers = [
+        Worker(async_sessionmaker(engine), name=f"worker-{n}", lease_seconds=60)
+        for n, engine in enumerate(engines)
+    ]
 
     async def drain(one: Worker) -> None:
         while await one.run_once():
@@ -341,9 +361,13 @@ async def test_workers_never_run_the_same_job_at_once(
 
     rows = (await db.execute(sa.select(Job.status, Job.attempts))).all()
     assert Counter(rows) == {(DONE, 1): 200}
-    runs = (await db.execute(
-        sa.select(AuditEvent.resource, AuditEvent.details).where(AuditEvent.action == "test.ran")
-    )).all()
+    runs = (
+        await db.execute(
+            sa.select(AuditEvent.resource, AuditEvent.details).where(
+                AuditEvent.action == "test.ran"
+            )
+        )
+    ).all()
     assert Counter(resource for resource, _ in runs) == {str(job_id): 1 for job_id in job_ids}
     by_worker = Counter(details["worker"] for _, details in runs)
     assert set(by_worker) == {one.name for one in workers}, by_worker
@@ -461,8 +485,10 @@ async def test_concurrent_claims_never_share_a_job(db: AsyncSession, database_ur
         await enqueue(db, EFFECT, {"key": str(n)})
     await db.commit()
     engines = [make_engine(database_url) for _ in range(4)]
-    claimers = [Worker(async_sessionmaker(engine), name=f"c{n}", batch_size=20, lease_seconds=60)
-                for n, engine in enumerate(engines)]
+    claimers = [
+        Worker(async_sessionmaker(engine), name=f"c{n}", batch_size=20, lease_seconds=60)
+        for n, engine in enumerate(engines)
+    ]
     try:
         for _ in range(5):  # several rounds: each gives the claims a chance to interleave
             batches = await asyncio.gather(*(one.claim() for one in claimers))
@@ -631,11 +657,13 @@ async def test_worker_loop_survives_its_database_connections_being_killed(
     try:
         await _wait_until_done(await add_job(db, EFFECT, {"key": "before"}), task)
         # What a PostgreSQL restart or failover does to the worker's pooled connections.
-        killed = await db.execute(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND application_name = '' AND backend_type = 'client backend'"
-        ))
+        killed = await db.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND application_name = '' AND backend_type = 'client backend'"
+            )
+        )
         assert killed.scalar_one() >= 1
         await db.commit()
         await _wait_until_done(await add_job(db, EFFECT, {"key": "after"}), task)

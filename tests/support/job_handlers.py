@@ -30,8 +30,13 @@ hooks: dict[str, Callable[[], Awaitable[None]]] = {}
 
 async def _write_effect(session: AsyncSession, action: str, key: str) -> None:
     job = current_job()
-    await record(session, None, action, resource=key,
-                 details={"job_id": str(job.id), "worker": job.worker, "attempt": job.attempt})
+    await record(
+        session,
+        None,
+        action,
+        resource=key,
+        details={"job_id": str(job.id), "worker": job.worker, "attempt": job.attempt},
+    )
 
 
 @job_handler(EFFECT)
