@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,6 +15,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 
@@ -54,7 +56,33 @@ async def fresh_keys() -> None:
             await key_store.load(session)
 
 
-router = APIRouter(dependencies=[Depends(fresh_keys)])
+class Refused(Exception):
+    """A refusal answered with `response` (an OAuth error, a page). Raised, not returned, so the
+    request's session dependency rolls its transaction back, or commits it when `commit` (a
+    revoked token family, a counted failed sign-in: the failure is part of the answer)."""
+
+    def __init__(self, response: Response, *, commit: bool = False) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+        self.commit = commit
+
+
+class _OAuthRoute(APIRoute):
+    """Routes that answer a `Refused` with its response, once the transaction has ended."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Refused as refused:
+                return refused.response
+
+        return answer
+
+
+router = APIRouter(dependencies=[Depends(fresh_keys)], route_class=_OAuthRoute)
 AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -497,10 +525,6 @@ async def login_submit(request: Request, db: DbSession) -> Response:
             previous=previous,
         )
     except AppError as exc:
-        if exc.commit:
-            await db.commit()  # failed attempts count
-        else:
-            await db.rollback()
         message = exc.error.message(lang, exc.params)
         response = pages.render(
             request,
@@ -515,7 +539,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         )
         for name, value in exc.headers.items():
             response.headers[name] = value
-        return response
+        raise Refused(response, commit=exc.commit) from None  # failed attempts count
     response = _continue(row, req)
     response.set_cookie(
         pages.SESSION_COOKIE,
@@ -612,8 +636,7 @@ async def token(request: Request, db: DbSession) -> Response:
     try:
         jkt = await _dpop(request, db, "/oauth/token")
     except dpop.DPoPError as exc:
-        await db.rollback()
-        return _dpop_error(exc)
+        raise Refused(_dpop_error(exc)) from None
     b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"), dpop_jkt=jkt)
     await _prefetch(b, request, pairs)
     status, body, headers = await run(
@@ -623,12 +646,12 @@ async def token(request: Request, db: DbSession) -> Response:
         try:
             await b.flush_deferred()  # e.g. the refresh rotation: before the answer leaves
         except service.GrantRefused as exc:
-            b.must_commit = exc.commit
+            b.keep_writes = exc.commit
             status, body = 400, {"error": "invalid_grant", "error_description": exc.description}
-    if status >= 400 and not b.must_commit:
-        await db.rollback()
     if jkt:
         headers = {**headers, "DPoP-Nonce": dpop.new_nonce()}  # the nonce for the next proofs
+    if status >= 400:
+        raise Refused(_answer(status, body, headers), commit=b.keep_writes)
     return _answer(status, body, headers)
 
 
@@ -710,18 +733,18 @@ async def par(request: Request, db: DbSession) -> Response:
     try:
         client = await run(b, validate)
     except OAuth2Error as err:
-        await db.rollback()
-        return _answer(
-            err.status_code if err.error == "invalid_client" else 400,
-            {"error": err.error, "error_description": err.description},
-            {},
-        )
+        raise Refused(
+            _answer(
+                err.status_code if err.error == "invalid_client" else 400,
+                {"error": err.error, "error_description": err.description},
+                {},
+            )
+        ) from None
     if not data.get("dpop_jkt"):
         try:
             jkt = await _dpop(request, db, "/oauth/par")
         except dpop.DPoPError as exc:
-            await db.rollback()
-            return _dpop_error(exc)
+            raise Refused(_dpop_error(exc)) from None
         if jkt:
             pairs.append(("dpop_jkt", jkt))
     params = {
@@ -769,9 +792,8 @@ async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) ->
         b, lambda: server.create_endpoint_response(name, _oauth_request(request, path, pairs))
     )
     if status >= 400:
-        await db.rollback()
-    else:
-        await b.flush_deferred()
+        raise Refused(_answer(status, body, headers))
+    await b.flush_deferred()
     return _answer(status, body, headers)
 
 
@@ -966,7 +988,6 @@ async def revoke_my_app(
     client_id: str, principal: CurrentPrincipal, db: AccountDb, request: Request
 ) -> Response:
     await service.revoke_app(db, principal.user, client_id, audit_context(request, principal))
-    await db.commit()  # before the answer: the app's next call must see the withdrawal
     return Response(status_code=204)
 
 
@@ -1013,7 +1034,6 @@ async def create_client(
         sector_identifier_uri=body.sector_identifier_uri,
         ctx=audit_context(request, principal),
     )
-    await db.commit()
     row = created.client
     return {
         "client_id": row.id,
@@ -1071,7 +1091,6 @@ async def update_client(
         if required in given and given[required] is None:
             raise AppError(errors.CLIENT_INVALID, params={"reason": f"{required} cannot be null"})
     row = await clients.update_client(db, client_id, ctx=audit_context(request, principal), **given)
-    await db.commit()  # before the answer: the next token request must see the change
     return clients.describe(row)
 
 
@@ -1090,7 +1109,6 @@ async def _set_status(
         ctx=audit_context(request, principal),
         reason=body.reason if body else None,
     )
-    await db.commit()
     return clients.describe(row)
 
 
@@ -1136,7 +1154,6 @@ async def rotate_client_secret(
     client_id: str, principal: CityAdmin, db: AccountDb, request: Request
 ) -> Any:
     rotated = await clients.rotate_secret(db, client_id, ctx=audit_context(request, principal))
-    await db.commit()
     return {"client_id": rotated.client.id, "client_secret": rotated.client_secret}
 
 

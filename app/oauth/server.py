@@ -69,7 +69,7 @@ class Bridge:
     ctx: AuditContext
     user_agent: str | None = None
     dpop_jkt: str | None = None
-    must_commit: bool = False
+    keep_writes: bool = False  # a refusal that keeps its writes (a revoked family)
     inline: bool = False
     clients: dict[str, Client | None] = field(default_factory=dict)
     tokens: dict[str, Any] = field(default_factory=dict)
@@ -201,7 +201,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         b = bridge()
         row, revoked = b.call(service.find_code, code, client.client_id, b.ctx)
         if revoked:
-            b.must_commit = True  # keep the revocation although the request fails
+            b.keep_writes = True  # keep the revocation although the request fails
         return _CodeView(row) if row else None
 
     def delete_authorization_code(self, authorization_code: Any) -> None:
@@ -426,7 +426,7 @@ class Server(AuthorizationServer):
                 )
                 return answer
         except GrantRefused as exc:
-            b.must_commit = b.must_commit or exc.commit
+            b.keep_writes = b.keep_writes or exc.commit
             raise InvalidGrantError(exc.description) from None
         raise InvalidGrantError("Unsupported grant.")
 
