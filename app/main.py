@@ -21,7 +21,10 @@ from app.core.routing import include_flat, router_lifespans, serve_first
 
 # Each domain's router. Their routes are served from one flat table in this order (see
 # app.core.routing); the order decides only between routes that could answer the same path, and
-# HOT_ROUTES below are tried before all others.
+# HOT_ROUTES below are tried before all others. Importing a domain's router (here) or its tasks
+# (in the worker) imports its modules, which subscribe at their end to the hooks of the layers
+# below (identity's end of sessions, tokens' level changes, core.personal_data's export and
+# erasure): that is where every subscription is made.
 DOMAIN_ROUTERS = [
     "app.cameras.internal_router",
     "app.identity.router",
