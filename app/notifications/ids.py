@@ -18,11 +18,6 @@ from app.core.db import new_id
 
 _VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
 _RAND_B = (1 << 62) - 1
-# `uuid.UUID` is immutable (its __setattr__ raises): its slots are filled as __init__ does, by
-# their descriptors, for a fraction of what __init__'s checks cost.
-_SET_INT = uuid.UUID.int.__set__  # type: ignore[attr-defined]
-_SET_SAFE = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined]
-_SAFE = uuid.SafeUUID.unknown
 
 
 def new_ids(count: int) -> list[uuid.UUID]:
@@ -34,12 +29,10 @@ def new_ids(count: int) -> list[uuid.UUID]:
     # "monotonic random" (RFC 9562 §6.2, method 2), one urandom call for the whole batch.
     start = int.from_bytes(os.urandom(10), "big") >> 7
     steps = memoryview(os.urandom(4 * count)).cast("I")
-    make, set_int, set_safe = object.__new__, _SET_INT, _SET_SAFE
-    out = []
-    for r in itertools.accumulate(steps, initial=start):
-        item = make(uuid.UUID)
-        set_int(item, head | ((r >> 62) << 64) | (r & _RAND_B))
-        set_safe(item, _SAFE)
-        out.append(item)
+    make = uuid.UUID
+    out = [
+        make(int=head | ((r >> 62) << 64) | (r & _RAND_B))
+        for r in itertools.accumulate(steps, initial=start)
+    ]
     del out[0]  # the start itself
     return out
