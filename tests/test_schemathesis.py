@@ -57,26 +57,7 @@ SESSION_ENDING = {
 # Failures a domain owes a fix for (issue #23, "Beyond the list"): (caller or "*", operation,
 # check, a text the failure's message contains). Delete an entry when its fix lands; the test
 # fails on an entry that no longer matches anything, so the list only shrinks.
-_OAUTH_UNDOCUMENTED = {  # app/oauth/router.py declares only the success of these (RFC 6749 errors)
-    "POST /oauth/token": 400,
-    "POST /oauth/introspect": 401,
-    "POST /oauth/revoke": 401,
-    "GET /oauth/userinfo": 401,
-    "POST /oauth/userinfo": 401,
-    "POST /oauth/par": 401,
-    "GET /oauth/authorize": 400,
-    "POST /oauth/authorize": 400,
-    "GET /oauth/login": 400,
-    "POST /oauth/login": 400,
-    "GET /oauth/consent": 400,
-    "POST /oauth/consent": 400,
-}
-KNOWN: set[tuple[str, str, str, str]] = {
-    *(
-        ("anonymous", op, "UndefinedStatusCode", f"Received: {status}")
-        for op, status in _OAUTH_UNDOCUMENTED.items()
-    ),
-}
+KNOWN: set[tuple[str, str, str, str]] = set()
 
 
 # ------------------------------------------------------------------ the served document

@@ -86,6 +86,50 @@ router = APIRouter(dependencies=[Depends(fresh_keys)], route_class=_OAuthRoute)
 AccountDb = DbSession  # one session per request, shared with the principal dependency
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# What the protocol endpoints answer besides their success: RFC 6749's error JSON.
+_OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": schemas.OAuthError,
+        "description": "invalid_request, invalid_grant, "
+        "unsupported_grant_type, invalid_scope, invalid_dpop_proof, use_dpop_nonce, ...",
+    },
+    401: {
+        "model": schemas.OAuthError,
+        "description": "invalid_client: the client's authentication failed",
+    },
+}
+_BEARER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": schemas.OAuthError,
+        "description": "invalid_token, invalid_dpop_proof, "
+        "use_dpop_nonce (RFC 6750, RFC 9449), with WWW-Authenticate",
+    },
+    403: {"model": schemas.OAuthError, "description": "insufficient_scope"},
+}
+
+
+def _page(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {}}}
+
+
+# What the browser pages answer besides their page or redirect: an HTML page saying why.
+_PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    302: {"description": "back to the client's redirect_uri (with `code`, or `error`)"},
+    303: {"description": "on to the next page (sign-in, consent, the authorization)"},
+    400: _page("the request is invalid or expired (an error page)"),
+    403: _page(
+        "a form without its CSRF token, or an identity level below what the client "
+        "requires (an error page)"
+    ),
+}
+_SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_PAGE_ERRORS,
+    401: _page("wrong phone number or password (the form again, with the error)"),
+    422: _page("not a valid phone number (the form again, with the error)"),
+    423: _page("the account is locked for a while (the form again, with the error)"),
+    429: _page("too many attempts (the form again, with the error)"),
+}
 PROMPTS = {"none", "login", "consent", "select_account"}
 
 
@@ -277,7 +321,7 @@ async def jwks(response: Response) -> Any:
     tags=["openid connect"],
     summary="Authorization endpoint (code flow with PKCE S256)",
     response_class=Response,
-    responses={302: {"description": "redirect"}},
+    responses=_PAGE_ERRORS,
 )
 @router.post(
     "/oauth/authorize",
@@ -285,7 +329,7 @@ async def jwks(response: Response) -> Any:
     tags=["openid connect"],
     summary="Authorization endpoint (code flow with PKCE S256)",
     response_class=Response,
-    responses={302: {"description": "redirect"}},
+    responses=_PAGE_ERRORS,
 )
 async def authorize(request: Request, db: DbSession) -> Response:
     return await _authorize(request, db, await _pairs(request))
@@ -487,7 +531,11 @@ def _continue(row: Any, req: str) -> Response:
 
 
 @router.get(
-    "/oauth/login", tags=["openid connect"], response_class=Response, summary="Sign-in page (HTML)"
+    "/oauth/login",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="Sign-in page (HTML)",
+    responses=_PAGE_ERRORS,
 )
 async def login_page(request: Request, db: DbSession, req: str | None = None) -> Response:
     page = await _opened_page(request, db, req)
@@ -505,7 +553,11 @@ async def login_page(request: Request, db: DbSession, req: str | None = None) ->
 
 
 @router.post(
-    "/oauth/login", tags=["openid connect"], response_class=Response, summary="Sign in (form post)"
+    "/oauth/login",
+    tags=["openid connect"],
+    response_class=Response,
+    summary="Sign in (form post)",
+    responses=_SIGN_IN_ERRORS,
 )
 async def login_submit(request: Request, db: DbSession) -> Response:
     page = await _submitted_form(request, db)
@@ -558,6 +610,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
     tags=["openid connect"],
     response_class=Response,
     summary="Consent page (HTML)",
+    responses=_PAGE_ERRORS,
 )
 async def consent_page(request: Request, db: DbSession, req: str | None = None) -> Response:
     page = await _opened_page(request, db, req)
@@ -581,6 +634,7 @@ async def consent_page(request: Request, db: DbSession, req: str | None = None) 
     tags=["openid connect"],
     response_class=Response,
     summary="Allow or deny (form post)",
+    responses=_PAGE_ERRORS,
 )
 async def consent_submit(request: Request, db: DbSession) -> Response:
     page = await _submitted_form(request, db)
@@ -629,6 +683,7 @@ def _dpop_error(exc: dpop.DPoPError) -> Response:
     tags=["openid connect"],
     response_model=schemas.TokenAnswer,
     summary="Token endpoint (authorization_code, refresh_token, client_credentials)",
+    responses=_OAUTH_ERRORS,
 )
 async def token(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
@@ -699,6 +754,7 @@ async def _prefetch(
     response_model=schemas.OAuthAnswer,
     status_code=201,
     summary="Pushed authorization request (RFC 9126)",
+    responses=_OAUTH_ERRORS,
 )
 async def par(request: Request, db: DbSession) -> Response:
     pairs = await _pairs(request)
@@ -768,6 +824,7 @@ def server_client_auth() -> list[str]:
     tags=["openid connect"],
     response_model=schemas.OAuthAnswer,
     summary="Token revocation (RFC 7009)",
+    responses=_OAUTH_ERRORS,
 )
 async def revoke(request: Request, db: DbSession) -> Response:
     return await _endpoint(request, db, "revocation", "/oauth/revoke")
@@ -778,6 +835,7 @@ async def revoke(request: Request, db: DbSession) -> Response:
     tags=["openid connect"],
     response_model=schemas.OAuthAnswer,
     summary="Token introspection (RFC 7662), for authenticated clients",
+    responses=_OAUTH_ERRORS,
 )
 async def introspect(request: Request, db: DbSession) -> Response:
     return await _endpoint(request, db, "introspection", "/oauth/introspect")
@@ -815,6 +873,7 @@ def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Resp
     tags=["openid connect"],
     response_model=schemas.OAuthAnswer,
     summary="UserInfo endpoint",
+    responses=_BEARER_ERRORS,
 )
 @router.post(
     "/oauth/userinfo",
@@ -822,6 +881,7 @@ def _bearer_error(error: str, status: int = 401, scheme: str = "Bearer") -> Resp
     tags=["openid connect"],
     response_model=schemas.OAuthAnswer,
     summary="UserInfo endpoint",
+    responses=_BEARER_ERRORS,
 )
 async def userinfo(request: Request, db: DbSession) -> Response:
     header = request.headers.get("authorization", "")

@@ -51,18 +51,28 @@ class OAuthAnswer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class OAuthError(BaseModel):
+    """An RFC 6749 error answer (section 5.2), also used by introspection, revocation, PAR,
+    UserInfo (RFC 6750: with `WWW-Authenticate`) and DPoP (RFC 9449)."""
+
+    error: str = Field(examples=["invalid_grant", "invalid_client", "invalid_token"])
+    error_description: str | None = None
+
+
 class ClientCreate(BaseModel):
     """What a city admin registers for a partner application."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, examples=["Cổng dịch vụ công ABC"])
-    redirect_uris: list[str] = Field(default_factory=list, max_length=20,
-                                     examples=[["https://abc.example.vn/callback"]])
+    redirect_uris: list[str] = Field(
+        default_factory=list, max_length=20, examples=[["https://abc.example.vn/callback"]]
+    )
     post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
     type: str = Field(pattern="^(public|confidential)$", examples=["confidential"])
     auth_method: str = Field(
         pattern="^(none|client_secret_basic|client_secret_post|private_key_jwt)$",
-        examples=["client_secret_basic"])
+        examples=["client_secret_basic"],
+    )
     scope: str = Field(default="openid", max_length=500, examples=["openid profile phone"])
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = Field(default=None, max_length=500)
@@ -75,10 +85,14 @@ class ClientCreate(BaseModel):
     require_dpop: bool = False
     id_token_signed_response_alg: str = Field(default="RS256", pattern="^(RS256|ES256)$")
     sector_identifier_uri: str | None = Field(
-        default=None, max_length=500, description=(
+        default=None,
+        max_length=500,
+        description=(
             "https URL of a JSON array listing every redirect URI (OpenID Connect Core 8.1), "
             "fetched and checked at registration: clients listed there share pairwise subjects. "
-            "Without it the client's subjects are its own."))
+            "Without it the client's subjects are its own."
+        ),
+    )
 
 
 class ClientCreated(BaseModel):
@@ -109,8 +123,11 @@ class ClientUpdate(BaseModel):
 
 class ClientStatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=500,
-                               examples=["Đối tác báo lộ khoá bí mật / partner reported a leak"])
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        examples=["Đối tác báo lộ khoá bí mật / partner reported a leak"],
+    )
 
 
 class ClientOut(BaseModel):
@@ -143,5 +160,7 @@ class ClientList(BaseModel):
 
 class ClientSecret(BaseModel):
     client_id: str
-    client_secret: str = Field(description="Shown once; only its keyed hash is stored. The "
-                                           "previous secret no longer works.")
+    client_secret: str = Field(
+        description="Shown once; only its keyed hash is stored. The "
+        "previous secret no longer works."
+    )
