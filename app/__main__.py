@@ -57,8 +57,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     host, port = args.host or settings.host, args.port or settings.port
-    options: dict[str, Any] = {"factory": True, "proxy_headers": True, "log_config": None,
-                               "access_log": False}
+    options: dict[str, Any] = {
+        "factory": True,
+        "proxy_headers": True,
+        "log_config": None,
+        "access_log": False,
+    }
     config = uvicorn.Config("app.main:create_app", host=host, port=port, **options)
     # With several processes, a listening socket per process (app.core.listeners).
     reuse_port = args.workers > 1 and listeners.REUSE_PORT
@@ -101,8 +105,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     heap.settle()
 
     async def main() -> None:
-        worker = Worker(session_factory(), lease_seconds=args.lease_seconds,
-                        poll_interval=args.poll_interval)
+        worker = Worker(
+            session_factory(), lease_seconds=args.lease_seconds, poll_interval=args.poll_interval
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
@@ -146,10 +151,15 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
     created, accounts = run_in_session(seed_demo)
     rows = [a.__dict__ for a in accounts]
-    lines = ["Demo accounts (role, phone, password, ward, name):" if created
-             else "Demo data already seeded; accounts:"]
-    lines += [f"  {a.role:<11} {a.phone}  {a.password}  {a.ward_code or '(city)'}  {a.name}"
-              for a in accounts]
+    lines = [
+        "Demo accounts (role, phone, password, ward, name):"
+        if created
+        else "Demo data already seeded; accounts:"
+    ]
+    lines += [
+        f"  {a.role:<11} {a.phone}  {a.password}  {a.ward_code or '(city)'}  {a.name}"
+        for a in accounts
+    ]
     emit(args, {"created": created, "accounts": rows}, "\n".join(lines))
     return 0
 
@@ -159,16 +169,26 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     from app.identity import service
 
     async def work(session: Any) -> Any:
-        return await service.create_user(session, phone_raw=args.phone, password=args.password,
-                                         full_name=args.name, role=args.role,
-                                         ward_code=args.ward)
+        return await service.create_user(
+            session,
+            phone_raw=args.phone,
+            password=args.password,
+            full_name=args.name,
+            role=args.role,
+            ward_code=args.ward,
+        )
 
     try:
         user = run_in_session(work)
     except AppError as exc:
         return fail(args, exc.error.code, exc.error.message("en", exc.params))
-    data = {"id": str(user.id), "phone": user.phone, "full_name": user.full_name,
-            "role": user.role, "ward_code": user.ward_code}
+    data = {
+        "id": str(user.id),
+        "phone": user.phone,
+        "full_name": user.full_name,
+        "role": user.role,
+        "ward_code": user.ward_code,
+    }
     emit(args, data, f"created {user.role} {user.phone} ({user.id})")
     return 0
 
@@ -178,9 +198,11 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
     row = run_in_session(lambda session: keys.rotate(session, args.alg))
     signs_from = row.created_at + timedelta(seconds=keys.KEY_PUBLISH_SECONDS)
-    emit(args, {"kid": row.kid, "alg": row.alg, "published_at": row.created_at,
-                "signs_from": signs_from},
-         f"new {row.alg} signing key {row.kid}: published now, signs from {signs_from}")
+    emit(
+        args,
+        {"kid": row.kid, "alg": row.alg, "published_at": row.created_at, "signs_from": signs_from},
+        f"new {row.alg} signing key {row.kid}: published now, signs from {signs_from}",
+    )
     return 0
 
 
@@ -195,14 +217,23 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
 
     async def work(session: Any) -> Any:
         return await clients.create_client(
-            session, name=args.name, redirect_uris=args.redirect_uri or [],
-            client_type=args.type, auth_method=args.auth_method, scope=args.scope,
-            jwks=jwks, jwks_uri=args.jwks_uri, min_loa=args.min_loa,
+            session,
+            name=args.name,
+            redirect_uris=args.redirect_uri or [],
+            client_type=args.type,
+            auth_method=args.auth_method,
+            scope=args.scope,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
+            min_loa=args.min_loa,
             backchannel_logout_uri=args.backchannel_logout_uri,
             post_logout_redirect_uris=args.post_logout_redirect_uri or [],
-            grant_types=args.grant_type or None, first_party=args.first_party,
-            allow_cccd=args.allow_cccd, require_par=args.require_par,
-            require_dpop=args.require_dpop, id_token_alg=args.id_token_alg,
+            grant_types=args.grant_type or None,
+            first_party=args.first_party,
+            allow_cccd=args.allow_cccd,
+            require_par=args.require_par,
+            require_dpop=args.require_dpop,
+            id_token_alg=args.id_token_alg,
             sector_identifier_uri=args.sector_identifier_uri,
         )
 
@@ -211,10 +242,17 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     except AppError as exc:
         return fail(args, exc.error.code, exc.error.message("en", exc.params))
     client = created.client
-    data = {"client_id": client.id, "client_secret": created.client_secret, "name": client.name,
-            "type": client.client_type, "auth_method": client.auth_method, "scope": client.scope,
-            "redirect_uris": client.redirect_uris, "grant_types": client.grant_types,
-            "min_loa": client.min_loa}
+    data = {
+        "client_id": client.id,
+        "client_secret": created.client_secret,
+        "name": client.name,
+        "type": client.client_type,
+        "auth_method": client.auth_method,
+        "scope": client.scope,
+        "redirect_uris": client.redirect_uris,
+        "grant_types": client.grant_types,
+        "min_loa": client.min_loa,
+    }
     text = f"created client {client.id} ({client.name})"
     if created.client_secret:
         text += f"\nclient_secret (shown once): {created.client_secret}"
@@ -228,8 +266,9 @@ def _client_json(client: Any) -> dict[str, Any]:
     return describe(client)
 
 
-def _client_change(args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]],
-                   text: Callable[[Any], str]) -> int:
+def _client_change(
+    args: argparse.Namespace, work: Callable[[Any], Awaitable[Any]], text: Callable[[Any], str]
+) -> int:
     """Run one change to a client and print the client (or the error) as the others do."""
     from app.core.errors import AppError
 
@@ -245,12 +284,16 @@ def cmd_clients_update(args: argparse.Namespace) -> int:
     from app.oauth import clients
 
     changes: dict[str, Any] = {
-        "name": args.name, "redirect_uris": args.redirect_uri, "scope": args.scope,
-        "post_logout_redirect_uris": args.post_logout_redirect_uri, "min_loa": args.min_loa,
+        "name": args.name,
+        "redirect_uris": args.redirect_uri,
+        "scope": args.scope,
+        "post_logout_redirect_uris": args.post_logout_redirect_uri,
+        "min_loa": args.min_loa,
     }
     if args.backchannel_logout_uri is not None or args.no_backchannel_logout:
-        changes["backchannel_logout_uri"] = None if args.no_backchannel_logout \
-            else args.backchannel_logout_uri
+        changes["backchannel_logout_uri"] = (
+            None if args.no_backchannel_logout else args.backchannel_logout_uri
+        )
     if args.jwks_uri is not None:
         changes["jwks_uri"] = args.jwks_uri
     if args.jwks_file is not None:
@@ -259,8 +302,10 @@ def cmd_clients_update(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             return fail(args, "oauth.client_invalid", f"cannot read --jwks-file: {exc}")
     return _client_change(
-        args, lambda session: clients.update_client(session, args.client_id, **changes),
-        lambda client: f"updated client {client.id} ({client.name})")
+        args,
+        lambda session: clients.update_client(session, args.client_id, **changes),
+        lambda client: f"updated client {client.id} ({client.name})",
+    )
 
 
 def cmd_clients_status(status: str) -> Command:
@@ -268,9 +313,12 @@ def cmd_clients_status(status: str) -> Command:
         from app.oauth import clients
 
         return _client_change(
-            args, lambda session: clients.set_client_status(session, args.client_id, status,
-                                                            reason=args.reason),
-            lambda client: f"client {client.id} is now {client.status}")
+            args,
+            lambda session: clients.set_client_status(
+                session, args.client_id, status, reason=args.reason
+            ),
+            lambda client: f"client {client.id} is now {client.status}",
+        )
 
     return command
 
@@ -278,8 +326,11 @@ def cmd_clients_status(status: str) -> Command:
 def cmd_clients_show(args: argparse.Namespace) -> int:
     from app.oauth import clients
 
-    return _client_change(args, lambda session: clients.find_client(session, args.client_id),
-                          lambda client: f"{client.id} {client.name} ({client.status})")
+    return _client_change(
+        args,
+        lambda session: clients.find_client(session, args.client_id),
+        lambda client: f"{client.id} {client.name} ({client.status})",
+    )
 
 
 def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
@@ -290,9 +341,12 @@ def cmd_clients_rotate_secret(args: argparse.Namespace) -> int:
         rotated = run_in_session(lambda session: clients.rotate_secret(session, args.client_id))
     except AppError as exc:
         return fail(args, exc.error.code, exc.error.message("en", exc.params))
-    emit(args, {"client_id": rotated.client.id, "client_secret": rotated.client_secret},
-         f"new client_secret for {rotated.client.id} (shown once; the previous one no longer "
-         f"works): {rotated.client_secret}")
+    emit(
+        args,
+        {"client_id": rotated.client.id, "client_secret": rotated.client_secret},
+        f"new client_secret for {rotated.client.id} (shown once; the previous one no longer "
+        f"works): {rotated.client_secret}",
+    )
     return 0
 
 
@@ -304,12 +358,21 @@ def cmd_cameras_create(args: argparse.Namespace) -> int:
     from app.core.errors import AppError
 
     try:
-        data = CameraCreate(code=args.code, name=args.name, lat=args.lat, lon=args.lon,
-                            ward_code=args.ward, direction=args.direction,
-                            status="disabled" if args.disabled else "active")
+        data = CameraCreate(
+            code=args.code,
+            name=args.name,
+            lat=args.lat,
+            lon=args.lon,
+            ward_code=args.ward,
+            direction=args.direction,
+            status="disabled" if args.disabled else "active",
+        )
     except ValidationError as exc:
-        return fail(args, "request.validation_failed",
-                    "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return fail(
+            args,
+            "request.validation_failed",
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+        )
     try:
         camera = run_in_session(lambda session: service.create_camera(session, data))
     except AppError as exc:
@@ -365,9 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--phone", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--name", required=True)
-    create.add_argument("--role", required=True,
-                        choices=["citizen", "community_helper", "ward_staff", "ward_admin",
-                                 "city_admin"])
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["citizen", "community_helper", "ward_staff", "ward_admin", "city_admin"],
+    )
     create.add_argument("--ward")
 
     cameras = sub.add_parser("cameras", help="camera registry")
@@ -382,8 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     camera.add_argument("--disabled", action="store_true", help="register it disabled")
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="sub", required=True)
-    rotate = add("rotate", cmd_keys_rotate,
-                 "add the next signing key (published first, signs 10 minutes later)", keys)
+    rotate = add(
+        "rotate",
+        cmd_keys_rotate,
+        "add the next signing key (published first, signs 10 minutes later)",
+        keys,
+    )
     rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256")
     oauth_clients = sub.add_parser("clients", help="OpenID Connect partner applications")
     client_cmds = oauth_clients.add_subparsers(dest="sub", required=True)
@@ -392,29 +461,41 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--redirect-uri", action="append")
     cc.add_argument("--post-logout-redirect-uri", action="append")
     cc.add_argument("--type", required=True, choices=["public", "confidential"])
-    cc.add_argument("--auth-method", required=True,
-                    choices=["none", "client_secret_basic", "client_secret_post",
-                             "private_key_jwt"])
+    cc.add_argument(
+        "--auth-method",
+        required=True,
+        choices=["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+    )
     cc.add_argument("--jwks-uri")
     cc.add_argument("--jwks-file")
     cc.add_argument("--scope", default="openid profile phone")
     cc.add_argument("--min-loa", type=int, default=0)
     cc.add_argument("--backchannel-logout-uri")
-    cc.add_argument("--sector-identifier-uri",
-                    help="https JSON array of every redirect URI: share pairwise subjects")
-    cc.add_argument("--grant-type", action="append",
-                    choices=["authorization_code", "refresh_token", "client_credentials"])
+    cc.add_argument(
+        "--sector-identifier-uri",
+        help="https JSON array of every redirect URI: share pairwise subjects",
+    )
+    cc.add_argument(
+        "--grant-type",
+        action="append",
+        choices=["authorization_code", "refresh_token", "client_credentials"],
+    )
     cc.add_argument("--first-party", action="store_true", help="public sub, no consent page")
     cc.add_argument("--allow-cccd", action="store_true", help="may receive the cccd claim")
     cc.add_argument("--require-par", action="store_true")
     cc.add_argument("--require-dpop", action="store_true")
     cc.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256")
-    cu = add("update", cmd_clients_update,
-             "change a partner application (settings not given stay as they are)", client_cmds)
+    cu = add(
+        "update",
+        cmd_clients_update,
+        "change a partner application (settings not given stay as they are)",
+        client_cmds,
+    )
     cu.add_argument("client_id")
     cu.add_argument("--name")
-    cu.add_argument("--redirect-uri", action="append",
-                    help="replaces the registered list (repeat for several)")
+    cu.add_argument(
+        "--redirect-uri", action="append", help="replaces the registered list (repeat for several)"
+    )
     cu.add_argument("--post-logout-redirect-uri", action="append")
     cu.add_argument("--scope")
     cu.add_argument("--min-loa", type=int)
@@ -433,8 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
         change.add_argument("--reason")
     show = add("show", cmd_clients_show, "show a partner application", client_cmds)
     show.add_argument("client_id")
-    rs = add("rotate-secret", cmd_clients_rotate_secret,
-             "replace the client secret (printed once)", client_cmds)
+    rs = add(
+        "rotate-secret",
+        cmd_clients_rotate_secret,
+        "replace the client secret (printed once)",
+        client_cmds,
+    )
     rs.add_argument("client_id")
     return parser
 

@@ -594,8 +594,10 @@ async def main() -> int:
             f"  PostgreSQL CPU per notif.   {result['pg_cpu'] / delivered * 1e6:>10.0f} us"
             "  (this database's server processes, from /proc: a local server only)"
         )
-    print(f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database; "
-          f"mean of {before:,.0f} before and {after:,.0f} after)")
+    print(
+        f"  baseline ceiling            {ceiling:>12,.0f} msg/s  (bare clients, no database; "
+        f"mean of {before:,.0f} before and {after:,.0f} after)"
+    )
     print(f"  ratio to baseline           {rate / ceiling if ceiling else 0.0:>12.0%}")
     print(f"  announcement status         {result['status']:>12}  report {result['report']}")
     print(

@@ -28,8 +28,9 @@ async def wards(db: AsyncSession) -> None:
 
 
 @pytest.fixture
-async def ioc(app: object, db: AsyncSession, camera_settings: object,
-              wards: None) -> AsyncIterator[httpx.AsyncClient]:
+async def ioc(
+    app: object, db: AsyncSession, camera_settings: object, wards: None
+) -> AsyncIterator[httpx.AsyncClient]:
     """The operations centre: calls from inside the city network (10.20.0.0/16)."""
     transport = httpx.ASGITransport(app=app, client=("10.20.30.40", 40000))  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://internal") as http:
@@ -37,8 +38,9 @@ async def ioc(app: object, db: AsyncSession, camera_settings: object,
 
 
 @pytest.fixture(autouse=True)
-async def push_log(tmp_root: Path, monkeypatch: pytest.MonkeyPatch,
-                   database_url: str) -> AsyncIterator[Path]:
+async def push_log(
+    tmp_root: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> AsyncIterator[Path]:
     """Pushes go to a fresh file sink (never var/push.jsonl of the work tree)."""
     path = tmp_root / "camera-push.jsonl"
     path.unlink(missing_ok=True)

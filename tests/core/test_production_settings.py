@@ -36,25 +36,36 @@ def test_a_safe_production_configuration_starts() -> None:
     assert settings.api_docs_public is False
 
 
-@pytest.mark.parametrize(("unsafe", "named"), [
-    ({"public_base_url": "http://id.thainguyen.gov.vn"}, "PUBLIC_BASE_URL"),
-    ({"public_base_url": ""}, "PUBLIC_BASE_URL"),  # derives http://HOST:PORT
-    ({"internal_routes_on_public_listener": True}, "INTERNAL_ROUTES_ON_PUBLIC_LISTENER"),
-    ({"internal_port": None}, "INTERNAL_PORT"),
-    ({"internal_port": 8000, "port": 8000}, "INTERNAL_PORT"),
-    ({"secret_key": "short"}, "SECRET_KEY"),
-    ({"log_level": "debug"}, "LOG_LEVEL"),
-])
-def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict[str, Any],
-                                                        named: str) -> None:
+@pytest.mark.parametrize(
+    ("unsafe", "named"),
+    [
+        ({"public_base_url": "http://id.thainguyen.gov.vn"}, "PUBLIC_BASE_URL"),
+        ({"public_base_url": ""}, "PUBLIC_BASE_URL"),  # derives http://HOST:PORT
+        ({"internal_routes_on_public_listener": True}, "INTERNAL_ROUTES_ON_PUBLIC_LISTENER"),
+        ({"internal_port": None}, "INTERNAL_PORT"),
+        ({"internal_port": 8000, "port": 8000}, "INTERNAL_PORT"),
+        ({"secret_key": "short"}, "SECRET_KEY"),
+        ({"log_level": "debug"}, "LOG_LEVEL"),
+    ],
+)
+def test_production_refuses_each_unsafe_setting_by_name(unsafe: dict[str, Any], named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         Settings(**(SAFE | unsafe))
 
 
 def test_the_same_settings_are_accepted_in_development() -> None:
-    settings = Settings(**(SAFE | {"environment": "development", "public_base_url": "",
-                                   "push_backend": "file", "sms_backend": "file",
-                                   "internal_routes_on_public_listener": True}))
+    settings = Settings(
+        **(
+            SAFE
+            | {
+                "environment": "development",
+                "public_base_url": "",
+                "push_backend": "file",
+                "sms_backend": "file",
+                "internal_routes_on_public_listener": True,
+            }
+        )
+    )
     assert settings.issuer.startswith("http://")
     assert settings.api_docs_public is True
 
@@ -76,7 +87,9 @@ def production_layout(monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs", "/redoc"])
 async def test_production_serves_metrics_and_docs_only_on_the_internal_listener(
-    app: object, production_layout: Settings, path: str,
+    app: object,
+    production_layout: Settings,
+    path: str,
 ) -> None:
     async with client_on(app, 8000) as public, client_on(app, 8001) as internal:
         hidden = await public.get(path)
@@ -88,7 +101,9 @@ async def test_production_serves_metrics_and_docs_only_on_the_internal_listener(
 
 
 async def test_an_operator_may_publish_the_api_reference_but_never_the_metrics(
-    app: object, production_layout: Settings, monkeypatch: pytest.MonkeyPatch,
+    app: object,
+    production_layout: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(production_layout, "api_docs_public", True)
     async with client_on(app, 8000) as public:
@@ -109,10 +124,21 @@ def test_serve_refuses_to_start_naming_the_setting_and_printing_no_secret() -> N
     from app.core.config import PROJECT_ROOT
 
     secret = "a-real-production-secret-" + "k" * 24
-    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": secret,
-           "PUBLIC_BASE_URL": "http://id.thainguyen.gov.vn"}
-    done = subprocess.run([sys.executable, "-m", "app", "serve", "--port", "1"], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": secret,
+        "PUBLIC_BASE_URL": "http://id.thainguyen.gov.vn",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--port", "1"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert "PUBLIC_BASE_URL" in done.stderr and "settings.invalid" in done.stderr
     assert secret not in done.stdout + done.stderr
@@ -142,13 +168,22 @@ def test_a_production_server_serves_metrics_and_docs_only_on_its_internal_listen
     credentials = tmp_path / "fcm.json"
     write_credentials(credentials, "https://oauth2.invalid", "demo-thainguyen")
     public, internal = free_port(), free_port()
-    env = {**os.environ, **{k.upper(): str(v) for k, v in SAFE.items()},
-           "FCM_CREDENTIALS_FILE": str(credentials), "INTERNAL_PORT": str(internal),
-           "DATABASE_URL": database_url, "RUN_WORKER_IN_PROCESS": "false",
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **{k.upper(): str(v) for k, v in SAFE.items()},
+        "FCM_CREDENTIALS_FILE": str(credentials),
+        "INTERNAL_PORT": str(internal),
+        "DATABASE_URL": database_url,
+        "RUN_WORKER_IN_PROCESS": "false",
+        "LOG_LEVEL": "WARNING",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(public)], cwd=PROJECT_ROOT,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "app", "serve", "--port", str(public)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
