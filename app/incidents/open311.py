@@ -177,15 +177,23 @@ def _service(code: str, language: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- endpoints
 
 MEDIA = {"application/json": {}, "text/xml": {}}
-# Open311's own error list (`[{"code", "description"}]`), not problem+json: what its clients parse.
-OPEN311_ERROR = {"content": MEDIA}
+
+
+class Open311ErrorOut(BaseModel):
+    """One entry of Open311's own error list (GeoReport v2), which its clients parse: these
+    routes answer errors in it, not in problem+json."""
+
+    code: int
+    description: str
+
+
+_ERRORS = {"model": list[Open311ErrorOut], "content": {"text/xml": {}}}
 ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"content": MEDIA},
-    400: {"description": "Invalid request (Open311 error list)", **OPEN311_ERROR},
-    403: {"description": "Not allowed (Open311 error list)", **OPEN311_ERROR},
-    404: {"description": "Unknown format (use .json or .xml), jurisdiction or item "
-                         "(Open311 error list)", **OPEN311_ERROR},
-    429: {"description": "Rate limited (Open311 error list)", **OPEN311_ERROR},
+    400: {"description": "Invalid request", **_ERRORS},
+    403: {"description": "Not allowed", **_ERRORS},
+    404: {"description": "Unknown format (use .json or .xml), jurisdiction or item", **_ERRORS},
+    429: {"description": "Rate limited", **_ERRORS},
 }
 
 
