@@ -18,7 +18,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core import clock
 from app.core.config import get_settings
-from app.core.db import id_field, json_field, utc_field
+from app.core.db import id_field, json_field, new_id, utc_field
 
 
 class AuditEvent(SQLModel, table=True):
@@ -64,22 +64,32 @@ async def record(
     resource: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
+    """One entry, in the caller's transaction: kept if and only if the action commits.
+
+    One prebuilt Core INSERT on the session's connection, not the ORM unit of work: some
+    entries are their request's only write (a partner's client_credentials token)."""
     ctx = ctx or AuditContext()
-    event = AuditEvent(
-        actor_id=ctx.actor_id,
-        actor_role=ctx.actor_role,
-        action=action,
-        subject_id=subject_id,
-        resource=resource,
-        reason=reason,
-        ip=ctx.ip,
-        request_id=ctx.request_id,
-        details=details or {},
+    await session.flush()  # the caller's pending changes first, as they happened
+    await session.execute(
+        _INSERT,
+        {
+            "id": new_id(),
+            "at": clock.now(),
+            "actor_id": ctx.actor_id,
+            "actor_role": ctx.actor_role,
+            "action": action,
+            "subject_id": subject_id,
+            "resource": resource,
+            "reason": reason,
+            "ip": ctx.ip,
+            "request_id": ctx.request_id,
+            "details": details or {},
+        },
     )
-    session.add(event)
-    await session.flush()
-    return event
+
+
+_INSERT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
 
 
 async def events_about(session: AsyncSession, subject_id: uuid.UUID) -> list[AuditEvent]:

@@ -44,7 +44,7 @@ from app.oauth import (
     service,
 )
 from app.oauth.clients import SCOPES, Client
-from app.oauth.server import Bridge, run, server
+from app.oauth.server import Bridge, ClientReplayed, run, server
 from app.oauth.server import Request as OAuthRequest
 from app.tokens.keys import key_store
 
@@ -332,146 +332,229 @@ async def jwks(response: Response) -> Any:
     responses=_PAGE_ERRORS,
 )
 async def authorize(request: Request, db: DbSession) -> Response:
-    return await _authorize(request, db, await _pairs(request))
-
-
-async def _authorize(request: Request, db: AsyncSession, pairs: list[tuple[str, str]]) -> Response:
-    data = dict(reversed(pairs))  # first value wins, as authlib reads it
-    lang = pages.language(request, data.get("ui_locales"))
-    client_id = data.get("client_id")
-    client_row = await clients.get_client(db, client_id) if client_id else None
-    stored = None
-    incoming_request_uri = data.get("request_uri")
-    if incoming_request_uri:
-        stored = await service.load_request(db, incoming_request_uri, client_id)
-        if stored is None:
-            return _error_page(
-                request, lang, pages.t(lang, "request_expired"), "invalid_request_uri"
-            )
-        pairs = [(k, str(v)) for k, v in stored.params.items()]
-        data = dict(pairs)
-        lang = pages.language(request, data.get("ui_locales"))
-    elif client_row is not None and client_row.require_par:
-        return _error_page(
-            request,
-            lang,
-            pages.t(lang, "request_expired"),
-            "invalid_request",
-            "This client must use pushed authorization requests (PAR).",
-        )
-    state = data.get("state")
-    if client_row and not data.get("response_type"):
-        redirect_uri = data.get("redirect_uri")
-        if redirect_uri in client_row.redirect_uris:
-            return _redirect_error(redirect_uri, "invalid_request", state, "Missing response_type.")
-    b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"))
-    oauth_request = _oauth_request(request, "/oauth/authorize", pairs, method="GET")
+    flow = _Authorization(request, db)
     try:
-        grant = await run(b, lambda: server.get_consent_grant(oauth_request, end_user=None))
-    except OAuth2Error as err:
-        if err.redirect_uri:
-            return _redirect_error(err.redirect_uri, err.error, state, err.description)
-        return _error_page(
-            request, lang, pages.t(lang, "request_expired"), err.error, err.description
-        )
-    client: Client = grant.request.client
-    redirect_uri = grant.redirect_uri
-    scope = grant.request.scope or ""
-    prompts = set((data.get("prompt") or "").split())
-    if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
-        return _redirect_error(redirect_uri, "invalid_request", state, "Invalid prompt.")
-    max_age: int | None = None
-    if data.get("max_age"):
-        try:
-            max_age = int(data["max_age"])
-            if max_age < 0:
-                raise ValueError
-        except ValueError:
-            return _redirect_error(redirect_uri, "invalid_request", state, "Invalid max_age.")
+        return await flow.run(await _pairs(request))
+    except _Answered as answered:
+        return answered.response
 
-    browser = await service.browser_session(db, request.cookies.get(pages.SESSION_COOKIE))
-    user = await service.identity.get_active_user(db, browser.user_id) if browser else None
-    now = clock.now()
-    fresh = stored is not None and browser is not None and browser.auth_time >= stored.created_at
-    needs_login = user is None or (
-        not fresh
-        and (
-            "login" in prompts
-            or (max_age is not None and (now - browser.auth_time).total_seconds() > max_age)  # type: ignore[union-attr]
-        )
-    )
 
-    async def interactive(page: str) -> Response:
-        request_uri = incoming_request_uri if stored is not None else None
-        if request_uri is None:
-            request_uri, _ = await service.save_request(
-                db, client.client_id, dict(pairs), pushed=False
+class _Answered(Exception):  # a step's answer, not a fault
+    """A step of the authorization answered (an error page or redirect, the sign-in page):
+    the flow stops there and its writes are kept."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class _Authorization:
+    """The authorization endpoint's steps, in order (`run`); each step answers by raising
+    `_Answered` when the flow ends there."""
+
+    def __init__(self, request: Request, db: AsyncSession) -> None:
+        self.request, self.db = request, db
+        self.bridge = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"))
+        self.stored: Any = None  # the pushed or saved request, when resumed by request_uri
+        self.request_uri: str | None = None
+        self.lang: Any = None
+        self.data: dict[str, str] = {}
+        self.pairs: list[tuple[str, str]] = []
+
+    async def run(self, pairs: list[tuple[str, str]]) -> Response:
+        await self.read_request(pairs)
+        grant = await self.validate()
+        prompts, max_age = self.prompts(grant)
+        browser, user = await self.signed_in(grant, prompts, max_age)
+        required = await self.level_met(grant, user, prompts)
+        await self.consent_given(grant, user, prompts)
+        grantee = service.Grantee(
+            user_id=user.id,
+            browser_session_id=browser.id,
+            auth_time=browser.auth_time,
+            acr=service.acr_for(user.identity_level),
+            required_loa=required,
+        )
+        return await self.issue_code(grant, grantee)
+
+    def page(
+        self,
+        message: str,
+        code: str | None = None,
+        description: str | None = None,
+        status: int = 400,
+    ) -> _Answered:
+        return _Answered(_error_page(self.request, self.lang, message, code, description, status))
+
+    def back(self, grant: Any, error: str, description: str | None = None) -> _Answered:
+        state = self.data.get("state")
+        return _Answered(_redirect_error(grant.redirect_uri, error, state, description))
+
+    async def read_request(self, pairs: list[tuple[str, str]]) -> None:
+        """The request's parameters: as sent, or those pushed (PAR) or saved under its
+        request_uri; a client that must push its requests is refused otherwise."""
+        data = dict(reversed(pairs))  # first value wins, as authlib reads it
+        self.lang = pages.language(self.request, data.get("ui_locales"))
+        client_id = data.get("client_id")
+        client = await clients.get_client(self.db, client_id) if client_id else None
+        expired = pages.t(self.lang, "request_expired")
+        if data.get("request_uri"):
+            self.request_uri = data["request_uri"]
+            self.stored = await service.load_request(self.db, self.request_uri, client_id)
+            if self.stored is None:
+                raise self.page(expired, "invalid_request_uri")
+            pairs = [(k, str(v)) for k, v in self.stored.params.items()]
+            data = dict(pairs)
+            self.lang = pages.language(self.request, data.get("ui_locales"))
+        elif client is not None and client.require_par:
+            raise self.page(
+                expired,
+                "invalid_request",
+                "This client must use pushed authorization requests (PAR).",
             )
-        return RedirectResponse(
-            f"/oauth/{page}?{urlencode({'req': request_uri, 'lang': lang})}", status_code=303
-        )
+        self.data, self.pairs = data, pairs
+        if (
+            client
+            and not data.get("response_type")
+            and data.get("redirect_uri") in client.redirect_uris
+        ):
+            raise _Answered(
+                _redirect_error(
+                    data["redirect_uri"],
+                    "invalid_request",
+                    data.get("state"),
+                    "Missing response_type.",
+                )
+            )
 
-    if needs_login:
+    async def validate(self) -> Any:
+        """authlib's checks (client, redirect_uri, scope, PKCE), once."""
+        if client_id := self.data.get("client_id"):
+            self.bridge.clients[client_id] = await clients.client_view(self.db, client_id)
+        self.oauth_request = _oauth_request(
+            self.request, "/oauth/authorize", self.pairs, method="GET"
+        )
+        try:
+            return run(
+                self.bridge, lambda: server.get_consent_grant(self.oauth_request, end_user=None)
+            )
+        except OAuth2Error as err:
+            if err.redirect_uri:
+                raise _Answered(
+                    _redirect_error(
+                        err.redirect_uri, err.error, self.data.get("state"), err.description
+                    )
+                ) from None
+            raise self.page(
+                pages.t(self.lang, "request_expired"), err.error, err.description
+            ) from None
+
+    def prompts(self, grant: Any) -> tuple[set[str], int | None]:
+        prompts = set((self.data.get("prompt") or "").split())
+        if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
+            raise self.back(grant, "invalid_request", "Invalid prompt.")
+        if not self.data.get("max_age"):
+            return prompts, None
+        try:
+            max_age = int(self.data["max_age"])
+        except ValueError:
+            max_age = -1
+        if max_age < 0:
+            raise self.back(grant, "invalid_request", "Invalid max_age.")
+        return prompts, max_age
+
+    async def signed_in(self, grant: Any, prompts: set[str], max_age: int | None) -> Any:
+        """The citizen signed in at this browser, recently enough; else the sign-in page."""
+        cookie = self.request.cookies.get(pages.SESSION_COOKIE)
+        browser = await service.browser_session(self.db, cookie)
+        user = await service.identity.get_active_user(self.db, browser.user_id) if browser else None
+        if user is not None and browser is not None:
+            # Signed in since this request was saved: prompt=login and max_age are met.
+            if self.stored is not None and browser.auth_time >= self.stored.created_at:
+                return browser, user
+            age = (clock.now() - browser.auth_time).total_seconds()
+            if "login" not in prompts and (max_age is None or age <= max_age):
+                return browser, user
         if "none" in prompts:
-            return _redirect_error(redirect_uri, "login_required", state)
-        return await interactive("login")
-    assert user is not None and browser is not None
-    required = service.required_level(client.row, data.get("acr_values"))
-    if user.identity_level < required:
-        if stored is not None:
-            await service.finish_request(db, stored.id)
+            raise self.back(grant, "login_required")
+        raise await self.interactive(grant, "login")
+
+    async def level_met(self, grant: Any, user: Any, prompts: set[str]) -> int:
+        """The identity level the client requires, which the citizen must have now."""
+        client: Client = grant.request.client
+        required = service.required_level(client.row, self.data.get("acr_values"))
+        if user.identity_level >= required:
+            return required
+        if self.stored is not None:
+            await service.finish_request(self.db, self.stored.id)
         back = _with_params(
-            redirect_uri,
+            grant.redirect_uri,
             {
                 "error": "unmet_authentication_requirements",
-                "state": state,
+                "state": self.data.get("state"),
                 "error_description": f"identity level {required} required",
                 "iss": get_settings().issuer,
             },
         )
         if "none" in prompts:
-            return RedirectResponse(back, status_code=302)
-        return pages.render(
-            request,
-            "level.html",
-            lang,
-            status=403,
-            client_name=client.row.name,
-            required=required,
-            current=user.identity_level,
-            back_url=back,
+            raise _Answered(RedirectResponse(back, status_code=302))
+        raise _Answered(
+            pages.render(
+                self.request,
+                "level.html",
+                self.lang,
+                status=403,
+                client_name=client.row.name,
+                required=required,
+                current=user.identity_level,
+                back_url=back,
+            )
         )
-    if not client.row.first_party:
-        since = (stored.created_at if stored else now) if "consent" in prompts else None
-        if not await service.consent_covers(
-            db, user.id, client.client_id, service.scope_set(scope), since=since
-        ):
-            if "none" in prompts:
-                return _redirect_error(redirect_uri, "consent_required", state)
-            return await interactive("consent")
 
-    grantee = service.Grantee(
-        user_id=user.id,
-        browser_session_id=browser.id,
-        auth_time=browser.auth_time,
-        acr=service.acr_for(user.identity_level),
-        required_loa=required,
-    )
-    if stored is not None and not await service.finish_request(db, stored.id):
-        # spent meanwhile by a concurrent use of the same request_uri: one code per request
-        return _error_page(request, lang, pages.t(lang, "request_expired"), "invalid_request_uri")
-    status, _body, headers = await run(
-        b,
-        lambda: server.create_authorization_response(
-            oauth_request, grant_user=grantee, grant=grant
-        ),
-    )
-    location = headers.get("Location", "")
-    if status != 302 or not location:
-        return _error_page(request, lang, pages.t(lang, "request_expired"))
-    if "error=" not in location:
-        location = _with_params(location, {"iss": get_settings().issuer})
-    return RedirectResponse(location, status_code=302)
+    async def consent_given(self, grant: Any, user: Any, prompts: set[str]) -> None:
+        """A partner (not first-party) client needs the citizen's consent to these scopes."""
+        client: Client = grant.request.client
+        if client.row.first_party:
+            return
+        since = None
+        if "consent" in prompts:
+            since = self.stored.created_at if self.stored else clock.now()
+        scopes = service.scope_set(grant.request.scope or "")
+        if await service.consent_covers(self.db, user.id, client.client_id, scopes, since=since):
+            return
+        if "none" in prompts:
+            raise self.back(grant, "consent_required")
+        raise await self.interactive(grant, "consent")
+
+    async def interactive(self, grant: Any, page: str) -> _Answered:
+        """On to the sign-in or consent page, the request saved (or resumed) for after it."""
+        if self.stored is not None:
+            request_uri = self.request_uri
+        else:
+            request_uri, _ = await service.save_request(
+                self.db, grant.request.client.client_id, dict(self.pairs), pushed=False
+            )
+        query = urlencode({"req": request_uri, "lang": self.lang})
+        return _Answered(RedirectResponse(f"/oauth/{page}?{query}", status_code=303))
+
+    async def issue_code(self, grant: Any, grantee: service.Grantee) -> Response:
+        """One code per request: a resumed request is spent first (a concurrent use of the
+        same request_uri gets none)."""
+        if self.stored is not None and not await service.finish_request(self.db, self.stored.id):
+            raise self.page(pages.t(self.lang, "request_expired"), "invalid_request_uri")
+        status, _body, headers = run(
+            self.bridge,
+            lambda: server.create_authorization_response(
+                self.oauth_request, grant_user=grantee, grant=grant
+            ),
+        )
+        await self.bridge.flush_deferred()  # the code
+        location = headers.get("Location", "")
+        if status != 302 or not location:
+            raise self.page(pages.t(self.lang, "request_expired"))
+        if "error=" not in location:
+            location = _with_params(location, {"iss": get_settings().issuer})
+        return RedirectResponse(location, status_code=302)
 
 
 # ---------------------------------------------------------------- login and consent pages
@@ -694,15 +777,11 @@ async def token(request: Request, db: DbSession) -> Response:
         raise Refused(_dpop_error(exc)) from None
     b = Bridge(db, _ctx(request), user_agent=request.headers.get("user-agent"), dpop_jkt=jkt)
     await _prefetch(b, request, pairs)
-    status, body, headers = await run(
+    status, body, headers = run(
         b, lambda: server.create_token_response(_oauth_request(request, "/oauth/token", pairs))
     )
     if status < 400:
-        try:
-            await b.flush_deferred()  # e.g. the refresh rotation: before the answer leaves
-        except service.GrantRefused as exc:
-            b.keep_writes = exc.commit
-            status, body = 400, {"error": "invalid_grant", "error_description": exc.description}
+        status, body = await _finish(b, status, body)  # e.g. the rotation: before the answer
     if jkt:
         headers = {**headers, "DPoP-Nonce": dpop.new_nonce()}  # the nonce for the next proofs
     if status >= 400:
@@ -731,9 +810,16 @@ async def _prefetch(
     basic_id, _ = extract_basic_authorization(_headers(request))
     asserted = _assertion_subject(data.get("client_assertion"))
     refreshing = data.get("grant_type") == "refresh_token" and data.get("refresh_token")
+    code = data.get("code") if data.get("grant_type") == "authorization_code" else None
     for client_id in {basic_id, data.get("client_id"), asserted}:
         if client_id and len(client_id) <= 100:
             b.clients[client_id] = await clients.client_view(b.db, client_id)
+    for client_id, client in b.clients.items():
+        if code and client is not None:
+            row, revoked, user = await service.read_code(b.db, code, client_id, b.ctx)
+            b.codes[(code, client_id)] = (row, revoked)
+            if row is not None:
+                b.users[row.user_id] = user
     if refreshing:
         for client_id, client in b.clients.items():
             if client is not None:
@@ -746,6 +832,18 @@ async def _prefetch(
         b.tokens[token_string] = info
         if endpoint == "introspection" and info is not None and info.active:
             info.payload = await service.introspection_payload(b.db, info)
+
+
+async def _finish(b: Bridge, status: int, body: Any) -> tuple[int, Any]:
+    """Run the writes deferred while authlib answered; a refusal among them is the answer."""
+    try:
+        await b.flush_deferred()
+    except ClientReplayed:
+        return 400, {"error": "invalid_client", "error_description": "JWT ID is used before."}
+    except service.GrantRefused as exc:
+        b.keep_writes = exc.commit
+        return 400, {"error": "invalid_grant", "error_description": exc.description}
+    return status, body
 
 
 @router.post(
@@ -767,6 +865,7 @@ async def par(request: Request, db: DbSession) -> Response:
             {},
         )
     b = Bridge(db, _ctx(request))
+    await _prefetch(b, request, pairs)
     oauth_request = _oauth_request(request, "/oauth/par", pairs)
 
     def validate() -> Any:
@@ -787,7 +886,7 @@ async def par(request: Request, db: DbSession) -> Response:
         return client
 
     try:
-        client = await run(b, validate)
+        client = run(b, validate)
     except OAuth2Error as err:
         raise Refused(
             _answer(
@@ -796,6 +895,9 @@ async def par(request: Request, db: DbSession) -> Response:
                 {},
             )
         ) from None
+    status, body = await _finish(b, 201, {})  # the client assertion's jti, remembered
+    if status >= 400:
+        raise Refused(_answer(status, body, {}))
     if not data.get("dpop_jkt"):
         try:
             jkt = await _dpop(request, db, "/oauth/par")
@@ -846,12 +948,13 @@ async def _endpoint(request: Request, db: AsyncSession, name: str, path: str) ->
     pairs = await _pairs(request)
     await client_keys.prefetch_for_assertion(pairs)
     await _prefetch(b, request, pairs, endpoint=name)
-    status, body, headers = await run(
+    status, body, headers = run(
         b, lambda: server.create_endpoint_response(name, _oauth_request(request, path, pairs))
     )
+    if status < 400:
+        status, body = await _finish(b, status, body)
     if status >= 400:
         raise Refused(_answer(status, body, headers))
-    await b.flush_deferred()
     return _answer(status, body, headers)
 
 

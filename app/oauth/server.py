@@ -1,9 +1,9 @@
 """authlib's authorization server, on FastAPI.
 
-authlib's server hooks are synchronous. Each protocol call (`create_token_response`,
-`create_authorization_response`, an endpoint) runs in a worker thread (`anyio.to_thread`), and the
-hooks reach the request's async database session back on the event loop with
-`anyio.from_thread.run`: the loop stays free and there is one database driver.
+authlib's server hooks are synchronous, so authlib runs once per request, inline on the event
+loop: the router reads beforehand what its hooks will ask for, and its writes are deferred until
+it returns (`Bridge`). authlib's own work there is CPU only (signatures, a keyed hash), and there
+is one database driver.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     InvalidClientError,
@@ -42,7 +39,7 @@ from app.core import audit, clock
 from app.core.audit import AuditContext
 from app.core.config import get_settings
 from app.oauth import client_keys, jose_rules, replay, service
-from app.oauth.clients import Client, client_view
+from app.oauth.clients import Client
 from app.oauth.service import Grantee, GrantRefused
 
 T = TypeVar("T")
@@ -51,18 +48,18 @@ CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 ANY_CLIENT_AUTH = [*CLIENT_AUTH, "none"]
 
 
-class NeedsThread(Exception):
-    """Raised by a hook that needs the database while authlib runs inline on the event loop."""
+class ClientReplayed(Exception):  # a refusal, not a fault
+    """A client assertion whose `jti` was used before: the answer becomes invalid_client."""
 
 
 @dataclass
 class Bridge:
-    """One request's link from authlib's hooks back to the event loop and its DB session.
+    """One request's link from authlib's hooks to its database session.
 
-    What a request needs is prefetched on the loop (the client, the token being introspected);
-    authlib then runs inline, with writes deferred until it returns. A hook that still needs the
-    database raises `NeedsThread`, and the call is rerun in a worker thread where hooks reach the
-    loop with `anyio.from_thread.run`.
+    authlib's hooks are synchronous, so authlib runs once, inline, on what the router read
+    before (`router._prefetch`: the clients, the code or refresh token, the token being
+    introspected); its writes are deferred and run after it returns, in the request's
+    transaction (`flush_deferred`), and a deferred step that refuses replaces the answer.
     """
 
     db: AsyncSession
@@ -70,16 +67,12 @@ class Bridge:
     user_agent: str | None = None
     dpop_jkt: str | None = None
     keep_writes: bool = False  # a refusal that keeps its writes (a revoked family)
-    inline: bool = False
     clients: dict[str, Client | None] = field(default_factory=dict)
     tokens: dict[str, Any] = field(default_factory=dict)
     refresh: dict[tuple[str, str], Any] = field(default_factory=dict)
+    codes: dict[tuple[str, str], tuple[Any, bool]] = field(default_factory=dict)
+    users: dict[Any, Any] = field(default_factory=dict)  # the accounts behind those codes
     deferred: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-
-    def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        if self.inline:
-            raise NeedsThread
-        return anyio.from_thread.run(functools.partial(func, self.db, *args, **kwargs))
 
     def defer(self, func: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
         """Run after authlib returns, on the loop, in the request's transaction."""
@@ -98,26 +91,13 @@ def bridge() -> Bridge:
     return _bridge.get()
 
 
-async def run(b: Bridge, func: Callable[[], T]) -> T:
-    """Run an authlib call inline when everything it needs was prefetched, else in a thread."""
+def run(b: Bridge, func: Callable[[], T]) -> T:
+    """Run an authlib call once, with `b` as its hooks' bridge."""
     token = _bridge.set(b)
-    b.inline = True
     try:
         return func()
-    except NeedsThread:
-        b.deferred.clear()
     finally:
-        b.inline = False
         _bridge.reset(token)
-
-    def work() -> T:
-        inner = _bridge.set(b)
-        try:
-            return func()
-        finally:
-            _bridge.reset(inner)
-
-    return await anyio.to_thread.run_sync(work)
 
 
 class Request(OAuth2Request):
@@ -187,7 +167,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         b = bridge()
-        b.call(
+        b.defer(
             service.save_code,
             code,
             client_id=request.client.client_id,
@@ -199,7 +179,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> Any:
         b = bridge()
-        row, revoked = b.call(service.find_code, code, client.client_id, b.ctx)
+        row, revoked = b.codes.get((code, client.client_id), (None, False))
         if revoked:
             b.keep_writes = True  # keep the revocation although the request fails
         return _CodeView(row) if row else None
@@ -238,10 +218,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> Any:
         b = bridge()
         client = self.request.client
-        key = (refresh_token, client.client_id)
-        if key not in b.refresh:
-            b.refresh[key] = b.call(service.lookup_refresh, refresh_token, client.client_id)
-        grantee = b.refresh[key]
+        grantee = b.refresh.get((refresh_token, client.client_id))
         return _RefreshView(grantee) if grantee else None
 
     def authenticate_user(self, refresh_token: Any) -> Grantee:
@@ -287,9 +264,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims: Any, jti: str) -> bool:
         exp = int(claims.get("exp", 0))
         expires = clock.now() + timedelta(seconds=max(60, exp - int(clock.now().timestamp()) + 60))
-        return bridge().call(
-            replay.first_use, f"pkjwt:{claims['sub']}:{jti}"[:100], expires_at=expires
-        )
+        # Checked and remembered after authlib returns, before any other write (see `Bridge`).
+        bridge().defer(_first_use, f"pkjwt:{claims['sub']}:{jti}"[:100], expires_at=expires)
+        return True
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         """authlib's check, with the algorithms the discovery document advertises (joserfc's
@@ -317,11 +294,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client's keys are unusable.") from None
 
 
+async def _first_use(db: AsyncSession, key: str, *, expires_at: Any) -> None:
+    if not await replay.first_use(db, key, expires_at=expires_at):
+        raise ClientReplayed
+
+
 def _query_token(token_string: str, token_type_hint: str | None) -> Any:
-    b = bridge()
-    if token_string not in b.tokens:
-        b.tokens[token_string] = b.call(service.find_token, token_string, token_type_hint)
-    return b.tokens[token_string]
+    return bridge().tokens.get(token_string)
 
 
 class Revocation(RevocationEndpoint):
@@ -346,9 +325,7 @@ class Introspection(IntrospectionEndpoint):
         return token.client_id == client.client_id or client.row.first_party
 
     def introspect_token(self, token: Any) -> dict[str, Any]:
-        if token.payload is None:
-            token.payload = bridge().call(service.introspection_payload, token)
-        return token.payload
+        return token.payload  # read with the token (router._prefetch)
 
 
 class Server(AuthorizationServer):
@@ -363,10 +340,7 @@ class Server(AuthorizationServer):
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
 
     def query_client(self, client_id: str) -> Client | None:
-        b = bridge()
-        if client_id not in b.clients:
-            b.clients[client_id] = b.call(client_view, client_id)
-        return b.clients[client_id]
+        return bridge().clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         pass  # saved by the token generator, through app.tokens
@@ -395,15 +369,25 @@ class Server(AuthorizationServer):
         b = bridge()
         try:
             if grant_type == "authorization_code":
-                return b.call(
-                    service.issue_for_code,
+                account = b.users.get(user.user_id)
+                answer, issue = service.code_answer(
                     client.row,
                     user,
+                    account,
                     include_refresh=include_refresh_token,
+                    jkt=b.dpop_jkt,
+                )
+                b.defer(
+                    service.commit_code,
+                    client.row,
+                    user,
+                    account,
+                    issue,
                     jkt=b.dpop_jkt,
                     ctx=b.ctx,
                     user_agent=b.user_agent,
                 )
+                return answer
             if grant_type == "refresh_token":
                 answer = service.refresh_answer(client.row, user, scope, jkt=b.dpop_jkt)
                 b.defer(

@@ -21,6 +21,7 @@ from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs
 from app.core.audit import AuditContext
 from app.core.config import get_settings
+from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.security import keyed_hash, random_token
 from app.identity import service as identity
@@ -465,6 +466,15 @@ async def find_code(
     return row, False
 
 
+async def read_code(
+    db: AsyncSession, code: str, client_id: str, ctx: AuditContext
+) -> tuple[AuthorizationCode | None, bool, User | None]:
+    """`find_code`, with the account behind the code as it is now (None: no longer active)."""
+    row, revoked = await find_code(db, code, client_id, ctx)
+    user = await identity.get_active_user(db, row.user_id) if row is not None else None
+    return row, revoked, user
+
+
 async def spend_code(db: AsyncSession, row: AuthorizationCode) -> bool:
     """Atomic: of two concurrent exchanges of one code, exactly one wins."""
     result = await db.execute(
@@ -563,40 +573,87 @@ def _token_answer(access: str, ttl: int, scope: str, jkt: str | None) -> dict[st
     }
 
 
-async def issue_for_code(
-    db: AsyncSession,
+@dataclass(frozen=True)
+class CodeIssue:
+    """The session an authorization code's answer announces, stored by `commit_code`."""
+
+    session_id: uuid.UUID
+    refresh_token: str
+    acr: str
+
+
+def code_answer(
     client: OAuthClient,
     grantee: Grantee,
+    user: User | None,
     *,
     include_refresh: bool,
     jkt: str | None,
-    ctx: AuditContext,
-    user_agent: str | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], CodeIssue]:
+    """The token response for an authorization code, signed without touching the database; the
+    code is spent and its session stored by `commit_code` before the answer leaves."""
     code = grantee.code
     assert code is not None
     if code.dpop_jkt and code.dpop_jkt != jkt:
         raise GrantRefused("The DPoP key is not the one the authorization was bound to.")
     if client.require_dpop and not jkt:
         raise GrantRefused("This client must use DPoP.")
-    user = await identity.get_active_user(db, code.user_id)
     if user is None:
         raise GrantRefused("The account is no longer active.")
     if user.identity_level < code.required_loa:
         raise GrantRefused("The account no longer has the identity level this client requires.")
+    issue = CodeIssue(
+        new_id(), tokens.new_refresh_token(), current_acr(code.acr, user.identity_level)
+    )  # the level may have fallen
+    sub = subject_for(client, user.id)
+    access, ttl = _access_token(
+        client, sub=sub, session_id=issue.session_id, scope=code.scope, acr=issue.acr, jkt=jkt
+    )
+    answer = _token_answer(access, ttl, code.scope, jkt)
+    if "openid" in scope_set(code.scope):
+        answer["id_token"] = make_id_token(
+            client,
+            sub=sub,
+            auth_time=code.auth_time,
+            acr=issue.acr,
+            sid=str(issue.session_id),
+            nonce=code.nonce,
+            access_token=access,
+        )
+    if include_refresh and offline_granted(code.scope):
+        answer["refresh_token"] = issue.refresh_token
+    return answer, issue
+
+
+async def commit_code(
+    db: AsyncSession,
+    client: OAuthClient,
+    grantee: Grantee,
+    user: User,
+    issue: CodeIssue,
+    *,
+    jkt: str | None,
+    ctx: AuditContext,
+    user_agent: str | None,
+) -> None:
+    """Spend the code (atomically: of two concurrent exchanges exactly one wins) and store the
+    session and its audit entry that `code_answer` announced."""
+    code = grantee.code
+    assert code is not None
     if not await spend_code(db, code):
         raise GrantRefused("The code was already used.")
-    acr = current_acr(code.acr, user.identity_level)  # the level may have fallen since
-    auth_session, refresh = await tokens.start_session(
+    auth_session, _ = await tokens.start_session(
         db,
         user_id=user.id,
         client_id=client.id,
         scope=code.scope,
-        acr=acr,
+        acr=issue.acr,
         auth_time=code.auth_time,
         ip=ctx.ip,
         user_agent=user_agent,
         device_name=client.name[:200],
+        session_id=issue.session_id,
+        refresh_token=issue.refresh_token,
     )
     db.add(
         ClientSession(
@@ -614,23 +671,6 @@ async def issue_for_code(
         .values(issued_session_id=auth_session.id)
     )
     await db.flush()
-    sub = subject_for(client, user.id)
-    access, ttl = _access_token(
-        client, sub=sub, session_id=auth_session.id, scope=code.scope, acr=acr, jkt=jkt
-    )
-    answer = _token_answer(access, ttl, code.scope, jkt)
-    if "openid" in scope_set(code.scope):
-        answer["id_token"] = make_id_token(
-            client,
-            sub=sub,
-            auth_time=code.auth_time,
-            acr=acr,
-            sid=str(auth_session.id),
-            nonce=code.nonce,
-            access_token=access,
-        )
-    if include_refresh and offline_granted(code.scope):
-        answer["refresh_token"] = refresh
     await audit.record(
         db,
         _as(ctx, user),
@@ -644,7 +684,6 @@ async def issue_for_code(
             "dpop": bool(jkt),
         },
     )
-    return answer
 
 
 async def lookup_refresh(db: AsyncSession, presented: str, client_id: str) -> Grantee | None:

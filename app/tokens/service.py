@@ -205,10 +205,14 @@ async def start_session(
     ip: str | None = None,
     acr: str | None = None,
     auth_time: datetime | None = None,
+    session_id: uuid.UUID | None = None,
+    refresh_token: str | None = None,
 ) -> tuple[AuthSession, str]:
-    """Open a session and return it with its first refresh token."""
+    """Open a session and return it with its first refresh token (`session_id` and
+    `refresh_token`: those a caller already announced in its answer)."""
     now = clock.now()
     auth_session = AuthSession(
+        id=session_id or new_id(),
         user_id=user_id,
         client_id=client_id,
         scope=scope,
@@ -223,7 +227,7 @@ async def start_session(
     )
     db.add(auth_session)
     await db.flush()  # the parent row first: no ORM relationship orders these inserts
-    refresh = random_token(REFRESH_PREFIX)
+    refresh = refresh_token or random_token(REFRESH_PREFIX)
     db.add(RefreshToken(session_id=auth_session.id, token_hash=hash_refresh_token(refresh)))
     await db.flush()
     return auth_session, refresh

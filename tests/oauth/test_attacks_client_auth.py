@@ -720,3 +720,66 @@ async def test_admin_api_registers_a_sector_identifier_uri_only_when_it_lists_ev
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["code"] == "oauth.sector_identifier_invalid"
+
+
+# ---------------------------------------------------------------- authlib runs once per request
+
+
+async def test_a_private_key_jwt_client_is_authenticated_once_per_request(
+    live_url: str, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """authlib runs once, on what was read before it: the assertion is verified once, and its
+    jti remembered once (a replay of it is refused)."""
+    from app.oauth.server import PrivateKeyJWT
+
+    key = RSAKey.generate_key(2048, private=True, auto_kid=True)
+    registered = await make_client(
+        db,
+        name="Đối tác",
+        auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+    )
+    verified = []
+    original = PrivateKeyJWT.process_assertion_claims
+
+    def counted(self: Any, assertion: str, resolve_key: Any) -> Any:
+        verified.append(assertion)
+        return original(self, assertion, resolve_key)
+
+    monkeypatch.setattr(PrivateKeyJWT, "process_assertion_claims", counted)
+    signed = assertion(key, registered.client.id, f"{live_url}/oauth/token")
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed,
+    }
+    async with httpx.AsyncClient(base_url=live_url) as http:
+        first = await http.post("/oauth/token", data=data)
+        replayed = await http.post("/oauth/token", data=data)
+    assert first.status_code == 200, first.text
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_client"
+    assert verified == [signed, signed]  # once per request
+
+
+async def test_a_code_exchange_runs_the_grant_once(
+    live_url: str, db: AsyncSession, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.oauth.server import AuthorizationCodeGrant
+
+    rp = await make_client(db)
+    runs = []
+    original = AuthorizationCodeGrant.validate_token_request
+
+    def counted(self: Any) -> Any:
+        runs.append(1)
+        return original(self)
+
+    monkeypatch.setattr(AuthorizationCodeGrant, "validate_token_request", counted)
+    code, verifier, _ = await browser.code_for(rp.client.id, scope="openid offline_access")
+    answer = await exchange(live_url, rp, code, verifier)
+    assert answer.status_code == 200, answer.text
+    assert runs == [1]
+    again = await exchange(live_url, rp, code, verifier)
+    assert again.status_code == 400 and runs == [1, 1]
