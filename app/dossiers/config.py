@@ -17,8 +17,11 @@ class WorkdaySwap(BaseModel):
 
 
 class DossierSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_prefix="DOSSIER_", extra="ignore",
-                                      case_sensitive=False)
+    """Dossiers: the working-day calendar of deadlines and the public status look-up's limits."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_prefix="DOSSIER_", extra="ignore", case_sensitive=False
+    )
 
     # JSON, e.g. [{"off": "2025-05-02", "work": "2025-04-26"}]: each year's swaps decided by the
     # Prime Minister, which the `holidays` package does not model.
@@ -34,7 +37,10 @@ class DossierSettings(BaseSettings):
     # a periodic job stops processing (status `stopped`). To be confirmed by the city: the
     # rules at hand name no general period.
     supplement_wait_workdays: int = Field(default=15, ge=1)
+    # Public status look-ups (dossier code + last 4 phone digits) one address may make a minute.
     public_lookup_per_ip_per_minute: int = 20
+    # Public status look-ups of one dossier code an hour, from any address: the 10,000 possible
+    # digits cannot be tried.
     public_lookup_per_code_per_hour: int = 10
 
 
