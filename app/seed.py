@@ -27,11 +27,17 @@ class DemoAccount:
 
 
 def demo_accounts() -> list[DemoAccount]:
-    accounts = [DemoAccount("city_admin", "0981000000", DEMO_PASSWORD, None,
-                            "Quản trị Thành phố")]
+    accounts = [DemoAccount("city_admin", "0981000000", DEMO_PASSWORD, None, "Quản trị Thành phố")]
     for index, unit in enumerate(u for u in all_units() if u.level == "ward"):
-        accounts.append(DemoAccount("ward_staff", f"098100{index + 1:04d}", DEMO_PASSWORD,
-                                    unit.code, f"Cán bộ {unit.name}"))
+        accounts.append(
+            DemoAccount(
+                "ward_staff",
+                f"098100{index + 1:04d}",
+                DEMO_PASSWORD,
+                unit.code,
+                f"Cán bộ {unit.name}",
+            )
+        )
     return accounts
 
 
@@ -44,7 +50,12 @@ async def seed_demo(session: AsyncSession) -> tuple[bool, list[DemoAccount]]:
     for unit in all_units():
         await admin_units.upsert(session, unit)
     for account in accounts:
-        await identity.create_user(session, phone_raw=account.phone, password=account.password,
-                                   full_name=account.name, role=account.role,
-                                   ward_code=account.ward_code)
+        await identity.create_user(
+            session,
+            phone_raw=account.phone,
+            password=account.password,
+            full_name=account.name,
+            role=account.role,
+            ward_code=account.ward_code,
+        )
     return True, accounts

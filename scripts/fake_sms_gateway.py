@@ -33,8 +33,14 @@ MAX_BODY = 64 * 1024
 
 
 class FakeSmsGateway:
-    def __init__(self, api_key: str = "fake-sms-key", host: str = "127.0.0.1", port: int = 0,
-                 *, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        api_key: str = "fake-sms-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        quiet: bool = True,
+    ) -> None:
         self.api_key = api_key
         self.quiet = quiet
         self.attempts = 0  # POST /messages seen, accepted or not
@@ -58,8 +64,9 @@ class FakeSmsGateway:
         return self.base_url + "/messages"
 
     def start(self) -> FakeSmsGateway:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fake-sms-gateway")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="fake-sms-gateway"
+        )
         self._thread.start()
         return self
 
@@ -168,8 +175,10 @@ def _handler_for(gateway: FakeSmsGateway) -> type[BaseHTTPRequestHandler]:
                 self._answer(HTTPStatus.OK, {"failing_next": int(count), "status": int(status)})
                 return
             if not _valid_message(payload):
-                self._answer(HTTPStatus.BAD_REQUEST, {"error": "invalid_message",
-                                                      "required": ["to", "body", "sender"]})
+                self._answer(
+                    HTTPStatus.BAD_REQUEST,
+                    {"error": "invalid_message", "required": ["to", "body", "sender"]},
+                )
                 return
             status, answer = gateway.accept(payload)
             self._answer(status, answer)
@@ -199,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025, help="0 picks a free port")
     parser.add_argument("--api-key", default="dev-sms-key")
-    parser.add_argument("--fail-next", type=int, default=0,
-                        help="answer 503 to this many sends first")
+    parser.add_argument(
+        "--fail-next", type=int, default=0, help="answer 503 to this many sends first"
+    )
     args = parser.parse_args(argv)
 
     gateway = FakeSmsGateway(args.api_key, args.host, args.port, quiet=False)

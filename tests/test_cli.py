@@ -41,8 +41,14 @@ class Run:
 async def cli(database_url: str, *args: str) -> Run:
     env = {**os.environ, "DATABASE_URL": database_url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", *args, cwd=PROJECT_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
@@ -50,8 +56,21 @@ async def cli(database_url: str, *args: str) -> Run:
 
 
 def create_staff(*extra: str, phone: str = "0912000111") -> tuple[str, ...]:
-    return ("users", "create", "--phone", phone, "--password", PASSWORD,
-            "--name", "Lê Thị Cán Bộ", "--role", "ward_staff", *extra, "--format", "json")
+    return (
+        "users",
+        "create",
+        "--phone",
+        phone,
+        "--password",
+        PASSWORD,
+        "--name",
+        "Lê Thị Cán Bộ",
+        "--role",
+        "ward_staff",
+        *extra,
+        "--format",
+        "json",
+    )
 
 
 async def test_users_create_prints_the_new_account_as_json(database_url, db: AsyncSession):

@@ -55,8 +55,9 @@ def drift(committed: Any, generated: Any, where: str = "") -> list[str]:
     return [] if committed == generated else [where or "/"]
 
 
-@pytest.mark.parametrize("relative", [contracts.OPENAPI_FILE, contracts.ERRORS_FILE],
-                         ids=lambda p: str(p))
+@pytest.mark.parametrize(
+    "relative", [contracts.OPENAPI_FILE, contracts.ERRORS_FILE], ids=lambda p: str(p)
+)
 def test_committed_contract_matches_the_code(relative: Path, generated: dict[Path, str]):
     committed_path = PROJECT_ROOT / relative
     assert committed_path.exists(), f"{relative} is missing: {HOW_TO_FIX}"
@@ -72,11 +73,16 @@ def test_every_api_operation_documents_a_problem_response(openapi: dict[str, Any
     for method, path, operation in operations(openapi):
         if not path.startswith("/api/"):
             continue
-        if not operation.get("parameters") and "requestBody" not in operation and "security" \
-                not in operation and method.upper() in {"GET", "OPTIONS"}:
+        if (
+            not operation.get("parameters")
+            and "requestBody" not in operation
+            and "security" not in operation
+            and method.upper() in {"GET", "OPTIONS"}
+        ):
             continue  # a fixed public answer: nothing a client sends can be wrong
         problems = [
-            status for status, response in operation["responses"].items()
+            status
+            for status, response in operation["responses"].items()
             if status.startswith("4") and PROBLEM_JSON in response.get("content", {})
         ]
         if not problems:
@@ -125,8 +131,12 @@ def placeholders(template: str) -> set[str]:
 def test_every_error_code_has_distinct_vietnamese_and_english_messages(generated):
     catalogue = json.loads(generated[contracts.ERRORS_FILE])["codes"]
     assert catalogue.keys() == REGISTRY.keys()
-    assert {"request.validation_failed", "request.malformed_json", "http.not_found",
-            "internal.error"} <= catalogue.keys()
+    assert {
+        "request.validation_failed",
+        "request.malformed_json",
+        "http.not_found",
+        "internal.error",
+    } <= catalogue.keys()
     for code, entry in catalogue.items():
         assert re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", code), code
         assert 400 <= entry["status"] <= 599, code
@@ -147,10 +157,18 @@ def test_openapi_output_does_not_depend_on_hash_seed_or_settings(generated, tmp_
         "OTP_TTL_SECONDS": "42",
         "LOG_FORMAT": "console",
     }
-    script = "import sys; from pathlib import Path; from app.contracts import write_contracts; " \
-             "write_contracts(Path(sys.argv[1]))"
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, cwd=PROJECT_ROOT,
-                   check=True, capture_output=True, timeout=120)
+    script = (
+        "import sys; from pathlib import Path; from app.contracts import write_contracts; "
+        "write_contracts(Path(sys.argv[1]))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
     for relative, text in generated.items():
         assert (tmp_path / relative).read_text(encoding="utf-8") == text, relative

@@ -8,20 +8,46 @@ from __future__ import annotations
 
 from app.admin_units.models import AdminUnit
 
-PROVINCE = AdminUnit(code="TNG", name="Tỉnh Thái Nguyên", name_en="Thai Nguyen Province",
-                     level="province")
+PROVINCE = AdminUnit(
+    code="TNG", name="Tỉnh Thái Nguyên", name_en="Thai Nguyen Province", level="province"
+)
 
 WARDS = [
-    AdminUnit(code="TNG-PDP", name="Phường Phan Đình Phùng", name_en="Phan Dinh Phung Ward",
-              level="ward", parent_code="TNG"),
-    AdminUnit(code="TNG-GS", name="Phường Gia Sàng", name_en="Gia Sang Ward",
-              level="ward", parent_code="TNG"),
-    AdminUnit(code="TNG-QT", name="Phường Quyết Thắng", name_en="Quyet Thang Ward",
-              level="ward", parent_code="TNG"),
-    AdminUnit(code="TNG-TL", name="Phường Tích Lương", name_en="Tich Luong Ward",
-              level="ward", parent_code="TNG"),
-    AdminUnit(code="TNG-BK", name="Phường Bắc Kạn", name_en="Bac Kan Ward",
-              level="ward", parent_code="TNG"),
+    AdminUnit(
+        code="TNG-PDP",
+        name="Phường Phan Đình Phùng",
+        name_en="Phan Dinh Phung Ward",
+        level="ward",
+        parent_code="TNG",
+    ),
+    AdminUnit(
+        code="TNG-GS",
+        name="Phường Gia Sàng",
+        name_en="Gia Sang Ward",
+        level="ward",
+        parent_code="TNG",
+    ),
+    AdminUnit(
+        code="TNG-QT",
+        name="Phường Quyết Thắng",
+        name_en="Quyet Thang Ward",
+        level="ward",
+        parent_code="TNG",
+    ),
+    AdminUnit(
+        code="TNG-TL",
+        name="Phường Tích Lương",
+        name_en="Tich Luong Ward",
+        level="ward",
+        parent_code="TNG",
+    ),
+    AdminUnit(
+        code="TNG-BK",
+        name="Phường Bắc Kạn",
+        name_en="Bac Kan Ward",
+        level="ward",
+        parent_code="TNG",
+    ),
 ]
 
 

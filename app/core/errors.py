@@ -16,8 +16,9 @@ from app.core.i18n import Language
 
 PROBLEM_TYPE_BASE = "https://id.thainguyen.gov.vn/problems/"
 PROBLEM_JSON = "application/problem+json"
-RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance",
-                              "request_id"})
+RESERVED_MEMBERS = frozenset(
+    {"type", "title", "status", "detail", "code", "instance", "request_id"}
+)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,7 @@ def responses(*errors: ErrorCode) -> dict[int | str, dict[str, Any]]:
             "model": Problem,
             "description": ", ".join(e.code for e in errs),
             "content": {
-                PROBLEM_JSON: {
-                    "examples": {
-                        e.code: {"value": problem_body(e, "vi")} for e in errs
-                    }
-                }
+                PROBLEM_JSON: {"examples": {e.code: {"value": problem_body(e, "vi")} for e in errs}}
             },
         }
     return out
@@ -134,55 +131,80 @@ def responses(*errors: ErrorCode) -> dict[int | str, dict[str, Any]]:
 
 # Codes every part of the service may answer with.
 VALIDATION_FAILED = error_code(
-    "request.validation_failed", 422,
-    "Dữ liệu gửi lên không hợp lệ.", "The request data is invalid.",
+    "request.validation_failed",
+    422,
+    "Dữ liệu gửi lên không hợp lệ.",
+    "The request data is invalid.",
 )
 BAD_REQUEST = error_code(
-    "request.bad_request", 400,
-    "Yêu cầu không hợp lệ.", "The request is malformed.",
+    "request.bad_request",
+    400,
+    "Yêu cầu không hợp lệ.",
+    "The request is malformed.",
 )
 MALFORMED_JSON = error_code(
-    "request.malformed_json", 400,
-    "Nội dung yêu cầu không phải JSON hợp lệ.", "The request body is not valid JSON.",
+    "request.malformed_json",
+    400,
+    "Nội dung yêu cầu không phải JSON hợp lệ.",
+    "The request body is not valid JSON.",
 )
 BODY_TOO_LARGE = error_code(
-    "request.body_too_large", 413,
+    "request.body_too_large",
+    413,
     "Nội dung yêu cầu quá lớn (tối đa {limit} byte).",
     "The request body is too large (at most {limit} bytes).",
 )
 NOT_FOUND = error_code(
-    "http.not_found", 404, "Không tìm thấy tài nguyên.", "The resource was not found.",
+    "http.not_found",
+    404,
+    "Không tìm thấy tài nguyên.",
+    "The resource was not found.",
 )
 METHOD_NOT_ALLOWED = error_code(
-    "http.method_not_allowed", 405,
-    "Phương thức không được hỗ trợ.", "The method is not allowed.",
+    "http.method_not_allowed",
+    405,
+    "Phương thức không được hỗ trợ.",
+    "The method is not allowed.",
 )
 UNSUPPORTED_MEDIA_TYPE = error_code(
-    "http.unsupported_media_type", 415,
-    "Kiểu nội dung không được hỗ trợ.", "The content type is not supported.",
+    "http.unsupported_media_type",
+    415,
+    "Kiểu nội dung không được hỗ trợ.",
+    "The content type is not supported.",
 )
 RATE_LIMITED = error_code(
-    "request.rate_limited", 429,
+    "request.rate_limited",
+    429,
     "Bạn thao tác quá nhanh. Vui lòng thử lại sau {retry_after} giây.",
     "Too many requests. Please try again in {retry_after} seconds.",
 )
 INTERNAL = error_code(
-    "internal.error", 500,
-    "Hệ thống gặp lỗi. Vui lòng thử lại sau.", "Something went wrong. Please try again later.",
+    "internal.error",
+    500,
+    "Hệ thống gặp lỗi. Vui lòng thử lại sau.",
+    "Something went wrong. Please try again later.",
 )
 UNAVAILABLE = error_code(
-    "service.unavailable", 503,
-    "Dịch vụ tạm thời không sẵn sàng.", "The service is temporarily unavailable.",
+    "service.unavailable",
+    503,
+    "Dịch vụ tạm thời không sẵn sàng.",
+    "The service is temporarily unavailable.",
 )
 UNAUTHENTICATED = error_code(
-    "auth.unauthenticated", 401,
-    "Bạn cần đăng nhập.", "You need to sign in.",
+    "auth.unauthenticated",
+    401,
+    "Bạn cần đăng nhập.",
+    "You need to sign in.",
 )
 TOKEN_INVALID = error_code(
-    "auth.token_invalid", 401,
-    "Phiên đăng nhập không hợp lệ hoặc đã hết hạn.", "The access token is invalid or expired.",
+    "auth.token_invalid",
+    401,
+    "Phiên đăng nhập không hợp lệ hoặc đã hết hạn.",
+    "The access token is invalid or expired.",
 )
 FORBIDDEN = error_code(
-    "auth.forbidden", 403,
-    "Bạn không có quyền thực hiện thao tác này.", "You are not allowed to do this.",
+    "auth.forbidden",
+    403,
+    "Bạn không có quyền thực hiện thao tác này.",
+    "You are not allowed to do this.",
 )

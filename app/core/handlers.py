@@ -104,8 +104,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     err = _HTTP_STATUS_CODES.get(exc.status_code)
     if err is errors.BODY_TOO_LARGE:  # RequestContextMiddleware adds `Connection: close`
-        return problem_response(request, err, params={"limit": _body_limit(request, exc)},
-                                headers=headers)
+        return problem_response(
+            request, err, params={"limit": _body_limit(request, exc)}, headers=headers
+        )
     if err is not None:
         return problem_response(request, err, headers=headers)
     # A status without a code of its own (nothing of ours raises one): keep the status, so the
@@ -161,9 +162,7 @@ def _validation_response() -> dict[str, Any]:
     content = documented["content"][errors.PROBLEM_JSON]
     return {
         "description": documented["description"],
-        "content": {
-            errors.PROBLEM_JSON: {"schema": {"$ref": _REF_PREFIX + "Problem"}, **content}
-        },
+        "content": {errors.PROBLEM_JSON: {"schema": {"$ref": _REF_PREFIX + "Problem"}, **content}},
     }
 
 

@@ -58,9 +58,13 @@ async def readyz(request: Request) -> Health | JSONResponse:
     heads = migration_heads()
     if current != heads:
         return problem_response(
-            request, errors.UNAVAILABLE,
-            extra={"database": "ok", "migration": ",".join(current) or None,
-                   "expected": ",".join(heads)},
+            request,
+            errors.UNAVAILABLE,
+            extra={
+                "database": "ok",
+                "migration": ",".join(current) or None,
+                "expected": ",".join(heads),
+            },
         )
     return Health(status="ok", database="ok", migration=",".join(current))
 

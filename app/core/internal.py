@@ -33,7 +33,8 @@ METRICS_PATH = "/metrics"
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 INTERNAL_NETWORK_FORBIDDEN = errors.error_code(
-    "internal.network_forbidden", 403,
+    "internal.network_forbidden",
+    403,
     "Địa chỉ mạng này không được phép gọi dịch vụ nội bộ.",
     "This network address may not call internal endpoints.",
 )
@@ -121,11 +122,15 @@ class ListenerSplitMiddleware:
             if key == b"accept-language":
                 language = negotiate(value.decode("latin-1"))
         metrics.count_problem(errors.NOT_FOUND.code)
-        body = orjson.dumps(errors.problem_body(errors.NOT_FOUND, language,
-                                                instance=scope["path"]))
-        await send({
-            "type": "http.response.start", "status": 404,
-            "headers": [(b"content-type", errors.PROBLEM_JSON.encode()),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        body = orjson.dumps(errors.problem_body(errors.NOT_FOUND, language, instance=scope["path"]))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", errors.PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

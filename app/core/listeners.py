@@ -44,8 +44,9 @@ class ReusePortSocket(socket.socket):
         return _bound, (socket.socket, host, port, True)
 
 
-def _bound(kind: type[socket.socket], host: str, port: int,
-           reuse_port: bool = False) -> socket.socket:
+def _bound(
+    kind: type[socket.socket], host: str, port: int, reuse_port: bool = False
+) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = kind(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

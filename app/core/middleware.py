@@ -101,8 +101,9 @@ class RequestContextMiddleware:
         declared = _header(scope, b"content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
             # Refused before the application reads a byte of it.
-            await self._send_problem(scope, send, request_id, errors.BODY_TOO_LARGE,
-                                     {"limit": limit})
+            await self._send_problem(
+                scope, send, request_id, errors.BODY_TOO_LARGE, {"limit": limit}
+            )
             self._observe(scope, 413, started)
             return
 
@@ -129,13 +130,20 @@ class RequestContextMiddleware:
                 nul_fields = nul_guard.in_body(scope, body)
                 app_receive = _replay(buffered, limited_receive)
         except BodyTooLarge as exc:
-            await self._send_problem(scope, send, request_id, errors.BODY_TOO_LARGE,
-                                     {"limit": exc.limit})
+            await self._send_problem(
+                scope, send, request_id, errors.BODY_TOO_LARGE, {"limit": exc.limit}
+            )
             self._observe(scope, 413, started)
             return
         if nul_fields:
-            await self._send_problem(scope, send, request_id, errors.VALIDATION_FAILED, None,
-                                     extra={"errors": nul_guard.field_errors(nul_fields)})
+            await self._send_problem(
+                scope,
+                send,
+                request_id,
+                errors.VALIDATION_FAILED,
+                None,
+                extra={"errors": nul_guard.field_errors(nul_fields)},
+            )
             self._observe(scope, 422, started)
             return
 
@@ -157,12 +165,12 @@ class RequestContextMiddleware:
             # Read outside a route (no exception handler saw it).
             if response_started:
                 raise
-            await self._send_problem(scope, send, request_id, errors.BODY_TOO_LARGE,
-                                     {"limit": exc.limit})
+            await self._send_problem(
+                scope, send, request_id, errors.BODY_TOO_LARGE, {"limit": exc.limit}
+            )
             status = 413
         except Exception:
-            log.exception("unhandled_error", method=scope.get("method"),
-                          path=loggable_path(scope))
+            log.exception("unhandled_error", method=scope.get("method"), path=loggable_path(scope))
             if response_started:
                 # Half a response is out: the server must cut the connection, never finish it
                 # with something that looks complete.
@@ -174,19 +182,28 @@ class RequestContextMiddleware:
 
     def _exempt(self, path: str) -> bool:
         """Whole segments: `/api/v1/media` covers `/api/v1/media/x`, not `/api/v1/mediax`."""
-        return any(path == prefix or path.startswith(prefix.rstrip("/") + "/")
-                   for prefix in self.exempt)
+        return any(
+            path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in self.exempt
+        )
 
     @staticmethod
     async def _send_problem(
-        scope: Scope, send: Send, request_id: str, err: errors.ErrorCode,
-        params: dict[str, Any] | None, extra: dict[str, Any] | None = None,
+        scope: Scope,
+        send: Send,
+        request_id: str,
+        err: errors.ErrorCode,
+        params: dict[str, Any] | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         language = negotiate(_header(scope, b"accept-language"))
         metrics.count_problem(err.code)
         body = orjson.dumps(
             errors.problem_body(
-                err, language, params=params, instance=scope["path"], request_id=request_id,
+                err,
+                language,
+                params=params,
+                instance=scope["path"],
+                request_id=request_id,
                 extra=extra,
             )
         )
@@ -215,11 +232,17 @@ class RequestContextMiddleware:
         if counted is None:  # prometheus-client's labels() costs ~20 us a call: once per series
             counted = _series[(method, template, status)] = (
                 metrics.HTTP_REQUESTS.labels(method, template, str(status)),
-                metrics.HTTP_LATENCY.labels(method, template))
+                metrics.HTTP_LATENCY.labels(method, template),
+            )
         counted[0].inc()
         counted[1].observe(elapsed)
-        fields = {"method": method, "path": loggable_path(scope), "route": template,
-                  "status": status, "ms": round(elapsed * 1000, 2)}
+        fields = {
+            "method": method,
+            "path": loggable_path(scope),
+            "route": template,
+            "status": status,
+            "ms": round(elapsed * 1000, 2),
+        }
         if status >= 500:
             log.error("request", **fields)
         else:

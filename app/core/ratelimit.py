@@ -38,9 +38,7 @@ async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: in
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
-            "count": sa.case(
-                (table.c.window_start == window_start, table.c.count + 1), else_=1
-            ),
+            "count": sa.case((table.c.window_start == window_start, table.c.count + 1), else_=1),
             "window_start": window_start,
         },
     ).returning(table.c.count)

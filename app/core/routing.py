@@ -29,8 +29,17 @@ from starlette.routing import BaseRoute, Match
 _COPIED = tuple(
     name
     for name in inspect.signature(APIRouter.add_api_route).parameters
-    if name not in {"self", "path", "endpoint", "route_class_override", "tags", "dependencies",
-                    "responses", "callbacks"}
+    if name
+    not in {
+        "self",
+        "path",
+        "endpoint",
+        "route_class_override",
+        "tags",
+        "dependencies",
+        "responses",
+        "callbacks",
+    }
 )
 
 
@@ -94,8 +103,10 @@ def _check_plain_inclusion(entry: Any, parent: APIRouter) -> None:
     parent router's prefix, tags, dependencies, responses and callbacks (see `_Inherited`)."""
     context = getattr(entry, "include_context", None)
     expected = {
-        "prefix": parent.prefix, "tags": list(parent.tags),
-        "dependencies": list(parent.dependencies), "responses": dict(parent.responses),
+        "prefix": parent.prefix,
+        "tags": list(parent.tags),
+        "dependencies": list(parent.dependencies),
+        "responses": dict(parent.responses),
         "callbacks": list(parent.callbacks),
     }
     if parent.deprecated or not parent.include_in_schema:

@@ -40,13 +40,21 @@ class Dossier(SQLModel, table=True):
         sa.Index("ix_dossiers_agency_id", "agency_code", "id"),
         # Overdue look-ups: a ward's open dossiers by deadline, most overdue first. Partial, so
         # it holds only the (few) dossiers whose clock runs.
-        sa.Index("ix_dossiers_open_due", "agency_code", "due_at", "id",
-                 postgresql_where=sa.text("status IN ('received', 'in_progress')"),
-                 sqlite_where=sa.text("status IN ('received', 'in_progress')")),
+        sa.Index(
+            "ix_dossiers_open_due",
+            "agency_code",
+            "due_at",
+            "id",
+            postgresql_where=sa.text("status IN ('received', 'in_progress')"),
+            sqlite_where=sa.text("status IN ('received', 'in_progress')"),
+        ),
         # Supplements awaited past their deadline (the periodic stop): few rows, partial.
-        sa.Index("ix_dossiers_supplement_due", "supplement_due_at",
-                 postgresql_where=sa.text("status = 'supplement_requested'"),
-                 sqlite_where=sa.text("status = 'supplement_requested'")),
+        sa.Index(
+            "ix_dossiers_supplement_due",
+            "supplement_due_at",
+            postgresql_where=sa.text("status = 'supplement_requested'"),
+            sqlite_where=sa.text("status = 'supplement_requested'"),
+        ),
         sa.Index("ix_dossiers_citizen_id", "citizen_id", "id"),
         sa.Index("ix_dossiers_agency_period", "agency_code", "period"),
     )
@@ -139,6 +147,7 @@ class DossierIdempotencyKey(SQLModel, table=True):
     citizen_id: uuid.UUID = Field(primary_key=True)
     key: str = Field(primary_key=True, max_length=200)
     request_hash: str = Field(max_length=64)
-    dossier_id: uuid.UUID | None = Field(default=None, foreign_key="dossiers.id",
-                                         ondelete="CASCADE")
+    dossier_id: uuid.UUID | None = Field(
+        default=None, foreign_key="dossiers.id", ondelete="CASCADE"
+    )
     created_at: datetime = utc_field(default_now=True)

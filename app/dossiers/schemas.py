@@ -47,8 +47,9 @@ class AttachmentIn(BaseModel):
 
 class DossierCreate(BaseModel):
     procedure_code: str = Field(max_length=32, examples=["1.001193"])
-    ward_code: str = Field(max_length=32, examples=["TNG-PDP"],
-                           description="The receiving ward (any ward may receive)")
+    ward_code: str = Field(
+        max_length=32, examples=["TNG-PDP"], description="The receiving ward (any ward may receive)"
+    )
     form: dict[str, Any] = Field(default_factory=dict)
     documents: list[AttachmentIn] = Field(default_factory=list, max_length=30)
 
@@ -123,7 +124,8 @@ class DossierOut(DossierSummary):
     supplement_documents: list[str]
     supplement_due_at: datetime | None = Field(
         description="While a supplement is awaited: until when the citizen may provide it; "
-        "after that processing is stopped")
+        "after that processing is stopped"
+    )
     outcome_note: str | None
     outcome_reasons: list[str]
     result_media_id: uuid.UUID | None

@@ -73,10 +73,12 @@ async def sync_catalogue(session: AsyncSession) -> int:
     for data in PROCEDURES:
         values = {**data, "search_text": _search_text(data), "active": True}
         stmt = insert(table).values(**values)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[table.c.code],
-            set_={k: stmt.excluded[k] for k in values if k != "code"},
-        ))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.code],
+                set_={k: stmt.excluded[k] for k in values if k != "code"},
+            )
+        )
     return len(PROCEDURES)
 
 
@@ -107,8 +109,9 @@ def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
             missing = next(iter(set(problem.validator_value) - set(problem.instance or {})), None)
             if missing:
                 path.append(missing)
-        field_errors.append({"field": ".".join(path), "code": str(problem.validator),
-                             "message": problem.message})
+        field_errors.append(
+            {"field": ".".join(path), "code": str(problem.validator), "message": problem.message}
+        )
     raise AppError(errors.FORM_INVALID, extra={"errors": field_errors})
 
 
@@ -116,36 +119,57 @@ def validate_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
 
 
 async def check_documents(
-    session: AsyncSession, procedure: Procedure, owner_id: uuid.UUID,
-    attachments: Sequence[AttachmentIn], *, require_all: bool,
+    session: AsyncSession,
+    procedure: Procedure,
+    owner_id: uuid.UUID,
+    attachments: Sequence[AttachmentIn],
+    *,
+    require_all: bool,
 ) -> dict[uuid.UUID, Any]:
     """Check the attachments against the procedure; returns their files by id."""
     kinds = {d["code"]: d for d in procedure.documents}
     for index, item in enumerate(attachments):
         if item.document_code not in kinds:
-            raise AppError(errors.DOCUMENT_UNKNOWN, params={"document": item.document_code},
-                           extra={"errors": [_field(index, "document_code", "unknown")]})
+            raise AppError(
+                errors.DOCUMENT_UNKNOWN,
+                params={"document": item.document_code},
+                extra={"errors": [_field(index, "document_code", "unknown")]},
+            )
     owned = await media.get_owned(session, (a.media_id for a in attachments), owner_id)
     for index, item in enumerate(attachments):
         kind, file = kinds[item.document_code], owned.get(item.media_id)
         if file is None:
-            raise AppError(errors.ATTACHMENT_NOT_FOUND,
-                           extra={"errors": [_field(index, "media_id", "not_found")]})
+            raise AppError(
+                errors.ATTACHMENT_NOT_FOUND,
+                extra={"errors": [_field(index, "media_id", "not_found")]},
+            )
         if file.content_type not in kind["formats"]:
-            raise AppError(errors.DOCUMENT_TYPE_NOT_ACCEPTED, params={"document": kind["name"]},
-                           extra={"accepted": kind["formats"],
-                                  "errors": [_field(index, "media_id", "type_not_accepted")]})
+            raise AppError(
+                errors.DOCUMENT_TYPE_NOT_ACCEPTED,
+                params={"document": kind["name"]},
+                extra={
+                    "accepted": kind["formats"],
+                    "errors": [_field(index, "media_id", "type_not_accepted")],
+                },
+            )
         if file.size_bytes > kind["max_bytes"]:
-            raise AppError(errors.DOCUMENT_TOO_LARGE, params={"document": kind["name"]},
-                           extra={"max_bytes": kind["max_bytes"],
-                                  "errors": [_field(index, "media_id", "too_large")]})
+            raise AppError(
+                errors.DOCUMENT_TOO_LARGE,
+                params={"document": kind["name"]},
+                extra={
+                    "max_bytes": kind["max_bytes"],
+                    "errors": [_field(index, "media_id", "too_large")],
+                },
+            )
     if require_all:
         given = {a.document_code for a in attachments}
         missing = [d for d in procedure.documents if d["required"] and d["code"] not in given]
         if missing:
-            raise AppError(errors.DOCUMENT_MISSING,
-                           params={"documents": ", ".join(d["name"] for d in missing)},
-                           extra={"missing": [d["code"] for d in missing]})
+            raise AppError(
+                errors.DOCUMENT_MISSING,
+                params={"documents": ", ".join(d["name"] for d in missing)},
+                extra={"missing": [d["code"] for d in missing]},
+            )
     return owned
 
 
@@ -154,12 +178,22 @@ def _field(index: int, name: str, code: str) -> dict[str, str]:
 
 
 async def _attach(
-    session: AsyncSession, dossier: Dossier, attachments: Sequence[AttachmentIn], stage: str,
+    session: AsyncSession,
+    dossier: Dossier,
+    attachments: Sequence[AttachmentIn],
+    stage: str,
     by: uuid.UUID,
 ) -> list[DossierDocument]:
-    documents = [DossierDocument(dossier_id=dossier.id, document_code=item.document_code,
-                                 media_id=item.media_id, stage=stage, added_by_id=by)
-                 for item in attachments]
+    documents = [
+        DossierDocument(
+            dossier_id=dossier.id,
+            document_code=item.document_code,
+            media_id=item.media_id,
+            stage=stage,
+            added_by_id=by,
+        )
+        for item in attachments
+    ]
     session.add_all(documents)
     await media.hold(session, (a.media_id for a in attachments))
     await session.flush()
@@ -177,9 +211,11 @@ async def _next_code(session: AsyncSession, agency_code: str, now: datetime) -> 
     table = DossierCounter.__table__
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        insert(table).values(agency_code=agency_code, day=day, last=1)
-        .on_conflict_do_update(index_elements=[table.c.agency_code, table.c.day],
-                               set_={"last": table.c.last + 1})
+        insert(table)
+        .values(agency_code=agency_code, day=day, last=1)
+        .on_conflict_do_update(
+            index_elements=[table.c.agency_code, table.c.day], set_={"last": table.c.last + 1}
+        )
         .returning(table.c.last)
     )
     number = (await session.execute(stmt)).scalar_one()
@@ -213,17 +249,19 @@ async def _claim_key(
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(table)
-        .values(citizen_id=citizen_id, key=key, request_hash=request_hash,
-                created_at=clock.now())
+        .values(citizen_id=citizen_id, key=key, request_hash=request_hash, created_at=clock.now())
         .on_conflict_do_nothing(index_elements=[table.c.citizen_id, table.c.key])
         .returning(table.c.key)
     )
     if (await session.execute(stmt)).scalar_one_or_none() is not None:
         return None
-    record = (await session.execute(
-        sa.select(DossierIdempotencyKey).where(DossierIdempotencyKey.citizen_id == citizen_id,
-                                               DossierIdempotencyKey.key == key)
-    )).scalar_one()
+    record = (
+        await session.execute(
+            sa.select(DossierIdempotencyKey).where(
+                DossierIdempotencyKey.citizen_id == citizen_id, DossierIdempotencyKey.key == key
+            )
+        )
+    ).scalar_one()
     if record.request_hash != request_hash or record.dossier_id is None:
         raise AppError(errors.IDEMPOTENCY_KEY_REUSED)
     return await session.get(Dossier, record.dossier_id)
@@ -232,9 +270,12 @@ async def _claim_key(
 async def _receiving_agency(session: AsyncSession, procedure: Procedure, ward_code: str) -> str:
     ward = await admin_units.find_unit(session, ward_code)
     if ward is None or ward.level not in admin_units.WARD_LEVELS:
-        raise AppError(errors.AGENCY_INVALID,
-                       extra={"errors": [{"field": "ward_code", "code": "not_found",
-                                          "message": "no such ward"}]})
+        raise AppError(
+            errors.AGENCY_INVALID,
+            extra={
+                "errors": [{"field": "ward_code", "code": "not_found", "message": "no such ward"}]
+            },
+        )
     if procedure.competent_level == "province":
         # Province-level procedures go to the province's queue whichever ward received them.
         return ward.parent_code or ward.code
@@ -263,15 +304,19 @@ async def submit(
     procedure = await get_procedure(session, body.procedure_code)
     agency = await _receiving_agency(session, procedure, body.ward_code)
     validate_form(procedure.form_schema, body.form)
-    files = await check_documents(session, procedure, citizen.id, body.documents,
-                                  require_all=True)
+    files = await check_documents(session, procedure, citizen.id, body.documents, require_all=True)
     now = clock.now()
     dossier = Dossier(
-        code="", procedure_code=procedure.code,
-        citizen_id=citizen.id, agency_code=agency, status=Status.SUBMITTED,
+        code="",
+        procedure_code=procedure.code,
+        citizen_id=citizen.id,
+        agency_code=agency,
+        status=Status.SUBMITTED,
         applicant_name=citizen.full_name,
         applicant_phone_last4=citizen.phone[-4:] if citizen.phone else None,
-        period=f"{local_date(now):%Y-%m}", submitted_at=now, updated_at=now,
+        period=f"{local_date(now):%Y-%m}",
+        submitted_at=now,
+        updated_at=now,
     )
     dossier.form = form_pii.seal(procedure.form_schema, body.form, dossier.id)
     # A provisional unique code: the daily number is taken last, so the agency's counter row
@@ -287,8 +332,9 @@ async def submit(
     )
     dossier.code = await _next_code(session, agency, now)
     await session.flush()
-    event = await _record(session, dossier, TRANSITIONS["submit"], None, citizen, note=None,
-                          data={})
+    event = await _record(
+        session, dossier, TRANSITIONS["submit"], None, citizen, note=None, data={}
+    )
     return dossier, Known(procedure, documents, files, [event])
 
 
@@ -296,30 +342,47 @@ async def submit(
 
 
 async def _record(
-    session: AsyncSession, dossier: Dossier, transition: Transition, from_status: str | None,
-    actor: User | None, *, note: str | None, data: dict[str, Any],
+    session: AsyncSession,
+    dossier: Dossier,
+    transition: Transition,
+    from_status: str | None,
+    actor: User | None,
+    *,
+    note: str | None,
+    data: dict[str, Any],
 ) -> DossierEvent:
     """Write who/when/why, and tell the notifications domain when the status changed."""
     event = DossierEvent(
-        dossier_id=dossier.id, at=clock.now(), actor_id=actor.id if actor else None,
-        actor_role=actor.role if actor else Actor.SYSTEM, action=transition.action,
-        from_status=from_status, to_status=dossier.status, note=note, data=data,
+        dossier_id=dossier.id,
+        at=clock.now(),
+        actor_id=actor.id if actor else None,
+        actor_role=actor.role if actor else Actor.SYSTEM,
+        action=transition.action,
+        from_status=from_status,
+        to_status=dossier.status,
+        note=note,
+        data=data,
     )
     session.add(event)
     await session.flush()
     if from_status != dossier.status:
-        await jobs.enqueue(session, STATUS_CHANGED, {
-            "dossier_id": str(dossier.id),
-            "dossier_code": dossier.code,
-            "status": dossier.status,
-            "previous_status": from_status,
-            "action": transition.action,
-            "citizen_id": str(dossier.citizen_id),
-            "procedure_code": dossier.procedure_code,
-            "deep_link": deep_links.dossier(dossier.code),
-            "event_id": str(event.id),
-            "at": event.at.isoformat(),
-        }, dedupe_key=f"{STATUS_CHANGED}:{event.id}")
+        await jobs.enqueue(
+            session,
+            STATUS_CHANGED,
+            {
+                "dossier_id": str(dossier.id),
+                "dossier_code": dossier.code,
+                "status": dossier.status,
+                "previous_status": from_status,
+                "action": transition.action,
+                "citizen_id": str(dossier.citizen_id),
+                "procedure_code": dossier.procedure_code,
+                "deep_link": deep_links.dossier(dossier.code),
+                "event_id": str(event.id),
+                "at": event.at.isoformat(),
+            },
+            dedupe_key=f"{STATUS_CHANGED}:{event.id}",
+        )
     return event
 
 
@@ -361,40 +424,82 @@ async def for_staff(
 
 def _summary(d: Dossier, procedure: Procedure | None, language: Language) -> dict[str, Any]:
     name = "" if procedure is None else (procedure.name if language == "vi" else procedure.name_en)
-    return _summary_row(d.code, d.procedure_code, name, d.agency_code, d.status, d.submitted_at,
-                        d.received_at, d.due_at, d.timeliness, d.paused_at, now=clock.now())
+    return _summary_row(
+        d.code,
+        d.procedure_code,
+        name,
+        d.agency_code,
+        d.status,
+        d.submitted_at,
+        d.received_at,
+        d.due_at,
+        d.timeliness,
+        d.paused_at,
+        now=clock.now(),
+    )
 
 
 def _summary_row(
-    code: str, procedure_code: str, procedure_name: str, agency_code: str, status: str,
-    submitted_at: datetime, received_at: datetime | None, due_at: datetime | None,
-    timeliness: str | None, paused_at: datetime | None, *, now: datetime,
+    code: str,
+    procedure_code: str,
+    procedure_name: str,
+    agency_code: str,
+    status: str,
+    submitted_at: datetime,
+    received_at: datetime | None,
+    due_at: datetime | None,
+    timeliness: str | None,
+    paused_at: datetime | None,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
-        "code": code, "procedure_code": procedure_code, "procedure_name": procedure_name,
-        "agency_code": agency_code, "status": status, "submitted_at": submitted_at,
-        "received_at": received_at, "due_at": due_at, "timeliness": timeliness,
+        "code": code,
+        "procedure_code": procedure_code,
+        "procedure_name": procedure_name,
+        "agency_code": agency_code,
+        "status": status,
+        "submitted_at": submitted_at,
+        "received_at": received_at,
+        "due_at": due_at,
+        "timeliness": timeliness,
         "overdue": status in OPEN and due_at is not None and due_at < now,
         "paused": paused_at is not None,
     }
 
 
 async def view(
-    session: AsyncSession, dossier: Dossier, language: Language, *, staff: bool,
+    session: AsyncSession,
+    dossier: Dossier,
+    language: Language,
+    *,
+    staff: bool,
     known: Known | None = None,
 ) -> dict[str, Any]:
     if known is not None:  # just created by this request: nothing to read back
-        procedure, docs, files, events = (known.procedure, known.documents, known.files,
-                                          known.events)
+        procedure, docs, files, events = (
+            known.procedure,
+            known.documents,
+            known.files,
+            known.events,
+        )
     else:
         procedure, docs, files, events = await _view_parts(session, dossier)
     actor = Actor.STAFF if staff else Actor.CITIZEN
     out = _summary(dossier, procedure, language) | {
         "form": form_pii.unseal(dossier.form, dossier.id),
-        "documents": [{"document_code": d.document_code, "media_id": d.media_id,
-                       "stage": d.stage, "content_type": files[d.media_id].content_type,
-                       "size_bytes": files[d.media_id].size_bytes, "added_at": d.added_at}
-                      for d in docs if d.media_id in files],
+        "documents": [
+            {
+                "document_code": d.document_code,
+                "media_id": d.media_id,
+                "stage": d.stage,
+                "content_type": files[d.media_id].content_type,
+                "size_bytes": files[d.media_id].size_bytes,
+                "added_at": d.added_at,
+            }
+            for d in docs
+            if d.media_id in files
+        ],
         "legal_due_at": dossier.legal_due_at,
         # Which staff member handles it is the staff's business (and their personal data): the
         # citizen sees roles and steps, never a staff account.
@@ -402,23 +507,37 @@ async def view(
         "supplement_note": dossier.supplement_note,
         "supplement_documents": dossier.supplement_documents,
         "supplement_due_at": dossier.supplement_due_at,
-        "outcome_note": dossier.outcome_note, "outcome_reasons": dossier.outcome_reasons,
-        "result_media_id": dossier.result_media_id, "processing_days": dossier.processing_days,
-        "rating": dossier.rating, "rating_comment": dossier.rating_comment,
+        "outcome_note": dossier.outcome_note,
+        "outcome_reasons": dossier.outcome_reasons,
+        "result_media_id": dossier.result_media_id,
+        "processing_days": dossier.processing_days,
+        "rating": dossier.rating,
+        "rating_comment": dossier.rating_comment,
         "allowed_actions": [
-            a for a in allowed_actions(dossier.status, actor)
+            a
+            for a in allowed_actions(dossier.status, actor)
             if not (a == "rate" and dossier.rating is not None)
             and not (a == "request_supplement" and dossier.supplement_requests)
-            and not (a == "supplement" and dossier.supplement_due_at is not None
-                     and dossier.supplement_due_at < clock.now())
+            and not (
+                a == "supplement"
+                and dossier.supplement_due_at is not None
+                and dossier.supplement_due_at < clock.now()
+            )
         ],
-        "timeline": [{
-            "at": e.at, "action": e.action,
-            "label": getattr(TRANSITIONS.get(e.action), language, e.action),
-            "from_status": e.from_status, "to_status": e.to_status, "actor_role": e.actor_role,
-            "actor_id": e.actor_id if staff else None, "note": e.note,
-            "data": e.data if staff else _citizen_data(e.data),
-        } for e in events],
+        "timeline": [
+            {
+                "at": e.at,
+                "action": e.action,
+                "label": getattr(TRANSITIONS.get(e.action), language, e.action),
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor_role": e.actor_role,
+                "actor_id": e.actor_id if staff else None,
+                "note": e.note,
+                "data": e.data if staff else _citizen_data(e.data),
+            }
+            for e in events
+        ],
     }
     if staff:
         out |= {"citizen_id": dossier.citizen_id, "applicant_name": dossier.applicant_name}
@@ -434,18 +553,33 @@ def _citizen_data(data: dict[str, Any]) -> dict[str, Any]:
 
 async def _view_parts(
     session: AsyncSession, dossier: Dossier
-) -> tuple[Procedure | None, Sequence[DossierDocument], dict[uuid.UUID, Any],
-           Sequence[DossierEvent]]:
+) -> tuple[
+    Procedure | None, Sequence[DossierDocument], dict[uuid.UUID, Any], Sequence[DossierEvent]
+]:
     procedure = await session.get(Procedure, dossier.procedure_code)
-    docs = (await session.execute(
-        sa.select(DossierDocument).where(DossierDocument.dossier_id == dossier.id)
-        .order_by(DossierDocument.added_at, DossierDocument.id)
-    )).scalars().all()
+    docs = (
+        (
+            await session.execute(
+                sa.select(DossierDocument)
+                .where(DossierDocument.dossier_id == dossier.id)
+                .order_by(DossierDocument.added_at, DossierDocument.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     files = await media.get_many(session, (d.media_id for d in docs))
-    events = (await session.execute(
-        sa.select(DossierEvent).where(DossierEvent.dossier_id == dossier.id)
-        .order_by(DossierEvent.at, DossierEvent.id)
-    )).scalars().all()
+    events = (
+        (
+            await session.execute(
+                sa.select(DossierEvent)
+                .where(DossierEvent.dossier_id == dossier.id)
+                .order_by(DossierEvent.at, DossierEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return procedure, docs, files, events
 
 
@@ -502,34 +636,59 @@ def _list_statement(shape: _ListShape) -> sa.Select[Any]:
     overdue first along `ix_dossiers_open_due` (agency, due_at, id)."""
     overdue = sa.and_(_IS_OPEN, _D.due_at < sa.bindparam("now"))
     conditions = [
-        condition for wanted, condition in (
+        condition
+        for wanted, condition in (
             (shape.citizen, _D.citizen_id == sa.bindparam("citizen_id")),
             (shape.ward, _D.agency_code == sa.bindparam("ward")),
             (shape.agency, _D.agency_code == sa.bindparam("agency")),
-            (shape.statuses > 0, _D.status.in_(
-                [sa.bindparam(f"status_{n}", type_=_D.status.type)
-                 for n in range(shape.statuses)])),
+            (
+                shape.statuses > 0,
+                _D.status.in_(
+                    [
+                        sa.bindparam(f"status_{n}", type_=_D.status.type)
+                        for n in range(shape.statuses)
+                    ]
+                ),
+            ),
             (shape.procedure, _D.procedure_code == sa.bindparam("procedure_code")),
             (shape.assignee, _D.assignee_id == sa.bindparam("assignee_id")),
             (shape.overdue is True, overdue),
             (shape.overdue is False, sa.not_(overdue)),
             (shape.submitted_from, _D.submitted_at >= sa.bindparam("submitted_from")),
             (shape.submitted_to, _D.submitted_at < sa.bindparam("submitted_to")),
-        ) if wanted
+        )
+        if wanted
     ]
     if shape.cursor and shape.by_due:
-        conditions.append(sa.tuple_(_D.due_at, _D.id) > sa.tuple_(
-            sa.bindparam("cursor_due", type_=UTCDateTime()),
-            sa.bindparam("cursor_id", type_=sa.Uuid())))
+        conditions.append(
+            sa.tuple_(_D.due_at, _D.id)
+            > sa.tuple_(
+                sa.bindparam("cursor_due", type_=UTCDateTime()),
+                sa.bindparam("cursor_id", type_=sa.Uuid()),
+            )
+        )
     elif shape.cursor:
         conditions.append(_D.id < sa.bindparam("cursor_id"))
     return (
-        sa.select(_D.id, _D.code, _D.procedure_code,
-                  (_P.name_en if shape.english else _P.name).label("procedure_name"),
-                  _D.agency_code, _D.status, _D.submitted_at, _D.received_at, _D.due_at,
-                  _D.timeliness, _D.paused_at)
-        .select_from(Dossier.__table__.join(Procedure.__table__,  # type: ignore[attr-defined]
-                                            _P.code == _D.procedure_code))
+        sa.select(
+            _D.id,
+            _D.code,
+            _D.procedure_code,
+            (_P.name_en if shape.english else _P.name).label("procedure_name"),
+            _D.agency_code,
+            _D.status,
+            _D.submitted_at,
+            _D.received_at,
+            _D.due_at,
+            _D.timeliness,
+            _D.paused_at,
+        )
+        .select_from(
+            Dossier.__table__.join(
+                Procedure.__table__,  # type: ignore[attr-defined]
+                _P.code == _D.procedure_code,
+            )
+        )
         .where(*conditions)
         .order_by(*((_D.due_at, _D.id) if shape.by_due else (_D.id.desc(),)))
         .limit(sa.bindparam("limit", type_=sa.Integer()))
@@ -541,13 +700,27 @@ def _direct_list(shape: _ListShape) -> Direct:
     return Direct(_list_statement(shape))
 
 
-_SUMMARY_KEYS = ("code", "procedure_code", "procedure_name", "agency_code", "status",
-                 "submitted_at", "received_at", "due_at", "timeliness", "paused_at")
+_SUMMARY_KEYS = (
+    "code",
+    "procedure_code",
+    "procedure_name",
+    "agency_code",
+    "status",
+    "submitted_at",
+    "received_at",
+    "due_at",
+    "timeliness",
+    "paused_at",
+)
 
 
 async def _list(
-    session: AsyncSession | None, shape: _ListShape, params: dict[str, Any], cursor: str | None,
-    limit: int, now: datetime,
+    session: AsyncSession | None,
+    shape: _ListShape,
+    params: dict[str, Any],
+    cursor: str | None,
+    limit: int,
+    now: datetime,
 ) -> dict[str, Any]:
     """One query for the page (and one row more, to know whether another page follows): on the
     request's session, or without one (`Direct`) when `session` is None."""
@@ -562,10 +735,10 @@ async def _list(
         rows = [row._mapping for row in await session.execute(_list_statement(shape), params)]
     last = rows[limit - 1] if len(rows) > limit else None
     return {
-        "items": [_summary_row(*(row[k] for k in _SUMMARY_KEYS), now=now)
-                  for row in rows[:limit]],
-        "next_cursor": None if last is None else encode_cursor(
-            last["due_at"] if shape.by_due else None, last["id"]),
+        "items": [_summary_row(*(row[k] for k in _SUMMARY_KEYS), now=now) for row in rows[:limit]],
+        "next_cursor": None
+        if last is None
+        else encode_cursor(last["due_at"] if shape.by_due else None, last["id"]),
     }
 
 
@@ -598,22 +771,34 @@ class StaffScope(Protocol):
 
 
 async def staff_list(
-    staff: StaffScope, filters: StaffFilters, cursor: str | None, limit: int, language: Language,
+    staff: StaffScope,
+    filters: StaffFilters,
+    cursor: str | None,
+    limit: int,
+    language: Language,
 ) -> dict[str, Any]:
     """The staff queue, on its own connection (`Direct`): one statement, no session, no
     transaction; the caller was checked the same way (`DirectStaff`)."""
     f, now = filters, clock.now()
     statuses = list(dict.fromkeys(f.status or []))
     shape = _ListShape(
-        ward=staff.role != Role.CITY_ADMIN, agency=bool(f.agency_code), statuses=len(statuses),
-        procedure=bool(f.procedure_code), assignee=bool(f.assignee_id), overdue=f.overdue,
-        submitted_from=bool(f.submitted_from), submitted_to=bool(f.submitted_to),
+        ward=staff.role != Role.CITY_ADMIN,
+        agency=bool(f.agency_code),
+        statuses=len(statuses),
+        procedure=bool(f.procedure_code),
+        assignee=bool(f.assignee_id),
+        overdue=f.overdue,
+        submitted_from=bool(f.submitted_from),
+        submitted_to=bool(f.submitted_to),
         english=language != "vi",
     )
     params: dict[str, Any] = {
-        "ward": staff.ward_code, "agency": f.agency_code,
+        "ward": staff.ward_code,
+        "agency": f.agency_code,
         **{f"status_{n}": status for n, status in enumerate(statuses)},
-        "procedure_code": f.procedure_code, "assignee_id": f.assignee_id, "now": now,
+        "procedure_code": f.procedure_code,
+        "assignee_id": f.assignee_id,
+        "now": now,
         "submitted_from": f.submitted_from and _local_midnight(f.submitted_from),
         "submitted_to": f.submitted_to and _local_midnight(f.submitted_to + timedelta(days=1)),
     }
@@ -624,8 +809,13 @@ async def staff_read(
     session: AsyncSession, staff: User, code: str, language: Language, ctx: AuditContext
 ) -> dict[str, Any]:
     dossier = await for_staff(session, staff, code)
-    await audit.record(session, ctx, "dossiers.staff_read", subject_id=dossier.citizen_id,
-                       resource=f"dossier:{dossier.code}")
+    await audit.record(
+        session,
+        ctx,
+        "dossiers.staff_read",
+        subject_id=dossier.citizen_id,
+        resource=f"dossier:{dossier.code}",
+    )
     return await view(session, dossier, language, staff=True)
 
 
@@ -635,17 +825,28 @@ async def staff_read(
 def _require(transition: Transition, body: TransitionIn) -> None:
     missing = [name for name in transition.requires if not getattr(body, name, None)]
     if missing:
-        raise AppError(errors.TRANSITION_INCOMPLETE, params={"action": transition.action},
-                       extra={"errors": [{"field": f"body.{m}", "code": "missing",
-                                          "message": f"{m} is required"} for m in missing]})
+        raise AppError(
+            errors.TRANSITION_INCOMPLETE,
+            params={"action": transition.action},
+            extra={
+                "errors": [
+                    {"field": f"body.{m}", "code": "missing", "message": f"{m} is required"}
+                    for m in missing
+                ]
+            },
+        )
 
 
 def _guard(dossier: Dossier, action: str, actor: Actor) -> Transition:
     if not is_allowed(action, dossier.status, actor):
-        raise AppError(errors.INVALID_TRANSITION,
-                       params={"action": action, "status": dossier.status},
-                       extra={"dossier_status": dossier.status,
-                              "allowed_actions": allowed_actions(dossier.status, actor)})
+        raise AppError(
+            errors.INVALID_TRANSITION,
+            params={"action": action, "status": dossier.status},
+            extra={
+                "dossier_status": dossier.status,
+                "allowed_actions": allowed_actions(dossier.status, actor),
+            },
+        )
     return TRANSITIONS[action]
 
 
@@ -655,7 +856,8 @@ def _start_clock(dossier: Dossier, procedure: Procedure, now: datetime) -> date:
     start = calendar.counting_start(now)
     dossier.received_at = now
     dossier.due_at = dossier.legal_due_at = calendar.close_of(
-        calendar.add_workdays(start, procedure.processing_days))
+        calendar.add_workdays(start, procedure.processing_days)
+    )
     return start
 
 
@@ -668,7 +870,8 @@ def _resume_clock(dossier: Dossier, now: datetime) -> int:
     if shift and dossier.due_at and dossier.legal_due_at:
         dossier.due_at = calendar.close_of(calendar.add_workdays(local_date(dossier.due_at), shift))
         dossier.legal_due_at = calendar.close_of(
-            calendar.add_workdays(local_date(dossier.legal_due_at), shift))
+            calendar.add_workdays(local_date(dossier.legal_due_at), shift)
+        )
     dossier.paused_workdays += shift
     dossier.paused_at = dossier.supplement_due_at = None
     return shift
@@ -714,8 +917,11 @@ async def transition(
         case "receive":
             counted_from = _start_clock(dossier, procedure, now)
             dossier.received_by_id = staff.id
-            data = {"receipt_no": dossier.code, "appointment_at": dossier.due_at.isoformat(),
-                    "counted_from": counted_from.isoformat()}
+            data = {
+                "receipt_no": dossier.code,
+                "appointment_at": dossier.due_at.isoformat(),
+                "counted_from": counted_from.isoformat(),
+            }
         case "reject_intake" | "stop" | "reject":
             dossier.outcome_reasons = list(body.reasons or [])
             dossier.outcome_note = body.note
@@ -735,8 +941,10 @@ async def transition(
             dossier.supplement_due_at = _supplement_deadline(now)
             dossier.supplement_note = body.note
             dossier.supplement_documents = list(body.requested_documents or [])
-            data = {"requested_documents": dossier.supplement_documents,
-                    "supplement_due_at": dossier.supplement_due_at.isoformat()}
+            data = {
+                "requested_documents": dossier.supplement_documents,
+                "supplement_due_at": dossier.supplement_due_at.isoformat(),
+            }
         case "approve":
             _resolve(dossier, now)
             dossier.outcome_note = body.note
@@ -747,9 +955,13 @@ async def transition(
                 raise AppError(errors.RESULT_DOCUMENT_INVALID)
             dossier.result_media_id = body.result_media_id
             dossier.returned_at = dossier.closed_at = now
-            await _attach(session, dossier, [AttachmentIn(document_code="ket_qua",
-                                                          media_id=body.result_media_id)],
-                          "result", staff.id)
+            await _attach(
+                session,
+                dossier,
+                [AttachmentIn(document_code="ket_qua", media_id=body.result_media_id)],
+                "result",
+                staff.id,
+            )
             data = {"result_media_id": str(body.result_media_id)}
         case "extend":
             new_day: date = body.new_due_date  # type: ignore[assignment]
@@ -759,15 +971,24 @@ async def transition(
             old_due = dossier.due_at
             dossier.due_at = get_calendar().close_of(new_day)
             dossier.extensions += 1
-            data = {"apology": body.apology, "previous_due_at": old_due.isoformat(),
-                    "due_at": dossier.due_at.isoformat()}
+            data = {
+                "apology": body.apology,
+                "previous_due_at": old_due.isoformat(),
+                "due_at": dossier.due_at.isoformat(),
+            }
     if step.target is not None:
         dossier.status = step.target
     dossier.updated_at = now
     await session.flush()
     await _record(session, dossier, step, before, staff, note=body.note, data=data)
-    await audit.record(session, ctx, f"dossiers.{body.action}", subject_id=dossier.citizen_id,
-                       resource=f"dossier:{dossier.code}", reason=body.note)
+    await audit.record(
+        session,
+        ctx,
+        f"dossiers.{body.action}",
+        subject_id=dossier.citizen_id,
+        resource=f"dossier:{dossier.code}",
+        reason=body.note,
+    )
     return dossier
 
 
@@ -779,8 +1000,12 @@ async def supplement(
     if dossier.supplement_due_at is not None and dossier.supplement_due_at < clock.now():
         # Too late, even if the periodic stop has not run yet: the outcome must not depend on
         # when the job happens to run.
-        raise AppError(errors.SUPPLEMENT_PERIOD_EXPIRED, params={
-            "due": f"{dossier.supplement_due_at.astimezone(clock.LOCAL_TZ):%H:%M %d/%m/%Y}"})
+        raise AppError(
+            errors.SUPPLEMENT_PERIOD_EXPIRED,
+            params={
+                "due": f"{dossier.supplement_due_at.astimezone(clock.LOCAL_TZ):%H:%M %d/%m/%Y}"
+            },
+        )
     if body.form is None and not body.documents and not body.note:
         raise AppError(errors.SUPPLEMENT_EMPTY)
     procedure = await get_procedure(session, dossier.procedure_code)
@@ -794,9 +1019,18 @@ async def supplement(
     dossier.status = step.target  # type: ignore[assignment]
     dossier.updated_at = now
     await session.flush()
-    await _record(session, dossier, step, before, citizen, note=body.note,
-                  data={"paused_workdays": shift,
-                        "due_at": dossier.due_at.isoformat() if dossier.due_at else None})
+    await _record(
+        session,
+        dossier,
+        step,
+        before,
+        citizen,
+        note=body.note,
+        data={
+            "paused_workdays": shift,
+            "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
+        },
+    )
     return dossier
 
 
@@ -821,8 +1055,9 @@ async def rate(
     dossier.rating, dossier.rating_comment = score, comment
     dossier.rated_at = dossier.updated_at = clock.now()
     await session.flush()
-    await _record(session, dossier, step, dossier.status, citizen, note=comment,
-                  data={"score": score})
+    await _record(
+        session, dossier, step, dossier.status, citizen, note=comment, data={"score": score}
+    )
     return dossier
 
 
@@ -835,7 +1070,8 @@ async def stop_unsupplemented(session: AsyncSession, *, batch: int = 500) -> int
     query = (
         sa.select(Dossier)
         .where(Dossier.status == Status.SUPPLEMENT_REQUESTED, Dossier.supplement_due_at < now)
-        .order_by(Dossier.supplement_due_at).limit(batch)
+        .order_by(Dossier.supplement_due_at)
+        .limit(batch)
         .with_for_update(skip_locked=True)
     )
     step = TRANSITIONS["supplement_expired"]
@@ -847,8 +1083,15 @@ async def stop_unsupplemented(session: AsyncSession, *, batch: int = 500) -> int
         dossier.paused_at = dossier.supplement_due_at = None
         dossier.outcome_reasons = ["supplement_not_provided"]
         await session.flush()
-        await _record(session, dossier, step, Status.SUPPLEMENT_REQUESTED, None,
-                      note=None, data={"supplement_due_at": due.isoformat()})
+        await _record(
+            session,
+            dossier,
+            step,
+            Status.SUPPLEMENT_REQUESTED,
+            None,
+            note=None,
+            data={"supplement_due_at": due.isoformat()},
+        )
         stopped += 1
     return stopped
 
@@ -862,22 +1105,37 @@ async def public_lookup(
     """Status by code and the last 4 phone digits, rate limited per IP and per code so the
     10,000 possible digits cannot be tried. A miss looks the same whatever was wrong."""
     settings = get_dossier_settings()
-    await ratelimit.hit(session, f"dossier_lookup:ip:{ip}",
-                        limit=settings.public_lookup_per_ip_per_minute, window_seconds=60)
-    await ratelimit.hit(session, f"dossier_lookup:code:{code[:40]}",
-                        limit=settings.public_lookup_per_code_per_hour, window_seconds=3600)
+    await ratelimit.hit(
+        session,
+        f"dossier_lookup:ip:{ip}",
+        limit=settings.public_lookup_per_ip_per_minute,
+        window_seconds=60,
+    )
+    await ratelimit.hit(
+        session,
+        f"dossier_lookup:code:{code[:40]}",
+        limit=settings.public_lookup_per_code_per_hour,
+        window_seconds=3600,
+    )
     dossier = await _load(session, code)
-    if (dossier is None or not dossier.applicant_phone_last4
-            or dossier.applicant_phone_last4 != phone_last4):
+    if (
+        dossier is None
+        or not dossier.applicant_phone_last4
+        or dossier.applicant_phone_last4 != phone_last4
+    ):
         # commit=True: the counted attempt must survive the failed answer.
         raise AppError(errors.DOSSIER_NOT_FOUND, commit=True)
     procedure = await session.get(Procedure, dossier.procedure_code)
     assert procedure is not None
     return {
-        "code": dossier.code, "procedure_name": procedure.name,
-        "procedure_name_en": procedure.name_en, "agency_code": dossier.agency_code,
-        "status": dossier.status, "submitted_at": dossier.submitted_at,
-        "received_at": dossier.received_at, "due_at": dossier.due_at,
+        "code": dossier.code,
+        "procedure_name": procedure.name,
+        "procedure_name_en": procedure.name_en,
+        "agency_code": dossier.agency_code,
+        "status": dossier.status,
+        "submitted_at": dossier.submitted_at,
+        "received_at": dossier.received_at,
+        "due_at": dossier.due_at,
         "timeliness": dossier.timeliness,
     }
 
@@ -886,15 +1144,24 @@ async def public_lookup(
 
 
 async def stats(
-    session: AsyncSession, staff: User, *, agency_code: str | None, period_from: str | None,
+    session: AsyncSession,
+    staff: User,
+    *,
+    agency_code: str | None,
+    period_from: str | None,
     period_to: str | None,
 ) -> list[dict[str, Any]]:
     on_time = sa.func.sum(sa.case((Dossier.timeliness.in_(["early", "on_time"]), 1), else_=0))
     query = (
         sa.select(
-            Dossier.agency_code, Dossier.period, sa.func.count().label("submitted"),
-            sa.func.count(Dossier.received_at), sa.func.count(Dossier.resolved_at), on_time,
-            sa.func.avg(Dossier.processing_days), sa.func.count(Dossier.rating),
+            Dossier.agency_code,
+            Dossier.period,
+            sa.func.count().label("submitted"),
+            sa.func.count(Dossier.received_at),
+            sa.func.count(Dossier.resolved_at),
+            on_time,
+            sa.func.avg(Dossier.processing_days),
+            sa.func.count(Dossier.rating),
             sa.func.avg(Dossier.rating),
         )
         .group_by(Dossier.agency_code, Dossier.period)
@@ -909,18 +1176,32 @@ async def stats(
     if period_to:
         query = query.where(Dossier.period <= period_to)
     out = []
-    for agency, period, submitted, received, resolved, timely, avg_days, ratings, avg_rating in (
-        await session.execute(query)
-    ):
+    for (
+        agency,
+        period,
+        submitted,
+        received,
+        resolved,
+        timely,
+        avg_days,
+        ratings,
+        avg_rating,
+    ) in await session.execute(query):
         timely = int(timely or 0)
-        out.append({
-            "agency_code": agency, "period": period, "submitted": submitted,
-            "received": received, "resolved": resolved, "on_time": timely,
-            "on_time_rate": round(timely / resolved, 4) if resolved else None,
-            "average_processing_days": None if avg_days is None else round(float(avg_days), 2),
-            "ratings": ratings,
-            "satisfaction": None if avg_rating is None else round(float(avg_rating), 2),
-        })
+        out.append(
+            {
+                "agency_code": agency,
+                "period": period,
+                "submitted": submitted,
+                "received": received,
+                "resolved": resolved,
+                "on_time": timely,
+                "on_time_rate": round(timely / resolved, 4) if resolved else None,
+                "average_processing_days": None if avg_days is None else round(float(avg_days), 2),
+                "ratings": ratings,
+                "satisfaction": None if avg_rating is None else round(float(avg_rating), 2),
+            }
+        )
     return out
 
 
@@ -928,9 +1209,15 @@ async def stats(
 
 
 async def export_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = (await session.execute(
-        sa.select(Dossier).where(Dossier.citizen_id == user_id).order_by(Dossier.id)
-    )).scalars().all()
+    rows = (
+        (
+            await session.execute(
+                sa.select(Dossier).where(Dossier.citizen_id == user_id).order_by(Dossier.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     out = []
     for dossier in rows:
         data = await view(session, dossier, "vi", staff=False)
@@ -939,25 +1226,32 @@ async def export_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[dic
 
 
 async def erase_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
-    count = (await session.execute(
-        sa.select(sa.func.count()).select_from(Dossier).where(Dossier.citizen_id == user_id)
-    )).scalar_one()
+    count = (
+        await session.execute(
+            sa.select(sa.func.count()).select_from(Dossier).where(Dossier.citizen_id == user_id)
+        )
+    ).scalar_one()
     if not count:
         return []
     # Unfinished dossiers are withdrawn: nobody is left to receive the result.
     await session.execute(
         sa.update(Dossier)
-        .where(Dossier.citizen_id == user_id, Dossier.status.in_([s.value for s in Status
-                                                                   if s in _CANCELLABLE]))
-        .values(status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None,
-                supplement_due_at=None)
+        .where(
+            Dossier.citizen_id == user_id,
+            Dossier.status.in_([s.value for s in Status if s in _CANCELLABLE]),
+        )
+        .values(
+            status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None, supplement_due_at=None
+        )
     )
-    return [Retained(
-        data=f"{count} public-service dossiers with their forms, documents and timeline",
-        reason_vi="Hồ sơ thủ tục hành chính là tài liệu lưu trữ theo Luật Lưu trữ.",
-        reason_en="Administrative-procedure dossiers are archival records under the Law on "
-                  "Archives.",
-    )]
+    return [
+        Retained(
+            data=f"{count} public-service dossiers with their forms, documents and timeline",
+            reason_vi="Hồ sơ thủ tục hành chính là tài liệu lưu trữ theo Luật Lưu trữ.",
+            reason_en="Administrative-procedure dossiers are archival records under the Law on "
+            "Archives.",
+        )
+    ]
 
 
 _CANCELLABLE = TRANSITIONS["withdraw"].sources

@@ -34,9 +34,23 @@ from app.media import public as media_public
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _LINKS = IncidentMedia.__table__  # type: ignore[attr-defined]
 # What the public sees of an incident (views._base for the "public" audience).
-_SHOWN = ("id", "category", "status", "lat", "lon", "address", "description", "ward_code",
-          "source", "anonymous", "me_too_count", "created_at", "updated_at", "verified_at",
-          "resolved_at")
+_SHOWN = (
+    "id",
+    "category",
+    "status",
+    "lat",
+    "lon",
+    "address",
+    "description",
+    "ward_code",
+    "source",
+    "anonymous",
+    "me_too_count",
+    "created_at",
+    "updated_at",
+    "verified_at",
+    "resolved_at",
+)
 
 
 @lru_cache(maxsize=512)
@@ -50,8 +64,9 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
     bounding box alone), with or without a category and a cursor. Built once."""
     t = _INCIDENTS
     lat, lon = sa.bindparam("lat", type_=sa.Float), sa.bindparam("lon", type_=sa.Float)
-    d2 = ((t.c.lat - lat) * (t.c.lat - lat)
-          + (t.c.lon - lon) * (t.c.lon - lon) * sa.bindparam("k", type_=sa.Float))
+    d2 = (t.c.lat - lat) * (t.c.lat - lat) + (t.c.lon - lon) * (t.c.lon - lon) * sa.bindparam(
+        "k", type_=sa.Float
+    )
     ranked = sa.select(t.c.id, t.c.created_at, d2.label("d2")).where(
         sa.text(f"incidents.{FEED_PREDICATE}"),  # literal: both engines match the partial index
         t.c.lat.between(sa.bindparam("min_lat"), sa.bindparam("max_lat")),
@@ -59,24 +74,41 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
         d2 <= sa.bindparam("r2", type_=sa.Float),
     )
     if cells:
-        ranked = ranked.where(t.c.cell.in_([sa.bindparam(f"cell_{i}", type_=sa.BigInteger)
-                                            for i in range(cells)]))
+        ranked = ranked.where(
+            t.c.cell.in_([sa.bindparam(f"cell_{i}", type_=sa.BigInteger) for i in range(cells)])
+        )
     if with_category:
         ranked = ranked.where(t.c.category == sa.bindparam("category"))
     if with_cursor:
         ct = sa.bindparam("ct", type_=t.c.created_at.type)
         ci = sa.bindparam("ci", type_=t.c.id.type)
         cd = sa.bindparam("cd", type_=sa.Float)
-        ranked = ranked.where(sa.or_(d2 > cd, sa.and_(d2 == cd, sa.or_(
-            t.c.created_at < ct, sa.and_(t.c.created_at == ct, t.c.id < ci)))))
-    r = (ranked.order_by(d2, t.c.created_at.desc(), t.c.id.desc())
-         .limit(sa.bindparam("n", type_=sa.Integer)).subquery("r"))
+        ranked = ranked.where(
+            sa.or_(
+                d2 > cd,
+                sa.and_(
+                    d2 == cd,
+                    sa.or_(t.c.created_at < ct, sa.and_(t.c.created_at == ct, t.c.id < ci)),
+                ),
+            )
+        )
+    r = (
+        ranked.order_by(d2, t.c.created_at.desc(), t.c.id.desc())
+        .limit(sa.bindparam("n", type_=sa.Integer))
+        .subquery("r")
+    )
     m = _LINKS
     source = r.join(t, t.c.id == r.c.id).outerjoin(
-        m, sa.and_(m.c.incident_id == r.c.id, m.c.visibility == "public"))
+        m, sa.and_(m.c.incident_id == r.c.id, m.c.visibility == "public")
+    )
     source, media_columns = media_public.join_ready_versions(source, m.c.media_id)
-    columns = [r.c.d2, t.c.reporter_display_name, m.c.media_id,
-               *(t.c[name] for name in _SHOWN), *media_columns]
+    columns = [
+        r.c.d2,
+        t.c.reporter_display_name,
+        m.c.media_id,
+        *(t.c[name] for name in _SHOWN),
+        *media_columns,
+    ]
     return (
         sa.select(*columns)
         .select_from(source)
@@ -85,20 +117,32 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
 
 
 async def nearby(
-    session: AsyncSession | None, *, lat: float, lon: float, radius_m: float, limit: int,
-    cursor: str | None, category: str | None = None,
+    session: AsyncSession | None,
+    *,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    limit: int,
+    cursor: str | None,
+    category: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of public summaries (with `distance_m`) and the cursor of the next page: on its
     own held connection (`Direct`), or in the caller's `session` when one is given."""
     settings = get_incident_settings()
     if radius_m > settings.incident_nearby_max_radius_m:
-        raise AppError(errors.RADIUS_TOO_LARGE,
-                       params={"limit": int(settings.incident_nearby_max_radius_m)})
+        raise AppError(
+            errors.RADIUS_TOO_LARGE, params={"limit": int(settings.incident_nearby_max_radius_m)}
+        )
     box = geo.bounding_box(lat, lon, radius_m)
     params: dict[str, Any] = {
-        "lat": lat, "lon": lon, "k": geo.lon_scale(lat),
+        "lat": lat,
+        "lon": lon,
+        "k": geo.lon_scale(lat),
         "r2": (radius_m / geo.METRES_PER_DEGREE_LAT) ** 2,
-        "min_lat": box[0], "max_lat": box[1], "min_lon": box[2], "max_lon": box[3],
+        "min_lat": box[0],
+        "max_lat": box[1],
+        "min_lon": box[2],
+        "max_lon": box[3],
         "n": limit + 1,
     }
     cells = geo.cells_covering(box, settings.incident_grid_degrees) or []
@@ -116,13 +160,17 @@ async def nearby(
     items, last = _group(rows, limit, lat, lon)
     next_cursor = None
     if last is not None:
-        next_cursor = encode_cursor({"d": last[0], "t": clock.as_utc(last[1]).isoformat(),
-                                     "i": str(last[2])})
+        next_cursor = encode_cursor(
+            {"d": last[0], "t": clock.as_utc(last[1]).isoformat(), "i": str(last[2])}
+        )
     return items, next_cursor
 
 
 def _group(
-    rows: list[Any], limit: int, lat: float, lon: float,
+    rows: list[Any],
+    limit: int,
+    lat: float,
+    lon: float,
 ) -> tuple[list[dict[str, Any]], tuple[float, Any, Any] | None]:
     """One item per incident (rows repeat per public media link and per version, in position
     order); the `limit + 1`-th incident only says there is a next page."""
@@ -149,8 +197,11 @@ def _group(
             files[row["media_id"]].append(row)
     sign = media_public.url_signer()
     for item in items:
-        item["media"] = [view for media_id in item["media"]
-                         if (view := _public_view(media_id, files[media_id], sign)) is not None]
+        item["media"] = [
+            view
+            for media_id in item["media"]
+            if (view := _public_view(media_id, files[media_id], sign)) is not None
+        ]
     last = None
     if more:
         end = items[-1]
@@ -166,6 +217,16 @@ def _public_view(
     found = media_public.Ready.of(rows)
     if found is None:
         return None
-    item = renditions.Item(media_id, "public", None, found.kind, "ready", found.error_code,
-                           found.width, found.height, found.duration_s, found.versions)
+    item = renditions.Item(
+        media_id,
+        "public",
+        None,
+        found.kind,
+        "ready",
+        found.error_code,
+        found.width,
+        found.height,
+        found.duration_s,
+        found.versions,
+    )
     return renditions.render(item, renditions.PUBLIC, sign)

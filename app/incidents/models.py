@@ -20,9 +20,17 @@ class Incident(SQLModel, table=True):
     __table_args__ = (
         # The nearby feed: only incidents on the road, by grid cell, carrying what the query
         # filters and orders by, so candidates are found and ranked from the index alone.
-        sa.Index("ix_incidents_feed", "cell", "lat", "lon", "created_at", "id", "category",
-                 postgresql_where=sa.text(FEED_PREDICATE),
-                 sqlite_where=sa.text(FEED_PREDICATE)),
+        sa.Index(
+            "ix_incidents_feed",
+            "cell",
+            "lat",
+            "lon",
+            "created_at",
+            "id",
+            "category",
+            postgresql_where=sa.text(FEED_PREDICATE),
+            sqlite_where=sa.text(FEED_PREDICATE),
+        ),
         # Duplicate look-up: same category, nearby cells, open.
         sa.Index("ix_incidents_category_cell", "category", "cell"),
         # Staff queue of a ward, newest first.
@@ -42,8 +50,7 @@ class Incident(SQLModel, table=True):
     description: str | None = Field(default=None, max_length=2000)
     # The ward whose staff handle it; NULL: the province queue (city admins).
     ward_code: str | None = Field(default=None, max_length=32)
-    reporter_id: uuid.UUID | None = Field(default=None, foreign_key="users.id",
-                                          ondelete="SET NULL")
+    reporter_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     # Masked name shown to the public unless anonymous ("Nguyễn Văn A.").
     reporter_display_name: str | None = Field(default=None, max_length=200)
     anonymous: bool = False
@@ -67,10 +74,10 @@ class IncidentSubscription(SQLModel, table=True):
 
     __tablename__ = "incident_subscriptions"
 
-    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True,
-                                   ondelete="CASCADE")
-    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE",
-                               index=True)
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True, ondelete="CASCADE")
+    user_id: uuid.UUID = Field(
+        foreign_key="users.id", primary_key=True, ondelete="CASCADE", index=True
+    )
     via: str = Field(max_length=16)  # reporter | me_too | duplicate
     created_at: datetime = utc_field(default_now=True)
 
@@ -98,11 +105,11 @@ class IncidentMedia(SQLModel, table=True):
 
     __tablename__ = "incident_media"
 
-    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True,
-                                   ondelete="CASCADE")
+    incident_id: uuid.UUID = Field(foreign_key="incidents.id", primary_key=True, ondelete="CASCADE")
     # A file belongs to one report.
-    media_id: uuid.UUID = Field(foreign_key="media_objects.id", primary_key=True,
-                                ondelete="CASCADE", unique=True)
+    media_id: uuid.UUID = Field(
+        foreign_key="media_objects.id", primary_key=True, ondelete="CASCADE", unique=True
+    )
     position: int = 0
     visibility: str = Field(default="public", max_length=16)  # public | hidden | redacted
     added_by_id: uuid.UUID | None = Field(default=None)

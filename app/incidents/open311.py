@@ -106,8 +106,12 @@ class DiscoveryOut(BaseModel):
 def _xml_value(parent: ET.Element, tag: str, value: Any) -> None:
     child = ET.SubElement(parent, tag)
     if isinstance(value, list):
-        item_tag = {"formats": "format", "endpoints": "endpoint", "attributes": "attribute",
-                    "values": "value"}.get(tag, "item")
+        item_tag = {
+            "formats": "format",
+            "endpoints": "endpoint",
+            "attributes": "attribute",
+            "values": "value",
+        }.get(tag, "item")
         for item in value:
             _xml_value(child, item_tag, item)
     elif isinstance(value, dict):
@@ -123,18 +127,24 @@ def render(fmt: str, root: str, item: str | None, data: Any, status: int = 200) 
     if fmt == "json":
         return Response(orjson.dumps(data), status_code=status, media_type=FORMATS["json"])
     element = ET.Element(root)
-    for entry in (data if item else [data]):
+    for entry in data if item else [data]:
         parent = ET.SubElement(element, item) if item else element
         for key, value in entry.items():
             _xml_value(parent, key, value)
-    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8",
-                                                                    xml_declaration=False)
+    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(
+        element, encoding="utf-8", xml_declaration=False
+    )
     return Response(body, status_code=status, media_type="text/xml; charset=utf-8")
 
 
 def _error_response(fmt: str, status: int, description: str) -> Response:
-    return render(fmt if fmt in FORMATS else "json", "errors", "error",
-                  [{"code": status, "description": description}], status)
+    return render(
+        fmt if fmt in FORMATS else "json",
+        "errors",
+        "error",
+        [{"code": status, "description": description}],
+        status,
+    )
 
 
 async def _guard(fmt: str, request: Request, run: Callable[[], Awaitable[Response]]) -> Response:
@@ -197,8 +207,9 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/discovery.{fmt}", response_model=DiscoveryOut, summary="Open311 discovery",
-            responses=ANSWERS)
+@router.get(
+    "/discovery.{fmt}", response_model=DiscoveryOut, summary="Open311 discovery", responses=ANSWERS
+)
 async def discovery(fmt: str, request: Request) -> Response:
     async def run() -> Response:
         from app.core.config import get_settings
@@ -208,18 +219,27 @@ async def discovery(fmt: str, request: Request) -> Response:
             "changeset": CHANGESET,
             "contact": "Trung tâm Điều hành thông minh tỉnh Thái Nguyên (IOC)",
             "key_service": "Partner api_key: ask the IOC; citizens use their Thai Nguyen ID token",
-            "endpoints": [{
-                "specification": SPEC_URL, "url": f"{base}/open311/v2", "changeset": CHANGESET,
-                "type": "production", "formats": list(FORMATS.values()),
-            }],
+            "endpoints": [
+                {
+                    "specification": SPEC_URL,
+                    "url": f"{base}/open311/v2",
+                    "changeset": CHANGESET,
+                    "type": "production",
+                    "formats": list(FORMATS.values()),
+                }
+            ],
         }
         return render(fmt, "discovery", None, data)
 
     return await _guard(fmt, request, run)
 
 
-@router.get("/services.{fmt}", response_model=list[ServiceOut], summary="Open311 service list",
-            responses=ANSWERS)
+@router.get(
+    "/services.{fmt}",
+    response_model=list[ServiceOut],
+    summary="Open311 service list",
+    responses=ANSWERS,
+)
 async def services(fmt: str, request: Request) -> Response:
     async def run() -> Response:
         language = negotiate(request.headers.get("accept-language"))
@@ -228,9 +248,12 @@ async def services(fmt: str, request: Request) -> Response:
     return await _guard(fmt, request, run)
 
 
-@router.get("/services/{code}.{fmt}", response_model=ServiceDefinitionOut,
-            summary="Open311 service definition (no extra attributes)",
-            responses=ANSWERS)
+@router.get(
+    "/services/{code}.{fmt}",
+    response_model=ServiceDefinitionOut,
+    summary="Open311 service definition (no extra attributes)",
+    responses=ANSWERS,
+)
 async def service_definition(code: str, fmt: str, request: Request) -> Response:
     async def run() -> Response:
         if code not in CATEGORIES:
@@ -266,7 +289,8 @@ async def _reporter(session: AsyncSession, request: Request, api_key: str | None
     if scheme.lower() == "bearer" and token:
         try:
             principal = await current_principal(
-                session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token))
+                session, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+            )
         except AppError:
             raise Open311Error(403, "Invalid or expired access token") from None
         return principal.user
@@ -276,9 +300,12 @@ async def _reporter(session: AsyncSession, request: Request, api_key: str | None
     raise Open311Error(403, "A valid api_key or a citizen's bearer token is required")
 
 
-@router.post("/requests.{fmt}", response_model=list[CreatedOut],
-             summary="Open311: file a service request (form-encoded)",
-             responses=ANSWERS)
+@router.post(
+    "/requests.{fmt}",
+    response_model=list[CreatedOut],
+    summary="Open311: file a service request (form-encoded)",
+    responses=ANSWERS,
+)
 async def create_request(fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         form = await request.form()
@@ -286,8 +313,8 @@ async def create_request(fmt: str, request: Request, session: DbSession) -> Resp
         if code not in CATEGORIES:
             raise Open311Error(400, f"Unknown service_code: {code or '(none)'}")
         lat, lon = _float(form, "lat"), _float(form, "long")
-        address = (str(form.get("address_string") or "") or None)
-        description = (str(form.get("description") or "") or None)
+        address = str(form.get("address_string") or "") or None
+        description = str(form.get("description") or "") or None
         if description and len(description) > 2000:
             raise Open311Error(400, "description is longer than 2000 characters")
         if address and len(address) > 300:
@@ -295,28 +322,54 @@ async def create_request(fmt: str, request: Request, session: DbSession) -> Resp
         who = await _reporter(session, request, str(form.get("api_key") or "") or None)
         if isinstance(who, str):
             incident, joined = await service.report_for_partner(
-                session, who, category=code, lat=lat, lon=lon, address=address,
-                description=description)
+                session,
+                who,
+                category=code,
+                lat=lat,
+                lon=lon,
+                address=address,
+                description=description,
+            )
             account_id = None
         else:
             account_id = str(who.id)
             try:
                 incident = await service.report(
-                    session, who, category=code, lat=lat, lon=lon, address=address,
-                    description=description, media_ids=[], anonymous=False, confirm_new=False,
-                    source="open311")
+                    session,
+                    who,
+                    category=code,
+                    lat=lat,
+                    lon=lon,
+                    address=address,
+                    description=description,
+                    media_ids=[],
+                    anonymous=False,
+                    confirm_new=False,
+                    source="open311",
+                )
                 joined = False
             except AppError as exc:
                 if exc.error is not errors.POSSIBLE_DUPLICATE:
                     raise
                 twin = uuid.UUID(exc.extra["candidates"][0]["id"])
                 incident, joined = await service.me_too(session, who, twin), True
-        notice = ("Joined an open report of the same problem nearby" if joined
-                  else "Received; ward staff will verify it")
-        return render(fmt, "service_requests", "request", [{
-            "service_request_id": str(incident.id), "service_notice": notice,
-            "account_id": account_id,
-        }])
+        notice = (
+            "Joined an open report of the same problem nearby"
+            if joined
+            else "Received; ward staff will verify it"
+        )
+        return render(
+            fmt,
+            "service_requests",
+            "request",
+            [
+                {
+                    "service_request_id": str(incident.id),
+                    "service_notice": notice,
+                    "account_id": account_id,
+                }
+            ],
+        )
 
     return await _guard(fmt, request, run)
 
@@ -325,8 +378,9 @@ async def _records(
     session: AsyncSession, incidents: list[Incident], language: str
 ) -> list[dict[str, Any]]:
     notes = await service.latest_notes(session, [i.id for i in incidents])
-    media = await service.media_views_by_incident(session, [i.id for i in incidents],
-                                                  renditions.PUBLIC)
+    media = await service.media_views_by_incident(
+        session, [i.id for i in incidents], renditions.PUBLIC
+    )
     agencies: dict[str | None, str] = {None: "Tỉnh Thái Nguyên"}
     out = []
     for incident in incidents:
@@ -352,26 +406,30 @@ async def _records(
             "zipcode": None,
             "lat": incident.lat if public else None,
             "long": incident.lon if public else None,
-            "media_url": next((m["url"] for m in media.get(incident.id, []) if m.get("url")),
-                              None),
+            "media_url": next((m["url"] for m in media.get(incident.id, []) if m.get("url")), None),
         }
         out.append(record)
     return out
 
 
 def _pending_note(status: str) -> str:
-    return {"new": "Awaiting verification by ward staff",
-            "rejected_spam": "Rejected", "rejected_duplicate": "Closed as a duplicate"}.get(
-        status, status)
+    return {
+        "new": "Awaiting verification by ward staff",
+        "rejected_spam": "Rejected",
+        "rejected_duplicate": "Closed as a duplicate",
+    }.get(status, status)
 
 
 def _csv(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
 
-@router.get("/requests.{fmt}", response_model=list[RequestOut],
-            summary="Open311: service requests (public incidents)",
-            responses=ANSWERS)
+@router.get(
+    "/requests.{fmt}",
+    response_model=list[RequestOut],
+    summary="Open311: service requests (public incidents)",
+    responses=ANSWERS,
+)
 async def list_requests(fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         params = request.query_params
@@ -388,36 +446,50 @@ async def list_requests(fmt: str, request: Request, session: DbSession) -> Respo
         wanted = set(_csv(params.get("status")))
         if wanted - {"open", "closed"}:
             raise Open311Error(400, "status must be open and/or closed")
-        statuses = [s for s in service.PUBLIC
-                    if (not wanted) or ("open" if s in service.OPEN else "closed") in wanted]
+        statuses = [
+            s
+            for s in service.PUBLIC
+            if (not wanted) or ("open" if s in service.OPEN else "closed") in wanted
+        ]
         start = _date(params.get("start_date"), "start_date")
         end = _date(params.get("end_date"), "end_date")
         if ids is None and start is None:
             start = (end or clock.now()) - timedelta(days=DEFAULT_DAYS)
         incidents = await service.search_public(
-            session, ids=ids, categories=codes or None, statuses=statuses, start=start,
-            end=end, limit=MAX_REQUESTS)
+            session,
+            ids=ids,
+            categories=codes or None,
+            statuses=statuses,
+            start=start,
+            end=end,
+            limit=MAX_REQUESTS,
+        )
         language = negotiate(request.headers.get("accept-language"))
-        return render(fmt, "service_requests", "request",
-                      await _records(session, incidents, language))
+        return render(
+            fmt, "service_requests", "request", await _records(session, incidents, language)
+        )
 
     return await _guard(fmt, request, run)
 
 
-@router.get("/requests/{request_id}.{fmt}", response_model=list[RequestOut],
-            summary="Open311: one service request", responses=ANSWERS)
+@router.get(
+    "/requests/{request_id}.{fmt}",
+    response_model=list[RequestOut],
+    summary="Open311: one service request",
+    responses=ANSWERS,
+)
 async def get_request(request_id: str, fmt: str, request: Request, session: DbSession) -> Response:
     async def run() -> Response:
         try:
             ident = uuid.UUID(request_id)
         except ValueError:
             raise Open311Error(404, "No such service request") from None
-        found = await service.search_public(session, ids=[ident], categories=None,
-                                            statuses=None, start=None, end=None, limit=1)
+        found = await service.search_public(
+            session, ids=[ident], categories=None, statuses=None, start=None, end=None, limit=1
+        )
         if not found:
             raise Open311Error(404, "No such service request")
         language = negotiate(request.headers.get("accept-language"))
-        return render(fmt, "service_requests", "request",
-                      await _records(session, found, language))
+        return render(fmt, "service_requests", "request", await _records(session, found, language))
 
     return await _guard(fmt, request, run)

@@ -61,8 +61,12 @@ def render(
     if not (viewer.staff or own or (public and ready)):
         return None
     media_id = item.media_id
-    view: dict[str, Any] = {"id": media_id, "visibility": item.visibility, "ready": ready,
-                            "kind": item.kind}
+    view: dict[str, Any] = {
+        "id": media_id,
+        "visibility": item.visibility,
+        "ready": ready,
+        "kind": item.kind,
+    }
     if not item.present:
         return view
     if item.processing is not None:

@@ -9,11 +9,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 CategoryCode = Literal[
-    "accident", "traffic_jam", "flooding", "broken_traffic_light", "damaged_road",
-    "illegal_parking", "traffic_violation", "fire",
+    "accident",
+    "traffic_jam",
+    "flooding",
+    "broken_traffic_light",
+    "damaged_road",
+    "illegal_parking",
+    "traffic_violation",
+    "fire",
 ]
 Status = Literal[
-    "new", "verified", "in_progress", "resolved", "rejected_spam", "rejected_duplicate",
+    "new",
+    "verified",
+    "in_progress",
+    "resolved",
+    "rejected_spam",
+    "rejected_duplicate",
 ]
 Action = Literal["verify", "reject_spam", "reject_duplicate", "start", "resolve", "note"]
 
@@ -26,12 +37,15 @@ class IncidentCreate(Body):
     category: CategoryCode = Field(examples=["flooding"])
     lat: float = Field(ge=-90, le=90, examples=[21.5935])
     lon: float = Field(ge=-180, le=180, examples=[105.8450])
-    address: str | None = Field(default=None, max_length=300,
-                                examples=["Đường Hoàng Văn Thụ, gần chợ Thái"])
-    description: str | None = Field(default=None, max_length=2000,
-                                    examples=["Nước ngập sâu khoảng 30 cm, xe máy chết máy"])
-    media_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50,
-                                       description="Photos/videos uploaded by the caller")
+    address: str | None = Field(
+        default=None, max_length=300, examples=["Đường Hoàng Văn Thụ, gần chợ Thái"]
+    )
+    description: str | None = Field(
+        default=None, max_length=2000, examples=["Nước ngập sâu khoảng 30 cm, xe máy chết máy"]
+    )
+    media_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=50, description="Photos/videos uploaded by the caller"
+    )
     anonymous: bool = Field(default=False, description="Hide the reporter's name from the public")
     confirm_new: bool = Field(
         default=False,
@@ -57,8 +71,11 @@ class MediaOut(BaseModel):
     ready: bool = Field(description="Processed: the blurred public versions exist")
     processing: Literal["pending", "ready", "failed"] | None = None
     error_code: str | None = Field(default=None, description="Why processing refused the file")
-    url: str | None = Field(default=None, description="Signed, expiring URL of the version "
-                            "the caller may see (blurred for the public)")
+    url: str | None = Field(
+        default=None,
+        description="Signed, expiring URL of the version "
+        "the caller may see (blurred for the public)",
+    )
     thumbnail_url: str | None = None
     poster_url: str | None = None
     duration_s: float | None = None
@@ -137,8 +154,9 @@ class MeTooOut(BaseModel):
 
 class TransitionIn(Body):
     action: Action = Field(examples=["verify"])
-    note: str | None = Field(default=None, max_length=2000,
-                             description="Public note shown on the incident's timeline")
+    note: str | None = Field(
+        default=None, max_length=2000, description="Public note shown on the incident's timeline"
+    )
     duplicate_of: uuid.UUID | None = Field(
         default=None, description="The original incident, for `reject_duplicate`"
     )

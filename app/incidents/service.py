@@ -60,7 +60,7 @@ STATUS_CHANGED = "incident.status_changed"
 
 
 def mask_name(full_name: str | None) -> str | None:
-    """"Nguyễn Văn An" -> "Nguyễn Văn A.": recognisable to neighbours, not a full identity."""
+    """ "Nguyễn Văn An" -> "Nguyễn Văn A.": recognisable to neighbours, not a full identity."""
     if not full_name or not full_name.strip():
         return None
     words = full_name.split()
@@ -104,13 +104,25 @@ def _after(created: Any, ident: Any, cursor: dict[str, Any]) -> Any:
 
 
 async def _record(
-    session: AsyncSession, incident: Incident, action: str, *, actor_id: uuid.UUID | None,
-    from_status: str | None, to_status: str | None, note: str | None = None,
+    session: AsyncSession,
+    incident: Incident,
+    action: str,
+    *,
+    actor_id: uuid.UUID | None,
+    from_status: str | None,
+    to_status: str | None,
+    note: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> IncidentEvent:
-    event = IncidentEvent(incident_id=incident.id, actor_id=actor_id, action=action,
-                          from_status=from_status, to_status=to_status, public_note=note,
-                          details=details or {})
+    event = IncidentEvent(
+        incident_id=incident.id,
+        actor_id=actor_id,
+        action=action,
+        from_status=from_status,
+        to_status=to_status,
+        public_note=note,
+        details=details or {},
+    )
     session.add(event)
     await session.flush()
     return event
@@ -127,13 +139,16 @@ async def recipients(session: AsyncSession, incident_id: uuid.UUID) -> list[uuid
 
 
 async def _emit(
-    session: AsyncSession, incident: Incident, event: IncidentEvent,
+    session: AsyncSession,
+    incident: Incident,
+    event: IncidentEvent,
     actor_id: uuid.UUID | None,
 ) -> None:
     """One `incident.status_changed` job per change, in the change's own transaction."""
     followers = [u for u in await recipients(session, incident.id) if u != actor_id]
     await jobs.enqueue(
-        session, STATUS_CHANGED,
+        session,
+        STATUS_CHANGED,
         {
             "incident_id": str(incident.id),
             "event_id": str(event.id),
@@ -202,10 +217,15 @@ async def find_duplicates(
 
 def _candidates(found: list[Found]) -> list[dict[str, Any]]:
     return [
-        {"id": str(f.incident.id), "category": f.incident.category, "status": f.incident.status,
-         "distance_m": round(f.distance_m, 1), "address": f.incident.address,
-         "me_too_count": f.incident.me_too_count,
-         "created_at": f.incident.created_at.isoformat()}
+        {
+            "id": str(f.incident.id),
+            "category": f.incident.category,
+            "status": f.incident.status,
+            "distance_m": round(f.distance_m, 1),
+            "address": f.incident.address,
+            "me_too_count": f.incident.me_too_count,
+            "created_at": f.incident.created_at.isoformat(),
+        }
         for f in found[:5]
     ]
 
@@ -214,24 +234,43 @@ def _candidates(found: list[Found]) -> list[dict[str, Any]]:
 
 
 async def _open(
-    session: AsyncSession, *, category: str, lat: float, lon: float, source: str,
-    address: str | None = None, description: str | None = None,
-    reporter: User | None = None, anonymous: bool = True, occurred_at: datetime | None = None,
-    camera_id: str | None = None, confidence: float | None = None,
+    session: AsyncSession,
+    *,
+    category: str,
+    lat: float,
+    lon: float,
+    source: str,
+    address: str | None = None,
+    description: str | None = None,
+    reporter: User | None = None,
+    anonymous: bool = True,
+    occurred_at: datetime | None = None,
+    camera_id: str | None = None,
+    confidence: float | None = None,
     idempotency_key: str | None = None,
 ) -> Incident:
     settings = get_incident_settings()
     now = clock.now()
     incident = Incident(
-        category=category, status="new", lat=lat, lon=lon,
+        category=category,
+        status="new",
+        lat=lat,
+        lon=lon,
         cell=geo.cell_of(lat, lon, settings.incident_grid_degrees),
-        address=address, description=description,
+        address=address,
+        description=description,
         ward_code=resolve_ward(lat, lon, settings.incident_ward_max_distance_m),
         reporter_id=reporter.id if reporter else None,
         reporter_display_name=mask_name(reporter.full_name) if reporter else None,
-        anonymous=anonymous, source=source, camera_id=camera_id, confidence=confidence,
-        idempotency_key=idempotency_key, occurred_at=occurred_at or now, created_at=now,
-        updated_at=now, last_reported_at=now,
+        anonymous=anonymous,
+        source=source,
+        camera_id=camera_id,
+        confidence=confidence,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at or now,
+        created_at=now,
+        updated_at=now,
+        last_reported_at=now,
     )
     session.add(incident)
     await session.flush()
@@ -245,16 +284,28 @@ async def _replayed(
 ) -> Incident | None:
     if not idempotency_key:
         return None
-    return (await session.execute(
-        sa.select(Incident).where(Incident.reporter_id == reporter.id,
-                                  Incident.idempotency_key == idempotency_key)
-    )).scalar_one_or_none()
+    return (
+        await session.execute(
+            sa.select(Incident).where(
+                Incident.reporter_id == reporter.id, Incident.idempotency_key == idempotency_key
+            )
+        )
+    ).scalar_one_or_none()
 
 
 async def report(
-    session: AsyncSession, reporter: User, *, category: str, lat: float, lon: float,
-    address: str | None, description: str | None, media_ids: list[uuid.UUID],
-    anonymous: bool, confirm_new: bool, source: str = "citizen",
+    session: AsyncSession,
+    reporter: User,
+    *,
+    category: str,
+    lat: float,
+    lon: float,
+    address: str | None,
+    description: str | None,
+    media_ids: list[uuid.UUID],
+    anonymous: bool,
+    confirm_new: bool,
+    source: str = "citizen",
     idempotency_key: str | None = None,
 ) -> Incident:
     """A citizen's report; 409 `incident.possible_duplicate` offers a nearby open twin instead.
@@ -266,19 +317,31 @@ async def report(
     _check_location(lat, lon)
     if len(media_ids) > settings.incident_max_media:
         raise AppError(errors.TOO_MANY_MEDIA, params={"limit": settings.incident_max_media})
-    await ratelimit.hit(session, f"incident.report:{reporter.id}",
-                        limit=settings.incident_reports_per_hour, window_seconds=3600)
+    await ratelimit.hit(
+        session,
+        f"incident.report:{reporter.id}",
+        limit=settings.incident_reports_per_hour,
+        window_seconds=3600,
+    )
     if not confirm_new:
         twins = await find_duplicates(session, category, lat, lon, clock.now())
         if twins:
-            raise AppError(errors.POSSIBLE_DUPLICATE, extra={"candidates": _candidates(twins)},
-                           commit=True)
+            raise AppError(
+                errors.POSSIBLE_DUPLICATE, extra={"candidates": _candidates(twins)}, commit=True
+            )
     media = await _owned_media(session, media_ids, reporter.id)
     try:
         async with session.begin_nested():
             incident = await _open(
-                session, category=category, lat=lat, lon=lon, source=source, address=address,
-                description=description, reporter=reporter, anonymous=anonymous,
+                session,
+                category=category,
+                lat=lat,
+                lon=lon,
+                source=source,
+                address=address,
+                description=description,
+                reporter=reporter,
+                anonymous=anonymous,
                 idempotency_key=idempotency_key,
             )
     except sa.exc.IntegrityError:
@@ -288,47 +351,89 @@ async def report(
             raise
         return earlier
     await _attach_media(session, incident, media, added_by=reporter.id)
-    event = await _record(session, incident, "reported", actor_id=reporter.id,
-                          from_status=None, to_status="new")
+    event = await _record(
+        session, incident, "reported", actor_id=reporter.id, from_status=None, to_status="new"
+    )
     await _emit(session, incident, event, reporter.id)
     return incident
 
 
 async def report_for_partner(
-    session: AsyncSession, partner: str, *, category: str, lat: float, lon: float,
-    address: str | None, description: str | None,
+    session: AsyncSession,
+    partner: str,
+    *,
+    category: str,
+    lat: float,
+    lon: float,
+    address: str | None,
+    description: str | None,
 ) -> tuple[Incident, bool]:
     """A report from an Open311 partner tool (no citizen account): joins an open twin nearby
     (counted once per report) or opens a new one. Returns (incident, joined)."""
     settings = get_incident_settings()
     _check_category(category)
     _check_location(lat, lon)
-    await ratelimit.hit(session, f"incident.open311:{partner}",
-                        limit=settings.incident_open311_reports_per_hour, window_seconds=3600)
+    await ratelimit.hit(
+        session,
+        f"incident.open311:{partner}",
+        limit=settings.incident_open311_reports_per_hour,
+        window_seconds=3600,
+    )
     details = {"partner": partner}
     twins = await find_duplicates(session, category, lat, lon, clock.now())
     if twins:
         incident = twins[0].incident
         await session.execute(
-            sa.update(Incident).where(Incident.id == incident.id)
-            .values(me_too_count=Incident.me_too_count + 1, last_reported_at=clock.now(),
-                    updated_at=clock.now())
+            sa.update(Incident)
+            .where(Incident.id == incident.id)
+            .values(
+                me_too_count=Incident.me_too_count + 1,
+                last_reported_at=clock.now(),
+                updated_at=clock.now(),
+            )
         )
         await session.refresh(incident)
-        await _record(session, incident, "open311_report", actor_id=None,
-                      from_status=incident.status, to_status=incident.status, details=details)
+        await _record(
+            session,
+            incident,
+            "open311_report",
+            actor_id=None,
+            from_status=incident.status,
+            to_status=incident.status,
+            details=details,
+        )
         return incident, True
-    incident = await _open(session, category=category, lat=lat, lon=lon, source="open311",
-                           address=address, description=description)
-    event = await _record(session, incident, "reported", actor_id=None, from_status=None,
-                          to_status="new", details=details)
+    incident = await _open(
+        session,
+        category=category,
+        lat=lat,
+        lon=lon,
+        source="open311",
+        address=address,
+        description=description,
+    )
+    event = await _record(
+        session,
+        incident,
+        "reported",
+        actor_id=None,
+        from_status=None,
+        to_status="new",
+        details=details,
+    )
     await _emit(session, incident, event, None)
     return incident, False
 
 
 async def search_public(
-    session: AsyncSession, *, ids: list[uuid.UUID] | None, categories: list[str] | None,
-    statuses: list[str] | None, start: datetime | None, end: datetime | None, limit: int,
+    session: AsyncSession,
+    *,
+    ids: list[uuid.UUID] | None,
+    categories: list[str] | None,
+    statuses: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
 ) -> list[Incident]:
     """Open311 GET requests: by id (any status; the caller shows less of unverified ones), or
     public incidents filtered by category, status and time, newest first."""
@@ -355,8 +460,7 @@ async def latest_notes(
         return {}
     rows = await session.execute(
         sa.select(IncidentEvent.incident_id, IncidentEvent.public_note)
-        .where(IncidentEvent.incident_id.in_(incident_ids),
-               IncidentEvent.public_note.is_not(None))
+        .where(IncidentEvent.incident_id.in_(incident_ids), IncidentEvent.public_note.is_not(None))
         .order_by(IncidentEvent.at, IncidentEvent.id)
     )
     return {incident_id: note for incident_id, note in rows.all()}
@@ -374,9 +478,13 @@ async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> I
     if await _subscribe(session, incident.id, user.id, "me_too"):
         # An atomic increment: concurrent "me too"s must all count.
         await session.execute(
-            sa.update(Incident).where(Incident.id == incident.id)
-            .values(me_too_count=Incident.me_too_count + 1, last_reported_at=clock.now(),
-                    updated_at=clock.now())
+            sa.update(Incident)
+            .where(Incident.id == incident.id)
+            .values(
+                me_too_count=Incident.me_too_count + 1,
+                last_reported_at=clock.now(),
+                updated_at=clock.now(),
+            )
         )
         await session.refresh(incident)
     return incident
@@ -384,8 +492,9 @@ async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> I
 
 async def unsubscribe(session: AsyncSession, user: User, incident_id: uuid.UUID) -> None:
     await session.execute(
-        sa.delete(IncidentSubscription).where(IncidentSubscription.incident_id == incident_id,
-                                              IncidentSubscription.user_id == user.id)
+        sa.delete(IncidentSubscription).where(
+            IncidentSubscription.incident_id == incident_id, IncidentSubscription.user_id == user.id
+        )
     )
 
 
@@ -397,15 +506,25 @@ def combined_confidence(current: float | None, new: float) -> float:
 
 
 async def join_or_open_from_camera(
-    session: AsyncSession, *, category: str, lat: float, lon: float, occurred_at: datetime,
-    confidence: float, evidence_media_id: uuid.UUID | None, camera_id: str,
+    session: AsyncSession,
+    *,
+    category: str,
+    lat: float,
+    lon: float,
+    occurred_at: datetime,
+    confidence: float,
+    evidence_media_id: uuid.UUID | None,
+    camera_id: str,
 ) -> tuple[uuid.UUID, bool]:
     """A traffic camera saw something: add it to an open twin, or open a new report for staff to
     verify. Returns (incident id, joined an existing one)."""
     _check_category(category)
     _check_location(lat, lon)
-    details = {"camera_id": camera_id, "confidence": confidence,
-               "occurred_at": clock.as_utc(occurred_at).isoformat()}
+    details = {
+        "camera_id": camera_id,
+        "confidence": confidence,
+        "occurred_at": clock.as_utc(occurred_at).isoformat(),
+    }
     media = await _media_by_ids(session, [evidence_media_id] if evidence_media_id else [])
     twins = await find_duplicates(session, category, lat, lon, clock.as_utc(occurred_at))
     if twins:
@@ -414,16 +533,36 @@ async def join_or_open_from_camera(
         incident.last_reported_at = max(incident.last_reported_at, clock.as_utc(occurred_at))
         incident.updated_at = clock.now()
         await _attach_media(session, incident, media, added_by=None)
-        await _record(session, incident, "camera_alert", actor_id=None,
-                      from_status=incident.status, to_status=incident.status, details=details)
+        await _record(
+            session,
+            incident,
+            "camera_alert",
+            actor_id=None,
+            from_status=incident.status,
+            to_status=incident.status,
+            details=details,
+        )
         return incident.id, True
     incident = await _open(
-        session, category=category, lat=lat, lon=lon, source="camera",
-        occurred_at=clock.as_utc(occurred_at), camera_id=camera_id, confidence=confidence,
+        session,
+        category=category,
+        lat=lat,
+        lon=lon,
+        source="camera",
+        occurred_at=clock.as_utc(occurred_at),
+        camera_id=camera_id,
+        confidence=confidence,
     )
     await _attach_media(session, incident, media, added_by=None)
-    event = await _record(session, incident, "reported", actor_id=None, from_status=None,
-                          to_status="new", details=details)
+    event = await _record(
+        session,
+        incident,
+        "reported",
+        actor_id=None,
+        from_status=None,
+        to_status="new",
+        details=details,
+    )
     await _emit(session, incident, event, None)
     return incident.id, False
 
@@ -443,8 +582,11 @@ def staff_scope(staff: User) -> Any:
 def can_manage(staff: User, incident: Incident) -> bool:
     if staff.role == Role.CITY_ADMIN:
         return True
-    return (staff.role in (Role.WARD_STAFF, Role.WARD_ADMIN) and staff.ward_code is not None
-            and incident.ward_code == staff.ward_code)
+    return (
+        staff.role in (Role.WARD_STAFF, Role.WARD_ADMIN)
+        and staff.ward_code is not None
+        and incident.ward_code == staff.ward_code
+    )
 
 
 async def _may_see(session: AsyncSession, incident: Incident, user: User | None) -> bool:
@@ -475,7 +617,8 @@ async def get_for_staff(session: AsyncSession, staff: User, incident_id: uuid.UU
 
 async def public_timeline(session: AsyncSession, incident_id: uuid.UUID) -> list[IncidentEvent]:
     rows = await session.execute(
-        sa.select(IncidentEvent).where(IncidentEvent.incident_id == incident_id)
+        sa.select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident_id)
         .order_by(IncidentEvent.at, IncidentEvent.id)
     )
     return list(rows.scalars())
@@ -488,30 +631,55 @@ async def staff_view_audit(
     reported it (staff then see who, even of anonymous reports) or a camera did (its pictures
     may show people)."""
     for incident in incidents:
-        await audit.record(session, ctx, action, subject_id=incident.reporter_id,
-                           resource=f"incident:{incident.id}")
+        await audit.record(
+            session,
+            ctx,
+            action,
+            subject_id=incident.reporter_id,
+            resource=f"incident:{incident.id}",
+        )
 
 
 async def original_for_staff(
-    session: AsyncSession, staff: User, incident_id: uuid.UUID, media_id: uuid.UUID,
-    reason: str | None, ctx: AuditContext,
+    session: AsyncSession,
+    staff: User,
+    incident_id: uuid.UUID,
+    media_id: uuid.UUID,
+    reason: str | None,
+    ctx: AuditContext,
 ) -> MediaObject:
     """The unblurred original of a file of the incident, for staff of its ward, with the reason
     written to the audit log. The only way staff reach an original."""
     incident = await get_for_staff(session, staff, incident_id)
     if not reason or not reason.strip():
-        raise AppError(core_errors.VALIDATION_FAILED, extra={"errors": [{
-            "field": "query.reason", "code": "missing",
-            "message": "a reason is required to see the unblurred original"}]})
+        raise AppError(
+            core_errors.VALIDATION_FAILED,
+            extra={
+                "errors": [
+                    {
+                        "field": "query.reason",
+                        "code": "missing",
+                        "message": "a reason is required to see the unblurred original",
+                    }
+                ]
+            },
+        )
     link = await session.get(IncidentMedia, (incident_id, media_id))
     media = await media_service.get(session, media_id) if link is not None else None
     if media is None or not media.storage_key:  # a camera original past its retention
         raise AppError(errors.MEDIA_NOT_FOUND)
-    await audit.record(session, ctx, "incident.media_original_read",
-                       subject_id=incident.reporter_id, resource=f"incident:{incident.id}",
-                       reason=reason.strip(),
-                       details={"media_id": str(media_id),
-                                "uploader_id": str(media.owner_id) if media.owner_id else None})
+    await audit.record(
+        session,
+        ctx,
+        "incident.media_original_read",
+        subject_id=incident.reporter_id,
+        resource=f"incident:{incident.id}",
+        reason=reason.strip(),
+        details={
+            "media_id": str(media_id),
+            "uploader_id": str(media.owner_id) if media.owner_id else None,
+        },
+    )
     return media
 
 
@@ -526,8 +694,14 @@ def _page(rows: list[Incident], limit: int) -> tuple[list[Incident], str | None]
 
 
 async def staff_list(
-    session: AsyncSession, staff: User, *, status: str | None, category: str | None,
-    ward_code: str | None, limit: int, cursor: str | None,
+    session: AsyncSession,
+    staff: User,
+    *,
+    status: str | None,
+    category: str | None,
+    ward_code: str | None,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[Incident], str | None]:
     query = sa.select(Incident).where(staff_scope(staff))
     if status is not None:
@@ -537,8 +711,9 @@ async def staff_list(
     if ward_code is not None:
         query = query.where(Incident.ward_code == ward_code)
     if cursor:
-        query = query.where(_after(Incident.created_at, Incident.id,
-                                   decode_cursor(cursor, ("t", "i"))))
+        query = query.where(
+            _after(Incident.created_at, Incident.id, decode_cursor(cursor, ("t", "i")))
+        )
     query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
     return _page(list((await session.execute(query)).scalars()), limit)
 
@@ -554,8 +729,9 @@ async def mine(
         sa.or_(Incident.reporter_id == user.id, Incident.id.in_(followed))
     )
     if cursor:
-        query = query.where(_after(Incident.created_at, Incident.id,
-                                   decode_cursor(cursor, ("t", "i"))))
+        query = query.where(
+            _after(Incident.created_at, Incident.id, decode_cursor(cursor, ("t", "i")))
+        )
     query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
     return _page(list((await session.execute(query)).scalars()), limit)
 
@@ -564,8 +740,13 @@ async def mine(
 
 
 async def transition(
-    session: AsyncSession, staff: User, incident_id: uuid.UUID, action: str,
-    note: str | None, duplicate_of: uuid.UUID | None, ctx: AuditContext,
+    session: AsyncSession,
+    staff: User,
+    incident_id: uuid.UUID,
+    action: str,
+    note: str | None,
+    duplicate_of: uuid.UUID | None,
+    ctx: AuditContext,
 ) -> Incident:
     incident = await get_for_staff(session, staff, incident_id)
     before = incident.status
@@ -576,8 +757,11 @@ async def transition(
     else:
         target = TRANSITIONS.get((before, action))
         if target is None:
-            raise AppError(errors.INVALID_TRANSITION, params={"action": action, "status": before},
-                           extra={"allowed": allowed_actions(before)})
+            raise AppError(
+                errors.INVALID_TRANSITION,
+                params={"action": action, "status": before},
+                extra={"allowed": allowed_actions(before)},
+            )
         after = target
     details: dict[str, Any] = {}
     if action == "reject_duplicate":
@@ -592,11 +776,24 @@ async def transition(
     if after == "resolved":
         incident.resolved_at = now
     session.add(incident)
-    event = await _record(session, incident, action, actor_id=staff.id, from_status=before,
-                          to_status=after, note=note, details=details)
-    await audit.record(session, ctx, f"incident.{action}", subject_id=incident.reporter_id,
-                       resource=f"incident:{incident.id}",
-                       details={"from": before, "to": after, **details})
+    event = await _record(
+        session,
+        incident,
+        action,
+        actor_id=staff.id,
+        from_status=before,
+        to_status=after,
+        note=note,
+        details=details,
+    )
+    await audit.record(
+        session,
+        ctx,
+        f"incident.{action}",
+        subject_id=incident.reporter_id,
+        resource=f"incident:{incident.id}",
+        details={"from": before, "to": after, **details},
+    )
     await _emit(session, incident, event, staff.id)
     return incident
 
@@ -609,8 +806,12 @@ async def _duplicate_target(
     session: AsyncSession, staff: User, incident: Incident, duplicate_of: uuid.UUID | None
 ) -> Incident:
     original = await session.get(Incident, duplicate_of) if duplicate_of else None
-    if (original is None or original.id == incident.id or not can_manage(staff, original)
-            or original.status not in (*OPEN, "resolved")):
+    if (
+        original is None
+        or original.id == incident.id
+        or not can_manage(staff, original)
+        or original.status not in (*OPEN, "resolved")
+    ):
         raise AppError(errors.DUPLICATE_TARGET_INVALID)
     return original
 
@@ -637,11 +838,18 @@ async def _owned_media(
     if not wanted:
         return []
     owned = await media_service.get_owned(session, wanted, owner_id)
-    taken = set((await session.execute(
-        sa.select(IncidentMedia.media_id).where(IncidentMedia.media_id.in_(wanted))
-    )).scalars())
-    invalid = [str(i) for i in wanted
-               if i not in owned or i in taken or formats.kind_of(owned[i].content_type) is None]
+    taken = set(
+        (
+            await session.execute(
+                sa.select(IncidentMedia.media_id).where(IncidentMedia.media_id.in_(wanted))
+            )
+        ).scalars()
+    )
+    invalid = [
+        str(i)
+        for i in wanted
+        if i not in owned or i in taken or formats.kind_of(owned[i].content_type) is None
+    ]
     if invalid:
         raise AppError(errors.MEDIA_INVALID, extra={"media_ids": invalid})
     return [owned[i] for i in wanted]
@@ -653,7 +861,9 @@ async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> li
 
 
 async def _attach_media(
-    session: AsyncSession, incident: Incident, media: list[MediaObject],
+    session: AsyncSession,
+    incident: Incident,
+    media: list[MediaObject],
     added_by: uuid.UUID | None,
 ) -> None:
     if not media:
@@ -662,17 +872,28 @@ async def _attach_media(
     present = await media_service.mark_attached(session, [m.id for m in media])
     if missing := [str(m.id) for m in media if m.id not in present]:
         raise AppError(errors.MEDIA_INVALID, extra={"media_ids": missing})
-    existing = (await session.execute(
-        sa.select(sa.func.count()).select_from(IncidentMedia)
-        .where(IncidentMedia.incident_id == incident.id)
-    )).scalar_one()
-    taken = set((await session.execute(
-        sa.select(IncidentMedia.media_id)
-        .where(IncidentMedia.media_id.in_([m.id for m in media]))
-    )).scalars())
+    existing = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(IncidentMedia)
+            .where(IncidentMedia.incident_id == incident.id)
+        )
+    ).scalar_one()
+    taken = set(
+        (
+            await session.execute(
+                sa.select(IncidentMedia.media_id).where(
+                    IncidentMedia.media_id.in_([m.id for m in media])
+                )
+            )
+        ).scalars()
+    )
     for position, item in enumerate((m for m in media if m.id not in taken), start=existing):
-        session.add(IncidentMedia(incident_id=incident.id, media_id=item.id, position=position,
-                                  added_by_id=added_by))
+        session.add(
+            IncidentMedia(
+                incident_id=incident.id, media_id=item.id, position=position, added_by_id=added_by
+            )
+        )
     await session.flush()
     # Blurred public versions, thumbnails and the probe are made by the worker.
     await media_public.request_processing(session, media)
@@ -683,7 +904,10 @@ def _item(link: IncidentMedia, found: media_public.Described | None) -> renditio
         return renditions.Item(link.media_id, link.visibility, None, None, None, present=False)
     state = found.processing
     return renditions.Item(
-        link.media_id, link.visibility, found.media.owner_id, found.kind,
+        link.media_id,
+        link.visibility,
+        found.media.owner_id,
+        found.kind,
         state.status if state is not None else None,
         error_code=state.error_code if state is not None else None,
         width=state.width if state is not None else None,
@@ -699,10 +923,15 @@ async def media_views_by_incident(
     """Each incident's files as `viewer` may see them (`renditions.render`)."""
     if not incident_ids:
         return {}
-    links = list((await session.execute(
-        sa.select(IncidentMedia).where(IncidentMedia.incident_id.in_(incident_ids))
-        .order_by(IncidentMedia.incident_id, IncidentMedia.position)
-    )).scalars())
+    links = list(
+        (
+            await session.execute(
+                sa.select(IncidentMedia)
+                .where(IncidentMedia.incident_id.in_(incident_ids))
+                .order_by(IncidentMedia.incident_id, IncidentMedia.position)
+            )
+        ).scalars()
+    )
     described = await media_public.describe(session, [link.media_id for link in links])
     sign = media_public.url_signer()
     out: dict[uuid.UUID, list[dict[str, Any]]] = {}
@@ -717,8 +946,13 @@ MODERATION = {"hide": ("public", "hidden"), "show": ("hidden", "public")}
 
 
 async def moderate_media(
-    session: AsyncSession, staff: User, incident_id: uuid.UUID, media_id: uuid.UUID,
-    action: str, note: str | None, ctx: AuditContext,
+    session: AsyncSession,
+    staff: User,
+    incident_id: uuid.UUID,
+    media_id: uuid.UUID,
+    action: str,
+    note: str | None,
+    ctx: AuditContext,
 ) -> Incident:
     """Hide (reversible) or redact (public versions deleted for good) a photo or video."""
     incident = await get_for_staff(session, staff, incident_id)
@@ -733,18 +967,32 @@ async def moderate_media(
     else:
         allowed_from, after = MODERATION[action]
         if before != allowed_from:
-            raise AppError(errors.INVALID_MEDIA_ACTION,
-                           params={"action": action, "visibility": before})
+            raise AppError(
+                errors.INVALID_MEDIA_ACTION, params={"action": action, "visibility": before}
+            )
         link.visibility = after
     session.add(link)
     incident.updated_at = clock.now()
     session.add(incident)
     details = {"media_id": str(media_id), "from": before, "to": link.visibility}
-    await _record(session, incident, f"media_{action}", actor_id=staff.id,
-                  from_status=incident.status, to_status=incident.status, note=note,
-                  details=details)
-    await audit.record(session, ctx, f"incident.media_{action}", subject_id=incident.reporter_id,
-                       resource=f"incident:{incident.id}", details=details)
+    await _record(
+        session,
+        incident,
+        f"media_{action}",
+        actor_id=staff.id,
+        from_status=incident.status,
+        to_status=incident.status,
+        note=note,
+        details=details,
+    )
+    await audit.record(
+        session,
+        ctx,
+        f"incident.media_{action}",
+        subject_id=incident.reporter_id,
+        resource=f"incident:{incident.id}",
+        details=details,
+    )
     return incident
 
 
@@ -765,7 +1013,8 @@ async def export_incidents(session: AsyncSession, user_id: uuid.UUID) -> dict[st
 async def erase_incidents(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
     """Reports stay as public records of the road, no longer linked to the person."""
     result = await session.execute(
-        sa.update(Incident).where(Incident.reporter_id == user_id)
+        sa.update(Incident)
+        .where(Incident.reporter_id == user_id)
         .values(reporter_id=None, reporter_display_name=None, anonymous=True)
     )
     await session.execute(
@@ -773,13 +1022,15 @@ async def erase_incidents(session: AsyncSession, user_id: uuid.UUID) -> list[Ret
     )
     if not result.rowcount:
         return []
-    return [Retained(
-        data=f"{result.rowcount} traffic-incident reports, anonymised",
-        reason_vi="Phản ánh sự cố giao thông là thông tin công cộng về hạ tầng; đã xoá liên kết "
-        "với bạn.",
-        reason_en="Traffic-incident reports are public records about the road; the link to you "
-        "was removed.",
-    )]
+    return [
+        Retained(
+            data=f"{result.rowcount} traffic-incident reports, anonymised",
+            reason_vi="Phản ánh sự cố giao thông là thông tin công cộng về hạ tầng; "
+            "đã xoá liên kết với bạn.",
+            reason_en="Traffic-incident reports are public records about the road; the link to you "
+            "was removed.",
+        )
+    ]
 
 
 def _register_personal_data() -> None:

@@ -15,16 +15,34 @@ Audience = Literal["public", "owner", "staff"]
 
 
 def _base(incident: Incident, audience: Audience) -> dict[str, Any]:
-    data = incident.model_dump(include={
-        "id", "category", "status", "lat", "lon", "address", "description", "ward_code",
-        "source", "anonymous", "me_too_count", "created_at", "updated_at", "verified_at",
-        "resolved_at",
-    })
+    data = incident.model_dump(
+        include={
+            "id",
+            "category",
+            "status",
+            "lat",
+            "lon",
+            "address",
+            "description",
+            "ward_code",
+            "source",
+            "anonymous",
+            "me_too_count",
+            "created_at",
+            "updated_at",
+            "verified_at",
+            "resolved_at",
+        }
+    )
     shown = audience != "public" or not incident.anonymous
     data["reporter"] = incident.reporter_display_name if shown else None
     if audience == "staff":
-        data.update(reporter_id=incident.reporter_id, camera_id=incident.camera_id,
-                    confidence=incident.confidence, duplicate_of_id=incident.duplicate_of_id)
+        data.update(
+            reporter_id=incident.reporter_id,
+            camera_id=incident.camera_id,
+            confidence=incident.confidence,
+            duplicate_of_id=incident.duplicate_of_id,
+        )
     return data
 
 
@@ -42,7 +60,10 @@ def viewer_of(audience: Audience, user: Any | None) -> Viewer:
 
 
 async def detail(
-    session: AsyncSession, incident: Incident, audience: Audience, user: Any | None,
+    session: AsyncSession,
+    incident: Incident,
+    audience: Audience,
+    user: Any | None,
 ) -> dict[str, Any]:
     """`user`: who is looking (None: nobody signed in); media follow `renditions.render`."""
     data = _base(incident, audience)
@@ -50,15 +71,16 @@ async def detail(
         schemas.EventOut.model_validate(e, from_attributes=True)
         for e in await service.public_timeline(session, incident.id)
     ]
-    media = await service.media_views_by_incident(session, [incident.id],
-                                                   viewer_of(audience, user))
+    media = await service.media_views_by_incident(session, [incident.id], viewer_of(audience, user))
     data["media"] = media.get(incident.id, [])
     return data
 
 
 async def summaries(
-    session: AsyncSession, incidents: list[Incident],
-    audience: Audience | Callable[[Incident], Audience], user: Any | None,
+    session: AsyncSession,
+    incidents: list[Incident],
+    audience: Audience | Callable[[Incident], Audience],
+    user: Any | None,
 ) -> list[dict[str, Any]]:
     """List items: no timeline; media in one query per audience for the whole page."""
     of = audience if callable(audience) else (lambda _incident: audience)
@@ -66,8 +88,7 @@ async def summaries(
     media: dict[Any, list[dict[str, Any]]] = {}
     for kind in set(audiences.values()):
         ids = [i for i, a in audiences.items() if a == kind]
-        media.update(await service.media_views_by_incident(session, ids,
-                                                           viewer_of(kind, user)))
+        media.update(await service.media_views_by_incident(session, ids, viewer_of(kind, user)))
     out = []
     for incident in incidents:
         data = _base(incident, audiences[incident.id])

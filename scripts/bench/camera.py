@@ -75,8 +75,13 @@ def street_picture(target_kb: int) -> bytes:
     for _ in range(80):
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
         x, y = int(rng.integers(0, 1280)), int(rng.integers(0, 720))
-        cv2.rectangle(image, (x, y), (x + int(rng.integers(20, 300)),
-                                      y + int(rng.integers(20, 200))), colour, -1)
+        cv2.rectangle(
+            image,
+            (x, y),
+            (x + int(rng.integers(20, 300)), y + int(rng.integers(20, 200))),
+            colour,
+            -1,
+        )
     image = cv2.GaussianBlur(image, (5, 5), 0)
     image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
     best = b""
@@ -94,16 +99,23 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(cmd: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "app", *cmd], env=env, cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *cmd],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
 
 
 def start(cmd: list[str], env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "app", *cmd], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", *cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 async def wait_up(base: str, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -120,10 +132,13 @@ async def wait_up(base: str, procs: list[subprocess.Popen[bytes]]) -> None:
     raise SystemExit("server did not start")
 
 
-async def hammer(port: int, requests: list[bytes], concurrency: int,
-                 answers: list[dict] | None = None,
-                 timeline: list[tuple[float, float]] | None = None,
-                 ) -> tuple[list[float], float, dict]:
+async def hammer(
+    port: int,
+    requests: list[bytes],
+    concurrency: int,
+    answers: list[dict] | None = None,
+    timeline: list[tuple[float, float]] | None = None,
+) -> tuple[list[float], float, dict]:
     """Send prepared HTTP/1.1 requests over `concurrency` keep-alive connections; latencies (ms),
     wall time, status counts. The JSON bodies of 202 answers are kept in `answers` when given,
     and (seconds since the first was sent, latency ms) of each request in `timeline`.
@@ -173,9 +188,11 @@ def waves(timeline: list[tuple[float, float]], concurrency: int) -> str:
     behind one another; the later ones leave as answers come back. Their tails, apart."""
     ordered = [latency for _, latency in sorted(timeline)]
     first, rest = ordered[:concurrency], ordered[concurrency:]
-    return (f"  the first {len(first)} (sent together): slowest {max(first):.1f} ms; "
-            f"the other {len(rest)}: p50 {statistics.median(rest):.1f}, "
-            f"p99 {percentile(rest, 99):.1f} ms")
+    return (
+        f"  the first {len(first)} (sent together): slowest {max(first):.1f} ms; "
+        f"the other {len(rest)}: p50 {statistics.median(rest):.1f}, "
+        f"p99 {percentile(rest, 99):.1f} ms"
+    )
 
 
 def per_100_ms(timeline: list[tuple[float, float]]) -> str:
@@ -183,13 +200,14 @@ def per_100_ms(timeline: list[tuple[float, float]]) -> str:
     for sent, latency in timeline:
         buckets.setdefault(int(sent * 10), []).append(latency)
     return "  sent in each 100 ms: " + " ".join(
-        f"{n / 10:.1f}s:{len(b)}/{max(b):.0f}" for n, b in sorted(buckets.items()))
+        f"{n / 10:.1f}s:{len(b)}/{max(b):.0f}" for n, b in sorted(buckets.items())
+    )
 
 
-def http_request(method: str, path: str, port: int, headers: dict[str, str] | None = None,
-                 body: bytes = b"") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
-             f"Content-Length: {len(body)}"]
+def http_request(
+    method: str, path: str, port: int, headers: dict[str, str] | None = None, body: bytes = b""
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -212,31 +230,32 @@ async def counts(url: str) -> dict[str, int]:
         "alerts processed": "SELECT count(*) FROM camera_alerts WHERE status = 'processed'",
         "processing jobs": "SELECT count(*) FROM jobs WHERE kind = 'camera.process_alert'",
         "processing jobs done": "SELECT count(*) FROM jobs WHERE kind = 'camera.process_alert' "
-                                "AND status = 'done'",
+        "AND status = 'done'",
         "processing attempts": "SELECT coalesce(sum(attempts), 0) FROM jobs "
-                               "WHERE kind = 'camera.process_alert'",
+        "WHERE kind = 'camera.process_alert'",
         # Effects without a dedupe key: an alert processed twice would leave two of these.
         "incident timeline entries from alerts": "SELECT count(*) FROM incident_events "
-                                                 "WHERE action IN ('camera_alert', 'reported')",
+        "WHERE action IN ('camera_alert', 'reported')",
         "evidence pictures attached": "SELECT count(*) FROM incident_media",
         "alerts with evidence": "SELECT count(*) FROM camera_alerts "
-                                "WHERE evidence_media_id IS NOT NULL",
+        "WHERE evidence_media_id IS NOT NULL",
         "staff notifications (distinct events)": "SELECT count(DISTINCT dedupe_key) "
-                                                 "FROM notifications WHERE kind = 'camera.alert'",
+        "FROM notifications WHERE kind = 'camera.alert'",
         "ward staff": "SELECT count(*) FROM users WHERE status = 'active' AND ward_code = "
-                      "'TNG-PDP' AND role IN ('ward_staff', 'ward_admin')",
+        "'TNG-PDP' AND role IN ('ward_staff', 'ward_admin')",
         "staff inbox rows (alerts x ward staff)": "SELECT count(*) FROM notifications "
-                                                  "WHERE kind = 'camera.alert'",
+        "WHERE kind = 'camera.alert'",
         # (The periodic offline check is always pending: not part of the alerts' work.)
         "jobs not finished": "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running') "
-                             "AND kind <> 'camera.offline_check'",
+        "AND kind <> 'camera.offline_check'",
         "jobs dead": "SELECT count(*) FROM jobs WHERE status = 'dead'",
         "blurred thumbnails": "SELECT count(*) FROM camera_snapshots WHERE variant = 'thumbnail'",
     }
     try:
         async with engine.connect() as conn:
-            return {name: (await conn.execute(sa.text(q))).scalar_one()
-                    for name, q in queries.items()}
+            return {
+                name: (await conn.execute(sa.text(q))).scalar_one() for name, q in queries.items()
+            }
     finally:
         await engine.dispose()
 
@@ -246,8 +265,10 @@ async def wait_processed(url: str, since: float, give_up_after: float) -> None:
     staff push jobs."""
     while True:
         now_counts = await counts(url)
-        if (now_counts["alerts processed"] >= now_counts["alerts stored"]
-                and now_counts["jobs not finished"] == 0):
+        if (
+            now_counts["alerts processed"] >= now_counts["alerts stored"]
+            and now_counts["jobs not finished"] == 0
+        ):
             return
         if time.perf_counter() - since > give_up_after:
             print("gave up waiting for processing")
@@ -255,8 +276,9 @@ async def wait_processed(url: str, since: float, give_up_after: float) -> None:
         await asyncio.sleep(0.25)
 
 
-def honest_verdict(sent: int, status: dict, answers: list[dict], stored: dict[str, str],
-                   final: dict[str, int]) -> str:
+def honest_verdict(
+    sent: int, status: dict, answers: list[dict], stored: dict[str, str], final: dict[str, int]
+) -> str:
     """None lost: every acknowledged alert id is stored and processed, and nothing else is stored
     (a request that failed in transport may or may not have been stored; it is shown apart).
     None processed twice: each processed alert left exactly one timeline entry, one evidence
@@ -269,39 +291,56 @@ def honest_verdict(sent: int, status: dict, answers: list[dict], stored: dict[st
     unknown_outcome = sum(v for k, v in status.items() if not isinstance(k, int))
     extra = len(stored) - len(set(acked))
     processed = final["alerts processed"]
-    once = (final["incident timeline entries from alerts"] == processed
-            and final["evidence pictures attached"] == final["alerts with evidence"] == processed
-            and final["staff inbox rows (alerts x ward staff)"] == processed * final["ward staff"]
-            and final["staff notifications (distinct events)"] == processed)
-    lost_none = (not missing and not unprocessed and len(set(acked)) == len(acked)
-                 and 0 <= extra <= unknown_outcome)
+    once = (
+        final["incident timeline entries from alerts"] == processed
+        and final["evidence pictures attached"] == final["alerts with evidence"] == processed
+        and final["staff inbox rows (alerts x ward staff)"] == processed * final["ward staff"]
+        and final["staff notifications (distinct events)"] == processed
+    )
+    lost_none = (
+        not missing
+        and not unprocessed
+        and len(set(acked)) == len(acked)
+        and 0 <= extra <= unknown_outcome
+    )
     retries = final["processing attempts"] - final["processing jobs"]
-    return "\n".join([
-        f"sent {sent}; acknowledged 202: {len(acked)} ({len(set(acked))} distinct alert ids); "
-        f"transport errors (outcome unknown): {unknown_outcome}; other statuses: "
-        f"{ {k: v for k, v in status.items() if k != 202 and isinstance(k, int)} }",
-        f"none lost: {'yes' if lost_none else 'NO'} (acknowledged but not stored: {len(missing)}, "
-        f"not processed: {len(unprocessed)}, stored without an acknowledgement: {extra})",
-        f"none processed twice: {'yes' if once else 'NO'} (per processed alert exactly one "
-        f"timeline entry, one evidence picture, one inbox row per ward staff member)",
-        f"retried attempts (a failed attempt commits nothing): {retries}; dead jobs: "
-        f"{final['jobs dead']}",
-    ])
+    return "\n".join(
+        [
+            f"sent {sent}; acknowledged 202: {len(acked)} ({len(set(acked))} distinct alert ids); "
+            f"transport errors (outcome unknown): {unknown_outcome}; other statuses: "
+            f"{ {k: v for k, v in status.items() if k != 202 and isinstance(k, int)} }",
+            f"none lost: {'yes' if lost_none else 'NO'} "
+            f"(acknowledged but not stored: {len(missing)}, not processed: {len(unprocessed)}, "
+            f"stored without an acknowledgement: {extra})",
+            f"none processed twice: {'yes' if once else 'NO'} (per processed alert exactly one "
+            f"timeline entry, one evidence picture, one inbox row per ward staff member)",
+            f"retried attempts (a failed attempt commits nothing): {retries}; dead jobs: "
+            f"{final['jobs dead']}",
+        ]
+    )
 
 
 def signed_alert(signer: Webhook, snapshot: str, event_id: str) -> tuple[bytes, dict[str, str]]:
     """An accident alert with a plate box and `snapshot`, signed now as the IOC signs it."""
-    body = json.dumps({
-        "event_id": event_id, "camera_id": CAMERA, "type": "accident",
-        "confidence": 0.9, "occurred_at": datetime.now(UTC).isoformat(),
-        "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
-        "snapshot": snapshot,
-    })
+    body = json.dumps(
+        {
+            "event_id": event_id,
+            "camera_id": CAMERA,
+            "type": "accident",
+            "confidence": 0.9,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "boxes": [{"label": "plate", "x": 0.4, "y": 0.6, "width": 0.1, "height": 0.05}],
+            "snapshot": snapshot,
+        }
+    )
     msg_id = f"msg_{uuid.uuid4().hex}"
     now = datetime.now(UTC)
-    headers = {"content-type": "application/json", "webhook-id": msg_id,
-               "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": signer.sign(msg_id, now, body)}
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signer.sign(msg_id, now, body),
+    }
     return body.encode(), headers
 
 
@@ -309,8 +348,14 @@ async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None
     """CPU per acknowledgement, in process (see the module docstring)."""
     import cProfile
 
-    os.environ.update({"DATABASE_URL": url, "CAMERA_WEBHOOK_SECRETS": SECRET,
-                       "LOG_LEVEL": "WARNING", "RUN_WORKER_IN_PROCESS": "false"})
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "CAMERA_WEBHOOK_SECRETS": SECRET,
+            "LOG_LEVEL": "WARNING",
+            "RUN_WORKER_IN_PROCESS": "false",
+        }
+    )
     sys.path.insert(0, str(ROOT))
     from app.core.db import dispose_engine
     from app.main import create_app
@@ -320,11 +365,20 @@ async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None
     snapshot = base64.b64encode(street_picture(snapshot_kb)).decode()
 
     def scope(method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
-        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
-                "server": ("127.0.0.1", 8000),
-                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        }
 
     def signed(index: int) -> tuple[dict[str, Any], bytes]:
         body, headers = signed_alert(signer, snapshot, f"cpu-{index}")
@@ -372,47 +426,84 @@ async def ack_cpu(url: str, requests: int, snapshot_kb: int, profile: str | None
     ack_wall = (time.perf_counter() - wall0) / requests
     await dispose_engine()
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
-    print(f"{backend}, in process, one at a time, {requests} requests: "
-          f"GET /healthz {health_cpu * 1000:.2f} ms CPU; signed alert -> 202 "
-          f"{ack_cpu_s * 1000:.2f} ms CPU ({ack_wall * 1000:.2f} ms wall)"
-          f"{' (under cProfile)' if profiler else ''}")
+    print(
+        f"{backend}, in process, one at a time, {requests} requests: "
+        f"GET /healthz {health_cpu * 1000:.2f} ms CPU; signed alert -> 202 "
+        f"{ack_cpu_s * 1000:.2f} ms CPU ({ack_wall * 1000:.2f} ms wall)"
+        f"{' (under cProfile)' if profiler else ''}"
+    )
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--alerts", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--snapshot-kb", type=int, default=100)
-    parser.add_argument("--warm-up", type=int, default=50,
-                        help="alerts sent and processed before the measured ones")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="separate worker processes (0: the worker runs inside serve)")
-    parser.add_argument("--serve-workers", type=int, default=1,
-                        help="server processes (`serve --workers N`)")
+    parser.add_argument(
+        "--warm-up", type=int, default=50, help="alerts sent and processed before the measured ones"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="separate worker processes (0: the worker runs inside serve)",
+    )
+    parser.add_argument(
+        "--serve-workers", type=int, default=1, help="server processes (`serve --workers N`)"
+    )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--ack-cpu", action="store_true",
-                        help="CPU per acknowledgement in process (no server, no worker)")
+    parser.add_argument(
+        "--ack-cpu",
+        action="store_true",
+        help="CPU per acknowledgement in process (no server, no worker)",
+    )
     parser.add_argument("--profile", help="with --ack-cpu: write a cProfile of the acks here")
-    parser.add_argument("--timeline", action="store_true",
-                        help="also print the acknowledgements per 100 ms: count/slowest ms")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also print the acknowledgements per 100 ms: count/slowest ms",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-camera-"))
     url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": url, "CAMERA_WEBHOOK_SECRETS": SECRET,
-           "ENVIRONMENT": "development", "LOG_LEVEL": "WARNING",
-           "PUSH_BACKEND": "file", "PUSH_FILE_PATH": str(tmp / "push.jsonl"),
-           "SMS_FILE_PATH": str(tmp / "sms.jsonl"), "WORKER_POLL_INTERVAL_SECONDS": "0.05",
-           "RUN_WORKER_IN_PROCESS": "false" if args.workers else "true",
-           "JOB_LEASE_SECONDS": "120"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CAMERA_WEBHOOK_SECRETS": SECRET,
+        "ENVIRONMENT": "development",
+        "LOG_LEVEL": "WARNING",
+        "PUSH_BACKEND": "file",
+        "PUSH_FILE_PATH": str(tmp / "push.jsonl"),
+        "SMS_FILE_PATH": str(tmp / "sms.jsonl"),
+        "WORKER_POLL_INTERVAL_SECONDS": "0.05",
+        "RUN_WORKER_IN_PROCESS": "false" if args.workers else "true",
+        "JOB_LEASE_SECONDS": "120",
+    }
     run(["migrate"], env)
     run(["seed-demo"], env)  # wards and one staff member per ward (who get the pushes)
-    run(["cameras", "create", "--code", CAMERA, "--name", "Bench crossing", "--lat", "21.5942",
-         "--lon", "105.8482", "--ward", "TNG-PDP"], env)
+    run(
+        [
+            "cameras",
+            "create",
+            "--code",
+            CAMERA,
+            "--name",
+            "Bench crossing",
+            "--lat",
+            "21.5942",
+            "--lon",
+            "105.8482",
+            "--ward",
+            "TNG-PDP",
+        ],
+        env,
+    )
     if args.ack_cpu:
         await ack_cpu(url, args.alerts, args.snapshot_kb, args.profile)
         return
@@ -462,23 +553,33 @@ async def main() -> None:
     backend = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     worker = f"{args.workers} separate worker process(es)" if args.workers else "in-process worker"
     serving = f"{args.serve_workers} server process(es)"
-    print(f"\nCamera alert intake on {backend}, {serving}, {worker}; {args.alerts} requests "
-          f"from {args.concurrency} concurrent senders (after {args.warm_up} warm-up alerts, "
-          f"processed before); snapshot {len(picture) / 1024:.0f} KB")
+    print(
+        f"\nCamera alert intake on {backend}, {serving}, {worker}; {args.alerts} requests "
+        f"from {args.concurrency} concurrent senders (after {args.warm_up} warm-up alerts, "
+        f"processed before); snapshot {len(picture) / 1024:.0f} KB"
+    )
     print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}  statuses")
-    print(f"{'baseline GET /healthz':34} {statistics.median(base_lat):8.1f} "
-          f"{percentile(base_lat, 99):8.1f} {args.alerts / base_wall:9.0f}  {base_status}")
-    print(f"{'signed alert -> 202':34} {statistics.median(lat):8.1f} "
-          f"{percentile(lat, 99):8.1f} {args.alerts / wall:9.0f}  {status}")
-    print(f"ack p99 / baseline p99: {percentile(lat, 99) / percentile(base_lat, 99):.1f}x; "
-          f"target p99 < 100 ms: {'met' if percentile(lat, 99) < 100 else 'NOT met'}")
+    print(
+        f"{'baseline GET /healthz':34} {statistics.median(base_lat):8.1f} "
+        f"{percentile(base_lat, 99):8.1f} {args.alerts / base_wall:9.0f}  {base_status}"
+    )
+    print(
+        f"{'signed alert -> 202':34} {statistics.median(lat):8.1f} "
+        f"{percentile(lat, 99):8.1f} {args.alerts / wall:9.0f}  {status}"
+    )
+    print(
+        f"ack p99 / baseline p99: {percentile(lat, 99) / percentile(base_lat, 99):.1f}x; "
+        f"target p99 < 100 ms: {'met' if percentile(lat, 99) < 100 else 'NOT met'}"
+    )
     if len(timeline) > args.concurrency:
         print(waves(timeline, args.concurrency))
     if args.timeline:
         print(per_100_ms(timeline))
-    print(f"all processed {processed_after:.1f} s after the first alert was sent "
-          f"(target 60 s: {'met' if processed_after <= 60 else 'NOT met'}); "
-          f"{final['alerts processed'] / processed_after:.1f} alerts/s through the worker")
+    print(
+        f"all processed {processed_after:.1f} s after the first alert was sent "
+        f"(target 60 s: {'met' if processed_after <= 60 else 'NOT met'}); "
+        f"{final['alerts processed'] / processed_after:.1f} alerts/s through the worker"
+    )
     for name, value in final.items():
         print(f"  {name:40} {value}")
     sent = {k: status.get(k, 0) + warm_status.get(k, 0) for k in {*status, *warm_status}}

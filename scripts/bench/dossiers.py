@@ -87,8 +87,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
-        script: Path | None = None, meter: CpuMeter | None = None) -> dict[str, Any]:
+def wrk(
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+    meter: CpuMeter | None = None,
+) -> dict[str, Any]:
     """One wrk run; with a meter, also the CPU that the server and the database's backends
     spent per request (steadier than latency on a shared machine)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
@@ -110,12 +117,19 @@ def wrk(url: str, *, duration: int, connections: int, headers: dict[str, str],
         value, unit = float(match.group(1)), match.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    per_request = {"server_cpu_ms": cpu[0].server_s * 1000 / max(total, 1) if cpu else None,
-                   "db_cpu_ms": (cpu[0].database_s or 0) * 1000 / max(total, 1) if cpu else None}
-    return {"rps": rps, "requests": total, "p50_ms": pct("50"), "p99_ms": pct("99"),
-            **per_request,
-            "errors": int(non2xx.group(1)) if non2xx else 0,
-            "statuses": statuses.group(1).strip() if statuses else ""}
+    per_request = {
+        "server_cpu_ms": cpu[0].server_s * 1000 / max(total, 1) if cpu else None,
+        "db_cpu_ms": (cpu[0].database_s or 0) * 1000 / max(total, 1) if cpu else None,
+    }
+    return {
+        "rps": rps,
+        "requests": total,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        **per_request,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+        "statuses": statuses.group(1).strip() if statuses else "",
+    }
 
 
 FILL_SQL = """
@@ -180,23 +194,50 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-dossiers-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": db_url, "MEDIA_DIR": str(tmp / "media"),
-           "SMS_FILE_PATH": str(tmp / "sms.jsonl"), "ENVIRONMENT": "development",
-           "RUN_WORKER_IN_PROCESS": "false", "LOG_LEVEL": "WARNING",
-           "DATABASE_POOL_SIZE": "20",
-           # The bench re-reads the same status over and over: do not rate limit it.
-           "DOSSIER_PUBLIC_LOOKUP_PER_IP_PER_MINUTE": "100000000"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "MEDIA_DIR": str(tmp / "media"),
+        "SMS_FILE_PATH": str(tmp / "sms.jsonl"),
+        "ENVIRONMENT": "development",
+        "RUN_WORKER_IN_PROCESS": "false",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_POOL_SIZE": "20",
+        # The bench re-reads the same status over and over: do not rate limit it.
+        "DOSSIER_PUBLIC_LOOKUP_PER_IP_PER_MINUTE": "100000000",
+    }
     py = [sys.executable, "-m", "app"]
     server = None
     try:
-        for command in (["migrate"], ["seed-demo"],
-                        ["users", "create", "--phone", CITIZEN[0], "--password", CITIZEN[1],
-                         "--name", "Trần Thị Mai", "--role", "citizen", "--format", "json"]):
-            done = subprocess.run([*py, *command], env=env, cwd=ROOT, capture_output=True,
-                                  text=True, check=True)
+        for command in (
+            ["migrate"],
+            ["seed-demo"],
+            [
+                "users",
+                "create",
+                "--phone",
+                CITIZEN[0],
+                "--password",
+                CITIZEN[1],
+                "--name",
+                "Trần Thị Mai",
+                "--role",
+                "citizen",
+                "--format",
+                "json",
+            ],
+        ):
+            done = subprocess.run(
+                [*py, *command], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+            )
         citizen_id = json.loads(done.stdout)["id"]
-        server = subprocess.Popen([*py, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*py, "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(300):
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -209,54 +250,78 @@ def main() -> int:
         fill_seconds = asyncio.run(fill(db_url, args.rows, citizen_id))
         print(f"  filled in {fill_seconds:.1f} s", flush=True)
         with httpx.Client(base_url=base, timeout=30) as http:
+
             def token(phone: str, password: str) -> str:
-                response = http.post("/api/v1/auth/login",
-                                     json={"phone": phone, "password": password})
+                response = http.post(
+                    "/api/v1/auth/login", json={"phone": phone, "password": password}
+                )
                 response.raise_for_status()
                 return response.json()["access_token"]
 
             citizen = {"Authorization": f"Bearer {token(*CITIZEN)}"}
             staff = {"Authorization": f"Bearer {token(*STAFF)}"}
-            scan = http.post("/api/v1/media", headers=citizen,
-                             files={"file": ("scan.pdf", pdf_bytes(), "application/pdf")})
+            scan = http.post(
+                "/api/v1/media",
+                headers=citizen,
+                files={"file": ("scan.pdf", pdf_bytes(), "application/pdf")},
+            )
             scan.raise_for_status()
-            bodies = [json.dumps(birth_body(scan.json()["id"], ward=ward), ensure_ascii=False)
-                      for ward in WARDS]
-            http.get("/api/v1/staff/dossiers", params={"overdue": "true"}, headers=staff
-                     ).raise_for_status()
+            bodies = [
+                json.dumps(birth_body(scan.json()["id"], ward=ward), ensure_ascii=False)
+                for ward in WARDS
+            ]
+            http.get(
+                "/api/v1/staff/dossiers", params={"overdue": "true"}, headers=staff
+            ).raise_for_status()
 
         script = tmp / "submit.lua"
-        script.write_text(f"run_id = {json.dumps(uuid.uuid4().hex[:8])}\n"
-                          "bodies = {" + ", ".join(json.dumps(b, ensure_ascii=False)
-                                                   for b in bodies) + "}\n"
-                          + STATUS_LUA.replace("function setup(thread)\n  table.insert("
-                                               "tallies, thread)\nend\n", "")
-                          + SUBMIT_LUA, encoding="utf-8")
+        script.write_text(
+            f"run_id = {json.dumps(uuid.uuid4().hex[:8])}\n"
+            "bodies = {"
+            + ", ".join(json.dumps(b, ensure_ascii=False) for b in bodies)
+            + "}\n"
+            + STATUS_LUA.replace(
+                "function setup(thread)\n  table.insert(tallies, thread)\nend\n", ""
+            )
+            + SUBMIT_LUA,
+            encoding="utf-8",
+        )
         tally = tmp / "tally.lua"
         tally.write_text(STATUS_LUA, encoding="utf-8")
-        common = {"duration": args.duration, "connections": args.connections, "script": tally,
-                  "meter": CpuMeter(server.pid, name)}
+        common = {
+            "duration": args.duration,
+            "connections": args.connections,
+            "script": tally,
+            "meter": CpuMeter(server.pid, name),
+        }
         results = {
             "baseline GET /healthz": wrk(f"{base}/healthz", headers={}, **common),
             "authenticated GET /api/v1/me": wrk(f"{base}/api/v1/me", headers=citizen, **common),
             "staff queue: ward's overdue, first page": wrk(
-                f"{base}/api/v1/staff/dossiers?overdue=true&limit=20", headers=staff, **common),
+                f"{base}/api/v1/staff/dossiers?overdue=true&limit=20", headers=staff, **common
+            ),
             "staff queue: ward's newest, first page": wrk(
-                f"{base}/api/v1/staff/dossiers?limit=20", headers=staff, **common),
+                f"{base}/api/v1/staff/dossiers?limit=20", headers=staff, **common
+            ),
             "staff queue: ward's received, first page": wrk(
-                f"{base}/api/v1/staff/dossiers?status=received&limit=20", headers=staff,
-                **common),
+                f"{base}/api/v1/staff/dossiers?status=received&limit=20", headers=staff, **common
+            ),
             # Light load: latency of one request rather than of a queue of 32.
             "authenticated GET /api/v1/me (c=4)": wrk(
-                f"{base}/api/v1/me", headers=citizen, **{**common, "connections": 4}),
+                f"{base}/api/v1/me", headers=citizen, **{**common, "connections": 4}
+            ),
             "staff queue: overdue, first page (c=4)": wrk(
-                f"{base}/api/v1/staff/dossiers?overdue=true&limit=20", headers=staff,
-                **{**common, "connections": 4}),
+                f"{base}/api/v1/staff/dossiers?overdue=true&limit=20",
+                headers=staff,
+                **{**common, "connections": 4},
+            ),
             # Last: its burst of writes leaves work behind (WAL, autovacuum of the grown
             # table) that would otherwise land in the next row's latencies.
             "POST /api/v1/dossiers (5 wards)": wrk(
-                base, headers={**citizen, "Content-Type": "application/json"},
-                **{**common, "script": script}),
+                base,
+                headers={**citizen, "Content-Type": "application/json"},
+                **{**common, "script": script},
+            ),
         }
     finally:
         if server:
@@ -267,30 +332,44 @@ def main() -> int:
 
     baseline = results["baseline GET /healthz"]["rps"]
     load = os.getloadavg()[0]
-    print(f"\nPostgreSQL, {args.rows:,} dossiers, wrk -t2 -c{args.connections} "
-          f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk; "
-          f"load average at the end {load:.1f}")
+    print(
+        f"\nPostgreSQL, {args.rows:,} dossiers, wrk -t2 -c{args.connections} "
+        f"-d{args.duration}s, 1 uvicorn worker, 2 cores shared with wrk; "
+        f"load average at the end {load:.1f}"
+    )
     heading = f"endpoint (c={args.connections} unless said)"
-    print(f"{heading:<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'srv cpu':>9}{'db cpu':>8}{'errors':>8}   (cpu: ms per request)")
+    print(
+        f"{heading:<44}{'req/s':>10}{'vs base':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'srv cpu':>9}{'db cpu':>8}{'errors':>8}   (cpu: ms per request)"
+    )
     for label, r in results.items():
-        print(f"{label:<44}{r['rps']:>10.0f}{r['rps'] / baseline:>8.0%} {r['p50_ms']:>8.2f}"
-              f"{r['p99_ms']:>9.2f}{r['server_cpu_ms']:>9.2f}{r['db_cpu_ms']:>8.2f}"
-              f"{r['errors']:>8}   {r['statuses']}")
-    for label in ("staff queue: ward's overdue, first page",
-                  "staff queue: overdue, first page (c=4)"):
+        print(
+            f"{label:<44}{r['rps']:>10.0f}{r['rps'] / baseline:>8.0%} {r['p50_ms']:>8.2f}"
+            f"{r['p99_ms']:>9.2f}{r['server_cpu_ms']:>9.2f}{r['db_cpu_ms']:>8.2f}"
+            f"{r['errors']:>8}   {r['statuses']}"
+        )
+    for label in (
+        "staff queue: ward's overdue, first page",
+        "staff queue: overdue, first page (c=4)",
+    ):
         p99 = results[label]["p99_ms"]
         print(f"{label}: p99 {p99:.1f} ms (target < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
     # One worker serves the c connections one at a time: a request waits for the c-1 ahead of it,
     # so c x (server CPU per request) is a floor for latency however fast the database is.
-    for label, c in (("staff queue: ward's overdue, first page", args.connections),
-                     ("staff queue: overdue, first page (c=4)", 4)):
+    for label, c in (
+        ("staff queue: ward's overdue, first page", args.connections),
+        ("staff queue: overdue, first page (c=4)", 4),
+    ):
         cpu = results[label]["server_cpu_ms"]
-        print(f"  {label}: {cpu:.2f} ms server CPU per request, so at c={c} about "
-              f"{c * cpu:.0f} ms per request queued on one worker")
+        print(
+            f"  {label}: {cpu:.2f} ms server CPU per request, so at c={c} about "
+            f"{c * cpu:.0f} ms per request queued on one worker"
+        )
     submissions = results["POST /api/v1/dossiers (5 wards)"]["rps"]
-    print(f"submissions/s: {submissions:.0f} (bare endpoint /healthz in the same run: "
-          f"{baseline:.0f} req/s; submissions at {submissions / baseline:.0%} of it)")
+    print(
+        f"submissions/s: {submissions:.0f} (bare endpoint /healthz in the same run: "
+        f"{baseline:.0f} req/s; submissions at {submissions / baseline:.0%} of it)"
+    )
     print(f"load average at the start {load_start:.1f}, at the end {load:.1f}")
     return 0
 

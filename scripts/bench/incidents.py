@@ -77,22 +77,81 @@ def rows(n: int, active: float, on_road: list[uuid.UUID]):  # type: ignore[no-un
         ident = uuid7()
         if status in ("verified", "in_progress"):
             on_road.append(ident)
-        yield (ident, random.choice(categories), status, lat, lon, geo.cell_of(lat, lon, GRID),
-               None, None, "TNG-PDP", None, None, False, "citizen", None, None, 0, None,
-               created, created, created, created, None, None)
+        yield (
+            ident,
+            random.choice(categories),
+            status,
+            lat,
+            lon,
+            geo.cell_of(lat, lon, GRID),
+            None,
+            None,
+            "TNG-PDP",
+            None,
+            None,
+            False,
+            "citizen",
+            None,
+            None,
+            0,
+            None,
+            created,
+            created,
+            created,
+            created,
+            None,
+            None,
+        )
 
 
 MEDIA_COPIES = {
-    "media_objects": ["id", "owner_id", "purpose", "content_type", "size_bytes", "sha256",
-                      "original_filename", "storage_backend", "storage_key", "legal_hold",
-                      "created_at"],
-    "media_processing": ["media_id", "status", "kind", "width", "height", "duration_s", "fps",
-                         "frames", "faces", "plates", "error_code", "requested_at",
-                         "processed_at"],
-    "media_variants": ["id", "media_id", "name", "content_type", "storage_key", "width",
-                       "height", "size_bytes", "created_at"],
-    "incident_media": ["incident_id", "media_id", "position", "visibility", "added_by_id",
-                       "created_at"],
+    "media_objects": [
+        "id",
+        "owner_id",
+        "purpose",
+        "content_type",
+        "size_bytes",
+        "sha256",
+        "original_filename",
+        "storage_backend",
+        "storage_key",
+        "legal_hold",
+        "created_at",
+    ],
+    "media_processing": [
+        "media_id",
+        "status",
+        "kind",
+        "width",
+        "height",
+        "duration_s",
+        "fps",
+        "frames",
+        "faces",
+        "plates",
+        "error_code",
+        "requested_at",
+        "processed_at",
+    ],
+    "media_variants": [
+        "id",
+        "media_id",
+        "name",
+        "content_type",
+        "storage_key",
+        "width",
+        "height",
+        "size_bytes",
+        "created_at",
+    ],
+    "incident_media": [
+        "incident_id",
+        "media_id",
+        "position",
+        "visibility",
+        "added_by_id",
+        "created_at",
+    ],
 }
 
 
@@ -107,26 +166,85 @@ def media_rows(on_road: list[uuid.UUID], share: float, owner: uuid.UUID) -> dict
             media_id = uuid.uuid4()
             video = random.random() < 1 / 8
             kind, ctype = ("video", "video/mp4") if video else ("photo", "image/jpeg")
-            out["media_objects"].append((media_id, owner, "incident", ctype, 2_000_000,
-                                         "0" * 64, None, "local", f"bench/{media_id}", False,
-                                         now))
-            out["media_processing"].append((media_id, "ready", kind, 1920, 1080,
-                                            12.0 if video else None, 30.0 if video else None,
-                                            360 if video else None, 0, 0, None, now, now))
-            for name, width in (("w320", 320), ("w1280", 1280), *((("video", 854),) if video
-                                                                   else ())):
-                out["media_variants"].append((uuid.uuid4(), media_id, name, ctype,
-                                              f"bench/{media_id}-{name}", width,
-                                              width * 9 // 16, 100_000, now))
-            out["incident_media"].append((incident_id, media_id, position, "public", owner,
-                                          now))
+            out["media_objects"].append(
+                (
+                    media_id,
+                    owner,
+                    "incident",
+                    ctype,
+                    2_000_000,
+                    "0" * 64,
+                    None,
+                    "local",
+                    f"bench/{media_id}",
+                    False,
+                    now,
+                )
+            )
+            out["media_processing"].append(
+                (
+                    media_id,
+                    "ready",
+                    kind,
+                    1920,
+                    1080,
+                    12.0 if video else None,
+                    30.0 if video else None,
+                    360 if video else None,
+                    0,
+                    0,
+                    None,
+                    now,
+                    now,
+                )
+            )
+            for name, width in (
+                ("w320", 320),
+                ("w1280", 1280),
+                *((("video", 854),) if video else ()),
+            ):
+                out["media_variants"].append(
+                    (
+                        uuid.uuid4(),
+                        media_id,
+                        name,
+                        ctype,
+                        f"bench/{media_id}-{name}",
+                        width,
+                        width * 9 // 16,
+                        100_000,
+                        now,
+                    )
+                )
+            out["incident_media"].append((incident_id, media_id, position, "public", owner, now))
     return out
 
 
-COLUMNS = ["id", "category", "status", "lat", "lon", "cell", "address", "description",
-           "ward_code", "reporter_id", "reporter_display_name", "anonymous", "source",
-           "camera_id", "confidence", "me_too_count", "duplicate_of_id", "occurred_at",
-           "created_at", "updated_at", "last_reported_at", "verified_at", "resolved_at"]
+COLUMNS = [
+    "id",
+    "category",
+    "status",
+    "lat",
+    "lon",
+    "cell",
+    "address",
+    "description",
+    "ward_code",
+    "reporter_id",
+    "reporter_display_name",
+    "anonymous",
+    "source",
+    "camera_id",
+    "confidence",
+    "me_too_count",
+    "duplicate_of_id",
+    "occurred_at",
+    "created_at",
+    "updated_at",
+    "last_reported_at",
+    "verified_at",
+    "resolved_at",
+]
 
 
 async def load(dsn: str, n: int, active: float, media: float) -> None:
@@ -146,15 +264,18 @@ async def load(dsn: str, n: int, active: float, media: float) -> None:
         await conn.execute(
             "INSERT INTO users (id, role, locale, identity_level, status, failed_logins, "
             "created_at, updated_at) VALUES ($1, 'citizen', 'vi', 1, 'active', 0, now(), now())",
-            owner)
+            owner,
+        )
         media_tables = media_rows(on_road, media, owner)
         for table, columns in MEDIA_COPIES.items():
             await conn.copy_records_to_table(table, records=media_tables[table], columns=columns)
         for table in ("incidents", *MEDIA_COPIES):  # as autovacuum would, in time
             await conn.execute(f"VACUUM ANALYZE {table}")
-        print(f"loaded {n:,} incidents ({len(on_road):,} on the road, "
-              f"{len(media_tables['incident_media']):,} public photos/videos on them) "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"loaded {n:,} incidents ({len(on_road):,} on the road, "
+            f"{len(media_tables['incident_media']):,} public photos/videos on them) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     finally:
         await conn.close()
 
@@ -190,8 +311,9 @@ async def http_latencies(base: str, queries: int) -> tuple[list[float], list[flo
         for _ in range(queries):
             lat, lon = random.uniform(CITY[0], CITY[1]), random.uniform(CITY[2], CITY[3])
             started = time.perf_counter()
-            response = await client.get("/api/v1/incidents/nearby",
-                                        params={"lat": lat, "lon": lon, "radius_m": 2000})
+            response = await client.get(
+                "/api/v1/incidents/nearby", params={"lat": lat, "lon": lon, "radius_m": 2000}
+            )
             nearby.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, response.text
             page = response.json()["items"]
@@ -200,8 +322,10 @@ async def http_latencies(base: str, queries: int) -> tuple[list[float], list[flo
             started = time.perf_counter()
             await client.get("/healthz")
             bare.append((time.perf_counter() - started) * 1000)
-    carried = (f"pages carried {items / queries:.1f} incidents and {media / queries:.1f} "
-               "signed photos/videos on average")
+    carried = (
+        f"pages carried {items / queries:.1f} incidents and {media / queries:.1f} "
+        "signed photos/videos on average"
+    )
     return nearby, bare, carried
 
 
@@ -220,8 +344,10 @@ def load_average() -> str:
 
 
 def report(name: str, values: list[float]) -> None:
-    print(f"{name:<38} p50 {statistics.median(values):7.2f} ms   p99 "
-          f"{percentile(values, 0.99):7.2f} ms   (n={len(values)})")
+    print(
+        f"{name:<38} p50 {statistics.median(values):7.2f} ms   p99 "
+        f"{percentile(values, 0.99):7.2f} ms   (n={len(values)})"
+    )
 
 
 async def main() -> None:
@@ -241,16 +367,34 @@ async def main() -> None:
     url = dsn.replace("postgresql://", "postgresql+asyncpg://")
     server = None
     try:
-        env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING",
-               "RUN_WORKER_IN_PROCESS": "false"}
-        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "migrate"],
-                                cwd=ROOT, env=env, check=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "LOG_LEVEL": "WARNING",
+            "RUN_WORKER_IN_PROCESS": "false",
+        }
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=env, check=True
+        )
         await load(dsn, args.rows, args.active, args.media)
         port = free_port()
         server = subprocess.Popen(  # noqa: ASYNC220  (starting, not waiting)
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -261,8 +405,7 @@ async def main() -> None:
             await asyncio.sleep(0.1)
         print(f"{args.rows:,} incidents, {args.active:.0%} on the road; radius 2 km, page of 20")
         print(f"before: {load_average()}")
-        report("nearby query (feed.nearby, in-process)", await service_latencies(url,
-                                                                                  args.queries))
+        report("nearby query (feed.nearby, in-process)", await service_latencies(url, args.queries))
         nearby, bare, carried = await http_latencies(base, args.queries)
         report("GET /api/v1/incidents/nearby", nearby)
         report("GET /healthz (baseline)", bare)
@@ -270,8 +413,10 @@ async def main() -> None:
         meter = CpuMeter(server.pid, name)
         for path in ("/api/v1/incidents/nearby", "/healthz"):
             cpu = await cpu_per_request(base, meter, path, min(args.queries, 500))
-            print(f"CPU per request {path:<26} server {cpu.server_s:5.2f} ms   "
-                  f"PostgreSQL {cpu.database_s:5.2f} ms")
+            print(
+                f"CPU per request {path:<26} server {cpu.server_s:5.2f} ms   "
+                f"PostgreSQL {cpu.database_s:5.2f} ms"
+            )
         print(f"after: {load_average()}")
     finally:
         if server is not None:

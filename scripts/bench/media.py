@@ -46,8 +46,11 @@ def free_port() -> int:
 def dd_baseline(folder: Path, size_mib: int) -> float:
     target = folder / "dd.bin"
     started = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size_mib}",
-                    "conv=fdatasync"], check=True, capture_output=True)
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size_mib}", "conv=fdatasync"],
+        check=True,
+        capture_output=True,
+    )
     elapsed = time.perf_counter() - started
     target.unlink()
     return size_mib * MIB / elapsed / 1e6
@@ -83,9 +86,16 @@ def tus_upload(base: str, headers: dict[str, str], size: int) -> float:
         offset = 0
         while offset < size:
             length = min(PATCH_BYTES, size - offset)
-            response = client.patch(path, content=body(length), headers={
-                **tus, "Upload-Offset": str(offset), "Content-Length": str(length),
-                "Content-Type": "application/offset+octet-stream"})
+            response = client.patch(
+                path,
+                content=body(length),
+                headers={
+                    **tus,
+                    "Upload-Offset": str(offset),
+                    "Content-Length": str(length),
+                    "Content-Type": "application/offset+octet-stream",
+                },
+            )
             response.raise_for_status()
             offset = int(response.headers["upload-offset"])
         elapsed = time.perf_counter() - started
@@ -120,20 +130,64 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").exists() else None) as tmp:
         folder = Path(tmp)
-        env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
-               "MEDIA_DIR": str(folder / "media"), "LOG_LEVEL": "WARNING",
-               "RUN_WORKER_IN_PROCESS": "false", "MEDIA_TUS_QUOTA_BYTES": str(4 * size),
-               "MEDIA_TUS_MAX_SIZE_BYTES": str(2 * size)}
-        subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-m", "app", "users", "create", "--phone", PHONE,
-                        "--password", PASSWORD, "--name", "Bench", "--role", "citizen",
-                        "--format", "json"], cwd=ROOT, env=env, check=True, capture_output=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'bench.db'}",
+            "MEDIA_DIR": str(folder / "media"),
+            "LOG_LEVEL": "WARNING",
+            "RUN_WORKER_IN_PROCESS": "false",
+            "MEDIA_TUS_QUOTA_BYTES": str(4 * size),
+            "MEDIA_TUS_MAX_SIZE_BYTES": str(2 * size),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "app", "migrate"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "users",
+                "create",
+                "--phone",
+                PHONE,
+                "--password",
+                PASSWORD,
+                "--name",
+                "Bench",
+                "--role",
+                "citizen",
+                "--format",
+                "json",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         baseline = dd_baseline(folder, args.size_mib)
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host",
-             "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -142,8 +196,9 @@ def main() -> None:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            login = httpx.post(f"{base}/api/v1/auth/login",
-                               json={"phone": PHONE, "password": PASSWORD})
+            login = httpx.post(
+                f"{base}/api/v1/auth/login", json={"phone": PHONE, "password": PASSWORD}
+            )
             headers = {"Authorization": f"Bearer {json.loads(login.text)['access_token']}"}
             # Warm up the route (imports, connection) before measuring memory.
             tus_upload(base, headers, 4 * MIB)
@@ -158,10 +213,14 @@ def main() -> None:
             server.wait(timeout=10)
     print("load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
     print(f"dd (1 MiB blocks, fdatasync), {args.size_mib} MiB  {baseline:8.1f} MB/s (baseline)")
-    print(f"tus upload, {args.size_mib} MiB in 64 MiB PATCHes  {speed:8.1f} MB/s "
-          f"({speed / baseline:.0%} of the disk)")
-    print(f"server peak memory growth during the upload   {(peak - rss_before) / 1024:8.1f} MiB"
-          + ("" if reset else "  (peak not reset: includes the start-up peak)"))
+    print(
+        f"tus upload, {args.size_mib} MiB in 64 MiB PATCHes  {speed:8.1f} MB/s "
+        f"({speed / baseline:.0%} of the disk)"
+    )
+    print(
+        f"server peak memory growth during the upload   {(peak - rss_before) / 1024:8.1f} MiB"
+        + ("" if reset else "  (peak not reset: includes the start-up peak)")
+    )
     print(f"photo processing, 1920x1080 JPEG (median)     {photo_ms(args.photos):8.1f} ms")
 
 

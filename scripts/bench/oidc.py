@@ -50,8 +50,14 @@ def free_port() -> int:
 
 
 def run(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run([PY, "-m", "app", *args, "--format", "json"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [PY, "-m", "app", *args, "--format", "json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -76,8 +82,9 @@ async def drop_pg_database(db_url: str, server_url: str) -> None:
 
     admin = create_async_engine(make_url(server_url), isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
-        await conn.execute(sa.text(
-            f'DROP DATABASE IF EXISTS "{make_url(db_url).database}" WITH (FORCE)'))
+        await conn.execute(
+            sa.text(f'DROP DATABASE IF EXISTS "{make_url(db_url).database}" WITH (FORCE)')
+        )
     await admin.dispose()
 
 
@@ -97,8 +104,9 @@ def hidden(page: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
 
 
-async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
-                         http: httpx.AsyncClient | None = None) -> list[str]:
+async def refresh_tokens(
+    base: str, client_id: str, secret: str, count: int, http: httpx.AsyncClient | None = None
+) -> list[str]:
     """Sign in once through the pages, consent once, then code flows with prompt=none."""
     if http is None:
         async with httpx.AsyncClient(base_url=base, follow_redirects=False, timeout=30) as own:
@@ -106,10 +114,15 @@ async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
     tokens: list[str] = []
     for i in range(count):
         verifier, challenge = pkce()
-        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                  "scope": "openid profile offline_access", "state": str(i),
-                  "code_challenge": challenge,
-                  "code_challenge_method": "S256"}
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "scope": "openid profile offline_access",
+            "state": str(i),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         response = await http.get("/oauth/authorize?" + urlencode(params))
         while not response.headers["location"].startswith(REDIRECT):
             location = response.headers["location"]
@@ -118,13 +131,23 @@ async def refresh_tokens(base: str, client_id: str, secret: str, count: int,
                 response = page
                 continue
             path = urlsplit(location).path
-            extra = {"phone": PHONE, "password": PASSWORD} if path == "/oauth/login" \
+            extra = (
+                {"phone": PHONE, "password": PASSWORD}
+                if path == "/oauth/login"
                 else {"decision": "allow"}
+            )
             response = await http.post(path, data={**hidden(page.text), **extra})
         code = parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-        token = await http.post("/oauth/token", auth=(client_id, secret), data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "code_verifier": verifier})
+        token = await http.post(
+            "/oauth/token",
+            auth=(client_id, secret),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+        )
         tokens.append(token.json()["refresh_token"])
     return tokens
 
@@ -160,8 +183,9 @@ end
 """
 
 
-def wrk(url: str, script: str | None, threads: int, connections: int, duration: str
-        ) -> dict[str, Any]:
+def wrk(
+    url: str, script: str | None, threads: int, connections: int, duration: str
+) -> dict[str, Any]:
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         if script:
@@ -182,23 +206,32 @@ def wrk(url: str, script: str | None, threads: int, connections: int, duration: 
     total = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
-            "requests": int(total.group(1)) if total else 0,
-            "non_2xx": int(errors.group(1)) if errors else 0,
-            "timeouts": int(timeouts.group(1)) if timeouts else 0}
+    return {
+        "rps": rps,
+        "p50": pct("50"),
+        "p99": pct("99"),
+        "requests": int(total.group(1)) if total else 0,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "timeouts": int(timeouts.group(1)) if timeouts else 0,
+    }
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pg-server", default=os.environ.get(
-        "BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg-server",
+        default=os.environ.get(
+            "BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
     parser.add_argument("--database-url", help="use this database instead of a fresh one")
     parser.add_argument("--duration", default="10s")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", help="comma-separated case names: baseline,cc,introspection,"
-                                       "refresh")
+    parser.add_argument(
+        "--only", help="comma-separated case names: baseline,cc,introspection,refresh"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (apt-get install wrk)")
@@ -207,22 +240,65 @@ async def main() -> int:
     db_url = args.database_url or await make_pg_database(args.pg_server)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": db_url, "PUBLIC_BASE_URL": base, "LOG_LEVEL": "WARNING",
-           "RUN_WORKER_IN_PROCESS": "false", "ENVIRONMENT": "development",
-           "LOGIN_PER_IP_PER_MINUTE": "100000"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "PUBLIC_BASE_URL": base,
+        "LOG_LEVEL": "WARNING",
+        "RUN_WORKER_IN_PROCESS": "false",
+        "ENVIRONMENT": "development",
+        "LOGIN_PER_IP_PER_MINUTE": "100000",
+    }
     server = None
     try:
         run(env, "migrate")
-        run(env, "users", "create", "--phone", PHONE, "--password", PASSWORD, "--name",
-            "Người dùng thử", "--role", "citizen")
-        client = run(env, "clients", "create", "--name", "Bench", "--redirect-uri", REDIRECT,
-                     "--type", "confidential", "--auth-method", "client_secret_basic",
-                     "--scope", "openid profile offline_access")
+        run(
+            env,
+            "users",
+            "create",
+            "--phone",
+            PHONE,
+            "--password",
+            PASSWORD,
+            "--name",
+            "Người dùng thử",
+            "--role",
+            "citizen",
+        )
+        client = run(
+            env,
+            "clients",
+            "create",
+            "--name",
+            "Bench",
+            "--redirect-uri",
+            REDIRECT,
+            "--type",
+            "confidential",
+            "--auth-method",
+            "client_secret_basic",
+            "--scope",
+            "openid profile offline_access",
+        )
         client_id, secret = client["client_id"], client["client_secret"]
         # Server logs (e.g. ClientDisconnect when wrk stops mid-request) go to a file.
         log = open(tempfile.gettempdir() + "/bench-oidc-server.log", "w")  # noqa: SIM115, ASYNC230
-        server = subprocess.Popen([PY, "-m", "app", "serve", "--port", str(port), "--workers",  # noqa: ASYNC220
-                                   str(args.workers)], cwd=ROOT, env=env, stdout=log, stderr=log)
+        server = subprocess.Popen(  # noqa: ASYNC220
+            [
+                PY,
+                "-m",
+                "app",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
         async with httpx.AsyncClient(base_url=base) as http:
             for _ in range(200):
                 try:
@@ -231,15 +307,25 @@ async def main() -> int:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            cc = (await http.post("/oauth/token", auth=(client_id, secret),
-                                  data={"grant_type": "client_credentials"})).json()
+            cc = (
+                await http.post(
+                    "/oauth/token",
+                    auth=(client_id, secret),
+                    data={"grant_type": "client_credentials"},
+                )
+            ).json()
         per_thread = args.connections // args.threads + 4
         chains = await refresh_tokens(base, client_id, secret, per_thread * args.threads)
         basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-        pools = [",".join(chains[i * per_thread:(i + 1) * per_thread])
-                 for i in range(args.threads)]
-        refresh_script = "pool = " + json.dumps(pools).replace("[", "{").replace("]", "}") + \
-            "\n" + LUA_REFRESH % {"auth": json.dumps(basic)}
+        pools = [
+            ",".join(chains[i * per_thread : (i + 1) * per_thread]) for i in range(args.threads)
+        ]
+        refresh_script = (
+            "pool = "
+            + json.dumps(pools).replace("[", "{").replace("]", "}")
+            + "\n"
+            + LUA_REFRESH % {"auth": json.dumps(basic)}
+        )
 
         def fixed(body: str) -> str:
             return LUA_FIXED % {"body": json.dumps(body), "auth": json.dumps(basic)}
@@ -247,33 +333,48 @@ async def main() -> int:
         cases = [
             ("baseline", "baseline GET /healthz", base + "/healthz", None),
             ("readyz", "GET /readyz (1 DB query)", base + "/readyz", None),
-            ("cc", "client_credentials (JWT)", base + "/oauth/token",
-             fixed("grant_type=client_credentials")),
-            ("introspection", "introspection", base + "/oauth/introspect",
-             fixed("token=" + cc["access_token"])),
+            (
+                "cc",
+                "client_credentials (JWT)",
+                base + "/oauth/token",
+                fixed("grant_type=client_credentials"),
+            ),
+            (
+                "introspection",
+                "introspection",
+                base + "/oauth/introspect",
+                fixed("token=" + cc["access_token"]),
+            ),
             ("refresh", "refresh_token rotation", base + "/oauth/token", refresh_script),
         ]
         if args.only:
             wanted = set(args.only.split(","))
             cases = [case for case in cases if case[0] in wanted or case[0] == "baseline"]
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}, "
-              f"{args.workers} uvicorn workers, PostgreSQL, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f} at start")
-        print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'vs base':>9}"
-              f"{'non-2xx':>9}{'timeouts':>10}{'app CPU ms/req':>16}{'db CPU ms/req':>15}")
+        print(
+            f"wrk -t{args.threads} -c{args.connections} -d{args.duration}, "
+            f"{args.workers} uvicorn workers, PostgreSQL, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} at start"
+        )
+        print(
+            f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'vs base':>9}"
+            f"{'non-2xx':>9}{'timeouts':>10}{'app CPU ms/req':>16}{'db CPU ms/req':>15}"
+        )
         meter = CpuMeter(server.pid, make_url_database(db_url))
         baseline = None
         for _key, name, url, script in cases:
             await asyncio.sleep(1)
             with meter.measure() as cpu:
-                result = await asyncio.to_thread(wrk, url, script, args.threads,
-                                                 args.connections, args.duration)
+                result = await asyncio.to_thread(
+                    wrk, url, script, args.threads, args.connections, args.duration
+                )
             baseline = baseline or result["rps"]
             requests = max(result["requests"], 1)
-            print(f"{name:<28}{result['rps']:>10.0f}{result['p50']:>10.1f}{result['p99']:>10.1f}"
-                  f"{result['rps'] / baseline:>8.0%}{result['non_2xx']:>9}"
-                  f"{result['timeouts']:>10}{cpu[0].server_s * 1000 / requests:>16.3f}"
-                  f"{(cpu[0].database_s or 0.0) * 1000 / requests:>15.3f}")
+            print(
+                f"{name:<28}{result['rps']:>10.0f}{result['p50']:>10.1f}{result['p99']:>10.1f}"
+                f"{result['rps'] / baseline:>8.0%}{result['non_2xx']:>9}"
+                f"{result['timeouts']:>10}{cpu[0].server_s * 1000 / requests:>16.3f}"
+                f"{(cpu[0].database_s or 0.0) * 1000 / requests:>15.3f}"
+            )
     finally:
         if server is not None:
             server.terminate()

@@ -36,8 +36,9 @@ BASE = "http://127.0.0.1:9"
 Call = Callable[[], Awaitable[httpx.Response]]
 
 
-async def measure(name: str, calls: int, call: Call, database: str,
-                  profile_dir: Path | None) -> None:
+async def measure(
+    name: str, calls: int, call: Call, database: str, profile_dir: Path | None
+) -> None:
     import sqlalchemy as sa
 
     from app.core.db import Direct, get_engine
@@ -71,36 +72,76 @@ async def measure(name: str, calls: int, call: Call, database: str,
     cpu = time.process_time() - cpu0
     sa.event.remove(get_engine().sync_engine, "before_cursor_execute", count)
     Direct._run = staticmethod(run_direct)  # type: ignore[method-assign]
-    db_cpu = sum(used - backends.get(pid, 0.0)
-                 for pid, used in ((p, cpu_seconds([p])) for p in pg_backend_pids(database)))
+    db_cpu = sum(
+        used - backends.get(pid, 0.0)
+        for pid, used in ((p, cpu_seconds([p])) for p in pg_backend_pids(database))
+    )
     if profiler and profile_dir:
         profiler.dump_stats(profile_dir / f"{name.replace(' ', '_').replace('/', '')}.pstats")
     kinds = dict(Counter(statements))
-    print(f"{name:<24}{cpu / calls * 1000:>10.3f}{db_cpu / calls * 1000:>10.3f}"
-          f"{len(statements) / calls:>8.1f}  {kinds}", flush=True)
+    print(
+        f"{name:<24}{cpu / calls * 1000:>10.3f}{db_cpu / calls * 1000:>10.3f}"
+        f"{len(statements) / calls:>8.1f}  {kinds}",
+        flush=True,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", type=Path, help="write each case's cProfile here")
-    parser.add_argument("--only", help="comma-separated cases: client_credentials,"
-                                       "introspection,refresh_token (GET /healthz always runs)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated cases: client_credentials,"
+        "introspection,refresh_token (GET /healthz always runs)",
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     with fresh_database("postgresql", prefix="bench_oidc_cpu") as db:
-        env = {"DATABASE_URL": db.url, "PUBLIC_BASE_URL": BASE, "LOG_LEVEL": "WARNING",
-               "RUN_WORKER_IN_PROCESS": "false", "ENVIRONMENT": "development",
-               "LOGIN_PER_IP_PER_MINUTE": "100000"}
+        env = {
+            "DATABASE_URL": db.url,
+            "PUBLIC_BASE_URL": BASE,
+            "LOG_LEVEL": "WARNING",
+            "RUN_WORKER_IN_PROCESS": "false",
+            "ENVIRONMENT": "development",
+            "LOGIN_PER_IP_PER_MINUTE": "100000",
+        }
         os.environ.update(env)
         full_env = {**os.environ, **env}
         migrate(full_env)
-        run_cli(["users", "create", "--phone", PHONE, "--password", PASSWORD, "--name", "Thử",
-                 "--role", "citizen"], full_env)
-        client = run_cli(["clients", "create", "--name", "Bench", "--redirect-uri", REDIRECT,
-                          "--type", "confidential", "--auth-method", "client_secret_basic",
-                          "--scope", "openid profile offline_access"], full_env)
+        run_cli(
+            [
+                "users",
+                "create",
+                "--phone",
+                PHONE,
+                "--password",
+                PASSWORD,
+                "--name",
+                "Thử",
+                "--role",
+                "citizen",
+            ],
+            full_env,
+        )
+        client = run_cli(
+            [
+                "clients",
+                "create",
+                "--name",
+                "Bench",
+                "--redirect-uri",
+                REDIRECT,
+                "--type",
+                "confidential",
+                "--auth-method",
+                "client_secret_basic",
+                "--scope",
+                "openid profile offline_access",
+            ],
+            full_env,
+        )
         auth = (client["client_id"], client["client_secret"])
         asyncio.run(run_cases(args, db.name, auth))
     return 0
@@ -114,30 +155,45 @@ async def run_cases(args: argparse.Namespace, database: str, auth: tuple[str, st
 
     app = create_app(run_worker=False)
     try:
-        async with LifespanManager(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE, follow_redirects=False
-        ) as http:
-            issued = await http.post("/oauth/token", auth=auth,
-                                     data={"grant_type": "client_credentials"})
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE, follow_redirects=False
+            ) as http,
+        ):
+            issued = await http.post(
+                "/oauth/token", auth=auth, data={"grant_type": "client_credentials"}
+            )
             access = issued.json()["access_token"]
             chain = {"token": (await refresh_tokens(BASE, *auth, 1, http))[0]}
 
             async def refresh() -> httpx.Response:
-                answer = await http.post("/oauth/token", auth=auth, data={
-                    "grant_type": "refresh_token", "refresh_token": chain["token"]})
+                answer = await http.post(
+                    "/oauth/token",
+                    auth=auth,
+                    data={"grant_type": "refresh_token", "refresh_token": chain["token"]},
+                )
                 if answer.status_code == 200:
                     chain["token"] = answer.json()["refresh_token"]
                 return answer
 
-            print(f"{args.requests} requests each, one at a time, PostgreSQL, load average "
-                  f"{os.getloadavg()[0]:.1f}")
+            print(
+                f"{args.requests} requests each, one at a time, PostgreSQL, load average "
+                f"{os.getloadavg()[0]:.1f}"
+            )
             print(f"{'case':<24}{'CPU ms':>10}{'db CPU ms':>10}{'SQL':>8}  statements")
             cases: list[tuple[str, Call]] = [
                 ("GET /healthz", lambda: http.get("/healthz")),
-                ("client_credentials", lambda: http.post(
-                    "/oauth/token", auth=auth, data={"grant_type": "client_credentials"})),
-                ("introspection", lambda: http.post("/oauth/introspect", auth=auth,
-                                                    data={"token": access})),
+                (
+                    "client_credentials",
+                    lambda: http.post(
+                        "/oauth/token", auth=auth, data={"grant_type": "client_credentials"}
+                    ),
+                ),
+                (
+                    "introspection",
+                    lambda: http.post("/oauth/introspect", auth=auth, data={"token": access}),
+                ),
                 ("refresh_token", refresh),
             ]
             wanted = set(args.only.split(",")) if args.only else None

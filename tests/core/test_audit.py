@@ -41,13 +41,21 @@ async def test_a_citizens_export_of_the_audit_log_carries_no_staff_address_or_ac
     db: AsyncSession,
 ) -> None:
     citizen, officer = uuid.uuid4(), uuid.uuid4()
-    mine = AuditContext(actor_id=citizen, actor_role="citizen", ip="203.0.113.5",
-                        request_id="req-citizen")
-    staff = AuditContext(actor_id=officer, actor_role="ward_staff", ip="10.20.30.40",
-                         request_id="req-staff")
+    mine = AuditContext(
+        actor_id=citizen, actor_role="citizen", ip="203.0.113.5", request_id="req-citizen"
+    )
+    staff = AuditContext(
+        actor_id=officer, actor_role="ward_staff", ip="10.20.30.40", request_id="req-staff"
+    )
     await audit.record(db, mine, "identity.declared", subject_id=citizen)
-    await audit.record(db, staff, "dossiers.staff_read", subject_id=citizen,
-                       resource="dossier:X", reason="xử lý hồ sơ")
+    await audit.record(
+        db,
+        staff,
+        "dossiers.staff_read",
+        subject_id=citizen,
+        resource="dossier:X",
+        reason="xử lý hồ sơ",
+    )
     await db.commit()
 
     exported = {e["action"]: e for e in await audit.export_about(db, citizen)}
@@ -56,7 +64,10 @@ async def test_a_citizens_export_of_the_audit_log_carries_no_staff_address_or_ac
     assert (read["actor_id"], read["ip"], read["request_id"]) == (None, None, None)
     # What was done, by which role and why stays visible.
     assert (read["actor_role"], read["resource"], read["reason"]) == (
-        "ward_staff", "dossier:X", "xử lý hồ sơ")
+        "ward_staff",
+        "dossier:X",
+        "xử lý hồ sơ",
+    )
     own = exported["identity.declared"]
     assert (own["actor_id"], own["ip"]) == (str(citizen), "203.0.113.5")
     assert "10.20.30.40" not in str(exported) and str(officer) not in str(exported)

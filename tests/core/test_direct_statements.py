@@ -34,10 +34,14 @@ async def test_values_read_directly_are_those_of_the_orm(db):
 
 
 async def _drop_every_other_connection(db) -> int:
-    killed = (await db.execute(sa.text(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    ))).scalar_one()
+    killed = (
+        await db.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    ).scalar_one()
     await db.commit()
     return int(killed)
 
@@ -66,11 +70,13 @@ async def test_float_and_numeric_results_come_back_as_their_python_types(db):
     does not have: floats and Decimals still come back as the columns ask."""
     from decimal import Decimal
 
-    statement = Direct(sa.select(
-        sa.cast(sa.literal(21.0358), sa.Float).label("lat"),
-        sa.cast(sa.literal("12.50"), sa.Numeric(10, 2)).label("fee"),
-        sa.cast(sa.literal(None), sa.Float).label("missing"),
-    ))
+    statement = Direct(
+        sa.select(
+            sa.cast(sa.literal(21.0358), sa.Float).label("lat"),
+            sa.cast(sa.literal("12.50"), sa.Numeric(10, 2)).label("fee"),
+            sa.cast(sa.literal(None), sa.Float).label("missing"),
+        )
+    )
 
     row = await statement.fetch_one({})
 

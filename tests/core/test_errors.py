@@ -54,9 +54,7 @@ def app_with_test_routes() -> FastAPI:
         return {"bytes": len(await file.read())}
 
     @application.post("/test-only/stream-into-db")
-    async def stream_into_db(
-        request: Request, session: DbSession
-    ) -> dict[str, int]:
+    async def stream_into_db(request: Request, session: DbSession) -> dict[str, int]:
         # Writes as the body arrives, as an upload handler would.
         size = 0
         async for chunk in request.stream():
@@ -84,8 +82,11 @@ async def chunks(*sizes: int) -> AsyncIterator[bytes]:
 
 
 async def test_malformed_json_is_a_400_problem_in_vietnamese_by_default(client):
-    response = await client.post("/api/v1/auth/login", content=b'{"phone": "0912',
-                                 headers={"content-type": "application/json"})
+    response = await client.post(
+        "/api/v1/auth/login",
+        content=b'{"phone": "0912',
+        headers={"content-type": "application/json"},
+    )
 
     body = assert_problem(response, 400, "request.malformed_json")
     assert body["detail"] == errors.MALFORMED_JSON.vi
@@ -94,8 +95,9 @@ async def test_malformed_json_is_a_400_problem_in_vietnamese_by_default(client):
 
 async def test_accept_language_en_answers_in_english(client):
     response = await client.post(
-        "/api/v1/auth/login", content=b"{", headers={"content-type": "application/json",
-                                                     "accept-language": "en"}
+        "/api/v1/auth/login",
+        content=b"{",
+        headers={"content-type": "application/json", "accept-language": "en"},
     )
 
     body = assert_problem(response, 400, "request.malformed_json")
@@ -131,8 +133,11 @@ async def test_q_values_decide_the_language_of_a_problem(client):
 
 
 async def test_schema_errors_are_422_with_field_errors(client):
-    response = await client.post("/api/v1/auth/login", json={"phone": ["not", "a", "string"]},
-                                 headers={"accept-language": "en"})
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"phone": ["not", "a", "string"]},
+        headers={"accept-language": "en"},
+    )
 
     body = assert_problem(response, 422, "request.validation_failed")
     assert body["detail"] == errors.VALIDATION_FAILED.en
@@ -164,7 +169,8 @@ async def test_http_exception_without_a_code_keeps_its_status(raw):
 
 async def test_body_over_the_limit_is_refused_by_content_length(client):
     response = await client.post(
-        "/api/v1/auth/login", content=b"x" * (LIMIT + 1),
+        "/api/v1/auth/login",
+        content=b"x" * (LIMIT + 1),
         headers={"content-type": "application/json", "accept-language": "en"},
     )
 
@@ -195,7 +201,8 @@ async def test_body_at_the_limit_is_read(client):
 async def test_streamed_body_without_content_length_over_the_limit_is_413(client):
     half = LIMIT // 2 + 1
     response = await client.post(
-        "/api/v1/auth/login", content=chunks(half, half),
+        "/api/v1/auth/login",
+        content=chunks(half, half),
         headers={"content-type": "application/json"},
     )
 
@@ -207,8 +214,10 @@ async def test_streamed_body_without_content_length_over_the_limit_is_413(client
 
 async def test_streamed_multipart_over_the_limit_is_413_not_a_parse_error(raw):
     boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            'filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
 
     async def multipart() -> AsyncIterator[bytes]:
         yield head
@@ -216,13 +225,18 @@ async def test_streamed_multipart_over_the_limit_is_413_not_a_parse_error(raw):
             yield b"x" * (LIMIT // 3)
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    small = await raw.post("/test-only/upload", content=head + b"abc" + f"\r\n--{boundary}--\r\n"
-                           .encode(), headers={"content-type": f"multipart/form-data; boundary="
-                                                                f"{boundary}"})
+    small = await raw.post(
+        "/test-only/upload",
+        content=head + b"abc" + f"\r\n--{boundary}--\r\n".encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert small.json() == {"bytes": 3}
 
-    response = await raw.post("/test-only/upload", content=multipart(), headers={
-        "content-type": f"multipart/form-data; boundary={boundary}"})
+    response = await raw.post(
+        "/test-only/upload",
+        content=multipart(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
 
     assert_problem(response, 413, "request.body_too_large")
 
@@ -252,8 +266,9 @@ def tiny_limit_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, in
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(application, lifespan="off", log_config=None, access_log=False)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
@@ -323,8 +338,11 @@ async def test_an_escaped_backslash_before_u0000_is_ordinary_text(client):
 
 async def test_nul_character_in_query_form_or_path_is_refused(client):
     query = await client.get("/api/v1/admin-units?parent=TNG%00x")
-    form = await client.post("/api/v1/auth/login", content=b"phone=09%0012&password=x",
-                             headers={"content-type": "application/x-www-form-urlencoded"})
+    form = await client.post(
+        "/api/v1/auth/login",
+        content=b"phone=09%0012&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     path = await client.get("/api/v1/staff/citizens/abc%00def")
 
     assert nul_fields(query) == ["query.parent"]
@@ -335,8 +353,9 @@ async def test_nul_character_in_query_form_or_path_is_refused(client):
 async def test_nul_character_in_a_profile_name_is_a_422_not_a_database_error(client, sms_log):
     tokens = await register(client, sms_log, "0912345670")
 
-    response = await client.patch("/api/v1/me", json={"full_name": "An\u0000Bình"},
-                                  headers=bearer(tokens))
+    response = await client.patch(
+        "/api/v1/me", json={"full_name": "An\u0000Bình"}, headers=bearer(tokens)
+    )
 
     assert nul_fields(response) == ["body.full_name"]
     me = await client.get("/api/v1/me", headers=bearer(tokens))

@@ -28,8 +28,7 @@ async def stale_schema(db: AsyncSession) -> AsyncIterator[str]:
     try:
         yield head
     finally:
-        await db.execute(sa.text("UPDATE alembic_version SET version_num = :head"),
-                         {"head": head})
+        await db.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
         await db.commit()
 
 
@@ -62,8 +61,10 @@ async def test_readyz_is_503_when_the_database_was_never_migrated(client, db):
     try:
         response = await client.get("/readyz")
     finally:
-        await db.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
-                         {"head": code_heads()[0]})
+        await db.execute(
+            sa.text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
+            {"head": code_heads()[0]},
+        )
         await db.commit()
 
     body = assert_problem(response, 503, "service.unavailable")

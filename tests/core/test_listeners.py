@@ -36,11 +36,21 @@ def listening_sockets(port: int) -> int:
 
 
 def serve(port: int, database_url: str, *extra_env: tuple[str, str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test",
-           "RUN_WORKER_IN_PROCESS": "false", "LOG_LEVEL": "WARNING", **dict(extra_env)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "RUN_WORKER_IN_PROCESS": "false",
+        "LOG_LEVEL": "WARNING",
+        **dict(extra_env),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", "2"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 @pytest.fixture
@@ -61,8 +71,7 @@ def two_processes(database_url: str) -> Iterator[tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_each_server_process_listens_on_a_socket_of_its_own(
-        two_processes: tuple[int, int]) -> None:
+def test_each_server_process_listens_on_a_socket_of_its_own(two_processes: tuple[int, int]) -> None:
     public, internal = two_processes
     assert listening_sockets(public) == 2
     assert listening_sockets(internal) == 2

@@ -25,16 +25,18 @@ async def test_periodic_jobs_are_scheduled_once_per_slot_however_many_workers(db
 
     clock.advance(timedelta(hours=1))
     await schedule_periodic(session_factory(), first)
-    count = (await db.execute(sa.select(sa.func.count()).where(
-        Job.kind == "maintenance.purge_jobs"))).scalar_one()
+    count = (
+        await db.execute(sa.select(sa.func.count()).where(Job.kind == "maintenance.purge_jobs"))
+    ).scalar_one()
     assert count == 2
 
 
 async def test_old_finished_jobs_are_purged_and_recent_or_pending_ones_kept(db):
     load_job_modules()
     now = clock.now()
-    old_done = Job(kind="x", payload={"to": "+84912345678"}, status=DONE,
-                   finished_at=now - timedelta(days=8))
+    old_done = Job(
+        kind="x", payload={"to": "+84912345678"}, status=DONE, finished_at=now - timedelta(days=8)
+    )
     recent_done = Job(kind="x", payload={}, status=DONE, finished_at=now - timedelta(days=1))
     pending = Job(kind="x", payload={}, status=PENDING, run_after=now + timedelta(days=30))
     db.add_all([old_done, recent_done, pending])

@@ -41,8 +41,7 @@ async def test_unknown_paths_share_one_label(client):
     await client.get(f"/neither/{uuid.uuid4()}")
 
     exposition = await scrape(client)
-    assert requests_total(exposition, method="GET", route="unmatched",
-                          status="404") == before + 2
+    assert requests_total(exposition, method="GET", route="unmatched", status="404") == before + 2
     assert "does-not-exist" not in exposition
 
 
@@ -110,12 +109,16 @@ async def test_problems_are_counted_by_their_code(client):
     """Operators see which refusals clients get, not only their status."""
     citizen = f"/api/v1/staff/citizens/{uuid.uuid4()}"
     before = await scrape(client)
-    answers = [await client.get(citizen), await client.get(citizen),
-               await client.get(f"/does-not-exist/{uuid.uuid4()}")]
+    answers = [
+        await client.get(citizen),
+        await client.get(citizen),
+        await client.get(f"/does-not-exist/{uuid.uuid4()}"),
+    ]
     codes = [answer.json()["code"] for answer in answers]
     assert codes[0] == codes[1] != codes[2]
 
     after = await scrape(client)
     for code in set(codes):
         assert sample(after, "problems_total", code=code) == (
-            sample(before, "problems_total", code=code) + codes.count(code))
+            sample(before, "problems_total", code=code) + codes.count(code)
+        )

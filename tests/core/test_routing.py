@@ -43,8 +43,9 @@ def _probe_app(parent: APIRouter) -> FastAPI:
 
 
 async def _get(app: FastAPI, path: str, **headers: str) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
         return await client.get(path, headers=headers)
 
 
@@ -89,8 +90,9 @@ async def test_routes_are_matched_in_declaration_order_and_wrong_methods_get_405
 
     assert (await _get(app, "/items/special")).json() == "first"
     assert (await _get(app, "/items/other")).json() == "second:other"
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
         assert (await client.delete("/items/special")).status_code == 405
 
 
@@ -146,8 +148,9 @@ async def test_hot_routes_move_to_the_front_and_every_request_keeps_its_route():
     assert app.router.routes[0].path == "/b/hot" and "GET" in app.router.routes[0].methods
     assert (await _get(app, "/b/hot")).json() == "hot"
     assert (await _get(app, "/a/x")).json() == "named:x"
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
         assert (await client.post("/b/hot")).json() == "hot-post"
 
 
@@ -176,6 +179,7 @@ def test_the_app_tries_its_most_frequent_routes_first():
 
     app = create_app(run_worker=False)
     front = app.router.routes[: len(HOT_ROUTES)]
-    answered = [(method in r.methods, r.path)
-                for r, (method, _) in zip(front, HOT_ROUTES, strict=True)]
+    answered = [
+        (method in r.methods, r.path) for r, (method, _) in zip(front, HOT_ROUTES, strict=True)
+    ]
     assert answered == [(True, path) for _, path in HOT_ROUTES]

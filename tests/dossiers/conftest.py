@@ -42,4 +42,3 @@ async def gs_staff(client: httpx.AsyncClient, db: AsyncSession, catalogue: None)
 @pytest.fixture
 async def city_admin(client: httpx.AsyncClient, db: AsyncSession, catalogue: None) -> Person:
     return await person(client, db, "0981000000", "city_admin", None, "Quản trị")
-

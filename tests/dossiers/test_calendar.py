@@ -33,8 +33,10 @@ def test_weekends_and_other_holidays() -> None:
 
 
 def test_configured_day_swap_moves_a_working_day_to_a_saturday() -> None:
-    cal = calendar(workday_swaps=[WorkdaySwap(off=date(2027, 2, 11), work=date(2027, 2, 20))],
-                   extra_days_off=[date(2027, 2, 12)])
+    cal = calendar(
+        workday_swaps=[WorkdaySwap(off=date(2027, 2, 11), work=date(2027, 2, 20))],
+        extra_days_off=[date(2027, 2, 12)],
+    )
     assert not cal.is_workday(date(2027, 2, 11))
     assert not cal.is_workday(date(2027, 2, 12))
     assert cal.is_workday(date(2027, 2, 20))  # a make-up Saturday
@@ -73,8 +75,9 @@ def test_a_receipt_after_15_00_counts_from_the_next_working_day() -> None:
     assert cal.counting_start(at("2027-03-01T15:01")) == date(2027, 3, 2)
     assert cal.counting_start(at("2027-03-01T23:59")) == date(2027, 3, 2)
     # 15:30 local is 08:30 UTC: the cut-off is judged on the local clock, not on UTC's.
-    assert cal.counting_start(datetime.fromisoformat("2027-03-01T08:30:00+00:00")) == \
-        date(2027, 3, 2)
+    assert cal.counting_start(datetime.fromisoformat("2027-03-01T08:30:00+00:00")) == date(
+        2027, 3, 2
+    )
 
 
 def test_a_late_friday_or_weekend_receipt_counts_from_monday() -> None:

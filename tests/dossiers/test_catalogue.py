@@ -73,15 +73,17 @@ def test_every_seeded_form_schema_is_valid_json_schema() -> None:
 
 
 async def test_catalogue_sync_is_idempotent_and_updates_in_place(
-    db, catalogue: None  # type: ignore[no-untyped-def]
+    db,
+    catalogue: None,  # type: ignore[no-untyped-def]
 ) -> None:
     import sqlalchemy as sa
 
     from app.dossiers.models import Procedure
     from app.dossiers.service import sync_catalogue
 
-    await db.execute(sa.update(Procedure).where(Procedure.code == "1.001193")
-                     .values(name="cũ", search_text="cu"))
+    await db.execute(
+        sa.update(Procedure).where(Procedure.code == "1.001193").values(name="cũ", search_text="cu")
+    )
     await sync_catalogue(db)
     await db.commit()
     rows = (await db.execute(sa.select(Procedure))).scalars().all()

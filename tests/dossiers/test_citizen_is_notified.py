@@ -24,8 +24,15 @@ async def test_a_status_change_lands_in_the_citizens_inbox(client, db, citizen, 
     await run_jobs()
 
     assert (await db.execute(sa.select(Job.kind).where(Job.status == DEAD))).first() is None
-    inbox = (await db.execute(sa.select(Notification).where(
-        Notification.user_id == uuid.UUID(citizen.id)))).scalars().all()
+    inbox = (
+        (
+            await db.execute(
+                sa.select(Notification).where(Notification.user_id == uuid.UUID(citizen.id))
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert {n.kind for n in inbox} == {"dossier.status_changed"}
     assert f"cthainguyen://dossiers/{code}" in {n.deep_link for n in inbox}
     assert all(any(p.match(n.deep_link) for p in LINKS) for n in inbox)

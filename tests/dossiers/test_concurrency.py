@@ -33,14 +33,18 @@ async def test_two_hundred_concurrent_submissions_get_gap_free_codes(
 
     async def send(n: int) -> httpx.Response:
         who, key = request(n)
-        return await client.post("/api/v1/dossiers", json=birth_body(media[who.id]),
-                                 headers={**who.headers, "Idempotency-Key": key})
+        return await client.post(
+            "/api/v1/dossiers",
+            json=birth_body(media[who.id]),
+            headers={**who.headers, "Idempotency-Key": key},
+        )
 
     # Originals and retries of the first RETRIES keys, all in flight together.
     calls = [send(n) for n in range(SUBMISSIONS)] + [send(n) for n in range(RETRIES)]
     responses = await asyncio.gather(*calls)
-    assert all(r.status_code in (200, 201) for r in responses), \
-        {r.status_code: r.text for r in responses if r.status_code not in (200, 201)}
+    assert all(r.status_code in (200, 201) for r in responses), {
+        r.status_code: r.text for r in responses if r.status_code not in (200, 201)
+    }
     assert sum(r.status_code == 201 for r in responses) == SUBMISSIONS
     assert sum(r.status_code == 200 for r in responses) == RETRIES
 
@@ -55,8 +59,9 @@ async def test_two_hundred_concurrent_submissions_get_gap_free_codes(
     assert numbers == list(range(1, SUBMISSIONS + 1))  # no gaps, no duplicates
 
     stored = (await db.execute(sa.select(sa.func.count()).select_from(Dossier))).scalar_one()
-    keys = (await db.execute(
-        sa.select(sa.func.count()).select_from(DossierIdempotencyKey))).scalar_one()
+    keys = (
+        await db.execute(sa.select(sa.func.count()).select_from(DossierIdempotencyKey))
+    ).scalar_one()
     assert stored == keys == SUBMISSIONS
 
 
@@ -66,19 +71,27 @@ async def test_two_staff_acting_at_once_cannot_both_win(
     if backend != "postgresql":
         pytest.skip("row locks (SELECT ... FOR UPDATE) are a PostgreSQL property")
     citizen = await person(client, db, "0912345678")
-    staff = [await person(client, db, f"098100{i:04d}", "ward_staff", "TNG-PDP")
-             for i in range(1, 3)]
+    staff = [
+        await person(client, db, f"098100{i:04d}", "ward_staff", "TNG-PDP") for i in range(1, 3)
+    ]
     media_id = await upload_pdf(client, citizen.headers)
-    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
-                              headers=idem(citizen.headers))).json()["code"]
-    answers = await asyncio.gather(*[
-        client.post(f"/api/v1/staff/dossiers/{code}/transitions",
-                    json={"action": action, "reasons": ["Thiếu giấy tờ"]}, headers=s.headers)
-        for s, action in zip(staff, ("receive", "reject_intake"), strict=True)
-    ])
+    code = (
+        await client.post(
+            "/api/v1/dossiers", json=birth_body(media_id), headers=idem(citizen.headers)
+        )
+    ).json()["code"]
+    answers = await asyncio.gather(
+        *[
+            client.post(
+                f"/api/v1/staff/dossiers/{code}/transitions",
+                json={"action": action, "reasons": ["Thiếu giấy tờ"]},
+                headers=s.headers,
+            )
+            for s, action in zip(staff, ("receive", "reject_intake"), strict=True)
+        ]
+    )
     assert sorted(a.status_code for a in answers) == [200, 409]
-    events = (await db.execute(
-        sa.select(sa.func.count()).select_from(DossierEvent))).scalar_one()
+    events = (await db.execute(sa.select(sa.func.count()).select_from(DossierEvent))).scalar_one()
     assert events == 2  # submit and the one winning action
 
 
@@ -96,14 +109,19 @@ async def test_codes_and_idempotency_hold_across_two_server_processes(
 
     async def send(http: httpx.AsyncClient, n: int) -> httpx.Response:
         who = citizens[n % len(citizens)]
-        return await http.post("/api/v1/dossiers", json=birth_body(media[who.id]),
-                               headers={**who.headers, "Idempotency-Key": f"across-{n:04d}"})
+        return await http.post(
+            "/api/v1/dossiers",
+            json=birth_body(media[who.id]),
+            headers={**who.headers, "Idempotency-Key": f"across-{n:04d}"},
+        )
 
     async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
-        responses = await asyncio.gather(*[send(http, n) for n in range(ACROSS)],
-                                         *[send(http, n) for n in range(ACROSS_RETRIES)])
-    assert sorted({r.status_code for r in responses}) == [200, 201], \
-        {r.status_code: r.text for r in responses if r.status_code not in (200, 201)}
+        responses = await asyncio.gather(
+            *[send(http, n) for n in range(ACROSS)], *[send(http, n) for n in range(ACROSS_RETRIES)]
+        )
+    assert sorted({r.status_code for r in responses}) == [200, 201], {
+        r.status_code: r.text for r in responses if r.status_code not in (200, 201)
+    }
     assert sum(r.status_code == 201 for r in responses) == ACROSS
     codes = [r.json()["code"] for r in responses[:ACROSS]]
     for n, retry in enumerate(responses[ACROSS:]):
@@ -122,19 +140,34 @@ async def test_public_lookup_limits_hold_across_two_server_processes(
     settings = get_dossier_settings()
     citizen = await person(client, db, "0912345678")
     media_id = await upload_pdf(client, citizen.headers)
-    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
-                              headers=idem(citizen.headers))).json()["code"]
+    code = (
+        await client.post(
+            "/api/v1/dossiers", json=birth_body(media_id), headers=idem(citizen.headers)
+        )
+    ).json()["code"]
     guesses = settings.public_lookup_per_code_per_hour * 4
     scans = settings.public_lookup_per_ip_per_minute * 3
     async with httpx.AsyncClient(base_url=two_servers, timeout=60) as http:
-        by_code = await asyncio.gather(*[
-            http.get(f"/api/v1/public/dossiers/{code}", params={"phone_last4": f"{n:04d}"},
-                     headers=forwarded_for(n))
-            for n in range(guesses)])
-        by_ip = await asyncio.gather(*[
-            http.get(f"/api/v1/public/dossiers/TNG-PDP-000000-{n:04d}",
-                     params={"phone_last4": "0000"}, headers=forwarded_for(1000))
-            for n in range(scans)])
+        by_code = await asyncio.gather(
+            *[
+                http.get(
+                    f"/api/v1/public/dossiers/{code}",
+                    params={"phone_last4": f"{n:04d}"},
+                    headers=forwarded_for(n),
+                )
+                for n in range(guesses)
+            ]
+        )
+        by_ip = await asyncio.gather(
+            *[
+                http.get(
+                    f"/api/v1/public/dossiers/TNG-PDP-000000-{n:04d}",
+                    params={"phone_last4": "0000"},
+                    headers=forwarded_for(1000),
+                )
+                for n in range(scans)
+            ]
+        )
     assert sum(r.status_code != 429 for r in by_code) == settings.public_lookup_per_code_per_hour
     assert {r.status_code for r in by_code} == {404, 429}  # "5678" is not among the guesses
     assert sum(r.status_code != 429 for r in by_ip) == settings.public_lookup_per_ip_per_minute
@@ -146,22 +179,35 @@ async def test_a_dossier_is_rated_once_however_many_ratings_race(
     citizen = await person(client, db, "0912345678")
     officer = await person(client, db, "0981000001", "ward_staff", "TNG-PDP")
     media_id = await upload_pdf(client, citizen.headers)
-    code = (await client.post("/api/v1/dossiers", json=birth_body(media_id),
-                              headers=idem(citizen.headers))).json()["code"]
+    code = (
+        await client.post(
+            "/api/v1/dossiers", json=birth_body(media_id), headers=idem(citizen.headers)
+        )
+    ).json()["code"]
     result = await upload_pdf(client, officer.headers, purpose="result")
-    for body in ({"action": "receive"}, {"action": "approve"},
-                 {"action": "return_result", "result_media_id": result}):
-        done = await client.post(f"/api/v1/staff/dossiers/{code}/transitions", json=body,
-                                 headers=officer.headers)
+    for body in (
+        {"action": "receive"},
+        {"action": "approve"},
+        {"action": "return_result", "result_media_id": result},
+    ):
+        done = await client.post(
+            f"/api/v1/staff/dossiers/{code}/transitions", json=body, headers=officer.headers
+        )
         assert done.status_code == 200, done.text
-    async with httpx.AsyncClient(base_url=two_servers, headers=citizen.headers,
-                                 timeout=60) as http:
-        answers = await asyncio.gather(*[
-            http.post(f"/api/v1/dossiers/{code}/rating", json={"score": 1 + n % 5})
-            for n in range(20)])
+    async with httpx.AsyncClient(base_url=two_servers, headers=citizen.headers, timeout=60) as http:
+        answers = await asyncio.gather(
+            *[
+                http.post(f"/api/v1/dossiers/{code}/rating", json={"score": 1 + n % 5})
+                for n in range(20)
+            ]
+        )
     assert sorted(a.status_code for a in answers) == [200] + [409] * 19
-    assert {a.json()["code"] for a in answers if a.status_code == 409} == {
-        "dossier.already_rated"}
-    rated = (await db.execute(sa.select(sa.func.count()).select_from(DossierEvent)
-                              .where(DossierEvent.action == "rate"))).scalar_one()
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"dossier.already_rated"}
+    rated = (
+        await db.execute(
+            sa.select(sa.func.count())
+            .select_from(DossierEvent)
+            .where(DossierEvent.action == "rate")
+        )
+    ).scalar_one()
     assert rated == 1

@@ -57,12 +57,24 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{root / 'app.db'}",
-           "MEDIA_DIR": str(root / "media"), "SMS_FILE_PATH": str(root / "sms.jsonl"),
-           "ENVIRONMENT": "test", "RUN_WORKER_IN_PROCESS": "true",
-           "WORKER_POLL_INTERVAL_SECONDS": "0.1", "LOG_LEVEL": "WARNING"}
-    subprocess.run([sys.executable, "-c", SETUP, "0", STAFF_PHONE, STAFF_PASSWORD], env=env,
-                   cwd=PROJECT_ROOT, check=True, capture_output=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{root / 'app.db'}",
+        "MEDIA_DIR": str(root / "media"),
+        "SMS_FILE_PATH": str(root / "sms.jsonl"),
+        "ENVIRONMENT": "test",
+        "RUN_WORKER_IN_PROCESS": "true",
+        "WORKER_POLL_INTERVAL_SECONDS": "0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, "-c", SETUP, "0", STAFF_PHONE, STAFF_PASSWORD],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return env
 
 
@@ -73,8 +85,10 @@ def server_at(env: dict[str, str], local: datetime) -> Iterator[httpx.Client]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, str(offset.total_seconds()), str(port)],
-        env={**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}, cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,20 +131,32 @@ def test_birth_registration_across_tet_against_a_real_server(environment: dict[s
     sms_log = Path(env["SMS_FILE_PATH"])
 
     with server_at(env, datetime(2027, 2, 3, 9, 0)) as http:  # Wednesday, before Tết
-        assert http.post("/api/v1/auth/otp", json={"phone": CITIZEN_PHONE,
-                                                   "purpose": "register"}).status_code == 202
-        registered = http.post("/api/v1/auth/register", json={
-            "phone": CITIZEN_PHONE, "otp": sms_code(sms_log, "+84912345678"),
-            "password": PASSWORD, "full_name": "Trần Thị Mai"})
+        assert (
+            http.post(
+                "/api/v1/auth/otp", json={"phone": CITIZEN_PHONE, "purpose": "register"}
+            ).status_code
+            == 202
+        )
+        registered = http.post(
+            "/api/v1/auth/register",
+            json={
+                "phone": CITIZEN_PHONE,
+                "otp": sms_code(sms_log, "+84912345678"),
+                "password": PASSWORD,
+                "full_name": "Trần Thị Mai",
+            },
+        )
         assert registered.status_code == 201, registered.text
         citizen = {"Authorization": f"Bearer {registered.json()['access_token']}"}
         staff = sign_in(http, staff_phone, STAFF_PASSWORD)
 
         found = http.get("/api/v1/procedures", params={"q": "dang ky khai sinh"}).json()
         assert [p["code"] for p in found] == ["1.001193"]
-        scan = http.post("/api/v1/media", headers=citizen,
-                         files={"file": ("giay-chung-sinh.pdf", pdf_bytes(300_000),
-                                         "application/pdf")})
+        scan = http.post(
+            "/api/v1/media",
+            headers=citizen,
+            files={"file": ("giay-chung-sinh.pdf", pdf_bytes(300_000), "application/pdf")},
+        )
         assert scan.status_code == 201, scan.text
         body, key = birth_body(scan.json()["id"]), {"Idempotency-Key": "e2e-birth-0001"}
         submitted = http.post("/api/v1/dossiers", json=body, headers={**citizen, **key})
@@ -139,55 +165,79 @@ def test_birth_registration_across_tet_against_a_real_server(environment: dict[s
         code = submitted.json()["code"]
         assert code == "TNG-PDP-270203-0001" and retried.json()["code"] == code
 
-        queue = http.get("/api/v1/staff/dossiers", params={"status": "submitted"},
-                         headers=staff).json()
+        queue = http.get(
+            "/api/v1/staff/dossiers", params={"status": "submitted"}, headers=staff
+        ).json()
         assert [d["code"] for d in queue["items"]] == [code]
-        received = http.post(f"/api/v1/staff/dossiers/{code}/transitions", headers=staff,
-                             json={"action": "receive", "note": "Hồ sơ hợp lệ"})
+        received = http.post(
+            f"/api/v1/staff/dossiers/{code}/transitions",
+            headers=staff,
+            json={"action": "receive", "note": "Hồ sơ hợp lệ"},
+        )
         assert received.status_code == 200, received.text
         # One working day after Wed 3 Feb is Thu 11 Feb (Tết: 4–10 Feb), 17:00 local.
         assert received.json()["due_at"] == "2027-02-11T10:00:00Z"
-        asked = http.post(f"/api/v1/staff/dossiers/{code}/transitions", headers=staff,
-                          json={"action": "request_supplement",
-                                "note": "Ảnh giấy chứng sinh bị mờ"})
+        asked = http.post(
+            f"/api/v1/staff/dossiers/{code}/transitions",
+            headers=staff,
+            json={"action": "request_supplement", "note": "Ảnh giấy chứng sinh bị mờ"},
+        )
         assert asked.json()["status"] == "supplement_requested" and asked.json()["paused"]
 
     with server_at(env, datetime(2027, 2, 11, 9, 0)) as http:  # Thursday after Tết
         citizen = sign_in(http, CITIZEN_PHONE, PASSWORD)
         staff = sign_in(http, staff_phone, STAFF_PASSWORD)
-        photo = http.post("/api/v1/media", headers=citizen,
-                          files={"file": ("anh.png", png_bytes(), "image/png")})
-        supplied = http.post(f"/api/v1/dossiers/{code}/supplement", headers=citizen, json={
-            "note": "Đã chụp lại", "documents": [{"document_code": "giay_chung_sinh",
-                                                  "media_id": photo.json()["id"]}]})
+        photo = http.post(
+            "/api/v1/media", headers=citizen, files={"file": ("anh.png", png_bytes(), "image/png")}
+        )
+        supplied = http.post(
+            f"/api/v1/dossiers/{code}/supplement",
+            headers=citizen,
+            json={
+                "note": "Đã chụp lại",
+                "documents": [{"document_code": "giay_chung_sinh", "media_id": photo.json()["id"]}],
+            },
+        )
         assert supplied.status_code == 200, supplied.text
         # Paused Wed 3 Feb, resumed Thu 11 Feb: one working day waited (Tết not counted), so
         # the deadline moves one working day, to Fri 12 Feb.
         assert supplied.json()["due_at"] == "2027-02-12T10:00:00Z"
-        approved = http.post(f"/api/v1/staff/dossiers/{code}/transitions", headers=staff,
-                             json={"action": "approve"})
+        approved = http.post(
+            f"/api/v1/staff/dossiers/{code}/transitions", headers=staff, json={"action": "approve"}
+        )
         assert approved.json()["timeliness"] == "early"
-        result = http.post("/api/v1/media", headers=staff, data={"purpose": "result"},
-                           files={"file": ("trich-luc-khai-sinh.pdf", pdf_bytes(),
-                                           "application/pdf")})
-        returned = http.post(f"/api/v1/staff/dossiers/{code}/transitions", headers=staff,
-                             json={"action": "return_result",
-                                   "result_media_id": result.json()["id"]})
+        result = http.post(
+            "/api/v1/media",
+            headers=staff,
+            data={"purpose": "result"},
+            files={"file": ("trich-luc-khai-sinh.pdf", pdf_bytes(), "application/pdf")},
+        )
+        returned = http.post(
+            f"/api/v1/staff/dossiers/{code}/transitions",
+            headers=staff,
+            json={"action": "return_result", "result_media_id": result.json()["id"]},
+        )
         assert returned.status_code == 200, returned.text
-        rated = http.post(f"/api/v1/dossiers/{code}/rating", headers=citizen,
-                          json={"score": 5, "comment": "Rất hài lòng"})
+        rated = http.post(
+            f"/api/v1/dossiers/{code}/rating",
+            headers=citizen,
+            json={"score": 5, "comment": "Rất hài lòng"},
+        )
         assert rated.status_code == 200
 
         final = http.get(f"/api/v1/dossiers/{code}", headers=citizen).json()
         assert final["status"] == "returned" and final["rating"] == 5
         assert final["timeliness"] == "early" and final["processing_days"] == 0
         assert [(e["action"], e["at"][:10]) for e in final["timeline"]] == [
-            ("submit", "2027-02-03"), ("receive", "2027-02-03"),
-            ("request_supplement", "2027-02-03"), ("supplement", "2027-02-11"),
-            ("approve", "2027-02-11"), ("return_result", "2027-02-11"),
-            ("rate", "2027-02-11")]
-        got = http.get(f"/api/v1/dossiers/{code}/documents/{result.json()['id']}",
-                       headers=citizen)
+            ("submit", "2027-02-03"),
+            ("receive", "2027-02-03"),
+            ("request_supplement", "2027-02-03"),
+            ("supplement", "2027-02-11"),
+            ("approve", "2027-02-11"),
+            ("return_result", "2027-02-11"),
+            ("rate", "2027-02-11"),
+        ]
+        got = http.get(f"/api/v1/dossiers/{code}/documents/{result.json()['id']}", headers=citizen)
         assert got.status_code == 200 and got.content == pdf_bytes()
         public = http.get(f"/api/v1/public/dossiers/{code}", params={"phone_last4": "5678"})
         assert public.status_code == 200 and public.json()["status"] == "returned"

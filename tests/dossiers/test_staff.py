@@ -27,8 +27,9 @@ STAFF = "/api/v1/staff/dossiers"
 
 async def new_dossier(client: httpx.AsyncClient, citizen: Person, ward: str = "TNG-PDP") -> str:
     media_id = await upload_pdf(client, citizen.headers)
-    response = await client.post("/api/v1/dossiers", json=birth_body(media_id, ward=ward),
-                                 headers=idem(citizen.headers))
+    response = await client.post(
+        "/api/v1/dossiers", json=birth_body(media_id, ward=ward), headers=idem(citizen.headers)
+    )
     assert response.status_code == 201, response.text
     return response.json()["code"]
 
@@ -38,23 +39,46 @@ def act(client: httpx.AsyncClient, staff: Person, code: str, **body: object):  #
 
 
 async def test_staff_of_another_ward_get_404_on_every_staff_endpoint(
-    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, gs_staff: Person,
+    client: httpx.AsyncClient,
+    citizen: Person,
+    pdp_staff: Person,
+    gs_staff: Person,
     city_admin: Person,
 ) -> None:
     code = await new_dossier(client, citizen)
-    media_id = (await client.get(f"/api/v1/dossiers/{code}", headers=citizen.headers)
-                ).json()["documents"][0]["media_id"]
+    media_id = (await client.get(f"/api/v1/dossiers/{code}", headers=citizen.headers)).json()[
+        "documents"
+    ][0]["media_id"]
     result = await upload(client, gs_staff.headers, pdf_bytes(), purpose="result")
     outsider_calls = [
         ("GET", f"{STAFF}/{code}", None),
         ("GET", f"{STAFF}/{code}/documents/{media_id}", None),
-        *[("POST", f"{STAFF}/{code}/transitions", {"action": action, "note": "n",
-                                                   "reasons": ["r"], "apology": "a",
-                                                   "assignee_id": gs_staff.id,
-                                                   "new_due_date": "2030-01-02",
-                                                   "result_media_id": result.json()["id"]})
-          for action in ("receive", "reject_intake", "assign", "request_supplement", "approve",
-                         "reject", "return_result", "extend", "stop")],
+        *[
+            (
+                "POST",
+                f"{STAFF}/{code}/transitions",
+                {
+                    "action": action,
+                    "note": "n",
+                    "reasons": ["r"],
+                    "apology": "a",
+                    "assignee_id": gs_staff.id,
+                    "new_due_date": "2030-01-02",
+                    "result_media_id": result.json()["id"],
+                },
+            )
+            for action in (
+                "receive",
+                "reject_intake",
+                "assign",
+                "request_supplement",
+                "approve",
+                "reject",
+                "return_result",
+                "extend",
+                "stop",
+            )
+        ],
     ]
     for method, url, body in outsider_calls:
         response = await client.request(method, url, json=body, headers=gs_staff.headers)
@@ -64,8 +88,9 @@ async def test_staff_of_another_ward_get_404_on_every_staff_endpoint(
     assert listing.json()["items"] == []
     smuggled = await client.get(STAFF, params={"agency": "TNG-PDP"}, headers=gs_staff.headers)
     assert smuggled.json()["items"] == []
-    stats = await client.get("/api/v1/staff/stats/dossiers", params={"agency": "TNG-PDP"},
-                             headers=gs_staff.headers)
+    stats = await client.get(
+        "/api/v1/staff/stats/dossiers", params={"agency": "TNG-PDP"}, headers=gs_staff.headers
+    )
     assert stats.json()["rows"] == []
     # Nothing happened to the dossier; its own ward and the city admin see it.
     own = await client.get(f"{STAFF}/{code}", headers=pdp_staff.headers)
@@ -82,9 +107,12 @@ async def test_citizens_cannot_use_staff_endpoints(
     client: httpx.AsyncClient, citizen: Person, pdp_staff: Person
 ) -> None:
     code = await new_dossier(client, citizen)
-    for method, url, body in (("GET", STAFF, None), ("GET", f"{STAFF}/{code}", None),
-                              ("POST", f"{STAFF}/{code}/transitions", {"action": "receive"}),
-                              ("GET", "/api/v1/staff/stats/dossiers", None)):
+    for method, url, body in (
+        ("GET", STAFF, None),
+        ("GET", f"{STAFF}/{code}", None),
+        ("POST", f"{STAFF}/{code}/transitions", {"action": "receive"}),
+        ("GET", "/api/v1/staff/stats/dossiers", None),
+    ):
         response = await client.request(method, url, json=body, headers=idem(citizen.headers))
         assert response.status_code == 403, url
         assert response.json()["code"] == "auth.forbidden"
@@ -95,12 +123,19 @@ async def test_province_queue_is_for_city_admins(
     client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, city_admin: Person
 ) -> None:
     photo = await upload(client, citizen.headers, pdf_bytes(), "cccd.pdf")
-    body = {"procedure_code": "2.000488", "ward_code": "TNG-PDP",
-            "form": {"person": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
-                     "certificate_type": 2, "purpose": "Du học"},
-            "documents": [{"document_code": "cccd", "media_id": photo.json()["id"]}]}
-    code = (await client.post("/api/v1/dossiers", json=body, headers=idem(citizen.headers))
-            ).json()["code"]
+    body = {
+        "procedure_code": "2.000488",
+        "ward_code": "TNG-PDP",
+        "form": {
+            "person": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
+            "certificate_type": 2,
+            "purpose": "Du học",
+        },
+        "documents": [{"document_code": "cccd", "media_id": photo.json()["id"]}],
+    }
+    code = (await client.post("/api/v1/dossiers", json=body, headers=idem(citizen.headers))).json()[
+        "code"
+    ]
     assert (await client.get(f"{STAFF}/{code}", headers=pdp_staff.headers)).status_code == 404
     queue = await client.get(STAFF, params={"agency": "TNG"}, headers=city_admin.headers)
     assert [d["code"] for d in queue.json()["items"]] == [code]
@@ -149,27 +184,35 @@ async def test_queue_filters_and_cursor_pages(
 
 
 async def test_statistics_by_ward_and_month(
-    client: httpx.AsyncClient, citizen: Person, pdp_staff: Person, gs_staff: Person,
+    client: httpx.AsyncClient,
+    citizen: Person,
+    pdp_staff: Person,
+    gs_staff: Person,
     city_admin: Person,
 ) -> None:
-    await travel_to(client, datetime(2027, 1, 28, 9, 0), citizen, pdp_staff, gs_staff,
-                    city_admin)  # Thursday
+    await travel_to(
+        client, datetime(2027, 1, 28, 9, 0), citizen, pdp_staff, gs_staff, city_admin
+    )  # Thursday
     on_time, late, waiting = [await new_dossier(client, citizen) for _ in range(3)]
     other = await new_dossier(client, citizen, ward="TNG-GS")
     for code in (on_time, late):
         await act(client, pdp_staff, code, action="receive")
     await act(client, pdp_staff, on_time, action="approve")
     result = await upload(client, pdp_staff.headers, pdf_bytes(), purpose="result")
-    await act(client, pdp_staff, on_time, action="return_result",
-              result_media_id=result.json()["id"])
-    await client.post(f"/api/v1/dossiers/{on_time}/rating", json={"score": 4},
-                      headers=citizen.headers)
-    await travel_to(client, datetime(2027, 2, 1, 9, 0), citizen, pdp_staff, gs_staff,
-                    city_admin)  # Monday, after the Friday deadline
+    await act(
+        client, pdp_staff, on_time, action="return_result", result_media_id=result.json()["id"]
+    )
+    await client.post(
+        f"/api/v1/dossiers/{on_time}/rating", json={"score": 4}, headers=citizen.headers
+    )
+    await travel_to(
+        client, datetime(2027, 2, 1, 9, 0), citizen, pdp_staff, gs_staff, city_admin
+    )  # Monday, after the Friday deadline
     await act(client, pdp_staff, late, action="reject", reasons=["Không đủ điều kiện"])
 
-    rows = (await client.get("/api/v1/staff/stats/dossiers", headers=city_admin.headers)
-            ).json()["rows"]
+    rows = (await client.get("/api/v1/staff/stats/dossiers", headers=city_admin.headers)).json()[
+        "rows"
+    ]
     by_agency = {r["agency_code"]: r for r in rows}
     pdp = by_agency["TNG-PDP"]
     assert pdp["period"] == "2027-01"
@@ -178,11 +221,15 @@ async def test_statistics_by_ward_and_month(
     assert pdp["average_processing_days"] == 1.0  # 0 working days, and 2 (Fri, Mon)
     assert (pdp["ratings"], pdp["satisfaction"]) == (1, 4.0)
     assert by_agency["TNG-GS"]["submitted"] == 1 and by_agency["TNG-GS"]["resolved"] == 0
-    mine = (await client.get("/api/v1/staff/stats/dossiers", headers=gs_staff.headers)
-            ).json()["rows"]
+    mine = (await client.get("/api/v1/staff/stats/dossiers", headers=gs_staff.headers)).json()[
+        "rows"
+    ]
     assert [r["agency_code"] for r in mine] == ["TNG-GS"]
-    later = (await client.get("/api/v1/staff/stats/dossiers", params={"from": "2027-02"},
-                              headers=city_admin.headers)).json()["rows"]
+    later = (
+        await client.get(
+            "/api/v1/staff/stats/dossiers", params={"from": "2027-02"}, headers=city_admin.headers
+        )
+    ).json()["rows"]
     assert later == []
     assert waiting and other
 
@@ -219,8 +266,9 @@ async def test_a_queue_page_is_one_statement_without_a_session(
     try:
         for limit in (1, 5):
             direct.clear()
-            page = await client.get(STAFF, params={"overdue": "true", "limit": limit},
-                                    headers=pdp_staff.headers)
+            page = await client.get(
+                STAFF, params={"overdue": "true", "limit": limit}, headers=pdp_staff.headers
+            )
             assert len(page.json()["items"]) == limit
             assert len(direct) == 2, direct  # who is calling, then the page
             assert sum("from dossiers" in sql.lower() for sql in direct) == 1
@@ -250,13 +298,15 @@ async def test_overdue_page_reads_the_partial_index_in_order_even_in_a_generic_p
     for cursor in (False, True):
         shape = service._ListShape(ward=True, overdue=True, cursor=cursor)
         sql = str(service._list_statement(shape).compile(dialect=db.bind.dialect))
-        args = "'TNG-PDP', now(), now(), gen_random_uuid(), 21" if cursor else \
-            "'TNG-PDP', now(), 21"
+        args = (
+            "'TNG-PDP', now(), now(), gen_random_uuid(), 21" if cursor else "'TNG-PDP', now(), 21"
+        )
         await db.execute(sa.text("SET LOCAL plan_cache_mode = force_generic_plan"))
         await db.execute(sa.text("SET LOCAL enable_seqscan = off"))
         await db.execute(sa.text(f"PREPARE overdue_page AS {sql}"))
-        plan = "\n".join((await db.execute(
-            sa.text(f"EXPLAIN EXECUTE overdue_page({args})"))).scalars())
+        plan = "\n".join(
+            (await db.execute(sa.text(f"EXPLAIN EXECUTE overdue_page({args})"))).scalars()
+        )
         await db.execute(sa.text("DEALLOCATE overdue_page"))
         assert "ix_dossiers_open_due" in plan, plan
         assert "Sort" not in plan, plan

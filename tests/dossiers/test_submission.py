@@ -29,8 +29,9 @@ from tests.support.dossiers import (
 DOSSIERS = "/api/v1/dossiers"
 
 
-async def submit(client: httpx.AsyncClient, who: Person, body: dict, key: str | None = None
-                 ) -> httpx.Response:
+async def submit(
+    client: httpx.AsyncClient, who: Person, body: dict, key: str | None = None
+) -> httpx.Response:
     headers = {**who.headers, "Idempotency-Key": key} if key else idem(who.headers)
     return await client.post(DOSSIERS, json=body, headers=headers)
 
@@ -49,8 +50,9 @@ async def test_submission_gets_a_daily_code_per_receiving_ward(
     assert other_ward.json()["code"] == "TNG-GS-270202-0001"
     # A new local day starts a new sequence.
     await travel_to(client, datetime(2027, 2, 3, 0, 5), citizen)
-    assert (await submit(client, citizen, birth_body(media_id))).json()["code"] == \
-        "TNG-PDP-270203-0001"
+    assert (await submit(client, citizen, birth_body(media_id))).json()[
+        "code"
+    ] == "TNG-PDP-270203-0001"
     body = first.json()
     assert body["status"] == "submitted" and body["agency_code"] == "TNG-PDP"
     assert body["documents"][0]["document_code"] == "giay_chung_sinh"
@@ -66,15 +68,16 @@ async def test_the_answer_to_a_submission_is_the_dossier_as_read_back(
     media_id = await upload_pdf(client, citizen.headers)
     proxy = await upload(client, citizen.headers, png_bytes(), "uy-quyen.png", "image/png")
     body = birth_body(media_id)
-    body["documents"].append({"document_code": "van_ban_uy_quyen",
-                              "media_id": proxy.json()["id"]})
+    body["documents"].append({"document_code": "van_ban_uy_quyen", "media_id": proxy.json()["id"]})
     english = {**citizen.headers, "Accept-Language": "en"}
     created = await client.post(DOSSIERS, json=body, headers=idem(english))
     assert created.status_code == 201, created.text
     read = await client.get(f"{DOSSIERS}/{created.json()['code']}", headers=english)
     assert created.json() == read.json()
     assert [d["document_code"] for d in read.json()["documents"]] == [
-        "giay_chung_sinh", "van_ban_uy_quyen"]
+        "giay_chung_sinh",
+        "van_ban_uy_quyen",
+    ]
     assert read.json()["timeline"][0]["label"] == "Submitted online"
 
 
@@ -83,10 +86,16 @@ async def test_province_level_procedure_goes_to_the_province_queue(
 ) -> None:
     await travel_to(client, datetime(2027, 3, 1, 9, 0), citizen)
     photo = await upload(client, citizen.headers, png_bytes(), "cccd.png", "image/png")
-    body = {"procedure_code": "2.000488", "ward_code": "TNG-PDP",
-            "form": {"person": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
-                     "certificate_type": 1, "purpose": "Xin việc"},
-            "documents": [{"document_code": "cccd", "media_id": photo.json()["id"]}]}
+    body = {
+        "procedure_code": "2.000488",
+        "ward_code": "TNG-PDP",
+        "form": {
+            "person": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
+            "certificate_type": 1,
+            "purpose": "Xin việc",
+        },
+        "documents": [{"document_code": "cccd", "media_id": photo.json()["id"]}],
+    }
     response = await submit(client, citizen, body)
     assert response.status_code == 201, response.text
     assert response.json()["agency_code"] == "TNG"
@@ -146,7 +155,10 @@ async def test_form_that_breaks_the_schema_gets_field_errors_and_writes_nothing(
 
 @pytest.mark.parametrize("case", ["missing", "unknown_kind", "wrong_type", "not_mine", "no_such"])
 async def test_bad_documents_are_refused_with_their_own_code(
-    client: httpx.AsyncClient, citizen: Person, other_citizen: Person, db: AsyncSession,
+    client: httpx.AsyncClient,
+    citizen: Person,
+    other_citizen: Person,
+    db: AsyncSession,
     case: str,
 ) -> None:
     mine = await upload_pdf(client, citizen.headers)
@@ -165,10 +177,15 @@ async def test_bad_documents_are_refused_with_their_own_code(
     elif case == "unknown_kind":
         body["documents"][0]["document_code"] = "ho_chieu"
     elif case == "wrong_type":  # signature certification takes PDF only
-        body = {"procedure_code": "2.000884", "ward_code": "TNG-PDP",
-                "form": {"signer": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
-                         "document_title": "Giấy ủy quyền"},
-                "documents": [{"document_code": "van_ban", "media_id": png}]}
+        body = {
+            "procedure_code": "2.000884",
+            "ward_code": "TNG-PDP",
+            "form": {
+                "signer": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
+                "document_title": "Giấy ủy quyền",
+            },
+            "documents": [{"document_code": "van_ban", "media_id": png}],
+        }
     elif case == "not_mine":
         body["documents"][0]["media_id"] = theirs
     else:
@@ -205,21 +222,23 @@ async def test_citizens_see_only_their_own_dossiers_with_cursor_pages(
     client: httpx.AsyncClient, citizen: Person, other_citizen: Person
 ) -> None:
     media_id = await upload_pdf(client, citizen.headers)
-    codes = [(await submit(client, citizen, birth_body(media_id))).json()["code"]
-             for _ in range(3)]
+    codes = [(await submit(client, citizen, birth_body(media_id))).json()["code"] for _ in range(3)]
     page = (await client.get(DOSSIERS, params={"limit": 2}, headers=citizen.headers)).json()
     assert [d["code"] for d in page["items"]] == codes[::-1][:2]
-    rest = (await client.get(DOSSIERS, params={"limit": 2, "cursor": page["next_cursor"]},
-                             headers=citizen.headers)).json()
+    rest = (
+        await client.get(
+            DOSSIERS, params={"limit": 2, "cursor": page["next_cursor"]}, headers=citizen.headers
+        )
+    ).json()
     assert [d["code"] for d in rest["items"]] == [codes[0]] and rest["next_cursor"] is None
     theirs = await client.get(DOSSIERS, headers=other_citizen.headers)
     assert theirs.json()["items"] == []
     peek = await client.get(f"{DOSSIERS}/{codes[0]}", headers=other_citizen.headers)
     assert peek.status_code == 404 and peek.json()["code"] == "dossier.not_found"
-    for action, body in (("withdraw", {}), ("rating", {"score": 5}),
-                         ("supplement", {"note": "x"})):
-        response = await client.post(f"{DOSSIERS}/{codes[0]}/{action}", json=body,
-                                     headers=other_citizen.headers)
+    for action, body in (("withdraw", {}), ("rating", {"score": 5}), ("supplement", {"note": "x"})):
+        response = await client.post(
+            f"{DOSSIERS}/{codes[0]}/{action}", json=body, headers=other_citizen.headers
+        )
         assert response.status_code == 404, action
     bad_cursor = await client.get(DOSSIERS, params={"cursor": "!!"}, headers=citizen.headers)
     assert bad_cursor.json()["code"] == "dossier.cursor_invalid"
@@ -228,18 +247,21 @@ async def test_citizens_see_only_their_own_dossiers_with_cursor_pages(
 async def test_withdraw_then_nothing_more(client: httpx.AsyncClient, citizen: Person) -> None:
     media_id = await upload_pdf(client, citizen.headers)
     code = (await submit(client, citizen, birth_body(media_id))).json()["code"]
-    withdrawn = await client.post(f"{DOSSIERS}/{code}/withdraw", json={"reason": "Nộp nhầm"},
-                                  headers=citizen.headers)
+    withdrawn = await client.post(
+        f"{DOSSIERS}/{code}/withdraw", json={"reason": "Nộp nhầm"}, headers=citizen.headers
+    )
     assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
     assert withdrawn.json()["timeline"][-1]["note"] == "Nộp nhầm"
     again = await client.post(f"{DOSSIERS}/{code}/withdraw", json={}, headers=citizen.headers)
     assert again.status_code == 409
     assert again.json()["code"] == "dossier.invalid_transition"
-    rating = await client.post(f"{DOSSIERS}/{code}/rating", json={"score": 4},
-                               headers=citizen.headers)
+    rating = await client.post(
+        f"{DOSSIERS}/{code}/rating", json={"score": 4}, headers=citizen.headers
+    )
     assert rating.status_code == 409
-    supplement = await client.post(f"{DOSSIERS}/{code}/supplement", json={"note": "x"},
-                                   headers=citizen.headers)
+    supplement = await client.post(
+        f"{DOSSIERS}/{code}/supplement", json={"note": "x"}, headers=citizen.headers
+    )
     assert supplement.status_code == 409
 
 
@@ -254,13 +276,15 @@ async def test_public_lookup_by_code_and_last_phone_digits_is_rate_limited(
     assert found.json()["status"] == "submitted"
     assert "form" not in found.json() and "applicant_name" not in found.json()
     wrong = await client.get(url, params={"phone_last4": "0000"})
-    unknown = await client.get("/api/v1/public/dossiers/TNG-PDP-000000-0001",
-                               params={"phone_last4": citizen.phone[-4:]})
+    unknown = await client.get(
+        "/api/v1/public/dossiers/TNG-PDP-000000-0001", params={"phone_last4": citizen.phone[-4:]}
+    )
     assert wrong.status_code == unknown.status_code == 404
     assert wrong.json()["code"] == unknown.json()["code"] == "dossier.not_found"
     monkeypatch.setattr(get_dossier_settings(), "public_lookup_per_code_per_hour", 5)
-    statuses = [(await client.get(url, params={"phone_last4": f"{i:04d}"})).status_code
-                for i in range(1, 6)]
+    statuses = [
+        (await client.get(url, params={"phone_last4": f"{i:04d}"})).status_code for i in range(1, 6)
+    ]
     assert statuses[-1] == 429  # wrong guesses were counted, failures included
     blocked = await client.get(url, params={"phone_last4": citizen.phone[-4:]})
     assert blocked.status_code == 429

@@ -22,8 +22,12 @@ from tests.dossiers.test_workflow import act, new_dossier
 from tests.support.dossiers import Person, travel_to, upload_pdf
 from tests.support.flows import run_jobs
 
-PAYLOAD_SCHEMA = Path(__file__).resolve().parents[2] / "mobile_contracts" / "jobs" / \
-    "dossier.status_changed.schema.json"
+PAYLOAD_SCHEMA = (
+    Path(__file__).resolve().parents[2]
+    / "mobile_contracts"
+    / "jobs"
+    / "dossier.status_changed.schema.json"
+)
 
 
 async def asked_for_a_supplement(
@@ -32,8 +36,9 @@ async def asked_for_a_supplement(
     await travel_to(client, when, citizen, staff)
     code = await new_dossier(client, citizen)
     assert (await act(client, staff, code, action="receive")).status_code == 200
-    asked = await act(client, staff, code, action="request_supplement",
-                      note="Thiếu bản chụp rõ giấy chứng sinh")
+    asked = await act(
+        client, staff, code, action="request_supplement", note="Thiếu bản chụp rõ giấy chứng sinh"
+    )
     assert asked.status_code == 200, asked.text
     return code
 
@@ -47,8 +52,17 @@ async def stop_job_runs(db: AsyncSession) -> None:
 
 
 async def status_jobs(db: AsyncSession) -> list[dict[str, object]]:
-    rows = (await db.execute(sa.select(Job.payload).where(Job.kind == "dossier.status_changed")
-                             .order_by(Job.created_at))).scalars().all()
+    rows = (
+        (
+            await db.execute(
+                sa.select(Job.payload)
+                .where(Job.kind == "dossier.status_changed")
+                .order_by(Job.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return list(rows)
 
 
@@ -77,23 +91,39 @@ async def test_processing_stops_when_the_supplement_is_not_provided_in_time_acro
     assert mine["outcome_reasons"] == ["supplement_not_provided"]
     last = mine["timeline"][-1]
     assert (last["action"], last["actor_role"], last["from_status"], last["to_status"]) == (
-        "supplement_expired", "system", "supplement_requested", "stopped")
+        "supplement_expired",
+        "system",
+        "supplement_requested",
+        "stopped",
+    )
     assert last["label"] == "Dừng xử lý do quá hạn bổ sung hồ sơ"
     assert [e["action"] for e in mine["timeline"]].count("supplement_expired") == 1
 
     # The citizen is told through the same outbox event as every status change.
     payloads = await status_jobs(db)
     assert [p["status"] for p in payloads] == [
-        "submitted", "received", "supplement_requested", "stopped"]
+        "submitted",
+        "received",
+        "supplement_requested",
+        "stopped",
+    ]
     assert payloads[-1]["action"] == "supplement_expired"
     jsonschema.validate(payloads[-1], json.loads(PAYLOAD_SCHEMA.read_text(encoding="utf-8")))
     assert (await db.execute(sa.select(Job.kind).where(Job.status == DEAD))).first() is None
-    inbox = (await db.execute(sa.select(Notification).where(
-        Notification.user_id == uuid.UUID(citizen.id)))).scalars().all()
+    inbox = (
+        (
+            await db.execute(
+                sa.select(Notification).where(Notification.user_id == uuid.UUID(citizen.id))
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert len([n for n in inbox if n.kind == "dossier.status_changed"]) == 4
 
-    late = await client.post(f"/api/v1/dossiers/{code}/supplement", headers=citizen.headers,
-                             json={"note": "Gửi muộn"})
+    late = await client.post(
+        f"/api/v1/dossiers/{code}/supplement", headers=citizen.headers, json={"note": "Gửi muộn"}
+    )
     assert late.status_code == 409 and late.json()["code"] == "dossier.invalid_transition"
 
 
@@ -105,9 +135,13 @@ async def test_a_supplement_after_the_deadline_is_refused_even_before_the_job_ru
     await travel_to(client, datetime(2027, 3, 22, 17, 5), citizen, pdp_staff)
     media_id = await upload_pdf(client, citizen.headers)
     late = await client.post(
-        f"/api/v1/dossiers/{code}/supplement", headers=citizen.headers,
-        json={"note": "Muộn", "documents": [{"document_code": "giay_chung_sinh",
-                                              "media_id": media_id}]})
+        f"/api/v1/dossiers/{code}/supplement",
+        headers=citizen.headers,
+        json={
+            "note": "Muộn",
+            "documents": [{"document_code": "giay_chung_sinh", "media_id": media_id}],
+        },
+    )
     assert late.status_code == 409, late.text
     assert late.json()["code"] == "dossier.supplement_period_expired"
     assert "17:00 22/03/2027" in late.json()["detail"]
@@ -122,8 +156,9 @@ async def test_a_supplement_in_time_lifts_the_deadline(
 ) -> None:
     code = await asked_for_a_supplement(client, citizen, pdp_staff, datetime(2027, 3, 1, 9, 0))
     await travel_to(client, datetime(2027, 3, 22, 16, 59), citizen, pdp_staff)
-    supplied = await client.post(f"/api/v1/dossiers/{code}/supplement",
-                                 headers=citizen.headers, json={"note": "Đã bổ sung"})
+    supplied = await client.post(
+        f"/api/v1/dossiers/{code}/supplement", headers=citizen.headers, json={"note": "Đã bổ sung"}
+    )
     assert supplied.status_code == 200, supplied.text
     assert supplied.json()["supplement_due_at"] is None
     await travel_to(client, datetime(2027, 4, 30, 9, 0), citizen, pdp_staff)
@@ -135,10 +170,8 @@ async def test_a_supplement_in_time_lifts_the_deadline(
 async def test_the_stop_leaves_other_dossiers_alone(
     client: httpx.AsyncClient, db: AsyncSession, citizen: Person, pdp_staff: Person
 ) -> None:
-    expired = await asked_for_a_supplement(client, citizen, pdp_staff,
-                                           datetime(2027, 3, 1, 9, 0))
-    fresh = await asked_for_a_supplement(client, citizen, pdp_staff,
-                                         datetime(2027, 3, 10, 9, 0))
+    expired = await asked_for_a_supplement(client, citizen, pdp_staff, datetime(2027, 3, 1, 9, 0))
+    fresh = await asked_for_a_supplement(client, citizen, pdp_staff, datetime(2027, 3, 10, 9, 0))
     working = await new_dossier(client, citizen)
     await act(client, pdp_staff, working, action="receive")
     await travel_to(client, datetime(2027, 3, 23, 9, 0), citizen, pdp_staff)

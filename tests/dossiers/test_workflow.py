@@ -27,19 +27,25 @@ from tests.support.dossiers import (
     upload_pdf,
 )
 
-PAYLOAD_SCHEMA = Path(__file__).resolve().parents[2] / "mobile_contracts" / "jobs" / \
-    "dossier.status_changed.schema.json"
+PAYLOAD_SCHEMA = (
+    Path(__file__).resolve().parents[2]
+    / "mobile_contracts"
+    / "jobs"
+    / "dossier.status_changed.schema.json"
+)
 
 
 def act(client: httpx.AsyncClient, staff: Person, code: str, **body: object):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/v1/staff/dossiers/{code}/transitions", json=body,
-                       headers=staff.headers)
+    return client.post(
+        f"/api/v1/staff/dossiers/{code}/transitions", json=body, headers=staff.headers
+    )
 
 
 async def new_dossier(client: httpx.AsyncClient, citizen: Person, ward: str = "TNG-PDP") -> str:
     media_id = await upload_pdf(client, citizen.headers)
-    response = await client.post("/api/v1/dossiers", json=birth_body(media_id, ward=ward),
-                                 headers=idem(citizen.headers))
+    response = await client.post(
+        "/api/v1/dossiers", json=birth_body(media_id, ward=ward), headers=idem(citizen.headers)
+    )
     assert response.status_code == 201, response.text
     return response.json()["code"]
 
@@ -60,9 +66,14 @@ async def test_birth_registration_across_tet_with_a_supplement(
     assert body["timeline"][-1]["data"]["appointment_at"] == "2027-02-03T10:00:00+00:00"
 
     await travel_to(client, datetime(2027, 2, 3, 10, 0), citizen, pdp_staff)
-    asked = await act(client, pdp_staff, code, action="request_supplement",
-                      note="Giấy chứng sinh bị mờ, đề nghị chụp lại",
-                      requested_documents=["giay_chung_sinh"])
+    asked = await act(
+        client,
+        pdp_staff,
+        code,
+        action="request_supplement",
+        note="Giấy chứng sinh bị mờ, đề nghị chụp lại",
+        requested_documents=["giay_chung_sinh"],
+    )
     assert asked.json()["status"] == "supplement_requested" and asked.json()["paused"] is True
     again = await act(client, pdp_staff, code, action="request_supplement", note="lần nữa")
     assert again.status_code == 409 and again.json()["code"] == "dossier.invalid_transition"
@@ -73,15 +84,19 @@ async def test_birth_registration_across_tet_with_a_supplement(
     assert mine["overdue"] is False and mine["allowed_actions"] == ["supplement", "withdraw"]
     clearer = await upload(client, citizen.headers, pdf_bytes(2048), "chung-sinh-ro.pdf")
     supplied = await client.post(
-        f"/api/v1/dossiers/{code}/supplement", headers=citizen.headers,
-        json={"note": "Đã chụp lại", "documents": [
-            {"document_code": "giay_chung_sinh", "media_id": clearer.json()["id"]}]},
+        f"/api/v1/dossiers/{code}/supplement",
+        headers=citizen.headers,
+        json={
+            "note": "Đã chụp lại",
+            "documents": [{"document_code": "giay_chung_sinh", "media_id": clearer.json()["id"]}],
+        },
     )
     assert supplied.status_code == 200, supplied.text
     # Paused Wed 3 Feb, resumed Thu 11 Feb: one working day lost (Tết), so due Thu 11 Feb.
     assert supplied.json()["status"] == "in_progress"
-    staff_view = (await client.get(f"/api/v1/staff/dossiers/{code}", headers=pdp_staff.headers)
-                  ).json()
+    staff_view = (
+        await client.get(f"/api/v1/staff/dossiers/{code}", headers=pdp_staff.headers)
+    ).json()
     assert "request_supplement" not in staff_view["allowed_actions"]  # only once
     once = await act(client, pdp_staff, code, action="request_supplement", note="lần hai")
     assert once.status_code == 409
@@ -92,31 +107,49 @@ async def test_birth_registration_across_tet_with_a_supplement(
     await travel_to(client, datetime(2027, 2, 11, 15, 0), citizen, pdp_staff)
     approved = await act(client, pdp_staff, code, action="approve", note="Đủ điều kiện")
     assert approved.json()["status"] == "approved" and approved.json()["timeliness"] == "on_time"
-    result = await upload(client, pdp_staff.headers, pdf_bytes(4096), "giay-khai-sinh.pdf",
-                          purpose="result")
-    returned = await act(client, pdp_staff, code, action="return_result",
-                         result_media_id=result.json()["id"], note="Trả bản điện tử")
+    result = await upload(
+        client, pdp_staff.headers, pdf_bytes(4096), "giay-khai-sinh.pdf", purpose="result"
+    )
+    returned = await act(
+        client,
+        pdp_staff,
+        code,
+        action="return_result",
+        result_media_id=result.json()["id"],
+        note="Trả bản điện tử",
+    )
     assert returned.status_code == 200, returned.text
     assert returned.json()["status"] == "returned"
 
-    rated = await client.post(f"/api/v1/dossiers/{code}/rating", headers=citizen.headers,
-                              json={"score": 5, "comment": "Nhanh, chu đáo"})
+    rated = await client.post(
+        f"/api/v1/dossiers/{code}/rating",
+        headers=citizen.headers,
+        json={"score": 5, "comment": "Nhanh, chu đáo"},
+    )
     assert rated.status_code == 200 and rated.json()["rating"] == 5
-    twice = await client.post(f"/api/v1/dossiers/{code}/rating", headers=citizen.headers,
-                              json={"score": 1})
+    twice = await client.post(
+        f"/api/v1/dossiers/{code}/rating", headers=citizen.headers, json={"score": 1}
+    )
     assert twice.status_code == 409 and twice.json()["code"] == "dossier.already_rated"
 
     final = (await client.get(f"/api/v1/dossiers/{code}", headers=citizen.headers)).json()
     assert [e["action"] for e in final["timeline"]] == [
-        "submit", "receive", "request_supplement", "supplement", "approve", "return_result",
-        "rate"]
+        "submit",
+        "receive",
+        "request_supplement",
+        "supplement",
+        "approve",
+        "return_result",
+        "rate",
+    ]
     assert final["timeline"][2]["note"] == "Giấy chứng sinh bị mờ, đề nghị chụp lại"
     assert all(e["actor_id"] is None for e in final["timeline"])  # staff ids hidden
     assert final["processing_days"] == 1  # Wed 3 and Thu 11 minus the one paused day
     assert {d["stage"] for d in final["documents"]} == {"submission", "supplement", "result"}
     # The citizen can fetch the result document from the dossier.
-    doc = await client.get(f"/api/v1/dossiers/{code}/documents/{result.json()['id']}",
-                           headers=citizen.headers)
+    doc = await client.get(
+        f"/api/v1/dossiers/{code}/documents/{result.json()['id']}", headers=citizen.headers
+    )
     assert doc.status_code == 200 and doc.content == pdf_bytes(4096)
 
     # Who, when and why of every staff step is kept.
@@ -126,10 +159,23 @@ async def test_birth_registration_across_tet_with_a_supplement(
     assert all(e.at is not None for e in events)
 
     # One outbox job per status change, each valid against the mobile contract.
-    jobs = (await db.execute(sa.select(Job).where(Job.kind == "dossier.status_changed")
-                             .order_by(Job.created_at))).scalars().all()
+    jobs = (
+        (
+            await db.execute(
+                sa.select(Job).where(Job.kind == "dossier.status_changed").order_by(Job.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert [j.payload["status"] for j in jobs] == [
-        "submitted", "received", "supplement_requested", "in_progress", "approved", "returned"]
+        "submitted",
+        "received",
+        "supplement_requested",
+        "in_progress",
+        "approved",
+        "returned",
+    ]
     schema = json.loads(PAYLOAD_SCHEMA.read_text(encoding="utf-8"))
     for job in jobs:
         jsonschema.validate(job.payload, schema)
@@ -168,20 +214,28 @@ async def test_timeliness_early_and_late_and_extension_with_apology(
     await travel_to(client, datetime(2027, 1, 28, 9, 0), citizen, pdp_staff)  # Thursday
     early, late = await new_dossier(client, citizen), await new_dossier(client, citizen)
     for code in (early, late):
-        assert (await act(client, pdp_staff, code, action="receive")).json()["due_at"] == \
-            "2027-01-29T10:00:00Z"  # Friday 17:00
+        assert (await act(client, pdp_staff, code, action="receive")).json()[
+            "due_at"
+        ] == "2027-01-29T10:00:00Z"  # Friday 17:00
     assert (await act(client, pdp_staff, early, action="approve")).json()["timeliness"] == "early"
 
-    extend_bad = await act(client, pdp_staff, late, action="extend", apology="Xin lỗi",
-                           new_due_date="2027-02-06")  # a Tết Saturday
+    extend_bad = await act(
+        client, pdp_staff, late, action="extend", apology="Xin lỗi", new_due_date="2027-02-06"
+    )  # a Tết Saturday
     assert extend_bad.json()["code"] == "dossier.due_date_invalid"
     incomplete = await act(client, pdp_staff, late, action="extend", new_due_date="2027-02-02")
     assert incomplete.status_code == 422
     assert incomplete.json()["code"] == "dossier.transition_incomplete"
     assert incomplete.json()["errors"][0]["field"] == "body.apology"
-    extended = await act(client, pdp_staff, late, action="extend",
-                         apology="UBND phường xin lỗi ông/bà vì chậm trả kết quả",
-                         new_due_date="2027-02-02", note="Cần xác minh thêm")
+    extended = await act(
+        client,
+        pdp_staff,
+        late,
+        action="extend",
+        apology="UBND phường xin lỗi ông/bà vì chậm trả kết quả",
+        new_due_date="2027-02-02",
+        note="Cần xác minh thêm",
+    )
     assert extended.status_code == 200, extended.text
     assert extended.json()["due_at"] == "2027-02-02T10:00:00Z"
     assert extended.json()["legal_due_at"] == "2027-01-29T10:00:00Z"
@@ -203,12 +257,14 @@ async def test_overdue_dossiers_are_flagged_to_staff(
     await act(client, pdp_staff, overdue, action="receive")
     await travel_to(client, datetime(2027, 3, 3, 9, 0), citizen, pdp_staff)  # Wednesday
     await act(client, pdp_staff, fresh, action="receive")
-    listing = await client.get("/api/v1/staff/dossiers", params={"overdue": "true"},
-                               headers=pdp_staff.headers)
+    listing = await client.get(
+        "/api/v1/staff/dossiers", params={"overdue": "true"}, headers=pdp_staff.headers
+    )
     assert [d["code"] for d in listing.json()["items"]] == [overdue]
     assert listing.json()["items"][0]["overdue"] is True
-    not_overdue = await client.get("/api/v1/staff/dossiers", params={"overdue": "false"},
-                                   headers=pdp_staff.headers)
+    not_overdue = await client.get(
+        "/api/v1/staff/dossiers", params={"overdue": "false"}, headers=pdp_staff.headers
+    )
     assert {d["code"] for d in not_overdue.json()["items"]} == {fresh, waiting}
 
     # Later, the most overdue come first, page by page.
@@ -217,21 +273,28 @@ async def test_overdue_dossiers_are_flagged_to_staff(
     seen, cursor = [], None
     while True:
         params = {"overdue": "true", "limit": 1, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/api/v1/staff/dossiers", params=params,
-                                    headers=pdp_staff.headers)
+        response = await client.get(
+            "/api/v1/staff/dossiers", params=params, headers=pdp_staff.headers
+        )
         assert response.status_code == 200, response.text
         page = response.json()
         seen += [d["code"] for d in page["items"]]
         if not (cursor := page["next_cursor"]):
             break
     assert seen[0] == overdue and set(seen[1:]) == {fresh, waiting} and len(seen) == 3
-    dues = [(await client.get(f"/api/v1/dossiers/{c}", headers=citizen.headers)).json()["due_at"]
-            for c in seen]
+    dues = [
+        (await client.get(f"/api/v1/dossiers/{c}", headers=citizen.headers)).json()["due_at"]
+        for c in seen
+    ]
     assert dues == sorted(dues)
-    newest_cursor = (await client.get("/api/v1/staff/dossiers", params={"limit": 1},
-                                      headers=pdp_staff.headers)).json()["next_cursor"]
-    mixed = await client.get("/api/v1/staff/dossiers", headers=pdp_staff.headers,
-                             params={"overdue": "true", "cursor": newest_cursor})
+    newest_cursor = (
+        await client.get("/api/v1/staff/dossiers", params={"limit": 1}, headers=pdp_staff.headers)
+    ).json()["next_cursor"]
+    mixed = await client.get(
+        "/api/v1/staff/dossiers",
+        headers=pdp_staff.headers,
+        params={"overdue": "true", "cursor": newest_cursor},
+    )
     assert mixed.status_code == 422 and mixed.json()["code"] == "dossier.cursor_invalid"
 
 
@@ -245,8 +308,14 @@ async def test_actions_out_of_order_are_409_with_the_allowed_ones(
 ) -> None:
     code = await new_dossier(client, citizen)
     result = await upload(client, pdp_staff.headers, pdf_bytes(), purpose="result")
-    bodies = {"reasons": ["x"], "assignee_id": pdp_staff.id, "note": "n", "apology": "a",
-              "new_due_date": "2030-01-02", "result_media_id": result.json()["id"]}
+    bodies = {
+        "reasons": ["x"],
+        "assignee_id": pdp_staff.id,
+        "note": "n",
+        "apology": "a",
+        "new_due_date": "2030-01-02",
+        "result_media_id": result.json()["id"],
+    }
     for action, transition in TRANSITIONS.items():
         if transition.actor != Actor.STAFF or Status.SUBMITTED in transition.sources:
             continue
@@ -260,8 +329,14 @@ async def test_actions_out_of_order_are_409_with_the_allowed_ones(
     assert unknown.status_code == 422
     no_reasons = await act(client, pdp_staff, code, action="reject_intake")
     assert no_reasons.json()["code"] == "dossier.transition_incomplete"
-    refused = await act(client, pdp_staff, code, action="reject_intake",
-                        reasons=["Thiếu giấy chứng sinh bản gốc"], note="Hướng dẫn nộp lại")
+    refused = await act(
+        client,
+        pdp_staff,
+        code,
+        action="reject_intake",
+        reasons=["Thiếu giấy chứng sinh bản gốc"],
+        note="Hướng dẫn nộp lại",
+    )
     assert refused.json()["status"] == "intake_rejected"
     assert refused.json()["outcome_reasons"] == ["Thiếu giấy chứng sinh bản gốc"]
     dossier = (await db.execute(sa.select(Dossier))).scalar_one()
@@ -280,14 +355,14 @@ async def test_assign_and_stop_and_result_document_rules(
     assert assigned.json()["assignee_id"] == pdp_staff.id
     await act(client, pdp_staff, code, action="approve")
     citizens_file = await upload_pdf(client, citizen.headers)
-    bad_result = await act(client, pdp_staff, code, action="return_result",
-                           result_media_id=citizens_file)
+    bad_result = await act(
+        client, pdp_staff, code, action="return_result", result_media_id=citizens_file
+    )
     assert bad_result.json()["code"] == "dossier.result_document_invalid"
 
     other = await new_dossier(client, citizen)
     await act(client, pdp_staff, other, action="receive")
-    stopped = await act(client, pdp_staff, other, action="stop",
-                        reasons=["Công dân không bổ sung"])
+    stopped = await act(client, pdp_staff, other, action="stop", reasons=["Công dân không bổ sung"])
     assert stopped.json()["status"] == "stopped"
     assert stopped.json()["allowed_actions"] == []
 
@@ -299,7 +374,10 @@ async def test_staff_reads_are_audited(
     response = await client.get(f"/api/v1/staff/dossiers/{code}", headers=pdp_staff.headers)
     assert response.status_code == 200
     assert response.json()["applicant_name"] == "Trần Thị Mai"
-    events = (await db.execute(sa.select(AuditEvent).where(
-        AuditEvent.action == "dossiers.staff_read"))).scalars().all()
+    events = (
+        (await db.execute(sa.select(AuditEvent).where(AuditEvent.action == "dossiers.staff_read")))
+        .scalars()
+        .all()
+    )
     assert len(events) == 1
     assert str(events[0].actor_id) == pdp_staff.id and str(events[0].subject_id) == citizen.id

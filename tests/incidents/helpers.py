@@ -28,33 +28,58 @@ def north(point: tuple[float, float], metres: float) -> tuple[float, float]:
     return point[0] + metres / 111_195.0, point[1]
 
 
-async def citizen(client: httpx.AsyncClient, db: AsyncSession, phone: str,
-                  name: str = "Nguyễn Văn An") -> dict[str, str]:
+async def citizen(
+    client: httpx.AsyncClient, db: AsyncSession, phone: str, name: str = "Nguyễn Văn An"
+) -> dict[str, str]:
     await make_user(db, phone, "citizen", full_name=name)
     return bearer(await login(client, phone))
 
 
-async def staff(client: httpx.AsyncClient, db: AsyncSession, phone: str, ward: str | None,
-                role: str = "ward_staff") -> dict[str, str]:
+async def staff(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    phone: str,
+    ward: str | None,
+    role: str = "ward_staff",
+) -> dict[str, str]:
     await make_user(db, phone, role, ward)
     return bearer(await login(client, phone))
 
 
 async def file_report(
-    client: httpx.AsyncClient, headers: dict[str, str], point: tuple[float, float],
-    category: str = "flooding", expect: int = 201, **extra: Any,
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    point: tuple[float, float],
+    category: str = "flooding",
+    expect: int = 201,
+    **extra: Any,
 ) -> dict[str, Any]:
-    body = {"category": category, "lat": point[0], "lon": point[1],
-            "address": "Đường Hoàng Văn Thụ", "description": "Ngập sâu 30 cm", **extra}
+    body = {
+        "category": category,
+        "lat": point[0],
+        "lon": point[1],
+        "address": "Đường Hoàng Văn Thụ",
+        "description": "Ngập sâu 30 cm",
+        **extra,
+    }
     response = await client.post("/api/v1/incidents", json=body, headers=headers)
     assert response.status_code == expect, response.text
     return response.json()
 
 
-async def act(client: httpx.AsyncClient, headers: dict[str, str], incident_id: str,
-              action: str, expect: int = 200, **extra: Any) -> dict[str, Any]:
-    response = await client.post(f"/api/v1/staff/incidents/{incident_id}/transitions",
-                                 json={"action": action, **extra}, headers=headers)
+async def act(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    incident_id: str,
+    action: str,
+    expect: int = 200,
+    **extra: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/v1/staff/incidents/{incident_id}/transitions",
+        json={"action": action, **extra},
+        headers=headers,
+    )
     assert response.status_code == expect, response.text
     return response.json()
 

@@ -18,13 +18,27 @@ def test_independent_sightings_raise_confidence():
 async def test_a_second_camera_alert_joins_and_raises_the_incidents_confidence(db):
     await seed_wards(db)
     first, joined = await service.join_or_open_from_camera(
-        db, category="accident", lat=CENTRE[0], lon=CENTRE[1], occurred_at=clock.now(),
-        confidence=0.6, evidence_media_id=None, camera_id="cam-1")
+        db,
+        category="accident",
+        lat=CENTRE[0],
+        lon=CENTRE[1],
+        occurred_at=clock.now(),
+        confidence=0.6,
+        evidence_media_id=None,
+        camera_id="cam-1",
+    )
     assert joined is False
     lat, lon = north(CENTRE, 40)
     second, joined = await service.join_or_open_from_camera(
-        db, category="accident", lat=lat, lon=lon, occurred_at=clock.now(),
-        confidence=0.5, evidence_media_id=None, camera_id="cam-2")
+        db,
+        category="accident",
+        lat=lat,
+        lon=lon,
+        occurred_at=clock.now(),
+        confidence=0.5,
+        evidence_media_id=None,
+        camera_id="cam-2",
+    )
     await db.commit()
 
     assert (second, joined) == (first, True)

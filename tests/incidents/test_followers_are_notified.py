@@ -30,8 +30,11 @@ async def test_verification_reaches_reporter_and_followers(client, db):
     assert (await db.execute(sa.select(Job.kind).where(Job.status == DEAD))).first() is None
     for who in (reporter, follower):
         user_id = uuid.UUID((await client.get("/api/v1/me", headers=who)).json()["id"])
-        inbox = (await db.execute(sa.select(Notification).where(
-            Notification.user_id == user_id))).scalars().all()
+        inbox = (
+            (await db.execute(sa.select(Notification).where(Notification.user_id == user_id)))
+            .scalars()
+            .all()
+        )
         assert "incident.status_changed" in {n.kind for n in inbox}
         assert f"cthainguyen://incidents/{body['id']}" in {n.deep_link for n in inbox}
         assert all(any(p.match(n.deep_link) for p in LINKS) for n in inbox)

@@ -33,8 +33,9 @@ async def test_nearby_lists_verified_incidents_nearest_first_without_reporter_if
     await file_report(client, reporter, north(CENTRE, 50), category="accident")  # unverified
     await _verified(client, reporter, officer, north(CENTRE, 3000))  # outside the radius
 
-    response = await client.get("/api/v1/incidents/nearby",
-                                params={"lat": CENTRE[0], "lon": CENTRE[1], "radius_m": 1000})
+    response = await client.get(
+        "/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1], "radius_m": 1000}
+    )
 
     assert response.status_code == 200, response.text
     items = response.json()["items"]
@@ -51,8 +52,9 @@ async def test_at_the_same_distance_the_newest_comes_first(client, db):
     older = await _verified(client, reporter, officer, CENTRE, category="accident")
     newer = await _verified(client, reporter, officer, CENTRE, category="traffic_jam")
 
-    items = (await client.get("/api/v1/incidents/nearby",
-                              params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()["items"]
+    items = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()["items"]
 
     assert [i["id"] for i in items] == [newer["id"], older["id"]]
 
@@ -63,9 +65,17 @@ async def test_nearby_pages_with_a_cursor_see_every_incident_once(client, db):
     officer = await staff(client, db, "0981500003", "TNG-PDP")
     expected = []
     for i in range(7):
-        expected.append((await _verified(client, reporter, officer,
-                                         north(CENTRE, 120 * i + (i % 2)),
-                                         category="traffic_jam"))["id"])
+        expected.append(
+            (
+                await _verified(
+                    client,
+                    reporter,
+                    officer,
+                    north(CENTRE, 120 * i + (i % 2)),
+                    category="traffic_jam",
+                )
+            )["id"]
+        )
 
     seen, cursor = [], None
     while True:
@@ -89,11 +99,15 @@ async def test_resolved_incidents_leave_the_feed_and_category_filters(client, db
     jam = await _verified(client, reporter, officer, CENTRE, category="traffic_jam")
     await act(client, officer, flood["id"], "resolve")
 
-    everything = (await client.get("/api/v1/incidents/nearby",
-                                   params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()
-    floods = (await client.get("/api/v1/incidents/nearby",
-                               params={"lat": CENTRE[0], "lon": CENTRE[1],
-                                       "category": "flooding"})).json()
+    everything = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()
+    floods = (
+        await client.get(
+            "/api/v1/incidents/nearby",
+            params={"lat": CENTRE[0], "lon": CENTRE[1], "category": "flooding"},
+        )
+    ).json()
 
     assert [i["id"] for i in everything["items"]] == [jam["id"]]
     assert floods["items"] == []
@@ -128,15 +142,17 @@ async def test_the_feed_inside_a_callers_transaction_reads_the_same_page(client,
     reporter = await citizen(client, db, "0912500006")
     officer = await staff(client, db, "0981500006", "TNG-PDP")
     shown = await _verified(client, reporter, officer, north(CENTRE, 200))
-    over_http = (await client.get("/api/v1/incidents/nearby",
-                                  params={"lat": CENTRE[0], "lon": CENTRE[1]})).json()
+    over_http = (
+        await client.get("/api/v1/incidents/nearby", params={"lat": CENTRE[0], "lon": CENTRE[1]})
+    ).json()
 
     async with db.begin():  # a caller's session: the page is read in its transaction
         await db.execute(sa.select(1))
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            items, cursor = await feed.nearby(db, lat=CENTRE[0], lon=CENTRE[1], radius_m=2000,
-                                              limit=20, cursor=None)
+            items, cursor = await feed.nearby(
+                db, lat=CENTRE[0], lon=CENTRE[1], radius_m=2000, limit=20, cursor=None
+            )
 
     assert [str(i["id"]) for i in items] == [i["id"] for i in over_http["items"]] == [shown["id"]]
     assert items[0]["distance_m"] == over_http["items"][0]["distance_m"] and cursor is None

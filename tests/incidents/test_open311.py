@@ -20,10 +20,13 @@ NULLABLE_NUMBER = {"anyOf": [{"type": "number"}, {"type": "null"}]}
 SERVICE = {
     "required": ["service_code", "service_name", "metadata", "type"],
     "properties": {
-        "service_code": {"type": "string"}, "service_name": {"type": "string"},
-        "description": NULLABLE_STRING, "metadata": {"type": "boolean"},
+        "service_code": {"type": "string"},
+        "service_name": {"type": "string"},
+        "description": NULLABLE_STRING,
+        "metadata": {"type": "boolean"},
         "type": {"type": "string", "enum": ["realtime", "batch", "blackbox"]},
-        "keywords": NULLABLE_STRING, "group": NULLABLE_STRING,
+        "keywords": NULLABLE_STRING,
+        "group": NULLABLE_STRING,
     },
 }
 SERVICE_DEFINITION = {
@@ -35,14 +38,21 @@ REQUEST = {
     "properties": {
         "service_request_id": {"type": "string"},
         "status": {"type": "string", "enum": ["open", "closed"]},
-        "status_notes": NULLABLE_STRING, "service_name": NULLABLE_STRING,
+        "status_notes": NULLABLE_STRING,
+        "service_name": NULLABLE_STRING,
         "service_code": {"type": "string"},
         "description": {"anyOf": [{"type": "string", "maxLength": 4000}, {"type": "null"}]},
-        "agency_responsible": NULLABLE_STRING, "service_notice": NULLABLE_STRING,
-        "requested_datetime": {"type": "string"}, "updated_datetime": NULLABLE_STRING,
-        "expected_datetime": NULLABLE_STRING, "address": NULLABLE_STRING,
-        "address_id": NULLABLE_STRING, "zipcode": NULLABLE_STRING,
-        "lat": NULLABLE_NUMBER, "long": NULLABLE_NUMBER, "media_url": NULLABLE_STRING,
+        "agency_responsible": NULLABLE_STRING,
+        "service_notice": NULLABLE_STRING,
+        "requested_datetime": {"type": "string"},
+        "updated_datetime": NULLABLE_STRING,
+        "expected_datetime": NULLABLE_STRING,
+        "address": NULLABLE_STRING,
+        "address_id": NULLABLE_STRING,
+        "zipcode": NULLABLE_STRING,
+        "lat": NULLABLE_NUMBER,
+        "long": NULLABLE_NUMBER,
+        "media_url": NULLABLE_STRING,
     },
 }
 
@@ -66,7 +76,9 @@ async def test_discovery_and_services_in_json_and_xml(client, db):
     definition = await client.get("/open311/v2/services/flooding.json")
     unknown = await client.get("/open311/v2/services/ufo.xml")
 
-    assert discovery.json()["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert (
+        discovery.json()["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    )
     valid_list(services.json(), SERVICE)
     assert [s["service_code"] for s in services.json()] == list(CATEGORIES)
     root = parse_xml(services_xml.content)
@@ -86,9 +98,16 @@ async def test_a_citizen_files_through_open311_and_reads_it_back_once_verified(c
     officer = await staff(client, db, "0981700001", "TNG-PDP")
 
     created = await client.post(
-        "/open311/v2/requests.json", headers=me,
-        data={"service_code": "damaged_road", "lat": str(CENTRE[0]), "long": str(CENTRE[1]),
-              "address_string": "Đường Hoàng Văn Thụ", "description": "Ổ gà lớn"})
+        "/open311/v2/requests.json",
+        headers=me,
+        data={
+            "service_code": "damaged_road",
+            "lat": str(CENTRE[0]),
+            "long": str(CENTRE[1]),
+            "address_string": "Đường Hoàng Văn Thụ",
+            "description": "Ổ gà lớn",
+        },
+    )
 
     assert created.status_code == 200, created.text
     [receipt] = created.json()
@@ -102,7 +121,10 @@ async def test_a_citizen_files_through_open311_and_reads_it_back_once_verified(c
     [record] = (await client.get(f"/open311/v2/requests/{request_id}.json")).json()
     valid_list([record], REQUEST)
     assert (record["status"], record["status_notes"], record["description"]) == (
-        "open", "Đã xác minh", "Ổ gà lớn")
+        "open",
+        "Đã xác minh",
+        "Ổ gà lớn",
+    )
     assert (record["lat"], record["long"]) == CENTRE
     assert record["agency_responsible"] == "Phường Phan Đình Phùng"
     assert w3c(record["requested_datetime"]) <= w3c(record["updated_datetime"])
@@ -128,10 +150,12 @@ async def test_requests_list_filters_by_code_status_and_dates(client, db):
 
     everything = (await client.get("/open311/v2/requests.json")).json()
     open_only = (await client.get("/open311/v2/requests.json", params={"status": "open"})).json()
-    jams = (await client.get("/open311/v2/requests.json",
-                             params={"service_code": "traffic_jam"})).json()
-    future = (await client.get("/open311/v2/requests.json",
-                               params={"start_date": "2099-01-01T00:00:00Z"})).json()
+    jams = (
+        await client.get("/open311/v2/requests.json", params={"service_code": "traffic_jam"})
+    ).json()
+    future = (
+        await client.get("/open311/v2/requests.json", params={"start_date": "2099-01-01T00:00:00Z"})
+    ).json()
     bad = await client.get("/open311/v2/requests.json", params={"status": "pending"})
 
     valid_list(everything, REQUEST)
@@ -145,17 +169,26 @@ async def test_requests_list_filters_by_code_status_and_dates(client, db):
 async def test_a_partner_files_with_an_api_key_and_twins_are_joined(client, db, monkeypatch):
     from app.incidents.config import get_incident_settings
 
-    monkeypatch.setattr(get_incident_settings(), "incident_open311_api_keys",
-                        {"k-123456": "FixMyStreet Thai Nguyen"})
-    form = {"service_code": "flooding", "lat": str(CENTRE[0]), "long": str(CENTRE[1]),
-            "api_key": "k-123456"}
+    monkeypatch.setattr(
+        get_incident_settings(),
+        "incident_open311_api_keys",
+        {"k-123456": "FixMyStreet Thai Nguyen"},
+    )
+    form = {
+        "service_code": "flooding",
+        "lat": str(CENTRE[0]),
+        "long": str(CENTRE[1]),
+        "api_key": "k-123456",
+    }
 
     first = await client.post("/open311/v2/requests.xml", data=form)
-    second = await client.post("/open311/v2/requests.json",
-                               data={**form, "lat": str(north(CENTRE, 40)[0])})
+    second = await client.post(
+        "/open311/v2/requests.json", data={**form, "lat": str(north(CENTRE, 40)[0])}
+    )
     no_key = await client.post("/open311/v2/requests.json", data={**form, "api_key": "nope"})
-    outside = await client.post("/open311/v2/requests.json",
-                                data={**form, "lat": str(HANOI[0]), "long": str(HANOI[1])})
+    outside = await client.post(
+        "/open311/v2/requests.json", data={**form, "lat": str(HANOI[0]), "long": str(HANOI[1])}
+    )
     no_lat = await client.post("/open311/v2/requests.json", data={**form, "lat": ""})
 
     assert first.status_code == 200, first.text
@@ -168,12 +201,15 @@ async def test_a_partner_files_with_an_api_key_and_twins_are_joined(client, db, 
     assert no_lat.status_code == 400
 
 
-@pytest.mark.parametrize("path", [
-    "/open311/v2/services.yaml",
-    "/open311/v2/requests/not-an-id.json",
-    "/open311/v2/requests/0190a000-0000-7000-8000-000000000000.json",
-    "/open311/v2/services.json?jurisdiction_id=hanoi.gov.vn",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/open311/v2/services.yaml",
+        "/open311/v2/requests/not-an-id.json",
+        "/open311/v2/requests/0190a000-0000-7000-8000-000000000000.json",
+        "/open311/v2/services.json?jurisdiction_id=hanoi.gov.vn",
+    ],
+)
 async def test_unknown_things_are_open311_404s(client, db, path):
     response = await client.get(path)
 

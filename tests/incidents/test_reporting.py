@@ -56,8 +56,9 @@ async def test_unknown_category_and_bad_coordinates_are_validation_errors(client
     me = await citizen(client, db, "0912300004")
 
     bad_category = await file_report(client, me, CENTRE, category="ufo", expect=422)
-    response = await client.post("/api/v1/incidents", headers=me,
-                                 json={"category": "flooding", "lat": 123, "lon": 105.8})
+    response = await client.post(
+        "/api/v1/incidents", headers=me, json={"category": "flooding", "lat": 123, "lon": 105.8}
+    )
 
     assert bad_category["code"] == "request.validation_failed"
     assert response.status_code == 422
@@ -65,9 +66,9 @@ async def test_unknown_category_and_bad_coordinates_are_validation_errors(client
 
 
 async def test_reporting_needs_an_account(client, db):
-    response = await client.post("/api/v1/incidents",
-                                 json={"category": "flooding", "lat": CENTRE[0],
-                                       "lon": CENTRE[1]})
+    response = await client.post(
+        "/api/v1/incidents", json={"category": "flooding", "lat": CENTRE[0], "lon": CENTRE[1]}
+    )
     assert response.status_code == 401
 
 
@@ -125,8 +126,9 @@ def short_windows(monkeypatch):
 
     settings = get_incident_settings()
     monkeypatch.setattr(settings, "incident_duplicate_window_minutes", 5)
-    monkeypatch.setattr(settings, "incident_duplicate_window_minutes_by_category",
-                        {"damaged_road": 12})
+    monkeypatch.setattr(
+        settings, "incident_duplicate_window_minutes_by_category", {"damaged_road": 12}
+    )
 
 
 async def test_only_the_same_category_near_and_recent_is_a_twin(client, db, short_windows):
@@ -149,8 +151,7 @@ async def test_a_slow_category_has_a_longer_duplicate_window(client, db, short_w
 
     await file_report(client, me, north(CENTRE, 20), category="flooding")  # default: too late
 
-    offered = await file_report(client, me, north(CENTRE, 20), category="damaged_road",
-                                expect=409)
+    offered = await file_report(client, me, north(CENTRE, 20), category="damaged_road", expect=409)
 
     assert offered["code"] == "incident.possible_duplicate"
 
@@ -186,8 +187,9 @@ async def test_erasing_an_account_anonymises_its_reports(client, db):
     me = await citizen(client, db, "0912300015")
     body = await file_report(client, me, CENTRE)
 
-    response = await client.request("DELETE", "/api/v1/me", headers=me,
-                                    json={"password": "mot-mat-khau-dai-2026"})
+    response = await client.request(
+        "DELETE", "/api/v1/me", headers=me, json={"password": "mot-mat-khau-dai-2026"}
+    )
 
     assert response.status_code == 200, response.text
     assert any("traffic-incident" in r["data"] for r in response.json()["retained"])
@@ -215,12 +217,15 @@ async def test_a_retried_report_with_the_same_idempotency_key_is_one_report(clie
     other = await citizen(client, db, "0912300019")
     body = {"category": "flooding", "lat": CENTRE[0], "lon": CENTRE[1], "confirm_new": True}
 
-    first = await client.post("/api/v1/incidents", json=body,
-                              headers={**me, "Idempotency-Key": "phone-req-1"})
-    retry = await client.post("/api/v1/incidents", json=body,
-                              headers={**me, "Idempotency-Key": "phone-req-1"})
-    theirs = await client.post("/api/v1/incidents", json=body,
-                               headers={**other, "Idempotency-Key": "phone-req-1"})
+    first = await client.post(
+        "/api/v1/incidents", json=body, headers={**me, "Idempotency-Key": "phone-req-1"}
+    )
+    retry = await client.post(
+        "/api/v1/incidents", json=body, headers={**me, "Idempotency-Key": "phone-req-1"}
+    )
+    theirs = await client.post(
+        "/api/v1/incidents", json=body, headers={**other, "Idempotency-Key": "phone-req-1"}
+    )
 
     assert first.status_code == retry.status_code == theirs.status_code == 201
     assert retry.json()["id"] == first.json()["id"]

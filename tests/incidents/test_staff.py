@@ -110,26 +110,28 @@ async def test_staff_list_filters_and_pages_without_gaps(client, db):
     officer = await staff(client, db, "0981400006", "TNG-PDP")
     ids = []
     for i in range(5):
-        ids.append((await file_report(client, reporter, north(CENTRE, 300 * i),
-                                      confirm_new=True))["id"])
+        ids.append(
+            (await file_report(client, reporter, north(CENTRE, 300 * i), confirm_new=True))["id"]
+        )
     await act(client, officer, ids[0], "verify")
 
     seen, cursor = [], None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = (await client.get("/api/v1/staff/incidents", params=params,
-                                 headers=officer)).json()
+        page = (await client.get("/api/v1/staff/incidents", params=params, headers=officer)).json()
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
-    verified = (await client.get("/api/v1/staff/incidents", params={"status": "verified"},
-                                 headers=officer)).json()
+    verified = (
+        await client.get("/api/v1/staff/incidents", params={"status": "verified"}, headers=officer)
+    ).json()
 
     assert seen == list(reversed(ids))
     assert [i["id"] for i in verified["items"]] == [ids[0]]
-    bad = await client.get("/api/v1/staff/incidents", params={"cursor": "nonsense"},
-                           headers=officer)
+    bad = await client.get(
+        "/api/v1/staff/incidents", params={"cursor": "nonsense"}, headers=officer
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "incident.invalid_cursor"
 
 
@@ -146,8 +148,11 @@ async def test_staff_see_the_reporter_of_an_anonymous_report_and_the_read_is_aud
     reporter_id = (await client.get("/api/v1/me", headers=reporter)).json()["id"]
     assert seen["reporter_id"] == reporter_id and seen["reporter"] == "Nguyễn Văn A."
     assert public["reporter"] is None and "reporter_id" not in public
-    reads = (await db.execute(sa.select(AuditEvent).where(
-        AuditEvent.action == "incident.staff_read"))).scalars().all()
+    reads = (
+        (await db.execute(sa.select(AuditEvent).where(AuditEvent.action == "incident.staff_read")))
+        .scalars()
+        .all()
+    )
     assert [str(r.subject_id) for r in reads] == [reporter_id]
 
 
@@ -160,10 +165,17 @@ async def test_rejecting_a_duplicate_moves_its_followers_to_the_original(client,
     twin = await file_report(client, second, north(CENTRE, 30), confirm_new=True)
 
     bad = await act(client, officer, twin["id"], "reject_duplicate", expect=422)
-    self_ref = await act(client, officer, twin["id"], "reject_duplicate", expect=422,
-                         duplicate_of=twin["id"])
-    rejected = await act(client, officer, twin["id"], "reject_duplicate",
-                         duplicate_of=original["id"], note="Trùng với phản ánh trước")
+    self_ref = await act(
+        client, officer, twin["id"], "reject_duplicate", expect=422, duplicate_of=twin["id"]
+    )
+    rejected = await act(
+        client,
+        officer,
+        twin["id"],
+        "reject_duplicate",
+        duplicate_of=original["id"],
+        note="Trùng với phản ánh trước",
+    )
 
     assert bad["code"] == self_ref["code"] == "incident.duplicate_target_invalid"
     assert rejected["status"] == "rejected_duplicate"
@@ -193,12 +205,23 @@ async def test_spam_is_rejected_and_stays_out_of_public_view(client, db):
 async def test_camera_alert_opens_a_report_then_joins_it(db):
     now = clock.now()
     incident_id, joined = await service.join_or_open_from_camera(
-        db, category="accident", lat=CENTRE[0], lon=CENTRE[1], occurred_at=now,
-        confidence=0.91, evidence_media_id=None, camera_id="cam-hvt-01",
+        db,
+        category="accident",
+        lat=CENTRE[0],
+        lon=CENTRE[1],
+        occurred_at=now,
+        confidence=0.91,
+        evidence_media_id=None,
+        camera_id="cam-hvt-01",
     )
     again_id, again_joined = await service.join_or_open_from_camera(
-        db, category="accident", lat=north(CENTRE, 40)[0], lon=CENTRE[1],
-        occurred_at=now + timedelta(minutes=2), confidence=0.8, evidence_media_id=None,
+        db,
+        category="accident",
+        lat=north(CENTRE, 40)[0],
+        lon=CENTRE[1],
+        occurred_at=now + timedelta(minutes=2),
+        confidence=0.8,
+        evidence_media_id=None,
         camera_id="cam-hvt-02",
     )
     await db.commit()
@@ -207,7 +230,11 @@ async def test_camera_alert_opens_a_report_then_joins_it(db):
     assert again_id == incident_id
     row = await db.get(Incident, incident_id)
     assert (row.source, row.camera_id, row.status, row.ward_code) == (
-        "camera", "cam-hvt-01", "new", "TNG-PDP")
+        "camera",
+        "cam-hvt-01",
+        "new",
+        "TNG-PDP",
+    )
     assert await count(db, Incident) == 1
     timeline = await service.public_timeline(db, incident_id)
     assert [e.action for e in timeline] == ["reported", "camera_alert"]

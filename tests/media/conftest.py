@@ -17,4 +17,3 @@ async def owner(client: httpx.AsyncClient, db: AsyncSession) -> Person:
 @pytest.fixture
 async def stranger(client: httpx.AsyncClient, db: AsyncSession, owner: Person) -> Person:
     return await person(client, db, "0912000111")
-

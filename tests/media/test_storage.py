@@ -18,8 +18,9 @@ async def test_put_open_delete_round_trip(tmp_path: Path) -> None:
     await storage.put_file("2027/02/abc.pdf", staged)
     assert not staged.exists()
     assert await storage.exists("2027/02/abc.pdf")
-    assert b"".join([chunk async for chunk in storage.open("2027/02/abc.pdf", 4)]) == \
-        b"%PDF-1.7 bytes"
+    assert (
+        b"".join([chunk async for chunk in storage.open("2027/02/abc.pdf", 4)]) == b"%PDF-1.7 bytes"
+    )
     await storage.delete("2027/02/abc.pdf")
     assert not await storage.exists("2027/02/abc.pdf")
 
@@ -31,7 +32,8 @@ def test_keys_cannot_escape_the_root(tmp_path: Path, key: str) -> None:
 
 
 async def test_a_stored_file_and_its_new_directories_are_flushed_before_put_returns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = tmp_path / "media"
     (root / "staging").mkdir(parents=True)

@@ -33,7 +33,11 @@ def staging_files() -> list[Path]:
     ],
 )
 async def test_upload_is_typed_by_its_bytes_and_read_back_by_its_owner(
-    client: httpx.AsyncClient, owner: Person, content: bytes, filename: str, declared: str,
+    client: httpx.AsyncClient,
+    owner: Person,
+    content: bytes,
+    filename: str,
+    declared: str,
     detected: str,
 ) -> None:
     response = await upload(client, owner.headers, content, filename, declared)
@@ -62,8 +66,13 @@ async def test_file_is_stored_under_media_dir(
 @pytest.mark.parametrize(
     ("content", "filename", "declared", "code", "status"),
     [
-        (b"MZ\x90\x00" + b"\x00" * 200, "virus.pdf", "application/pdf", "media.unsupported_type",
-         415),
+        (
+            b"MZ\x90\x00" + b"\x00" * 200,
+            "virus.pdf",
+            "application/pdf",
+            "media.unsupported_type",
+            415,
+        ),
         (b"hello, plain text", "note.txt", "text/plain", "media.unsupported_type", 415),
         (b"GIF89a" + b"\x00" * 100, "a.gif", "image/gif", "media.unsupported_type", 415),
         (pdf_bytes(), "scan.png", "application/octet-stream", "media.type_mismatch", 415),
@@ -72,14 +81,27 @@ async def test_file_is_stored_under_media_dir(
         (pdf_bytes()[:-8], "cut.pdf", "application/pdf", "media.corrupt", 422),
         (png_bytes() + b"<script>", "polyglot.png", "image/png", "media.corrupt", 422),
         (b"", "empty.pdf", "application/pdf", "media.empty_file", 422),
-        (pdf_bytes().replace(b"<< /Type /Catalog >>",
-                             b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>"),
-         "form.pdf", "application/pdf", "media.active_content", 422),
+        (
+            pdf_bytes().replace(
+                b"<< /Type /Catalog >>",
+                b"<< /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>",
+            ),
+            "form.pdf",
+            "application/pdf",
+            "media.active_content",
+            422,
+        ),
     ],
 )
 async def test_refused_files_leave_nothing_behind(
-    client: httpx.AsyncClient, owner: Person, db: AsyncSession, content: bytes, filename: str,
-    declared: str, code: str, status: int,
+    client: httpx.AsyncClient,
+    owner: Person,
+    db: AsyncSession,
+    content: bytes,
+    filename: str,
+    declared: str,
+    code: str,
+    status: int,
 ) -> None:
     response = await upload(client, owner.headers, content, filename, declared)
     assert response.status_code == status, response.text
@@ -99,8 +121,10 @@ async def test_oversized_upload_is_cut_off_while_streaming(
 
     async def body() -> AsyncIterator[bytes]:
         nonlocal sent_chunks
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"big.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="big.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
         yield b"%PDF-1.7\n"
         for _ in range(total_chunks):
             sent_chunks += 1
@@ -109,7 +133,8 @@ async def test_oversized_upload_is_cut_off_while_streaming(
 
     # No Content-Length (chunked): the limit must hold while reading, not from a header.
     response = await client.post(
-        "/api/v1/media", content=body(),
+        "/api/v1/media",
+        content=body(),
         headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 413, response.text
@@ -120,14 +145,20 @@ async def test_oversized_upload_is_cut_off_while_streaming(
     assert staging_files() == []
 
 
-@pytest.mark.parametrize("ignored_part", [
-    # A file in a field nobody reads.
-    'name="other"; filename="x.bin"',
-    # A text field past the number of text fields kept.
-    'name="t99"',
-])
+@pytest.mark.parametrize(
+    "ignored_part",
+    [
+        # A file in a field nobody reads.
+        'name="other"; filename="x.bin"',
+        # A text field past the number of text fields kept.
+        'name="t99"',
+    ],
+)
 async def test_bytes_in_an_ignored_part_are_cut_off_while_streaming(
-    client: httpx.AsyncClient, owner: Person, db: AsyncSession, monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    owner: Person,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
     ignored_part: str,
 ) -> None:
     """Chunked (no Content-Length), the bytes in a part the parser skips: the whole body is
@@ -140,20 +171,23 @@ async def test_bytes_in_an_ignored_part_are_cut_off_while_streaming(
     async def body() -> AsyncIterator[bytes]:
         nonlocal sent_chunks
         for n in range(20):  # fill the text fields kept, so a further one is skipped
-            yield (f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\n'
-                   f"x\r\n").encode()
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; "
-               f"{ignored_part}\r\n\r\n").encode()
+            yield (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nx\r\n'
+            ).encode()
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; {ignored_part}\r\n\r\n").encode()
         for _ in range(total_chunks):
             sent_chunks += 1
             yield b"0" * 65536
-        yield (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+        yield (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
         yield pdf_bytes()
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = await client.post(
-        "/api/v1/media", content=body(),
+        "/api/v1/media",
+        content=body(),
         headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
 
@@ -170,14 +204,17 @@ async def test_active_pdf_name_split_across_chunks_is_still_found(
     boundary = "b0undary"
 
     async def body() -> AsyncIterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"split.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="split.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        ).encode()
         yield b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction << /S /Lau"
         yield b"nch /F (cmd.exe) >> >> endobj\ntrailer\n%%EOF\n"
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = await client.post(
-        "/api/v1/media", content=body(),
+        "/api/v1/media",
+        content=body(),
         headers={**owner.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 422, response.text
@@ -195,31 +232,37 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(
     assert response.json()["code"] == "media.too_large"
 
 
-async def test_malformed_requests_get_clear_codes(
-    client: httpx.AsyncClient, owner: Person
-) -> None:
+async def test_malformed_requests_get_clear_codes(client: httpx.AsyncClient, owner: Person) -> None:
     not_multipart = await client.post("/api/v1/media", json={"file": "x"}, headers=owner.headers)
     assert not_multipart.status_code == 415
     assert not_multipart.json()["code"] == "media.not_multipart"
 
-    no_file = await client.post("/api/v1/media", data={"purpose": "document"},
-                                files={"other": ("a.pdf", pdf_bytes(), "application/pdf")},
-                                headers=owner.headers)
+    no_file = await client.post(
+        "/api/v1/media",
+        data={"purpose": "document"},
+        files={"other": ("a.pdf", pdf_bytes(), "application/pdf")},
+        headers=owner.headers,
+    )
     assert no_file.status_code == 422
     assert no_file.json()["code"] == "media.file_missing"
 
-    two = await client.post("/api/v1/media", headers=owner.headers, files=[
-        ("file", ("a.pdf", pdf_bytes(), "application/pdf")),
-        ("file", ("b.pdf", pdf_bytes(), "application/pdf")),
-    ])
+    two = await client.post(
+        "/api/v1/media",
+        headers=owner.headers,
+        files=[
+            ("file", ("a.pdf", pdf_bytes(), "application/pdf")),
+            ("file", ("b.pdf", pdf_bytes(), "application/pdf")),
+        ],
+    )
     assert two.status_code == 422
     assert two.json()["code"] == "media.too_many_files"
     assert staging_files() == []
 
 
 async def test_upload_needs_sign_in(client: httpx.AsyncClient, owner: Person) -> None:
-    response = await client.post("/api/v1/media",
-                                 files={"file": ("a.pdf", pdf_bytes(), "application/pdf")})
+    response = await client.post(
+        "/api/v1/media", files={"file": ("a.pdf", pdf_bytes(), "application/pdf")}
+    )
     assert response.status_code == 401
 
 

@@ -26,27 +26,43 @@ def pdf_bytes(size: int = 0) -> bytes:
 
 def png_bytes() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_bytes() -> bytes:
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 \
+    return (
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + b"\x00" * 64
         + b"\xff\xd9"
+    )
 
 
 async def upload(
-    client: httpx.AsyncClient, headers: dict[str, str], content: bytes,
-    filename: str = "scan.pdf", content_type: str = "application/pdf", purpose: str | None = None,
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    content: bytes,
+    filename: str = "scan.pdf",
+    content_type: str = "application/pdf",
+    purpose: str | None = None,
 ) -> httpx.Response:
     data = {"purpose": purpose} if purpose else {}
-    return await client.post("/api/v1/media", headers=headers, data=data,
-                             files={"file": (filename, content, content_type)})
+    return await client.post(
+        "/api/v1/media",
+        headers=headers,
+        data=data,
+        files={"file": (filename, content, content_type)},
+    )
 
 
 async def upload_pdf(client: httpx.AsyncClient, headers: dict[str, str], **kwargs: Any) -> str:
@@ -62,17 +78,26 @@ def idem(headers: dict[str, str]) -> dict[str, str]:
 
 def birth_form(**child: Any) -> dict[str, Any]:
     return {
-        "child": {"full_name": "Nguyễn Minh Khôi", "gender": "male",
-                  "date_of_birth": "2027-01-20", "place_of_birth": "Bệnh viện A Thái Nguyên",
-                  **child},
+        "child": {
+            "full_name": "Nguyễn Minh Khôi",
+            "gender": "male",
+            "date_of_birth": "2027-01-20",
+            "place_of_birth": "Bệnh viện A Thái Nguyên",
+            **child,
+        },
         "mother": {"full_name": "Trần Thị Mai", "cccd": "019190000123"},
         "applicant_relation": "mother",
     }
 
 
 def birth_body(media_id: str, ward: str = "TNG-PDP", **extra: Any) -> dict[str, Any]:
-    return {"procedure_code": "1.001193", "ward_code": ward, "form": birth_form(),
-            "documents": [{"document_code": "giay_chung_sinh", "media_id": media_id}], **extra}
+    return {
+        "procedure_code": "1.001193",
+        "ward_code": ward,
+        "form": birth_form(),
+        "documents": [{"document_code": "giay_chung_sinh", "media_id": media_id}],
+        **extra,
+    }
 
 
 @dataclass
@@ -83,8 +108,12 @@ class Person:
 
 
 async def person(
-    client: httpx.AsyncClient, db: AsyncSession, phone: str, role: str = "citizen",
-    ward: str | None = None, name: str = "Nguyễn Văn An",
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    phone: str,
+    role: str = "citizen",
+    ward: str | None = None,
+    name: str = "Nguyễn Văn An",
 ) -> Person:
     user = await make_user(db, phone, role, ward, full_name=name)
     tokens = await login(client, phone)
@@ -99,4 +128,3 @@ async def travel_to(client: httpx.AsyncClient, local: datetime, *people: Person)
     clock.advance(target - clock.now())
     for someone in people:
         someone.headers.update(bearer(await login(client, "0" + someone.phone[3:])))
-

@@ -44,15 +44,23 @@ async def request_code(client: httpx.AsyncClient, phone: str, purpose: str = "re
 
 
 async def register(
-    client: httpx.AsyncClient, sms_log: Path, phone: str, password: str = PASSWORD,
-    full_name: str = "Nguyễn Văn An", headers: dict[str, str] | None = None,
+    client: httpx.AsyncClient,
+    sms_log: Path,
+    phone: str,
+    password: str = PASSWORD,
+    full_name: str = "Nguyễn Văn An",
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     await request_code(client, phone)
     e164 = "+84" + phone.lstrip("0") if phone.startswith("0") else phone
     response = await client.post(
         "/api/v1/auth/register",
-        json={"phone": phone, "otp": last_code(sms_log, e164), "password": password,
-              "full_name": full_name},
+        json={
+            "phone": phone,
+            "otp": last_code(sms_log, e164),
+            "password": password,
+            "full_name": full_name,
+        },
         headers=headers or {},
     )
     assert response.status_code == 201, response.text
@@ -70,11 +78,16 @@ async def seed_wards(db: AsyncSession) -> None:
 
 
 async def make_user(
-    db: AsyncSession, phone: str, role: str, ward_code: str | None = None,
-    password: str = PASSWORD, full_name: str = "Cán bộ",
+    db: AsyncSession,
+    phone: str,
+    role: str,
+    ward_code: str | None = None,
+    password: str = PASSWORD,
+    full_name: str = "Cán bộ",
 ) -> User:
-    user = await identity.create_user(db, phone_raw=phone, password=password,
-                                      full_name=full_name, role=role, ward_code=ward_code)
+    user = await identity.create_user(
+        db, phone_raw=phone, password=password, full_name=full_name, role=role, ward_code=ward_code
+    )
     await db.commit()
     return user
 

@@ -14,16 +14,18 @@ PLATE_BOX = (200, 300, 240, 52)  # x, y, w, h in the unrotated 640x480 picture
 FACE_CENTRE = (470, 170)
 
 
-def scene(width: int = 640, height: int = 480, *, plate: bool = True,
-          face: bool = True) -> np.ndarray:
+def scene(
+    width: int = 640, height: int = 480, *, plate: bool = True, face: bool = True
+) -> np.ndarray:
     image = np.full((height, width, 3), 90, np.uint8)
     cv2.rectangle(image, (0, height * 3 // 4), (width, height), (60, 60, 60), -1)  # the road
     if plate:
         x, y, w, h = PLATE_BOX
         cv2.rectangle(image, (x, y), (x + w, y + h), (255, 255, 255), -1)
         cv2.rectangle(image, (x, y), (x + w, y + h), (0, 0, 0), 3)
-        cv2.putText(image, "A123BC 77", (x + 10, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 1.3,
-                    (0, 0, 0), 3)
+        cv2.putText(
+            image, "A123BC 77", (x + 10, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 3
+        )
     if face:
         cx, cy = FACE_CENTRE
         cv2.rectangle(image, (cx - 120, cy - 150), (cx + 120, cy + 150), (200, 200, 200), -1)
@@ -72,8 +74,13 @@ def heic(image: np.ndarray | None = None) -> bytes:
     return out.getvalue()
 
 
-def video(seconds: float = 1.0, fps: int = 10, size: tuple[int, int] = (320, 240),
-          fourcc: str = "mp4v", ext: str = ".mp4") -> bytes:
+def video(
+    seconds: float = 1.0,
+    fps: int = 10,
+    size: tuple[int, int] = (320, 240),
+    fourcc: str = "mp4v",
+    ext: str = ".mp4",
+) -> bytes:
     """A short clip of the scene with a moving bar, written by OpenCV's bundled FFMPEG."""
     width = size[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,11 +35,18 @@ def free_port() -> int:
 def two_server_processes(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Serve the current test database from two processes; yields the base URL."""
     port = free_port()
-    env = {**os.environ, "RUN_WORKER_IN_PROCESS": "false", "LOG_LEVEL": "WARNING",
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "RUN_WORKER_IN_PROCESS": "false",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, "serve", "--port", str(port), "--workers", "2"],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
