@@ -81,6 +81,7 @@ MODEL_MODULES = [
 SETTINGS_CLASSES = [
     "app.core.config:Settings",
     "app.identity.config:IdentitySettings",
+    "app.tokens.config:TokenSettings",
     "app.oauth.config:OAuthSettings",
     "app.dossiers.config:DossierSettings",
     "app.incidents.config:IncidentSettings",

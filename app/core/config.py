@@ -29,7 +29,7 @@ DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS0zMi1ieXRlcy1sb25nISE="
 
 class Settings(BaseSettings):
     """Core: the environment, the database, secrets, logs, the listeners, the worker (and, until
-    their domains take them, the app's token lifetimes, the OpenID provider's and cameras')."""
+    their domain takes them, cameras')."""
 
     # hide_input_in_errors: a refused setting's error must not print the other settings' values
     # (secrets) into a start-up log.
@@ -97,28 +97,6 @@ class Settings(BaseSettings):
     job_retention_days: int = 7
     # Jobs parked as dead are deleted after this.
     dead_job_retention_days: int = 30
-
-    # Lifetime of the app's access tokens (app.tokens).
-    access_token_ttl_seconds: int = 900
-    # Lifetime of the app's refresh tokens.
-    refresh_token_ttl_days: int = 30
-    # Grace for a concurrent retry with a just-used refresh token.
-    refresh_reuse_grace_seconds: int = 0
-    # `aud` of the mobile app's access tokens.
-    first_party_audience: str = "thainguyen-app"
-
-    # OpenID Connect provider (app.oauth): lifetime of an authorization code.
-    oauth_code_ttl_seconds: int = 120
-    # Lifetime of a pushed or saved authorization request.
-    oauth_request_ttl_seconds: int = 600
-    # Lifetime of partner apps' access tokens.
-    oauth_access_token_ttl_seconds: int = 600
-    # Lifetime of ID tokens.
-    oauth_id_token_ttl_seconds: int = 600
-    # Partner refresh tokens: grace for a concurrent retry before reuse revokes the family.
-    oauth_refresh_grace_seconds: int = 10
-    # The sign-in session at the provider's pages.
-    oauth_browser_session_days: int = 7
 
     # argon2id cost of every password and secret hash (app.core.security): passes, memory and
     # lanes; lower only in tests (the suite hashes hundreds of passwords). Production refuses

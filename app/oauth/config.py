@@ -1,8 +1,5 @@
-"""Settings of the OpenID Connect provider's outbound calls and DPoP checks (env: OAUTH_...).
-
-The provider's older settings (token lifetimes) live in app.core.config; these are the ones the
-hardening of issue #23 added.
-"""
+"""Settings of the OpenID Connect provider (env: OAUTH_...): lifetimes of its codes, requests,
+tokens and browser sessions, its outbound calls and its DPoP checks."""
 
 from __future__ import annotations
 
@@ -18,6 +15,19 @@ class OAuthSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_prefix="OAUTH_", extra="ignore", case_sensitive=False
     )
+
+    # Lifetime of an authorization code.
+    code_ttl_seconds: int = 120
+    # Lifetime of a pushed or saved authorization request.
+    request_ttl_seconds: int = 600
+    # Lifetime of partner apps' access tokens.
+    access_token_ttl_seconds: int = 600
+    # Lifetime of ID tokens.
+    id_token_ttl_seconds: int = 600
+    # Partner refresh tokens: grace for a concurrent retry before reuse revokes the family.
+    refresh_grace_seconds: int = 10
+    # The sign-in session at the provider's pages.
+    browser_session_days: int = 7
 
     # Partner URLs the provider calls (jwks_uri, backchannel_logout_uri, sector_identifier_uri)
     # may name private, loopback or link-local addresses: checked at registration and again,

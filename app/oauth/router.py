@@ -44,6 +44,7 @@ from app.oauth import (
     service,
 )
 from app.oauth.clients import SCOPES, Client
+from app.oauth.config import get_oauth_settings
 from app.oauth.server import Bridge, ClientReplayed, run, server
 from app.oauth.server import Request as OAuthRequest
 from app.tokens.keys import key_store
@@ -683,7 +684,7 @@ async def login_submit(request: Request, db: DbSession) -> Response:
         samesite="lax",
         secure=pages.secure_cookies(),
         path="/oauth",
-        max_age=get_settings().oauth_browser_session_days * 86400,
+        max_age=get_oauth_settings().browser_session_days * 86400,
     )
     return response
 

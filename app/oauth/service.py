@@ -28,6 +28,7 @@ from app.identity import service as identity
 from app.identity.models import User
 from app.oauth import errors, revocations
 from app.oauth.clients import client_view
+from app.oauth.config import get_oauth_settings
 from app.oauth.models import (
     AuthorizationCode,
     AuthorizationRequest,
@@ -105,7 +106,6 @@ async def sign_in(
     A new cookie each time (no session fixation); the browser's previous sign-in ends, and the
     partner sessions it opened move to the new one, so a later logout still reaches them."""
     user = await identity.authenticate(db, phone_raw=phone, password=password, ctx=ctx)
-    settings = get_settings()
     session, cookie = await tokens.start_session(
         db,
         user_id=user.id,
@@ -115,7 +115,7 @@ async def sign_in(
         ip=ctx.ip,
         acr=acr_for(user.identity_level),
     )
-    session.expires_at = clock.now() + timedelta(days=settings.oauth_browser_session_days)
+    session.expires_at = clock.now() + timedelta(days=get_oauth_settings().browser_session_days)
     await db.flush()
     if previous is not None:
         if previous.user_id == user.id:
@@ -152,8 +152,7 @@ async def save_request(
     db: AsyncSession, client_id: str, params: dict[str, Any], *, pushed: bool
 ) -> tuple[str, int]:
     """Keep an authorization request; return its `request_uri` and lifetime in seconds."""
-    settings = get_settings()
-    ttl = 90 if pushed else settings.oauth_request_ttl_seconds
+    ttl = 90 if pushed else get_oauth_settings().request_ttl_seconds
     handle = random_token("", 32)
     now = clock.now()
     clean = {k: v for k, v in params.items() if k not in {"request_uri", "client_secret"}}
@@ -189,7 +188,7 @@ async def load_request(
         # may take as long as any interactive request.
         row.expires_at = max(
             row.expires_at,
-            row.created_at + timedelta(seconds=get_settings().oauth_request_ttl_seconds),
+            row.created_at + timedelta(seconds=get_oauth_settings().request_ttl_seconds),
         )
     return row
 
@@ -415,7 +414,7 @@ async def save_code(
             dpop_jkt=params.get("dpop_jkt"),
             required_loa=grantee.required_loa,
             created_at=now,
-            expires_at=now + timedelta(seconds=get_settings().oauth_code_ttl_seconds),
+            expires_at=now + timedelta(seconds=get_oauth_settings().code_ttl_seconds),
         )
     )
     await db.flush()
@@ -515,7 +514,7 @@ def make_id_token(
         "aud": client.id,
         "azp": client.id,
         "iat": now,
-        "exp": now + settings.oauth_id_token_ttl_seconds,
+        "exp": now + get_oauth_settings().id_token_ttl_seconds,
         "auth_time": int(auth_time.timestamp()),
         "acr": acr,
         "amr": ["pwd"],
@@ -560,7 +559,7 @@ def _access_token(
         client_id=client.id,
         audience=settings.issuer,
         extra_claims=extra,
-        ttl_seconds=settings.oauth_access_token_ttl_seconds,
+        ttl_seconds=get_oauth_settings().access_token_ttl_seconds,
     )
 
 
@@ -778,7 +777,7 @@ async def commit_refresh(
             grantee.refresh_token,
             client_id=client.id,
             ip=ctx.ip,
-            grace_seconds=get_settings().oauth_refresh_grace_seconds,
+            grace_seconds=get_oauth_settings().refresh_grace_seconds,
             successor=successor,
             known=(grantee.extra["token_row"], grantee.session),
         )

@@ -28,6 +28,7 @@ from app.core.db import new_id, session_factory
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
 from app.tokens import errors
+from app.tokens.config import get_token_settings
 from app.tokens.keys import key_store
 from app.tokens.models import AuthSession, RefreshToken
 
@@ -71,17 +72,17 @@ def issue_access_token(
     extra_claims: dict[str, Any] | None = None,
     ttl_seconds: int | None = None,
 ) -> tuple[str, int]:
-    settings = get_settings()
-    ttl = ttl_seconds or settings.access_token_ttl_seconds
+    settings, lifetimes = get_settings(), get_token_settings()
+    ttl = ttl_seconds or lifetimes.access_token_ttl_seconds
     now = int(clock.now().timestamp())
     claims: dict[str, Any] = {
         "iss": settings.issuer,
         "sub": subject,
-        "aud": audience or settings.first_party_audience,
+        "aud": audience or lifetimes.first_party_audience,
         "iat": now,
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
-        "client_id": client_id or settings.first_party_audience,
+        "client_id": client_id or lifetimes.first_party_audience,
         "scope": scope,
     }
     if session_id is not None:
@@ -133,7 +134,7 @@ async def verify_access_token(
     if claims is None:
         claims = await _verify_with_fresh_keys(session, token)
     now = int(clock.now().timestamp())
-    expected_aud = audience or settings.first_party_audience
+    expected_aud = audience or get_token_settings().first_party_audience
     aud = claims.get("aud")
     aud_ok = aud == expected_aud or (isinstance(aud, list) and expected_aud in aud)
     if claims.get("iss") != settings.issuer or not aud_ok or int(claims.get("exp", 0)) <= now:
@@ -223,7 +224,7 @@ async def start_session(
         auth_time=auth_time or now,
         created_at=now,
         last_used_at=now,
-        expires_at=now + timedelta(days=get_settings().refresh_token_ttl_days),
+        expires_at=now + timedelta(days=get_token_settings().refresh_token_ttl_days),
     )
     db.add(auth_session)
     await db.flush()  # the parent row first: no ORM relationship orders these inserts
@@ -249,7 +250,9 @@ async def rotate_refresh_token(
     that one stored; `known` skips re-reading rows the caller just read for `presented`.
     Raises `auth.refresh_token_reused` (and revokes the family, committing that) on reuse.
     """
-    grace = get_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
+    grace = (
+        get_token_settings().refresh_reuse_grace_seconds if grace_seconds is None else grace_seconds
+    )
     now = clock.now()
     if known is None:
         row = (

@@ -120,13 +120,13 @@ async def _make_sessions(database_url: str, user_id: uuid.UUID, count: int) -> l
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.core import clock
-    from app.core.config import get_settings
     from app.core.security import random_token
+    from app.tokens.config import get_token_settings
     from app.tokens.models import AuthSession, RefreshToken
     from app.tokens.service import REFRESH_PREFIX, hash_refresh_token
 
     now = clock.now()
-    expires = now + timedelta(days=get_settings().refresh_token_ttl_days)
+    expires = now + timedelta(days=get_token_settings().refresh_token_ttl_days)
     tokens: list[str] = []
     engine = create_async_engine(database_url)
     try:

@@ -9,9 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from app.core import clock
-from app.core.config import get_settings
 from app.core.db import session_factory
 from app.tokens import service as tokens
+from app.tokens.config import get_token_settings
 from app.tokens.models import AuthSession, RefreshToken
 from tests.conftest import count
 from tests.support.flows import PASSWORD, bearer, login, make_user
@@ -132,7 +132,7 @@ async def test_access_token_expires_even_after_being_accepted(client, db):
     signed_in = await _signed_in(client, db)
     assert (await client.get("/api/v1/me", headers=bearer(signed_in))).status_code == 200
 
-    clock.advance(timedelta(seconds=get_settings().access_token_ttl_seconds + 1))
+    clock.advance(timedelta(seconds=get_token_settings().access_token_ttl_seconds + 1))
 
     assert (await client.get("/api/v1/me", headers=bearer(signed_in))).status_code == 401
 
