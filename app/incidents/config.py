@@ -52,6 +52,7 @@ class IncidentSettings(BaseSettings):
     incident_max_media: int = 10
     # Side of a spatial grid cell in degrees (~1.1 km of latitude at 0.01): the nearby query
     # looks only at the cells its circle touches, which an index serves on both databases.
+    # Changing it needs the stored `cell` column recomputed.
     incident_grid_degrees: float = 0.01
     # Open311 partners filing reports without a citizen account: {"api key": "partner name"}.
     incident_open311_api_keys: dict[str, str] = Field(default_factory=dict)

@@ -34,7 +34,8 @@ class MediaSettings(BaseSettings):
     media_ratio_check_min_pixels: int = 4_000_000
     # The most times its file size a large photo may decode to (see the setting above).
     media_max_compression_ratio: float = 200
-    # Longest video accepted, in seconds.
+    # Longest video accepted, in seconds: the declared duration, and measured on the decoded
+    # frames' timestamps.
     media_max_video_seconds: float = 300
     # A video is judged on what decoding it costs, not only on its declared duration: a frame
     # rate of 60,000 fps makes a tiny duration of a huge number of frames.
@@ -42,7 +43,7 @@ class MediaSettings(BaseSettings):
     media_max_video_frames: int = 18_000  # 5 minutes at 60 fps
     # Largest video frame in pixels (default 4K UHD).
     media_max_video_frame_pixels: int = 3840 * 2160
-    # Public versions: long sides of the thumbnails; detection runs on a copy this large.
+    # Public versions: long sides of the thumbnails (named `w320`, `w1280`).
     media_thumbnail_sizes: tuple[int, int] = (320, 1280)
     # Long side (pixels) of the copy that face and plate detection runs on.
     media_detect_max_side: int = 640
