@@ -25,7 +25,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     grants,
 )
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -112,22 +112,36 @@ class Request(OAuth2Request):
         form: list[tuple[str, str]],
     ) -> None:
         super().__init__(method, uri, headers=headers)
-        self._query = _first(query)
-        self._form = _first(form)
-        merged = form if method == "POST" else query
-        datalist: dict[str, list[str]] = defaultdict(list)
-        for key, value in merged:
-            datalist[key].append(value)
-        self.payload = BasicOAuth2Payload(_first(merged))
-        self.payload._datalist = datalist
+        self.query_params = _first(query)
+        self.form_params = _first(form)
+        self.payload = _Payload(form if method == "POST" else query)
 
     @property
     def args(self) -> dict[str, str]:
-        return self._query
+        return self.query_params
 
     @property
     def form(self) -> dict[str, str]:
-        return self._form
+        return self.form_params
+
+
+class _Payload(OAuth2Payload):
+    """The request's parameters as authlib reads them: the first value of each (`data`), and
+    all of them (`datalist`, where authlib looks for repeated parameters)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.first = _first(pairs)
+        self.every: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in pairs:
+            self.every[key].append(value)
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self.first
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self.every
 
 
 def _first(pairs: list[tuple[str, str]]) -> dict[str, str]:
