@@ -422,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("openapi", cmd_openapi, "write openapi/openapi.json and mobile_contracts/errors.json")
     add("settings-doc", cmd_settings_doc, "write docs/settings.md from the settings classes")
 
-    users = sub.add_parser("users", help="manage accounts")
-    users = users.add_subparsers(dest="sub", required=True)
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(
+        dest="sub", required=True
+    )
     create = add("create", cmd_users_create, "create an account", users)
     create.add_argument("--phone", required=True)
     create.add_argument("--password", required=True)
@@ -435,8 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--ward")
 
-    cameras = sub.add_parser("cameras", help="camera registry")
-    cameras = cameras.add_subparsers(dest="sub", required=True)
+    cameras = sub.add_parser("cameras", help="camera registry").add_subparsers(
+        dest="sub", required=True
+    )
     camera = add("create", cmd_cameras_create, "register a camera", cameras)
     camera.add_argument("--code", required=True, help="the id senders use in alerts")
     camera.add_argument("--name", required=True)

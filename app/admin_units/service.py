@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.admin_units.errors import WARD_NOT_FOUND
 from app.admin_units.models import AdminUnit
@@ -24,9 +25,9 @@ async def find_unit(session: AsyncSession, code: str) -> AdminUnit | None:
 
 
 async def list_units(session: AsyncSession, parent_code: str | None = None) -> list[AdminUnit]:
-    query = sa.select(AdminUnit).order_by(AdminUnit.level.desc(), AdminUnit.name)
+    query = sa.select(AdminUnit).order_by(col(AdminUnit.level).desc(), col(AdminUnit.name))
     if parent_code is not None:
-        query = query.where(AdminUnit.parent_code == parent_code)
+        query = query.where(col(AdminUnit.parent_code) == parent_code)
     return list((await session.execute(query)).scalars())
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.core import clock
 from app.core.config import get_settings
 from app.core.db import id_field, json_field, new_id, utc_field
+from app.core.tables import rows_matched, table_of
 
 
 class AuditEvent(SQLModel, table=True):
@@ -89,12 +90,14 @@ async def record(
     )
 
 
-_INSERT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+_INSERT = sa.insert(table_of(AuditEvent))
 
 
 async def events_about(session: AsyncSession, subject_id: uuid.UUID) -> list[AuditEvent]:
     rows = await session.execute(
-        sa.select(AuditEvent).where(AuditEvent.subject_id == subject_id).order_by(AuditEvent.at)
+        sa.select(AuditEvent)
+        .where(col(AuditEvent.subject_id) == subject_id)
+        .order_by(col(AuditEvent.at))
     )
     return list(rows.scalars())
 
@@ -120,5 +123,5 @@ async def export_about(session: AsyncSession, subject_id: uuid.UUID) -> list[dic
 async def purge_expired(session: AsyncSession) -> int:
     """Delete the entries older than AUDIT_RETENTION_DAYS; returns how many."""
     cutoff = clock.now() - timedelta(days=get_settings().audit_retention_days)
-    result = await session.execute(sa.delete(AuditEvent).where(AuditEvent.at < cutoff))
-    return int(result.rowcount or 0)
+    result = await session.execute(sa.delete(AuditEvent).where(col(AuditEvent.at) < cutoff))
+    return int(rows_matched(result) or 0)

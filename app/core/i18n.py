@@ -26,5 +26,5 @@ def negotiate(accept_language: str | None) -> Language:
                 except ValueError:
                     quality = 0.0
         if tag in SUPPORTED and quality > 0 and (best is None or quality > best[0]):
-            best = (quality, tag)  # type: ignore[assignment]
+            best = (quality, tag)
     return best[1] if best else DEFAULT

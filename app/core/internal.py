@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core import errors, metrics
 from app.core.config import get_settings
-from app.core.i18n import negotiate
+from app.core.i18n import Language, negotiate
 
 INTERNAL_PREFIX = "/internal/"
 # Served on both listeners: probes and scrapers usually sit inside the network.
@@ -117,7 +117,7 @@ class ListenerSplitMiddleware:
 
     @staticmethod
     async def _not_found(scope: Scope, send: Send) -> None:
-        language = "vi"
+        language: Language = "vi"
         for key, value in scope.get("headers", []):
             if key == b"accept-language":
                 language = negotiate(value.decode("latin-1"))

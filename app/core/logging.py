@@ -49,7 +49,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries that log through stdlib logging go through the same renderer.
-    handler = logging.StreamHandler(_STDOUT)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(_STDOUT)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

@@ -12,11 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import audit, clock, ratelimit
 from app.core.config import get_settings
 from app.core.jobs import DEAD, DONE, Job, periodic
 from app.core.logging import get_logger
+from app.core.tables import rows_matched
 
 log = get_logger("maintenance")
 
@@ -27,17 +29,17 @@ async def purge_jobs(session: AsyncSession, _payload: dict[str, Any]) -> None:
     now = clock.now()
     done = await session.execute(
         sa.delete(Job).where(
-            Job.status == DONE,
-            Job.finished_at < now - timedelta(days=settings.job_retention_days),
+            col(Job.status) == DONE,
+            col(Job.finished_at) < now - timedelta(days=settings.job_retention_days),
         )
     )
     dead = await session.execute(
         sa.delete(Job).where(
-            Job.status == DEAD,
-            Job.finished_at < now - timedelta(days=settings.dead_job_retention_days),
+            col(Job.status) == DEAD,
+            col(Job.finished_at) < now - timedelta(days=settings.dead_job_retention_days),
         )
     )
-    log.info("jobs_purged", done=done.rowcount, dead=dead.rowcount)
+    log.info("jobs_purged", done=rows_matched(done), dead=rows_matched(dead))
 
 
 @periodic("maintenance.purge_rate_limits", every=timedelta(hours=1))

@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.core import clock, errors
 from app.core.db import utc_field
+from app.core.tables import rows_matched, table_of
 
 
 class RateLimitCounter(SQLModel, table=True):
@@ -33,9 +34,9 @@ async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: in
     window_start = datetime.fromtimestamp(epoch - epoch % window_seconds, tz=now.tzinfo)
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = RateLimitCounter.__table__
-    stmt = insert(table).values(key=key, window_start=window_start, count=1)
-    stmt = stmt.on_conflict_do_update(
+    table = table_of(RateLimitCounter)
+    row = insert(table).values(key=key, window_start=window_start, count=1)
+    stmt = row.on_conflict_do_update(
         index_elements=[table.c.key],
         set_={
             "count": sa.case((table.c.window_start == window_start, table.c.count + 1), else_=1),
@@ -57,6 +58,6 @@ async def hit(session: AsyncSession, key: str, *, limit: int, window_seconds: in
 async def purge_expired(session: AsyncSession, older_than_seconds: int = 86400) -> int:
     cutoff = datetime.fromtimestamp(clock.now().timestamp() - older_than_seconds, tz=clock.LOCAL_TZ)
     result = await session.execute(
-        sa.delete(RateLimitCounter).where(RateLimitCounter.window_start < cutoff)
+        sa.delete(RateLimitCounter).where(col(RateLimitCounter.window_start) < cutoff)
     )
-    return result.rowcount or 0
+    return rows_matched(result) or 0

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlmodel import col
 
 from app.core import audit
 from app.core import errors as core_errors
@@ -209,8 +210,11 @@ async def rate(
 async def _document_stream(session: DbSession, dossier: Any, media_id: uuid.UUID) -> Any:
     linked = (
         await session.execute(
-            sa.select(DossierDocument.id)
-            .where(DossierDocument.dossier_id == dossier.id, DossierDocument.media_id == media_id)
+            sa.select(col(DossierDocument.id))
+            .where(
+                col(DossierDocument.dossier_id) == dossier.id,
+                col(DossierDocument.media_id) == media_id,
+            )
             .limit(1)
         )
     ).scalar_one_or_none()

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.admin_units import service as admin_units
 from app.core import audit, clock, deep_links, jobs, ratelimit
@@ -27,6 +28,7 @@ from app.core.db import Direct, UTCDateTime
 from app.core.errors import AppError
 from app.core.i18n import Language
 from app.core.personal_data import Retained
+from app.core.tables import table_of
 from app.dossiers import errors, form_pii
 from app.dossiers.calendar import get_calendar, local_date
 from app.dossiers.catalogue import PROCEDURES
@@ -50,8 +52,9 @@ from app.dossiers.workflow import (
     allowed_actions,
     is_allowed,
 )
-from app.identity.models import User
+from app.identity import service as identity
 from app.identity.roles import STAFF_ROLES, Role
+from app.identity.service import Account
 from app.media import service as media
 
 STATUS_CHANGED = "dossier.status_changed"
@@ -68,8 +71,8 @@ def _search_text(p: dict[str, Any]) -> str:
 async def sync_catalogue(session: AsyncSession) -> int:
     """Upsert the seeded procedures (idempotent; run at start-up and by tests). One
     INSERT ... ON CONFLICT per procedure, so several server processes starting at once agree."""
-    table = Procedure.__table__
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = table_of(Procedure)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for data in PROCEDURES:
         values = {**data, "search_text": _search_text(data), "active": True}
         stmt = insert(table).values(**values)
@@ -83,10 +86,14 @@ async def sync_catalogue(session: AsyncSession) -> int:
 
 
 async def search_procedures(session: AsyncSession, q: str | None) -> list[Procedure]:
-    query = sa.select(Procedure).where(Procedure.active.is_(True)).order_by(Procedure.code)
+    query = (
+        sa.select(Procedure).where(col(Procedure.active).is_(True)).order_by(col(Procedure.code))
+    )
     for term in fold(q or "").split(" "):
         if term:
-            query = query.where(Procedure.search_text.like(f"%{like_escape(term)}%", escape="\\"))
+            query = query.where(
+                col(Procedure.search_text).like(f"%{like_escape(term)}%", escape="\\")
+            )
     return list((await session.execute(query)).scalars())
 
 
@@ -208,8 +215,8 @@ async def _next_code(session: AsyncSession, agency_code: str, now: datetime) -> 
     transaction. On PostgreSQL the upsert holds the row lock until commit, so concurrent
     submissions to one agency queue here and a rolled-back one gives its number back."""
     day = local_date(now).strftime("%y%m%d")
-    table = DossierCounter.__table__
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = table_of(DossierCounter)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(table)
         .values(agency_code=agency_code, day=day, last=1)
@@ -245,8 +252,8 @@ async def _claim_key(
     The reservation is a row in this transaction: a concurrent request with the same key waits
     on it (PostgreSQL) and then finds the committed dossier.
     """
-    table = DossierIdempotencyKey.__table__
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    table = table_of(DossierIdempotencyKey)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
         insert(table)
         .values(citizen_id=citizen_id, key=key, request_hash=request_hash, created_at=clock.now())
@@ -258,7 +265,8 @@ async def _claim_key(
     record = (
         await session.execute(
             sa.select(DossierIdempotencyKey).where(
-                DossierIdempotencyKey.citizen_id == citizen_id, DossierIdempotencyKey.key == key
+                col(DossierIdempotencyKey.citizen_id) == citizen_id,
+                col(DossierIdempotencyKey.key) == key,
             )
         )
     ).scalar_one()
@@ -293,7 +301,7 @@ class Known:
 
 
 async def submit(
-    session: AsyncSession, citizen: User, body: DossierCreate, idempotency_key: str | None
+    session: AsyncSession, citizen: Account, body: DossierCreate, idempotency_key: str | None
 ) -> tuple[Dossier, Known | None]:
     """Create a dossier (with what `view` needs of it), or return the one this
     Idempotency-Key already created (with None)."""
@@ -327,7 +335,10 @@ async def submit(
     documents = await _attach(session, dossier, body.documents, "submission", citizen.id)
     await session.execute(
         sa.update(DossierIdempotencyKey)
-        .where(DossierIdempotencyKey.citizen_id == citizen.id, DossierIdempotencyKey.key == key)
+        .where(
+            col(DossierIdempotencyKey.citizen_id) == citizen.id,
+            col(DossierIdempotencyKey.key) == key,
+        )
         .values(dossier_id=dossier.id)
     )
     dossier.code = await _next_code(session, agency, now)
@@ -346,7 +357,7 @@ async def _record(
     dossier: Dossier,
     transition: Transition,
     from_status: str | None,
-    actor: User | None,
+    actor: Account | None,
     *,
     note: str | None,
     data: dict[str, Any],
@@ -390,14 +401,14 @@ async def _record(
 
 
 async def _load(session: AsyncSession, code: str, *, lock: bool = False) -> Dossier | None:
-    query = sa.select(Dossier).where(Dossier.code == code)
+    query = sa.select(Dossier).where(col(Dossier.code) == code)
     if lock:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 
 async def for_citizen(
-    session: AsyncSession, citizen: User, code: str, *, lock: bool = False
+    session: AsyncSession, citizen: Account, code: str, *, lock: bool = False
 ) -> Dossier:
     dossier = await _load(session, code, lock=lock)
     if dossier is None or dossier.citizen_id != citizen.id:
@@ -405,7 +416,7 @@ async def for_citizen(
     return dossier
 
 
-def staff_sees(staff: User, dossier: Dossier) -> bool:
+def staff_sees(staff: Account, dossier: Dossier) -> bool:
     """City admins see every queue (the province's included); ward staff only their ward's."""
     if staff.role == Role.CITY_ADMIN:
         return True
@@ -413,7 +424,7 @@ def staff_sees(staff: User, dossier: Dossier) -> bool:
 
 
 async def for_staff(
-    session: AsyncSession, staff: User, code: str, *, lock: bool = False
+    session: AsyncSession, staff: Account, code: str, *, lock: bool = False
 ) -> Dossier:
     """404, not 403, outside the staff member's scope: existence is not leaked."""
     dossier = await _load(session, code, lock=lock)
@@ -476,6 +487,9 @@ async def view(
     staff: bool,
     known: Known | None = None,
 ) -> dict[str, Any]:
+    procedure: Procedure | None
+    docs: Sequence[DossierDocument]
+    events: Sequence[DossierEvent]
     if known is not None:  # just created by this request: nothing to read back
         procedure, docs, files, events = (
             known.procedure,
@@ -561,8 +575,8 @@ async def _view_parts(
         (
             await session.execute(
                 sa.select(DossierDocument)
-                .where(DossierDocument.dossier_id == dossier.id)
-                .order_by(DossierDocument.added_at, DossierDocument.id)
+                .where(col(DossierDocument.dossier_id) == dossier.id)
+                .order_by(col(DossierDocument.added_at), col(DossierDocument.id))
             )
         )
         .scalars()
@@ -573,8 +587,8 @@ async def _view_parts(
         (
             await session.execute(
                 sa.select(DossierEvent)
-                .where(DossierEvent.dossier_id == dossier.id)
-                .order_by(DossierEvent.at, DossierEvent.id)
+                .where(col(DossierEvent.dossier_id) == dossier.id)
+                .order_by(col(DossierEvent.at), col(DossierEvent.id))
             )
         )
         .scalars()
@@ -602,8 +616,8 @@ def decode_cursor(cursor: str, by_due: bool) -> tuple[datetime | None, uuid.UUID
 # Lists read only a summary's columns straight from the tables (no ORM objects, no JSON columns
 # decoded) with one statement per combination of filters, built once: building, cache-keying
 # and loading 20 full Dossier objects cost four times the query itself.
-_D = Dossier.__table__.c  # type: ignore[attr-defined]
-_P = Procedure.__table__.c  # type: ignore[attr-defined]
+_D = table_of(Dossier).c
+_P = table_of(Procedure).c
 # Literals, not parameters, and spelled as the partial index's predicate, so PostgreSQL can use
 # `ix_dossiers_open_due` in the generic plan of the prepared statement too.
 _IS_OPEN = _D.status.in_([sa.literal_column(f"'{s}'") for s in OPEN_STATUSES])
@@ -684,8 +698,8 @@ def _list_statement(shape: _ListShape) -> sa.Select[Any]:
             _D.paused_at,
         )
         .select_from(
-            Dossier.__table__.join(
-                Procedure.__table__,  # type: ignore[attr-defined]
+            table_of(Dossier).join(
+                table_of(Procedure),
                 _P.code == _D.procedure_code,
             )
         )
@@ -743,7 +757,7 @@ async def _list(
 
 
 async def list_mine(
-    session: AsyncSession, citizen: User, cursor: str | None, limit: int, language: Language
+    session: AsyncSession, citizen: Account, cursor: str | None, limit: int, language: Language
 ) -> dict[str, Any]:
     shape = _ListShape(citizen=True, english=language != "vi")
     now = clock.now()
@@ -766,8 +780,10 @@ def _local_midnight(day: date) -> datetime:
 
 
 class StaffScope(Protocol):
-    role: str
-    ward_code: str | None
+    @property
+    def role(self) -> str: ...
+    @property
+    def ward_code(self) -> str | None: ...
 
 
 async def staff_list(
@@ -806,7 +822,7 @@ async def staff_list(
 
 
 async def staff_read(
-    session: AsyncSession, staff: User, code: str, language: Language, ctx: AuditContext
+    session: AsyncSession, staff: Account, code: str, language: Language, ctx: AuditContext
 ) -> dict[str, Any]:
     dossier = await for_staff(session, staff, code)
     await audit.record(
@@ -897,15 +913,15 @@ def _supplement_deadline(requested_at: datetime) -> datetime:
     return calendar.close_of(calendar.add_workdays(local_date(requested_at), days))
 
 
-async def _assignee(session: AsyncSession, dossier: Dossier, assignee_id: uuid.UUID) -> User:
-    user = await session.get(User, assignee_id)
-    if user is None or user.status != "active" or not staff_sees(user, dossier):
+async def _assignee(session: AsyncSession, dossier: Dossier, assignee_id: uuid.UUID) -> Account:
+    user = await identity.get_active_user(session, assignee_id)
+    if user is None or not staff_sees(user, dossier):
         raise AppError(errors.ASSIGNEE_INVALID)
     return user
 
 
 async def transition(
-    session: AsyncSession, staff: User, code: str, body: TransitionIn, ctx: AuditContext
+    session: AsyncSession, staff: Account, code: str, body: TransitionIn, ctx: AuditContext
 ) -> Dossier:
     dossier = await for_staff(session, staff, code, lock=True)
     step = _guard(dossier, body.action, Actor.STAFF)
@@ -917,6 +933,7 @@ async def transition(
         case "receive":
             counted_from = _start_clock(dossier, procedure, now)
             dossier.received_by_id = staff.id
+            assert dossier.due_at is not None  # set by _start_clock
             data = {
                 "receipt_no": dossier.code,
                 "appointment_at": dossier.due_at.isoformat(),
@@ -993,7 +1010,7 @@ async def transition(
 
 
 async def supplement(
-    session: AsyncSession, citizen: User, code: str, body: SupplementIn
+    session: AsyncSession, citizen: Account, code: str, body: SupplementIn
 ) -> Dossier:
     dossier = await for_citizen(session, citizen, code, lock=True)
     step = _guard(dossier, "supplement", Actor.CITIZEN)
@@ -1034,7 +1051,9 @@ async def supplement(
     return dossier
 
 
-async def withdraw(session: AsyncSession, citizen: User, code: str, reason: str | None) -> Dossier:
+async def withdraw(
+    session: AsyncSession, citizen: Account, code: str, reason: str | None
+) -> Dossier:
     dossier = await for_citizen(session, citizen, code, lock=True)
     step = _guard(dossier, "withdraw", Actor.CITIZEN)
     before, now = dossier.status, clock.now()
@@ -1046,7 +1065,7 @@ async def withdraw(session: AsyncSession, citizen: User, code: str, reason: str 
 
 
 async def rate(
-    session: AsyncSession, citizen: User, code: str, score: int, comment: str | None
+    session: AsyncSession, citizen: Account, code: str, score: int, comment: str | None
 ) -> Dossier:
     dossier = await for_citizen(session, citizen, code, lock=True)
     step = _guard(dossier, "rate", Actor.CITIZEN)
@@ -1069,12 +1088,15 @@ async def stop_unsupplemented(session: AsyncSession, *, batch: int = 500) -> int
     now = clock.now()
     query = (
         sa.select(Dossier)
-        .where(Dossier.status == Status.SUPPLEMENT_REQUESTED, Dossier.supplement_due_at < now)
-        .order_by(Dossier.supplement_due_at)
+        .where(
+            col(Dossier.status) == Status.SUPPLEMENT_REQUESTED, col(Dossier.supplement_due_at) < now
+        )
+        .order_by(col(Dossier.supplement_due_at))
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
     step = TRANSITIONS["supplement_expired"]
+    assert step.target is not None
     stopped = 0
     for dossier in (await session.execute(query)).scalars().all():
         due = dossier.supplement_due_at
@@ -1145,36 +1167,36 @@ async def public_lookup(
 
 async def stats(
     session: AsyncSession,
-    staff: User,
+    staff: Account,
     *,
     agency_code: str | None,
     period_from: str | None,
     period_to: str | None,
 ) -> list[dict[str, Any]]:
-    on_time = sa.func.sum(sa.case((Dossier.timeliness.in_(["early", "on_time"]), 1), else_=0))
+    on_time = sa.func.sum(sa.case((col(Dossier.timeliness).in_(["early", "on_time"]), 1), else_=0))
     query = (
         sa.select(
-            Dossier.agency_code,
-            Dossier.period,
+            col(Dossier.agency_code),
+            col(Dossier.period),
             sa.func.count().label("submitted"),
-            sa.func.count(Dossier.received_at),
-            sa.func.count(Dossier.resolved_at),
+            sa.func.count(col(Dossier.received_at)),
+            sa.func.count(col(Dossier.resolved_at)),
             on_time,
-            sa.func.avg(Dossier.processing_days),
-            sa.func.count(Dossier.rating),
-            sa.func.avg(Dossier.rating),
+            sa.func.avg(col(Dossier.processing_days)),
+            sa.func.count(col(Dossier.rating)),
+            sa.func.avg(col(Dossier.rating)),
         )
-        .group_by(Dossier.agency_code, Dossier.period)
-        .order_by(Dossier.period, Dossier.agency_code)
+        .group_by(col(Dossier.agency_code), col(Dossier.period))
+        .order_by(col(Dossier.period), col(Dossier.agency_code))
     )
     if staff.role != Role.CITY_ADMIN:
-        query = query.where(Dossier.agency_code == staff.ward_code)
+        query = query.where(col(Dossier.agency_code) == staff.ward_code)
     if agency_code:
-        query = query.where(Dossier.agency_code == agency_code)
+        query = query.where(col(Dossier.agency_code) == agency_code)
     if period_from:
-        query = query.where(Dossier.period >= period_from)
+        query = query.where(col(Dossier.period) >= period_from)
     if period_to:
-        query = query.where(Dossier.period <= period_to)
+        query = query.where(col(Dossier.period) <= period_to)
     out = []
     for (
         agency,
@@ -1212,7 +1234,9 @@ async def export_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[dic
     rows = (
         (
             await session.execute(
-                sa.select(Dossier).where(Dossier.citizen_id == user_id).order_by(Dossier.id)
+                sa.select(Dossier)
+                .where(col(Dossier.citizen_id) == user_id)
+                .order_by(col(Dossier.id))
             )
         )
         .scalars()
@@ -1228,7 +1252,9 @@ async def export_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[dic
 async def erase_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
     count = (
         await session.execute(
-            sa.select(sa.func.count()).select_from(Dossier).where(Dossier.citizen_id == user_id)
+            sa.select(sa.func.count())
+            .select_from(Dossier)
+            .where(col(Dossier.citizen_id) == user_id)
         )
     ).scalar_one()
     if not count:
@@ -1237,8 +1263,8 @@ async def erase_dossiers(session: AsyncSession, user_id: uuid.UUID) -> list[Reta
     await session.execute(
         sa.update(Dossier)
         .where(
-            Dossier.citizen_id == user_id,
-            Dossier.status.in_([s.value for s in Status if s in _CANCELLABLE]),
+            col(Dossier.citizen_id) == user_id,
+            col(Dossier.status).in_([s.value for s in Status if s in _CANCELLABLE]),
         )
         .values(
             status=Status.WITHDRAWN, closed_at=clock.now(), paused_at=None, supplement_due_at=None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from app.core import clock
 from app.core.audit import AuditContext
 from app.core.db import DbSession, Direct
 from app.core.errors import FORBIDDEN, TOKEN_INVALID, UNAUTHENTICATED, AppError
+from app.core.tables import table_of
 from app.identity.models import User, signed_in_account
 from app.identity.roles import STAFF_ROLES, Role
 from app.tokens import service as tokens
@@ -80,9 +82,9 @@ bearer_token = _SignedBearer(
 )
 CurrentBearer = Annotated[BearerToken, Depends(bearer_token)]
 # For an endpoint that calls `bearer_token` itself: documents the scheme as the dependency would.
-BEARER_SECURITY = {"security": [{bearer.scheme_name: []}]}
+BEARER_SECURITY: dict[str, Any] = {"security": [{bearer.scheme_name: []}]}
 # Routes that serve anyone and more to a signed-in caller: the token is optional.
-OPTIONAL_BEARER_SECURITY = {"security": [{bearer.scheme_name: []}, {}]}
+OPTIONAL_BEARER_SECURITY: dict[str, Any] = {"security": [{bearer.scheme_name: []}, {}]}
 
 
 def session_ended() -> AppError:
@@ -123,7 +125,7 @@ async def optional_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             raise AppError(FORBIDDEN)
@@ -156,7 +158,7 @@ class StaffCaller:
 # The caller's role and ward, only while the session behind the token lives (as
 # `_PRINCIPAL_QUERY`), on the driver's connection: one round trip, no transaction.
 _CALLER_SCOPE = Direct(
-    sa.select(User.__table__.c.role, User.__table__.c.ward_code)  # type: ignore[attr-defined]
+    sa.select(table_of(User).c.role, table_of(User).c.ward_code)
     .select_from(_SIGNED_IN)
     .where(*_SIGNED_IN_CONDITIONS)
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock, personal_data
 from app.core.errors import AppError
@@ -38,7 +39,7 @@ async def start(session: AsyncSession, user: User, hours: float) -> StaffDuty:
 
 
 async def end(session: AsyncSession, user: User) -> None:
-    await session.execute(sa.delete(StaffDuty).where(StaffDuty.user_id == user.id))
+    await session.execute(sa.delete(StaffDuty).where(col(StaffDuty.user_id) == user.id))
 
 
 async def current(session: AsyncSession, user_id: uuid.UUID) -> StaffDuty | None:
@@ -57,16 +58,21 @@ class Shift:
 async def on_duty(session: AsyncSession, ward_code: str) -> list[Shift]:
     """The shifts running now in the ward, of staff still active and still of that ward."""
     rows = await session.execute(
-        sa.select(StaffDuty.user_id, User.full_name, StaffDuty.started_at, StaffDuty.until)
-        .join(User, User.id == StaffDuty.user_id)
-        .where(
-            StaffDuty.ward_code == ward_code,
-            StaffDuty.until > clock.now(),
-            User.ward_code == ward_code,
-            User.status == "active",
-            User.role.in_(WARD_STAFF_ROLES),
+        sa.select(
+            col(StaffDuty.user_id),
+            col(User.full_name),
+            col(StaffDuty.started_at),
+            col(StaffDuty.until),
         )
-        .order_by(StaffDuty.started_at)
+        .join(User, col(User.id) == StaffDuty.user_id)
+        .where(
+            col(StaffDuty.ward_code) == ward_code,
+            col(StaffDuty.until) > clock.now(),
+            col(User.ward_code) == ward_code,
+            col(User.status) == "active",
+            col(User.role).in_(WARD_STAFF_ROLES),
+        )
+        .order_by(col(StaffDuty.started_at))
     )
     return [Shift(*row) for row in rows]
 
@@ -105,7 +111,7 @@ async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[st
 
 
 async def erase_user(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
-    await session.execute(sa.delete(StaffDuty).where(StaffDuty.user_id == user_id))
+    await session.execute(sa.delete(StaffDuty).where(col(StaffDuty.user_id) == user_id))
     return []
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.db import id_field, utc_field
+from app.core.tables import table_of
 from app.tokens.models import AuthSession
 
 
@@ -112,7 +113,7 @@ def signed_in_account() -> tuple[sa.Join, tuple[sa.ColumnElement[bool], ...]]:
     """Accounts joined to their sign-ins, and what makes a bearer token's caller real: the
     account active and the session behind the token alive. Bind `user_id`, `session_id`, `now`.
     Every query that authenticates a caller uses it (the ORM principal, GET /me, staff reads)."""
-    users, sessions = User.__table__, AuthSession.__table__  # type: ignore[attr-defined]
+    users, sessions = table_of(User), table_of(AuthSession)
     return users.join(sessions, sessions.c.user_id == users.c.id), (
         users.c.id == sa.bindparam("user_id"),
         users.c.status == "active",

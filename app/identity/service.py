@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 
 from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs, metrics, ratelimit
@@ -33,6 +34,7 @@ from app.core.security import (
     random_digits,
     verify_password,
 )
+from app.core.tables import rows_matched, table_of
 from app.identity import errors
 from app.identity.cccd import check_cccd, mask_cccd
 from app.identity.config import get_identity_settings
@@ -49,6 +51,10 @@ from app.identity.phone import mask_phone, normalize_vn_mobile
 from app.identity.roles import STAFF_ROLES, WARD_BOUND_ROLES, Role
 from app.tokens import errors as token_errors
 from app.tokens import service as tokens
+
+Account = User
+"""The account type other domains name in their signatures (a citizen, a staff member). Its table
+stays identity's: they read accounts through this module's functions (e.g. `get_active_user`)."""
 
 OTP_LENGTH = 6
 SEND_SMS = "identity.send_sms"
@@ -114,8 +120,8 @@ async def _latest_otp(session: AsyncSession, phone: str, purpose: str) -> OtpCha
     return (
         await session.execute(
             sa.select(OtpChallenge)
-            .where(OtpChallenge.phone == phone, OtpChallenge.purpose == purpose)
-            .order_by(OtpChallenge.created_at.desc())
+            .where(col(OtpChallenge.phone) == phone, col(OtpChallenge.purpose) == purpose)
+            .order_by(col(OtpChallenge.created_at).desc())
             .limit(1)
         )
     ).scalar_one_or_none()
@@ -128,7 +134,9 @@ async def get_active_user(session: AsyncSession, user_id: uuid.UUID) -> User | N
 
 
 async def find_user_by_phone(session: AsyncSession, phone: str) -> User | None:
-    return (await session.execute(sa.select(User).where(User.phone == phone))).scalar_one_or_none()
+    return (
+        await session.execute(sa.select(User).where(col(User.phone) == phone))
+    ).scalar_one_or_none()
 
 
 async def send_otp(
@@ -224,7 +232,7 @@ async def consume_otp(
     now = clock.now()
     if challenge is None or challenge.consumed_at is not None or challenge.expires_at <= now:
         raise AppError(errors.OTP_EXPIRED, commit=True)
-    table = OtpChallenge.__table__  # type: ignore[attr-defined]
+    table = table_of(OtpChallenge)
     attempts = (
         await session.execute(
             sa.update(table)
@@ -256,7 +264,7 @@ async def consume_otp(
         .where(table.c.id == challenge.id, table.c.consumed_at.is_(None))
         .values(consumed_at=now)
     )
-    if used.rowcount != 1:
+    if rows_matched(used) != 1:
         raise AppError(errors.OTP_EXPIRED)
 
 
@@ -387,7 +395,7 @@ async def login(
 
 
 def _not_locked(now: datetime) -> sa.ColumnElement[bool]:
-    users = User.__table__  # type: ignore[attr-defined]
+    users = table_of(User)
     return sa.or_(users.c.locked_until.is_(None), users.c.locked_until <= now)
 
 
@@ -395,7 +403,7 @@ def _locked_until_after(failures: sa.ColumnElement[int], now: datetime) -> sa.Co
     """`_lock_seconds` as SQL over the new count of failures: no lock below the free failures,
     then one step per failure up to the cap."""
     settings = get_identity_settings()
-    users = User.__table__  # type: ignore[attr-defined]
+    users = table_of(User)
     steps = []
     count = settings.login_free_failures
     while count <= settings.login_free_failures + 21:
@@ -423,7 +431,7 @@ async def _admit_attempt(session: AsyncSession, user: User, *, ok: bool) -> int 
     success resets the count, a failure adds one and locks when due. None when the account is
     locked (by concurrent failures too): the attempt then counts for nothing and says nothing,
     whatever the password, so a burst of guesses gets no more answers than a slow one."""
-    users = User.__table__  # type: ignore[attr-defined]
+    users = table_of(User)
     now = clock.now()
     if ok:
         values: dict[str, Any] = {"failed_logins": 0, "locked_until": None}
@@ -611,9 +619,10 @@ async def active_verification(
         await session.execute(
             sa.select(IdentityVerification)
             .where(
-                IdentityVerification.user_id == user_id, IdentityVerification.revoked_at.is_(None)
+                col(IdentityVerification.user_id) == user_id,
+                col(IdentityVerification.revoked_at).is_(None),
             )
-            .order_by(IdentityVerification.verified_at.desc())
+            .order_by(col(IdentityVerification.verified_at).desc())
             .limit(1)
         )
     ).scalar_one_or_none()
@@ -644,21 +653,21 @@ async def _identity_and_verification(
             .outerjoin(
                 IdentityVerification,
                 sa.and_(
-                    IdentityVerification.user_id == CitizenIdentity.user_id,
-                    IdentityVerification.revoked_at.is_(None),
+                    col(IdentityVerification.user_id) == col(CitizenIdentity.user_id),
+                    col(IdentityVerification.revoked_at).is_(None),
                 ),
             )
-            .where(CitizenIdentity.user_id == user_id)
-            .order_by(IdentityVerification.verified_at.desc())
+            .where(col(CitizenIdentity.user_id) == user_id)
+            .order_by(col(IdentityVerification.verified_at).desc())
             .limit(1)
         )
     ).first()
     return (row[0], row[1]) if row else (None, None)
 
 
-_users = User.__table__  # type: ignore[attr-defined]
-_identities = CitizenIdentity.__table__  # type: ignore[attr-defined]
-_verifications = IdentityVerification.__table__  # type: ignore[attr-defined]
+_users = table_of(User)
+_identities = table_of(CitizenIdentity)
+_verifications = table_of(IdentityVerification)
 _signed_in, _signed_in_conditions = signed_in_account()
 
 # The account's own fields in a profile (ProfileOut), shared by the owner's and the staff view.
@@ -793,7 +802,7 @@ def _checked_cccd(cccd: str, *, date_of_birth: date, gender: str) -> str:
 async def _cccd_holder(session: AsyncSession, index: str) -> uuid.UUID | None:
     return (
         await session.execute(
-            sa.select(CitizenIdentity.user_id).where(CitizenIdentity.cccd_index == index)
+            sa.select(col(CitizenIdentity.user_id)).where(col(CitizenIdentity.cccd_index) == index)
         )
     ).scalar_one_or_none()
 
@@ -906,10 +915,13 @@ async def _revoke_verifications(
 ) -> int:
     result = await session.execute(
         sa.update(IdentityVerification)
-        .where(IdentityVerification.user_id == user_id, IdentityVerification.revoked_at.is_(None))
+        .where(
+            col(IdentityVerification.user_id) == user_id,
+            col(IdentityVerification.revoked_at).is_(None),
+        )
         .values(revoked_at=clock.now(), revoked_by_id=by, revoke_reason=reason)
     )
-    return result.rowcount or 0
+    return rows_matched(result) or 0
 
 
 # ---------------------------------------------------------------- staff, ward scope
@@ -1026,7 +1038,9 @@ async def _release_claim(
     if await active_verification(session, holder_id) is not None:
         raise AppError(errors.CCCD_VERIFIED_ELSEWHERE)
     holder = await session.get(User, holder_id)
-    await session.execute(sa.delete(CitizenIdentity).where(CitizenIdentity.user_id == holder_id))
+    await session.execute(
+        sa.delete(CitizenIdentity).where(col(CitizenIdentity.user_id) == holder_id)
+    )
     if holder is not None:
         await _set_level(session, holder, 0)
     await audit.record(
@@ -1108,11 +1122,11 @@ async def export_account(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
     identity = await get_identity(session, user_id)
     verifications = (
         await session.execute(
-            sa.select(IdentityVerification).where(IdentityVerification.user_id == user_id)
+            sa.select(IdentityVerification).where(col(IdentityVerification.user_id) == user_id)
         )
     ).scalars()
     consents = (
-        await session.execute(sa.select(ConsentRecord).where(ConsentRecord.user_id == user_id))
+        await session.execute(sa.select(ConsentRecord).where(col(ConsentRecord.user_id) == user_id))
     ).scalars()
     return {
         "profile": _row(user, exclude={"password_hash"}),
@@ -1138,15 +1152,15 @@ async def erase_account(session: AsyncSession, user_id: uuid.UUID) -> list[Retai
     user = await session.get(User, user_id)
     assert user is not None
     await tokens.delete_user_sessions(session, user_id)
-    await session.execute(sa.delete(CitizenIdentity).where(CitizenIdentity.user_id == user_id))
+    await session.execute(sa.delete(CitizenIdentity).where(col(CitizenIdentity.user_id) == user_id))
     await session.execute(
-        sa.delete(IdentityVerification).where(IdentityVerification.user_id == user_id)
+        sa.delete(IdentityVerification).where(col(IdentityVerification.user_id) == user_id)
     )
     if user.phone:
-        await session.execute(sa.delete(OtpChallenge).where(OtpChallenge.phone == user.phone))
+        await session.execute(sa.delete(OtpChallenge).where(col(OtpChallenge.phone) == user.phone))
     await session.execute(
         sa.update(ConsentRecord)
-        .where(ConsentRecord.user_id == user_id, ConsentRecord.withdrawn_at.is_(None))
+        .where(col(ConsentRecord.user_id) == user_id, col(ConsentRecord.withdrawn_at).is_(None))
         .values(withdrawn_at=clock.now())
     )
     user.phone = user.password_hash = user.full_name = user.email = None
@@ -1214,24 +1228,28 @@ def citizen_ids(
     after: uuid.UUID | None = None,
     upto: uuid.UUID | None = None,
     limit: int | None = None,
-) -> sa.Select[tuple[uuid.UUID]]:
+) -> sa.Select[uuid.UUID]:
     """Active citizens of a ward (their home ward), or of the city when `ward_code` is None, in id
     order: a query other domains count, page by id (`after`, `upto`) or use as a subquery."""
-    query = sa.select(User.id).where(User.status == "active", User.role.in_(CITIZEN_ROLES))
+    query = sa.select(col(User.id)).where(
+        col(User.status) == "active", col(User.role).in_(CITIZEN_ROLES)
+    )
     if ward_code is not None:
-        query = query.where(User.ward_code == ward_code)
+        query = query.where(col(User.ward_code) == ward_code)
     if after is not None:
-        query = query.where(User.id > after)
+        query = query.where(col(User.id) > after)
     if upto is not None:
-        query = query.where(User.id <= upto)
-    query = query.order_by(User.id)
+        query = query.where(col(User.id) <= upto)
+    query = query.order_by(col(User.id))
     return query.limit(limit) if limit is not None else query
 
 
 async def ward_staff_ids(session: AsyncSession, ward_code: str) -> list[uuid.UUID]:
     rows = await session.execute(
-        sa.select(User.id).where(
-            User.status == "active", User.role.in_(WARD_STAFF_ROLES), User.ward_code == ward_code
+        sa.select(col(User.id)).where(
+            col(User.status) == "active",
+            col(User.role).in_(WARD_STAFF_ROLES),
+            col(User.ward_code) == ward_code,
         )
     )
     return list(rows.scalars())
@@ -1242,7 +1260,7 @@ async def active_user_ids(session: AsyncSession, user_ids: list[uuid.UUID]) -> l
     if not user_ids:
         return []
     rows = await session.execute(
-        sa.select(User.id).where(User.id.in_(user_ids), User.status == "active")
+        sa.select(col(User.id)).where(col(User.id).in_(user_ids), col(User.status) == "active")
     )
     found = set(rows.scalars())
     return [i for i in user_ids if i in found]
@@ -1256,11 +1274,15 @@ async def locales(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid
         # render and the driver to encode (measured: the largest cost of a fan-out batch job
         # outside the FCM client).
         ids = sa.bindparam("ids", user_ids, type_=postgresql.ARRAY(sa.Uuid()))
-        rows = await session.execute(sa.select(User.id, User.locale).where(User.id == sa.any_(ids)))
+        rows = await session.execute(
+            sa.select(col(User.id), col(User.locale)).where(col(User.id) == sa.any_(ids))
+        )
         return {user_id: locale for user_id, locale in rows}
     for start in range(0, len(user_ids), 1000):
         rows = await session.execute(
-            sa.select(User.id, User.locale).where(User.id.in_(user_ids[start : start + 1000]))
+            sa.select(col(User.id), col(User.locale)).where(
+                col(User.id).in_(user_ids[start : start + 1000])
+            )
         )
         out.update({user_id: locale for user_id, locale in rows})
     return out

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.jobs import job_handler, periodic
@@ -31,5 +32,7 @@ async def send_sms(session: AsyncSession, payload: dict[str, Any]) -> None:
 async def purge_otp_challenges(session: AsyncSession, _payload: dict[str, Any]) -> None:
     """SMS codes are useless a few minutes after issue; keep a day for abuse investigation."""
     await session.execute(
-        sa.delete(OtpChallenge).where(OtpChallenge.expires_at < clock.now() - timedelta(days=1))
+        sa.delete(OtpChallenge).where(
+            col(OtpChallenge.expires_at) < clock.now() - timedelta(days=1)
+        )
     )

@@ -25,14 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.db import Direct
 from app.core.errors import AppError
+from app.core.tables import table_of
 from app.incidents import errors, geo, renditions
 from app.incidents.config import get_incident_settings
 from app.incidents.models import FEED_PREDICATE, Incident, IncidentMedia
 from app.incidents.service import decode_cursor, encode_cursor
 from app.media import public as media_public
 
-_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-_LINKS = IncidentMedia.__table__  # type: ignore[attr-defined]
+_INCIDENTS = table_of(Incident)
+_LINKS = table_of(IncidentMedia)
 # What the public sees of an incident (views._base for the "public" audience).
 _SHOWN = (
     "id",
@@ -98,7 +99,7 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
         .subquery("r")
     )
     m = _LINKS
-    source = r.join(t, t.c.id == r.c.id).outerjoin(
+    source: sa.FromClause = r.join(t, t.c.id == r.c.id).outerjoin(
         m, sa.and_(m.c.incident_id == r.c.id, m.c.visibility == "public")
     )
     source, media_columns = media_public.join_ready_versions(source, m.c.media_id)

@@ -186,7 +186,7 @@ def _service(code: str, language: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- endpoints
 
-MEDIA = {"application/json": {}, "text/xml": {}}
+MEDIA: dict[str, dict[str, Any]] = {"application/json": {}, "text/xml": {}}
 
 
 class Open311ErrorOut(BaseModel):

@@ -15,14 +15,16 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import audit, clock, deep_links, jobs, ratelimit
 from app.core import errors as core_errors
 from app.core.audit import AuditContext
 from app.core.errors import AppError
 from app.core.personal_data import Retained
-from app.identity.models import User
+from app.core.tables import rows_matched
 from app.identity.roles import Role
+from app.identity.service import Account
 from app.incidents import errors, geo, renditions
 from app.incidents.categories import CATEGORIES
 from app.incidents.config import get_incident_settings
@@ -36,7 +38,6 @@ from app.incidents.wards import resolve_ward
 from app.media import formats
 from app.media import public as media_public
 from app.media import service as media_service
-from app.media.models import MediaObject
 
 OPEN = ("new", "verified", "in_progress")
 # Anyone may read these by id; the nearby feed shows only the ones still on the road.
@@ -131,9 +132,9 @@ async def _record(
 async def recipients(session: AsyncSession, incident_id: uuid.UUID) -> list[uuid.UUID]:
     """Everyone who follows the incident (its reporter and "me too"s)."""
     rows = await session.execute(
-        sa.select(IncidentSubscription.user_id)
-        .where(IncidentSubscription.incident_id == incident_id)
-        .order_by(IncidentSubscription.created_at)
+        sa.select(col(IncidentSubscription.user_id))
+        .where(col(IncidentSubscription.incident_id) == incident_id)
+        .order_by(col(IncidentSubscription.created_at))
     )
     return list(rows.scalars())
 
@@ -199,15 +200,15 @@ async def find_duplicates(
     )
     box = geo.bounding_box(lat, lon, radius)
     query = sa.select(Incident).where(
-        Incident.category == category,
-        Incident.status.in_(OPEN),
-        Incident.lat.between(box[0], box[1]),
-        Incident.lon.between(box[2], box[3]),
-        Incident.last_reported_at >= at - timedelta(minutes=window),
+        col(Incident.category) == category,
+        col(Incident.status).in_(OPEN),
+        col(Incident.lat).between(box[0], box[1]),
+        col(Incident.lon).between(box[2], box[3]),
+        col(Incident.last_reported_at) >= at - timedelta(minutes=window),
     )
     cells = geo.cells_covering(box, settings.incident_grid_degrees)
     if cells is not None:
-        query = query.where(Incident.cell.in_(cells))
+        query = query.where(col(Incident.cell).in_(cells))
     found = [
         Found(i, geo.haversine_m(lat, lon, i.lat, i.lon))
         for i in (await session.execute(query.limit(50))).scalars()
@@ -242,7 +243,7 @@ async def _open(
     source: str,
     address: str | None = None,
     description: str | None = None,
-    reporter: User | None = None,
+    reporter: Account | None = None,
     anonymous: bool = True,
     occurred_at: datetime | None = None,
     camera_id: str | None = None,
@@ -280,14 +281,15 @@ async def _open(
 
 
 async def _replayed(
-    session: AsyncSession, reporter: User, idempotency_key: str | None
+    session: AsyncSession, reporter: Account, idempotency_key: str | None
 ) -> Incident | None:
     if not idempotency_key:
         return None
     return (
         await session.execute(
             sa.select(Incident).where(
-                Incident.reporter_id == reporter.id, Incident.idempotency_key == idempotency_key
+                col(Incident.reporter_id) == reporter.id,
+                col(Incident.idempotency_key) == idempotency_key,
             )
         )
     ).scalar_one_or_none()
@@ -295,7 +297,7 @@ async def _replayed(
 
 async def report(
     session: AsyncSession,
-    reporter: User,
+    reporter: Account,
     *,
     category: str,
     lat: float,
@@ -385,7 +387,7 @@ async def report_for_partner(
         incident = twins[0].incident
         await session.execute(
             sa.update(Incident)
-            .where(Incident.id == incident.id)
+            .where(col(Incident.id) == incident.id)
             .values(
                 me_too_count=Incident.me_too_count + 1,
                 last_reported_at=clock.now(),
@@ -439,16 +441,16 @@ async def search_public(
     public incidents filtered by category, status and time, newest first."""
     query = sa.select(Incident)
     if ids is not None:
-        query = query.where(Incident.id.in_(ids))
+        query = query.where(col(Incident.id).in_(ids))
     else:
-        query = query.where(Incident.status.in_(statuses or PUBLIC))
+        query = query.where(col(Incident.status).in_(statuses or PUBLIC))
     if categories:
-        query = query.where(Incident.category.in_(categories))
+        query = query.where(col(Incident.category).in_(categories))
     if start is not None:
-        query = query.where(Incident.created_at >= start)
+        query = query.where(col(Incident.created_at) >= start)
     if end is not None:
-        query = query.where(Incident.created_at <= end)
-    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)
+        query = query.where(col(Incident.created_at) <= end)
+    query = query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(limit)
     return list((await session.execute(query)).scalars())
 
 
@@ -459,14 +461,17 @@ async def latest_notes(
     if not incident_ids:
         return {}
     rows = await session.execute(
-        sa.select(IncidentEvent.incident_id, IncidentEvent.public_note)
-        .where(IncidentEvent.incident_id.in_(incident_ids), IncidentEvent.public_note.is_not(None))
-        .order_by(IncidentEvent.at, IncidentEvent.id)
+        sa.select(col(IncidentEvent.incident_id), col(IncidentEvent.public_note))
+        .where(
+            col(IncidentEvent.incident_id).in_(incident_ids),
+            col(IncidentEvent.public_note).is_not(None),
+        )
+        .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
     )
-    return {incident_id: note for incident_id, note in rows.all()}
+    return {incident_id: note for incident_id, note in rows.all() if note is not None}
 
 
-async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> Incident:
+async def me_too(session: AsyncSession, user: Account, incident_id: uuid.UUID) -> Incident:
     """Count the caller once and subscribe them; their own report does not count."""
     # Any open report may be joined by id: that is how a twin offered in a 409 is joined
     # before staff have verified it.
@@ -479,7 +484,7 @@ async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> I
         # An atomic increment: concurrent "me too"s must all count.
         await session.execute(
             sa.update(Incident)
-            .where(Incident.id == incident.id)
+            .where(col(Incident.id) == incident.id)
             .values(
                 me_too_count=Incident.me_too_count + 1,
                 last_reported_at=clock.now(),
@@ -490,10 +495,11 @@ async def me_too(session: AsyncSession, user: User, incident_id: uuid.UUID) -> I
     return incident
 
 
-async def unsubscribe(session: AsyncSession, user: User, incident_id: uuid.UUID) -> None:
+async def unsubscribe(session: AsyncSession, user: Account, incident_id: uuid.UUID) -> None:
     await session.execute(
         sa.delete(IncidentSubscription).where(
-            IncidentSubscription.incident_id == incident_id, IncidentSubscription.user_id == user.id
+            col(IncidentSubscription.incident_id) == incident_id,
+            col(IncidentSubscription.user_id) == user.id,
         )
     )
 
@@ -570,7 +576,7 @@ async def join_or_open_from_camera(
 # ---------------------------------------------------------------- who sees what
 
 
-def staff_scope(staff: User) -> Any:
+def staff_scope(staff: Account) -> Any:
     """City admins see every incident; ward staff those of their ward (none without a ward)."""
     if staff.role == Role.CITY_ADMIN:
         return sa.true()
@@ -579,7 +585,7 @@ def staff_scope(staff: User) -> Any:
     return Incident.ward_code == staff.ward_code
 
 
-def can_manage(staff: User, incident: Incident) -> bool:
+def can_manage(staff: Account, incident: Incident) -> bool:
     if staff.role == Role.CITY_ADMIN:
         return True
     return (
@@ -589,7 +595,7 @@ def can_manage(staff: User, incident: Incident) -> bool:
     )
 
 
-async def _may_see(session: AsyncSession, incident: Incident, user: User | None) -> bool:
+async def _may_see(session: AsyncSession, incident: Incident, user: Account | None) -> bool:
     if incident.status in PUBLIC:
         return True
     if user is None:
@@ -600,14 +606,16 @@ async def _may_see(session: AsyncSession, incident: Incident, user: User | None)
     return await session.get(IncidentSubscription, (incident.id, user.id)) is not None
 
 
-async def get_visible(session: AsyncSession, incident_id: uuid.UUID, user: User | None) -> Incident:
+async def get_visible(
+    session: AsyncSession, incident_id: uuid.UUID, user: Account | None
+) -> Incident:
     incident = await session.get(Incident, incident_id)
     if incident is None or not await _may_see(session, incident, user):
         raise AppError(errors.NOT_FOUND)
     return incident
 
 
-async def get_for_staff(session: AsyncSession, staff: User, incident_id: uuid.UUID) -> Incident:
+async def get_for_staff(session: AsyncSession, staff: Account, incident_id: uuid.UUID) -> Incident:
     """404 (not 403) outside the staff member's ward: existence is not leaked."""
     incident = await session.get(Incident, incident_id)
     if incident is None or not can_manage(staff, incident):
@@ -618,8 +626,8 @@ async def get_for_staff(session: AsyncSession, staff: User, incident_id: uuid.UU
 async def public_timeline(session: AsyncSession, incident_id: uuid.UUID) -> list[IncidentEvent]:
     rows = await session.execute(
         sa.select(IncidentEvent)
-        .where(IncidentEvent.incident_id == incident_id)
-        .order_by(IncidentEvent.at, IncidentEvent.id)
+        .where(col(IncidentEvent.incident_id) == incident_id)
+        .order_by(col(IncidentEvent.at), col(IncidentEvent.id))
     )
     return list(rows.scalars())
 
@@ -642,12 +650,12 @@ async def staff_view_audit(
 
 async def original_for_staff(
     session: AsyncSession,
-    staff: User,
+    staff: Account,
     incident_id: uuid.UUID,
     media_id: uuid.UUID,
     reason: str | None,
     ctx: AuditContext,
-) -> MediaObject:
+) -> media_service.Media:
     """The unblurred original of a file of the incident, for staff of its ward, with the reason
     written to the audit log. The only way staff reach an original."""
     incident = await get_for_staff(session, staff, incident_id)
@@ -695,7 +703,7 @@ def _page(rows: list[Incident], limit: int) -> tuple[list[Incident], str | None]
 
 async def staff_list(
     session: AsyncSession,
-    staff: User,
+    staff: Account,
     *,
     status: str | None,
     category: str | None,
@@ -705,34 +713,38 @@ async def staff_list(
 ) -> tuple[list[Incident], str | None]:
     query = sa.select(Incident).where(staff_scope(staff))
     if status is not None:
-        query = query.where(Incident.status == status)
+        query = query.where(col(Incident.status) == status)
     if category is not None:
-        query = query.where(Incident.category == category)
+        query = query.where(col(Incident.category) == category)
     if ward_code is not None:
-        query = query.where(Incident.ward_code == ward_code)
+        query = query.where(col(Incident.ward_code) == ward_code)
     if cursor:
         query = query.where(
             _after(Incident.created_at, Incident.id, decode_cursor(cursor, ("t", "i")))
         )
-    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
+    query = query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(
+        limit + 1
+    )
     return _page(list((await session.execute(query)).scalars()), limit)
 
 
 async def mine(
-    session: AsyncSession, user: User, *, limit: int, cursor: str | None
+    session: AsyncSession, user: Account, *, limit: int, cursor: str | None
 ) -> tuple[list[Incident], str | None]:
     """What the citizen reported or follows, newest first."""
-    followed = sa.select(IncidentSubscription.incident_id).where(
-        IncidentSubscription.user_id == user.id
+    followed = sa.select(col(IncidentSubscription.incident_id)).where(
+        col(IncidentSubscription.user_id) == user.id
     )
     query = sa.select(Incident).where(
-        sa.or_(Incident.reporter_id == user.id, Incident.id.in_(followed))
+        sa.or_(col(Incident.reporter_id) == user.id, col(Incident.id).in_(followed))
     )
     if cursor:
         query = query.where(
             _after(Incident.created_at, Incident.id, decode_cursor(cursor, ("t", "i")))
         )
-    query = query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)
+    query = query.order_by(col(Incident.created_at).desc(), col(Incident.id).desc()).limit(
+        limit + 1
+    )
     return _page(list((await session.execute(query)).scalars()), limit)
 
 
@@ -741,7 +753,7 @@ async def mine(
 
 async def transition(
     session: AsyncSession,
-    staff: User,
+    staff: Account,
     incident_id: uuid.UUID,
     action: str,
     note: str | None,
@@ -803,7 +815,7 @@ def allowed_actions(status: str) -> list[str]:
 
 
 async def _duplicate_target(
-    session: AsyncSession, staff: User, incident: Incident, duplicate_of: uuid.UUID | None
+    session: AsyncSession, staff: Account, incident: Incident, duplicate_of: uuid.UUID | None
 ) -> Incident:
     original = await session.get(Incident, duplicate_of) if duplicate_of else None
     if (
@@ -832,7 +844,7 @@ async def _fold_into(session: AsyncSession, twin: Incident, original: Incident) 
 
 async def _owned_media(
     session: AsyncSession, media_ids: list[uuid.UUID], owner_id: uuid.UUID
-) -> list[MediaObject]:
+) -> list[media_service.Media]:
     """The caller's own photos/videos, each not yet part of another report, in the given order."""
     wanted = list(dict.fromkeys(media_ids))
     if not wanted:
@@ -841,7 +853,9 @@ async def _owned_media(
     taken = set(
         (
             await session.execute(
-                sa.select(IncidentMedia.media_id).where(IncidentMedia.media_id.in_(wanted))
+                sa.select(col(IncidentMedia.media_id)).where(
+                    col(IncidentMedia.media_id).in_(wanted)
+                )
             )
         ).scalars()
     )
@@ -855,7 +869,9 @@ async def _owned_media(
     return [owned[i] for i in wanted]
 
 
-async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> list[MediaObject]:
+async def _media_by_ids(
+    session: AsyncSession, media_ids: list[uuid.UUID]
+) -> list[media_service.Media]:
     found = [await media_service.get(session, i) for i in media_ids]
     return [m for m in found if m is not None and formats.kind_of(m.content_type) is not None]
 
@@ -863,7 +879,7 @@ async def _media_by_ids(session: AsyncSession, media_ids: list[uuid.UUID]) -> li
 async def _attach_media(
     session: AsyncSession,
     incident: Incident,
-    media: list[MediaObject],
+    media: list[media_service.Media],
     added_by: uuid.UUID | None,
 ) -> None:
     if not media:
@@ -876,14 +892,14 @@ async def _attach_media(
         await session.execute(
             sa.select(sa.func.count())
             .select_from(IncidentMedia)
-            .where(IncidentMedia.incident_id == incident.id)
+            .where(col(IncidentMedia.incident_id) == incident.id)
         )
     ).scalar_one()
     taken = set(
         (
             await session.execute(
-                sa.select(IncidentMedia.media_id).where(
-                    IncidentMedia.media_id.in_([m.id for m in media])
+                sa.select(col(IncidentMedia.media_id)).where(
+                    col(IncidentMedia.media_id).in_([m.id for m in media])
                 )
             )
         ).scalars()
@@ -927,8 +943,8 @@ async def media_views_by_incident(
         (
             await session.execute(
                 sa.select(IncidentMedia)
-                .where(IncidentMedia.incident_id.in_(incident_ids))
-                .order_by(IncidentMedia.incident_id, IncidentMedia.position)
+                .where(col(IncidentMedia.incident_id).in_(incident_ids))
+                .order_by(col(IncidentMedia.incident_id), col(IncidentMedia.position))
             )
         ).scalars()
     )
@@ -947,7 +963,7 @@ MODERATION = {"hide": ("public", "hidden"), "show": ("hidden", "public")}
 
 async def moderate_media(
     session: AsyncSession,
-    staff: User,
+    staff: Account,
     incident_id: uuid.UUID,
     media_id: uuid.UUID,
     action: str,
@@ -1000,9 +1016,11 @@ async def moderate_media(
 
 
 async def export_incidents(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    reported = await session.execute(sa.select(Incident).where(Incident.reporter_id == user_id))
+    reported = await session.execute(
+        sa.select(Incident).where(col(Incident.reporter_id) == user_id)
+    )
     followed = await session.execute(
-        sa.select(IncidentSubscription).where(IncidentSubscription.user_id == user_id)
+        sa.select(IncidentSubscription).where(col(IncidentSubscription.user_id) == user_id)
     )
     return {
         "reported": [i.model_dump(mode="json") for i in reported.scalars()],
@@ -1014,17 +1032,17 @@ async def erase_incidents(session: AsyncSession, user_id: uuid.UUID) -> list[Ret
     """Reports stay as public records of the road, no longer linked to the person."""
     result = await session.execute(
         sa.update(Incident)
-        .where(Incident.reporter_id == user_id)
+        .where(col(Incident.reporter_id) == user_id)
         .values(reporter_id=None, reporter_display_name=None, anonymous=True)
     )
     await session.execute(
-        sa.delete(IncidentSubscription).where(IncidentSubscription.user_id == user_id)
+        sa.delete(IncidentSubscription).where(col(IncidentSubscription.user_id) == user_id)
     )
-    if not result.rowcount:
+    if not rows_matched(result):
         return []
     return [
         Retained(
-            data=f"{result.rowcount} traffic-incident reports, anonymised",
+            data=f"{rows_matched(result)} traffic-incident reports, anonymised",
             reason_vi="Phản ánh sự cố giao thông là thông tin công cộng về hạ tầng; "
             "đã xoá liên kết với bạn.",
             reason_en="Traffic-incident reports are public records about the road; the link to you "

@@ -14,6 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -134,7 +135,7 @@ def header_size(path: Path, content_type: str) -> tuple[int, int] | None:
     return None
 
 
-def decode_photo(path: Path, content_type: str):  # type: ignore[no-untyped-def]
+def decode_photo(path: Path, content_type: str) -> Any:  # numpy's BGR array (imported lazily)
     """BGR pixels with the EXIF orientation applied, or None if undecodable."""
     import cv2
     import numpy as np

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import cv2.data
 import numpy as np
 
 from app.core.errors import AppError
@@ -198,7 +199,7 @@ def process_video(src: Path, out_dir: Path) -> Result:
             if writer is None:
                 height, width = frame.shape[:2]
                 writer = cv2.VideoWriter(
-                    str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+                    str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height)
                 )
             if index % every == 0:
                 found = detect(frame, detect_side)

@@ -20,10 +20,12 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock, jobs
 from app.core.config import get_settings
 from app.core.security import constant_time_equals
+from app.core.tables import table_of
 from app.media import formats
 from app.media.config import get_media_settings
 from app.media.models import MediaObject, MediaProcessing, MediaVariant, TusUpload
@@ -68,9 +70,9 @@ async def describe(
         return {}
     rows = await session.execute(
         sa.select(MediaObject, MediaProcessing, MediaVariant)
-        .outerjoin(MediaProcessing, MediaProcessing.media_id == MediaObject.id)
-        .outerjoin(MediaVariant, MediaVariant.media_id == MediaObject.id)
-        .where(MediaObject.id.in_(ids))
+        .outerjoin(MediaProcessing, col(MediaProcessing.media_id) == col(MediaObject.id))
+        .outerjoin(MediaVariant, col(MediaVariant.media_id) == col(MediaObject.id))
+        .where(col(MediaObject.id).in_(ids))
     )
     out: dict[uuid.UUID, Described] = {}
     for media, state, variant in rows:
@@ -117,15 +119,15 @@ def join_ready_versions(
     (columns `media_ready`, `media_content_type`, `media_width`, `media_height`,
     `media_duration_s`, `media_error_code`, `media_version`); `media_ready` is NULL while the
     file is not processed. Read the rows (mappings) back with `Ready.of`."""
-    objects = MediaObject.__table__  # type: ignore[attr-defined]
-    states = MediaProcessing.__table__  # type: ignore[attr-defined]
-    variants = MediaVariant.__table__  # type: ignore[attr-defined]
+    objects = table_of(MediaObject)
+    states = table_of(MediaProcessing)
+    variants = table_of(MediaVariant)
     joined = (
         source.outerjoin(states, sa.and_(states.c.media_id == media_id, states.c.status == "ready"))
         .outerjoin(objects, objects.c.id == states.c.media_id)
         .outerjoin(variants, variants.c.media_id == states.c.media_id)
     )
-    columns = [
+    columns: list[sa.ColumnElement[Any]] = [
         states.c.media_id.label("media_ready"),
         objects.c.content_type.label("media_content_type"),
         states.c.width.label("media_width"),
@@ -141,7 +143,9 @@ async def withdraw_public_versions(session: AsyncSession, media_id: uuid.UUID) -
     """Delete every derived (public) file of a media object; the original stays."""
     rows = list(
         (
-            await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id == media_id))
+            await session.execute(
+                sa.select(MediaVariant).where(col(MediaVariant.media_id) == media_id)
+            )
         ).scalars()
     )
     for variant in rows:
@@ -219,7 +223,7 @@ def remove_dir(path: Path) -> None:
 
 
 async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object]:
-    uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
+    uploads = await session.execute(sa.select(TusUpload).where(col(TusUpload.owner_id) == user_id))
     return {
         "unfinished_uploads": [
             u.model_dump(mode="json") for u in uploads.scalars() if u.completed_at is None
@@ -227,19 +231,21 @@ async def _export(session: AsyncSession, user_id: uuid.UUID) -> dict[str, object
     }
 
 
-async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:  # type: ignore[type-arg]
+async def _erase(session: AsyncSession, user_id: uuid.UUID) -> list:
     """Before the media section erases the originals: their derived files and the unfinished
     uploads of the person (rows alone would cascade, the files would not)."""
     from app.media import tus_service
 
-    held = sa.select(MediaObject.id).where(
-        MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(False)
+    held = sa.select(col(MediaObject.id)).where(
+        col(MediaObject.owner_id) == user_id, col(MediaObject.legal_hold).is_(False)
     )
-    variants = await session.execute(sa.select(MediaVariant).where(MediaVariant.media_id.in_(held)))
+    variants = await session.execute(
+        sa.select(MediaVariant).where(col(MediaVariant.media_id).in_(held))
+    )
     for variant in variants.scalars():
         await get_storage().delete(variant.storage_key)
         await session.delete(variant)
-    uploads = await session.execute(sa.select(TusUpload).where(TusUpload.owner_id == user_id))
+    uploads = await session.execute(sa.select(TusUpload).where(col(TusUpload.owner_id) == user_id))
     for upload in uploads.scalars():
         await tus_service.terminate(session, upload, while_written=True)
     await session.flush()

@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import ratelimit
 from app.core.errors import AppError
+from app.core.tables import table_of
 from app.media import errors
 from app.media.config import get_media_settings
 from app.media.models import MediaQuotaUsage
 
-_TABLE = MediaQuotaUsage.__table__  # type: ignore[attr-defined]
+_TABLE = table_of(MediaQuotaUsage)
 
 
 def _exceeded(limit: int) -> AppError:
@@ -50,8 +51,8 @@ async def reserve(session: AsyncSession, owner_id: uuid.UUID, size: int) -> None
         raise _exceeded(limit)
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(_TABLE).values(owner_id=owner_id, used_bytes=size)
-    stmt = stmt.on_conflict_do_update(
+    row = insert(_TABLE).values(owner_id=owner_id, used_bytes=size)
+    stmt = row.on_conflict_do_update(
         index_elements=[_TABLE.c.owner_id],
         set_={"used_bytes": _TABLE.c.used_bytes + size},
         where=_TABLE.c.used_bytes + size <= limit,

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.errors import AppError
@@ -21,6 +22,10 @@ from app.media.config import get_media_settings
 from app.media.models import MediaObject, MediaProcessing, MediaVariant
 from app.media.storage import get_storage, new_staging_path
 from app.media.upload import StagedFile
+
+Media = MediaObject
+"""The stored-file type other domains name in their signatures (what `get`, `get_many` return). Its
+table stays media's: they read files through this module's functions."""
 
 PURPOSES = ("document", "result")
 SYSTEM_EVIDENCE = "evidence"  # the purpose of files the system recorded itself (no owner)
@@ -216,9 +221,9 @@ async def withdraw_original(session: AsyncSession, media_ids: Iterable[uuid.UUID
         (
             await session.execute(
                 sa.select(MediaObject).where(
-                    MediaObject.id.in_(list(media_ids)),
-                    MediaObject.owner_id.is_(None),
-                    MediaObject.storage_key != "",
+                    col(MediaObject.id).in_(list(media_ids)),
+                    col(MediaObject.owner_id).is_(None),
+                    col(MediaObject.storage_key) != "",
                 )
             )
         ).scalars()
@@ -240,7 +245,7 @@ async def get_many(
     ids = list(set(media_ids))
     if not ids:
         return {}
-    rows = await session.execute(sa.select(MediaObject).where(MediaObject.id.in_(ids)))
+    rows = await session.execute(sa.select(MediaObject).where(col(MediaObject.id).in_(ids)))
     return {m.id: m for m in rows.scalars()}
 
 
@@ -252,7 +257,9 @@ async def get_owned(
     if not ids:
         return {}
     rows = await session.execute(
-        sa.select(MediaObject).where(MediaObject.id.in_(ids), MediaObject.owner_id == owner_id)
+        sa.select(MediaObject).where(
+            col(MediaObject.id).in_(ids), col(MediaObject.owner_id) == owner_id
+        )
     )
     return {m.id: m for m in rows.scalars()}
 
@@ -264,7 +271,7 @@ async def hold(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -> None:
     if ids:
         await session.execute(
             sa.update(MediaObject)
-            .where(MediaObject.id.in_(ids))
+            .where(col(MediaObject.id).in_(ids))
             .values(
                 legal_hold=True, attached_at=sa.func.coalesce(MediaObject.attached_at, clock.now())
             )
@@ -281,10 +288,12 @@ async def mark_attached(session: AsyncSession, media_ids: Iterable[uuid.UUID]) -
     now = clock.now()
     await session.execute(
         sa.update(MediaObject)
-        .where(MediaObject.id.in_(ids), MediaObject.attached_at.is_(None))
+        .where(col(MediaObject.id).in_(ids), col(MediaObject.attached_at).is_(None))
         .values(attached_at=now)
     )
-    found = await session.execute(sa.select(MediaObject.id).where(MediaObject.id.in_(ids)))
+    found = await session.execute(
+        sa.select(col(MediaObject.id)).where(col(MediaObject.id).in_(ids))
+    )
     return set(found.scalars())
 
 
@@ -295,14 +304,14 @@ async def purge_orphans(session: AsyncSession, *, batch: int = 500) -> int:
     hours = get_media_settings().media_orphan_retention_hours
     cutoff = clock.now() - timedelta(hours=hours)
     candidates = (
-        sa.select(MediaObject.id)
+        sa.select(col(MediaObject.id))
         .where(
-            MediaObject.attached_at.is_(None),
-            MediaObject.created_at < cutoff,
-            MediaObject.owner_id.is_not(None),
-            MediaObject.legal_hold.is_(False),
+            col(MediaObject.attached_at).is_(None),
+            col(MediaObject.created_at) < cutoff,
+            col(MediaObject.owner_id).is_not(None),
+            col(MediaObject.legal_hold).is_(False),
         )
-        .order_by(MediaObject.created_at)
+        .order_by(col(MediaObject.created_at))
         .limit(batch)
     )
     ids = list((await session.execute(candidates)).scalars())
@@ -312,15 +321,17 @@ async def purge_orphans(session: AsyncSession, *, batch: int = 500) -> int:
         await session.execute(
             sa.delete(MediaObject)
             .where(
-                MediaObject.id.in_(ids),
-                MediaObject.attached_at.is_(None),
-                MediaObject.legal_hold.is_(False),
+                col(MediaObject.id).in_(ids),
+                col(MediaObject.attached_at).is_(None),
+                col(MediaObject.legal_hold).is_(False),
             )
-            .returning(MediaObject.owner_id, MediaObject.size_bytes, MediaObject.storage_key)
+            .returning(
+                col(MediaObject.owner_id), col(MediaObject.size_bytes), col(MediaObject.storage_key)
+            )
             .execution_options(synchronize_session=False)
         )
     ).all()
-    freed: dict[uuid.UUID, int] = {}
+    freed: dict[uuid.UUID | None, int] = {}
     for owner_id, size, key in gone:
         freed[owner_id] = freed.get(owner_id, 0) + size
         if key:
@@ -335,7 +346,7 @@ def content(media: MediaObject) -> AsyncIterator[bytes]:
 
 
 async def export_media(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await session.execute(sa.select(MediaObject).where(MediaObject.owner_id == user_id))
+    rows = await session.execute(sa.select(MediaObject).where(col(MediaObject.owner_id) == user_id))
     return [
         m.model_dump(mode="json", exclude={"storage_key", "storage_backend"})
         for m in rows.scalars()
@@ -347,7 +358,7 @@ async def erase_media(session: AsyncSession, user_id: uuid.UUID) -> list[Retaine
         (
             await session.execute(
                 sa.select(MediaObject).where(
-                    MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(False)
+                    col(MediaObject.owner_id) == user_id, col(MediaObject.legal_hold).is_(False)
                 )
             )
         ).scalars()
@@ -361,7 +372,7 @@ async def erase_media(session: AsyncSession, user_id: uuid.UUID) -> list[Retaine
         await session.execute(
             sa.select(sa.func.count())
             .select_from(MediaObject)
-            .where(MediaObject.owner_id == user_id, MediaObject.legal_hold.is_(True))
+            .where(col(MediaObject.owner_id) == user_id, col(MediaObject.legal_hold).is_(True))
         )
     ).scalar_one()
     if not held:

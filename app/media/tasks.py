@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.errors import AppError
@@ -46,7 +47,7 @@ async def process_media(session: AsyncSession, payload: dict[str, Any]) -> None:
             state.status, state.error_code, state.processed_at = "failed", code, clock.now()
             log.warning("media_processing_refused", media_id=str(media_id), code=code)
             return
-        await session.execute(sa.delete(MediaVariant).where(MediaVariant.media_id == media_id))
+        await session.execute(sa.delete(MediaVariant).where(col(MediaVariant.media_id) == media_id))
         for output in result.outputs:
             key = f"derived/{media_id}/{output.name}{output.path.suffix}"
             size = output.path.stat().st_size

@@ -36,10 +36,12 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from starlette.requests import ClientDisconnect
 
 from app.core import clock, jobs
 from app.core.errors import AppError, ErrorCode
+from app.core.tables import rows_matched
 from app.media import errors, quota
 from app.media import service as media_service
 from app.media.config import get_media_settings
@@ -248,10 +250,10 @@ async def advance(session: AsyncSession, upload: TusUpload, start: int, written:
     terminated or expired while the bytes came in); the last byte makes the media object."""
     moved = await session.execute(
         sa.update(TusUpload)
-        .where(TusUpload.id == upload.id, TusUpload.offset == start)
+        .where(col(TusUpload.id) == upload.id, col(TusUpload.offset) == start)
         .values(offset=start + written)
     )
-    if moved.rowcount != 1:
+    if rows_matched(moved) != 1:
         raise fail(errors.TUS_OFFSET_MISMATCH, params={"offset": start})
     await _reload(session, upload)
     if upload.offset == upload.length:

@@ -15,14 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.admin_units import service as admin_units
 from app.core import audit, clock
 from app.core.audit import AuditContext
 from app.core.errors import AppError
 from app.core.jobs import enqueue
-from app.identity.models import User
 from app.identity.roles import Role
+from app.identity.service import Account
 from app.notifications import errors, recipients, schemas, templates
 from app.notifications.backends import build_message, encode
 from app.notifications.config import get_notification_settings
@@ -45,7 +46,9 @@ def _params(ann: Announcement) -> templates.AnnouncementParams:
     )
 
 
-async def _target(session: AsyncSession, staff: User, body: schemas.AnnouncementIn) -> str | None:
+async def _target(
+    session: AsyncSession, staff: Account, body: schemas.AnnouncementIn
+) -> str | None:
     """The ward an author may address (None for the city); raises when out of their scope."""
     if staff.role == Role.CITY_ADMIN:
         if body.scope == "city":
@@ -60,7 +63,7 @@ async def _target(session: AsyncSession, staff: User, body: schemas.Announcement
     return staff.ward_code
 
 
-def _draft(staff: User, body: schemas.AnnouncementIn, ward_code: str | None) -> Announcement:
+def _draft(staff: Account, body: schemas.AnnouncementIn, ward_code: str | None) -> Announcement:
     return Announcement(
         author_id=staff.id,
         scope="ward" if ward_code else "city",
@@ -75,7 +78,7 @@ def _draft(staff: User, body: schemas.AnnouncementIn, ward_code: str | None) -> 
 
 
 async def preview(
-    session: AsyncSession, staff: User, body: schemas.AnnouncementIn
+    session: AsyncSession, staff: Account, body: schemas.AnnouncementIn
 ) -> dict[str, Any]:
     ward_code = await _target(session, staff, body)
     ann = _draft(staff, body, ward_code)
@@ -88,7 +91,7 @@ async def preview(
         await session.execute(
             sa.select(sa.func.count())
             .select_from(Device)
-            .where(Device.user_id.in_(sa.select(audience.c.id)))
+            .where(col(Device.user_id).in_(sa.select(audience.c.id)))
         )
     ).scalar_one()
     sample = Notification(
@@ -122,7 +125,7 @@ async def preview(
 
 
 async def create(
-    session: AsyncSession, staff: User, body: schemas.AnnouncementIn, ctx: AuditContext
+    session: AsyncSession, staff: Account, body: schemas.AnnouncementIn, ctx: AuditContext
 ) -> Announcement:
     ward_code = await _target(session, staff, body)
     ann = _draft(staff, body, ward_code)
@@ -148,16 +151,16 @@ async def create(
     return ann
 
 
-def _visible(staff: User) -> sa.ColumnElement[bool]:
+def _visible(staff: Account) -> sa.ColumnElement[bool]:
     if staff.role == Role.CITY_ADMIN:
         return sa.true()
-    return Announcement.ward_code == staff.ward_code
+    return col(Announcement.ward_code) == staff.ward_code
 
 
-async def get_for_staff(session: AsyncSession, staff: User, ann_id: uuid.UUID) -> Announcement:
+async def get_for_staff(session: AsyncSession, staff: Account, ann_id: uuid.UUID) -> Announcement:
     ann = (
         await session.execute(
-            sa.select(Announcement).where(Announcement.id == ann_id, _visible(staff))
+            sa.select(Announcement).where(col(Announcement.id) == ann_id, _visible(staff))
         )
     ).scalar_one_or_none()
     if ann is None:
@@ -165,18 +168,18 @@ async def get_for_staff(session: AsyncSession, staff: User, ann_id: uuid.UUID) -
     return ann
 
 
-async def list_for_staff(session: AsyncSession, staff: User, limit: int) -> list[Announcement]:
+async def list_for_staff(session: AsyncSession, staff: Account, limit: int) -> list[Announcement]:
     rows = await session.execute(
         sa.select(Announcement)
         .where(_visible(staff))
-        .order_by(Announcement.created_at.desc())
+        .order_by(col(Announcement.created_at).desc())
         .limit(limit)
     )
     return list(rows.scalars())
 
 
 async def cancel(
-    session: AsyncSession, staff: User, ann_id: uuid.UUID, ctx: AuditContext
+    session: AsyncSession, staff: Account, ann_id: uuid.UUID, ctx: AuditContext
 ) -> Announcement:
     ann = await get_for_staff(session, staff, ann_id)
     if ann.status != "scheduled":
@@ -196,25 +199,25 @@ async def reports(
     ids = list(ann_ids)
     if not ids:
         return {}
-    held_or_muted = sa.case((Notification.push_state.in_(("held", "muted")), 1), else_=0)
+    held_or_muted = sa.case((col(Notification.push_state).in_(("held", "muted")), 1), else_=0)
     notes = await session.execute(
         sa.select(
-            Notification.announcement_id,
+            col(Notification.announcement_id),
             sa.func.count(),
-            sa.func.count(Notification.read_at),
+            sa.func.count(col(Notification.read_at)),
             sa.func.sum(held_or_muted),
         )
-        .where(Notification.announcement_id.in_(ids))
-        .group_by(Notification.announcement_id)
+        .where(col(Notification.announcement_id).in_(ids))
+        .group_by(col(Notification.announcement_id))
     )
     by_note = {ann_id: (total, opened, held) for ann_id, total, opened, held in notes}
     rows = await session.execute(
-        sa.select(Notification.announcement_id, Delivery.status, sa.func.count())
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Notification.announcement_id.in_(ids))
-        .group_by(Notification.announcement_id, Delivery.status)
+        sa.select(col(Notification.announcement_id), col(Delivery.status), sa.func.count())
+        .join(Notification, col(Notification.id) == col(Delivery.notification_id))
+        .where(col(Notification.announcement_id).in_(ids))
+        .group_by(col(Notification.announcement_id), col(Delivery.status))
     )
-    by_status: dict[uuid.UUID, dict[str, int]] = {ann_id: {} for ann_id in ids}
+    by_status: dict[uuid.UUID | None, dict[str, int]] = {ann_id: {} for ann_id in ids}
     for ann_id, status, count in rows:
         by_status[ann_id][status] = count
     out: dict[uuid.UUID, dict[str, int]] = {}
@@ -320,10 +323,12 @@ async def send_batch(
     done = Announcement.batches_done + 1
     await session.execute(
         sa.update(Announcement)
-        .where(Announcement.id == ann.id)
+        .where(col(Announcement.id) == ann.id)
         .values(
             batches_done=done,
-            status=sa.case((done >= Announcement.batches_total, "sent"), else_=Announcement.status),
+            status=sa.case(
+                (done >= col(Announcement.batches_total), "sent"), else_=col(Announcement.status)
+            ),
         )
     )
 
@@ -333,9 +338,9 @@ async def _told(
 ) -> set[uuid.UUID]:
     """Recipients in this range who have the announcement already (a batch run again after
     another run of it committed): a range scan of one index, usually empty."""
-    query = sa.select(Notification.user_id).where(
-        Notification.announcement_id == ann_id, Notification.user_id <= upto
+    query = sa.select(col(Notification.user_id)).where(
+        col(Notification.announcement_id) == ann_id, col(Notification.user_id) <= upto
     )
     if after is not None:
-        query = query.where(Notification.user_id > after)
+        query = query.where(col(Notification.user_id) > after)
     return set((await session.execute(query)).scalars())

@@ -20,11 +20,13 @@ import orjson
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.config import get_settings
 from app.core.jobs import enqueue
 from app.core.logging import get_logger
+from app.core.tables import table_of
 from app.notifications.backends import Outcome, build_messages, get_backend
 from app.notifications.config import get_notification_settings
 from app.notifications.ids import new_ids
@@ -107,7 +109,7 @@ Preferences = dict[uuid.UUID, NotificationPreference]
 
 # Users named by a list of ids, or by a query selecting their ids (an announcement's range of
 # its audience: the database joins, instead of 1,000 bound parameters compiled and parsed).
-Users = Iterable[uuid.UUID] | sa.Select[tuple[uuid.UUID]]
+Users = Iterable[uuid.UUID] | sa.Select[uuid.UUID]
 
 
 def _user_filters(column: Any, users: Users) -> list[sa.ColumnElement[bool]]:
@@ -126,10 +128,14 @@ async def load_preferences(session: AsyncSession, users: Users) -> Preferences:
     return out
 
 
-async def _devices(session: AsyncSession, users: Users) -> dict[uuid.UUID, list[sa.Row[Any]]]:
+# A device as the push path reads it: (id, user_id, token, platform), no ORM object.
+DeviceRow = sa.Row[uuid.UUID, uuid.UUID, str, str]
+
+
+async def _devices(session: AsyncSession, users: Users) -> dict[uuid.UUID, list[DeviceRow]]:
     """Each user's devices as plain rows (id, user_id, token, platform): no ORM objects."""
-    out: dict[uuid.UUID, list[sa.Row[Any]]] = defaultdict(list)
-    columns = (Device.id, Device.user_id, Device.token, Device.platform)
+    out: dict[uuid.UUID, list[DeviceRow]] = defaultdict(list)
+    columns = (col(Device.id), col(Device.user_id), col(Device.token), col(Device.platform))
     for where in _user_filters(Device.user_id, users):
         for device in await session.execute(sa.select(*columns).where(where)):
             out[device.user_id].append(device)
@@ -144,8 +150,8 @@ async def push_notifications(session: AsyncSession, notification_ids: Sequence[u
     for start in range(0, len(notification_ids), 1000):
         rows = await session.execute(
             sa.select(Notification).where(
-                Notification.id.in_(notification_ids[start : start + 1000]),
-                Notification.push_state.in_(("pending", "held")),
+                col(Notification.id).in_(notification_ids[start : start + 1000]),
+                col(Notification.push_state).in_(("pending", "held")),
             )
         )
         notes.extend(rows.scalars())
@@ -158,7 +164,7 @@ async def push_loaded(
     *,
     new_rows: bool = False,
     preferences: Preferences | None = None,
-    users: sa.Select[tuple[uuid.UUID]] | None = None,
+    users: sa.Select[uuid.UUID] | None = None,
 ) -> None:
     """Decide, send, then write. Every network call comes before the first write of the job's
     transaction, so no database write lock (SQLite) is held while FCM answers. With `new_rows`
@@ -184,7 +190,7 @@ async def push_loaded(
             note.push_state = "sent"
     ready = [n for n in notes if n.push_state == "sent"]
     devices = await _devices(session, users if users is not None else (n.user_id for n in ready))
-    empty: list[sa.Row[Any]] = []
+    empty: list[DeviceRow] = []
     pairs = [(note, device) for note in ready for device in devices.get(note.user_id, empty)]
     outcomes = await _send(pairs, now) if pairs else []
     # Writes from here on.
@@ -204,8 +210,8 @@ async def push_loaded(
         await _record_first_attempt(session, pairs, outcomes, now)
 
 
-NOTE_TABLE: sa.Table = Notification.__table__  # type: ignore[attr-defined]
-DELIVERY_TABLE: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+NOTE_TABLE: sa.Table = table_of(Notification)
+DELIVERY_TABLE: sa.Table = table_of(Delivery)
 NOTE_COLUMNS = [c.name for c in NOTE_TABLE.columns]
 DELIVERY_COLUMNS = [
     "id", "notification_id", "device_id", "platform", "status", "attempts", "message_id",
@@ -315,7 +321,7 @@ async def _record_first_attempt(
 
 async def _remove_devices(session: AsyncSession, device_ids: Sequence[uuid.UUID]) -> None:
     if device_ids:
-        await session.execute(sa.delete(Device).where(Device.id.in_(list(device_ids))))
+        await session.execute(sa.delete(Device).where(col(Device.id).in_(list(device_ids))))
         log.info("push_tokens_removed", count=len(device_ids))
 
 
@@ -339,9 +345,9 @@ async def retry_deliveries(session: AsyncSession, delivery_ids: Sequence[uuid.UU
     rows = (
         await session.execute(
             sa.select(Delivery, Notification, Device)
-            .join(Notification, Notification.id == Delivery.notification_id)
-            .outerjoin(Device, Device.id == Delivery.device_id)
-            .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "retrying")
+            .join(Notification, col(Notification.id) == col(Delivery.notification_id))
+            .outerjoin(Device, col(Device.id) == col(Delivery.device_id))
+            .where(col(Delivery.id).in_(list(delivery_ids)), col(Delivery.status) == "retrying")
         )
     ).all()
     now = clock.now()

@@ -134,7 +134,7 @@ class FcmBackend:
             # The library's client with our HTTP layer under it (see http1.py), and a bearer
             # token that does not build a requests.Session per request as the library's
             # GoogleAuthCredentialFlow does.
-            client._async_client = LeanClient(  # type: ignore[assignment]
+            client._async_client = LeanClient(
                 Http1Pool(settings.fcm_max_connections),
                 headers=client._headers,
                 token=self._ensure_token,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.identity import duty
 from app.identity import service as identity
@@ -30,9 +31,9 @@ async def languages(
         preferred = {user_id: pref.language for user_id, pref in preferences.items()}
     for start in range(0, len(ids) if preferences is None else 0, 1000):
         rows = await session.execute(
-            sa.select(NotificationPreference.user_id, NotificationPreference.language).where(
-                NotificationPreference.user_id.in_(ids[start : start + 1000])
-            )
+            sa.select(
+                col(NotificationPreference.user_id), col(NotificationPreference.language)
+            ).where(col(NotificationPreference.user_id).in_(ids[start : start + 1000]))
         )
         preferred.update({user_id: language for user_id, language in rows})
     account_locales = await identity.locales(session, ids)
@@ -48,7 +49,7 @@ async def user_locale(session: AsyncSession, user_id: uuid.UUID) -> str:
 
 def audience(
     scope: str, ward_code: str | None, **page: uuid.UUID | int | None
-) -> sa.Select[tuple[uuid.UUID]]:
+) -> sa.Select[uuid.UUID]:
     """Active citizens of a ward (their home ward) or of the whole city, in id order."""
     return identity.citizen_ids(ward_code if scope == "ward" else None, **page)  # type: ignore[arg-type]
 

@@ -20,12 +20,14 @@ from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock, personal_data
 from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.jobs import enqueue
 from app.core.personal_data import Retained
+from app.core.tables import rows_matched
 from app.identity import service as identity
 from app.notifications import errors, recipients, templates
 from app.notifications.config import get_notification_settings
@@ -77,7 +79,9 @@ async def register_device(
     await _evict_extra_devices(session, user_id)
     device = (
         await session.execute(
-            sa.select(Device).where(Device.token == token).execution_options(populate_existing=True)
+            sa.select(Device)
+            .where(col(Device.token) == token)
+            .execution_options(populate_existing=True)
         )
     ).scalar_one()
     return device
@@ -103,9 +107,9 @@ async def _evict_extra_devices(session: AsyncSession, user_id: uuid.UUID) -> Non
     stale = (
         (
             await session.execute(
-                sa.select(Device.id)
-                .where(Device.user_id == user_id)
-                .order_by(Device.last_seen_at.desc(), Device.id.desc())
+                sa.select(col(Device.id))
+                .where(col(Device.user_id) == user_id)
+                .order_by(col(Device.last_seen_at).desc(), col(Device.id).desc())
                 .offset(limit)
             )
         )
@@ -113,36 +117,38 @@ async def _evict_extra_devices(session: AsyncSession, user_id: uuid.UUID) -> Non
         .all()
     )
     if stale:
-        await session.execute(sa.delete(Device).where(Device.id.in_(stale)))
+        await session.execute(sa.delete(Device).where(col(Device.id).in_(stale)))
 
 
 async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[Device]:
     rows = await session.execute(
-        sa.select(Device).where(Device.user_id == user_id).order_by(Device.last_seen_at.desc())
+        sa.select(Device)
+        .where(col(Device.user_id) == user_id)
+        .order_by(col(Device.last_seen_at).desc())
     )
     return list(rows.scalars())
 
 
 async def delete_device(session: AsyncSession, user_id: uuid.UUID, token: str) -> None:
     result = await session.execute(
-        sa.delete(Device).where(Device.token == token, Device.user_id == user_id)
+        sa.delete(Device).where(col(Device.token) == token, col(Device.user_id) == user_id)
     )
-    if result.rowcount == 0:
+    if rows_matched(result) == 0:
         raise AppError(errors.DEVICE_NOT_FOUND)
 
 
 async def remove_devices_of_session(session: AsyncSession, auth_session_id: uuid.UUID) -> int:
     """Logout: the tokens registered under this sign-in stop receiving pushes."""
     result = await session.execute(
-        sa.delete(Device).where(Device.auth_session_id == auth_session_id)
+        sa.delete(Device).where(col(Device.auth_session_id) == auth_session_id)
     )
-    return result.rowcount or 0
+    return rows_matched(result) or 0
 
 
 async def remove_user_devices(session: AsyncSession, user_id: uuid.UUID) -> int:
     """Every session ended (password reset, account deletion): remove every token."""
-    result = await session.execute(sa.delete(Device).where(Device.user_id == user_id))
-    return result.rowcount or 0
+    result = await session.execute(sa.delete(Device).where(col(Device.user_id) == user_id))
+    return rows_matched(result) or 0
 
 
 # Firebase expires the token of an app install that has not connected for 270 days; a token
@@ -158,9 +164,9 @@ async def remove_signed_out_devices(session: AsyncSession, *, page: int = 1000) 
     removed, after = 0, None
     while True:
         query = (
-            sa.select(Device.id, Device.auth_session_id)
-            .where(Device.auth_session_id.is_not(None))
-            .order_by(Device.id)
+            sa.select(col(Device.id), col(Device.auth_session_id))
+            .where(col(Device.auth_session_id).is_not(None))
+            .order_by(col(Device.id))
             .limit(page)
         )
         if after is not None:
@@ -172,15 +178,15 @@ async def remove_signed_out_devices(session: AsyncSession, *, page: int = 1000) 
         alive = await tokens.active_session_ids(session, {r.auth_session_id for r in rows})
         ended = [r.id for r in rows if r.auth_session_id not in alive]
         if ended:
-            await session.execute(sa.delete(Device).where(Device.id.in_(ended)))
+            await session.execute(sa.delete(Device).where(col(Device.id).in_(ended)))
             removed += len(ended)
 
 
 async def remove_inactive_devices(session: AsyncSession) -> int:
     """Tokens not registered again for INACTIVE_DEVICE_DAYS (FCM has expired them)."""
     cutoff = clock.now() - timedelta(days=INACTIVE_DEVICE_DAYS)
-    result = await session.execute(sa.delete(Device).where(Device.last_seen_at < cutoff))
-    return result.rowcount or 0
+    result = await session.execute(sa.delete(Device).where(col(Device.last_seen_at) < cutoff))
+    return rows_matched(result) or 0
 
 
 # ---------------------------------------------------------------- notify (for other domains)
@@ -230,8 +236,9 @@ async def build_notifications(
         seen = set(
             (
                 await session.execute(
-                    sa.select(Notification.user_id).where(
-                        Notification.dedupe_key == dedupe_key, Notification.user_id.in_(targets)
+                    sa.select(col(Notification.user_id)).where(
+                        col(Notification.dedupe_key) == dedupe_key,
+                        col(Notification.user_id).in_(targets),
                     )
                 )
             ).scalars()
@@ -254,7 +261,7 @@ async def build_notifications(
         lang = langs.get(user_id)
         if lang is None:
             continue  # no such account (erased meanwhile): nobody to tell
-        text = rendered[lang]  # type: ignore[index]
+        text = rendered[lang]
         data = base_data.copy()
         data["notification_id"] = str(note_id)
         notes.append(
@@ -335,13 +342,15 @@ async def inbox(
     unread_only: bool,
 ) -> tuple[list[Notification], str | None, int]:
     """Newest first (UUIDv7 ids are time-ordered); keyset pagination on the id."""
-    query = sa.select(Notification).where(Notification.user_id == user_id)
+    query = sa.select(Notification).where(col(Notification.user_id) == user_id)
     if unread_only:
-        query = query.where(Notification.read_at.is_(None))
+        query = query.where(col(Notification.read_at).is_(None))
     if cursor:
-        query = query.where(Notification.id < decode_cursor(cursor))
+        query = query.where(col(Notification.id) < decode_cursor(cursor))
     rows = list(
-        (await session.execute(query.order_by(Notification.id.desc()).limit(limit + 1))).scalars()
+        (
+            await session.execute(query.order_by(col(Notification.id).desc()).limit(limit + 1))
+        ).scalars()
     )
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor, await unread_count(session, user_id)
@@ -352,7 +361,7 @@ async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
         await session.execute(
             sa.select(sa.func.count())
             .select_from(Notification)
-            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
         )
     ).scalar_one()
 
@@ -370,10 +379,10 @@ async def mark_read(session: AsyncSession, user_id: uuid.UUID, note_id: uuid.UUI
 async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
     result = await session.execute(
         sa.update(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .where(col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
         .values(read_at=clock.now())
     )
-    return result.rowcount or 0
+    return rows_matched(result) or 0
 
 
 # ---------------------------------------------------------------- preferences
@@ -403,9 +412,9 @@ async def with_category_on(
     off: set[uuid.UUID] = set()
     for start in range(0, len(user_ids), 1000):
         rows = await session.execute(
-            sa.select(NotificationPreference.user_id, NotificationPreference.categories).where(
-                NotificationPreference.user_id.in_(user_ids[start : start + 1000])
-            )
+            sa.select(
+                col(NotificationPreference.user_id), col(NotificationPreference.categories)
+            ).where(col(NotificationPreference.user_id).in_(user_ids[start : start + 1000]))
         )
         off.update(
             user_id for user_id, categories in rows if not (categories or {}).get(category, True)
@@ -446,7 +455,9 @@ def _dump(row: Any, exclude: set[str] | None = None) -> dict[str, Any]:
 async def export_notifications(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     notes = (
         await session.execute(
-            sa.select(Notification).where(Notification.user_id == user_id).order_by(Notification.id)
+            sa.select(Notification)
+            .where(col(Notification.user_id) == user_id)
+            .order_by(col(Notification.id))
         )
     ).scalars()
     pref = await session.get(NotificationPreference, user_id)
@@ -459,11 +470,11 @@ async def export_notifications(session: AsyncSession, user_id: uuid.UUID) -> dic
 
 async def erase_notifications(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
     await remove_user_devices(session, user_id)
-    note_ids = sa.select(Notification.id).where(Notification.user_id == user_id)
-    await session.execute(sa.delete(Delivery).where(Delivery.notification_id.in_(note_ids)))
-    await session.execute(sa.delete(Notification).where(Notification.user_id == user_id))
+    note_ids = sa.select(col(Notification.id)).where(col(Notification.user_id) == user_id)
+    await session.execute(sa.delete(Delivery).where(col(Delivery.notification_id).in_(note_ids)))
+    await session.execute(sa.delete(Notification).where(col(Notification.user_id) == user_id))
     await session.execute(
-        sa.delete(NotificationPreference).where(NotificationPreference.user_id == user_id)
+        sa.delete(NotificationPreference).where(col(NotificationPreference.user_id) == user_id)
     )
     return []
 
