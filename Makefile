@@ -23,12 +23,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## lint: ruff's rules and formatting, the import contracts (layers, core knows no domain, a domain's
+## tables are its own) and the type checker; the settings are in pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check app tests scripts migrations
+	$(BIN)/ruff format --check app tests scripts migrations
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix app tests scripts
-	$(BIN)/ruff format app tests scripts
+	$(BIN)/ruff check --fix app tests scripts migrations
+	$(BIN)/ruff format app tests scripts migrations
 
 ## bench: benchmarks under scripts/bench (they print figures; they are not tests)
 bench: $(STAMP)

@@ -1,0 +1,1 @@
+"""Public-service procedures: the catalogue, dossiers, the ward staff workflow, deadlines."""
