@@ -16,9 +16,6 @@ os.environ.update(
     SMS_BACKEND="file",
     SMS_FILE_PATH=str(_TMP / "sms.jsonl"),
     RUN_WORKER_IN_PROCESS="false",
-    # Tests run the worker right after the change they test; the wait for a burst of camera
-    # alerts to settle has its own tests (tests/core/test_jobs.py) and the end-to-end one.
-    WORKER_BURST_SETTLE_SECONDS="0",
     # Cheap argon2 for speed; tests of the production cost set their own.
     PASSWORD_HASH_TIME_COST="1",
     PASSWORD_HASH_MEMORY_KIB="1024",

@@ -21,8 +21,7 @@ separate `python -m app worker` processes) on a fresh database, then in one run:
 The warm-up alerts are sent and processed before the measured ones (a cold process's first
 alerts wait for connections and compiled statements); they join the verdict's counts. The
 production layout is `--serve-workers 2 --workers 2` on PostgreSQL: the separate workers run at
-lower CPU priority (WORKER_NICENESS) and leave camera jobs alone while their burst goes on
-(WORKER_BURST_SETTLE_SECONDS), so a burst is acknowledged first and processed right after.
+lower CPU priority (WORKER_NICENESS) and run WORKER_CONCURRENCY jobs at once each.
 
 With --ack-cpu, no server is started: the app is driven in this process by direct ASGI calls
 (no HTTP client, no worker), one signed alert at a time, and the CPU time (all threads of the
