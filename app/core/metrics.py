@@ -1,4 +1,4 @@
-"""Prometheus metrics. With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR (see README)."""
+"""Prometheus metrics. With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR (see docs/operations.md)."""
 
 from __future__ import annotations
 
