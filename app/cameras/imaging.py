@@ -94,7 +94,7 @@ def _cascades() -> tuple[Any, Any]:
         # One core per picture: the API (and other jobs) keep the rest, and more throughput
         # comes from more workers, not from OpenCV's thread pool fighting the event loop.
         cv2.setNumThreads(1)
-        base = cv2.data.haarcascades
+        base = cv2.data.haarcascades  # type: ignore[attr-defined]  # cv2.data: not in OpenCV's stubs
         face = cv2.CascadeClassifier(base + "haarcascade_frontalface_default.xml")
         plate = cv2.CascadeClassifier(base + "haarcascade_russian_plate_number.xml")
         if face.empty() or plate.empty():

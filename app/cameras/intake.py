@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.cameras import errors, metrics, service
 from app.cameras.dialect import insert
@@ -23,31 +24,32 @@ from app.cameras.webhooks import WebhookMeta
 from app.core import clock, jobs
 from app.core.db import after_commit, new_id
 from app.core.errors import AppError
+from app.core.tables import table_of
 
 _first = (
-    sa.select(CameraAlert.response)
-    .where(CameraAlert.webhook_id == sa.bindparam("webhook_id"))
+    sa.select(col(CameraAlert.response))
+    .where(col(CameraAlert.webhook_id) == sa.bindparam("webhook_id"))
     .limit(1)
     .scalar_subquery()
 )
 # One round trip for both look-ups: the first answer to this webhook-id (a redelivery) and the
 # camera (left-joined: it may be unknown).
 _LOOKUP = (
-    sa.select(_first.label("first"), Camera.id, Camera.status, Camera.last_seen_at)
+    sa.select(_first.label("first"), col(Camera.id), col(Camera.status), col(Camera.last_seen_at))
     .select_from(sa.select(sa.literal(1).label("one")).subquery())
-    .outerjoin(Camera, Camera.code == sa.bindparam("code"))
+    .outerjoin(Camera, col(Camera.code) == sa.bindparam("code"))
 )
-_ALERTS = CameraAlert.__table__
-_INSERT_SNAPSHOT = sa.insert(CameraSnapshot.__table__)
+_ALERTS = table_of(CameraAlert)
+_INSERT_SNAPSHOT = sa.insert(table_of(CameraSnapshot))
 # After a conflict: the answer of the alert that won (same webhook-id, or same camera and event).
 _FIRST_ANSWER = (
-    sa.select(CameraAlert.response)
+    sa.select(col(CameraAlert.response))
     .where(
         sa.or_(
-            CameraAlert.webhook_id == sa.bindparam("webhook_id"),
+            col(CameraAlert.webhook_id) == sa.bindparam("webhook_id"),
             sa.and_(
-                CameraAlert.camera_id == sa.bindparam("camera_id"),
-                CameraAlert.event_id == sa.bindparam("event_id"),
+                col(CameraAlert.camera_id) == sa.bindparam("camera_id"),
+                col(CameraAlert.event_id) == sa.bindparam("event_id"),
             ),
         )
     )

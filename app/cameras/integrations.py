@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.cameras import grid, imaging, notices
 from app.cameras.dialect import insert
@@ -23,6 +24,7 @@ from app.cameras.models import Camera, CameraAlert, DevicePosition, WarningSent
 from app.core import clock
 from app.core.config import get_settings
 from app.core.jobs import enqueue
+from app.core.tables import rows_matched
 from app.incidents import service as incidents
 from app.media import service as media
 from app.notifications import recipients
@@ -178,7 +180,9 @@ def _interval_start() -> datetime:
 
 async def _warned_lately(session: AsyncSession, cell: str) -> bool:
     """A read ahead of `_claim_place`, which alone decides (atomically)."""
-    last = await session.scalar(sa.select(WarningSent.last_sent_at).where(WarningSent.cell == cell))
+    last = await session.scalar(
+        sa.select(col(WarningSent.last_sent_at)).where(col(WarningSent.cell) == cell)
+    )
     return last is not None and last >= _interval_start()
 
 
@@ -193,7 +197,7 @@ async def _claim_place(session: AsyncSession, cell: str, alert_id: uuid.UUID) ->
         set_={"last_sent_at": now, "last_alert_id": alert_id},
         where=WarningSent.last_sent_at < cutoff,
     )
-    return (await session.execute(statement)).rowcount == 1
+    return rows_matched(await session.execute(statement)) == 1
 
 
 async def warn_nearby_citizens(
@@ -208,9 +212,9 @@ async def warn_nearby_citizens(
     cells = grid.cells_around(cell, get_settings().camera_warning_cell_rings)
     fresh = clock.now() - POSITION_FRESH_FOR
     nearby = list((await session.execute(
-        sa.select(DevicePosition.user_id).distinct()
-        .where(DevicePosition.cell.in_(cells), DevicePosition.reported_at >= fresh)
-        .order_by(DevicePosition.user_id)
+        sa.select(col(DevicePosition.user_id)).distinct()
+        .where(col(DevicePosition.cell).in_(cells), col(DevicePosition.reported_at) >= fresh)
+        .order_by(col(DevicePosition.user_id))
     )).scalars())
     # Someone who turned traffic alerts off since reporting is not asked again.
     users = await notifications.with_category_on(session, nearby, TRAFFIC_ALERTS)

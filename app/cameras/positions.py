@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.cameras import errors, grid, integrations
 from app.cameras.dialect import insert
@@ -16,6 +17,7 @@ from app.cameras.models import DevicePosition
 from app.core import clock, personal_data
 from app.core.errors import AppError
 from app.core.personal_data import Retained
+from app.core.tables import rows_matched
 
 
 async def report(
@@ -39,8 +41,8 @@ async def report(
 
 
 async def forget(session: AsyncSession, user_id: uuid.UUID, token: str) -> None:
-    await session.execute(sa.delete(DevicePosition).where(DevicePosition.token == token,
-                                                          DevicePosition.user_id == user_id))
+    await session.execute(sa.delete(DevicePosition).where(col(DevicePosition.token) == token,
+                                                          col(DevicePosition.user_id) == user_id))
 
 
 async def forget_stale(session: AsyncSession) -> int:
@@ -48,17 +50,19 @@ async def forget_stale(session: AsyncSession) -> int:
     they go, so that a citizen who stopped reporting leaves no place behind."""
     cutoff = clock.now() - integrations.POSITION_FRESH_FOR
     result = await session.execute(sa.delete(DevicePosition)
-                                   .where(DevicePosition.reported_at < cutoff))
-    return result.rowcount or 0
+                                   .where(col(DevicePosition.reported_at) < cutoff))
+    return rows_matched(result)
 
 
 async def forget_user(session: AsyncSession, user_id: uuid.UUID) -> list[Retained]:
-    await session.execute(sa.delete(DevicePosition).where(DevicePosition.user_id == user_id))
+    await session.execute(sa.delete(DevicePosition).where(col(DevicePosition.user_id) == user_id))
     return []
 
 
 async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await session.execute(sa.select(DevicePosition).where(DevicePosition.user_id == user_id))
+    rows = await session.execute(
+        sa.select(DevicePosition).where(col(DevicePosition.user_id) == user_id)
+    )
     return [{"device_token_end": p.token[-6:], "cell": p.cell,
              "reported_at": p.reported_at.isoformat()} for p in rows.scalars()]
 

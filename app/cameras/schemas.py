@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -39,7 +39,7 @@ class BoundingBox(BaseModel):
     confidence: float | None = Field(default=None, ge=0, le=1, examples=[0.91])
 
 
-ALERT_EXAMPLE = {
+ALERT_EXAMPLE: dict[str, Any] = {
     "event_id": "ioc-2026-11-25-000123",
     "camera_id": "TNG-CAM-0042",
     "type": "accident",

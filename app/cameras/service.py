@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pybase64
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.admin_units import service as admin_units
 from app.cameras import errors, imaging, integrations, metrics
@@ -32,6 +33,7 @@ from app.core.config import get_settings
 from app.core.db import after_commit
 from app.core.errors import AppError
 from app.core.logging import get_logger
+from app.core.tables import rows_matched
 
 log = get_logger("cameras")
 
@@ -61,7 +63,7 @@ async def create_camera(session: AsyncSession, data: CameraCreate) -> Camera:
 
 
 async def camera_by_code(session: AsyncSession, code: str) -> Camera | None:
-    query = sa.select(Camera).where(Camera.code == code)
+    query = sa.select(Camera).where(col(Camera.code) == code)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -77,9 +79,9 @@ async def list_cameras(
 ) -> list[Camera]:
     query = sa.select(Camera).order_by(Camera.code)
     if ward_code is not None:
-        query = query.where(Camera.ward_code == ward_code)
+        query = query.where(col(Camera.ward_code) == ward_code)
     if status is not None:
-        query = query.where(Camera.status == status)
+        query = query.where(col(Camera.status) == status)
     return list((await session.execute(query)).scalars())
 
 
@@ -178,17 +180,21 @@ async def mark_seen(session: AsyncSession, camera_id: uuid.UUID, at: datetime) -
     await session.execute(
         sa.update(Camera)
         .where(
-            Camera.id == camera_id,
+            col(Camera.id) == camera_id,
             sa.or_(
-                Camera.status == OFFLINE,
-                Camera.last_seen_at.is_(None),
-                Camera.last_seen_at < at - SEEN_RESOLUTION,
+                col(Camera.status) == OFFLINE,
+                col(Camera.last_seen_at).is_(None),
+                col(Camera.last_seen_at) < at - SEEN_RESOLUTION,
             ),
         )
         .values(
-            last_seen_at=sa.case((Camera.last_seen_at > at, Camera.last_seen_at), else_=at),
-            status=sa.case((Camera.status == OFFLINE, ACTIVE), else_=Camera.status),
-            offline_since=sa.case((Camera.status == OFFLINE, None), else_=Camera.offline_since),
+            last_seen_at=sa.case(
+                (col(Camera.last_seen_at) > at, col(Camera.last_seen_at)), else_=at
+            ),
+            status=sa.case((col(Camera.status) == OFFLINE, ACTIVE), else_=col(Camera.status)),
+            offline_since=sa.case(
+                (col(Camera.status) == OFFLINE, None), else_=col(Camera.offline_since)
+            ),
         )
     )
 
@@ -206,8 +212,8 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
     found = (
         await session.execute(
             sa.select(CameraAlert, Camera)
-            .join(Camera, Camera.id == CameraAlert.camera_id)
-            .where(CameraAlert.id == alert_id)
+            .join(Camera, col(Camera.id) == col(CameraAlert.camera_id))
+            .where(col(CameraAlert.id) == alert_id)
         )
     ).one_or_none()
     if found is None or found.CameraAlert.status == "processed":
@@ -220,7 +226,7 @@ async def process_alert(session: AsyncSession, alert_id: uuid.UUID) -> None:
         and isinstance(made[1], imaging.Processed)
         and (integrations.opens_incident(alert, camera))
     ):
-        evidence = await integrations.save_evidence(*made)
+        evidence = await integrations.save_evidence(made[0], made[1])
     await _store_pictures(session, alert, made)
     link = await integrations.join_or_open_incident(
         session, alert=alert, camera=camera, evidence=evidence
@@ -260,8 +266,8 @@ async def _pictures(
         return None
     original = (
         await session.execute(
-            sa.select(CameraSnapshot.content).where(
-                CameraSnapshot.alert_id == alert.id, CameraSnapshot.variant == "original"
+            sa.select(col(CameraSnapshot.content)).where(
+                col(CameraSnapshot.alert_id) == alert.id, col(CameraSnapshot.variant) == "original"
             )
         )
     ).scalar_one_or_none()
@@ -334,12 +340,12 @@ async def list_alerts(
     incident_id: str | None = None,
     limit: int = 50,
 ) -> list[CameraAlert]:
-    query = sa.select(CameraAlert).order_by(CameraAlert.received_at.desc()).limit(limit)
+    query = sa.select(CameraAlert).order_by(col(CameraAlert.received_at).desc()).limit(limit)
     if incident_id is not None:
-        query = query.where(CameraAlert.incident_id == incident_id)
+        query = query.where(col(CameraAlert.incident_id) == incident_id)
     if ward_code is not None:
-        query = query.join(Camera, Camera.id == CameraAlert.camera_id).where(
-            Camera.ward_code == ward_code
+        query = query.join(Camera, col(Camera.id) == col(CameraAlert.camera_id)).where(
+            col(Camera.ward_code) == ward_code
         )
     return list((await session.execute(query)).scalars())
 
@@ -380,7 +386,7 @@ async def flag_offline_cameras(session: AsyncSession) -> list[Camera]:
     cameras = list(
         (
             await session.execute(
-                sa.select(Camera).where(Camera.status == ACTIVE, silent).with_for_update()
+                sa.select(Camera).where(col(Camera.status) == ACTIVE, silent).with_for_update()
             )
         ).scalars()
     )
@@ -396,28 +402,28 @@ async def purge_originals(session: AsyncSession) -> int:
     """Unblurred pictures and plate texts are personal data kept only for
     CAMERA_ORIGINAL_RETENTION_DAYS (staff verify alerts long before); blurred copies stay."""
     cutoff = clock.now() - timedelta(days=get_settings().camera_original_retention_days)
-    old = sa.select(CameraAlert.id).where(
-        CameraAlert.received_at < cutoff, CameraAlert.status == "processed"
+    old = sa.select(col(CameraAlert.id)).where(
+        col(CameraAlert.received_at) < cutoff, col(CameraAlert.status) == "processed"
     )
     result = await session.execute(
         sa.delete(CameraSnapshot).where(
-            CameraSnapshot.variant == "original", CameraSnapshot.alert_id.in_(old)
+            col(CameraSnapshot.variant) == "original", col(CameraSnapshot.alert_id).in_(old)
         )
     )
     await session.execute(
         sa.update(CameraAlert)
-        .where(CameraAlert.id.in_(old), CameraAlert.plate_text.is_not(None))
+        .where(col(CameraAlert.id).in_(old), col(CameraAlert.plate_text).is_not(None))
         .values(plate_text=None)
     )
     evidence = (
         await session.execute(
-            sa.select(CameraAlert.evidence_media_id).where(
-                CameraAlert.id.in_(old), CameraAlert.evidence_media_id.is_not(None)
+            sa.select(col(CameraAlert.evidence_media_id)).where(
+                col(CameraAlert.id).in_(old), col(CameraAlert.evidence_media_id).is_not(None)
             )
         )
     ).scalars()
-    await integrations.withdraw_evidence(session, list(evidence))
-    return result.rowcount or 0
+    await integrations.withdraw_evidence(session, [m for m in evidence if m is not None])
+    return rows_matched(result)
 
 
 async def run_offline_check(session: AsyncSession) -> list[Camera]:
@@ -426,7 +432,7 @@ async def run_offline_check(session: AsyncSession) -> list[Camera]:
     await purge_originals(session)
     remaining = (
         await session.execute(
-            sa.select(sa.func.count()).select_from(Camera).where(Camera.status != DISABLED)
+            sa.select(sa.func.count()).select_from(Camera).where(col(Camera.status) != DISABLED)
         )
     ).scalar_one()
     if remaining:

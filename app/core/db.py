@@ -450,11 +450,11 @@ class Direct:
             rows = await self._run(dialect.name, compiled.sql, args)
         except DRIVER_UNAVAILABLE as exc:
             if not _is_disconnect(exc):
-                raise sa.exc.OperationalError(compiled.sql, args, exc) from exc  # type: ignore[arg-type]
+                raise sa.exc.OperationalError(compiled.sql, args, exc) from exc
             try:
                 rows = await self._run(dialect.name, compiled.sql, args)
             except DRIVER_UNAVAILABLE as again:
-                raise sa.exc.OperationalError(compiled.sql, args, again) from again  # type: ignore[arg-type]
+                raise sa.exc.OperationalError(compiled.sql, args, again) from again
         return [_row(compiled, row) for row in rows]
 
     @staticmethod

@@ -36,12 +36,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.core import clock, metrics
 from app.core.config import get_settings
 from app.core.db import id_field, json_field, utc_field
 from app.core.logging import get_logger
+from app.core.tables import rows_matched, table_of
 
 log = get_logger("jobs")
 
@@ -73,7 +74,7 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = utc_field(nullable=True)
 
 
-_JOBS = Job.__table__
+_JOBS = table_of(Job)
 _INSERT_JOB = sa.insert(_JOBS)
 
 Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
@@ -151,7 +152,7 @@ async def enqueue(
     await session.execute(
         insert(_JOBS).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
-    existing = await session.execute(sa.select(Job).where(Job.dedupe_key == dedupe_key))
+    existing = await session.execute(sa.select(Job).where(col(Job.dedupe_key) == dedupe_key))
     return existing.scalar_one()
 
 
@@ -217,17 +218,17 @@ class Worker:
     @staticmethod
     def _due(now: datetime) -> sa.ColumnElement[bool]:
         return sa.or_(
-            sa.and_(Job.status == PENDING, Job.run_after <= now),
-            sa.and_(Job.status == RUNNING, Job.locked_until < now),
+            sa.and_(col(Job.status) == PENDING, col(Job.run_after) <= now),
+            sa.and_(col(Job.status) == RUNNING, col(Job.locked_until) < now),
         )
 
     def _ours(self, job: Job) -> sa.ColumnElement[bool]:
         """Still the claim we made: not re-claimed (attempts moved on) nor finished since."""
         return sa.and_(
-            Job.id == job.id,
-            Job.status == RUNNING,
-            Job.locked_by == self.name,
-            Job.attempts == job.attempts,
+            col(Job.id) == job.id,
+            col(Job.status) == RUNNING,
+            col(Job.locked_by) == self.name,
+            col(Job.attempts) == job.attempts,
         )
 
     async def claim(self, limit: int | None = None) -> list[Job]:
@@ -238,9 +239,15 @@ class Worker:
         now = clock.now()
         due = self._due(now)
         pick = (
-            sa.select(Job.id, Job.kind, Job.status, Job.attempts, Job.max_attempts)
+            sa.select(
+                col(Job.id),
+                col(Job.kind),
+                col(Job.status),
+                col(Job.attempts),
+                col(Job.max_attempts),
+            )
             .where(due)
-            .order_by(Job.run_after, Job.id)
+            .order_by(col(Job.run_after), col(Job.id))
             .limit(min(limit or self.batch_size, self.batch_size))
             .with_for_update(skip_locked=True)
         )
@@ -258,7 +265,7 @@ class Worker:
             # rows since our SELECT; the UPDATE (one writer at a time) only takes what is still due.
             claimed = await session.execute(
                 sa.update(Job)
-                .where(Job.id.in_(fresh), due)
+                .where(col(Job.id).in_(fresh), due)
                 .values(
                     status=RUNNING,
                     locked_by=self.name,
@@ -280,7 +287,11 @@ class Worker:
             )
             await session.execute(
                 sa.update(Job)
-                .where(Job.id == row.id, Job.status == RUNNING, Job.attempts == row.attempts)
+                .where(
+                    col(Job.id) == row.id,
+                    col(Job.status) == RUNNING,
+                    col(Job.attempts) == row.attempts,
+                )
                 .values(
                     status=DEAD,
                     last_error=error,
@@ -298,7 +309,7 @@ class Worker:
             result = await session.execute(
                 sa.update(Job).where(self._ours(job)).values(locked_until=clock.now() + self.lease)
             )
-            if result.rowcount != 1:
+            if rows_matched(result) != 1:
                 raise LeaseLost(job.id)
 
     async def run_job(self, job: Job) -> None:
@@ -350,7 +361,7 @@ class Worker:
                 .where(self._ours(job))
                 .values(status=DONE, finished_at=clock.now(), locked_until=None, last_error=None)
             )
-            if result.rowcount != 1:  # our lease was taken over: let the new owner finish
+            if rows_matched(result) != 1:  # our lease was taken over: let the new owner finish
                 raise LeaseLost(job.id)
 
     async def _record_failure(self, job: Job, exc: Exception) -> None:
@@ -369,7 +380,7 @@ class Worker:
         async with self.sessions() as session, session.begin():
             # Fenced: if another worker has claimed the job since, its run is not ours to judge.
             result = await session.execute(sa.update(Job).where(self._ours(job)).values(**values))
-        if result.rowcount != 1:
+        if rows_matched(result) != 1:
             log.warning(
                 "job_lease_lost", job_id=str(job.id), kind=job.kind, worker=self.name, error=error
             )
