@@ -45,8 +45,16 @@ def to_alert(event: FrigateEvent) -> CameraAlertIn | str:
         x1, y1, x2, y2 = state.box
         w, h = event.frame_width, event.frame_height
         if 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h:
-            boxes.append(BoundingBox(label=state.label, x=x1 / w, y=y1 / h, width=(x2 - x1) / w,
-                                     height=(y2 - y1) / h, confidence=state.score))
+            boxes.append(
+                BoundingBox(
+                    label=state.label,
+                    x=x1 / w,
+                    y=y1 / h,
+                    width=(x2 - x1) / w,
+                    height=(y2 - y1) / h,
+                    confidence=state.score,
+                )
+            )
     return CameraAlertIn(
         event_id=f"frigate:{state.id}",
         camera_id=state.camera,

@@ -15,5 +15,8 @@ def cell_of(lat: float, lon: float) -> str:
 def cells_around(cell: str, rings: int) -> list[str]:
     """The cell and `rings` rings of neighbours around it ((2 rings + 1)^2 cells)."""
     row, col = (int(part) for part in cell.split(":"))
-    return [f"{row + dr}:{col + dc}"
-            for dr in range(-rings, rings + 1) for dc in range(-rings, rings + 1)]
+    return [
+        f"{row + dr}:{col + dc}"
+        for dr in range(-rings, rings + 1)
+        for dc in range(-rings, rings + 1)
+    ]

@@ -50,14 +50,14 @@ def inspect_jpeg(data: bytes) -> tuple[int, int]:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             pos += 2
             continue
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if length < 2 or pos + 2 + length > len(data):
             raise SnapshotError("corrupt segment length")
         if marker in _SOF:
             if length < 8:
                 raise SnapshotError("corrupt frame header")
-            height = int.from_bytes(data[pos + 5:pos + 7], "big")
-            width = int.from_bytes(data[pos + 7:pos + 9], "big")
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
             size = (width, height)
         if marker == 0xDA:  # start of scan: entropy-coded data follows
             if size is None:
@@ -113,26 +113,38 @@ def detect(image: Any) -> tuple[list[Rect], list[Rect]]:
 
     height, width = image.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(width, height))
-    small = image if scale == 1.0 else cv2.resize(
-        image, (max(1, round(width * scale)), max(1, round(height * scale))),
-        interpolation=cv2.INTER_AREA)
+    small = (
+        image
+        if scale == 1.0
+        else cv2.resize(
+            image,
+            (max(1, round(width * scale)), max(1, round(height * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+    )
     grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
     face_cascade, plate_cascade = _cascades()
     found = []
     for cascade, min_size in ((face_cascade, (20, 20)), (plate_cascade, (30, 10))):
-        rects = cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=4,
-                                         minSize=min_size)
+        rects = cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=4, minSize=min_size)
         found.append([tuple(round(v / scale) for v in r) for r in rects])
     return found[0], found[1]
 
 
-def _box_rects(boxes: list[dict[str, Any]], labels: set[str], width: int,
-               height: int) -> list[Rect]:
+def _box_rects(
+    boxes: list[dict[str, Any]], labels: set[str], width: int, height: int
+) -> list[Rect]:
     rects = []
     for box in boxes:
         if str(box.get("label", "")).lower() in labels:
-            rects.append((int(box["x"] * width), int(box["y"] * height),
-                          max(1, int(box["width"] * width)), max(1, int(box["height"] * height))))
+            rects.append(
+                (
+                    int(box["x"] * width),
+                    int(box["y"] * height),
+                    max(1, int(box["width"] * width)),
+                    max(1, int(box["height"] * height)),
+                )
+            )
     return rects
 
 
@@ -148,15 +160,17 @@ def blur_regions(image: Any, rects: list[Rect]) -> None:
         if x1 <= x0 or y1 <= y0:
             continue
         roi = image[y0:y1, x0:x1]
-        tiny = cv2.resize(roi, (max(1, (x1 - x0) // 12), max(1, (y1 - y0) // 12)),
-                          interpolation=cv2.INTER_AREA)
+        tiny = cv2.resize(
+            roi, (max(1, (x1 - x0) // 12), max(1, (y1 - y0) // 12)), interpolation=cv2.INTER_AREA
+        )
         coarse = cv2.resize(tiny, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
         k = max(3, (min(x1 - x0, y1 - y0) // 4) | 1)
         image[y0:y1, x0:x1] = cv2.GaussianBlur(coarse, (k, k), 0)
 
 
-def _encode(image: Any, max_width: int | None = None, max_side: int | None = None,
-            quality: int = 85) -> tuple[bytes, tuple[int, int]]:
+def _encode(
+    image: Any, max_width: int | None = None, max_side: int | None = None, quality: int = 85
+) -> tuple[bytes, tuple[int, int]]:
     import cv2
 
     height, width = image.shape[:2]
@@ -166,8 +180,11 @@ def _encode(image: Any, max_width: int | None = None, max_side: int | None = Non
     if max_side and max(width, height) * scale > max_side:
         scale = max_side / max(width, height)
     if scale < 1.0:
-        image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image,
+            (max(1, round(width * scale)), max(1, round(height * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -194,6 +211,13 @@ def process(data: bytes, boxes: list[dict[str, Any]], max_pixels: int) -> Proces
     blur_regions(image, [*faces, *plates])
     public, public_size = _encode(image, max_side=PUBLIC_MAX_SIDE)
     thumbnail, thumbnail_size = _encode(image, max_width=THUMBNAIL_WIDTH, quality=80)
-    return Processed(width=width, height=height, public_jpeg=public, public_size=public_size,
-                     thumbnail_jpeg=thumbnail, thumbnail_size=thumbnail_size,
-                     faces=len(faces), plates=len(plates))
+    return Processed(
+        width=width,
+        height=height,
+        public_jpeg=public,
+        public_size=public_size,
+        thumbnail_jpeg=thumbnail,
+        thumbnail_size=thumbnail_size,
+        faces=len(faces),
+        plates=len(plates),
+    )

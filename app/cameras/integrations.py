@@ -65,13 +65,16 @@ class Evidence:
 async def save_evidence(original: bytes, pictures: imaging.Processed) -> Evidence:
     """Write the files of the alert's evidence (before the job's transaction writes anything)."""
     saved = await media.save_system_evidence(
-        original=original, width=pictures.width, height=pictures.height,
+        original=original,
+        width=pictures.width,
+        height=pictures.height,
         versions=[
             # The names the incidents domain shows: w1280 to the public, w320 as thumbnail.
             media.Version("w1280", pictures.public_jpeg, *pictures.public_size),
             media.Version("w320", pictures.thumbnail_jpeg, *pictures.thumbnail_size),
         ],
-        faces=pictures.faces, plates=pictures.plates,
+        faces=pictures.faces,
+        plates=pictures.plates,
     )
     return Evidence(pictures=pictures, saved=saved)
 
@@ -107,9 +110,14 @@ async def join_or_open_incident(
         media_id = (await media.record_system_evidence(session, evidence.saved)).id
         alert.evidence_media_id = media_id
     incident_id, joined = await incidents.join_or_open_from_camera(
-        session, category=category, lat=camera.lat, lon=camera.lon,
-        occurred_at=alert.occurred_at, confidence=alert.confidence,
-        evidence_media_id=media_id, camera_id=camera.code,
+        session,
+        category=category,
+        lat=camera.lat,
+        lon=camera.lon,
+        occurred_at=alert.occurred_at,
+        confidence=alert.confidence,
+        evidence_media_id=media_id,
+        camera_id=camera.code,
     )
     return IncidentLink(incident_id=incident_id, joined=joined)
 
@@ -128,45 +136,70 @@ async def alert_ward_staff(
     much again as the alert's own database work (claim, lease, transaction). The event id keeps
     a retried job from telling anyone twice."""
     payload = {
-        "incident_id": str(incident_id), "alert_type": alert.type, "ward_code": camera.ward_code,
-        "camera_name": camera.name, "event_id": f"camera-alert:{alert.id}",
+        "incident_id": str(incident_id),
+        "alert_type": alert.type,
+        "ward_code": camera.ward_code,
+        "camera_name": camera.name,
+        "event_id": f"camera-alert:{alert.id}",
     }
     staff = await recipients.ward_staff_on_duty(session, camera.ward_code)
-    await notifications.notify(session, staff, STAFF_ALERT, payload,
-                               dedupe_key=f"{STAFF_ALERT}:{payload['event_id']}")
+    await notifications.notify(
+        session, staff, STAFF_ALERT, payload, dedupe_key=f"{STAFF_ALERT}:{payload['event_id']}"
+    )
 
 
 async def alert_ward_staff_without_incident(
     session: AsyncSession, *, alert: CameraAlert, camera: Camera
 ) -> None:
-    await enqueue(session, CAMERA_EVENT_JOB, {
-        "alert_id": str(alert.id), "alert_type": alert.type, "camera_code": camera.code,
-        "camera_name": camera.name, "ward_code": camera.ward_code,
-        "event_id": f"camera-event:{alert.id}",
-    })
+    await enqueue(
+        session,
+        CAMERA_EVENT_JOB,
+        {
+            "alert_id": str(alert.id),
+            "alert_type": alert.type,
+            "camera_code": camera.code,
+            "camera_name": camera.name,
+            "ward_code": camera.ward_code,
+            "event_id": f"camera-event:{alert.id}",
+        },
+    )
 
 
 async def tell_ward_camera_event(session: AsyncSession, payload: dict[str, Any]) -> None:
     staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
-    await notifications.notify(session, staff, notices.EVENT_KIND, payload,
-                               dedupe_key=f"{notices.EVENT_KIND}:{payload['event_id']}")
+    await notifications.notify(
+        session,
+        staff,
+        notices.EVENT_KIND,
+        payload,
+        dedupe_key=f"{notices.EVENT_KIND}:{payload['event_id']}",
+    )
 
 
 async def camera_offline(session: AsyncSession, *, camera: Camera) -> None:
     """Queue the notice; `tell_ward_camera_offline` sends it from the worker."""
     since = camera.offline_since.isoformat() if camera.offline_since else ""
-    await enqueue(session, CAMERA_OFFLINE_JOB, {
-        "camera_id": str(camera.id), "camera_code": camera.code, "camera_name": camera.name,
-        "ward_code": camera.ward_code, "offline_since": since, "event_id": f"{camera.id}:{since}",
-    })
+    await enqueue(
+        session,
+        CAMERA_OFFLINE_JOB,
+        {
+            "camera_id": str(camera.id),
+            "camera_code": camera.code,
+            "camera_name": camera.name,
+            "ward_code": camera.ward_code,
+            "offline_since": since,
+            "event_id": f"{camera.id}:{since}",
+        },
+    )
 
 
 async def tell_ward_camera_offline(session: AsyncSession, payload: dict[str, Any]) -> None:
     """The camera's ward's staff on duty (all of them while nobody is): one inbox entry (and
     push) each, even if retried."""
     staff = await recipients.ward_staff_on_duty(session, payload["ward_code"])
-    await notifications.notify(session, staff, notices.KIND, payload,
-                               dedupe_key=f"{notices.KIND}:{payload['event_id']}")
+    await notifications.notify(
+        session, staff, notices.KIND, payload, dedupe_key=f"{notices.KIND}:{payload['event_id']}"
+    )
 
 
 def should_warn(alert: CameraAlert) -> bool:
@@ -190,8 +223,9 @@ async def _claim_place(session: AsyncSession, cell: str, alert_id: uuid.UUID) ->
     """Atomically take the right to warn this place now: true at most once per interval, even
     with several workers processing alerts of the same place at once."""
     now, cutoff = clock.now(), _interval_start()
-    statement = insert(session, WarningSent).values(cell=cell, last_sent_at=now,
-                                                     last_alert_id=alert_id)
+    statement = insert(session, WarningSent).values(
+        cell=cell, last_sent_at=now, last_alert_id=alert_id
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[WarningSent.cell],
         set_={"last_sent_at": now, "last_alert_id": alert_id},
@@ -211,21 +245,34 @@ async def warn_nearby_citizens(
         return 0  # the usual case during a burst at one place: no look at who is near
     cells = grid.cells_around(cell, get_settings().camera_warning_cell_rings)
     fresh = clock.now() - POSITION_FRESH_FOR
-    nearby = list((await session.execute(
-        sa.select(col(DevicePosition.user_id)).distinct()
-        .where(col(DevicePosition.cell).in_(cells), col(DevicePosition.reported_at) >= fresh)
-        .order_by(col(DevicePosition.user_id))
-    )).scalars())
+    nearby = list(
+        (
+            await session.execute(
+                sa.select(col(DevicePosition.user_id))
+                .distinct()
+                .where(
+                    col(DevicePosition.cell).in_(cells), col(DevicePosition.reported_at) >= fresh
+                )
+                .order_by(col(DevicePosition.user_id))
+            )
+        ).scalars()
+    )
     # Someone who turned traffic alerts off since reporting is not asked again.
     users = await notifications.with_category_on(session, nearby, TRAFFIC_ALERTS)
     if not users or not await _claim_place(session, cell, alert.id):
         return 0
     for start in range(0, len(users), WARNING_BATCH):
-        await enqueue(session, "traffic.warning", {
-            "user_ids": [str(u) for u in users[start:start + WARNING_BATCH]],
-            "incident_id": str(incident_id), "alert_type": alert.type, "place": camera.name,
-            "event_id": f"camera-warning:{alert.id}",
-        })
+        await enqueue(
+            session,
+            "traffic.warning",
+            {
+                "user_ids": [str(u) for u in users[start : start + WARNING_BATCH]],
+                "incident_id": str(incident_id),
+                "alert_type": alert.type,
+                "place": camera.name,
+                "event_id": f"camera-warning:{alert.id}",
+            },
+        )
     return len(users)
 
 

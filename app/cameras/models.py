@@ -76,8 +76,9 @@ class CameraSnapshot(SQLModel, table=True):
 
     __tablename__ = "camera_snapshots"
 
-    alert_id: uuid.UUID = Field(foreign_key="camera_alerts.id", primary_key=True,
-                                ondelete="CASCADE")
+    alert_id: uuid.UUID = Field(
+        foreign_key="camera_alerts.id", primary_key=True, ondelete="CASCADE"
+    )
     variant: str = Field(primary_key=True, max_length=16)
     content: bytes = Field(sa_type=sa.LargeBinary)
     width: int = 0

@@ -31,26 +31,33 @@ async def report(
         raise AppError(errors.NOT_OPTED_IN, commit=True)
     now = clock.now()
     cell = grid.cell_of(lat, lon)
-    statement = insert(session, DevicePosition).values(token=token, user_id=user_id, cell=cell,
-                                                       reported_at=now)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[DevicePosition.token],
-        set_={"user_id": user_id, "cell": cell, "reported_at": now},
-    ))
+    statement = insert(session, DevicePosition).values(
+        token=token, user_id=user_id, cell=cell, reported_at=now
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[DevicePosition.token],
+            set_={"user_id": user_id, "cell": cell, "reported_at": now},
+        )
+    )
     return {"cell": cell, "reported_at": now}
 
 
 async def forget(session: AsyncSession, user_id: uuid.UUID, token: str) -> None:
-    await session.execute(sa.delete(DevicePosition).where(col(DevicePosition.token) == token,
-                                                          col(DevicePosition.user_id) == user_id))
+    await session.execute(
+        sa.delete(DevicePosition).where(
+            col(DevicePosition.token) == token, col(DevicePosition.user_id) == user_id
+        )
+    )
 
 
 async def forget_stale(session: AsyncSession) -> int:
     """Positions too old to put anyone near anything (`POSITION_FRESH_FOR`) serve no warning:
     they go, so that a citizen who stopped reporting leaves no place behind."""
     cutoff = clock.now() - integrations.POSITION_FRESH_FOR
-    result = await session.execute(sa.delete(DevicePosition)
-                                   .where(col(DevicePosition.reported_at) < cutoff))
+    result = await session.execute(
+        sa.delete(DevicePosition).where(col(DevicePosition.reported_at) < cutoff)
+    )
     return rows_matched(result)
 
 
@@ -63,8 +70,10 @@ async def export_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[st
     rows = await session.execute(
         sa.select(DevicePosition).where(col(DevicePosition.user_id) == user_id)
     )
-    return [{"device_token_end": p.token[-6:], "cell": p.cell,
-             "reported_at": p.reported_at.isoformat()} for p in rows.scalars()]
+    return [
+        {"device_token_end": p.token[-6:], "cell": p.cell, "reported_at": p.reported_at.isoformat()}
+        for p in rows.scalars()
+    ]
 
 
 personal_data.register("device_positions", exporter=export_user, eraser=forget_user)

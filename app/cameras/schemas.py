@@ -28,10 +28,14 @@ class BoundingBox(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    label: str = Field(min_length=1, max_length=32, examples=["vehicle"],
-                       description="What the analytics saw there: vehicle, person, face, "
-                       "plate, fire, water, ... Regions labelled face or plate are always "
-                       "blurred in public pictures.")
+    label: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["vehicle"],
+        description="What the analytics saw there: vehicle, person, face, "
+        "plate, fire, water, ... Regions labelled face or plate are always "
+        "blurred in public pictures.",
+    )
     x: float = Field(ge=0, le=1, examples=[0.42])
     y: float = Field(ge=0, le=1, examples=[0.55])
     width: float = Field(gt=0, le=1, examples=[0.2])
@@ -47,8 +51,14 @@ ALERT_EXAMPLE: dict[str, Any] = {
     "occurred_at": "2026-11-25T08:14:03Z",
     "plate_text": "20A-123.45",
     "boxes": [
-        {"label": "vehicle", "x": 0.42, "y": 0.55, "width": 0.2, "height": 0.18,
-         "confidence": 0.95},
+        {
+            "label": "vehicle",
+            "x": 0.42,
+            "y": 0.55,
+            "width": 0.2,
+            "height": 0.18,
+            "confidence": 0.95,
+        },
         {"label": "plate", "x": 0.5, "y": 0.68, "width": 0.05, "height": 0.02},
     ],
     "snapshot": SNAPSHOT_EXAMPLE,
@@ -59,26 +69,41 @@ class CameraAlertIn(BaseModel):
     """An alert from the city operations centre's video analytics."""
 
     model_config = ConfigDict(
-        extra="ignore", str_strip_whitespace=True,
-        json_schema_extra={"examples": [
-            ALERT_EXAMPLE,
-            {"event_id": "ioc-2026-11-25-000124", "camera_id": "TNG-CAM-0007",
-             "type": "flooding", "confidence": 0.81, "occurred_at": "2026-11-25T08:20:00+07:00"},
-        ]},
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                ALERT_EXAMPLE,
+                {
+                    "event_id": "ioc-2026-11-25-000124",
+                    "camera_id": "TNG-CAM-0007",
+                    "type": "flooding",
+                    "confidence": 0.81,
+                    "occurred_at": "2026-11-25T08:20:00+07:00",
+                },
+            ]
+        },
     )
 
-    event_id: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$",
-                          description="The sender's id of the event (printable ASCII).")
-    camera_id: str = Field(min_length=1, max_length=64,
-                           description="The camera's code in the registry.")
+    event_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The sender's id of the event (printable ASCII).",
+    )
+    camera_id: str = Field(
+        min_length=1, max_length=64, description="The camera's code in the registry."
+    )
     type: AlertType
     confidence: float = Field(ge=0, le=1)
     occurred_at: AwareDatetime = Field(description="When the camera saw it (with a time zone).")
-    plate_text: str | None = Field(default=None, max_length=20,
-                                   description="Licence plate read by the analytics, if any.")
+    plate_text: str | None = Field(
+        default=None, max_length=20, description="Licence plate read by the analytics, if any."
+    )
     boxes: list[BoundingBox] = Field(default_factory=list, max_length=100)
     snapshot: str | None = Field(
-        default=None, max_length=2_000_000,
+        default=None,
+        max_length=2_000_000,
         description="A JPEG picture, base64. At most CAMERA_SNAPSHOT_MAX_BYTES (default "
         "512 KiB) once decoded and CAMERA_SNAPSHOT_MAX_PIXELS pixels.",
     )
@@ -97,8 +122,11 @@ class AlertAccepted(BaseModel):
 class HeartbeatIn(BaseModel):
     """A camera is alive (sent periodically, so that a quiet camera is not taken for offline)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True,
-                              json_schema_extra={"examples": [{"camera_id": "TNG-CAM-0042"}]})
+    model_config = ConfigDict(
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"camera_id": "TNG-CAM-0042"}]},
+    )
 
     camera_id: str = Field(min_length=1, max_length=64)
 
@@ -117,8 +145,12 @@ class FrigateEventState(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
-                    examples=["1732522443.12345-abcd12"])
+    id: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\x21-\x7e]+$",
+        examples=["1732522443.12345-abcd12"],
+    )
     camera: str = Field(min_length=1, max_length=64, examples=["TNG-CAM-0042"])
     label: str = Field(min_length=1, max_length=64, examples=["car"])
     sub_label: str | list[object] | None = None
@@ -126,8 +158,9 @@ class FrigateEventState(BaseModel):
     score: float | None = Field(default=None, ge=0, le=1)
     start_time: float = Field(ge=0, le=4_102_444_800, examples=[1732522443.12])
     frame_time: float | None = None
-    box: list[float] | None = Field(default=None, max_length=4,
-                                    description="[x1, y1, x2, y2] in detect-resolution pixels")
+    box: list[float] | None = Field(
+        default=None, max_length=4, description="[x1, y1, x2, y2] in detect-resolution pixels"
+    )
     region: list[float] | None = None
     current_zones: list[str] = Field(default_factory=list)
     entered_zones: list[str] = Field(default_factory=list)
@@ -142,24 +175,44 @@ class FrigateEvent(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{
-            "type": "new",
-            "before": {"id": "1732522443.12345-abcd12", "camera": "TNG-CAM-0042",
-                       "label": "fire", "top_score": 0.84, "start_time": 1732522443.12},
-            "after": {"id": "1732522443.12345-abcd12", "camera": "TNG-CAM-0042",
-                      "label": "fire", "top_score": 0.86, "score": 0.86,
-                      "start_time": 1732522443.12, "box": [320, 180, 480, 300],
-                      "false_positive": False, "has_snapshot": True},
-        }]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "new",
+                    "before": {
+                        "id": "1732522443.12345-abcd12",
+                        "camera": "TNG-CAM-0042",
+                        "label": "fire",
+                        "top_score": 0.84,
+                        "start_time": 1732522443.12,
+                    },
+                    "after": {
+                        "id": "1732522443.12345-abcd12",
+                        "camera": "TNG-CAM-0042",
+                        "label": "fire",
+                        "top_score": 0.86,
+                        "score": 0.86,
+                        "start_time": 1732522443.12,
+                        "box": [320, 180, 480, 300],
+                        "false_positive": False,
+                        "has_snapshot": True,
+                    },
+                }
+            ]
+        },
     )
 
     type: Literal["new", "update", "end"]
     before: FrigateEventState | None = None
     after: FrigateEventState
     snapshot: str | None = Field(default=None, max_length=2_000_000)
-    frame_width: int | None = Field(default=None, gt=0, le=20000,
-                                    description="Detect width, to normalise `box` (the bridge "
-                                    "adds it; without it boxes are dropped)")
+    frame_width: int | None = Field(
+        default=None,
+        gt=0,
+        le=20000,
+        description="Detect width, to normalise `box` (the bridge "
+        "adds it; without it boxes are dropped)",
+    )
     frame_height: int | None = Field(default=None, gt=0, le=20000)
 
 
@@ -176,14 +229,16 @@ class FrigateIgnored(BaseModel):
 class CameraCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
-                      examples=["TNG-CAM-0042"])
+    code: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", examples=["TNG-CAM-0042"]
+    )
     name: str = Field(min_length=1, max_length=200, examples=["Ngã tư Đồng Quang"])
     lat: float = Field(ge=-90, le=90, examples=[21.5942])
     lon: float = Field(ge=-180, le=180, examples=[105.8482])
     ward_code: str = Field(min_length=1, max_length=32, examples=["TNG-PDP"])
-    direction: str | None = Field(default=None, max_length=64,
-                                  examples=["hướng Hà Nội / towards Ha Noi"])
+    direction: str | None = Field(
+        default=None, max_length=64, examples=["hướng Hà Nội / towards Ha Noi"]
+    )
     status: Literal["active", "disabled"] = "active"
 
 

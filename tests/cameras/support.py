@@ -28,32 +28,48 @@ LAT, LON = 21.5942, 105.8482
 
 
 def signed_headers(
-    body: bytes, secret: str = SECRET, *, msg_id: str | None = None,
+    body: bytes,
+    secret: str = SECRET,
+    *,
+    msg_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, str]:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     at = at or datetime.now(UTC)
     signature = Webhook(secret).sign(msg_id, at, body.decode())
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signature, "content-type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
 
 
 def alert_body(camera: str = "TNG-CAM-0042", **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "event_id": f"ioc-{uuid.uuid4().hex[:12]}", "camera_id": camera, "type": "accident",
-        "confidence": 0.93, "occurred_at": datetime.now(UTC).isoformat(),
+        "event_id": f"ioc-{uuid.uuid4().hex[:12]}",
+        "camera_id": camera,
+        "type": "accident",
+        "confidence": 0.93,
+        "occurred_at": datetime.now(UTC).isoformat(),
     }
     body.update(overrides)
     return body
 
 
 async def send(
-    client: httpx.AsyncClient, body: dict[str, Any] | bytes, *, path: str = ALERTS,
-    secret: str = SECRET, msg_id: str | None = None, at: datetime | None = None,
+    client: httpx.AsyncClient,
+    body: dict[str, Any] | bytes,
+    *,
+    path: str = ALERTS,
+    secret: str = SECRET,
+    msg_id: str | None = None,
+    at: datetime | None = None,
 ) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await client.post(path, content=raw,
-                             headers=signed_headers(raw, secret, msg_id=msg_id, at=at))
+    return await client.post(
+        path, content=raw, headers=signed_headers(raw, secret, msg_id=msg_id, at=at)
+    )
 
 
 def jpeg(width: int = 640, height: int = 360, *, seed: int = 1) -> bytes:
@@ -71,13 +87,26 @@ def b64(data: bytes) -> str:
 
 
 async def make_camera(
-    db: AsyncSession, code: str = "TNG-CAM-0042", *, ward: str = "TNG-PDP",
-    status: str = "active", lat: float = LAT, lon: float = LON,
+    db: AsyncSession,
+    code: str = "TNG-CAM-0042",
+    *,
+    ward: str = "TNG-PDP",
+    status: str = "active",
+    lat: float = LAT,
+    lon: float = LON,
 ) -> Camera:
-    camera = await service.create_camera(db, CameraCreate(
-        code=code, name=f"Camera {code}", lat=lat, lon=lon, ward_code=ward,
-        direction="northbound", status=status,  # type: ignore[arg-type]
-    ))
+    camera = await service.create_camera(
+        db,
+        CameraCreate(
+            code=code,
+            name=f"Camera {code}",
+            lat=lat,
+            lon=lon,
+            ward_code=ward,
+            direction="northbound",
+            status=status,  # type: ignore[arg-type]
+        ),
+    )
     await db.commit()
     return camera
 
@@ -87,12 +116,25 @@ def old(minutes: int) -> datetime:
 
 
 async def staff_with_phone(
-    client: httpx.AsyncClient, db: AsyncSession, phone: str, token: str, *,
-    ward: str = "TNG-PDP", platform: str = "android", locale: str = "vi",
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    phone: str,
+    token: str,
+    *,
+    ward: str = "TNG-PDP",
+    platform: str = "android",
+    locale: str = "vi",
 ) -> Account:
     """A ward staff member whose phone gets pushes (its device registered, as the app does)."""
     staff = await account(client, db, phone, "ward_staff", ward)
-    await notifications.register_device(db, user_id=staff.id, auth_session_id=None, token=token,
-                                        platform=platform, app_version="1.0", locale=locale)
+    await notifications.register_device(
+        db,
+        user_id=staff.id,
+        auth_session_id=None,
+        token=token,
+        platform=platform,
+        app_version="1.0",
+        locale=locale,
+    )
     await db.commit()
     return staff

@@ -18,21 +18,49 @@ from tests.support.flows import run_jobs
 FRIGATE = "/internal/v1/camera-alerts/frigate"
 
 
-def event(kind: str = "new", *, label: str = "fire", camera: str = "TNG-CAM-0042",
-          object_id: str = "1732522443.12345-abcd12", **after: Any) -> dict[str, Any]:
+def event(
+    kind: str = "new",
+    *,
+    label: str = "fire",
+    camera: str = "TNG-CAM-0042",
+    object_id: str = "1732522443.12345-abcd12",
+    **after: Any,
+) -> dict[str, Any]:
     """A message as Frigate 0.14 publishes it (trimmed to fields that matter, plus noise)."""
     state = {
-        "id": object_id, "camera": camera, "frame_time": time.time(), "snapshot_time": 0,
-        "label": label, "sub_label": None, "top_score": 0.86, "false_positive": False,
-        "start_time": time.time() - 3, "end_time": None, "score": 0.84,
-        "box": [320, 180, 480, 300], "area": 19200, "ratio": 1.33,
-        "region": [0, 0, 640, 640], "stationary": False, "motionless_count": 0,
-        "position_changes": 2, "current_zones": [], "entered_zones": [],
-        "has_clip": True, "has_snapshot": True, "attributes": {}, "current_attributes": [],
+        "id": object_id,
+        "camera": camera,
+        "frame_time": time.time(),
+        "snapshot_time": 0,
+        "label": label,
+        "sub_label": None,
+        "top_score": 0.86,
+        "false_positive": False,
+        "start_time": time.time() - 3,
+        "end_time": None,
+        "score": 0.84,
+        "box": [320, 180, 480, 300],
+        "area": 19200,
+        "ratio": 1.33,
+        "region": [0, 0, 640, 640],
+        "stationary": False,
+        "motionless_count": 0,
+        "position_changes": 2,
+        "current_zones": [],
+        "entered_zones": [],
+        "has_clip": True,
+        "has_snapshot": True,
+        "attributes": {},
+        "current_attributes": [],
     }
     state.update(after)
-    return {"type": kind, "before": dict(state), "after": state,
-            "frame_width": 640, "frame_height": 360}
+    return {
+        "type": kind,
+        "before": dict(state),
+        "after": state,
+        "frame_width": 640,
+        "frame_height": 360,
+    }
 
 
 async def test_a_frigate_fire_event_becomes_an_alert(
@@ -45,8 +73,9 @@ async def test_a_frigate_fire_event_becomes_an_alert(
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
     assert (alert.source, alert.type, alert.confidence) == ("frigate", "fire", 0.86)
     assert alert.event_id == "frigate:1732522443.12345-abcd12"
-    assert alert.boxes == [{"label": "fire", "x": 0.5, "y": 0.5, "width": 0.25,
-                            "height": 1 / 3, "confidence": 0.84}]
+    assert alert.boxes == [
+        {"label": "fire", "x": 0.5, "y": 0.5, "width": 0.25, "height": 1 / 3, "confidence": 0.84}
+    ]
     assert await db.get(CameraSnapshot, (alert.id, "original")) is not None
 
 
@@ -64,8 +93,11 @@ async def test_a_zone_named_after_an_alert_type_maps_ordinary_objects(
     ioc: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     await make_camera(db)
-    response = await send(ioc, event(label="car", current_zones=["wrong_way"],
-                                     entered_zones=["wrong_way"]), path=FRIGATE)
+    response = await send(
+        ioc,
+        event(label="car", current_zones=["wrong_way"], entered_zones=["wrong_way"]),
+        path=FRIGATE,
+    )
     assert response.status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
@@ -74,11 +106,14 @@ async def test_a_zone_named_after_an_alert_type_maps_ordinary_objects(
     assert incident.category == "traffic_violation" and str(incident.id) == alert.incident_id
 
 
-@pytest.mark.parametrize(("message", "reason"), [
-    (event("end"), "ended"),
-    (event(label="car"), "maps to no alert type"),
-    (event(false_positive=True), "false positive"),
-])
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (event("end"), "ended"),
+        (event(label="car"), "maps to no alert type"),
+        (event(false_positive=True), "false positive"),
+    ],
+)
 async def test_frigate_messages_that_are_no_alert_are_acknowledged_and_ignored(
     ioc: httpx.AsyncClient, db: AsyncSession, message: dict[str, Any], reason: str
 ) -> None:

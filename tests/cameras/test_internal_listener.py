@@ -18,7 +18,10 @@ def client_on(app: object, port: int, ip: str = "10.1.2.3") -> httpx.AsyncClient
 
 
 async def test_internal_routes_only_on_the_internal_port_when_switched_off_publicly(
-    app: object, db: AsyncSession, camera_settings: object, wards: None,
+    app: object,
+    db: AsyncSession,
+    camera_settings: object,
+    wards: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await make_camera(db)
@@ -38,11 +41,21 @@ async def test_internal_routes_only_on_the_internal_port_when_switched_off_publi
         assert (await send(public, alert_body())).status_code == 202
 
 
-@pytest.mark.parametrize(("host", "allowed"), [
-    ("127.0.0.1", True), ("10.200.1.1", True), ("192.168.1.20", True), ("::1", True),
-    ("::ffff:10.0.0.7", True), ("203.0.113.10", False), ("8.8.8.8", False),
-    ("2001:db8::1", False), ("not-an-ip", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("10.200.1.1", True),
+        ("192.168.1.20", True),
+        ("::1", True),
+        ("::ffff:10.0.0.7", True),
+        ("203.0.113.10", False),
+        ("8.8.8.8", False),
+        ("2001:db8::1", False),
+        ("not-an-ip", False),
+        (None, False),
+    ],
+)
 def test_the_default_allowlist_is_loopback_and_private_networks(
     host: str | None, allowed: bool
 ) -> None:
@@ -52,7 +65,10 @@ def test_the_default_allowlist_is_loopback_and_private_networks(
 
 
 async def test_an_operator_narrows_the_allowlist(
-    app: object, db: AsyncSession, camera_settings: object, wards: None,
+    app: object,
+    db: AsyncSession,
+    camera_settings: object,
+    wards: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await make_camera(db)

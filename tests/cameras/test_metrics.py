@@ -31,8 +31,11 @@ async def test_alerts_are_counted_by_outcome_and_refusals_by_code(
     assert (await send(ioc, body, msg_id="msg_counted")).status_code == 202
     assert (await send(ioc, body, msg_id="msg_counted")).status_code == 202
     raw = json.dumps(alert_body()).encode()
-    tampered = await ioc.post("/internal/v1/camera-alerts", headers=signed_headers(raw),
-                              content=raw.replace(b"0.93", b"0.99"))
+    tampered = await ioc.post(
+        "/internal/v1/camera-alerts",
+        headers=signed_headers(raw),
+        content=raw.replace(b"0.93", b"0.99"),
+    )
     unknown = await send(ioc, alert_body(camera="TNG-CAM-9999"))
     assert (tampered.status_code, unknown.status_code) == (401, 422)
 
@@ -48,7 +51,9 @@ async def test_alerts_are_counted_by_outcome_and_refusals_by_code(
 
 
 async def test_processing_delay_is_observed_once_per_alert_not_per_attempt(
-    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession,
+    ioc: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    db: AsyncSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await make_camera(db)
@@ -69,10 +74,12 @@ async def test_processing_delay_is_observed_once_per_alert_not_per_attempt(
     failed = await scrape(client)
     assert sample(failed, DELAY, type="accident") == sample(before, DELAY, type="accident")
     assert sample(failed, "jobs_finished_total", **WAITED, outcome="retry") == (
-        sample(before, "jobs_finished_total", **WAITED, outcome="retry") + 1)
+        sample(before, "jobs_finished_total", **WAITED, outcome="retry") + 1
+    )
 
-    await db.execute(sa.update(Job).where(Job.kind == WAITED["kind"])
-                     .values(run_after=clock.now()))  # its retry is due now
+    await db.execute(
+        sa.update(Job).where(Job.kind == WAITED["kind"]).values(run_after=clock.now())
+    )  # its retry is due now
     await db.commit()
     await run_jobs()
 
@@ -80,4 +87,5 @@ async def test_processing_delay_is_observed_once_per_alert_not_per_attempt(
     assert sample(after, DELAY, type="accident") == sample(before, DELAY, type="accident") + 1
     # Both attempts waited in the queue: the wait is per attempt.
     assert sample(after, "job_wait_seconds_count", **WAITED) == (
-        sample(before, "job_wait_seconds_count", **WAITED) + 2)
+        sample(before, "job_wait_seconds_count", **WAITED) + 2
+    )

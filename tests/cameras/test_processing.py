@@ -46,8 +46,10 @@ def sharpness(image: np.ndarray) -> float:
 
 def region(image: np.ndarray, box: dict) -> np.ndarray:
     h, w = image.shape[:2]
-    return image[int(box["y"] * h):int((box["y"] + box["height"]) * h),
-                 int(box["x"] * w):int((box["x"] + box["width"]) * w)]
+    return image[
+        int(box["y"] * h) : int((box["y"] + box["height"]) * h),
+        int(box["x"] * w) : int((box["x"] + box["width"]) * w),
+    ]
 
 
 async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_and_a_push(
@@ -57,8 +59,9 @@ async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_a
     staff = await staff_with_phone(client, db, "0911000001", "staff-phone-token")
     other_ward = await account(client, db, "0911000002", "ward_staff", "TNG-GS")
     picture = jpeg(640, 360)
-    response = await send(ioc, alert_body(snapshot=b64(picture), boxes=[PLATE],
-                                          plate_text="20A-123.45"))
+    response = await send(
+        ioc, alert_body(snapshot=b64(picture), boxes=[PLATE], plate_text="20A-123.45")
+    )
     assert response.status_code == 202
     alert_id = response.json()["alert_id"]
 
@@ -76,16 +79,19 @@ async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_a
     queue = await client.get("/api/v1/staff/incidents", headers=staff.headers)
     assert queue.status_code == 200
     assert [i["id"] for i in queue.json()["items"]] == [str(incident.id)]
-    evidence = await client.get(f"/api/v1/staff/camera-alerts?incident_id={incident.id}",
-                                headers=staff.headers)
+    evidence = await client.get(
+        f"/api/v1/staff/camera-alerts?incident_id={incident.id}", headers=staff.headers
+    )
     assert [a["id"] for a in evidence.json()["items"]] == [alert_id]
-    thumb = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail",
-                             headers=staff.headers)
+    thumb = await client.get(
+        f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail", headers=staff.headers
+    )
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     thumbnail = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
     assert thumbnail.shape[:2] == (180, 320)
-    public = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/public",
-                              headers=staff.headers)
+    public = await client.get(
+        f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/public", headers=staff.headers
+    )
     blurred = cv2.imdecode(np.frombuffer(public.content, np.uint8), cv2.IMREAD_COLOR)
     original = cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR)
     assert blurred.shape == original.shape
@@ -94,8 +100,9 @@ async def test_accident_opens_an_incident_for_ward_staff_with_blurred_pictures_a
     elsewhere = {"x": 0.0, "y": 0.0, "width": 0.2, "height": 0.2}
     assert sharpness(region(blurred, elsewhere)) > sharpness(region(original, elsewhere)) / 3
     # Another ward's staff do not even learn the alert exists.
-    hidden = await client.get(f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail",
-                              headers=other_ward.headers)
+    hidden = await client.get(
+        f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/thumbnail", headers=other_ward.headers
+    )
     assert hidden.status_code == 404
 
     # The push to the ward's staff, and only to them.
@@ -116,8 +123,9 @@ async def test_a_second_camera_alert_nearby_joins_the_open_incident(
     await run_jobs()
     assert (await send(ioc, alert_body("TNG-CAM-0043", confidence=0.97))).status_code == 202
     await run_jobs()
-    alerts = list((await db.execute(sa.select(CameraAlert).order_by(CameraAlert.received_at)))
-                  .scalars())
+    alerts = list(
+        (await db.execute(sa.select(CameraAlert).order_by(CameraAlert.received_at))).scalars()
+    )
     assert len({a.incident_id for a in alerts}) == 1
     assert [a.incident_joined for a in alerts] == [False, True]
     assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 1
@@ -170,8 +178,12 @@ async def test_camera_alerts_go_to_the_staff_on_duty_or_to_all_while_nobody_is(
     assert [m["message"]["token"] for m in pushes(push_log)] == ["on-duty-phone"]
 
     clock.advance(timedelta(minutes=7))  # the shift has ended: nobody is on duty
-    assert (await send(ioc, alert_body(event_id="ioc-duty-2", occurred_at=clock.now().isoformat(),
-                                       type="crowd"))).status_code == 202
+    assert (
+        await send(
+            ioc,
+            alert_body(event_id="ioc-duty-2", occurred_at=clock.now().isoformat(), type="crowd"),
+        )
+    ).status_code == 202
     await run_jobs()
     later = [m["message"]["token"] for m in pushes(push_log)][1:]
     assert sorted(later) == ["off-duty-phone", "on-duty-phone"]
@@ -181,8 +193,9 @@ async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
     ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path
 ) -> None:
     await make_camera(db)
-    await staff_with_phone(client, db, "0911000005", "staff-crowd-token", platform="ios",
-                           locale="en")
+    await staff_with_phone(
+        client, db, "0911000005", "staff-crowd-token", platform="ios", locale="en"
+    )
     assert (await send(ioc, alert_body(type="crowd", confidence=0.9))).status_code == 202
     await run_jobs()
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
@@ -196,7 +209,10 @@ async def test_a_crowd_reaches_the_ward_staff_without_an_incident(
 
 
 async def test_an_alert_from_outside_the_service_area_reaches_the_ward_without_an_incident(
-    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log: Path,
+    ioc: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    push_log: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A camera registered before the service area was narrowed: the incidents domain refuses
@@ -215,8 +231,9 @@ async def test_an_alert_from_outside_the_service_area_reaches_the_ward_without_a
     assert await db.scalar(sa.select(sa.func.count()).select_from(Incident)) == 0
     sent = pushes(push_log)
     assert [assert_valid_push(m["message"]) for m in sent] == ["camera.event"]
-    failed = await db.scalar(sa.select(sa.func.count()).select_from(Job)
-                             .where(Job.last_error.is_not(None)))
+    failed = await db.scalar(
+        sa.select(sa.func.count()).select_from(Job).where(Job.last_error.is_not(None))
+    )
     assert failed == 0
 
 
@@ -230,11 +247,13 @@ async def test_originals_need_a_reason_are_audited_and_expire(
     await run_jobs()
     url = f"/api/v1/staff/camera-alerts/{alert_id}/snapshot/original"
     assert (await client.get(url, headers=staff.headers)).status_code == 422
-    seen = await client.get(url, params={"reason": "verifying the accident"},
-                            headers=staff.headers)
+    seen = await client.get(url, params={"reason": "verifying the accident"}, headers=staff.headers)
     assert seen.status_code == 200
-    audit = (await db.execute(sa.select(AuditEvent).where(
-        AuditEvent.action == "cameras.original_snapshot_read"))).scalar_one()
+    audit = (
+        await db.execute(
+            sa.select(AuditEvent).where(AuditEvent.action == "cameras.original_snapshot_read")
+        )
+    ).scalar_one()
     assert (audit.actor_id, audit.reason) == (staff.id, "verifying the accident")
 
     clock.advance(timedelta(days=31))
@@ -265,7 +284,7 @@ def test_faces_found_by_opencv_are_blurred_even_when_the_sender_marked_none() ->
 
 def _path(url: str) -> str:
     """A signed media URL without the public base (the test client has its own)."""
-    return url[url.index("/api/v1/media/signed/"):]
+    return url[url.index("/api/v1/media/signed/") :]
 
 
 async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff_only(
@@ -281,26 +300,31 @@ async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff
     media = await media_service.get(db, alert.evidence_media_id)
     assert media is not None and media.owner_id is None and media.purpose == "evidence"
     # Ready at once: the camera's pictures are the public versions, nothing is processed again.
-    assert await db.scalar(sa.select(sa.func.count()).select_from(Job).where(
-        Job.kind == "media.process")) == 0
+    assert (
+        await db.scalar(
+            sa.select(sa.func.count()).select_from(Job).where(Job.kind == "media.process")
+        )
+        == 0
+    )
 
-    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}",
-                              headers=staff.headers)
+    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}", headers=staff.headers)
     assert detail.status_code == 200
     [shown] = detail.json()["media"]
     assert shown["id"] == str(media.id) and shown["ready"] is True
     # Staff views link the blurred copy; the original is read through the audited endpoint.
     assert (await client.get(_path(shown["url"]))).content == blurred != picture
-    original_url = (f"/api/v1/staff/incidents/{alert.incident_id}/media/{media.id}/original")
-    original = await client.get(original_url, params={"reason": "Xác minh cảnh báo"},
-                                headers=staff.headers)
+    original_url = f"/api/v1/staff/incidents/{alert.incident_id}/media/{media.id}/original"
+    original = await client.get(
+        original_url, params={"reason": "Xác minh cảnh báo"}, headers=staff.headers
+    )
     assert original.status_code == 200 and original.content == picture  # staff: as received
     thumb = await client.get(_path(shown["thumbnail_url"]))
     assert thumb.content == (await db.get(CameraSnapshot, (alert.id, "thumbnail"))).content
 
     # What the public would see of it: the blurred copy, never the original.
-    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)],
-                                                    renditions.PUBLIC)
+    views = await incidents.media_views_by_incident(
+        db, [uuid.UUID(alert.incident_id)], renditions.PUBLIC
+    )
     [public] = views[uuid.UUID(alert.incident_id)]
     assert "/original" not in public["url"]
     assert (await client.get(_path(public["url"]))).content == blurred != picture
@@ -310,14 +334,16 @@ async def test_the_blurred_snapshot_is_the_incidents_evidence_original_for_staff
     await service.run_offline_check(db)
     await db.commit()
     staff = await sign_in(db, staff.user)  # a month later: a new sign-in, new links
-    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}",
-                              headers=staff.headers)
+    detail = await client.get(f"/api/v1/staff/incidents/{alert.incident_id}", headers=staff.headers)
     [shown] = detail.json()["media"]
-    gone = await client.get(original_url, params={"reason": "Xác minh cảnh báo"},
-                            headers=staff.headers)
+    gone = await client.get(
+        original_url, params={"reason": "Xác minh cảnh báo"}, headers=staff.headers
+    )
     assert gone.status_code == 404
     assert (await client.get(_path(shown["thumbnail_url"]))).status_code == 200
-    views = await incidents.media_views_by_incident(db, [uuid.UUID(alert.incident_id)],
-                                                    renditions.PUBLIC)
-    assert (await client.get(_path(views[uuid.UUID(alert.incident_id)][0]["url"]))).content \
-        == blurred
+    views = await incidents.media_views_by_incident(
+        db, [uuid.UUID(alert.incident_id)], renditions.PUBLIC
+    )
+    assert (
+        await client.get(_path(views[uuid.UUID(alert.incident_id)][0]["url"]))
+    ).content == blurred

@@ -26,23 +26,37 @@ from tests.support.flows import run_jobs
 from tests.support.statements import statements
 
 
-async def citizen_near(client: httpx.AsyncClient, db: AsyncSession, phone: str, lat: float,
-                       lon: float, token: str | None = None) -> Account:
+async def citizen_near(
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    phone: str,
+    lat: float,
+    lon: float,
+    token: str | None = None,
+) -> Account:
     citizen = await account(client, db, phone)
     token = token or f"token-{phone}"
-    await notifications.register_device(db, user_id=citizen.id, auth_session_id=None,
-                                        token=token, platform="android", app_version="1.0",
-                                        locale="vi")
+    await notifications.register_device(
+        db,
+        user_id=citizen.id,
+        auth_session_id=None,
+        token=token,
+        platform="android",
+        app_version="1.0",
+        locale="vi",
+    )
     await db.commit()
-    response = await client.put(f"/api/v1/devices/{token}/location",
-                                json={"lat": lat, "lon": lon}, headers=citizen.headers)
+    response = await client.put(
+        f"/api/v1/devices/{token}/location", json={"lat": lat, "lon": lon}, headers=citizen.headers
+    )
     assert response.status_code == 200, response.text
     return citizen
 
 
 async def warned(db: AsyncSession) -> list:
-    rows = await db.execute(sa.select(Notification.user_id)
-                            .where(Notification.kind == "traffic.warning"))
+    rows = await db.execute(
+        sa.select(Notification.user_id).where(Notification.kind == "traffic.warning")
+    )
     return list(rows.scalars())
 
 
@@ -50,8 +64,11 @@ async def test_a_device_reports_only_a_coarse_cell_and_keeps_no_history(
     client: httpx.AsyncClient, db: AsyncSession, wards: None
 ) -> None:
     citizen = await citizen_near(client, db, "0913000001", LAT, LON, token="tok-1")
-    again = await client.put("/api/v1/devices/tok-1/location",
-                             json={"lat": 21.5611, "lon": 105.8333}, headers=citizen.headers)
+    again = await client.put(
+        "/api/v1/devices/tok-1/location",
+        json={"lat": 21.5611, "lon": 105.8333},
+        headers=citizen.headers,
+    )
     assert again.status_code == 200
     assert again.json()["cell"] == "2156:10583"
     rows = (await db.execute(sa.select(DevicePosition))).scalars().all()
@@ -77,21 +94,25 @@ async def test_positions_only_for_own_devices_and_with_traffic_alerts_on(
 ) -> None:
     owner = await citizen_near(client, db, "0913000002", LAT, LON, token="tok-own")
     stranger = await account(client, db, "0913000003")
-    theirs = await client.put("/api/v1/devices/tok-own/location", json={"lat": LAT, "lon": LON},
-                              headers=stranger.headers)
+    theirs = await client.put(
+        "/api/v1/devices/tok-own/location", json={"lat": LAT, "lon": LON}, headers=stranger.headers
+    )
     assert theirs.status_code == 404
     assert theirs.json()["code"] == "device_position.device_not_found"
-    await notifications.set_preferences(db, owner.id, categories={"traffic_alerts": False},
-                                        quiet_hours=None, language=None)
+    await notifications.set_preferences(
+        db, owner.id, categories={"traffic_alerts": False}, quiet_hours=None, language=None
+    )
     await db.commit()
-    opted_out = await client.put("/api/v1/devices/tok-own/location",
-                                 json={"lat": LAT, "lon": LON}, headers=owner.headers)
+    opted_out = await client.put(
+        "/api/v1/devices/tok-own/location", json={"lat": LAT, "lon": LON}, headers=owner.headers
+    )
     assert opted_out.status_code == 409
     assert opted_out.json()["code"] == "device_position.not_opted_in"
     # Opting out also dropped the position kept before.
     assert (await db.execute(sa.select(DevicePosition))).first() is None
-    bad = await client.put("/api/v1/devices/tok-own/location", json={"lat": 100, "lon": LON},
-                           headers=owner.headers)
+    bad = await client.put(
+        "/api/v1/devices/tok-own/location", json={"lat": 100, "lon": LON}, headers=owner.headers
+    )
     assert bad.status_code == 422
 
 
@@ -103,8 +124,9 @@ async def test_an_accident_warns_citizens_nearby_once_per_place_and_interval(
     next_cell = await citizen_near(client, db, "0913000011", LAT + 0.012, LON)
     far = await citizen_near(client, db, "0913000012", 21.5610, 105.8330)  # ~4 km away
     muted = await citizen_near(client, db, "0913000013", LAT, LON)
-    await notifications.set_preferences(db, muted.id, categories={"traffic_alerts": False},
-                                        quiet_hours=None, language=None)
+    await notifications.set_preferences(
+        db, muted.id, categories={"traffic_alerts": False}, quiet_hours=None, language=None
+    )
     await db.commit()
 
     assert (await send(ioc, alert_body(confidence=0.93))).status_code == 202
@@ -113,8 +135,9 @@ async def test_an_accident_warns_citizens_nearby_once_per_place_and_interval(
     assert far.id not in await warned(db)
     alert = (await db.execute(sa.select(CameraAlert))).scalar_one()
     assert alert.citizens_warned == 2
-    kinds = [assert_valid_push(json.loads(line)["message"])
-             for line in push_log.read_text().splitlines()]
+    kinds = [
+        assert_valid_push(json.loads(line)["message"]) for line in push_log.read_text().splitlines()
+    ]
     assert kinds.count("traffic.warning") == 2
 
     # The same place again within the interval: no new warning, never a storm.
@@ -137,8 +160,9 @@ async def test_warning_many_citizens_costs_the_statements_of_warning_two(
     for i in range(2):
         await citizen_near(client, db, f"09130002{i:02d}", LAT, LON)
     crowd = [await citizen_near(client, db, f"09130003{i:02d}", *elsewhere) for i in range(12)]
-    await notifications.set_preferences(db, crowd[0].id, categories={"traffic_alerts": False},
-                                        quiet_hours=None, language=None)
+    await notifications.set_preferences(
+        db, crowd[0].id, categories={"traffic_alerts": False}, quiet_hours=None, language=None
+    )
     await db.commit()
 
     costs = []
@@ -146,8 +170,9 @@ async def test_warning_many_citizens_costs_the_statements_of_warning_two(
         camera = Camera(code=f"CAM-{lat}", name="Ngã tư", lat=lat, lon=lon, ward_code="TNG-PDP")
         alert = CameraAlert(id=uuid.uuid4(), type="accident", confidence=0.95)
         with statements() as seen:
-            warned = await integrations.warn_nearby_citizens(db, alert=alert, camera=camera,
-                                                             incident_id=uuid.uuid4())
+            warned = await integrations.warn_nearby_citizens(
+                db, alert=alert, camera=camera, incident_id=uuid.uuid4()
+            )
         costs.append((warned, len(seen)))
 
     assert [warned for warned, _ in costs] == [2, 11]
@@ -155,7 +180,10 @@ async def test_warning_many_citizens_costs_the_statements_of_warning_two(
 
 
 async def test_a_crowd_is_warned_in_batches_each_citizen_once(
-    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession, push_log,
+    ioc: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    push_log,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(integrations, "WARNING_BATCH", 2)
@@ -184,15 +212,16 @@ async def test_a_fire_opens_a_fire_incident_and_warns_citizens_nearby_once_per_i
     assert (incident.category, incident.source, incident.status) == ("fire", "camera", "new")
     assert await warned(db) == [near.id]
     assert far.id not in await warned(db)
-    kinds = [assert_valid_push(json.loads(line)["message"])
-             for line in push_log.read_text().splitlines()]
+    kinds = [
+        assert_valid_push(json.loads(line)["message"]) for line in push_log.read_text().splitlines()
+    ]
     assert kinds.count("traffic.warning") == 1
 
     # Smoke seen by the same camera soon after joins the fire; the place was warned just now.
     clock.advance(timedelta(minutes=5))
     assert (await send(ioc, alert_body(type="smoke", confidence=0.95))).status_code == 202
     await run_jobs()
-    smoke = (await db.execute(sa.select(CameraAlert).where(CameraAlert.type == "smoke")))
+    smoke = await db.execute(sa.select(CameraAlert).where(CameraAlert.type == "smoke"))
     smoke_alert = smoke.scalar_one()
     assert (smoke_alert.incident_id, smoke_alert.incident_joined) == (alert.incident_id, True)
     assert await warned(db) == [near.id]
@@ -204,13 +233,22 @@ async def test_a_fire_opens_a_fire_incident_and_warns_citizens_nearby_once_per_i
     assert await warned(db) == [near.id, near.id]
 
 
-@pytest.mark.parametrize(("kind", "confidence"), [
-    ("accident", 0.5), ("congestion", 0.99), ("red_light", 0.99), ("fire", 0.6),
-    ("smoke", 0.99),  # smoke opens a fire incident but has no warning threshold by default
-])
+@pytest.mark.parametrize(
+    ("kind", "confidence"),
+    [
+        ("accident", 0.5),
+        ("congestion", 0.99),
+        ("red_light", 0.99),
+        ("fire", 0.6),
+        ("smoke", 0.99),  # smoke opens a fire incident but has no warning threshold by default
+    ],
+)
 async def test_minor_or_uncertain_alerts_warn_nobody(
-    ioc: httpx.AsyncClient, client: httpx.AsyncClient, db: AsyncSession,
-    kind: str, confidence: float,
+    ioc: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    db: AsyncSession,
+    kind: str,
+    confidence: float,
 ) -> None:
     await make_camera(db)
     await citizen_near(client, db, "0913000020", LAT, LON)
@@ -241,7 +279,9 @@ async def test_positions_go_once_too_old_to_warn_anyone(
     await schedule_periodic(session_factory())
     await run_jobs()
     assert sorted((await db.execute(sa.select(DevicePosition.token))).scalars()) == [
-        "tok-old", "tok-recent"]
+        "tok-old",
+        "tok-recent",
+    ]
 
     clock.advance(timedelta(hours=2))  # the first is 7 hours old, the second 2
     await schedule_periodic(session_factory())
