@@ -1,4 +1,5 @@
-"""Prometheus metrics. With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR (see docs/operations.md)."""
+"""Prometheus metrics. With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR
+(see docs/operations.md)."""
 
 from __future__ import annotations
 
