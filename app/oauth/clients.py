@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from joserfc.errors import JoseError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import audit
 from app.core.audit import AuditContext
@@ -271,7 +272,7 @@ def describe(row: OAuthClient) -> dict[str, Any]:
 
 
 async def list_clients(session: AsyncSession) -> list[OAuthClient]:
-    rows = await session.execute(sa.select(OAuthClient).order_by(OAuthClient.created_at))
+    rows = await session.execute(sa.select(OAuthClient).order_by(col(OAuthClient.created_at)))
     return list(rows.scalars())
 
 
@@ -438,7 +439,7 @@ def forget_client(client_id: str) -> None:
 
 
 async def clients_named(session: AsyncSession, ids: list[str]) -> dict[str, OAuthClient]:
-    rows = await session.execute(sa.select(OAuthClient).where(OAuthClient.id.in_(ids)))
+    rows = await session.execute(sa.select(OAuthClient).where(col(OAuthClient.id).in_(ids)))
     return {c.id: c for c in rows.scalars()}
 
 

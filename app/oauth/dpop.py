@@ -39,6 +39,11 @@ class _ProofRegistry(jws.JWSRegistry):
 
 
 _REGISTRY = _ProofRegistry(algorithms=list(ALGS))
+_KEY_TYPES: dict[str, type[ECKey] | type[RSAKey] | type[OKPKey]] = {
+    "EC": ECKey,
+    "RSA": RSAKey,
+    "OKP": OKPKey,
+}
 
 
 class DPoPError(Exception):
@@ -95,7 +100,7 @@ async def verify_proof(
         jwk = header.get("jwk")
         if not isinstance(jwk, dict) or "d" in jwk:
             raise DPoPError("jwk")
-        key_type = {"EC": ECKey, "RSA": RSAKey, "OKP": OKPKey}.get(jwk.get("kty", ""))
+        key_type = _KEY_TYPES.get(jwk.get("kty", ""))
         if key_type is None:
             raise DPoPError("kty")
         key = key_type.import_key(jwk)

@@ -3,9 +3,9 @@ proofs), written once: the discovery document advertises exactly these."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, KeySetSerialization, OKPKey, RSAKey
 
 # RFC 7518 §3.3 and §3.5: RSA keys of 2048 bits or more. EC curves follow the algorithm
 # (ES256: P-256, ES384: P-384), EdDSA is Ed25519 or Ed448 (RFC 8037).
@@ -30,7 +30,7 @@ def key_fits(key: Any, alg: str | None = None) -> bool:
 def usable_key_set(jwks: dict[str, Any]) -> KeySet:
     """A client's registered keys, without those too weak to trust (ValueError when none is left
     or the set is malformed)."""
-    keys = KeySet.import_key_set(jwks)
+    keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))  # joserfc checks its shape
     strong = [key for key in keys.keys if key_fits(key)]
     if not strong:
         raise ValueError("no usable key")

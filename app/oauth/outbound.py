@@ -76,7 +76,7 @@ async def resolve_public(host: str, port: int) -> str:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise OutboundFailed(f"cannot resolve {host}") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         if not addresses:
             raise OutboundFailed(f"cannot resolve {host}")
     if not get_oauth_settings().private_targets_allowed and any(map(_internal, addresses)):

@@ -36,44 +36,60 @@ TEXT: dict[str, dict[Language, str]] = {
         "vi": "Bạn có thể thu hồi quyền này bất cứ lúc nào trong mục Ứng dụng đã cho phép.",
         "en": "You can withdraw this at any time under Allowed apps.",
     },
-    "scope_openid": {"vi": "Biết bạn là ai (mã định danh)",
-                     "en": "Know who you are (an identifier)"},
-    "scope_profile": {"vi": "Xem họ tên, ngày sinh, giới tính",
-                      "en": "See your name, date of birth and gender"},
+    "scope_openid": {
+        "vi": "Biết bạn là ai (mã định danh)",
+        "en": "Know who you are (an identifier)",
+    },
+    "scope_profile": {
+        "vi": "Xem họ tên, ngày sinh, giới tính",
+        "en": "See your name, date of birth and gender",
+    },
     "scope_phone": {"vi": "Xem số điện thoại", "en": "See your phone number"},
-    "scope_address": {"vi": "Xem phường/xã và tỉnh nơi bạn sống",
-                      "en": "See your ward and province"},
-    "scope_cccd": {"vi": "Xem số căn cước công dân (CCCD)",
-                   "en": "See your citizen ID (CCCD) number"},
-    "scope_offline_access": {"vi": "Truy cập khi bạn không mở ứng dụng",
-                             "en": "Keep access while you are away"},
+    "scope_address": {
+        "vi": "Xem phường/xã và tỉnh nơi bạn sống",
+        "en": "See your ward and province",
+    },
+    "scope_cccd": {
+        "vi": "Xem số căn cước công dân (CCCD)",
+        "en": "See your citizen ID (CCCD) number",
+    },
+    "scope_offline_access": {
+        "vi": "Truy cập khi bạn không mở ứng dụng",
+        "en": "Keep access while you are away",
+    },
     "title_level": {"vi": "Cần mức định danh cao hơn", "en": "A higher identity level is needed"},
     "level_explain": {
         "vi": "{client} yêu cầu tài khoản định danh mức {required}; tài khoản của bạn đang ở mức "
-              "{current}.",
+        "{current}.",
         "en": "{client} requires identity level {required}; your account is at level {current}.",
     },
     "level_how_1": {
         "vi": "Để đạt mức 1: mở ứng dụng C-ThaiNguyen, vào Hồ sơ → Định danh và khai báo số CCCD, "
-              "họ tên, ngày sinh, giới tính.",
+        "họ tên, ngày sinh, giới tính.",
         "en": "To reach level 1: open the C-ThaiNguyen app, go to Profile → Identity and declare "
-              "your CCCD number, name, date of birth and gender.",
+        "your CCCD number, name, date of birth and gender.",
     },
     "level_how_2": {
         "vi": "Để đạt mức 2: mang CCCD tới bộ phận một cửa của phường/xã nơi bạn cư trú để cán bộ "
-              "xác minh trực tiếp.",
+        "xác minh trực tiếp.",
         "en": "To reach level 2: bring your CCCD to the one-stop desk of your ward for staff to "
-              "verify it in person.",
+        "verify it in person.",
     },
     "back_to_app": {"vi": "Quay lại {client}", "en": "Back to {client}"},
     "title_error": {"vi": "Không thể tiếp tục", "en": "Cannot continue"},
-    "csrf_failed": {"vi": "Phiên biểu mẫu đã hết hạn. Vui lòng thử lại từ ứng dụng.",
-                    "en": "The form expired. Please start again from the application."},
-    "request_expired": {"vi": "Yêu cầu đăng nhập đã hết hạn hoặc không hợp lệ.",
-                        "en": "The sign-in request has expired or is invalid."},
+    "csrf_failed": {
+        "vi": "Phiên biểu mẫu đã hết hạn. Vui lòng thử lại từ ứng dụng.",
+        "en": "The form expired. Please start again from the application.",
+    },
+    "request_expired": {
+        "vi": "Yêu cầu đăng nhập đã hết hạn hoặc không hợp lệ.",
+        "en": "The sign-in request has expired or is invalid.",
+    },
     "title_logout": {"vi": "Đăng xuất", "en": "Sign out"},
-    "logout_confirm": {"vi": "Bạn có muốn đăng xuất khỏi Thai Nguyen ID trên trình duyệt này?",
-                       "en": "Do you want to sign out of Thai Nguyen ID in this browser?"},
+    "logout_confirm": {
+        "vi": "Bạn có muốn đăng xuất khỏi Thai Nguyen ID trên trình duyệt này?",
+        "en": "Do you want to sign out of Thai Nguyen ID in this browser?",
+    },
     "logout_done": {"vi": "Bạn đã đăng xuất.", "en": "You have signed out."},
     "other_lang": {"vi": "English", "en": "Tiếng Việt"},
 }
@@ -117,8 +133,13 @@ def secure_cookies() -> bool:
 
 
 def render(
-    request: Request, template: str, lang: Language, *, status: int = 200,
-    csrf_bound_to: str | None = None, **context: Any,
+    request: Request,
+    template: str,
+    lang: Language,
+    *,
+    status: int = 200,
+    csrf_bound_to: str | None = None,
+    **context: Any,
 ) -> Response:
     cookie, new = csrf_cookie(request)
     other = "en" if lang == "vi" else "vi"
@@ -127,17 +148,30 @@ def render(
     from urllib.parse import urlencode
 
     html = _env.get_template(template).render(
-        lang=lang, t=lambda key, **p: t(lang, key, **p),
+        lang=lang,
+        t=lambda key, **p: t(lang, key, **p),
         csrf_token=csrf_token(cookie, csrf_bound_to) if csrf_bound_to else None,
-        other_lang_url=f"{request.url.path}?{urlencode(query)}", **context,
+        other_lang_url=f"{request.url.path}?{urlencode(query)}",
+        **context,
     )
-    response = HTMLResponse(html, status_code=status, headers={
-        "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                   "form-action 'self' http: https:; frame-ancestors 'none'",
-        "Referrer-Policy": "no-referrer",
-    })
+    response = HTMLResponse(
+        html,
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self' http: https:; frame-ancestors 'none'",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
     if new:
-        response.set_cookie(CSRF_COOKIE, cookie, httponly=True, samesite="lax",
-                            secure=secure_cookies(), path="/oauth")
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies(),
+            path="/oauth",
+        )
     return response

@@ -6,8 +6,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
+from app.core.tables import rows_matched
 from app.oauth.models import UsedJti
 
 
@@ -23,5 +25,5 @@ async def first_use(db: AsyncSession, key: str, *, expires_at: datetime) -> bool
 
 
 async def purge(db: AsyncSession) -> int:
-    result = await db.execute(sa.delete(UsedJti).where(UsedJti.expires_at < clock.now()))
-    return result.rowcount or 0
+    result = await db.execute(sa.delete(UsedJti).where(col(UsedJti.expires_at) < clock.now()))
+    return rows_matched(result)

@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
+from app.core.tables import table_of
 from app.oauth.models import RevokedAccessToken
 
 SYNC_SECONDS = 1.0
 
-_table = RevokedAccessToken.__table__  # type: ignore[attr-defined]
+_table = table_of(RevokedAccessToken)
 _LIVE = sa.select(_table.c.jti).where(_table.c.expires_at > sa.bindparam("now"))
 
 _revoked: set[str] = set()

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -25,6 +25,7 @@ from app.core.audit import AuditContext
 from app.core.config import get_settings
 from app.core.db import DbSession, session_factory
 from app.core.errors import AppError, responses
+from app.core.i18n import Language
 from app.identity.dependencies import (
     CurrentPrincipal,
     Principal,
@@ -45,6 +46,7 @@ from app.oauth import (
 )
 from app.oauth.clients import SCOPES, Client
 from app.oauth.config import get_oauth_settings
+from app.oauth.models import AuthorizationRequest, OAuthClient
 from app.oauth.server import Bridge, ClientReplayed, run, server
 from app.oauth.server import Request as OAuthRequest
 from app.tokens.keys import key_store
@@ -561,7 +563,9 @@ class _Authorization:
 # ---------------------------------------------------------------- login and consent pages
 
 
-async def _page_request(request: Request, db: AsyncSession, req: str | None) -> Any:
+async def _page_request(
+    request: Request, db: AsyncSession, req: str | None
+) -> tuple[AuthorizationRequest, OAuthClient] | None:
     if not req:
         return None
     row = await service.load_request(db, req, None, any_client=True)
@@ -575,9 +579,9 @@ async def _page_request(request: Request, db: AsyncSession, req: str | None) -> 
 class _Page:
     """A login or consent page's saved authorization request, its client and language."""
 
-    row: Any
-    client: Any
-    lang: str
+    row: AuthorizationRequest
+    client: OAuthClient
+    lang: Language
 
 
 @dataclass
@@ -599,7 +603,8 @@ async def _submitted_form(request: Request, db: AsyncSession) -> _Submitted | Re
     form = dict(reversed(await _pairs(request)))
     req = form.get("req")
     found = await _page_request(request, db, req)
-    lang = form.get("lang") if form.get("lang") in ("vi", "en") else pages.language(request)
+    posted = form.get("lang")
+    lang = cast("Language", posted) if posted in ("vi", "en") else pages.language(request)
     if found is None or req is None:
         return _error_page(request, lang, pages.t(lang, "request_expired"))
     if not pages.csrf_ok(request, form.get("csrf_token"), req):

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.admin_units import service as admin_units
 from app.core import audit, clock, jobs
@@ -24,6 +25,7 @@ from app.core.config import get_settings
 from app.core.db import new_id
 from app.core.errors import AppError
 from app.core.security import keyed_hash, random_token
+from app.core.tables import rows_matched
 from app.identity import service as identity
 from app.identity.models import User
 from app.oauth import errors, revocations
@@ -121,7 +123,7 @@ async def sign_in(
         if previous.user_id == user.id:
             await db.execute(
                 sa.update(ClientSession)
-                .where(ClientSession.browser_session_id == previous.id)
+                .where(col(ClientSession.browser_session_id) == previous.id)
                 .values(browser_session_id=session.id)
             )
         await tokens.revoke_session(db, previous.id, reason="signed_in_again")
@@ -199,10 +201,12 @@ async def finish_request(db: AsyncSession, request_id: str) -> bool:
     goes on to a code: on PostgreSQL the others wait for its row lock, then find it used."""
     result = await db.execute(
         sa.update(AuthorizationRequest)
-        .where(AuthorizationRequest.id == request_id, AuthorizationRequest.used_at.is_(None))
+        .where(
+            col(AuthorizationRequest.id) == request_id, col(AuthorizationRequest.used_at).is_(None)
+        )
         .values(used_at=clock.now())
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 # ---------------------------------------------------------------- consent
@@ -222,9 +226,9 @@ async def consent_covers(
     row = (
         await db.execute(
             sa.select(Consent).where(
-                Consent.user_id == user_id,
-                Consent.client_id == client_id,
-                Consent.revoked_at.is_(None),
+                col(Consent.user_id) == user_id,
+                col(Consent.client_id) == client_id,
+                col(Consent.revoked_at).is_(None),
             )
         )
     ).scalar_one_or_none()
@@ -238,7 +242,9 @@ async def grant_consent(
 ) -> None:
     row = (
         await db.execute(
-            sa.select(Consent).where(Consent.user_id == user.id, Consent.client_id == client_id)
+            sa.select(Consent).where(
+                col(Consent.user_id) == user.id, col(Consent.client_id) == client_id
+            )
         )
     ).scalar_one_or_none()
     now = clock.now()
@@ -265,9 +271,9 @@ async def grant_consent(
 async def list_apps(db: AsyncSession, user_id: uuid.UUID) -> list[tuple[Consent, OAuthClient]]:
     rows = await db.execute(
         sa.select(Consent, OAuthClient)
-        .join(OAuthClient, OAuthClient.id == Consent.client_id)
-        .where(Consent.user_id == user_id, Consent.revoked_at.is_(None))
-        .order_by(Consent.granted_at.desc())
+        .join(OAuthClient, col(OAuthClient.id) == col(Consent.client_id))
+        .where(col(Consent.user_id) == user_id, col(Consent.revoked_at).is_(None))
+        .order_by(col(Consent.granted_at).desc())
     )
     return [(c, o) for c, o in rows.all()]
 
@@ -277,17 +283,19 @@ async def revoke_app(db: AsyncSession, user: User, client_id: str, ctx: AuditCon
     result = await db.execute(
         sa.update(Consent)
         .where(
-            Consent.user_id == user.id, Consent.client_id == client_id, Consent.revoked_at.is_(None)
+            col(Consent.user_id) == user.id,
+            col(Consent.client_id) == client_id,
+            col(Consent.revoked_at).is_(None),
         )
         .values(revoked_at=clock.now())
     )
-    if not result.rowcount:
+    if not rows_matched(result):
         raise AppError(errors.APP_NOT_FOUND)
     links = (
         (
             await db.execute(
                 sa.select(ClientSession).where(
-                    ClientSession.user_id == user.id, ClientSession.client_id == client_id
+                    col(ClientSession.user_id) == user.id, col(ClientSession.client_id) == client_id
                 )
             )
         )
@@ -427,8 +435,8 @@ async def find_code(
     row = (
         await db.execute(
             sa.select(AuthorizationCode).where(
-                AuthorizationCode.code_hash == _code_hash(code),
-                AuthorizationCode.client_id == client_id,
+                col(AuthorizationCode.code_hash) == _code_hash(code),
+                col(AuthorizationCode.client_id) == client_id,
             )
         )
     ).scalar_one_or_none()
@@ -440,7 +448,7 @@ async def find_code(
                 (
                     await db.execute(
                         sa.select(ClientSession).where(
-                            ClientSession.auth_session_id == row.issued_session_id
+                            col(ClientSession.auth_session_id) == row.issued_session_id
                         )
                     )
                 )
@@ -478,10 +486,10 @@ async def spend_code(db: AsyncSession, row: AuthorizationCode) -> bool:
     """Atomic: of two concurrent exchanges of one code, exactly one wins."""
     result = await db.execute(
         sa.update(AuthorizationCode)
-        .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
+        .where(col(AuthorizationCode.id) == row.id, col(AuthorizationCode.used_at).is_(None))
         .values(used_at=clock.now())
     )
-    return result.rowcount == 1
+    return rows_matched(result) == 1
 
 
 # ---------------------------------------------------------------- tokens
@@ -666,7 +674,7 @@ async def commit_code(
     )
     await db.execute(
         sa.update(AuthorizationCode)
-        .where(AuthorizationCode.id == code.id)
+        .where(col(AuthorizationCode.id) == code.id)
         .values(issued_session_id=auth_session.id)
     )
     await db.flush()
@@ -724,8 +732,8 @@ def _family_serves(family: AuthSession, client_id: str) -> bool:
 
 
 # Built once: building and cache-keying a statement per request costs more than running it.
-_LINK = sa.select(ClientSession.dpop_jkt, ClientSession.required_loa).where(
-    ClientSession.auth_session_id == sa.bindparam("session_id")
+_LINK = sa.select(col(ClientSession.dpop_jkt), col(ClientSession.required_loa)).where(
+    col(ClientSession.auth_session_id) == sa.bindparam("session_id")
 )
 
 
@@ -896,29 +904,33 @@ async def access_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
 
 async def refresh_token_info(db: AsyncSession, token: str) -> TokenInfo | None:
     state = await tokens.refresh_token_state(db, token)
-    if state is None or not state[0].client_id or state[0].client_id == BROWSER_CLIENT:
+    if state is None:
         return None
     auth_session, row = state
+    client_id = auth_session.client_id
+    if not client_id or client_id == BROWSER_CLIENT:
+        return None
     active = (
         auth_session.revoked_at is None
         and auth_session.expires_at > clock.now()
         and row.used_at is None
-        and await client_view(db, auth_session.client_id) is not None
+        and await client_view(db, client_id) is not None
     )
+    exp = int(auth_session.expires_at.timestamp())
     claims = {
         "scope": auth_session.scope,
-        "client_id": auth_session.client_id,
-        "exp": int(auth_session.expires_at.timestamp()),
+        "client_id": client_id,
+        "exp": exp,
         "iat": int(row.created_at.timestamp()),
         "sid": str(auth_session.id),
     }
     return TokenInfo(
         "refresh_token",
-        auth_session.client_id,
+        client_id,
         active,
         claims,
         auth_session.id,
-        exp=claims["exp"],
+        exp=exp,
         acr_now=auth_session.acr,
         user_id=auth_session.user_id,
     )
@@ -965,7 +977,9 @@ async def revoke(db: AsyncSession, info: TokenInfo, ctx: AuditContext) -> None:
         links = (
             (
                 await db.execute(
-                    sa.select(ClientSession).where(ClientSession.auth_session_id == info.session_id)
+                    sa.select(ClientSession).where(
+                        col(ClientSession.auth_session_id) == info.session_id
+                    )
                 )
             )
             .scalars()
@@ -1065,12 +1079,12 @@ async def logout(
 ) -> int:
     """End the browser session and every client session opened from it (plus the one named by
     the ID token hint); clients that registered back-channel logout are told, via the outbox."""
-    conditions = []
+    conditions: list[sa.ColumnElement[bool]] = []
     if browser is not None:
-        conditions.append(ClientSession.browser_session_id == browser.id)
+        conditions.append(col(ClientSession.browser_session_id) == browser.id)
     if client_sid:
         with contextlib.suppress(ValueError):
-            conditions.append(ClientSession.auth_session_id == uuid.UUID(client_sid))
+            conditions.append(col(ClientSession.auth_session_id) == uuid.UUID(client_sid))
     links: list[ClientSession] = []
     if conditions:
         links = list(
@@ -1123,14 +1137,14 @@ async def export_personal_data(db: AsyncSession, user_id: uuid.UUID) -> dict[str
 async def erase_personal_data(db: AsyncSession, user_id: uuid.UUID) -> list[Any]:
     """Partners are told (back-channel logout) before the account's sessions go."""
     links = (
-        (await db.execute(sa.select(ClientSession).where(ClientSession.user_id == user_id)))
+        (await db.execute(sa.select(ClientSession).where(col(ClientSession.user_id) == user_id)))
         .scalars()
         .all()
     )
     await _end_client_sessions(db, list(links), reason="account_deleted")
-    await db.execute(sa.delete(Consent).where(Consent.user_id == user_id))
-    await db.execute(sa.delete(AuthorizationCode).where(AuthorizationCode.user_id == user_id))
-    await db.execute(sa.delete(ClientSession).where(ClientSession.user_id == user_id))
+    await db.execute(sa.delete(Consent).where(col(Consent.user_id) == user_id))
+    await db.execute(sa.delete(AuthorizationCode).where(col(AuthorizationCode.user_id) == user_id))
+    await db.execute(sa.delete(ClientSession).where(col(ClientSession.user_id) == user_id))
     return []
 
 
@@ -1145,10 +1159,13 @@ async def end_sessions_above_level(db: AsyncSession, user_id: uuid.UUID, new_lev
         (
             await db.execute(
                 sa.select(ClientSession)
-                .join(OAuthClient, OAuthClient.id == ClientSession.client_id)
+                .join(OAuthClient, col(OAuthClient.id) == col(ClientSession.client_id))
                 .where(
-                    ClientSession.user_id == user_id,
-                    sa.or_(ClientSession.required_loa > new_level, OAuthClient.min_loa > new_level),
+                    col(ClientSession.user_id) == user_id,
+                    sa.or_(
+                        col(ClientSession.required_loa) > new_level,
+                        col(OAuthClient.min_loa) > new_level,
+                    ),
                 )
             )
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.jobs import job_handler, periodic
@@ -49,9 +50,11 @@ async def purge_expired(session: AsyncSession, _payload: dict[str, Any]) -> None
     now = clock.now()
     await replay.purge(session)
     await session.execute(
-        sa.delete(AuthorizationRequest).where(AuthorizationRequest.expires_at < now)
+        sa.delete(AuthorizationRequest).where(col(AuthorizationRequest.expires_at) < now)
     )
     await session.execute(
-        sa.delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - CODE_KEEP)
+        sa.delete(AuthorizationCode).where(col(AuthorizationCode.expires_at) < now - CODE_KEEP)
     )
-    await session.execute(sa.delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now))
+    await session.execute(
+        sa.delete(RevokedAccessToken).where(col(RevokedAccessToken.expires_at) < now)
+    )

@@ -64,8 +64,11 @@ class KeyStore:
             jwk = json.loads(decrypt_pii(row.private_jwk_encrypted, context="signing-key"))
             key = ECKey.import_key(jwk) if row.alg == "ES256" else RSAKey.import_key(jwk)
             private[row.kid] = key
-            takes_over = row.created_at if row.status == "active" else \
-                row.created_at + timedelta(seconds=KEY_PUBLISH_SECONDS)
+            takes_over = (
+                row.created_at
+                if row.status == "active"
+                else row.created_at + timedelta(seconds=KEY_PUBLISH_SECONDS)
+            )
             schedule.setdefault(row.alg, []).append((takes_over, row.kid))
         retire_after: dict[str, datetime] = {}
         for entries in schedule.values():
@@ -108,8 +111,11 @@ class KeyStore:
 
     def published(self) -> list[Any]:
         now = clock.now()
-        return [key for kid, key in self._private.items()
-                if kid not in self._retire_after or self._retire_after[kid] > now]
+        return [
+            key
+            for kid, key in self._private.items()
+            if kid not in self._retire_after or self._retire_after[kid] > now
+        ]
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.as_dict(private=False) for k in self.published()]}
@@ -134,10 +140,11 @@ async def _lock_for_ensure(session: AsyncSession) -> None:
 def new_key_row(alg: str) -> SigningKey:
     key = _generate(alg)
     return SigningKey(
-        kid=key.kid,
+        kid=key.kid,  # type: ignore[arg-type]  # joserfc: optional, but auto_kid=True sets it
         alg=alg,
-        private_jwk_encrypted=encrypt_pii(json.dumps(key.as_dict(private=True)),
-                                          context="signing-key"),
+        private_jwk_encrypted=encrypt_pii(
+            json.dumps(key.as_dict(private=True)), context="signing-key"
+        ),
         public_jwk=key.as_dict(private=False),
     )
 

@@ -21,12 +21,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 
 from app.core import clock
 from app.core.config import get_settings
 from app.core.db import new_id, session_factory
 from app.core.errors import TOKEN_INVALID, AppError
 from app.core.security import keyed_hash, random_token
+from app.core.tables import rows_matched, table_of
 from app.tokens import errors
 from app.tokens.config import get_token_settings
 from app.tokens.keys import key_store
@@ -277,7 +279,7 @@ async def rotate_refresh_token(
     spent = await db.execute(
         _SPEND, {"token_id": token.id, "spent_at": now, "successor_id": successor_id}
     )
-    if spent.rowcount != 1:
+    if rows_matched(spent) != 1:
         used_at = token.used_at
         if used_at is None:  # `known` was read before a concurrent request spent it
             used_at = (await db.execute(_USED_AT, {"token_id": token.id})).scalar() or now
@@ -287,9 +289,9 @@ async def rotate_refresh_token(
         retry = grace and now - used_at <= timedelta(seconds=grace)
         if (
             not retry
-            or (
+            or rows_matched(
                 await db.execute(_RELINK, {"token_id": token.id, "successor_id": successor_id})
-            ).rowcount
+            )
             != 1
         ):
             await revoke_session(db, auth_session.id, reason="refresh_token_reuse")
@@ -320,12 +322,12 @@ async def rotate_refresh_token(
 
 # The statements of a refresh, built once (building and cache-keying a statement per request
 # costs more than running it). Core statements on the tables, values bound per call.
-_tokens_table = RefreshToken.__table__  # type: ignore[attr-defined]
-_sessions_table = AuthSession.__table__  # type: ignore[attr-defined]
+_tokens_table = table_of(RefreshToken)
+_sessions_table = table_of(AuthSession)
 _TOKEN_WITH_SESSION = (
     sa.select(RefreshToken, AuthSession)
-    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-    .where(RefreshToken.token_hash == sa.bindparam("token_hash"))
+    .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+    .where(col(RefreshToken.token_hash) == sa.bindparam("token_hash"))
 )
 _SPEND = (
     sa.update(_tokens_table)
@@ -369,22 +371,22 @@ def new_refresh_token() -> str:
 async def revoke_session(db: AsyncSession, session_id: uuid.UUID, *, reason: str) -> bool:
     result = await db.execute(
         sa.update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=clock.now(), revoke_reason=reason)
     )
-    return (result.rowcount or 0) > 0
+    return rows_matched(result) > 0
 
 
 async def revoke_user_sessions(
     db: AsyncSession, user_id: uuid.UUID, *, reason: str, client_id: str | None = None
 ) -> int:
     query = sa.update(AuthSession).where(
-        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None)
     )
     if client_id is not None:
-        query = query.where(AuthSession.client_id == client_id)
+        query = query.where(col(AuthSession.client_id) == client_id)
     result = await db.execute(query.values(revoked_at=clock.now(), revoke_reason=reason))
-    return result.rowcount or 0
+    return rows_matched(result)
 
 
 async def active_session(db: AsyncSession, session_id: uuid.UUID) -> AuthSession | None:
@@ -397,13 +399,14 @@ async def active_session(db: AsyncSession, session_id: uuid.UUID) -> AuthSession
 async def active_session_ids(db: AsyncSession, session_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Which of these sessions are still signed in (neither revoked nor expired), in batches:
     for domains that keep state per sign-in (push tokens) and must drop it once it ends."""
-    ids, now, alive = list(set(session_ids)), clock.now(), set()
+    ids, now = list(set(session_ids)), clock.now()
+    alive: set[uuid.UUID] = set()
     for start in range(0, len(ids), 1000):
         rows = await db.execute(
-            sa.select(AuthSession.id).where(
-                AuthSession.id.in_(ids[start : start + 1000]),
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
+            sa.select(col(AuthSession.id)).where(
+                col(AuthSession.id).in_(ids[start : start + 1000]),
+                col(AuthSession.revoked_at).is_(None),
+                col(AuthSession.expires_at) > now,
             )
         )
         alive.update(rows.scalars())
@@ -414,11 +417,11 @@ async def list_active_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[Aut
     rows = await db.execute(
         sa.select(AuthSession)
         .where(
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > clock.now(),
+            col(AuthSession.user_id) == user_id,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.expires_at) > clock.now(),
         )
-        .order_by(AuthSession.last_used_at.desc())
+        .order_by(col(AuthSession.last_used_at).desc())
     )
     return list(rows.scalars())
 
@@ -427,8 +430,8 @@ async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> Aut
     row = (
         await db.execute(
             sa.select(AuthSession)
-            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == hash_refresh_token(presented))
+            .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
+            .where(col(RefreshToken.token_hash) == hash_refresh_token(presented))
         )
     ).scalar_one_or_none()
     return row
@@ -436,7 +439,7 @@ async def find_session_by_refresh_token(db: AsyncSession, presented: str) -> Aut
 
 async def delete_user_sessions(db: AsyncSession, user_id: uuid.UUID) -> None:
     """Account erasure: sessions and their tokens go entirely."""
-    await db.execute(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
+    await db.execute(sa.delete(AuthSession).where(col(AuthSession.user_id) == user_id))
 
 
 async def refresh_token_state(
@@ -446,8 +449,8 @@ async def refresh_token_state(
     row = (
         await db.execute(
             sa.select(AuthSession, RefreshToken)
-            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == hash_refresh_token(presented))
+            .join(RefreshToken, col(RefreshToken.session_id) == col(AuthSession.id))
+            .where(col(RefreshToken.token_hash) == hash_refresh_token(presented))
         )
     ).first()
     return (row[0], row[1]) if row else None
@@ -468,7 +471,9 @@ def level_of(acr: str | None) -> int | None:
 
 async def cap_session_acr(db: AsyncSession, session_id: uuid.UUID, acr: str) -> None:
     """A session's acr, lowered to the level its account has now."""
-    await db.execute(sa.update(AuthSession).where(AuthSession.id == session_id).values(acr=acr))
+    await db.execute(
+        sa.update(AuthSession).where(col(AuthSession.id) == session_id).values(acr=acr)
+    )
 
 
 LevelChangeHook = Callable[[AsyncSession, uuid.UUID, int], Awaitable[None]]
@@ -499,11 +504,11 @@ async def identity_level_changed(db: AsyncSession, user_id: uuid.UUID, new_level
     result = await db.execute(
         sa.update(AuthSession)
         .where(
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.acr.in_(higher),
+            col(AuthSession.user_id) == user_id,
+            col(AuthSession.revoked_at).is_(None),
+            col(AuthSession.acr).in_(higher),
         )
         .values(acr=acr_for(max(new_level, 0)))
         .execution_options(synchronize_session="fetch")
     )
-    return result.rowcount or 0
+    return rows_matched(result)

@@ -44,8 +44,14 @@ async def browser(live_url: str, db: AsyncSession) -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="session")
 async def live_url(app: object) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=PORT, lifespan="off",  # type: ignore[arg-type]
-                            log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        port=PORT,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

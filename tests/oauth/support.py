@@ -40,7 +40,9 @@ def hidden_fields(page: str) -> dict[str, str]:
 
 async def make_client(db: AsyncSession, **overrides: Any) -> clients.NewClient:
     options: dict[str, Any] = {
-        "name": "Ứng dụng Đối tác", "redirect_uris": [REDIRECT], "client_type": "confidential",
+        "name": "Ứng dụng Đối tác",
+        "redirect_uris": [REDIRECT],
+        "client_type": "confidential",
         "auth_method": "client_secret_basic",
         "scope": "openid profile phone address offline_access",
         "post_logout_redirect_uris": ["https://rp.example.vn/bye"],
@@ -60,8 +62,9 @@ class Browser:
 
     def __init__(self, base_url: str, lang: str = "vi") -> None:
         self.base_url = base_url
-        self.http = httpx.AsyncClient(base_url=base_url, follow_redirects=False,
-                                      headers={"Accept-Language": lang})
+        self.http = httpx.AsyncClient(
+            base_url=base_url, follow_redirects=False, headers={"Accept-Language": lang}
+        )
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -72,8 +75,12 @@ class Browser:
         return await self.http.get("/oauth/authorize?" + urlencode(params))
 
     async def follow_until_client(
-        self, response: httpx.Response, *, phone: str = "0912345678",
-        password: str = PASSWORD, consent: str | None = "allow",
+        self,
+        response: httpx.Response,
+        *,
+        phone: str = "0912345678",
+        password: str = PASSWORD,
+        consent: str | None = "allow",
     ) -> httpx.Response:
         """Walk login and consent pages until a redirect leaves the provider."""
         for _ in range(10):
@@ -91,24 +98,39 @@ class Browser:
             path = urlsplit(location).path
             fields = hidden_fields(page.text)
             if path == "/oauth/login":
-                response = await self.http.post("/oauth/login", data={
-                    **fields, "phone": phone, "password": password})
+                response = await self.http.post(
+                    "/oauth/login", data={**fields, "phone": phone, "password": password}
+                )
             elif path == "/oauth/consent":
                 if consent is None:
                     return page
-                response = await self.http.post("/oauth/consent", data={
-                    **fields, "decision": consent})
+                response = await self.http.post(
+                    "/oauth/consent", data={**fields, "decision": consent}
+                )
             else:
                 response = page
         raise AssertionError("too many redirects")
 
-    async def code_for(self, client_id: str, *, scope: str = "openid profile offline_access",
-                       extra: dict[str, str] | None = None, **kwargs: Any
-                       ) -> tuple[str, str, dict[str, str]]:
+    async def code_for(
+        self,
+        client_id: str,
+        *,
+        scope: str = "openid profile offline_access",
+        extra: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> tuple[str, str, dict[str, str]]:
         verifier, challenge = pkce()
-        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                  "scope": scope, "state": uuid.uuid4().hex, "nonce": uuid.uuid4().hex,
-                  "code_challenge": challenge, "code_challenge_method": "S256", **(extra or {})}
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "scope": scope,
+            "state": uuid.uuid4().hex,
+            "nonce": uuid.uuid4().hex,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **(extra or {}),
+        }
         final = await self.follow_until_client(await self.authorize(params), **kwargs)
         assert final.status_code == 302, (final.status_code, final.text, final.headers)
         answer = query_of(final.headers["location"])
@@ -120,13 +142,23 @@ class Browser:
 CURRENT_NONCE: Any = object()  # dpop_proof's default: the server's current DPoP nonce
 
 
-def dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = None,
-               iat: int | None = None, jti: str | None = None,
-               nonce: str | None = CURRENT_NONCE) -> str:
+def dpop_proof(
+    key: ECKey,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    iat: int | None = None,
+    jti: str | None = None,
+    nonce: str | None = CURRENT_NONCE,
+) -> str:
     """A DPoP proof; with the nonce the server currently asks for (the stateless nonce a
     `use_dpop_nonce` answer would give: see test_dpop_nonce_is_demanded...), None for none."""
-    claims: dict[str, Any] = {"htm": method, "htu": url, "iat": iat or int(time.time()),
-                              "jti": jti or uuid.uuid4().hex}
+    claims: dict[str, Any] = {
+        "htm": method,
+        "htu": url,
+        "iat": iat or int(time.time()),
+        "jti": jti or uuid.uuid4().hex,
+    }
     if nonce is CURRENT_NONCE:
         nonce = dpop.new_nonce()
     if nonce is not None:
@@ -138,20 +170,29 @@ def dpop_proof(key: ECKey, method: str, url: str, access_token: str | None = Non
     return jwt.encode(header, claims, key, algorithms=["ES256"])
 
 
-async def exchange(live_url: str, rp: Any, code: str, verifier: str,
-                   redirect_uri: str = REDIRECT) -> httpx.Response:
+async def exchange(
+    live_url: str, rp: Any, code: str, verifier: str, redirect_uri: str = REDIRECT
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        return await http.post("/oauth/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        }, auth=(rp.client.id, rp.client_secret))
+        return await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=(rp.client.id, rp.client_secret),
+        )
 
 
 async def refresh(live_url: str, rp: Any, token: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        return await http.post("/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": token},
-            auth=(rp.client.id, rp.client_secret))
+        return await http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=(rp.client.id, rp.client_secret),
+        )
 
 
 async def id_token_claims(live_url: str, id_token: str) -> dict[str, Any]:
@@ -162,17 +203,26 @@ async def id_token_claims(live_url: str, id_token: str) -> dict[str, Any]:
 
 async def userinfo(live_url: str, access_token: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        return await http.get("/oauth/userinfo",
-                              headers={"Authorization": f"Bearer {access_token}"})
+        return await http.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
 
 
 def base_params(client_id: str, **extra: str) -> tuple[str, dict[str, str]]:
     """An authorization request; empty values drop a parameter. The PKCE verifier is returned
     (and kept under `__verifier`, which the server ignores as an unknown parameter)."""
     verifier, challenge = pkce()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-              "scope": "openid profile offline_access", "state": "st-123", "nonce": "n-456",
-              "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile offline_access",
+        "state": "st-123",
+        "nonce": "n-456",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     params = {k: v for k, v in params.items() if v != ""}
     params["__verifier"] = verifier
     return verifier, params

@@ -67,10 +67,21 @@ async def test_alg_none_is_never_announced_nor_accepted(
         # The same claims re-packed unsigned with alg=none must not pass.
         import base64
         import json
+
         head, payload, _sig = access.split(".")
-        forged_head = base64.urlsafe_b64encode(json.dumps(
-            {"alg": "none", "typ": "at+jwt", "kid": json.loads(
-                base64.urlsafe_b64decode(head + "==="))["kid"]}).encode()).decode().rstrip("=")
+        forged_head = (
+            base64.urlsafe_b64encode(
+                json.dumps(
+                    {
+                        "alg": "none",
+                        "typ": "at+jwt",
+                        "kid": json.loads(base64.urlsafe_b64decode(head + "==="))["kid"],
+                    }
+                ).encode()
+            )
+            .decode()
+            .rstrip("=")
+        )
         forged = f"{forged_head}.{payload}."
         response = await http.get("/oauth/userinfo", headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401
@@ -85,12 +96,15 @@ async def test_code_reuse_is_refused_and_its_tokens_revoked(
     assert second.status_code == 400
     assert second.json()["error"] == "invalid_grant"
     async with httpx.AsyncClient(base_url=live_url) as http:
-        info = await http.get("/oauth/userinfo",
-                              headers={"Authorization": f"Bearer {first['access_token']}"})
+        info = await http.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"}
+        )
         assert info.status_code == 401
-        refreshed = await http.post("/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-            auth=(rp.client.id, rp.client_secret))
+        refreshed = await http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+            auth=(rp.client.id, rp.client_secret),
+        )
         assert refreshed.json()["error"] == "invalid_grant"
 
 
@@ -176,8 +190,9 @@ async def test_max_age_forces_a_new_login_and_auth_time_shows_it(
     live_url: str, rp: Any, browser: Browser
 ) -> None:
     code, verifier, _ = await browser.code_for(rp.client.id)
-    first = await id_token_claims(live_url, (await exchange(live_url, rp, code, verifier))
-                                  .json()["id_token"])
+    first = await id_token_claims(
+        live_url, (await exchange(live_url, rp, code, verifier)).json()["id_token"]
+    )
     clock.advance(timedelta(minutes=10))
     verifier, params = base_params(rp.client.id, max_age="60")
     response = await browser.authorize(params)
@@ -186,7 +201,8 @@ async def test_max_age_forces_a_new_login_and_auth_time_shows_it(
     final = await browser.follow_until_client(response)
     code = query_of(final.headers["location"])["code"]
     second = await id_token_claims(
-        live_url, (await exchange(live_url, rp, code, verifier)).json()["id_token"])
+        live_url, (await exchange(live_url, rp, code, verifier)).json()["id_token"]
+    )
     assert second["auth_time"] >= first["auth_time"] + 600
 
 
@@ -207,7 +223,8 @@ async def test_scopes_in_any_order(live_url: str, rp: Any, browser: Browser) -> 
 
 async def test_unknown_parameters_are_ignored(live_url: str, rp: Any, browser: Browser) -> None:
     code, verifier, _ = await browser.code_for(
-        rp.client.id, extra={"foo": "bar", "x-unknown": "1", "claims_locales": "vi"})
+        rp.client.id, extra={"foo": "bar", "x-unknown": "1", "claims_locales": "vi"}
+    )
     assert (await exchange(live_url, rp, code, verifier)).status_code == 200
 
 
@@ -227,8 +244,9 @@ async def access_token(live_url: str, rp: Any, browser: Browser) -> str:
 
 async def test_userinfo_by_get(live_url: str, access_token: str) -> None:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        response = await http.get("/oauth/userinfo",
-                                  headers={"Authorization": f"Bearer {access_token}"})
+        response = await http.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
     assert response.status_code == 200
     assert response.json()["phone_number"] == "+84912345678"
     assert response.json()["name"] == "Nguyễn Thị Lan"
@@ -236,8 +254,9 @@ async def test_userinfo_by_get(live_url: str, access_token: str) -> None:
 
 async def test_userinfo_by_post_with_header(live_url: str, access_token: str) -> None:
     async with httpx.AsyncClient(base_url=live_url) as http:
-        response = await http.post("/oauth/userinfo",
-                                   headers={"Authorization": f"Bearer {access_token}"})
+        response = await http.post(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
     assert response.status_code == 200
     assert "sub" in response.json()
 
@@ -257,13 +276,17 @@ async def test_userinfo_sub_matches_id_token_and_is_pairwise(
     body = (await exchange(live_url, rp, code, verifier)).json()
     sub = (await id_token_claims(live_url, body["id_token"]))["sub"]
     async with httpx.AsyncClient(base_url=live_url) as http:
-        info = (await http.get("/oauth/userinfo",
-                               headers={"Authorization": f"Bearer {body['access_token']}"})).json()
+        info = (
+            await http.get(
+                "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+            )
+        ).json()
     assert info["sub"] == sub
     import sqlalchemy as sa
 
     from app.oauth.service import subject_for
     from app.tokens.models import AuthSession
+
     user_id = (await db.execute(sa.select(AuthSession.user_id).limit(1))).scalar_one()
     assert sub != str(user_id)
     assert subject_for(other.client, user_id) != sub
@@ -282,13 +305,27 @@ async def test_a_public_client_runs_the_code_flow_with_pkce_only(
     app = await make_client(db, client_type="public", auth_method="none", name="Ứng dụng di động")
     code, verifier, _ = await browser.code_for(app.client.id)
     async with httpx.AsyncClient(base_url=live_url) as http:
-        body = (await http.post("/oauth/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-            "code_verifier": verifier, "client_id": app.client.id})).json()
+        body = (
+            await http.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT,
+                    "code_verifier": verifier,
+                    "client_id": app.client.id,
+                },
+            )
+        ).json()
         assert body["token_type"] == "Bearer" and body["refresh_token"]
-        refreshed = await http.post("/oauth/token", data={
-            "grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-            "client_id": app.client.id})
+        refreshed = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": body["refresh_token"],
+                "client_id": app.client.id,
+            },
+        )
     assert refreshed.status_code == 200
 
 
@@ -307,9 +344,11 @@ async def test_signing_in_again_ends_the_previous_browser_session_but_keeps_logo
         answer = query_of((await other.get("/oauth/authorize", params=params)).headers["location"])
         assert answer["error"] == "login_required"
     # Logging out with the new cookie still ends the partner session opened before.
-    await browser.http.post("/oauth/logout", data=hidden_fields(
-        (await browser.http.get("/oauth/logout")).text))
+    await browser.http.post(
+        "/oauth/logout", data=hidden_fields((await browser.http.get("/oauth/logout")).text)
+    )
     async with httpx.AsyncClient(base_url=live_url) as http:
-        info = await http.get("/oauth/userinfo",
-                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        info = await http.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
     assert info.status_code == 401

@@ -18,24 +18,35 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
-async def test_citizen_signs_in_and_consents_in_vietnamese(
-    live_url: str, db: AsyncSession
-) -> None:
+async def test_citizen_signs_in_and_consents_in_vietnamese(live_url: str, db: AsyncSession) -> None:
     from playwright.async_api import Route, async_playwright
 
     await make_citizen(db)
     rp = await make_client(db)
     _verifier, challenge = pkce()
-    params = {"response_type": "code", "client_id": rp.client.id, "redirect_uri": REDIRECT,
-              "scope": "openid profile phone", "state": "trinh-duyet", "nonce": "n1",
-              "code_challenge": challenge, "code_challenge_method": "S256",
-              "login_hint": "0912345678"}
+    params = {
+        "response_type": "code",
+        "client_id": rp.client.id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile phone",
+        "state": "trinh-duyet",
+        "nonce": "n1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "login_hint": "0912345678",
+    }
     landed: list[str] = []
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         context = await chromium.new_context(locale="vi-VN", java_script_enabled=False)
         page = await context.new_page()

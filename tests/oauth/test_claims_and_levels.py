@@ -32,14 +32,21 @@ async def citizen(db: AsyncSession) -> User:
 
 
 async def declare(db: AsyncSession) -> None:
-    await identity.declare_identity(db, await citizen(db), cccd=CCCD, full_name="Nguyễn Thị Lan",
-                                    date_of_birth=date(1990, 3, 8), gender="female",
-                                    ctx=AuditContext())
+    await identity.declare_identity(
+        db,
+        await citizen(db),
+        cccd=CCCD,
+        full_name="Nguyễn Thị Lan",
+        date_of_birth=date(1990, 3, 8),
+        gender="female",
+        ctx=AuditContext(),
+    )
     await db.commit()
 
 
-async def claims_via(live_url: str, rp: Any, browser: Browser, scope: str
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+async def claims_via(
+    live_url: str, rp: Any, browser: Browser, scope: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     code, verifier, _ = await browser.code_for(rp.client.id, scope=scope)
     body = (await exchange(live_url, rp, code, verifier)).json()
     info = await userinfo(live_url, body["access_token"])
@@ -57,8 +64,7 @@ async def test_a_declared_cccd_is_withheld_until_staff_verify_it_at_level_2(
     assert "cccd" not in info
     assert info["birthdate"] == "1990-03-08" and info["gender"] == "female"
     assert id_claims["acr"] == "urn:thainguyen:id:loa:1"
-    await db.execute(sa.update(User).where(User.phone == "+84912345678")
-                     .values(identity_level=2))
+    await db.execute(sa.update(User).where(User.phone == "+84912345678").values(identity_level=2))
     await db.commit()
     info, id_claims = await claims_via(live_url, rp, browser, "openid profile cccd")
     assert info["cccd"] == CCCD
@@ -111,8 +117,7 @@ async def test_a_citizen_below_the_client_minimum_is_told_how_and_the_rp_gets_an
     page = await browser.follow_until_client(await browser.authorize(params))
     assert page.status_code == 403
     assert "mức 2" in page.text and "một cửa" in page.text  # how to reach level 2
-    back = query_of(page.text.split('class="button" href="')[1].split('"')[0]
-                    .replace("&amp;", "&"))
+    back = query_of(page.text.split('class="button" href="')[1].split('"')[0].replace("&amp;", "&"))
     assert back["error"] == "unmet_authentication_requirements"
     assert back["state"] == params["state"]
     assert "code" not in back
@@ -121,8 +126,9 @@ async def test_a_citizen_below_the_client_minimum_is_told_how_and_the_rp_gets_an
 async def test_acr_values_raise_the_level_asked_for(browser: Browser, db: AsyncSession) -> None:
     rp = await make_client(db)
     await browser.code_for(rp.client.id)  # signed in and consented at level 0
-    _, params = base_params(rp.client.id, prompt="none",
-                            acr_values="urn:thainguyen:id:loa:1 urn:thainguyen:id:loa:2")
+    _, params = base_params(
+        rp.client.id, prompt="none", acr_values="urn:thainguyen:id:loa:1 urn:thainguyen:id:loa:2"
+    )
     answer = query_of((await browser.authorize(params)).headers["location"])
     assert answer["error"] == "unmet_authentication_requirements"
 
@@ -132,8 +138,7 @@ async def test_a_level_2_citizen_meets_a_level_2_client(
 ) -> None:
     rp = await make_client(db, min_loa=2)
     await declare(db)
-    await db.execute(sa.update(User).where(User.phone == "+84912345678")
-                     .values(identity_level=2))
+    await db.execute(sa.update(User).where(User.phone == "+84912345678").values(identity_level=2))
     await db.commit()
     _, id_claims = await claims_via(live_url, rp, browser, "openid")
     assert id_claims["acr"] == "urn:thainguyen:id:loa:2"
@@ -147,8 +152,9 @@ async def test_address_scope_gives_ward_and_province(
 
     await seed_wards(db)
     ward = WARDS[0]
-    await db.execute(sa.update(User).where(User.phone == "+84912345678")
-                     .values(ward_code=ward.code))
+    await db.execute(
+        sa.update(User).where(User.phone == "+84912345678").values(ward_code=ward.code)
+    )
     await db.commit()
     rp = await make_client(db)
     info, _ = await claims_via(live_url, rp, browser, "openid address")

@@ -22,9 +22,13 @@ from tests.oauth.support import REDIRECT, Browser, dpop_proof, make_citizen, mak
 
 pytestmark = pytest.mark.slow
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 
 async def test_private_key_jwt_client_with_par_and_dpop(
-    live_url: str, db: AsyncSession, tmp_path: Path,
+    live_url: str,
+    db: AsyncSession,
+    tmp_path: Path,
 ) -> None:
     await make_citizen(db)
     client_key = RSAKey.generate_key(2048, private=True, auto_kid=True)
@@ -33,9 +37,14 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     # Registered as the CLI does (`--auth-method private_key_jwt --jwks-file F --require-par
     # --require-dpop`); the CLI itself is exercised by the partner flow test.
     registered = await make_client(
-        db, name="Ngân hàng XYZ", auth_method="private_key_jwt",
+        db,
+        name="Ngân hàng XYZ",
+        auth_method="private_key_jwt",
         scope="openid profile offline_access",
-        jwks=clients.load_jwks_file(str(jwks_file)), require_par=True, require_dpop=True)
+        jwks=clients.load_jwks_file(str(jwks_file)),
+        require_par=True,
+        require_dpop=True,
+    )
     client_id = registered.client.id
     assert registered.client_secret is None
     token_url, par_url = f"{live_url}/oauth/token", f"{live_url}/oauth/par"
@@ -43,9 +52,14 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     dpop_key = ECKey.generate_key("P-256", private=True)
     verifier = generate_token(64)
     authorize_params = {
-        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-        "scope": "openid profile offline_access", "state": "s-par", "nonce": "n-par",
-        "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256",
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid profile offline_access",
+        "state": "s-par",
+        "nonce": "n-par",
+        "code_challenge": create_s256_code_challenge(verifier),
+        "code_challenge_method": "S256",
     }
     browser = Browser(live_url)
     http = httpx.AsyncClient()
@@ -57,34 +71,46 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     def assertion(audience: str) -> str:
         return private_key_jwt_sign(client_key, client_id, audience)
 
-    pushed = await http.post(par_url, data={
-        **authorize_params,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(par_url),
-    }, headers={"DPoP": dpop_proof(dpop_key, "POST", par_url)})
+    pushed = await http.post(
+        par_url,
+        data={
+            **authorize_params,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(par_url),
+        },
+        headers={"DPoP": dpop_proof(dpop_key, "POST", par_url)},
+    )
     assert pushed.status_code == 201, pushed.text
     request_uri = pushed.json()["request_uri"]
     assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
 
     # A bad assertion (another key) is refused.
     stranger = ECKey.generate_key("P-256", private=True)
-    refused = await http.post(par_url, data={
-        **authorize_params,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": private_key_jwt_sign(stranger, client_id, par_url, alg="ES256"),
-    })
+    refused = await http.post(
+        par_url,
+        data={
+            **authorize_params,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": private_key_jwt_sign(stranger, client_id, par_url, alg="ES256"),
+        },
+    )
     assert refused.status_code in (400, 401)
     assert refused.json()["error"] == "invalid_client"
 
-    start = await browser.http.get("/oauth/authorize", params={
-        "client_id": client_id, "request_uri": request_uri})
+    start = await browser.http.get(
+        "/oauth/authorize", params={"client_id": client_id, "request_uri": request_uri}
+    )
     callback = await browser.follow_until_client(start)
     answer = query_of(callback.headers["location"])
     assert answer["state"] == "s-par"
 
-    rp = AsyncOAuth2Client(client_id, client_key, scope="openid profile offline_access",
-                           redirect_uri=REDIRECT,
-                           token_endpoint_auth_method=PrivateKeyJWT(token_url))
+    rp = AsyncOAuth2Client(
+        client_id,
+        client_key,
+        scope="openid profile offline_access",
+        redirect_uri=REDIRECT,
+        token_endpoint_auth_method=PrivateKeyJWT(token_url),
+    )
     # The code was bound to the DPoP key at PAR: a token request without a proof fails.
     with pytest.raises(Exception, match="invalid_grant"):
         await rp.fetch_token(token_url, code=answer["code"], code_verifier=verifier)
@@ -93,18 +119,26 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     assert browser_2.status_code == 400  # still PAR-only
 
     # Start again through PAR, then use the proof.
-    pushed = await http.post(par_url, data={
-        **authorize_params, "client_assertion_type":
-        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(par_url)},
-        headers={"DPoP": dpop_proof(dpop_key, "POST", par_url)})
-    callback = await browser.follow_until_client(await browser.http.get(
-        "/oauth/authorize", params={"client_id": client_id,
-                                    "request_uri": pushed.json()["request_uri"]}))
+    pushed = await http.post(
+        par_url,
+        data={
+            **authorize_params,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(par_url),
+        },
+        headers={"DPoP": dpop_proof(dpop_key, "POST", par_url)},
+    )
+    callback = await browser.follow_until_client(
+        await browser.http.get(
+            "/oauth/authorize",
+            params={"client_id": client_id, "request_uri": pushed.json()["request_uri"]},
+        )
+    )
     code = query_of(callback.headers["location"])["code"]
     proof = dpop_proof(dpop_key, "POST", token_url)
-    token: dict[str, Any] = await rp.fetch_token(token_url, code=code, code_verifier=verifier,
-                                                 headers={"DPoP": proof})
+    token: dict[str, Any] = await rp.fetch_token(
+        token_url, code=code, code_verifier=verifier, headers={"DPoP": proof}
+    )
     assert token["token_type"] == "DPoP"
     keys = KeySet.import_key_set((await http.get(f"{live_url}/oauth/jwks")).json())
     access_claims = jwt.decode(token["access_token"], keys).claims
@@ -114,47 +148,77 @@ async def test_private_key_jwt_client_with_par_and_dpop(
     access = token["access_token"]
     as_bearer = await http.get(userinfo_url, headers={"Authorization": f"Bearer {access}"})
     assert as_bearer.status_code == 401
-    ok = await http.get(userinfo_url, headers={
-        "Authorization": f"DPoP {access}",
-        "DPoP": dpop_proof(dpop_key, "GET", userinfo_url, access_token=access)})
+    ok = await http.get(
+        userinfo_url,
+        headers={
+            "Authorization": f"DPoP {access}",
+            "DPoP": dpop_proof(dpop_key, "GET", userinfo_url, access_token=access),
+        },
+    )
     assert ok.status_code == 200, ok.text
     assert ok.json()["name"] == "Nguyễn Thị Lan"
 
     # A replayed proof is refused.
-    replayed = await http.post(token_url, data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(token_url)}, headers={"DPoP": proof})
+    replayed = await http.post(
+        token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(token_url),
+        },
+        headers={"DPoP": proof},
+    )
     assert replayed.status_code == 400
     assert replayed.json()["error"] == "invalid_dpop_proof"
 
     # Refresh with another key is refused; with the bound key it rotates.
     other_key = ECKey.generate_key("P-256", private=True)
-    wrong = await http.post(token_url, data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(token_url)},
-        headers={"DPoP": dpop_proof(other_key, "POST", token_url)})
+    wrong = await http.post(
+        token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(token_url),
+        },
+        headers={"DPoP": dpop_proof(other_key, "POST", token_url)},
+    )
     assert wrong.json()["error"] == "invalid_grant"
-    fresh = await http.post(token_url, data={
-        "grant_type": "refresh_token", "refresh_token": token["refresh_token"],
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion(token_url)},
-        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)})
+    fresh = await http.post(
+        token_url,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(token_url),
+        },
+        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)},
+    )
     assert fresh.status_code == 200, fresh.text
     assert fresh.json()["token_type"] == "DPoP"
 
     # A client assertion is good once.
     used = assertion(token_url)
-    first = await http.post(token_url, data={
-        "grant_type": "client_credentials", "client_assertion": used,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)})
+    first = await http.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion": used,
+            "client_assertion_type": ASSERTION_TYPE,
+        },
+        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)},
+    )
     assert first.status_code == 200, first.text
-    again = await http.post(token_url, data={
-        "grant_type": "client_credentials", "client_assertion": used,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)})
+    again = await http.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion": used,
+            "client_assertion_type": ASSERTION_TYPE,
+        },
+        headers={"DPoP": dpop_proof(dpop_key, "POST", token_url)},
+    )
     assert again.json()["error"] == "invalid_client"
     await http.aclose()
     await browser.close()
@@ -177,24 +241,39 @@ async def test_private_key_jwt_with_keys_at_the_clients_jwks_uri(
     async def jwks(_request: Any) -> JSONResponse:
         return JSONResponse({"keys": [client_key.as_dict(private=False)]})
 
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/jwks.json", jwks)]),
-                                           host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/jwks.json", jwks)]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
     import asyncio
 
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     try:
-        registered = await make_client(db, name="Bảo hiểm", auth_method="private_key_jwt",
-                                       jwks_uri=f"http://127.0.0.1:{port}/jwks.json")
+        registered = await make_client(
+            db,
+            name="Bảo hiểm",
+            auth_method="private_key_jwt",
+            jwks_uri=f"http://127.0.0.1:{port}/jwks.json",
+        )
         token_url = f"{live_url}/oauth/token"
         async with httpx.AsyncClient() as http:
-            answer = await http.post(token_url, data={
-                "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": private_key_jwt_sign(client_key, registered.client.id,
-                                                         token_url, alg="ES256")})
+            answer = await http.post(
+                token_url,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": private_key_jwt_sign(
+                        client_key, registered.client.id, token_url, alg="ES256"
+                    ),
+                },
+            )
         assert answer.status_code == 200, answer.text
         assert answer.json()["token_type"] == "Bearer"
     finally:

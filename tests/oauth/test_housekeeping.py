@@ -15,15 +15,25 @@ from tests.support.flows import run_jobs
 async def test_expired_one_time_values_and_requests_are_purged_hourly(db):
     client = await make_client(db)
     now = clock.now()
-    db.add_all([
-        UsedJti(key="old-proof", expires_at=now - timedelta(minutes=1)),
-        UsedJti(key="live-proof", expires_at=now + timedelta(minutes=5)),
-        AuthorizationRequest(id="old-request", client_id=client.client.id, params={},
-                             expires_at=now - timedelta(minutes=1)),
-        AuthorizationRequest(id="live-request", client_id=client.client.id, params={},
-                             expires_at=now + timedelta(minutes=5)),
-        RevokedAccessToken(jti="old-jti", expires_at=now - timedelta(minutes=1)),
-    ])
+    db.add_all(
+        [
+            UsedJti(key="old-proof", expires_at=now - timedelta(minutes=1)),
+            UsedJti(key="live-proof", expires_at=now + timedelta(minutes=5)),
+            AuthorizationRequest(
+                id="old-request",
+                client_id=client.client.id,
+                params={},
+                expires_at=now - timedelta(minutes=1),
+            ),
+            AuthorizationRequest(
+                id="live-request",
+                client_id=client.client.id,
+                params={},
+                expires_at=now + timedelta(minutes=5),
+            ),
+            RevokedAccessToken(jti="old-jti", expires_at=now - timedelta(minutes=1)),
+        ]
+    )
     await db.commit()
 
     load_job_modules()
@@ -31,6 +41,5 @@ async def test_expired_one_time_values_and_requests_are_purged_hourly(db):
     await run_jobs()
 
     assert set((await db.execute(sa.select(UsedJti.key))).scalars()) == {"live-proof"}
-    assert set((await db.execute(sa.select(AuthorizationRequest.id))).scalars()) == {
-        "live-request"}
+    assert set((await db.execute(sa.select(AuthorizationRequest.id))).scalars()) == {"live-request"}
     assert (await db.execute(sa.select(RevokedAccessToken))).first() is None

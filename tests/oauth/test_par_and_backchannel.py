@@ -32,8 +32,9 @@ async def test_a_pushed_request_is_used_once(live_url: str, rp: Any, browser: Br
     assert pushed.status_code == 201
     assert pushed.json()["expires_in"] <= 90
     start = {"client_id": rp.client.id, "request_uri": pushed.json()["request_uri"]}
-    final = await browser.follow_until_client(await browser.http.get("/oauth/authorize",
-                                                                     params=start))
+    final = await browser.follow_until_client(
+        await browser.http.get("/oauth/authorize", params=start)
+    )
     code = query_of(final.headers["location"])["code"]
     assert (await exchange(live_url, rp, code, verifier)).status_code == 200
     again = await browser.http.get("/oauth/authorize", params=start)
@@ -44,8 +45,10 @@ async def test_a_pushed_request_expires(live_url: str, rp: Any, browser: Browser
     _, params = base_params(rp.client.id)
     pushed = await push(live_url, rp, params)
     clock.advance(timedelta(seconds=120))
-    response = await browser.http.get("/oauth/authorize", params={
-        "client_id": rp.client.id, "request_uri": pushed.json()["request_uri"]})
+    response = await browser.http.get(
+        "/oauth/authorize",
+        params={"client_id": rp.client.id, "request_uri": pushed.json()["request_uri"]},
+    )
     assert response.status_code == 400
 
 
@@ -55,8 +58,10 @@ async def test_a_pushed_request_belongs_to_its_client(
     other = await make_client(db, name="Khác")
     _, params = base_params(rp.client.id)
     pushed = await push(live_url, rp, params)
-    response = await browser.http.get("/oauth/authorize", params={
-        "client_id": other.client.id, "request_uri": pushed.json()["request_uri"]})
+    response = await browser.http.get(
+        "/oauth/authorize",
+        params={"client_id": other.client.id, "request_uri": pushed.json()["request_uri"]},
+    )
     assert response.status_code == 400
 
 
@@ -74,7 +79,10 @@ async def test_par_validates_like_the_authorization_endpoint(live_url: str, rp: 
 
 
 async def test_back_channel_logout_is_retried_until_the_partner_answers(
-    live_url: str, browser: Browser, db: AsyncSession, receiver: LogoutReceiver,  # noqa: F811
+    live_url: str,
+    browser: Browser,
+    db: AsyncSession,
+    receiver: LogoutReceiver,  # noqa: F811
 ) -> None:
     rp = await make_client(db, backchannel_logout_uri=receiver.url)
     code, verifier, _ = await browser.code_for(rp.client.id)

@@ -34,9 +34,15 @@ pytestmark = pytest.mark.slow
 
 def cli(database_url: str, live_url: str, *args: str) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": database_url, "PUBLIC_BASE_URL": live_url}
-    done = subprocess.run([sys.executable, "-m", "app", *args, "--format", "json"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *args, "--format", "json"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     return json.loads(done.stdout)
 
@@ -67,8 +73,9 @@ class LogoutReceiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[LogoutReceiver]:
     rx = LogoutReceiver()
-    server = uvicorn.Server(uvicorn.Config(rx.app, host="127.0.0.1", port=rx.port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(rx.app, host="127.0.0.1", port=rx.port, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.02)
@@ -78,15 +85,32 @@ async def receiver() -> AsyncIterator[LogoutReceiver]:
 
 
 async def test_partner_code_pkce_userinfo_refresh_introspect_revoke_logout(
-    live_url: str, database_url: str, db: AsyncSession, receiver: LogoutReceiver,
+    live_url: str,
+    database_url: str,
+    db: AsyncSession,
+    receiver: LogoutReceiver,
 ) -> None:
     await make_citizen(db)
     registered = await asyncio.to_thread(
-        cli, database_url, live_url, "clients", "create", "--name", "Cổng dịch vụ ABC",
-        "--redirect-uri", REDIRECT, "--type", "confidential",
-        "--auth-method", "client_secret_basic", "--scope", "openid profile phone offline_access",
-        "--backchannel-logout-uri", receiver.url,
-        "--post-logout-redirect-uri", "https://rp.example.vn/bye",
+        cli,
+        database_url,
+        live_url,
+        "clients",
+        "create",
+        "--name",
+        "Cổng dịch vụ ABC",
+        "--redirect-uri",
+        REDIRECT,
+        "--type",
+        "confidential",
+        "--auth-method",
+        "client_secret_basic",
+        "--scope",
+        "openid profile phone offline_access",
+        "--backchannel-logout-uri",
+        receiver.url,
+        "--post-logout-redirect-uri",
+        "https://rp.example.vn/bye",
     )
     assert registered["client_secret"] and registered["client_id"].startswith("tn_")
 
@@ -96,75 +120,96 @@ async def test_partner_code_pkce_userinfo_refresh_introspect_revoke_logout(
     assert meta["issuer"] == live_url
 
     rp = AsyncOAuth2Client(
-        registered["client_id"], registered["client_secret"],
+        registered["client_id"],
+        registered["client_secret"],
         scope="openid profile phone offline_access",
-        redirect_uri=REDIRECT, code_challenge_method="S256",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_basic",
     )
     verifier = generate_token(64)
     nonce = generate_token(20)
-    url, state = rp.create_authorization_url(meta["authorization_endpoint"],
-                                             code_verifier=verifier, nonce=nonce,
-                                             ui_locales="vi")
+    url, state = rp.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce, ui_locales="vi"
+    )
     browser = Browser(live_url)
     callback = await browser.follow_until_client(await browser.http.get(url))
     location = callback.headers["location"]
     assert query_of(location)["iss"] == live_url
-    token = await rp.fetch_token(meta["token_endpoint"], authorization_response=location,
-                                 code_verifier=verifier, state=state)
+    token = await rp.fetch_token(
+        meta["token_endpoint"], authorization_response=location, code_verifier=verifier, state=state
+    )
 
     id_claims = jwt.decode(token["id_token"], keys, algorithms=["RS256"]).claims
-    jwt.JWTClaimsRegistry(iss={"essential": True, "value": live_url},
-                          aud={"essential": True, "value": registered["client_id"]},
-                          nonce={"essential": True, "value": nonce}).validate(id_claims)
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": live_url},
+        aud={"essential": True, "value": registered["client_id"]},
+        nonce={"essential": True, "value": nonce},
+    ).validate(id_claims)
     assert id_claims["acr"] == "urn:thainguyen:id:loa:0"
 
     info = (await rp.get(meta["userinfo_endpoint"])).json()
     assert info["sub"] == id_claims["sub"]
     assert info["phone_number"] == "+84912345678"
 
-    refreshed = await rp.refresh_token(meta["token_endpoint"],
-                                       refresh_token=token["refresh_token"])
+    refreshed = await rp.refresh_token(meta["token_endpoint"], refresh_token=token["refresh_token"])
     assert refreshed["refresh_token"] != token["refresh_token"]
 
-    seen = (await rp.introspect_token(meta["introspection_endpoint"],
-                                      token=refreshed["access_token"])).json()
+    seen = (
+        await rp.introspect_token(meta["introspection_endpoint"], token=refreshed["access_token"])
+    ).json()
     assert seen["active"] is True and seen["sub"] == id_claims["sub"]
     assert seen["client_id"] == registered["client_id"]
-    old = (await rp.introspect_token(meta["introspection_endpoint"],
-                                     token=token["refresh_token"],
-                                     token_type_hint="refresh_token")).json()
+    old = (
+        await rp.introspect_token(
+            meta["introspection_endpoint"],
+            token=token["refresh_token"],
+            token_type_hint="refresh_token",
+        )
+    ).json()
     assert old == {"active": False}
 
-    revoked = await rp.revoke_token(meta["revocation_endpoint"],
-                                    token=refreshed["refresh_token"],
-                                    token_type_hint="refresh_token")
+    revoked = await rp.revoke_token(
+        meta["revocation_endpoint"],
+        token=refreshed["refresh_token"],
+        token_type_hint="refresh_token",
+    )
     assert revoked.status_code == 200
-    after = (await rp.introspect_token(meta["introspection_endpoint"],
-                                       token=refreshed["access_token"])).json()
+    after = (
+        await rp.introspect_token(meta["introspection_endpoint"], token=refreshed["access_token"])
+    ).json()
     assert after == {"active": False}
     assert (await rp.get(meta["userinfo_endpoint"])).status_code == 401
 
     # A second sign-in to the same app, then RP-initiated logout ends it and tells the back end.
     verifier = generate_token(64)
-    url, state = rp.create_authorization_url(meta["authorization_endpoint"],
-                                             code_verifier=verifier, nonce=generate_token(20))
+    url, state = rp.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=generate_token(20)
+    )
     callback = await browser.follow_until_client(await browser.http.get(url))
-    second = await rp.fetch_token(meta["token_endpoint"],
-                                  authorization_response=callback.headers["location"],
-                                  code_verifier=verifier, state=state)
+    second = await rp.fetch_token(
+        meta["token_endpoint"],
+        authorization_response=callback.headers["location"],
+        code_verifier=verifier,
+        state=state,
+    )
     second_sid = jwt.decode(second["id_token"], keys, algorithms=["RS256"]).claims["sid"]
-    bye = await browser.http.get(meta["end_session_endpoint"], params={
-        "id_token_hint": second["id_token"],
-        "post_logout_redirect_uri": "https://rp.example.vn/bye", "state": "bye-1"})
+    bye = await browser.http.get(
+        meta["end_session_endpoint"],
+        params={
+            "id_token_hint": second["id_token"],
+            "post_logout_redirect_uri": "https://rp.example.vn/bye",
+            "state": "bye-1",
+        },
+    )
     assert bye.status_code == 302
     assert bye.headers["location"] == "https://rp.example.vn/bye?state=bye-1"
     assert (await rp.get(meta["userinfo_endpoint"])).status_code == 401
     # The browser session ended too: prompt=none now needs a login.
-    url, _ = rp.create_authorization_url(meta["authorization_endpoint"],
-                                         code_verifier=generate_token(64), prompt="none")
-    assert query_of((await browser.http.get(url)).headers["location"])["error"] == \
-        "login_required"
+    url, _ = rp.create_authorization_url(
+        meta["authorization_endpoint"], code_verifier=generate_token(64), prompt="none"
+    )
+    assert query_of((await browser.http.get(url)).headers["location"])["error"] == "login_required"
 
     await run_jobs()
     assert len(receiver.tokens) == 1
