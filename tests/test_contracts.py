@@ -90,6 +90,16 @@ def test_every_api_operation_documents_a_problem_response(openapi: dict[str, Any
     assert not lacking, f"no 4xx problem response documented (use responses=...): {lacking}"
 
 
+OAUTH_PAGES = {"/oauth/authorize", "/oauth/login", "/oauth/consent"}
+OAUTH_ENDPOINTS = {
+    "/oauth/token",
+    "/oauth/par",
+    "/oauth/introspect",
+    "/oauth/revoke",
+    "/oauth/userinfo",
+}
+
+
 def test_error_responses_are_documented_as_problem_json_with_the_problem_schema(
     openapi: dict[str, Any],
 ):
@@ -99,6 +109,16 @@ def test_error_responses_are_documented_as_problem_json_with_the_problem_schema(
             if status[0] not in "45":
                 continue
             content = response.get("content", {})
+            if path in OAUTH_PAGES and set(content) == {"text/html"}:
+                continue  # a browser's page says what went wrong; a partner never reads it
+            if path in OAUTH_ENDPOINTS:
+                # RFC 6749 5.2 / RFC 6750 3: partners' libraries parse the OAuth error object.
+                schema = content.get("application/json", {}).get("schema", {})
+                if set(content) != {"application/json"} or schema != {
+                    "$ref": "#/components/schemas/OAuthError"
+                }:
+                    wrong.append(f"{method} {path} {status}: {sorted(content)} {schema}")
+                continue
             if path.startswith("/open311/") and status != "413" and status != "422":
                 # GeoReport v2 clients parse Open311's own error list, in JSON or XML.
                 schema = content.get("application/json", {}).get("schema", {})
