@@ -28,30 +28,12 @@ from app.core.errors import AppError
 from app.core.tables import table_of
 from app.incidents import errors, geo, renditions
 from app.incidents.config import get_incident_settings
-from app.incidents.models import FEED_PREDICATE, Incident, IncidentMedia
+from app.incidents.models import FEED_PREDICATE, PUBLIC_FIELDS, Incident, IncidentMedia
 from app.incidents.service import decode_cursor, encode_cursor
 from app.media import public as media_public
 
 _INCIDENTS = table_of(Incident)
 _LINKS = table_of(IncidentMedia)
-# What the public sees of an incident (views._base for the "public" audience).
-_SHOWN = (
-    "id",
-    "category",
-    "status",
-    "lat",
-    "lon",
-    "address",
-    "description",
-    "ward_code",
-    "source",
-    "anonymous",
-    "me_too_count",
-    "created_at",
-    "updated_at",
-    "verified_at",
-    "resolved_at",
-)
 
 
 @lru_cache(maxsize=512)
@@ -107,7 +89,7 @@ def _statement(cells: int, with_category: bool, with_cursor: bool) -> sa.Select[
         r.c.d2,
         t.c.reporter_display_name,
         m.c.media_id,
-        *(t.c[name] for name in _SHOWN),
+        *(t.c[name] for name in PUBLIC_FIELDS),
         *media_columns,
     ]
     return (
@@ -185,7 +167,7 @@ def _group(
             if len(items) == limit:
                 more = True
                 break
-            item = {name: row[name] for name in _SHOWN}
+            item = {name: row[name] for name in PUBLIC_FIELDS}
             item["reporter"] = None if row["anonymous"] else row["reporter_display_name"]
             item["distance_m"] = round(geo.haversine_m(lat, lon, row["lat"], row["lon"]), 1)
             item["media"] = []

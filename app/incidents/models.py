@@ -13,6 +13,24 @@ from app.core.db import id_field, json_field, utc_field
 
 # Written out (not bound parameters), so both databases match it to the partial index.
 FEED_PREDICATE = "status IN ('verified', 'in_progress')"
+# What every audience sees of an incident (the feed's columns; views add the rest per audience).
+PUBLIC_FIELDS = (
+    "id",
+    "category",
+    "status",
+    "lat",
+    "lon",
+    "address",
+    "description",
+    "ward_code",
+    "source",
+    "anonymous",
+    "me_too_count",
+    "created_at",
+    "updated_at",
+    "verified_at",
+    "resolved_at",
+)
 
 
 class Incident(SQLModel, table=True):

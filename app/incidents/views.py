@@ -8,32 +8,14 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.incidents import schemas, service
-from app.incidents.models import Incident
+from app.incidents.models import PUBLIC_FIELDS, Incident
 from app.incidents.renditions import Viewer
 
 Audience = Literal["public", "owner", "staff"]
 
 
 def _base(incident: Incident, audience: Audience) -> dict[str, Any]:
-    data = incident.model_dump(
-        include={
-            "id",
-            "category",
-            "status",
-            "lat",
-            "lon",
-            "address",
-            "description",
-            "ward_code",
-            "source",
-            "anonymous",
-            "me_too_count",
-            "created_at",
-            "updated_at",
-            "verified_at",
-            "resolved_at",
-        }
-    )
+    data = incident.model_dump(include=set(PUBLIC_FIELDS))
     shown = audience != "public" or not incident.anonymous
     data["reporter"] = incident.reporter_display_name if shown else None
     if audience == "staff":
